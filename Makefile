@@ -1,0 +1,39 @@
+# The two commands of a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: demo test venv kafka-start kafka-stop lint proto clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+# Starts a local Kafka, the engine and the example Greeter, registers it, invokes it, stops everything.
+demo: venv
+	$(PY) examples/demo.py
+
+# Starts one broker for the session, runs the whole suite, stops the broker (even on failure).
+test: venv
+	$(PY) -m engine.cli kafka start
+	$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; $(PY) -m engine.cli kafka stop; exit $$rc
+
+kafka-start: venv
+	$(PY) -m engine.cli kafka start
+
+kafka-stop: venv
+	$(PY) -m engine.cli kafka stop
+
+lint: venv
+	$(VENV)/bin/ruff check engine partitions ingress schemas deploy tests examples
+
+proto: venv
+	bash scripts/gen-proto.sh
+
+clean:
+	rm -rf $(VENV) .reprise

@@ -1,0 +1,152 @@
+"""The ``reprise`` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from engine.config import Config
+
+
+def _config(args: argparse.Namespace) -> Config:
+    return Config.from_env(bootstrap=getattr(args, "kafka", None), namespace=getattr(args, "namespace", None),
+                           partitions=getattr(args, "partitions", None),
+                           home=Path(args.home) if getattr(args, "home", None) else None,
+                           ingress_port=getattr(args, "ingress_port", None),
+                           admin_port=getattr(args, "admin_port", None))
+
+
+def _local_kafka(cfg: Config):  # noqa: ANN202 - deploy is imported lazily: only these commands need it
+    from deploy.kafka.local import LocalKafka
+
+    return LocalKafka(home=cfg.home)
+
+
+def cmd_kafka(args: argparse.Namespace) -> int:
+    from deploy.kafka.local import KafkaToolMissing
+
+    kafka = _local_kafka(_config(args))
+    try:
+        if args.action == "start":
+            print(f"kafka ready on {kafka.start()}")
+        elif args.action == "stop":
+            print("kafka stopped" if kafka.stop() else "kafka was not running")
+        else:
+            print(kafka.status())
+    except KafkaToolMissing as e:
+        print(f"reprise: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_topics(args: argparse.Namespace) -> int:
+    from engine.kafka import create_topics
+
+    cfg = _config(args)
+    created = create_topics(cfg)
+    print(f"created: {', '.join(created)}" if created else "all topics exist")
+    return 0
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    from engine.runtime import run_dev
+
+    cfg = _config(args)
+    kafka = None
+    if not args.kafka:
+        from deploy.kafka.local import KafkaToolMissing
+
+        kafka = _local_kafka(cfg)
+        try:
+            kafka.start()
+        except KafkaToolMissing as e:
+            print(f"reprise: {e}", file=sys.stderr)
+            return 2
+    try:
+        _run(run_dev(cfg))
+    finally:
+        if kafka is not None and not args.keep_kafka:
+            kafka.stop()
+    return 0
+
+
+def cmd_register(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    body = json.dumps({"uri": args.uri, "use_http_11": args.http1, "force": args.force}).encode()
+    req = urllib.request.Request(f"http://{cfg.admin_host}:{cfg.admin_port}/deployments", data=body,
+                                 headers={"content-type": "application/json"}, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            print(resp.read().decode())
+    except urllib.error.HTTPError as e:
+        print(f"reprise: registration failed ({e.code}): {e.read().decode()}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _run(coro: object) -> None:
+    try:
+        import uvloop
+
+        uvloop.run(coro)  # type: ignore[arg-type]
+    except ImportError:
+        asyncio.run(coro)  # type: ignore[arg-type]
+
+
+def _common(p: argparse.ArgumentParser, kafka: bool = True) -> None:
+    if kafka:
+        p.add_argument("--kafka", metavar="HOST:PORT", help="use this Kafka instead of the local one")
+    p.add_argument("--namespace", help="topic prefix (default reprise)")
+    p.add_argument("--home", help="state directory (default .reprise)")
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="reprise", description="Durable execution on Apache Kafka")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("kafka", help="the local single-node Kafka broker")
+    p.add_argument("action", choices=["start", "stop", "status"])
+    _common(p, kafka=False)
+    p.set_defaults(fn=cmd_kafka)
+
+    p = sub.add_parser("topics", help="create the topics Reprise needs (idempotent)")
+    p.add_argument("action", choices=["create"])
+    p.add_argument("--partitions", type=int, help="log topic partitions (default 8)")
+    _common(p)
+    p.set_defaults(fn=cmd_topics)
+
+    p = sub.add_parser("dev", help="run Kafka, processors, ingress and admin API in the foreground")
+    p.add_argument("--partitions", type=int)
+    p.add_argument("--ingress-port", type=int)
+    p.add_argument("--admin-port", type=int)
+    p.add_argument("--keep-kafka", action="store_true", help="leave the local Kafka running on exit")
+    _common(p)
+    p.set_defaults(fn=cmd_dev)
+
+    p = sub.add_parser("register", help="register a service deployment (POST /deployments)")
+    p.add_argument("uri")
+    p.add_argument("--http1", action="store_true", help="the deployment speaks HTTP/1.1 (e.g. uvicorn)")
+    p.add_argument("--force", action="store_true")
+    p.add_argument("--admin-port", type=int)
+    _common(p, kafka=False)
+    p.set_defaults(fn=cmd_register)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    return args.fn(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""Engine configuration: one dataclass, defaults for a laptop, ``REPRISE_*`` environment overrides."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff for failed attempts (Restate's defaults, factor 2, capped)."""
+
+    initial_interval_ms: int = 500
+    factor: float = 2.0
+    max_interval_ms: int = 60_000
+
+    def delay_ms(self, failures: int) -> int:
+        """Delay before the next attempt after ``failures`` consecutive failures (1-based)."""
+        delay = self.initial_interval_ms * (self.factor ** max(failures - 1, 0))
+        return int(min(delay, self.max_interval_ms))
+
+
+@dataclass(frozen=True)
+class Config:
+    bootstrap: str = "127.0.0.1:9092"
+    namespace: str = "reprise"
+    partitions: int = 8
+    replication_factor: int = 1
+    home: Path = Path(".reprise")
+    ingress_host: str = "127.0.0.1"
+    ingress_port: int = 8080
+    admin_host: str = "127.0.0.1"
+    admin_port: int = 9070
+    max_message_bytes: int = 4 * 1024 * 1024
+    attempt_timeout_s: float = 300.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    @property
+    def log_topic(self) -> str:
+        return f"{self.namespace}.log"
+
+    @property
+    def replies_topic(self) -> str:
+        return f"{self.namespace}.replies"
+
+    @property
+    def deployments_topic(self) -> str:
+        return f"{self.namespace}.deployments"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data" / self.namespace
+
+    @staticmethod
+    def from_env(**overrides: object) -> "Config":
+        """Defaults, then ``REPRISE_<FIELD>`` variables, then explicit overrides (None is ignored)."""
+        cfg = Config()
+        env: dict[str, object] = {}
+        for f in fields(Config):
+            raw = os.environ.get(f"REPRISE_{f.name.upper()}")
+            if raw is None or f.name == "retry":
+                continue
+            env[f.name] = Path(raw) if f.name == "home" else type(getattr(cfg, f.name))(raw)
+        retry = cfg.retry
+        for name in ("initial_interval_ms", "max_interval_ms"):
+            raw = os.environ.get(f"REPRISE_RETRY_{name.upper()}")
+            if raw is not None:
+                retry = replace(retry, **{name: int(raw)})
+        env["retry"] = retry
+        env.update({k: v for k, v in overrides.items() if v is not None})
+        return replace(cfg, **env)

@@ -1,0 +1,58 @@
+"""Discovery: ask a service deployment what it serves (``GET {uri}/discover``)."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import httpx
+
+ACCEPT = ", ".join(f"application/vnd.restate.endpointmanifest.v{v}+json" for v in (4, 3, 2))
+PROTOCOL_VERSION = 6  # the one invocation protocol version Reprise speaks
+
+
+class DiscoveryError(Exception):
+    """The deployment could not be discovered, or its manifest is unusable; the text says why."""
+
+
+def deployment_id(uri: str) -> str:
+    return "dp_" + hashlib.sha256(uri.encode()).hexdigest()[:26]
+
+
+def http_client(use_http_11: bool, timeout: float) -> httpx.AsyncClient:
+    """HTTP/1.1, or h2c with prior knowledge (Restate's default for http:// deployments)."""
+    if use_http_11:
+        return httpx.AsyncClient(http1=True, http2=False, timeout=timeout)
+    return httpx.AsyncClient(http1=False, http2=True, timeout=timeout)
+
+
+async def discover(uri: str, use_http_11: bool, headers: dict[str, str],
+                   timeout: float = 10.0) -> dict[str, Any]:
+    """Fetch and validate the endpoint manifest."""
+    url = uri.rstrip("/") + "/discover"
+    try:
+        async with http_client(use_http_11, timeout) as client:
+            resp = await client.get(url, headers={"accept": ACCEPT, **headers})
+    except httpx.HTTPError as e:
+        raise DiscoveryError(f"cannot reach {url}: {type(e).__name__}: {e}") from None
+    if resp.status_code != 200:
+        raise DiscoveryError(f"{url} answered {resp.status_code}: {resp.text[:200]}")
+    try:
+        manifest = resp.json()
+    except ValueError:
+        raise DiscoveryError(f"{url} did not return a JSON manifest") from None
+    validate(manifest)
+    return manifest
+
+
+def validate(manifest: dict[str, Any]) -> None:
+    if not isinstance(manifest, dict) or "protocolMode" not in manifest:
+        raise DiscoveryError("manifest lacks protocolMode")
+    lo, hi = manifest.get("minProtocolVersion"), manifest.get("maxProtocolVersion")
+    if not isinstance(lo, int) or not isinstance(hi, int) or not lo <= PROTOCOL_VERSION <= hi:
+        raise DiscoveryError(f"deployment speaks service protocol V{lo}..V{hi}; Reprise needs V{PROTOCOL_VERSION}")
+    if not isinstance(manifest.get("services"), list):
+        raise DiscoveryError("manifest lacks services")
+    for s in manifest["services"]:
+        if not isinstance(s, dict) or not s.get("name") or s.get("ty") not in ("SERVICE", "VIRTUAL_OBJECT", "WORKFLOW"):
+            raise DiscoveryError(f"manifest has a malformed service entry: {str(s)[:200]}")

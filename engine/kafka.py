@@ -1,0 +1,152 @@
+"""Kafka plumbing every process shares: client settings, topics, record production.
+
+Settings follow PERFORMANCE-NOTES.md: acks=all with idempotence (durable before visible), a 1 ms
+linger on the latency path, fetches that return as soon as data is there.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from engine.config import Config
+from schemas import codec
+
+
+def producer_config(cfg: Config, **extra: Any) -> dict[str, Any]:
+    return {
+        "bootstrap.servers": cfg.bootstrap,
+        "acks": "all",
+        "enable.idempotence": True,
+        "linger.ms": 1,
+        "retry.backoff.ms": 10,
+        "message.max.bytes": cfg.max_message_bytes + 64 * 1024,
+        "compression.type": "lz4",
+        **extra,
+    }
+
+
+def consumer_config(cfg: Config, **extra: Any) -> dict[str, Any]:
+    return {
+        "bootstrap.servers": cfg.bootstrap,
+        "group.id": f"{cfg.namespace}.unused",
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "fetch.wait.max.ms": 10,
+        "fetch.min.bytes": 1,
+        "fetch.max.bytes": max(52428800, cfg.max_message_bytes * 2),
+        "max.partition.fetch.bytes": cfg.max_message_bytes + 64 * 1024,
+        "isolation.level": "read_committed",
+        "enable.partition.eof": False,
+        **extra,
+    }
+
+
+def topic_specs(cfg: Config) -> list[NewTopic]:
+    """Every topic Reprise needs, with the settings docs/architecture.md explains."""
+    max_bytes = str(cfg.max_message_bytes + 64 * 1024)
+    rf = cfg.replication_factor
+    min_isr = "2" if rf >= 3 else "1"
+    return [
+        NewTopic(cfg.log_topic, cfg.partitions, rf, config={
+            "cleanup.policy": "delete", "retention.ms": "-1", "max.message.bytes": max_bytes,
+            "min.insync.replicas": min_isr, "message.timestamp.type": "CreateTime"}),
+        NewTopic(cfg.replies_topic, 1, rf, config={
+            "cleanup.policy": "delete", "retention.ms": str(24 * 3600 * 1000),
+            "max.message.bytes": max_bytes, "min.insync.replicas": min_isr}),
+        NewTopic(cfg.deployments_topic, 1, rf, config={
+            "cleanup.policy": "compact", "max.message.bytes": max_bytes, "min.insync.replicas": min_isr}),
+    ]
+
+
+def create_topics(cfg: Config, timeout: float = 30.0) -> list[str]:
+    """Create missing topics (idempotent). Returns the names it created."""
+    admin = AdminClient({"bootstrap.servers": cfg.bootstrap})
+    existing = admin.list_topics(timeout=timeout).topics
+    wanted = [t for t in topic_specs(cfg) if t.topic not in existing]
+    created = []
+    for name, fut in (admin.create_topics(wanted, operation_timeout=timeout) if wanted else {}).items():
+        try:
+            fut.result(timeout)
+            created.append(name)
+        except KafkaException as e:
+            if e.args[0].name() != "TOPIC_ALREADY_EXISTS":
+                raise
+    deadline = time.monotonic() + timeout
+    while created and time.monotonic() < deadline:  # metadata settles before first use
+        topics = admin.list_topics(timeout=timeout).topics
+        if all(n in topics and not topics[n].error and topics[n].partitions
+               and all(p.leader >= 0 for p in topics[n].partitions.values()) for n in created):
+            break
+        time.sleep(0.1)
+    return created
+
+
+def log_partitions(cfg: Config, timeout: float = 10.0) -> int:
+    """The partition count of the log topic as the broker has it (the source of truth)."""
+    md = AdminClient({"bootstrap.servers": cfg.bootstrap}).list_topics(cfg.log_topic, timeout=timeout)
+    topic = md.topics.get(cfg.log_topic)
+    if topic is None or topic.error is not None or not topic.partitions:
+        raise RuntimeError(f"topic {cfg.log_topic} not found on {cfg.bootstrap}: run 'reprise topics create'")
+    return len(topic.partitions)
+
+
+def produce_record(producer: Producer, topic: str, partition: int, kind: str, record: dict[str, Any],
+                   key: bytes | None = None, on_delivery: Callable[..., None] | None = None) -> None:
+    """Encode ``record`` as ``kind`` and produce it with its schema headers."""
+    produce_encoded(producer, topic, partition, kind, codec.encode(kind, record), key, on_delivery)
+
+
+def produce_encoded(producer: Producer, topic: str, partition: int, kind: str, value: bytes,
+                    key: bytes | None = None, on_delivery: Callable[..., None] | None = None) -> None:
+    kwargs: dict[str, Any] = {"partition": partition, "value": value, "key": key,
+                              "headers": codec.headers_for(kind)}
+    if on_delivery is not None:
+        kwargs["on_delivery"] = on_delivery
+    while True:
+        try:
+            producer.produce(topic, **kwargs)
+            return
+        except BufferError:  # local queue full: let deliveries drain, then retry
+            producer.poll(0.05)
+
+
+def new_consumer(cfg: Config, **extra: Any) -> Consumer:
+    return Consumer(consumer_config(cfg, **extra))
+
+
+def high_watermark(consumer: Consumer, topic: str, partition: int, timeout: float = 30.0) -> int:
+    """The partition's end offset, retrying while a new topic's leader is being elected."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=5)[1]
+        except KafkaException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+class ProducerPoller:
+    """Serves a producer's delivery callbacks on a thread of its own (they must hop to a loop)."""
+
+    def __init__(self, producer: Producer) -> None:
+        import threading
+
+        self.producer = producer
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="producer-poll", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.producer.poll(0.05)
+
+    def close(self, flush_timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self.producer.flush(flush_timeout)

@@ -1,0 +1,117 @@
+"""Journal entries as the engine builds and reads them: framed protocol messages.
+
+The journal stores each entry exactly as it travels (header plus payload), so replaying a journal
+to a deployment is concatenating stored bytes. These helpers build the notifications the runtime
+appends and read the fields apply() needs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from google.protobuf.json_format import MessageToDict
+from google.protobuf.message import Message
+
+from engine.protocol import reprise_protocol_pb2 as pb
+from engine.protocol.framing import Frame, decode_frame, encode_frame, encode_message, parse_frame
+from engine.protocol.messages import MessageType, is_notification, type_name
+
+
+def frame_type(raw: bytes) -> int:
+    return int.from_bytes(raw[:2], "big")
+
+
+def is_notification_frame(raw: bytes) -> bool:
+    return is_notification(frame_type(raw))
+
+
+def decode(raw: bytes) -> Any:
+    """The protobuf message of one stored entry."""
+    return decode_frame(parse_frame(raw))
+
+
+def decode_frame_message(frame: Frame) -> Any:
+    return decode_frame(frame)
+
+
+def notification_id(raw: bytes) -> tuple[str, int | str]:
+    """("completion", id) | ("signal", idx) | ("named", name) of a notification entry."""
+    msg = decode(raw)
+    which = msg.WhichOneof("id")
+    if which == "completion_id":
+        return "completion", msg.completion_id
+    if which == "signal_id":
+        return "signal", msg.signal_id
+    if which == "signal_name":
+        return "named", msg.signal_name
+    raise ValueError(f"{type_name(frame_type(raw))} carries no id")
+
+
+def _notification(t: MessageType, completion_id: int | None = None, signal: int | str | None = None,
+                  **result: Any) -> bytes:
+    msg = pb.NotificationMessage(**result)
+    if completion_id is not None:
+        msg.completion_id = completion_id
+    elif isinstance(signal, str):
+        msg.signal_name = signal
+    elif signal is not None:
+        msg.signal_id = signal
+    return encode_frame(t, msg.SerializeToString())
+
+
+def _result(value: bytes | None, failure: tuple[int, str] | None) -> dict[str, Any]:
+    if failure is not None:
+        return {"failure": pb.Failure(code=failure[0], message=failure[1])}
+    return {"value": pb.Value(content=value or b"")}
+
+
+def sleep_completion(completion_id: int) -> bytes:
+    return _notification(MessageType.SLEEP_COMPLETION, completion_id, void=pb.Void())
+
+
+def call_completion(completion_id: int, value: bytes | None, failure: tuple[int, str] | None) -> bytes:
+    return _notification(MessageType.CALL_COMPLETION, completion_id, **_result(value, failure))
+
+
+def call_invocation_id_completion(completion_id: int, invocation_id: str) -> bytes:
+    return _notification(MessageType.CALL_INVOCATION_ID_COMPLETION, completion_id, invocation_id=invocation_id)
+
+
+def signal_notification(signal: int | str, value: bytes | None = None,
+                        failure: tuple[int, str] | None = None) -> bytes:
+    result = {"void": pb.Void()} if value is None and failure is None else _result(value, failure)
+    return _notification(MessageType.SIGNAL_NOTIFICATION, signal=signal, **result)
+
+
+def run_completion_from_proposal(payload: bytes) -> bytes:
+    """A ProposeRunCompletion becomes the RunCompletion notification the journal keeps."""
+    prop = pb.ProposeRunCompletionMessage()
+    prop.ParseFromString(payload)
+    if prop.WhichOneof("result") == "failure":
+        result: dict[str, Any] = {"failure": prop.failure}
+    else:
+        result = {"value": pb.Value(content=prop.value)}
+    return _notification(MessageType.RUN_COMPLETION, prop.result_completion_id, **result)
+
+
+def input_command(headers: list[tuple[str, str]], body: bytes) -> bytes:
+    return encode_message(pb.InputCommandMessage(headers=[pb.Header(key=k, value=v) for k, v in headers],
+                                                 value=pb.Value(content=body)))
+
+
+def start_message(*, id: bytes, debug_id: str, known_entries: int, state_map: list[tuple[bytes, bytes]],
+                  partial_state: bool, key: str, random_seed: int, retry_count_since_last_stored_entry: int,
+                  duration_since_last_stored_entry: int) -> bytes:
+    msg = pb.StartMessage(
+        id=id, debug_id=debug_id, known_entries=known_entries, partial_state=partial_state, key=key,
+        state_map=[pb.StartMessage.StateEntry(key=k, value=v) for k, v in state_map],
+        random_seed=random_seed, retry_count_since_last_stored_entry=retry_count_since_last_stored_entry,
+        duration_since_last_stored_entry=duration_since_last_stored_entry)
+    return encode_message(msg)
+
+
+def describe(raw: bytes) -> dict[str, Any]:
+    """A readable form of one entry, for introspection."""
+    t = frame_type(raw)
+    msg: Message = decode(raw)
+    return {"type": type_name(t), **MessageToDict(msg, preserving_proto_field_name=True)}

@@ -1,0 +1,94 @@
+"""The admin API (port 9070), following Restate's: health, deployments, services, metrics."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from engine.discovery import DiscoveryError, deployment_id, discover
+from engine.registry import Deployment, Registry
+from ingress.errors import error_response
+
+
+class Admin:
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        r = app.router
+        r.add_get("/health", self.health)
+        r.add_post("/deployments", self.register)
+        r.add_get("/deployments", self.list_deployments)
+        r.add_get("/deployments/{id}", self.get_deployment)
+        r.add_get("/services", self.list_services)
+        r.add_get("/services/{name}", self.get_service)
+        r.add_get("/metrics", self.metrics)
+        return app
+
+    async def health(self, _r: web.Request) -> web.Response:
+        return web.json_response({})
+
+    async def register(self, request: web.Request) -> web.Response:
+        try:
+            body: Any = json.loads(await request.read() or b"null")
+        except ValueError:
+            return error_response(400, "body is not JSON: expected {\"uri\": \"http://...\"}")
+        if not isinstance(body, dict) or not isinstance(body.get("uri"), str):
+            return error_response(400, "expected a JSON object with a string 'uri'")
+        uri = body["uri"].rstrip("/")
+        use_http_11 = bool(body.get("use_http_11", False))
+        headers = body.get("additional_headers") or {}
+        if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
+            return error_response(400, "additional_headers must map names to strings")
+        try:
+            manifest = await discover(uri, use_http_11, headers)
+        except DiscoveryError as e:
+            return error_response(400, f"discovery failed: {e}")
+        existing = self.registry.find_by_uri(uri)
+        if existing is not None and not body.get("force", False):
+            if existing.manifest == manifest and existing.use_http_11 == use_http_11:
+                return web.json_response(self._created(existing), status=200)
+            return error_response(409, f"deployment {existing.id} at {uri} exists with a different manifest; "
+                                       "pass \"force\": true to replace it")
+        dep = Deployment.from_record({"id": deployment_id(uri), "uri": uri, "use_http_11": use_http_11,
+                                      "additional_headers": headers, "manifest_json": json.dumps(manifest),
+                                      "created_ms": int(time.time() * 1000)})
+        await _in_thread(self.registry.publish, dep)
+        return web.json_response(self._created(dep), status=201)
+
+    @staticmethod
+    def _created(dep: Deployment) -> dict[str, Any]:
+        d = dep.describe()
+        return {"id": d["id"], "services": d["services"], "min_protocol_version": d["min_protocol_version"],
+                "max_protocol_version": d["max_protocol_version"], "sdk_version": None}
+
+    async def list_deployments(self, _r: web.Request) -> web.Response:
+        return web.json_response({"deployments": [d.describe() for d in self.registry.deployments()]})
+
+    async def get_deployment(self, request: web.Request) -> web.Response:
+        dep = self.registry.deployment(request.match_info["id"])
+        if dep is None:
+            return error_response(404, f"deployment {request.match_info['id']} not found")
+        return web.json_response(dep.describe())
+
+    async def list_services(self, _r: web.Request) -> web.Response:
+        return web.json_response({"services": [s.describe() for s in self.registry.services()]})
+
+    async def get_service(self, request: web.Request) -> web.Response:
+        svc = self.registry.service(request.match_info["name"])
+        if svc is None:
+            return error_response(404, f"service '{request.match_info['name']}' not found")
+        return web.json_response(svc.describe())
+
+    async def metrics(self, _r: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(), headers={"content-type": CONTENT_TYPE_LATEST})
+
+
+async def _in_thread(fn: Any, *args: Any) -> Any:
+    import asyncio
+    return await asyncio.get_running_loop().run_in_executor(None, fn, *args)

@@ -1,0 +1,114 @@
+"""InvokerEffects: journal what one attempt produced, act on its commands, then on how it ended."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.ids import InvocationId
+from engine.protocol import journal as pj
+from engine.protocol.messages import MessageType
+from partitions import lifecycle
+from partitions.context import ApplyContext
+from partitions.status import Status
+
+
+def apply_effects(ctx: ApplyContext, rec: dict[str, Any], now_ms: int) -> None:
+    inv = rec["invocation_id"]
+    epoch = ctx.tables.epoch()
+    if rec["epoch"] != epoch:
+        ctx.drop(f"effects of {inv} attempt {rec['attempt']}: expected epoch {epoch}, found {rec['epoch']}")
+        return
+    row = ctx.tables.status(inv)
+    if row is None or row["status"] != Status.INVOKED.value or row["attempt"] != rec["attempt"]:
+        found = "no invocation" if row is None else f"{row['status']} attempt {row['attempt']}"
+        ctx.drop(f"effects of {inv}: expected INVOKED attempt {rec['attempt']}, found {found}")
+        return
+    if rec["deployment_id"] and not row["deployment_id"]:
+        row["deployment_id"] = rec["deployment_id"]  # pinned for every later attempt
+    for frame in rec["entries"]:
+        index = lifecycle.append_entry(ctx, row, frame)
+        _on_command(ctx, row, frame, index, now_ms)
+    if rec["entries"]:
+        row["failures_since_entry"], row["last_entry_ms"] = 0, now_ms
+    _on_outcome(ctx, row, rec["outcome"], now_ms)
+
+
+def _on_command(ctx: ApplyContext, row: dict[str, Any], frame: bytes, index: int, now_ms: int) -> None:
+    """The runtime's side of each journaled command (state, timers, calls)."""
+    t = pj.frame_type(frame)
+    if t in (MessageType.SET_STATE_COMMAND, MessageType.CLEAR_STATE_COMMAND,
+             MessageType.CLEAR_ALL_STATE_COMMAND):
+        _apply_state(ctx, row, t, pj.decode(frame))
+    elif t == MessageType.SLEEP_COMMAND:
+        msg = pj.decode(frame)
+        lifecycle.set_timer(ctx, "sleep", row["invocation_id"], msg.wake_up_time, msg.result_completion_id)
+    elif t in (MessageType.CALL_COMMAND, MessageType.ONE_WAY_CALL_COMMAND):
+        _call(ctx, row, t, pj.decode(frame), index)
+
+
+def _apply_state(ctx: ApplyContext, row: dict[str, Any], t: int, msg: Any) -> None:
+    """State changes take effect as soon as they are journaled, so a retry sees its own writes."""
+    if row["key"] is None:
+        return  # plain services have no state; the SDK refuses before this point
+    if t == MessageType.SET_STATE_COMMAND:
+        ctx.tables.set_state(row["service"], row["key"], msg.key, msg.value.content)
+    elif t == MessageType.CLEAR_STATE_COMMAND:
+        ctx.tables.clear_state(row["service"], row["key"], msg.key)
+    else:
+        ctx.tables.clear_all_state(row["service"], row["key"])
+
+
+def _call(ctx: ApplyContext, row: dict[str, Any], t: int, msg: Any, index: int) -> None:
+    """Create the child invocation on its partition and tell the caller its id at once."""
+    inv = row["invocation_id"]
+    key = msg.key or None
+    routing = key if key is not None else f"{inv}/{index}"
+    child = InvocationId.derived(routing, "call", inv, index)
+    one_way = t == MessageType.ONE_WAY_CALL_COMMAND
+    caller = None if one_way else {"invocation_id": inv, "completion_id": msg.result_completion_id}
+    invoke_time = msg.invoke_time if one_way and msg.invoke_time else None
+    lifecycle.outbox(ctx, "log", child.partition(ctx.partitions), "Invoke", {
+        "invocation_id": str(child), "service": msg.service_name, "handler": msg.handler_name,
+        "key": key, "handler_kind": None, "input": msg.parameter,
+        "headers": [{"name": h.key, "value": h.value} for h in msg.headers],
+        "idempotency_key": msg.idempotency_key or None, "caller": caller, "reply_to": None,
+        "execute_at_ms": invoke_time, "created_ms": 0,
+    })
+    lifecycle.append_entry(ctx, row, pj.call_invocation_id_completion(msg.invocation_id_notification_idx,
+                                                                      str(child)))
+
+
+def _on_outcome(ctx: ApplyContext, row: dict[str, Any], outcome: dict[str, Any], now_ms: int) -> None:
+    if "completions" in outcome:  # Suspended
+        row["waiting_completions"] = list(outcome["completions"])
+        row["waiting_signals"] = list(outcome["signals"])
+        row["waiting_named"] = list(outcome["named_signals"])
+        if lifecycle.is_awaited_present(row):
+            lifecycle.start_attempt(ctx, row, now_ms)
+        else:
+            lifecycle.set_status(row, Status.SUSPENDED, now_ms)
+            ctx.tables.put_status(row)
+    elif "retryable" in outcome:  # AttemptFailed
+        failure = {"code": outcome["code"], "message": outcome["message"]}
+        row["last_failure"] = failure
+        if not outcome["retryable"]:
+            lifecycle.complete(ctx, row, now_ms, None, failure)
+            return
+        row["failures_since_entry"] += 1
+        delay = outcome["next_retry_delay_ms"] or 0
+        row["next_retry_ms"] = now_ms + delay
+        lifecycle.set_status(row, Status.BACKING_OFF, now_ms)
+        ctx.tables.put_status(row)
+        lifecycle.set_timer(ctx, "retry", row["invocation_id"], now_ms + delay, row["attempt"])
+    else:  # Ended
+        value, failure = _output(ctx, row)
+        lifecycle.complete(ctx, row, now_ms, value, failure)
+
+
+def _output(ctx: ApplyContext, row: dict[str, Any]) -> tuple[bytes | None, dict[str, Any] | None]:
+    if row["output_index"] is None:
+        return b"", None  # ended without output: an empty success, as Restate treats it
+    msg = pj.decode(ctx.tables.entry(row["invocation_id"], row["output_index"]))
+    if msg.HasField("failure"):
+        return None, {"code": msg.failure.code, "message": msg.failure.message}
+    return msg.value.content, None

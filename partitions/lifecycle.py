@@ -1,0 +1,104 @@
+"""Transitions of one invocation, shared by the handlers of every record kind.
+
+Each function reads and writes the invocation's row and appends the actions the leader must take.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.ids import InvocationId
+from engine.protocol import journal as pj
+from engine.protocol.messages import MessageType
+from partitions.actions import RunAttempt, ScheduleTimer, ShipOutbox
+from partitions.context import ApplyContext
+from partitions.status import Status, check_transition
+from schemas import codec
+
+Row = dict[str, Any]
+
+
+def set_status(row: Row, target: Status, now_ms: int) -> None:
+    current = Status(row["status"]) if row.get("status") else None
+    check_transition(row["invocation_id"], current, target)
+    row["status"] = target.value
+    row["modified_ms"] = max(row.get("modified_ms", 0), now_ms)
+
+
+def start_attempt(ctx: ApplyContext, row: Row, now_ms: int) -> None:
+    """Move to INVOKED with a new attempt number and ask the leader to run it."""
+    set_status(row, Status.INVOKED, now_ms)
+    row["attempt"] += 1
+    row["waiting_completions"], row["waiting_signals"], row["waiting_named"] = [], [], []
+    row["next_retry_ms"] = None
+    ctx.tables.put_status(row)
+    ctx.actions.append(RunAttempt(row["invocation_id"], row["attempt"]))
+
+
+def append_entry(ctx: ApplyContext, row: Row, frame: bytes) -> int:
+    """Append one framed message to the journal; a notification marks its id as present."""
+    index = row["journal_length"]
+    ctx.tables.put_entry(row["invocation_id"], index, frame)
+    row["journal_length"] = index + 1
+    if pj.is_notification_frame(frame):
+        kind, ident = pj.notification_id(frame)
+        target = {"completion": "completed_ids", "signal": "signal_ids", "named": "named_signals"}[kind]
+        if ident not in row[target]:
+            row[target].append(ident)
+    elif pj.frame_type(frame) == MessageType.OUTPUT_COMMAND:
+        row["output_index"] = index
+    return index
+
+
+def is_awaited_present(row: Row) -> bool:
+    """A V6 suspension resumes as soon as any awaited id is in the journal."""
+    return (any(c in row["completed_ids"] for c in row["waiting_completions"])
+            or any(s in row["signal_ids"] for s in row["waiting_signals"])
+            or any(n in row["named_signals"] for n in row["waiting_named"]))
+
+
+def resume_if_awaited(ctx: ApplyContext, row: Row, now_ms: int) -> None:
+    if row["status"] == Status.SUSPENDED.value and is_awaited_present(row):
+        start_attempt(ctx, row, now_ms)
+    else:
+        ctx.tables.put_status(row)
+
+
+def outbox(ctx: ApplyContext, topic: str, partition: int, kind: str, record: dict[str, Any]) -> None:
+    """Queue a record for another partition (or a reply topic); the leader ships it.
+
+    The body carries (this partition, outbox sequence) so the receiver can drop a re-shipped copy.
+    """
+    def encode(seq: int) -> bytes:
+        return codec.encode(kind, {**record, "source": {"partition": ctx.partition, "seq": seq}})
+
+    ctx.actions.append(ShipOutbox(ctx.tables.outbox_append(topic, partition, kind, encode)))
+
+
+def complete(ctx: ApplyContext, row: Row, now_ms: int, value: bytes | None,
+             failure: dict[str, Any] | None) -> None:
+    """End the invocation with a value or a failure and send the result to whoever waits for it."""
+    set_status(row, Status.COMPLETED, now_ms)
+    row["result_value"], row["result_failure"] = value, failure
+    row["completed_ms"] = now_ms
+    row["waiting_completions"], row["waiting_signals"], row["waiting_named"] = [], [], []
+    ctx.tables.put_status(row)
+    caller = row.get("caller")
+    if caller is not None:
+        target = InvocationId.parse(caller["invocation_id"]).partition(ctx.partitions)
+        outbox(ctx, "log", target, "CallCompleted", {
+            "invocation_id": caller["invocation_id"], "completion_id": caller["completion_id"],
+            "value": value, "failure": failure})
+    reply = row.get("reply_to")
+    if reply is not None:
+        outbox(ctx, reply["topic"], 0, "Reply", {
+            "ingress_id": reply["ingress_id"], "request_id": reply["request_id"],
+            "invocation_id": row["invocation_id"], "value": value, "failure": failure})
+
+
+def set_timer(ctx: ApplyContext, kind: str, inv: str, fire_at_ms: int, completion_id: int = 0) -> str:
+    key = ctx.tables.timer_key(fire_at_ms, f"{inv}/{kind}/{completion_id}")
+    ctx.tables.put_timer(key, {"kind": kind, "invocation_id": inv, "fire_at_ms": fire_at_ms,
+                               "completion_id": completion_id})
+    ctx.actions.append(ScheduleTimer(key, fire_at_ms))
+    return key

@@ -1,0 +1,217 @@
+"""The partition processor: the Kafka and RocksDB adapter around apply().
+
+Commit protocol, per consumed batch and partition:
+1. decode the batch's records (a record that does not decode is skipped and counted, never fatal);
+2. apply them into one Transaction and commit it with the last offset in one WriteBatch;
+3. if this process leads the partition, hand the returned actions to the event loop, which runs
+   attempts, timers and outbox deliveries.
+On start each partition resumes at its applied offset + 1 and claims leadership by appending a
+LeaderEpoch record; it acts only once that record has been applied (so it has caught up with the
+log), starting with a scan for work left unfinished (running attempts, timers, unshipped outbox).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+import uuid
+from collections import defaultdict
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Message, Producer, TopicPartition
+
+from engine.config import Config
+from engine.kafka import ProducerPoller, log_partitions, new_consumer, produce_record, producer_config
+from engine.registry import Registry
+from partitions import metrics
+from partitions.actions import Action, RunAttempt, ScheduleTimer, ShipOutbox
+from partitions.apply import LogRecord, apply_batch
+from partitions.invoker import Invoker
+from partitions.shipper import OutboxShipper
+from partitions.store import RocksStore, Transaction, applied_offset
+from partitions.tables import Tables
+from partitions.timers import TimerService
+from schemas import codec
+
+log = logging.getLogger(__name__)
+
+
+class PartitionProcessor:
+    def __init__(self, cfg: Config, registry: Registry, partitions: list[int] | None = None,
+                 owner: str | None = None) -> None:
+        self.cfg = cfg
+        self.registry = registry
+        self.owner = owner or f"proc-{uuid.uuid4().hex[:12]}"
+        self.partition_count = log_partitions(cfg)
+        self.partitions = partitions if partitions is not None else list(range(self.partition_count))
+        self.stores: dict[int, RocksStore] = {}
+        self.claimed: dict[int, int] = {}  # partition -> epoch this process claimed
+        self.leading: set[int] = set()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.leader_ready = asyncio.Event()
+
+    # lifecycle -------------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.producer = Producer(producer_config(self.cfg))
+        self.invoker = Invoker(self.cfg, self.registry, self._emit_effects)
+        self.timers = TimerService(self._fire_timer)
+        self.shipper = OutboxShipper(self.cfg, self.producer, self._loop, self._outbox_shipped)
+        consumer = new_consumer(self.cfg, **{"group.id": f"{self.cfg.namespace}.processors"})
+        assignment = []
+        for p in self.partitions:
+            store = RocksStore(self.cfg.data_dir / "partitions" / f"p{p}")
+            self.stores[p] = store
+            offset = applied_offset(store)
+            assignment.append(TopicPartition(self.cfg.log_topic, p, offset + 1 if offset >= 0 else OFFSET_BEGINNING))
+            log.info("partition %d resumes after offset %d", p, offset)
+        consumer.assign(assignment)
+        for p in self.partitions:
+            self._claim(p, Tables(Transaction(self.stores[p])).epoch() + 1)
+        self._poller = ProducerPoller(self.producer)
+        self._spawn(lambda: self._consume(consumer), "apply")
+
+    async def stop(self) -> None:
+        self._stop.set()
+        await self.invoker.close()
+        self.timers.close()
+        for t in self._threads:
+            await asyncio.get_running_loop().run_in_executor(None, t.join, 10)
+        self._poller.close()
+        for s in self.stores.values():
+            s.close()
+
+    def _spawn(self, fn: Any, name: str) -> None:
+        t = threading.Thread(target=fn, name=name, daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    # leadership ------------------------------------------------------------------------------
+    def _claim(self, partition: int, epoch: int) -> None:
+        self.claimed[partition] = epoch
+        produce_record(self.producer, self.cfg.log_topic, partition, "LeaderEpoch", {
+            "partition": partition, "epoch": epoch, "owner": self.owner, "timestamp_ms": _now_ms()})
+
+    def _check_leadership(self, partition: int, batch: list[LogRecord]) -> bool:
+        """After a batch: did our claim win, lose to a newer one, or need renewing?"""
+        ours = [r for r in batch if r.kind == "LeaderEpoch" and r.value["owner"] == self.owner]
+        others = [r for r in batch if r.kind == "LeaderEpoch" and r.value["owner"] != self.owner]
+        epoch = Tables(Transaction(self.stores[partition])).epoch()
+        if partition in self.leading and others and epoch != self.claimed[partition]:
+            self._loop.call_soon_threadsafe(self._step_down, partition)
+            return False
+        if ours and partition not in self.leading:
+            if epoch == self.claimed[partition]:
+                self.leading.add(partition)
+                return True
+            if any(r.value["epoch"] == self.claimed[partition] for r in ours):
+                self._claim(partition, epoch + 1)  # lost to an epoch we had not applied yet: try above it
+        return False
+
+    def _step_down(self, partition: int) -> None:
+        log.warning("partition %d: a newer leader claimed it; stepping down", partition)
+        self.leading.discard(partition)
+        self.timers.drop_partition(partition)
+        self.shipper.drop_partition(partition)
+
+    def _become_leader(self, partition: int) -> None:
+        """Resume everything left unfinished: running attempts, pending timers, unshipped outbox."""
+        tables = Tables(Transaction(self.stores[partition]))
+        actions: list[Action] = []
+        for inv in tables.invoked_ids():
+            row = tables.status(inv)
+            if row is not None:
+                actions.append(RunAttempt(inv, row["attempt"]))
+        actions.extend(ScheduleTimer(k, t["fire_at_ms"]) for k, t in tables.timers())
+        actions.extend(ShipOutbox(seq) for seq in tables.outbox_pending())
+        log.info("partition %d: leader at epoch %d; resuming %d actions", partition,
+                 self.claimed[partition], len(actions))
+        self._perform(partition, actions)
+        if self.leading.issuperset(self.partitions):
+            self.leader_ready.set()
+
+    # the apply loop (its own thread) -----------------------------------------------------------
+    def _consume(self, consumer: Any) -> None:
+        last_commit = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                msgs = consumer.consume(1000, 0.05)
+                if not msgs:
+                    continue
+                by_partition: dict[int, list[Message]] = defaultdict(list)
+                for m in msgs:
+                    if m.error() is None:
+                        by_partition[m.partition()].append(m)
+                for p, batch in by_partition.items():
+                    self._apply_batch(p, batch)
+                if time.monotonic() - last_commit > 1.0:  # group offsets: a lag signal only
+                    last_commit = time.monotonic()
+                    consumer.commit(offsets=[TopicPartition(self.cfg.log_topic, p, o + 1) for p, o in (
+                        (p, applied_offset(s)) for p, s in self.stores.items()) if o >= 0], asynchronous=True)
+        except Exception:
+            log.exception("apply loop crashed")
+            raise
+        finally:
+            consumer.close()
+
+    def _apply_batch(self, partition: int, msgs: list[Message]) -> None:
+        started = time.perf_counter()
+        records = []
+        for m in msgs:
+            try:
+                kind, version = codec.kind_of(m.headers())
+                records.append(LogRecord(kind, version, codec.decode(kind, version, m.value()),
+                                         m.offset(), m.timestamp()[1]))
+            except codec.SchemaError as e:
+                metrics.RECORDS_REJECTED.labels(str(partition)).inc()
+                log.warning("partition %d offset %d: skipping undecodable record: %s", partition, m.offset(), e)
+        tx = Transaction(self.stores[partition])
+        result = apply_batch(tx, partition, self.partition_count, records)
+        tx.commit(msgs[-1].offset())
+        metrics.RECORDS_APPLIED.labels(str(partition)).inc(len(records))
+        metrics.APPLY_SECONDS.observe(time.perf_counter() - started)
+        for reason in result.dropped:
+            log.debug("partition %d: %s", partition, reason)
+        became_leader = self._check_leadership(partition, records)
+        if partition in self.leading:
+            self._loop.call_soon_threadsafe(self._after_batch, partition, became_leader, result.actions)
+
+    def _after_batch(self, partition: int, became_leader: bool, actions: list[Action]) -> None:
+        if became_leader:
+            self._become_leader(partition)
+        else:
+            self._perform(partition, actions)
+
+    # leader actions (event loop) ---------------------------------------------------------------
+    def _perform(self, partition: int, actions: list[Action]) -> None:
+        if partition not in self.leading:
+            return
+        store = self.stores[partition]
+        for a in actions:
+            if isinstance(a, RunAttempt):
+                self.invoker.start(partition, store, self.claimed[partition], a.invocation_id, a.attempt)
+            elif isinstance(a, ScheduleTimer):
+                self.timers.schedule(partition, a.timer_key, a.fire_at_ms)
+            elif isinstance(a, ShipOutbox):
+                self.shipper.ship(partition, store, a.seq)
+
+    def _emit_effects(self, partition: int, effects: dict[str, Any]) -> None:
+        produce_record(self.producer, self.cfg.log_topic, partition, "InvokerEffects", effects)
+
+    def _fire_timer(self, partition: int, timer_key: str) -> None:
+        if partition in self.leading:
+            produce_record(self.producer, self.cfg.log_topic, partition, "TimerFired", {
+                "timer_key": timer_key, "epoch": self.claimed[partition], "timestamp_ms": _now_ms()})
+
+    def _outbox_shipped(self, partition: int, up_to: int) -> None:
+        if partition in self.leading:
+            produce_record(self.producer, self.cfg.log_topic, partition, "OutboxShipped", {
+                "epoch": self.claimed[partition], "up_to_seq": up_to})
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

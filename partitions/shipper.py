@@ -1,0 +1,80 @@
+"""The leader's outbox shipper: delivers outbox entries, then records how far delivery got.
+
+Steps, per partition: (1) apply() stores an entry and returns ShipOutbox(seq); (2) the leader
+produces it, with (partition, seq) in its body; (3) once Kafka acknowledged every entry up to some
+seq, the leader appends OutboxShipped(up_to) to its own partition, and apply() deletes them. A crash
+between (2) and (3) re-ships on restart; receivers drop the copies by (partition, seq).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Callable
+
+from confluent_kafka import KafkaError, Message, Producer
+
+from engine.config import Config
+from engine.kafka import produce_encoded
+from partitions.store import KeyValueStore, Transaction
+from partitions.tables import Tables
+
+log = logging.getLogger(__name__)
+ShippedSink = Callable[[int, int], None]
+
+
+class OutboxShipper:
+    def __init__(self, cfg: Config, producer: Producer, loop: asyncio.AbstractEventLoop,
+                 shipped: ShippedSink, flush_interval_s: float = 0.02) -> None:
+        self._cfg = cfg
+        self._producer = producer
+        self._loop = loop
+        self._shipped = shipped
+        self._interval = flush_interval_s
+        self._inflight: dict[int, set[int]] = {}
+        self._acked_max: dict[int, int] = {}
+        self._reported: dict[int, int] = {}
+        self._flush_scheduled: set[int] = set()
+
+    def topic_of(self, name: str) -> str:
+        return {"log": self._cfg.log_topic, "replies": self._cfg.replies_topic}.get(name, name)
+
+    def ship(self, partition: int, store: KeyValueStore, seq: int) -> None:
+        inflight = self._inflight.setdefault(partition, set())
+        if seq in inflight or seq <= self._reported.get(partition, -1):
+            return
+        entry = Tables(Transaction(store)).outbox_entry(seq)
+        if entry is None:
+            return  # already shipped and truncated
+        inflight.add(seq)
+
+        def delivered(err: KafkaError | None, _msg: Message) -> None:
+            self._loop.call_soon_threadsafe(self._acked, partition, store, seq, err)
+
+        produce_encoded(self._producer, self.topic_of(entry["topic"]), entry["partition"], entry["kind"],
+                        entry["value"], on_delivery=delivered)
+
+    def _acked(self, partition: int, store: KeyValueStore, seq: int, err: KafkaError | None) -> None:
+        inflight = self._inflight.setdefault(partition, set())
+        inflight.discard(seq)
+        if err is not None:
+            log.warning("outbox entry %d of partition %d not delivered (%s); retrying", seq, partition, err)
+            self._loop.call_later(0.5, self.ship, partition, store, seq)
+            return
+        self._acked_max[partition] = max(self._acked_max.get(partition, -1), seq)
+        if partition not in self._flush_scheduled:
+            self._flush_scheduled.add(partition)
+            self._loop.call_later(self._interval, self._report, partition)
+
+    def _report(self, partition: int) -> None:
+        self._flush_scheduled.discard(partition)
+        inflight = self._inflight.get(partition, set())
+        up_to = (min(inflight) - 1) if inflight else self._acked_max.get(partition, -1)
+        up_to = min(up_to, self._acked_max.get(partition, -1))
+        if up_to > self._reported.get(partition, -1):
+            self._reported[partition] = up_to
+            self._shipped(partition, up_to)
+
+    def drop_partition(self, partition: int) -> None:
+        for d in (self._inflight, self._acked_max, self._reported):
+            d.pop(partition, None)

@@ -1,0 +1,37 @@
+"""The invocation status machine. An illegal transition is a loud error, never a silent overwrite."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class Status(str, Enum):
+    SCHEDULED = "SCHEDULED"  # delayed: waits for its timer
+    INBOXED = "INBOXED"  # waits for its object key (Virtual Objects)
+    INVOKED = "INVOKED"  # an attempt runs or is about to
+    SUSPENDED = "SUSPENDED"  # waits for a completion or signal
+    BACKING_OFF = "BACKING_OFF"  # a failed attempt; the retry timer is set
+    PAUSED = "PAUSED"  # out of attempts; an operator resumes it
+    COMPLETED = "COMPLETED"  # output (or failure) kept for its retention
+
+
+_ALLOWED: dict[Status | None, set[Status]] = {
+    None: {Status.SCHEDULED, Status.INBOXED, Status.INVOKED, Status.COMPLETED},
+    Status.SCHEDULED: {Status.INBOXED, Status.INVOKED, Status.COMPLETED},
+    Status.INBOXED: {Status.INVOKED, Status.COMPLETED},
+    Status.INVOKED: {Status.INVOKED, Status.SUSPENDED, Status.BACKING_OFF, Status.PAUSED, Status.COMPLETED},
+    Status.SUSPENDED: {Status.INVOKED, Status.COMPLETED},
+    Status.BACKING_OFF: {Status.INVOKED, Status.PAUSED, Status.COMPLETED},
+    Status.PAUSED: {Status.INVOKED, Status.COMPLETED},
+    Status.COMPLETED: set(),
+}
+
+
+class IllegalTransition(RuntimeError):
+    pass
+
+
+def check_transition(invocation_id: str, source: Status | None, target: Status) -> None:
+    if target not in _ALLOWED[source]:
+        raise IllegalTransition(f"invocation {invocation_id}: expected a state that may become {target.value}, "
+                                f"found {source.value if source else 'none'}")

@@ -1,0 +1,141 @@
+"""Typed access to a partition's tables, all in one keyspace with a prefix per table.
+
+| prefix | key | value |
+|---|---|---|
+| ``in/`` | invocation id | InvocationStatus (Avro) |
+| ``jn/`` | invocation id / index (10 digits) | a journal entry: one framed protocol message |
+| ``st/`` | service / object key / state key | user state bytes |
+| ``tm/`` | fire time (15 digits) / timer id | Timer (Avro) |
+| ``ob/`` | sequence (20 digits) | OutboxEntry (Avro) |
+| ``rn/`` | invocation id | empty: index of INVOKED invocations, for a new leader |
+| ``dd/`` | source partition | highest outbox sequence received from it |
+| ``meta/`` | epoch, outbox_next, outbox_head, applied_offset | integers as ASCII |
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator
+
+from partitions.store import Transaction
+from schemas import codec
+
+Row = dict[str, Any]
+
+
+def _int(raw: bytes | None, default: int) -> int:
+    return int(raw) if raw is not None else default
+
+
+class Tables:
+    def __init__(self, tx: Transaction) -> None:
+        self.tx = tx
+
+    # invocation status
+    def status(self, inv: str) -> Row | None:
+        raw = self.tx.get(b"in/" + inv.encode())
+        return codec.decode_stored("InvocationStatus", raw) if raw is not None else None
+
+    def put_status(self, row: Row) -> None:
+        inv = row["invocation_id"].encode()
+        self.tx.put(b"in/" + inv, codec.encode_stored("InvocationStatus", row))
+        if row["status"] == "INVOKED":
+            self.tx.put(b"rn/" + inv, b"")
+        else:
+            self.tx.delete(b"rn/" + inv)
+
+    def invoked_ids(self) -> Iterator[str]:
+        for k, _ in self.tx.scan(b"rn/"):
+            yield k[3:].decode()
+
+    # journal
+    def entry(self, inv: str, index: int) -> bytes | None:
+        return self.tx.get(b"jn/%s/%010d" % (inv.encode(), index))
+
+    def put_entry(self, inv: str, index: int, frame: bytes) -> None:
+        self.tx.put(b"jn/%s/%010d" % (inv.encode(), index), frame)
+
+    def journal(self, inv: str, length: int) -> list[bytes]:
+        out = []
+        for i in range(length):
+            e = self.entry(inv, i)
+            if e is None:
+                raise KeyError(f"journal of {inv}: expected entry {i} of {length}, found none")
+            out.append(e)
+        return out
+
+    # user state
+    @staticmethod
+    def _state_prefix(service: str, key: str) -> bytes:
+        return b"st/%s/%s/" % (service.encode(), key.encode())
+
+    def state(self, service: str, key: str) -> list[tuple[bytes, bytes]]:
+        prefix = self._state_prefix(service, key)
+        return [(k[len(prefix):], v) for k, v in self.tx.scan(prefix)]
+
+    def set_state(self, service: str, key: str, name: bytes, value: bytes) -> None:
+        self.tx.put(self._state_prefix(service, key) + name, value)
+
+    def clear_state(self, service: str, key: str, name: bytes) -> None:
+        self.tx.delete(self._state_prefix(service, key) + name)
+
+    def clear_all_state(self, service: str, key: str) -> None:
+        for k, _ in self.tx.scan(self._state_prefix(service, key)):
+            self.tx.delete(k)
+
+    # timers
+    @staticmethod
+    def timer_key(fire_at_ms: int, timer_id: str) -> str:
+        return "tm/%015d/%s" % (fire_at_ms, timer_id)
+
+    def put_timer(self, timer_key: str, row: Row) -> None:
+        self.tx.put(timer_key.encode(), codec.encode_stored("Timer", row))
+
+    def timer(self, timer_key: str) -> Row | None:
+        raw = self.tx.get(timer_key.encode())
+        return codec.decode_stored("Timer", raw) if raw is not None else None
+
+    def delete_timer(self, timer_key: str) -> None:
+        self.tx.delete(timer_key.encode())
+
+    def timers(self) -> Iterator[tuple[str, Row]]:
+        for k, v in self.tx.scan(b"tm/"):
+            yield k.decode(), codec.decode_stored("Timer", v)
+
+    # outbox
+    def outbox_append(self, topic: str, partition: int, kind: str, encode: "Callable[[int], bytes]") -> int:
+        """Store the next outbox entry; ``encode(seq)`` builds its body, which carries its own seq."""
+        seq = _int(self.tx.get(b"meta/outbox_next"), 0)
+        self.tx.put(b"meta/outbox_next", str(seq + 1).encode())
+        row = {"seq": seq, "topic": topic, "partition": partition, "kind": kind, "value": encode(seq)}
+        self.tx.put(b"ob/%020d" % seq, codec.encode_stored("OutboxEntry", row))
+        return seq
+
+    def outbox_entry(self, seq: int) -> Row | None:
+        raw = self.tx.get(b"ob/%020d" % seq)
+        return codec.decode_stored("OutboxEntry", raw) if raw is not None else None
+
+    def outbox_truncate(self, up_to: int) -> None:
+        head = _int(self.tx.get(b"meta/outbox_head"), 0)
+        for seq in range(head, up_to + 1):
+            self.tx.delete(b"ob/%020d" % seq)
+        if up_to + 1 > head:
+            self.tx.put(b"meta/outbox_head", str(up_to + 1).encode())
+
+    def outbox_pending(self) -> list[int]:
+        return [int(k[3:]) for k, _ in self.tx.scan(b"ob/")]
+
+    # duplicate suppression for records from other partitions
+    def seen(self, source_partition: int, seq: int) -> bool:
+        """True if (partition, seq) was applied before; otherwise remember it."""
+        key = b"dd/%d" % source_partition
+        if seq <= _int(self.tx.get(key), -1):
+            return True
+        self.tx.put(key, str(seq).encode())
+        return False
+
+    # leadership
+    def epoch(self) -> int:
+        return _int(self.tx.get(b"meta/epoch"), 0)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.tx.put(b"meta/epoch", str(epoch).encode())

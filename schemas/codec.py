@@ -1,0 +1,115 @@
+"""The one encoder/decoder for every Avro record Reprise writes to Kafka or RocksDB.
+
+Wire format of a log record: the Kafka value is the schemaless Avro body of its kind's schema; two
+Kafka headers say which schema: ``reprise-kind`` (e.g. ``Invoke``) and ``reprise-version`` (``1``).
+Consumers dispatch on (kind, version), so a schema can evolve by adding a version next to the old one.
+Stored values (RocksDB) use the same codec with the ``storage/`` schemas and a one-byte version prefix.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import fastavro
+
+_DIR = Path(__file__).parent
+KIND_HEADER = "reprise-kind"
+VERSION_HEADER = "reprise-version"
+
+# (kind, version) -> schema file. A new version adds a row; old rows stay readable.
+LOG_SCHEMAS: dict[tuple[str, int], str] = {
+    ("Invoke", 1): "invoke.v1.avsc",
+    ("InvokerEffects", 1): "invoker_effects.v1.avsc",
+    ("TimerFired", 1): "timer_fired.v1.avsc",
+    ("CallCompleted", 1): "call_completed.v1.avsc",
+    ("LeaderEpoch", 1): "leader_epoch.v1.avsc",
+    ("OutboxShipped", 1): "outbox_shipped.v1.avsc",
+    ("Reply", 1): "reply.v1.avsc",
+    ("Deployment", 1): "deployment.v1.avsc",
+}
+STORE_SCHEMAS: dict[tuple[str, int], str] = {
+    ("InvocationStatus", 1): "storage/invocation_status.v1.avsc",
+    ("Timer", 1): "storage/timer.v1.avsc",
+    ("OutboxEntry", 1): "storage/outbox_entry.v1.avsc",
+}
+CURRENT: dict[str, int] = {kind: v for (kind, v) in sorted({**LOG_SCHEMAS, **STORE_SCHEMAS})}
+
+
+class SchemaError(ValueError):
+    """A record that does not match its declared schema, or names an unknown one."""
+
+
+def _load() -> dict[tuple[str, int], Any]:
+    named: dict[str, Any] = {}
+    for schema in json.loads((_DIR / "common.avsc").read_text()):
+        fastavro.parse_schema(schema, named_schemas=named)
+    parsed = {}
+    for key, file in {**LOG_SCHEMAS, **STORE_SCHEMAS}.items():
+        parsed[key] = fastavro.parse_schema(json.loads((_DIR / file).read_text()), named_schemas=named)
+    return parsed
+
+
+_PARSED = _load()
+
+
+def schema(kind: str, version: int | None = None) -> Any:
+    """The parsed schema of ``kind`` (current version unless given)."""
+    try:
+        return _PARSED[(kind, version or CURRENT[kind])]
+    except KeyError:
+        raise SchemaError(f"unknown record kind {kind!r} version {version}") from None
+
+
+def encode(kind: str, record: dict[str, Any]) -> bytes:
+    """Schemaless Avro body of ``record`` under the current version of ``kind``."""
+    buf = io.BytesIO()
+    try:
+        fastavro.schemaless_writer(buf, schema(kind), record)
+    except (ValueError, TypeError, KeyError, AttributeError) as e:
+        raise SchemaError(f"{kind} record does not match its schema: {e}") from e
+    return buf.getvalue()
+
+
+def decode(kind: str, version: int, body: bytes) -> dict[str, Any]:
+    """Decode an Avro body written under (kind, version)."""
+    try:
+        return fastavro.schemaless_reader(io.BytesIO(body), schema(kind, version), None)
+    except SchemaError:
+        raise
+    except Exception as e:  # fastavro raises many kinds on garbage input
+        raise SchemaError(f"malformed {kind} v{version} body: {e}") from e
+
+
+def headers_for(kind: str) -> list[tuple[str, bytes]]:
+    """The Kafka headers that name a record's schema."""
+    return [(KIND_HEADER, kind.encode()), (VERSION_HEADER, str(CURRENT[kind]).encode())]
+
+
+def kind_of(headers: list[tuple[str, bytes]] | None) -> tuple[str, int]:
+    """(kind, version) from a Kafka record's headers."""
+    kind = version = None
+    for name, value in headers or ():
+        if name == KIND_HEADER:
+            kind = value.decode("utf-8", "replace") if value is not None else None
+        elif name == VERSION_HEADER:
+            try:
+                version = int(value)
+            except (TypeError, ValueError):
+                raise SchemaError(f"bad {VERSION_HEADER} header {value!r}") from None
+    if kind is None or version is None:
+        raise SchemaError(f"record lacks the {KIND_HEADER}/{VERSION_HEADER} headers")
+    if (kind, version) not in _PARSED:
+        raise SchemaError(f"unknown record kind {kind!r} version {version}")
+    return kind, version
+
+
+def encode_stored(kind: str, record: dict[str, Any]) -> bytes:
+    """A stored value: one version byte, then the Avro body."""
+    return bytes((CURRENT[kind],)) + encode(kind, record)
+
+
+def decode_stored(kind: str, value: bytes) -> dict[str, Any]:
+    return decode(kind, value[0], value[1:])

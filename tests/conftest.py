@@ -1,0 +1,74 @@
+"""Shared fixtures: one Kafka broker per test session, engines and services per test."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from tests.harness import Engine, Service
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--kafka-bootstrap", default=os.environ.get("REPRISE_TEST_KAFKA"),
+                     help="use this Kafka cluster instead of the local broker")
+
+
+def _reachable(bootstrap: str) -> bool:
+    from confluent_kafka.admin import AdminClient
+
+    try:
+        AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=3)
+        return True
+    except Exception:  # noqa: BLE001
+        return False
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The session's broker: the one named, the local one if it runs, else started here and stopped after."""
+    named = request.config.getoption("--kafka-bootstrap")
+    if named:
+        yield named
+        return
+    if _reachable("127.0.0.1:9092"):
+        yield "127.0.0.1:9092"
+        return
+    from deploy.kafka.local import LocalKafka
+
+    kafka = LocalKafka(home=Path(".reprise"))
+    yield kafka.start()
+    kafka.stop()
+
+
+@pytest.fixture
+def namespace() -> str:
+    return "t" + uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def effects(tmp_path: Path) -> Path:
+    d = tmp_path / "effects"
+    d.mkdir()
+    return d
+
+
+@pytest.fixture
+def service(tmp_path: Path, effects: Path) -> Iterator[Service]:
+    svc = Service(effects, tmp_path / "service.log")
+    svc.start()
+    yield svc
+    svc.kill()
+
+
+@pytest.fixture
+def engine(kafka_bootstrap: str, namespace: str, tmp_path: Path, service: Service) -> Iterator[Engine]:
+    """A running engine with the test service registered (over h2c)."""
+    eng = Engine(kafka_bootstrap, namespace, tmp_path / "engine")
+    eng.start()
+    eng.register(service.uri)
+    yield eng
+    eng.kill()

@@ -1,0 +1,174 @@
+"""Real processes for end-to-end tests: the engine (``reprise dev``) and a restate-sdk service.
+
+Both run as subprocesses so a test can SIGKILL them, exactly as a crash would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except (urllib.error.URLError, ConnectionError, OSError):
+            time.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer within {timeout}s")
+
+
+class Proc:
+    """A subprocess whose output is kept in a log file for post-mortems."""
+
+    def __init__(self, args: list[str], log: Path, env: dict[str, str] | None = None) -> None:
+        self.args, self.log_path, self.env = args, log, env
+        self.popen: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        logf = open(self.log_path, "ab")
+        self.popen = subprocess.Popen(self.args, stdout=logf, stderr=subprocess.STDOUT, cwd=ROOT,
+                                      env={**os.environ, **(self.env or {})}, start_new_session=True)
+        logf.close()
+
+    def kill(self) -> None:
+        """SIGKILL: what a crash looks like."""
+        if self.popen and self.popen.poll() is None:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+            self.popen.wait(10)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int | None:
+        if self.popen and self.popen.poll() is None:
+            os.killpg(self.popen.pid, sig)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        return self.popen.returncode if self.popen else None
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+class Engine(Proc):
+    """``reprise dev`` against the session's broker, with its own namespace, ports and RocksDB home."""
+
+    def __init__(self, bootstrap: str, namespace: str, home: Path, partitions: int = 4,
+                 env: dict[str, str] | None = None) -> None:
+        self.ingress_port, self.admin_port = free_port(), free_port()
+        self.home = home
+        args = [sys.executable, "-m", "engine.cli", "dev", "--kafka", bootstrap, "--namespace", namespace,
+                "--home", str(home), "--partitions", str(partitions),
+                "--ingress-port", str(self.ingress_port), "--admin-port", str(self.admin_port)]
+        super().__init__(args, home / "engine.log", {"REPRISE_RETRY_INITIAL_INTERVAL_MS": "100",
+                                                     "REPRISE_RETRY_MAX_INTERVAL_MS": "1000", **(env or {})})
+
+    @property
+    def ingress(self) -> str:
+        return f"http://127.0.0.1:{self.ingress_port}"
+
+    @property
+    def admin(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
+
+    def start(self, timeout: float = 60.0) -> None:
+        super().start()
+        try:
+            wait_http(self.ingress + "/restate/health", timeout)
+        except TimeoutError:
+            raise TimeoutError("engine did not start:\n" + self.output()[-4000:]) from None
+
+    def register(self, uri: str, use_http_11: bool = False) -> dict[str, Any]:
+        status, body = post(self.admin + "/deployments", json.dumps({"uri": uri, "use_http_11": use_http_11}).encode(),
+                            {"content-type": "application/json"})
+        assert status in (200, 201), f"registration failed: {status} {body!r}"
+        return json.loads(body)
+
+
+class Service(Proc):
+    """The test service app under hypercorn (h2c, Restate's default) or uvicorn (HTTP/1.1)."""
+
+    def __init__(self, effects: Path, log: Path, http1: bool = False, app: str = "tests.services.testapp:app",
+                 env: dict[str, str] | None = None, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.http1 = http1
+        if http1:
+            args = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(self.port),
+                    "--log-level", "warning"]
+        else:
+            args = [sys.executable, "-m", "hypercorn", app, "--bind", f"127.0.0.1:{self.port}"]
+        super().__init__(args, log, {"REPRISE_TEST_EFFECTS": str(effects), **(env or {})})
+
+    @property
+    def uri(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> None:
+        super().start()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.1)
+        raise TimeoutError("service did not start:\n" + self.output()[-4000:])
+
+
+def post(url: str, body: bytes | None = None, headers: dict[str, str] | None = None,
+         timeout: float = 60.0, method: str = "POST") -> tuple[int, bytes]:
+    req = urllib.request.Request(url, data=body, headers=headers or {}, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def call_json(engine: Engine, path: str, value: Any = None, timeout: float = 60.0) -> tuple[int, Any]:
+    body = json.dumps(value).encode() if value is not None else None
+    status, raw = post(engine.ingress + path, body, {"content-type": "application/json"}, timeout)
+    try:
+        return status, json.loads(raw) if raw else None
+    except ValueError:
+        return status, raw
+
+
+class Background:
+    """Run a blocking call on a thread; ``result()`` waits for it."""
+
+    def __init__(self, fn: Any, *args: Any) -> None:
+        self._out: list[Any] = []
+        self._t = threading.Thread(target=lambda: self._out.append(fn(*args)), daemon=True)
+        self._t.start()
+
+    def result(self, timeout: float = 120.0) -> Any:
+        self._t.join(timeout)
+        if not self._out:
+            raise TimeoutError("background call did not finish")
+        return self._out[0]
+
+
+def count(effects: Path, name: str) -> int:
+    f = effects / name
+    return len(f.read_text().splitlines()) if f.exists() else 0

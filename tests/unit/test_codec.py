@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import pytest
+
+from schemas import codec
+
+
+def test_every_log_kind_round_trips_with_headers() -> None:
+    samples = {
+        "Invoke": {"service": "S", "handler": "h", "input": b"1", "created_ms": 5},
+        "InvokerEffects": {"invocation_id": "i", "attempt": 1, "epoch": 2, "timestamp_ms": 3, "entries": [b"\x00"],
+                           "outcome": {"completions": [1], "signals": [1], "named_signals": []}},
+        "TimerFired": {"timer_key": "tm/1", "epoch": 1, "timestamp_ms": 1},
+        "CallCompleted": {"invocation_id": "i", "completion_id": 2, "value": b"v"},
+        "LeaderEpoch": {"partition": 0, "epoch": 1, "owner": "o", "timestamp_ms": 1},
+        "OutboxShipped": {"epoch": 1, "up_to_seq": 7},
+        "Reply": {"ingress_id": "g", "request_id": "r", "invocation_id": "i", "failure": {"code": 400, "message": "m"}},
+        "Deployment": {"id": "d", "uri": "u", "manifest_json": "{}", "created_ms": 1},
+    }
+    assert set(samples) == {k for (k, _) in codec.LOG_SCHEMAS}
+    for kind, rec in samples.items():
+        kind2, version = codec.kind_of(codec.headers_for(kind))
+        assert kind2 == kind
+        out = codec.decode(kind, version, codec.encode(kind, rec))
+        assert {k: out[k] for k in rec} == rec
+
+
+def test_outcome_union_keeps_each_branch() -> None:
+    for outcome in ({}, {"completions": [2], "signals": [1], "named_signals": ["n"]},
+                    {"code": 500, "message": "boom", "retryable": True, "next_retry_delay_ms": 10}):
+        rec = {"invocation_id": "i", "attempt": 1, "epoch": 1, "timestamp_ms": 1, "entries": [], "outcome": outcome}
+        assert codec.decode("InvokerEffects", 1, codec.encode("InvokerEffects", rec))["outcome"] == outcome
+
+
+def test_bad_input_gives_schema_errors() -> None:
+    with pytest.raises(codec.SchemaError, match="lacks"):
+        codec.kind_of([])
+    with pytest.raises(codec.SchemaError, match="unknown record kind"):
+        codec.kind_of([(codec.KIND_HEADER, b"Nope"), (codec.VERSION_HEADER, b"1")])
+    with pytest.raises(codec.SchemaError, match="bad reprise-version"):
+        codec.kind_of([(codec.KIND_HEADER, b"Invoke"), (codec.VERSION_HEADER, b"x")])
+    with pytest.raises(codec.SchemaError):
+        codec.decode("Invoke", 1, b"\xff\xff\xff")
+    with pytest.raises(codec.SchemaError, match="does not match"):
+        codec.encode("Invoke", {"service": 5})

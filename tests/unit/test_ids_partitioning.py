@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import pytest
+
+from engine.ids import InvocationId
+from engine.partitioning import murmur2, partition_for_key, partition_key
+
+
+@pytest.mark.parametrize("data,signed", [
+    # Kafka's own test vectors (UtilsTest.testMurmur2), as signed Java ints.
+    (b"21", -973932308), (b"foobar", -790332482), (b"a-little-bit-long-string", -985981536),
+    (b"a-little-bit-longer-string", -1486304829), (b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58897971),
+    (b"abc", 479470107), (b"", 275646681),
+])
+def test_murmur2_matches_kafka(data: bytes, signed: int) -> None:
+    assert murmur2(data) == signed & 0xFFFFFFFF
+
+
+def test_partition_is_positive_hash_mod_count() -> None:
+    assert partition_key("21") == (-973932308 & 0x7FFFFFFF)
+    assert partition_for_key("21", 8) == (-973932308 & 0x7FFFFFFF) % 8
+
+
+def test_invocation_id_round_trip_and_routing() -> None:
+    iid = InvocationId.new("cart-42")
+    text = str(iid)
+    assert text.startswith("inv_1") and len(text) == 38
+    assert InvocationId.parse(text) == iid
+    assert InvocationId.from_bytes(iid.to_bytes()) == iid
+    assert iid.partition(8) == partition_for_key("cart-42", 8)
+
+
+def test_derived_ids_are_deterministic_and_seed_is_stable() -> None:
+    a = InvocationId.derived("k", "call", "inv_parent", 3)
+    assert a == InvocationId.derived("k", "call", "inv_parent", 3)
+    assert a != InvocationId.derived("k", "call", "inv_parent", 4)
+    assert a.random_seed() == InvocationId.parse(str(a)).random_seed()
+
+
+@pytest.mark.parametrize("bad", ["", "inv_1", "xyz_1" + "0" * 33, "inv_1" + "!" * 33])
+def test_malformed_ids_are_rejected(bad: str) -> None:
+    with pytest.raises(ValueError):
+        InvocationId.parse(bad)
