@@ -1,0 +1,322 @@
+"""apply() fed record sequences: store contents and actions, no broker, no clock."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from engine.ids import InvocationId
+from engine.protocol import journal as pj
+from engine.protocol import reprise_protocol_pb2 as pb
+from engine.protocol.framing import encode_frame, encode_message
+from engine.protocol.messages import MessageType
+from partitions.actions import RunAttempt, ScheduleTimer, ShipOutbox
+from partitions.apply import LogRecord, apply_batch
+from partitions.store import MemoryStore, Transaction, applied_offset
+from partitions.tables import Tables
+from schemas import codec
+
+N = 4
+
+
+class Partition:
+    """One partition's store with a log cursor; records are round-tripped through the Avro codec."""
+
+    def __init__(self, partition: int = 0) -> None:
+        self.store = MemoryStore()
+        self.partition = partition
+        self.offset = -1
+        self.dropped: list[str] = []
+
+    def feed(self, kind: str, value: dict[str, Any], ts: int = 1_000) -> list[Any]:
+        self.offset += 1
+        decoded = codec.decode(kind, 1, codec.encode(kind, value))
+        tx = Transaction(self.store)
+        result = apply_batch(tx, self.partition, N, [LogRecord(kind, 1, decoded, self.offset, ts)])
+        tx.commit(self.offset)
+        self.dropped += result.dropped
+        return result.actions
+
+    @property
+    def tables(self) -> Tables:
+        return Tables(Transaction(self.store))
+
+    def status(self, inv: str) -> dict[str, Any]:
+        row = self.tables.status(inv)
+        assert row is not None
+        return row
+
+    def effects(self, inv: str, attempt: int, entries: list[bytes], outcome: dict[str, Any],
+                epoch: int = 1, ts: int = 2_000) -> list[Any]:
+        return self.feed("InvokerEffects", {"invocation_id": inv, "attempt": attempt, "epoch": epoch,
+                                            "timestamp_ms": ts, "deployment_id": "dp_1", "entries": entries,
+                                            "outcome": outcome}, ts)
+
+
+def new_partition() -> Partition:
+    p = Partition(0)
+    p.feed("LeaderEpoch", {"partition": 0, "epoch": 1, "owner": "me", "timestamp_ms": 0})
+    return p
+
+
+def inv_on(partition: int) -> str:
+    for i in range(1000):
+        iid = InvocationId.derived(f"k{i}", "test", i)
+        if iid.partition(N) == partition:
+            return str(iid)
+    raise AssertionError
+
+
+def invoke(p: Partition, inv: str, **extra: Any) -> list[Any]:
+    rec = {"invocation_id": inv, "service": "Svc", "handler": "h", "input": b'"x"', "created_ms": 1,
+           "reply_to": {"topic": "replies", "ingress_id": "ing", "request_id": inv}, **extra}
+    return p.feed("Invoke", rec)
+
+
+def run(cid: int) -> bytes:
+    return encode_message(pb.RunCommandMessage(result_completion_id=cid, name="step"))
+
+
+def run_done(cid: int, value: bytes) -> bytes:
+    return pj.run_completion_from_proposal(
+        pb.ProposeRunCompletionMessage(result_completion_id=cid, value=value).SerializeToString())
+
+
+def output(value: bytes) -> bytes:
+    return encode_message(pb.OutputCommandMessage(value=pb.Value(content=value)))
+
+
+def suspended(*cids: int) -> dict[str, Any]:
+    return {"completions": list(cids), "signals": [1], "named_signals": []}
+
+
+def outbox_records(p: Partition) -> list[tuple[str, dict[str, Any]]]:
+    out = []
+    for seq in p.tables.outbox_pending():
+        e = p.tables.outbox_entry(seq)
+        out.append((e["kind"], codec.decode(e["kind"], 1, e["value"])))
+    return out
+
+
+def test_invoke_creates_journal_and_asks_for_attempt_one() -> None:
+    p = new_partition()
+    inv = inv_on(0)
+    assert invoke(p, inv) == [RunAttempt(inv, 1)]
+    row = p.status(inv)
+    assert (row["status"], row["attempt"], row["journal_length"]) == ("INVOKED", 1, 1)
+    assert pj.frame_type(p.tables.entry(inv, 0)) == MessageType.INPUT_COMMAND
+    assert list(p.tables.invoked_ids()) == [inv]
+    assert applied_offset(p.store) == p.offset
+
+
+def test_duplicate_invoke_changes_nothing() -> None:
+    p = new_partition()
+    inv = inv_on(0)
+    invoke(p, inv)
+    before = dict(p.store.data)
+    assert invoke(p, inv) == []
+    before.pop(b"meta/applied_offset")
+    after = dict(p.store.data)
+    after.pop(b"meta/applied_offset")
+    assert after == before and "invocation exists" in p.dropped[-1]
+
+
+def test_run_completion_in_the_same_attempt_resumes_at_once() -> None:
+    p = new_partition()
+    inv = inv_on(0)
+    invoke(p, inv)
+    actions = p.effects(inv, 1, [run(1), run_done(1, b'"A"')], suspended(1))
+    assert actions == [RunAttempt(inv, 2)]
+    row = p.status(inv)
+    assert (row["status"], row["attempt"], row["journal_length"], row["completed_ids"]) == ("INVOKED", 2, 3, [1])
+
+
+def test_end_completes_and_replies_through_the_outbox() -> None:
+    p = new_partition()
+    inv = inv_on(0)
+    invoke(p, inv)
+    actions = p.effects(inv, 1, [output(b'"done"')], {})
+    assert actions == [ShipOutbox(0)]
+    row = p.status(inv)
+    assert (row["status"], row["result_value"], row["result_failure"]) == ("COMPLETED", b'"done"', None)
+    [(kind, reply)] = outbox_records(p)
+    assert kind == "Reply" and reply["value"] == b'"done"' and reply["request_id"] == inv
+    assert reply["source"] == {"partition": 0, "seq": 0}
+    assert list(p.tables.invoked_ids()) == []
+
+
+def test_terminal_failure_output_is_the_result() -> None:
+    p = new_partition()
+    inv = inv_on(0)
+    invoke(p, inv)
+    fail = encode_message(pb.OutputCommandMessage(failure=pb.Failure(code=400, message="bad seat")))
+    p.effects(inv, 1, [fail], {})
+    assert p.status(inv)["result_failure"] == {"code": 400, "message": "bad seat"}
+
+
+def test_retryable_failure_backs_off_with_a_timer_then_retries() -> None:
+    p = new_partition()
+    inv = inv_on(0)
+    invoke(p, inv)
+    actions = p.effects(inv, 1, [], {"code": 500, "message": "boom", "retryable": True, "next_retry_delay_ms": 250},
+                        ts=5_000)
+    [timer] = actions
+    assert isinstance(timer, ScheduleTimer) and timer.fire_at_ms == 5_250
+    row = p.status(inv)
+    assert (row["status"], row["failures_since_entry"], row["last_failure"]["message"]) == ("BACKING_OFF", 1, "boom")
+    assert p.feed("TimerFired", {"timer_key": timer.timer_key, "epoch": 1, "timestamp_ms": 5_250}) == \
+        [RunAttempt(inv, 2)]
+    assert p.feed("TimerFired", {"timer_key": timer.timer_key, "epoch": 1, "timestamp_ms": 5_251}) == []
+    assert "already fired" in p.dropped[-1]
+
+
+def test_non_retryable_failure_completes_with_it() -> None:
+    p = new_partition()
+    inv = inv_on(0)
+    invoke(p, inv)
+    p.effects(inv, 1, [], {"code": 404, "message": "Service 'Svc' not found", "retryable": False,
+                           "next_retry_delay_ms": None})
+    row = p.status(inv)
+    assert row["status"] == "COMPLETED" and row["result_failure"]["code"] == 404
+
+
+def test_sleep_suspends_until_its_timer_fires() -> None:
+    p = new_partition()
+    inv = inv_on(0)
+    invoke(p, inv)
+    sleep = encode_message(pb.SleepCommandMessage(wake_up_time=9_000, result_completion_id=1))
+    [timer] = p.effects(inv, 1, [sleep], suspended(1))
+    assert timer.fire_at_ms == 9_000 and p.status(inv)["status"] == "SUSPENDED"
+    assert p.feed("TimerFired", {"timer_key": timer.timer_key, "epoch": 1, "timestamp_ms": 9_000}) == \
+        [RunAttempt(inv, 2)]
+    assert pj.frame_type(p.tables.entry(inv, 2)) == MessageType.SLEEP_COMPLETION
+    assert list(p.tables.timers()) == []
+
+
+def test_effects_from_a_stale_attempt_or_epoch_are_ignored() -> None:
+    p = new_partition()
+    inv = inv_on(0)
+    invoke(p, inv)
+    assert p.effects(inv, 7, [output(b"1")], {}) == []
+    assert "expected INVOKED attempt 7" in p.dropped[-1]
+    assert p.effects(inv, 1, [output(b"1")], {}, epoch=0) == []
+    assert "expected epoch 1, found 0" in p.dropped[-1]
+    assert p.status(inv)["status"] == "INVOKED"
+    p.feed("LeaderEpoch", {"partition": 0, "epoch": 2, "owner": "other", "timestamp_ms": 0})
+    assert p.effects(inv, 1, [output(b"1")], {}, epoch=1) == []
+    assert p.effects(inv, 1, [output(b"1")], {}, epoch=2) == [ShipOutbox(0)]
+
+
+def test_older_leader_epoch_is_refused() -> None:
+    p = new_partition()
+    p.feed("LeaderEpoch", {"partition": 0, "epoch": 1, "owner": "late", "timestamp_ms": 0})
+    assert p.tables.epoch() == 1 and "expected above 1" in p.dropped[-1]
+
+
+def test_call_creates_child_through_outbox_and_result_resumes_caller() -> None:
+    p = new_partition()
+    inv = inv_on(0)
+    invoke(p, inv)
+    call = encode_message(pb.CallCommandMessage(service_name="Other", handler_name="go", parameter=b'"p"',
+                                                invocation_id_notification_idx=1, result_completion_id=2))
+    actions = p.effects(inv, 1, [call], suspended(2))
+    assert actions == [ShipOutbox(0)]
+    row = p.status(inv)
+    assert row["status"] == "SUSPENDED" and row["completed_ids"] == [1]  # the id notification is there
+    [(kind, child)] = outbox_records(p)
+    assert kind == "Invoke" and child["service"] == "Other" and child["input"] == b'"p"'
+    assert child["caller"] == {"invocation_id": inv, "completion_id": 2}
+    child_id = pj.decode(p.tables.entry(inv, 2)).invocation_id
+    assert child["invocation_id"] == child_id
+    done = {"invocation_id": inv, "completion_id": 2, "value": b'"r"', "source": {"partition": 3, "seq": 0}}
+    assert p.feed("CallCompleted", done) == [RunAttempt(inv, 2)]
+    assert p.feed("CallCompleted", done) == []  # a re-shipped copy
+    assert "already applied" in p.dropped[-1]
+    assert p.status(inv)["journal_length"] == 4
+
+
+def test_child_completion_goes_to_the_callers_partition() -> None:
+    p = new_partition()
+    caller = inv_on(2)
+    child = inv_on(0)
+    p.feed("Invoke", {"invocation_id": child, "service": "Other", "handler": "go", "input": b"",
+                      "caller": {"invocation_id": caller, "completion_id": 5},
+                      "source": {"partition": 2, "seq": 0}})
+    p.effects(child, 1, [output(b'"r"')], {})
+    [seq] = p.tables.outbox_pending()
+    entry = p.tables.outbox_entry(seq)
+    assert (entry["kind"], entry["topic"], entry["partition"]) == ("CallCompleted", "log", 2)
+
+
+def test_duplicated_outbox_invoke_is_applied_once() -> None:
+    p = new_partition()
+    rec = {"invocation_id": inv_on(0), "service": "S", "handler": "h", "input": b"",
+           "source": {"partition": 1, "seq": 4}}
+    assert len(p.feed("Invoke", rec)) == 1
+    assert p.feed("Invoke", {**rec, "invocation_id": inv_on(1)}) == []
+
+
+def test_delayed_invoke_is_scheduled_then_started() -> None:
+    p = new_partition()
+    inv = inv_on(0)
+    [timer] = invoke(p, inv, execute_at_ms=60_000)
+    assert isinstance(timer, ScheduleTimer) and p.status(inv)["status"] == "SCHEDULED"
+    assert p.feed("TimerFired", {"timer_key": timer.timer_key, "epoch": 1, "timestamp_ms": 60_000}) == \
+        [RunAttempt(inv, 1)]
+
+
+def test_state_commands_apply_when_journaled() -> None:
+    p = new_partition()
+    inv = inv_on(0)
+    invoke(p, inv, key="k1")
+    set_a = encode_message(pb.SetStateCommandMessage(key=b"a", value=pb.Value(content=b"1")))
+    set_b = encode_message(pb.SetStateCommandMessage(key=b"b", value=pb.Value(content=b"2")))
+    clear_a = encode_message(pb.ClearStateCommandMessage(key=b"a"))
+    p.effects(inv, 1, [set_a, set_b, clear_a, run(1)], suspended(1))
+    assert p.tables.state("Svc", "k1") == [(b"b", b"2")]
+    p.effects(inv, 1, [encode_frame(MessageType.CLEAR_ALL_STATE_COMMAND, b"")], suspended(1))
+    assert p.tables.state("Svc", "k1") == [(b"b", b"2")]  # stale attempt: ignored
+
+
+def test_outbox_shipped_truncates() -> None:
+    p = new_partition()
+    inv = inv_on(0)
+    invoke(p, inv)
+    p.effects(inv, 1, [output(b"1")], {})
+    assert p.tables.outbox_pending() == [0]
+    p.feed("OutboxShipped", {"epoch": 1, "up_to_seq": 0})
+    assert p.tables.outbox_pending() == []
+
+
+def test_invoke_without_id_derives_a_deterministic_one_on_this_partition() -> None:
+    a, b = new_partition(), new_partition()
+    rec = {"service": "S", "handler": "h", "input": b"", "key": None}
+    a.feed("Invoke", rec)
+    b.feed("Invoke", rec)
+    [ka] = [k for k in a.store.data if k.startswith(b"in/")]
+    [kb] = [k for k in b.store.data if k.startswith(b"in/")]
+    assert ka == kb and InvocationId.parse(ka[3:].decode()).partition(N) == 0
+
+
+def test_replaying_the_same_records_gives_the_same_bytes() -> None:
+    """Invariant 1 in miniature: the store is a function of the log."""
+    def scenario() -> dict[bytes, bytes]:
+        p = new_partition()
+        inv = inv_on(0)
+        invoke(p, inv)
+        p.effects(inv, 1, [run(1), run_done(1, b'"A"')], suspended(1))
+        p.effects(inv, 2, [], {"code": 500, "message": "x", "retryable": True, "next_retry_delay_ms": 5})
+        key = next(iter(p.tables.timers()))[0]
+        p.feed("TimerFired", {"timer_key": key, "epoch": 1, "timestamp_ms": 3_000})
+        p.effects(inv, 3, [output(b'"ok"')], {})
+        return p.store.data
+    assert scenario() == scenario()
+
+
+@pytest.mark.parametrize("kind", ["Nope"])
+def test_unknown_kind_is_dropped_not_fatal(kind: str) -> None:
+    p = new_partition()
+    tx = Transaction(p.store)
+    result = apply_batch(tx, 0, N, [LogRecord(kind, 1, {}, 5, 0)])
+    assert result.actions == [] and "no handler" in result.dropped[0]
