@@ -77,6 +77,11 @@ class Ingress:
             raise IngressError(405, f"method {request.method} not allowed: use POST (or GET)")
         svc, key, handler, send = self._route(request.rel_url.raw_path)
         body = await request.read()
+        if body and "json" in request.headers.get("content-type", ""):
+            try:
+                orjson.loads(body)
+            except orjson.JSONDecodeError as e:
+                raise IngressError(400, f"malformed JSON body: {e}") from None
         headers = [{"name": k.lower(), "value": v} for k, v in request.headers.items()
                    if k.lower() not in _DROP_HEADERS]
         execute_at = None

@@ -174,3 +174,29 @@ class Background:
 def count(effects: Path, name: str) -> int:
     f = effects / name
     return len(f.read_text().splitlines()) if f.exists() else 0
+
+
+def log_kinds(bootstrap: str, namespace: str, timeout: float = 10.0) -> list[str]:
+    """The kinds of every record now on the namespace's log topic, read from the start."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    from schemas import codec
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "tests", "enable.auto.commit": False})
+    topic = f"{namespace}.log"
+    parts = c.list_topics(topic, timeout=timeout).topics[topic].partitions
+    kinds = []
+    for p in parts:
+        low, high = c.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)
+        if high <= low:
+            continue
+        c.assign([TopicPartition(topic, p, low)])
+        got = 0
+        deadline = time.monotonic() + timeout
+        while got < high - low and time.monotonic() < deadline:
+            for m in c.consume(500, 0.5):
+                if m.error() is None:
+                    got += 1
+                    kinds.append(codec.kind_of(m.headers())[0])
+    c.close()
+    return kinds

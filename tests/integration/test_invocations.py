@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import Engine, Service, call_json, count, post
+from tests.harness import Engine, Service, call_json, count, log_kinds, post
 
 pytestmark = pytest.mark.kafka
 
@@ -40,6 +40,22 @@ def test_unknown_service_and_handler_get_404(engine: Engine) -> None:
 def test_method_other_than_get_or_post_gets_405(engine: Engine) -> None:
     status, body = post(engine.ingress + "/Steps/three", b'"x"', {"content-type": "application/json"}, method="PUT")
     assert status == 405 and json.loads(body)["code"] == 405
+
+
+def test_bad_requests_get_clear_errors_and_write_nothing(engine: Engine, kafka_bootstrap: str,
+                                                         namespace: str) -> None:
+    status, body = post(engine.ingress + "/Steps/three", b"{bad json", {"content-type": "application/json"})
+    out = json.loads(body)
+    assert status == 400 and out["code"] == 400 and "malformed JSON" in out["message"]
+    status, body = post(engine.ingress + "/Steps/three", b'"' + b"a" * (5 * 1024 * 1024) + b'"',
+                        {"content-type": "application/json"})
+    assert status == 413 and "exceeds the maximum" in json.loads(body)["message"]
+    status, body = post(engine.ingress + "/Steps/three/send?delay=soon", b'"x"', {"content-type": "application/json"})
+    assert status == 400 and "bad delay" in json.loads(body)["message"]
+    status, body = post(engine.ingress + "/Steps/three?delay=1s", b'"x"', {"content-type": "application/json"})
+    assert status == 400 and "only allowed on /send" in json.loads(body)["message"]
+    kinds = log_kinds(kafka_bootstrap, namespace)
+    assert "LeaderEpoch" in kinds and "Invoke" not in kinds
 
 
 def test_no_body_reaches_a_handler_without_input(engine: Engine) -> None:
