@@ -29,12 +29,15 @@ def _local_kafka(cfg: Config):  # noqa: ANN202 - deploy is imported lazily: only
 
 
 def cmd_kafka(args: argparse.Namespace) -> int:
-    from deploy.kafka.local import KafkaToolMissing
+    from deploy.kafka.local import ForeignKafka, KafkaToolMissing
 
     kafka = _local_kafka(_config(args))
     try:
         if args.action == "start":
-            print(f"kafka ready on {kafka.start()}")
+            try:
+                print(f"kafka ready on {kafka.start()}")
+            except ForeignKafka as e:
+                print(f"{e}: using it (reprise kafka stop will leave it running)")
         elif args.action == "stop":
             print("kafka stopped" if kafka.stop() else "kafka was not running")
         else:
@@ -60,11 +63,14 @@ def cmd_dev(args: argparse.Namespace) -> int:
     cfg = _config(args)
     kafka = None
     if not args.kafka:
-        from deploy.kafka.local import KafkaToolMissing
+        from deploy.kafka.local import ForeignKafka, KafkaToolMissing
 
         kafka = _local_kafka(cfg)
         try:
             kafka.start()
+        except ForeignKafka as e:
+            print(f"{e}: using it", file=sys.stderr)
+            kafka = None
         except KafkaToolMissing as e:
             print(f"reprise: {e}", file=sys.stderr)
             return 2

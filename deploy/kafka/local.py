@@ -153,6 +153,13 @@ class LocalKafka:
         if self.is_running():
             wait_ready(self.bootstrap, timeout)
             return self.bootstrap
+        if _port_open(self.port) or _port_open(self.controller_port):
+            try:
+                wait_ready(self.bootstrap, 3.0)
+            except TimeoutError:
+                raise RuntimeError(f"127.0.0.1:{self.port} or :{self.controller_port} is in use by something that "
+                                   "is not Kafka: free the ports or use --kafka HOST:PORT") from None
+            raise ForeignKafka(f"a Kafka broker not started from {self.home} already answers on {self.bootstrap}")
         check_tools()
         self.resolve()
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -208,6 +215,18 @@ class LocalKafka:
         """Stop, then delete the broker's data."""
         self.stop()
         shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+class ForeignKafka(RuntimeError):
+    """Another broker (not ours) already serves the port; callers may use it as it is."""
+
+
+def _port_open(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _reap(pid: int) -> None:

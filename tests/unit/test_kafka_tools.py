@@ -30,3 +30,15 @@ def test_stale_pid_file_counts_as_stopped(tmp_path: Path) -> None:
     kafka.dir.mkdir(parents=True)
     kafka.pid_file.write_text("999999")
     assert kafka.status() == "stopped" and not kafka.is_running()
+
+
+def test_a_port_held_by_something_else_is_a_clear_error(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        kafka = LocalKafka(home=tmp_path, port=port, controller_port=port)
+        with pytest.raises(RuntimeError, match="in use by something that is not Kafka"):
+            kafka.start()
