@@ -78,6 +78,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
         _run(run_dev(cfg))
     finally:
         if kafka is not None and not args.keep_kafka:
+            logging.getLogger("rdkafka").setLevel(logging.CRITICAL)  # clients see their broker go away
             kafka.stop()
     return 0
 

@@ -6,6 +6,7 @@ linger on the latency path, fetches that return as soon as data is there.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any, Callable
 
@@ -16,9 +17,13 @@ from engine.config import Config
 from schemas import codec
 
 
+RDKAFKA_LOG = logging.getLogger("rdkafka")
+
+
 def producer_config(cfg: Config, **extra: Any) -> dict[str, Any]:
     return {
         "bootstrap.servers": cfg.bootstrap,
+        "logger": RDKAFKA_LOG,
         "acks": "all",
         "enable.idempotence": True,
         "linger.ms": 1,
@@ -32,6 +37,7 @@ def producer_config(cfg: Config, **extra: Any) -> dict[str, Any]:
 def consumer_config(cfg: Config, **extra: Any) -> dict[str, Any]:
     return {
         "bootstrap.servers": cfg.bootstrap,
+        "logger": RDKAFKA_LOG,
         "group.id": f"{cfg.namespace}.unused",
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
