@@ -1,0 +1,45 @@
+"""The admin API: health, registration (Restate's body and answers), services."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+
+import pytest
+
+from tests.harness import Engine, Service, free_port, post
+
+pytestmark = pytest.mark.kafka
+
+
+def get(url: str) -> tuple[int, object]:
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return r.status, json.loads(r.read() or b"null")
+
+
+def test_health_and_services(engine: Engine) -> None:
+    assert get(engine.admin + "/health")[0] == 200
+    status, body = get(engine.admin + "/services")
+    names = {s["name"]: s for s in body["services"]}
+    assert status == 200 and {"Steps", "Errors", "Caller"} <= set(names)
+    assert {h["name"] for h in names["Steps"]["handlers"]} >= {"three", "sleepy", "slow", "ids"}
+
+
+def test_registration_answers(engine: Engine, service: Service) -> None:
+    body = json.dumps({"uri": service.uri}).encode()
+    status, out = post(engine.admin + "/deployments", body, {"content-type": "application/json"})
+    assert status == 200, "the same deployment again is not a new one"
+    assert json.loads(out)["services"]
+    status, out = post(engine.admin + "/deployments", b"{nope", {"content-type": "application/json"})
+    assert status == 400 and json.loads(out)["code"] == 400
+    status, out = post(engine.admin + "/deployments", json.dumps({"uri": f"http://127.0.0.1:{free_port()}"}).encode(),
+                       {"content-type": "application/json"})
+    assert status == 400 and "discovery failed" in json.loads(out)["message"]
+
+
+def test_a_new_engine_process_sees_registered_deployments(engine: Engine) -> None:
+    """Deployments are durable: a restarted engine serves the services without re-registering."""
+    engine.kill()
+    engine.start()
+    status, out = post(engine.ingress + "/Steps/three", b'"again"', {"content-type": "application/json"})
+    assert (status, json.loads(out)) == (200, "again:ABC")
