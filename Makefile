@@ -20,6 +20,7 @@ demo: venv
 
 # Starts one broker for the session, runs the whole suite, stops the broker (even on failure).
 test: venv
+	$(VENV)/bin/ruff check engine partitions ingress schemas deploy tests examples
 	$(PY) -m engine.cli kafka start
 	$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; $(PY) -m engine.cli kafka stop; exit $$rc
 

@@ -53,7 +53,7 @@ class Config:
         return self.home / "data" / self.namespace
 
     @staticmethod
-    def from_env(**overrides: object) -> "Config":
+    def from_env(**overrides: object) -> Config:
         """Defaults, then ``REPRISE_<FIELD>`` variables, then explicit overrides (None is ignored)."""
         cfg = Config()
         env: dict[str, object] = {}

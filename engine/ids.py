@@ -57,7 +57,7 @@ class InvocationId:
         return int.from_bytes(hashlib.sha256(self.to_bytes()).digest()[:8], "big")
 
     @staticmethod
-    def parse(text: str) -> "InvocationId":
+    def parse(text: str) -> InvocationId:
         if len(text) != 38 or not text.startswith(PREFIX):
             raise ValueError(f"malformed invocation id {text!r}: expected 'inv_1' and 33 base62 chars")
         try:
@@ -66,18 +66,18 @@ class InvocationId:
             raise ValueError(f"malformed invocation id {text!r}: not base62") from None
 
     @staticmethod
-    def from_bytes(raw: bytes) -> "InvocationId":
+    def from_bytes(raw: bytes) -> InvocationId:
         if len(raw) != 24:
             raise ValueError("raw invocation id must be 24 bytes")
         return InvocationId(int.from_bytes(raw[:8], "big"), int.from_bytes(raw[8:], "big"))
 
     @staticmethod
-    def new(routing_key: str) -> "InvocationId":
+    def new(routing_key: str) -> InvocationId:
         """A fresh random id routed like ``routing_key``."""
         return InvocationId(partition_key(routing_key), _uuid.uuid4().int)
 
     @staticmethod
-    def derived(routing_key: str, *parts: str | int) -> "InvocationId":
+    def derived(routing_key: str, *parts: str | int) -> InvocationId:
         """A deterministic id: the same inputs always give the same id (used inside apply())."""
         h = hashlib.sha256("\x00".join(str(p) for p in parts).encode()).digest()
         return InvocationId(partition_key(routing_key), int.from_bytes(h[:16], "big"))

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from engine.config import Config
 from schemas import codec
-
 
 RDKAFKA_LOG = logging.getLogger("rdkafka")
 

@@ -59,7 +59,7 @@ class Deployment:
     services: list[ServiceInfo] = field(default_factory=list)
 
     @staticmethod
-    def from_record(rec: dict[str, Any]) -> "Deployment":
+    def from_record(rec: dict[str, Any]) -> Deployment:
         manifest = json.loads(rec["manifest_json"])
         services = [parse_service(s, rec["id"]) for s in manifest.get("services", [])]
         return Deployment(rec["id"], rec["uri"], rec["use_http_11"], dict(rec["additional_headers"]),

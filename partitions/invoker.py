@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote
 
 import httpx
-from urllib.parse import quote
 
 from engine.config import Config
 from engine.discovery import PROTOCOL_VERSION, http_client

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     SCHEDULED = "SCHEDULED"  # delayed: waits for its timer
     INBOXED = "INBOXED"  # waits for its object key (Virtual Objects)
     INVOKED = "INVOKED"  # an attempt runs or is about to

@@ -8,8 +8,9 @@ tail of writes is re-applied from the log because the applied offset was lost wi
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Protocol
 
 from rocksdict import Options, Rdict, WriteBatch, WriteOptions
 

@@ -14,7 +14,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from partitions.store import Transaction
 from schemas import codec
@@ -85,7 +86,7 @@ class Tables:
     # timers
     @staticmethod
     def timer_key(fire_at_ms: int, timer_id: str) -> str:
-        return "tm/%015d/%s" % (fire_at_ms, timer_id)
+        return f"tm/{fire_at_ms:015d}/{timer_id}"
 
     def put_timer(self, timer_key: str, row: Row) -> None:
         self.tx.put(timer_key.encode(), codec.encode_stored("Timer", row))
@@ -102,7 +103,7 @@ class Tables:
             yield k.decode(), codec.decode_stored("Timer", v)
 
     # outbox
-    def outbox_append(self, topic: str, partition: int, kind: str, encode: "Callable[[int], bytes]") -> int:
+    def outbox_append(self, topic: str, partition: int, kind: str, encode: Callable[[int], bytes]) -> int:
         """Store the next outbox entry; ``encode(seq)`` builds its body, which carries its own seq."""
         seq = _int(self.tx.get(b"meta/outbox_next"), 0)
         self.tx.put(b"meta/outbox_next", str(seq + 1).encode())

@@ -106,7 +106,8 @@ class LocalKafka:
         proc = subprocess.run(["mvn", "-q", "-B", "-f", str(_HERE / "pom.xml"), "dependency:copy-dependencies",
                                f"-DoutputDirectory={self.lib}"], capture_output=True, text=True)
         if proc.returncode != 0:
-            raise RuntimeError(f"Maven could not resolve Kafka {KAFKA_VERSION}:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+            out = proc.stdout[-2000:] + proc.stderr[-2000:]
+            raise RuntimeError(f"Maven could not resolve Kafka {KAFKA_VERSION}:\n{out}")
         marker.write_text(KAFKA_VERSION)
         return self.lib
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import struct
-from typing import Iterator, NamedTuple
+from collections.abc import Iterator
+from typing import NamedTuple
 
 from google.protobuf.message import DecodeError, Message
 

@@ -8,8 +8,9 @@ Each record kind has its own module; ``HANDLERS`` maps (kind, schema version) to
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from partitions.actions import Action
 from partitions.apply import call_completed, invoke, invoker_effects, leadership, timer_fired
