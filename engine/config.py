@@ -34,6 +34,7 @@ class Config:
     admin_port: int = 9070
     max_message_bytes: int = 4 * 1024 * 1024
     attempt_timeout_s: float = 300.0
+    eager_state_limit_bytes: int = 64 * 1024  # above this an object's state is sent lazily
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     @property

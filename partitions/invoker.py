@@ -21,8 +21,8 @@ from engine.config import Config
 from engine.discovery import PROTOCOL_VERSION, http_client
 from engine.ids import InvocationId
 from engine.protocol import journal as pj
-from engine.protocol.framing import ProtocolError, iter_frames
-from engine.protocol.messages import MessageType, is_command
+from engine.protocol.framing import Frame, ProtocolError, decode_frame, iter_frames
+from engine.protocol.messages import MessageType, is_command, type_name
 from engine.registry import Deployment, Registry
 from partitions.store import KeyValueStore, Transaction
 from partitions.tables import Tables
@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 CONTENT_TYPE = f"application/vnd.restate.invocation.v{PROTOCOL_VERSION}"
 
 EffectsSink = Callable[[int, dict[str, Any]], None]
+_STATE_WRITES = (MessageType.SET_STATE_COMMAND, MessageType.CLEAR_STATE_COMMAND, MessageType.CLEAR_ALL_STATE_COMMAND)
 
 
 class Invoker:
@@ -119,9 +120,10 @@ class Invoker:
         iid = InvocationId.parse(inv)
         journal = tables.journal(inv, row["journal_length"])
         state = tables.state(row["service"], row["key"]) if row["key"] is not None else []
+        partial = sum(len(k) + len(v) for k, v in state) > self._cfg.eager_state_limit_bytes
         start = pj.start_message(
-            id=iid.to_bytes(), debug_id=inv, known_entries=len(journal), state_map=state,
-            partial_state=False, key=row["key"] or "", random_seed=iid.random_seed(),
+            id=iid.to_bytes(), debug_id=inv, known_entries=len(journal), state_map=[] if partial else state,
+            partial_state=partial, key=row["key"] or "", random_seed=iid.random_seed(),
             retry_count_since_last_stored_entry=row["failures_since_entry"],
             duration_since_last_stored_entry=max(0, _now_ms() - row["last_entry_ms"]))
         return start + b"".join(journal)
@@ -129,20 +131,24 @@ class Invoker:
     def _effects(self, row: dict[str, Any], data: bytes, dep_id: str) -> dict[str, Any]:
         """Turn the response frames into an InvokerEffects body."""
         entries: list[bytes] = []
+        kinds: dict[str, str] = {}
         try:
             for frame in iter_frames(data):
                 t = frame.type
                 if is_command(t):
+                    refusal = self._check_command(row, frame, str(len(entries)), kinds)
+                    if refusal is not None:
+                        return _failed(refusal[0], refusal[1], retryable=False, deployment_id=dep_id)
                     entries.append(frame.raw)
                 elif t == MessageType.PROPOSE_RUN_COMPLETION:
                     entries.append(pj.run_completion_from_proposal(frame.payload))
                 elif t == MessageType.SUSPENSION:
                     s = pj.decode_frame_message(frame)
-                    return {"deployment_id": dep_id, "entries": entries, "outcome": {
+                    return {"deployment_id": dep_id, "entries": entries, "handler_kinds": kinds, "outcome": {
                         "completions": list(s.waiting_completions), "signals": list(s.waiting_signals),
                         "named_signals": list(s.waiting_named_signals)}}
                 elif t == MessageType.END:
-                    return {"deployment_id": dep_id, "entries": entries, "outcome": {}}
+                    return {"deployment_id": dep_id, "entries": entries, "handler_kinds": kinds, "outcome": {}}
                 elif t == MessageType.ERROR:
                     e = pj.decode_frame_message(frame)
                     delay = e.next_retry_delay if e.HasField("next_retry_delay") else None
@@ -153,6 +159,31 @@ class Invoker:
             return self._retry(row, 571, f"protocol violation: {e}", dep_id, bool(entries), entries)
         return self._retry(row, 502, "response ended without End, Suspension or Error", dep_id,
                            bool(entries), entries)
+
+    def _check_command(self, row: dict[str, Any], frame: Frame, position: str,
+                       kinds: dict[str, str]) -> tuple[int, str] | None:
+        """Refuse what must not be journaled: writes from a shared handler, calls to unknown targets.
+
+        Returns (code, message) of the terminal failure, or None. Known call targets get their
+        handler kind recorded, so apply() can queue exclusive calls behind their object key.
+        """
+        t = frame.type
+        if t in _STATE_WRITES and row["handler_kind"] == "SHARED":
+            return 400, (f"{row['service']}/{row['handler']} is a shared handler: it may read state but not "
+                         f"write it ({type_name(t)})")
+        if t in (MessageType.CALL_COMMAND, MessageType.ONE_WAY_CALL_COMMAND):
+            msg = decode_frame(frame)
+            svc = self._registry.service(msg.service_name)
+            if svc is None:
+                return 404, f"call to unknown service '{msg.service_name}' from {row['service']}/{row['handler']}"
+            handler = svc.handlers.get(msg.handler_name)
+            if handler is None:
+                return 404, f"call to unknown handler '{msg.service_name}/{msg.handler_name}'"
+            if svc.keyed and not msg.key:
+                return 400, f"call to {svc.ty.lower()} '{svc.name}' without a key"
+            if handler.ty:
+                kinds[position] = handler.ty
+        return None
 
     def _retry(self, row: dict[str, Any], code: int, message: str, dep_id: str | None, has_entries: bool,
                entries: list[bytes] | None = None, delay_ms: int | None = None) -> dict[str, Any]:

@@ -35,6 +35,37 @@ def start_attempt(ctx: ApplyContext, row: Row, now_ms: int) -> None:
     ctx.actions.append(RunAttempt(row["invocation_id"], row["attempt"]))
 
 
+def needs_lock(row: Row) -> bool:
+    """Exclusive handlers of a keyed service run one at a time per key (unknown kind: exclusive)."""
+    return row["key"] is not None and row["handler_kind"] in (None, "EXCLUSIVE")
+
+
+def admit(ctx: ApplyContext, row: Row, now_ms: int) -> None:
+    """Start an invocation that may run now, or queue it behind its object key."""
+    if needs_lock(row):
+        holder = ctx.tables.lock_holder(row["service"], row["key"])
+        if holder is not None and holder != row["invocation_id"]:
+            set_status(row, Status.INBOXED, now_ms)
+            ctx.tables.put_status(row)
+            ctx.tables.inbox_push(row["service"], row["key"], row["invocation_id"])
+            return
+        ctx.tables.set_lock(row["service"], row["key"], row["invocation_id"])
+    start_attempt(ctx, row, now_ms)
+
+
+def release(ctx: ApplyContext, row: Row, now_ms: int) -> None:
+    """An exclusive invocation ended: hand its key to the next one in the inbox."""
+    if not needs_lock(row) or ctx.tables.lock_holder(row["service"], row["key"]) != row["invocation_id"]:
+        return
+    nxt = ctx.tables.inbox_pop(row["service"], row["key"])
+    ctx.tables.set_lock(row["service"], row["key"], nxt)
+    if nxt is not None:
+        waiting = ctx.tables.status(nxt)
+        if waiting is None:
+            raise KeyError(f"inbox of {row['service']}/{row['key']}: expected invocation {nxt}, found none")
+        start_attempt(ctx, waiting, now_ms)
+
+
 def append_entry(ctx: ApplyContext, row: Row, frame: bytes) -> int:
     """Append one framed message to the journal; a notification marks its id as present."""
     index = row["journal_length"]
@@ -83,17 +114,26 @@ def complete(ctx: ApplyContext, row: Row, now_ms: int, value: bytes | None,
     row["completed_ms"] = now_ms
     row["waiting_completions"], row["waiting_signals"], row["waiting_named"] = [], [], []
     ctx.tables.put_status(row)
-    caller = row.get("caller")
-    if caller is not None:
-        target = InvocationId.parse(caller["invocation_id"]).partition(ctx.partitions)
-        outbox(ctx, "log", target, "CallCompleted", {
-            "invocation_id": caller["invocation_id"], "completion_id": caller["completion_id"],
-            "value": value, "failure": failure})
-    reply = row.get("reply_to")
-    if reply is not None:
-        outbox(ctx, reply["topic"], 0, "Reply", {
-            "ingress_id": reply["ingress_id"], "request_id": reply["request_id"],
-            "invocation_id": row["invocation_id"], "value": value, "failure": failure})
+    callers = ([row["caller"]] if row["caller"] else []) + row["attached_callers"]
+    replies = ([row["reply_to"]] if row["reply_to"] else []) + row["attached_replies"]
+    for caller in callers:
+        send_result_to_caller(ctx, caller, value, failure)
+    for reply in replies:
+        send_reply(ctx, reply, row["invocation_id"], value, failure)
+    release(ctx, row, now_ms)
+
+
+def send_result_to_caller(ctx: ApplyContext, caller: Row, value: bytes | None, failure: Row | None) -> None:
+    target = InvocationId.parse(caller["invocation_id"]).partition(ctx.partitions)
+    outbox(ctx, "log", target, "CallCompleted", {
+        "invocation_id": caller["invocation_id"], "completion_id": caller["completion_id"],
+        "value": value, "failure": failure})
+
+
+def send_reply(ctx: ApplyContext, reply: Row, inv: str, value: bytes | None, failure: Row | None) -> None:
+    outbox(ctx, reply["topic"], 0, "Reply", {
+        "ingress_id": reply["ingress_id"], "request_id": reply["request_id"],
+        "invocation_id": inv, "value": value, "failure": failure})
 
 
 def set_timer(ctx: ApplyContext, kind: str, inv: str, fire_at_ms: int, completion_id: int = 0) -> str:

@@ -4,10 +4,12 @@
 |---|---|---|
 | ``in/`` | invocation id | InvocationStatus (Avro) |
 | ``jn/`` | invocation id / index (10 digits) | a journal entry: one framed protocol message |
-| ``st/`` | service / object key / state key | user state bytes |
+| ``st/`` | len:service len:object key / state key | user state bytes |
 | ``tm/`` | fire time (15 digits) / timer id | Timer (Avro) |
 | ``ob/`` | sequence (20 digits) | OutboxEntry (Avro) |
 | ``rn/`` | invocation id | empty: index of INVOKED invocations, for a new leader |
+| ``lk/`` | len:service len:object key | the invocation holding the key's exclusive lock |
+| ``ib/`` | len:service len:object key / sequence (20 digits) | an invocation waiting for the key, in arrival order |
 | ``dd/`` | source partition | highest outbox sequence received from it |
 | ``meta/`` | epoch, outbox_next, outbox_head, applied_offset | integers as ASCII |
 """
@@ -67,7 +69,7 @@ class Tables:
     # user state
     @staticmethod
     def _state_prefix(service: str, key: str) -> bytes:
-        return b"st/%s/%s/" % (service.encode(), key.encode())
+        return b"st/" + Tables._object(service, key) + b"/"
 
     def state(self, service: str, key: str) -> list[tuple[bytes, bytes]]:
         prefix = self._state_prefix(service, key)
@@ -82,6 +84,41 @@ class Tables:
     def clear_all_state(self, service: str, key: str) -> None:
         for k, _ in self.tx.scan(self._state_prefix(service, key)):
             self.tx.delete(k)
+
+    # virtual object keys: the exclusive lock and the inbox behind it
+    @staticmethod
+    def _object(service: str, key: str) -> bytes:
+        """Length-prefixed, so keys containing '/' cannot collide with one another."""
+        s, k = service.encode(), key.encode()
+        return b"%d:%s%d:%s" % (len(s), s, len(k), k)
+
+    def lock_holder(self, service: str, key: str) -> str | None:
+        raw = self.tx.get(b"lk/" + self._object(service, key))
+        return raw.decode() if raw is not None else None
+
+    def set_lock(self, service: str, key: str, inv: str | None) -> None:
+        if inv is None:
+            self.tx.delete(b"lk/" + self._object(service, key))
+        else:
+            self.tx.put(b"lk/" + self._object(service, key), inv.encode())
+
+    def inbox_push(self, service: str, key: str, inv: str) -> None:
+        seq = _int(self.tx.get(b"meta/inbox_next"), 0)
+        self.tx.put(b"meta/inbox_next", str(seq + 1).encode())
+        self.tx.put(b"ib/%s/%020d" % (self._object(service, key), seq), inv.encode())
+
+    def inbox_pop(self, service: str, key: str) -> str | None:
+        """The oldest invocation waiting for the key, removed from the inbox."""
+        for k, v in self.tx.scan(b"ib/%s/" % self._object(service, key)):
+            self.tx.delete(k)
+            return v.decode()
+        return None
+
+    def inbox(self, service: str, key: str) -> list[str]:
+        return [v.decode() for _, v in self.tx.scan(b"ib/%s/" % self._object(service, key))]
+
+    def state_get(self, service: str, key: str, name: bytes) -> bytes | None:
+        return self.tx.get(self._state_prefix(service, key) + name)
 
     # timers
     @staticmethod

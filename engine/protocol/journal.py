@@ -83,6 +83,16 @@ def signal_notification(signal: int | str, value: bytes | None = None,
     return _notification(MessageType.SIGNAL_NOTIFICATION, signal=signal, **result)
 
 
+def lazy_state_completion(completion_id: int, value: bytes | None) -> bytes:
+    result = {"void": pb.Void()} if value is None else {"value": pb.Value(content=value)}
+    return _notification(MessageType.GET_LAZY_STATE_COMPLETION, completion_id, **result)
+
+
+def lazy_state_keys_completion(completion_id: int, keys: list[bytes]) -> bytes:
+    return _notification(MessageType.GET_LAZY_STATE_KEYS_COMPLETION, completion_id,
+                         state_keys=pb.StateKeys(keys=keys))
+
+
 def run_completion_from_proposal(payload: bytes) -> bytes:
     """A ProposeRunCompletion becomes the RunCompletion notification the journal keeps."""
     prop = pb.ProposeRunCompletionMessage()

@@ -28,8 +28,9 @@ def apply_invoke(ctx: ApplyContext, rec: dict[str, Any], now_ms: int) -> None:
         ctx.drop(f"Invoke from partition {src['partition']} seq {src['seq']} already applied")
         return
     inv = invocation_id_for(ctx, rec)
-    if ctx.tables.status(inv) is not None:
-        ctx.drop(f"Invoke {inv}: invocation exists")
+    existing = ctx.tables.status(inv)
+    if existing is not None:
+        _attach(ctx, existing, rec)
         return
     row: dict[str, Any] = {
         "invocation_id": inv, "service": rec["service"], "handler": rec["handler"], "key": rec["key"],
@@ -37,6 +38,7 @@ def apply_invoke(ctx: ApplyContext, rec: dict[str, Any], now_ms: int) -> None:
         "completed_ids": [], "signal_ids": [], "named_signals": [], "waiting_completions": [],
         "waiting_signals": [], "waiting_named": [], "deployment_id": None,
         "idempotency_key": rec["idempotency_key"], "caller": rec["caller"], "reply_to": rec["reply_to"],
+        "attached_callers": [], "attached_replies": [],
         "created_ms": now_ms, "modified_ms": now_ms, "failures_since_entry": 0, "last_entry_ms": now_ms,
         "next_retry_ms": None, "last_failure": None, "output_index": None, "completed_ms": None,
         "result_value": None, "result_failure": None,
@@ -49,9 +51,25 @@ def apply_invoke(ctx: ApplyContext, rec: dict[str, Any], now_ms: int) -> None:
         ctx.tables.put_status(row)
         lifecycle.set_timer(ctx, "invoke", inv, execute_at)
         return
-    admit(ctx, row, now_ms)
+    lifecycle.admit(ctx, row, now_ms)
 
 
-def admit(ctx: ApplyContext, row: dict[str, Any], now_ms: int) -> None:
-    """Start an invocation that may run now. (Virtual Objects will queue here behind their key.)"""
-    lifecycle.start_attempt(ctx, row, now_ms)
+def _attach(ctx: ApplyContext, row: dict[str, Any], rec: dict[str, Any]) -> None:
+    """The same invocation again (same id: same idempotency key): its caller gets the one result."""
+    inv = row["invocation_id"]
+    caller, reply = rec["caller"], rec["reply_to"]
+    if caller is None and reply is None:
+        ctx.drop(f"Invoke {inv}: invocation exists")
+        return
+    if row["status"] == Status.COMPLETED.value:
+        value, failure = row["result_value"], row["result_failure"]
+        if caller is not None:
+            lifecycle.send_result_to_caller(ctx, caller, value, failure)
+        if reply is not None:
+            lifecycle.send_reply(ctx, reply, inv, value, failure)
+        return
+    if caller is not None and caller not in row["attached_callers"] and caller != row["caller"]:
+        row["attached_callers"].append(caller)
+    if reply is not None and reply not in row["attached_replies"] and reply != row["reply_to"]:
+        row["attached_replies"].append(reply)
+    ctx.tables.put_status(row)

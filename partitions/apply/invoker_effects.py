@@ -25,25 +25,34 @@ def apply_effects(ctx: ApplyContext, rec: dict[str, Any], now_ms: int) -> None:
         return
     if rec["deployment_id"] and not row["deployment_id"]:
         row["deployment_id"] = rec["deployment_id"]  # pinned for every later attempt
-    for frame in rec["entries"]:
+    kinds = rec["handler_kinds"]
+    for pos, frame in enumerate(rec["entries"]):
         index = lifecycle.append_entry(ctx, row, frame)
-        _on_command(ctx, row, frame, index, now_ms)
+        _on_command(ctx, row, frame, index, kinds.get(str(pos)))
     if rec["entries"]:
         row["failures_since_entry"], row["last_entry_ms"] = 0, now_ms
     _on_outcome(ctx, row, rec["outcome"], now_ms)
 
 
-def _on_command(ctx: ApplyContext, row: dict[str, Any], frame: bytes, index: int, now_ms: int) -> None:
+def _on_command(ctx: ApplyContext, row: dict[str, Any], frame: bytes, index: int, kind: str | None) -> None:
     """The runtime's side of each journaled command (state, timers, calls)."""
     t = pj.frame_type(frame)
     if t in (MessageType.SET_STATE_COMMAND, MessageType.CLEAR_STATE_COMMAND,
              MessageType.CLEAR_ALL_STATE_COMMAND):
         _apply_state(ctx, row, t, pj.decode(frame))
+    elif t == MessageType.GET_LAZY_STATE_COMMAND:
+        msg = pj.decode(frame)
+        value = ctx.tables.state_get(row["service"], row["key"], msg.key) if row["key"] is not None else None
+        lifecycle.append_entry(ctx, row, pj.lazy_state_completion(msg.result_completion_id, value))
+    elif t == MessageType.GET_LAZY_STATE_KEYS_COMMAND:
+        msg = pj.decode(frame)
+        keys = [k for k, _ in ctx.tables.state(row["service"], row["key"])] if row["key"] is not None else []
+        lifecycle.append_entry(ctx, row, pj.lazy_state_keys_completion(msg.result_completion_id, keys))
     elif t == MessageType.SLEEP_COMMAND:
         msg = pj.decode(frame)
         lifecycle.set_timer(ctx, "sleep", row["invocation_id"], msg.wake_up_time, msg.result_completion_id)
     elif t in (MessageType.CALL_COMMAND, MessageType.ONE_WAY_CALL_COMMAND):
-        _call(ctx, row, t, pj.decode(frame), index)
+        _call(ctx, row, t, pj.decode(frame), index, kind)
 
 
 def _apply_state(ctx: ApplyContext, row: dict[str, Any], t: int, msg: Any) -> None:
@@ -58,18 +67,25 @@ def _apply_state(ctx: ApplyContext, row: dict[str, Any], t: int, msg: Any) -> No
         ctx.tables.clear_all_state(row["service"], row["key"])
 
 
-def _call(ctx: ApplyContext, row: dict[str, Any], t: int, msg: Any, index: int) -> None:
-    """Create the child invocation on its partition and tell the caller its id at once."""
+def _call(ctx: ApplyContext, row: dict[str, Any], t: int, msg: Any, index: int, kind: str | None) -> None:
+    """Create the child invocation on its partition and tell the caller its id at once.
+
+    The child's id is derived from the call's position in the journal, or, with an idempotency key,
+    from (target, key, idempotency key): the same request then names the same invocation.
+    """
     inv = row["invocation_id"]
     key = msg.key or None
-    routing = key if key is not None else f"{inv}/{index}"
-    child = InvocationId.derived(routing, "call", inv, index)
+    if msg.HasField("idempotency_key"):
+        idem = (msg.service_name, key or "", msg.handler_name, msg.idempotency_key)
+        child = InvocationId.derived(key if key is not None else "/".join(idem), "idempotent", *idem)
+    else:
+        child = InvocationId.derived(key if key is not None else f"{inv}/{index}", "call", inv, index)
     one_way = t == MessageType.ONE_WAY_CALL_COMMAND
     caller = None if one_way else {"invocation_id": inv, "completion_id": msg.result_completion_id}
     invoke_time = msg.invoke_time if one_way and msg.invoke_time else None
     lifecycle.outbox(ctx, "log", child.partition(ctx.partitions), "Invoke", {
         "invocation_id": str(child), "service": msg.service_name, "handler": msg.handler_name,
-        "key": key, "handler_kind": None, "input": msg.parameter,
+        "key": key, "handler_kind": kind, "input": msg.parameter,
         "headers": [{"name": h.key, "value": h.value} for h in msg.headers],
         "idempotency_key": msg.idempotency_key or None, "caller": caller, "reply_to": None,
         "execute_at_ms": invoke_time, "created_ms": 0,

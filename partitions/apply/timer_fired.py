@@ -6,7 +6,6 @@ from typing import Any
 
 from engine.protocol import journal as pj
 from partitions import lifecycle
-from partitions.apply.invoke import admit
 from partitions.context import ApplyContext
 from partitions.status import Status
 
@@ -33,6 +32,6 @@ def apply_timer_fired(ctx: ApplyContext, rec: dict[str, Any], now_ms: int) -> No
     elif kind == "retry" and row["status"] == Status.BACKING_OFF.value:
         lifecycle.start_attempt(ctx, row, now_ms)
     elif kind == "invoke" and row["status"] == Status.SCHEDULED.value:
-        admit(ctx, row, now_ms)
+        lifecycle.admit(ctx, row, now_ms)
     else:
         ctx.drop(f"timer {key}: a {kind} timer does not apply to a {row['status']} invocation")

@@ -14,6 +14,8 @@ from pathlib import Path
 import restate
 from restate.exceptions import TerminalError
 
+from examples.objects.app import cart, greeter, ticket
+
 EFFECTS = Path(os.environ.get("REPRISE_TEST_EFFECTS", "/tmp/reprise-effects"))
 EFFECTS.mkdir(parents=True, exist_ok=True)
 
@@ -102,4 +104,81 @@ async def hello(ctx: restate.Context) -> str:
     return "hello, nobody"
 
 
-app = restate.app(services=[steps, errors, caller])
+counter = restate.VirtualObject("Counter")
+
+
+@counter.handler()
+async def add(ctx: restate.ObjectContext, delta: int) -> int:
+    value = (await ctx.get("value", type_hint=int) or 0) + delta
+    ctx.set("value", value)
+    return value
+
+
+@counter.handler(kind="shared")
+async def get(ctx: restate.ObjectSharedContext) -> int:
+    return await ctx.get("value", type_hint=int) or 0
+
+
+@counter.handler()
+async def hold(ctx: restate.ObjectContext, ms: int) -> str:
+    """Holds the key: sets state, then suspends on a durable sleep."""
+    ctx.set("value", 41)
+    await ctx.sleep(timedelta(milliseconds=ms))
+    return "held"
+
+
+@counter.handler(kind="shared")
+async def sneaky(ctx: restate.ObjectSharedContext) -> str:
+    """A shared handler that tries to write: the engine refuses with a clear error."""
+    ctx.set("value", -1)  # type: ignore[attr-defined]
+    return "wrote"
+
+
+@counter.handler()
+async def fill(ctx: restate.ObjectContext, req: dict) -> int:
+    """Writes ``n`` entries of ``size`` bytes, then reads them back (lazy state when large)."""
+    for i in range(req["n"]):
+        ctx.set(f"blob{i}", "x" * req["size"])
+    return len(await ctx.state_keys())
+
+
+@counter.handler()
+async def total(ctx: restate.ObjectContext) -> int:
+    """Reads every key: with a large state this goes through GetLazyState/GetLazyStateKeys."""
+    keys = await ctx.state_keys()
+    size = 0
+    for k in keys:
+        size += len(await ctx.get(k, type_hint=str) or "")
+    return size
+
+
+@counter.handler()
+async def call_other(ctx: restate.ObjectContext, req: dict) -> str:
+    """Calls another object (maybe on another partition) whose handler sleeps; counts its own effect."""
+    out = await ctx.object_call(slow_step, key=req["target"], arg=req)
+    await ctx.run_typed("after", effect, restate.RunOptions(), f"{req['name']}.caller")
+    return f"caller got {out}"
+
+
+@counter.handler()
+async def slow_step(ctx: restate.ObjectContext, req: dict) -> str:
+    await ctx.run_typed("before", effect, restate.RunOptions(), f"{req['name']}.callee.before")
+    await ctx.sleep(timedelta(milliseconds=req["ms"]))
+    await ctx.run_typed("after", effect, restate.RunOptions(), f"{req['name']}.callee.after")
+    return "callee done"
+
+
+@counter.handler()
+async def stamp(ctx: restate.ObjectContext, name: str) -> None:
+    """Records when it ran (wall clock, ms), for delayed-send tests."""
+    import time
+
+    await ctx.run_typed("stamp", effect, restate.RunOptions(), name, str(int(time.time() * 1000)))
+
+
+@caller.handler()
+async def call_unknown(ctx: restate.Context) -> str:
+    return await ctx.generic_call("NoSuchService", "nope", b"")  # type: ignore[return-value]
+
+
+app = restate.app(services=[steps, errors, caller, counter, greeter, ticket, cart])

@@ -1,0 +1,106 @@
+"""Virtual Objects end to end: per-key order, shared handlers, state, calls between objects."""
+
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from tests.harness import Background, Engine, call_json, count, post
+from tests.integration.test_crash_recovery import wait_until
+
+pytestmark = pytest.mark.kafka
+
+
+def test_200_concurrent_adds_on_one_key_do_not_interleave(engine: Engine) -> None:
+    with ThreadPoolExecutor(64) as pool:
+        results = list(pool.map(lambda _: call_json(engine, "/Counter/hot/add", 1, 180), range(200)))
+    assert all(status == 200 for status, _ in results), results[:5]
+    assert sorted(v for _, v in results) == list(range(1, 201))
+    assert call_json(engine, "/Counter/hot/get") == (200, 200)
+
+
+def test_shared_handler_answers_while_exclusive_is_suspended(engine: Engine) -> None:
+    held = Background(call_json, engine, "/Counter/k1/hold", 3000, 60)
+    time.sleep(1.0)
+    started = time.monotonic()
+    assert call_json(engine, "/Counter/k1/get") == (200, 41)  # sees the suspended handler's write
+    assert time.monotonic() - started < 2.5, "the shared read did not wait for the exclusive handler"
+    queued = Background(call_json, engine, "/Counter/k1/add", 1, 60)
+    assert held.result() == (200, "held")
+    assert queued.result() == (200, 42)  # the exclusive add ran after hold, in order
+
+
+def test_shared_handler_cannot_write(engine: Engine) -> None:
+    status, out = call_json(engine, "/Counter/k2/sneaky")
+    assert status == 400 and "shared handler" in out["message"] and "may read state but not write" in out["message"]
+    assert call_json(engine, "/Counter/k2/get") == (200, 0)
+
+
+def test_greeter_object(engine: Engine) -> None:
+    assert call_json(engine, "/GreeterObject/ada/greet", "Hi") == (200, "Hi ada for the 1. time")
+    assert call_json(engine, "/GreeterObject/ada/greet", "Hi") == (200, "Hi ada for the 2. time")
+    assert call_json(engine, "/GreeterObject/bob/greet", "Hi") == (200, "Hi bob for the 1. time")
+    assert call_json(engine, "/GreeterObject/ada/ungreet")[0] == 200
+    assert call_json(engine, "/GreeterObject/ada/getGreetCount") == (200, 1)
+
+
+def test_cart_and_ticket(engine: Engine) -> None:
+    assert call_json(engine, "/CartObject/alice/addTicket", "seat-2B") == (200, True)
+    assert call_json(engine, "/CartObject/bob/addTicket", "seat-2B") == (200, False)
+    assert call_json(engine, "/CartObject/alice/getTickets") == (200, ["seat-2B"])
+    assert call_json(engine, "/CartObject/bob/getTickets") == (200, [])
+
+
+def test_lazy_state_round_trip(kafka_bootstrap: str, namespace: str, tmp_path: Path, service) -> None:  # noqa: ANN001
+    eng = Engine(kafka_bootstrap, namespace, tmp_path / "lazy", env={"REPRISE_EAGER_STATE_LIMIT_BYTES": "1000"})
+    eng.start()
+    try:
+        eng.register(service.uri)
+        assert call_json(eng, "/Counter/big/fill", {"n": 5, "size": 600}) == (200, 5)
+        assert call_json(eng, "/Counter/big/total") == (200, 3000)
+    finally:
+        eng.kill()
+
+
+def test_call_to_unknown_service_fails_the_caller_clearly(engine: Engine) -> None:
+    status, out = call_json(engine, "/Caller/call_unknown")
+    assert status == 404 and "unknown service 'NoSuchService'" in out["message"]
+
+
+def test_delayed_send_waits_and_survives_a_restart(engine: Engine, effects: Path) -> None:
+    sent_at = int(time.time() * 1000)
+    status, body = post(engine.ingress + "/Counter/d1/stamp/send?delay=3s", b'"d1.stamp"',
+                        {"content-type": "application/json"})
+    assert status == 202 and json.loads(body)["status"] == "Accepted"
+    time.sleep(1.0)
+    engine.kill()
+    assert count(effects, "d1.stamp") == 0
+    engine.start()
+    wait_until(lambda: count(effects, "d1.stamp") == 1, 60, "the delayed send")
+    fired_at = int((effects / "d1.stamp").read_text().split()[0])
+    assert fired_at >= sent_at + 3000
+    time.sleep(0.5)
+    assert count(effects, "d1.stamp") == 1
+
+
+def test_object_calls_object_across_partitions_with_a_kill_in_between(engine: Engine, effects: Path) -> None:
+    from engine.partitioning import partition_for_key
+
+    caller_key, target = "caller-1", next(f"t{i}" for i in range(100)
+                                          if partition_for_key(f"t{i}", 4) != partition_for_key("caller-1", 4))
+    req = {"target": target, "name": "x1", "ms": 2500}
+    pending = Background(call_json, engine, f"/Counter/{caller_key}/call_other", req, 90)
+    wait_until(lambda: count(effects, "x1.callee.before") == 1, what="the callee's first step")
+    time.sleep(0.3)
+    engine.kill()
+    pending.result()
+    engine.start()
+    wait_until(lambda: count(effects, "x1.caller") == 1, 60, "the caller to finish")
+    time.sleep(0.5)
+    assert count(effects, "x1.callee.before") == 1
+    assert count(effects, "x1.callee.after") == 1
+    assert count(effects, "x1.caller") == 1
