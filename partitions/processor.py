@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 import time
 import uuid
@@ -52,6 +53,9 @@ class PartitionProcessor:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Fault injection for tests: behave as if the process died after committing a batch and before
+        # shipping its outbox (REPRISE_FAULT_HOLD_OUTBOX=1). Never set in production.
+        self._hold_outbox = os.environ.get("REPRISE_FAULT_HOLD_OUTBOX") == "1"
         self.leader_ready = asyncio.Event()
 
     # lifecycle -------------------------------------------------------------------------------
@@ -196,7 +200,7 @@ class PartitionProcessor:
                 self.invoker.start(partition, store, self.claimed[partition], a.invocation_id, a.attempt)
             elif isinstance(a, ScheduleTimer):
                 self.timers.schedule(partition, a.timer_key, a.fire_at_ms)
-            elif isinstance(a, ShipOutbox):
+            elif isinstance(a, ShipOutbox) and not self._hold_outbox:
                 self.shipper.ship(partition, store, a.seq)
 
     def _emit_effects(self, partition: int, effects: dict[str, Any]) -> None:

@@ -68,6 +68,16 @@ def test_service_killed_mid_attempt_is_retried(engine: Engine, service: Service,
         restarted.kill()
 
 
+def _rows(home: Path, namespace: str) -> list[dict]:
+    rows = []
+    for db in sorted((home / "data" / namespace / "partitions").iterdir()):
+        store = RocksStore(db)
+        tables = Tables(Transaction(store))
+        rows += [tables.status(k[3:].decode()) for k, _ in store.scan(b"in/")]
+        store.close()
+    return rows
+
+
 def _snapshot(home: Path, namespace: str) -> tuple[dict[int, int], dict[str, str]]:
     offsets, statuses = {}, {}
     for db in sorted((home / "data" / namespace / "partitions").iterdir()):
@@ -98,3 +108,28 @@ def test_stop_and_start_keeps_finished_invocations_and_offsets(engine: Engine, e
     assert len(statuses2) == 4
     for name in ("s1", "s2", "s3", "s4"):
         assert [count(effects, f"{name}.{s}") for s in "abc"] == [1, 1, 1]
+
+
+def test_outbox_written_but_not_shipped_ships_on_restart(kafka_bootstrap: str, namespace: str, tmp_path: Path,
+                                                         service: Service, effects: Path) -> None:
+    """The engine commits a call into its outbox and 'dies' before shipping it: the restart ships it,
+    the callee runs once, the caller completes."""
+    eng = Engine(kafka_bootstrap, namespace, tmp_path / "eng", env={"REPRISE_FAULT_HOLD_OUTBOX": "1"})
+    eng.start()
+    eng.register(service.uri)
+    assert call_json(eng, "/Caller/relay/send", "ob")[0] == 202
+    time.sleep(2.0)
+    assert count(effects, "ob.a") == 0, "the call must still sit in the outbox"
+    eng.kill()
+    healthy = Engine(kafka_bootstrap, namespace, tmp_path / "eng")
+    healthy.start()
+    try:
+        wait_until(lambda: count(effects, "ob.c") == 1, 60, "the callee to run")
+        time.sleep(1.0)
+        assert [count(effects, f"ob.{s}") for s in "abc"] == [1, 1, 1]
+        assert healthy.stop() == 0
+        rows = _rows(healthy.home, namespace)
+        [relay] = [r for r in rows if r["service"] == "Caller"]
+        assert relay["status"] == "COMPLETED" and relay["result_value"] == b'"relayed ob:ABC"'
+    finally:
+        healthy.kill()
