@@ -1,0 +1,57 @@
+"""apply() for Virtual Objects: the per-key lock and inbox, shared handlers, lazy state."""
+
+from __future__ import annotations
+
+from engine.ids import InvocationId
+from engine.protocol import journal as pj
+from engine.protocol import reprise_protocol_pb2 as pb
+from engine.protocol.framing import encode_message
+from partitions.actions import RunAttempt
+from tests.unit.apply_helpers import invoke, new_partition, output, suspended
+
+
+def test_exclusive_calls_queue_per_key_and_shared_ones_do_not() -> None:
+    p = new_partition()
+    first, second, other_key, shared = (str(InvocationId(0, i + 1)) for i in range(4))
+    assert invoke(p, first, key="k", handler_kind="EXCLUSIVE") == [RunAttempt(first, 1)]
+    assert invoke(p, second, key="k", handler_kind="EXCLUSIVE") == []
+    assert p.status(second)["status"] == "INBOXED" and p.tables.inbox("Svc", "k") == [second]
+    assert invoke(p, other_key, key="other", handler_kind="EXCLUSIVE") == [RunAttempt(other_key, 1)]
+    assert invoke(p, shared, key="k", handler_kind="SHARED") == [RunAttempt(shared, 1)]
+    sleep = encode_message(pb.SleepCommandMessage(wake_up_time=9_000, result_completion_id=1))
+    p.effects(first, 1, [sleep], suspended(1))  # a suspended exclusive invocation keeps the key
+    assert p.status(first)["status"] == "SUSPENDED" and p.tables.lock_holder("Svc", "k") == first
+    assert p.status(second)["status"] == "INBOXED"
+    key = next(iter(p.tables.timers()))[0]
+    p.feed("TimerFired", {"timer_key": key, "epoch": 1, "timestamp_ms": 9_000})
+    actions = p.effects(first, 2, [output(b"1")], {})
+    assert RunAttempt(second, 1) in actions and p.tables.lock_holder("Svc", "k") == second
+
+
+def test_lock_passes_in_arrival_order() -> None:
+    p = new_partition()
+    ids = [str(InvocationId(0, i + 1)) for i in range(3)]
+    for inv in ids:
+        invoke(p, inv, key="k", handler_kind="EXCLUSIVE")
+    assert p.tables.inbox("Svc", "k") == ids[1:]
+    for i, inv in enumerate(ids):
+        actions = p.effects(inv, 1, [output(b"1")], {})
+        nxt = [a for a in actions if isinstance(a, RunAttempt)]
+        assert nxt == ([RunAttempt(ids[i + 1], 1)] if i + 1 < len(ids) else [])
+    assert p.tables.lock_holder("Svc", "k") is None and p.tables.inbox("Svc", "k") == []
+
+
+def test_lazy_state_round_trip_in_apply() -> None:
+    p = new_partition()
+    inv = str(InvocationId(0, 99))
+    invoke(p, inv, key="k", handler_kind="EXCLUSIVE")
+    set_a = encode_message(pb.SetStateCommandMessage(key=b"a", value=pb.Value(content=b'"1"')))
+    get_a = encode_message(pb.GetLazyStateCommandMessage(key=b"a", result_completion_id=1))
+    get_b = encode_message(pb.GetLazyStateCommandMessage(key=b"b", result_completion_id=2))
+    keys = encode_message(pb.GetLazyStateKeysCommandMessage(result_completion_id=3))
+    assert p.effects(inv, 1, [set_a, get_a, get_b, keys], suspended(3)) == [RunAttempt(inv, 2)]
+    entries = [pj.decode(p.tables.entry(inv, i)) for i in range(p.status(inv)["journal_length"])]
+    notes = {e.completion_id: e for e in entries if hasattr(e, "completion_id") and e.completion_id}
+    assert notes[1].value.content == b'"1"'
+    assert notes[2].HasField("void")
+    assert list(notes[3].state_keys.keys) == [b"a"]
