@@ -1,7 +1,8 @@
 """``make demo``: a local Kafka, the engine and the example Greeter, with real invocations.
 
 Starts ``reprise dev`` (which provisions and starts the local Kafka broker), serves
-``examples/greeter/app.py`` with hypercorn (h2c, as Restate does), registers it, invokes it over the
+``examples/greeter/app.py`` and ``examples/objects/app.py`` with hypercorn (h2c, as Restate does),
+registers them, invokes them over the
 ingress, prints every request and answer, then stops everything and exits 0 (non-zero on failure).
 """
 
@@ -18,7 +19,8 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-INGRESS, ADMIN, SERVICE = "http://127.0.0.1:8080", "http://127.0.0.1:9070", "http://127.0.0.1:9080"
+INGRESS, ADMIN = "http://127.0.0.1:8080", "http://127.0.0.1:9070"
+SERVICES = {"examples.greeter.app:app": "127.0.0.1:9080", "examples.objects.app:app": "127.0.0.1:9081"}
 
 
 def request(method: str, url: str, body: object = None) -> tuple[int, str]:
@@ -54,28 +56,39 @@ def wait_for(url: str, proc: subprocess.Popen[bytes], timeout: float) -> None:
 def main() -> int:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     print("starting reprise dev (local Kafka, processors, ingress :8080, admin :9070) ...", flush=True)
-    engine = subprocess.Popen([sys.executable, "-m", "engine.cli", "dev"], cwd=ROOT, env=env,
-                              start_new_session=True)
-    service = subprocess.Popen([sys.executable, "-m", "hypercorn", "examples.greeter.app:app",
-                                "--bind", "127.0.0.1:9080"], cwd=ROOT, env=env, start_new_session=True)
+    namespace = f"demo{int(time.time())}"  # a fresh log and state each run, so the answers below hold
+    engine = subprocess.Popen([sys.executable, "-m", "engine.cli", "dev", "--namespace", namespace], cwd=ROOT,
+                              env=env, start_new_session=True)
+    services = [subprocess.Popen([sys.executable, "-m", "hypercorn", app, "--bind", bind], cwd=ROOT, env=env,
+                                 start_new_session=True) for app, bind in SERVICES.items()]
     ok = False
     try:
         wait_for(INGRESS + "/restate/health", engine, 300)
-        show("POST", ADMIN + "/deployments", {"uri": SERVICE})
+        for bind in SERVICES.values():
+            show("POST", ADMIN + "/deployments", {"uri": f"http://{bind}"})
         checks = [
             (show("POST", INGRESS + "/Greeter/greet", "Ada")[0] == 200),
             (show("POST", INGRESS + "/Greeter/twice", "Grace")[0] == 200),
             (show("POST", INGRESS + "/Greeter/greet/send", "Linus")[0] == 202),
             (show("POST", INGRESS + "/Greeter/greet", "")[0] == 400),
             (show("POST", INGRESS + "/Nobody/greet", "x")[0] == 404),
+            # Virtual Objects: state per key, one exclusive handler at a time per key.
+            (show("POST", INGRESS + "/GreeterObject/Mary/greet", "Hello")[0] == 200),
+            (show("POST", INGRESS + "/GreeterObject/Mary/greet", "Hi")[0] == 200),
+            (show("POST", INGRESS + "/GreeterObject/Mary/getGreetCount")[1] == "2"),
+            # The cart/ticket flow: the first cart gets seat 2B, the second does not.
+            (show("POST", INGRESS + "/CartObject/alice/addTicket", "seat-2B")[1] == "true"),
+            (show("POST", INGRESS + "/CartObject/bob/addTicket", "seat-2B")[1] == "false"),
+            (show("POST", INGRESS + "/CartObject/alice/getTickets")[1] == '["seat-2B"]'),
+            (show("POST", INGRESS + "/CartObject/bob/getTickets")[1] == "[]"),
         ]
         ok = all(checks)
         print("\ndemo " + ("succeeded" if ok else "FAILED: an answer above was not the expected one"), flush=True)
     finally:
-        for proc in (service, engine):
+        for proc in (*services, engine):
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
-        for proc in (service, engine):
+        for proc in (*services, engine):
             try:
                 proc.wait(60)
             except subprocess.TimeoutExpired:
