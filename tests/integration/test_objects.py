@@ -104,3 +104,16 @@ def test_object_calls_object_across_partitions_with_a_kill_in_between(engine: En
     assert count(effects, "x1.callee.before") == 1
     assert count(effects, "x1.callee.after") == 1
     assert count(effects, "x1.caller") == 1
+
+
+def test_idempotent_calls_run_the_callee_once(engine: Engine, effects: Path) -> None:
+    assert call_json(engine, "/Caller/idem", "ik") == (200, ["ik:ABC", "ik:ABC"])
+    assert [count(effects, f"ik.{s}") for s in "abc"] == [1, 1, 1]
+
+
+def test_delayed_one_way_call_from_a_handler(engine: Engine, effects: Path) -> None:
+    sent_at = int(time.time() * 1000)
+    assert call_json(engine, "/Caller/later", {"key": "d2", "name": "d2.stamp", "ms": 1500}) == (200, "scheduled")
+    assert count(effects, "d2.stamp") == 0
+    wait_until(lambda: count(effects, "d2.stamp") == 1, 30, "the delayed call")
+    assert int((effects / "d2.stamp").read_text().split()[0]) >= sent_at + 1500

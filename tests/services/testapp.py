@@ -177,6 +177,21 @@ async def stamp(ctx: restate.ObjectContext, name: str) -> None:
 
 
 @caller.handler()
+async def idem(ctx: restate.Context, name: str) -> list[str]:
+    """The same idempotency key twice: one execution of the callee, the same answer twice."""
+    first = await ctx.service_call(three, name, idempotency_key=f"idem-{name}")
+    second = await ctx.service_call(three, name, idempotency_key=f"idem-{name}")
+    return [first, second]
+
+
+@caller.handler()
+async def later(ctx: restate.Context, req: dict) -> str:
+    """A delayed one-way call: a durable timer on the engine, not a sleep in the handler."""
+    ctx.object_send(stamp, key=req["key"], arg=req["name"], send_delay=timedelta(milliseconds=req["ms"]))
+    return "scheduled"
+
+
+@caller.handler()
 async def call_unknown(ctx: restate.Context) -> str:
     return await ctx.generic_call("NoSuchService", "nope", b"")  # type: ignore[return-value]
 
