@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -14,6 +15,21 @@ class RetryPolicy:
     initial_interval_ms: int = 500
     factor: float = 2.0
     max_interval_ms: int = 60_000
+    max_attempts: int | None = None  # None: retry until it succeeds
+    on_max_attempts: str = "PAUSE"  # PAUSE (an operator resumes it) or KILL (it fails)
+
+    def overridden(self, manifest: dict[str, Any]) -> RetryPolicy:
+        """This policy with a service's or handler's ``retryPolicy*`` manifest fields applied."""
+        changes: dict[str, Any] = {}
+        for field_name, key in (("initial_interval_ms", "retryPolicyInitialInterval"),
+                                ("max_interval_ms", "retryPolicyMaxInterval"),
+                                ("max_attempts", "retryPolicyMaxAttempts"),
+                                ("factor", "retryPolicyExponentiationFactor")):
+            if manifest.get(key) is not None:
+                changes[field_name] = manifest[key]
+        if manifest.get("retryPolicyOnMaxAttempts"):
+            changes["on_max_attempts"] = str(manifest["retryPolicyOnMaxAttempts"]).upper()
+        return replace(self, **changes) if changes else self
 
     def delay_ms(self, failures: int) -> int:
         """Delay before the next attempt after ``failures`` consecutive failures (1-based)."""
@@ -64,10 +80,12 @@ class Config:
                 continue
             env[f.name] = Path(raw) if f.name == "home" else type(getattr(cfg, f.name))(raw)
         retry = cfg.retry
-        for name in ("initial_interval_ms", "max_interval_ms"):
+        for name in ("initial_interval_ms", "max_interval_ms", "max_attempts"):
             raw = os.environ.get(f"REPRISE_RETRY_{name.upper()}")
             if raw is not None:
                 retry = replace(retry, **{name: int(raw)})
+        if os.environ.get("REPRISE_RETRY_ON_MAX_ATTEMPTS"):
+            retry = replace(retry, on_max_attempts=os.environ["REPRISE_RETRY_ON_MAX_ATTEMPTS"].upper())
         env["retry"] = retry
         env.update({k: v for k, v in overrides.items() if v is not None})
         return replace(cfg, **env)

@@ -90,3 +90,28 @@ def parse_invocation_id(text: str) -> InvocationId:
 def random_routing_key() -> str:
     """A routing key for a plain-service invocation: spreads them over all partitions."""
     return _uuid.uuid4().hex
+
+
+def awakeable_id(invocation: InvocationId, signal_idx: int) -> str:
+    """The SDK's awakeable id: ``sign_1`` + base64url(raw invocation id ‖ u32 signal index)."""
+    import base64
+
+    raw = invocation.to_bytes() + signal_idx.to_bytes(4, "big")
+    return "sign_1" + base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def parse_awakeable_id(text: str) -> tuple[InvocationId, int]:
+    """(invocation, signal index) of an awakeable id, or ValueError saying what is wrong."""
+    import base64
+    import binascii
+
+    if not text.startswith("sign_1"):
+        raise ValueError(f"malformed awakeable id {text!r}: expected the 'sign_1' prefix")
+    body = text[6:]
+    try:
+        raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+    except (binascii.Error, ValueError):
+        raise ValueError(f"malformed awakeable id {text!r}: not base64url") from None
+    if len(raw) != 28:
+        raise ValueError(f"malformed awakeable id {text!r}: expected 28 bytes, found {len(raw)}")
+    return InvocationId.from_bytes(raw[:24]), int.from_bytes(raw[24:], "big")

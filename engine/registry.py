@@ -29,6 +29,7 @@ class HandlerInfo:
     ty: str | None  # EXCLUSIVE | SHARED | WORKFLOW | None (plain services)
     input_required: bool = False
     output_content_type: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)  # retry policy, retentions: service's, then handler's
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,6 @@ class ServiceInfo:
     ty: str  # SERVICE | VIRTUAL_OBJECT | WORKFLOW
     deployment_id: str
     handlers: dict[str, HandlerInfo]
-    retry_policy: dict[str, Any] | None = None
 
     @property
     def keyed(self) -> bool:
@@ -77,12 +77,14 @@ def parse_service(s: dict[str, Any], deployment_id: str) -> ServiceInfo:
     ty = s.get("ty", "SERVICE")
     default = {"VIRTUAL_OBJECT": "EXCLUSIVE", "WORKFLOW": "WORKFLOW"}.get(ty)
     handlers = {}
+    inherited = {k: v for k, v in s.items() if k.startswith("retryPolicy") or k.endswith("Retention")}
     for h in s.get("handlers", []):
         inp = h.get("input") or {}
         out = h.get("output") or {}
+        own = {k: v for k, v in h.items() if k.startswith("retryPolicy") or k.endswith("Retention")}
         handlers[h["name"]] = HandlerInfo(h["name"], h.get("ty", default), bool(inp.get("required")),
-                                          out.get("contentType"))
-    return ServiceInfo(s["name"], ty, deployment_id, handlers, s.get("retryPolicy"))
+                                          out.get("contentType"), {**inherited, **own})
+    return ServiceInfo(s["name"], ty, deployment_id, handlers)
 
 
 class Registry:

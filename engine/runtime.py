@@ -55,7 +55,7 @@ async def start_engine(cfg: Config) -> Engine:
     processor = PartitionProcessor(cfg, registry)
     await processor.start()
     await asyncio.wait_for(processor.leader_ready.wait(), 60)
-    runners = [await _serve(Admin(registry).app(), cfg.admin_host, cfg.admin_port),
+    runners = [await _serve(Admin(cfg, registry).app(), cfg.admin_host, cfg.admin_port),
                await _serve(Ingress(cfg, registry).app(), cfg.ingress_host, cfg.ingress_port)]
     return Engine(cfg, registry, processor, runners)
 

@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from engine.config import Config
 from engine.discovery import DiscoveryError, deployment_id, discover
+from engine.ids import InvocationId
 from engine.registry import Deployment, Registry
-from ingress.errors import error_response
+from ingress.errors import IngressError, error_response
+from ingress.log_client import LogClient
 
 
 class Admin:
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, cfg: Config, registry: Registry) -> None:
         self.registry = registry
+        self.log = LogClient(cfg, "admin")
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -28,7 +33,36 @@ class Admin:
         r.add_get("/services", self.list_services)
         r.add_get("/services/{name}", self.get_service)
         r.add_get("/metrics", self.metrics)
+        r.add_patch("/invocations/{id}/{command}", self.invocation_command)
+        r.add_delete("/invocations/{id}", self.invocation_command)  # legacy: ?mode=cancel|kill|purge
+        app.on_startup.append(lambda _app: self._start())
+        app.on_cleanup.append(lambda _app: self._stop())
         return app
+
+    async def _start(self) -> None:
+        self.log.start()
+
+    async def _stop(self) -> None:
+        self.log.stop()
+
+    async def invocation_command(self, request: web.Request) -> web.Response:
+        """PATCH /invocations/{id}/cancel|kill|purge|pause|resume, answered by the invocation's partition."""
+        command = request.match_info.get("command") or request.query.get("mode", "cancel")
+        try:
+            inv = InvocationId.parse(request.match_info["id"])
+        except ValueError as e:
+            return error_response(400, str(e))
+        request_id = f"admin-{uuid.uuid4().hex}"
+        try:
+            reply = await self.log.request("AdminCommand", self.log.partition_of(inv), {
+                "invocation_id": str(inv), "command": command, "reply_to": self.log.reply_to(request_id)},
+                request_id)
+        except IngressError as e:
+            return error_response(e.code, e.message)
+        if reply["failure"] is not None:
+            return error_response(reply["failure"]["code"], reply["failure"]["message"])
+        answer = json.loads(reply["value"])
+        return web.json_response(answer, status=answer["code"])
 
     async def health(self, _r: web.Request) -> web.Response:
         return web.json_response({})

@@ -1,4 +1,4 @@
-"""The HTTP ingress, following Restate's API: call, send, health.
+"""The HTTP ingress, following Restate's API: call, send, attach/output, awakeables, health.
 
 ``POST /{Service}/{handler}``, ``/{Object}/{key}/{handler}``, ``/{Workflow}/{id}/{handler}``, each
 with an optional ``/send`` suffix. A call waits for the result; a send answers 202 once Kafka has
@@ -7,8 +7,6 @@ acknowledged the Invoke record (acks=all). Errors are ``{"code": N, "message": "
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import time
 import uuid
 from typing import Any
@@ -16,49 +14,48 @@ from urllib.parse import unquote
 
 import orjson
 from aiohttp import web
-from confluent_kafka import KafkaError, Message, Producer
 
 from engine.config import Config
-from engine.ids import InvocationId, random_routing_key
-from engine.kafka import ProducerPoller, log_partitions, produce_record, producer_config
+from engine.ids import InvocationId, parse_awakeable_id, random_routing_key
 from engine.registry import Registry, ServiceInfo
 from ingress.delay import parse_delay_ms
 from ingress.errors import IngressError, error_response
-from ingress.replies import ReplyListener
+from ingress.log_client import LogClient
 
-log = logging.getLogger(__name__)
 # Hop-by-hop and ingress-only headers are not handed to the handler (as in Restate).
 _DROP_HEADERS = {"connection", "host", "content-length", "transfer-encoding", "keep-alive",
                  "idempotency-key", "idempotency-expires", "upgrade", "te"}
+
+
+def workflow_run_id(service: str, key: str) -> InvocationId:
+    """A workflow's run has one id per workflow id: that is what makes it run once."""
+    return InvocationId.derived(key, "wf", service, key)
 
 
 class Ingress:
     def __init__(self, cfg: Config, registry: Registry) -> None:
         self.cfg = cfg
         self.registry = registry
-        self.ingress_id = f"ingress-{uuid.uuid4().hex[:12]}"
-        self.replies = ReplyListener(cfg, self.ingress_id)
-        self.partitions = log_partitions(cfg)
-        self.producer: Producer | None = None
-        self._poller: ProducerPoller | None = None
+        self.log = LogClient(cfg, "ingress")
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self.cfg.max_message_bytes, middlewares=[self._errors])
-        app.router.add_get("/restate/health", self.health)
-        app.router.add_route("*", "/{path:.*}", self.invoke)
-        app.on_startup.append(self._on_startup)
-        app.on_cleanup.append(self._on_cleanup)
+        r = app.router
+        r.add_get("/restate/health", self.health)
+        r.add_route("*", "/restate/workflow/{service}/{key}/{mode:attach|output}", self.workflow_result)
+        r.add_route("*", "/restate/invocation/{id}/{mode:attach|output}", self.invocation_result)
+        for prefix in ("/restate/awakeables", "/restate/a"):
+            r.add_route("*", prefix + "/{id}/{action:resolve|reject}", self.awakeable)
+        r.add_route("*", "/{path:.*}", self.invoke)
+        app.on_startup.append(lambda _app: self._start())
+        app.on_cleanup.append(lambda _app: self._stop())
         return app
 
-    async def _on_startup(self, _app: web.Application) -> None:
-        self.producer = Producer(producer_config(self.cfg))
-        self._poller = ProducerPoller(self.producer)
-        self.replies.start()
+    async def _start(self) -> None:
+        self.log.start()
 
-    async def _on_cleanup(self, _app: web.Application) -> None:
-        self.replies.stop()
-        if self._poller:
-            self._poller.close()
+    async def _stop(self) -> None:
+        self.log.stop()
 
     @web.middleware
     async def _errors(self, request: web.Request, handler: Any) -> web.StreamResponse:
@@ -72,9 +69,9 @@ class Ingress:
     async def health(self, _request: web.Request) -> web.Response:
         return web.json_response({})
 
+    # call and send ---------------------------------------------------------------------------
     async def invoke(self, request: web.Request) -> web.Response:
-        if request.method not in ("GET", "POST"):
-            raise IngressError(405, f"method {request.method} not allowed: use POST (or GET)")
+        _check_method(request)
         svc, key, handler, send = self._route(request.rel_url.raw_path)
         body = await request.read()
         if body and "json" in request.headers.get("content-type", ""):
@@ -84,35 +81,39 @@ class Ingress:
                 raise IngressError(400, f"malformed JSON body: {e}") from None
         headers = [{"name": k.lower(), "value": v} for k, v in request.headers.items()
                    if k.lower() not in _DROP_HEADERS]
-        execute_at = None
-        if "delay" in request.query:
-            if not send:
-                raise IngressError(400, "delay is only allowed on /send")
-            try:
-                execute_at = int(time.time() * 1000) + parse_delay_ms(request.query["delay"])
-            except ValueError as e:
-                raise IngressError(400, str(e)) from None
-        inv = InvocationId.new(key if key is not None else random_routing_key())
+        execute_at = self._delay(request, send, svc)
+        kind = svc.handlers[handler].ty
+        is_run = kind == "WORKFLOW"
+        inv = workflow_run_id(svc.name, key) if is_run and key is not None else \
+            InvocationId.new(key if key is not None else random_routing_key())
         record = {
             "invocation_id": str(inv), "service": svc.name, "handler": handler, "key": key,
-            "handler_kind": svc.handlers[handler].ty, "input": body, "headers": headers,
-            "idempotency_key": None, "caller": None, "execute_at_ms": execute_at,
-            "created_ms": int(time.time() * 1000),
-            "reply_to": None if send else {"topic": "replies", "ingress_id": self.ingress_id,
-                                           "request_id": str(inv)},
+            "handler_kind": kind, "input": body, "headers": headers, "idempotency_key": None, "caller": None,
+            "execute_at_ms": execute_at, "created_ms": int(time.time() * 1000), "reply_to": None, "ack_to": None,
         }
+        partition, rkey = self.log.partition_of(inv), (key or "").encode() or None
         if send:
-            await self._produce(inv, record)
-            out = {"invocationId": str(inv), "status": "Accepted"}
-            return web.Response(status=202, body=orjson.dumps(out), content_type="application/json",
-                                headers={"x-restate-id": str(inv)})
-        fut = self.replies.wait_for(str(inv))
+            status = "Accepted"
+            if is_run:  # only the partition knows whether this workflow id ran before
+                record["ack_to"] = self.log.reply_to(f"ack-{uuid.uuid4().hex}")
+                ack = await self.log.request("Invoke", partition, record, record["ack_to"]["request_id"], rkey)
+                status = (ack["value"] or b"Accepted").decode()
+            else:
+                await self.log.produce("Invoke", partition, record, rkey)
+            return _json(202, {"invocationId": str(inv), "status": status}, str(inv))
+        record["reply_to"] = self.log.reply_to(f"call-{uuid.uuid4().hex}")
+        reply = await self.log.request("Invoke", partition, record, record["reply_to"]["request_id"], rkey)
+        return self._result(svc.handlers[handler].output_content_type, reply)
+
+    def _delay(self, request: web.Request, send: bool, svc: ServiceInfo) -> int | None:
+        if "delay" not in request.query:
+            return None
+        if not send:
+            raise IngressError(400, "delay is only allowed on /send")
         try:
-            await self._produce(inv, record)
-            reply = await fut
-        finally:
-            self.replies.forget(str(inv), fut)
-        return self._result(svc, handler, reply)
+            return int(time.time() * 1000) + parse_delay_ms(request.query["delay"])
+        except ValueError as e:
+            raise IngressError(400, str(e)) from None
 
     def _route(self, raw_path: str) -> tuple[ServiceInfo, str | None, str, bool]:
         parts = [unquote(p) for p in raw_path.strip("/").split("/")] if raw_path.strip("/") else []
@@ -126,7 +127,7 @@ class Ingress:
         if send:
             rest = rest[:-1]
         if svc.keyed:
-            if len(rest) != 2:
+            if len(rest) != 2 or not rest[0]:
                 raise IngressError(400, f"bad path for {svc.ty.lower()} '{svc.name}': expected "
                                         f"/{svc.name}/{{key}}/{{handler}}[/send]")
             key, handler = rest
@@ -138,36 +139,63 @@ class Ingress:
             raise IngressError(404, f"handler '{svc.name}/{handler}' not found")
         return svc, key, handler, send
 
-    async def _produce(self, inv: InvocationId, record: dict[str, Any]) -> None:
-        """Produce the Invoke and wait until Kafka acknowledged it."""
-        loop = asyncio.get_running_loop()
-        acked: asyncio.Future[None] = loop.create_future()
+    # results ------------------------------------------------------------------------------------
+    async def workflow_result(self, request: web.Request) -> web.Response:
+        _check_method(request)
+        svc = self.registry.service(request.match_info["service"])
+        if svc is None or svc.ty != "WORKFLOW":
+            raise IngressError(404, f"workflow '{request.match_info['service']}' not found")
+        inv = workflow_run_id(svc.name, request.match_info["key"])
+        run = next((h for h in svc.handlers.values() if h.ty == "WORKFLOW"), None)
+        return await self._get_result(inv, request.match_info["mode"], run.output_content_type if run else None)
 
-        def settle(err: KafkaError | None) -> None:
-            if acked.done():
-                return
-            if err is None:
-                acked.set_result(None)
-            else:
-                acked.set_exception(IngressError(503, f"log unavailable: {err.str()}"))
-
-        def delivered(err: KafkaError | None, _msg: Message) -> None:  # on the poller's thread
-            loop.call_soon_threadsafe(settle, err)
-
+    async def invocation_result(self, request: web.Request) -> web.Response:
+        _check_method(request)
         try:
-            produce_record(self.producer, self.cfg.log_topic, inv.partition(self.partitions), "Invoke", record,
-                           key=(record["key"] or "").encode() or None, on_delivery=delivered)
-        except Exception as e:  # noqa: BLE001 - any producer failure is a 503 to the client
-            raise IngressError(503, f"cannot write to the log: {e}") from None
-        await acked
+            inv = InvocationId.parse(request.match_info["id"])
+        except ValueError as e:
+            raise IngressError(400, str(e)) from None
+        return await self._get_result(inv, request.match_info["mode"], None)
 
-    def _result(self, svc: ServiceInfo, handler: str, reply: dict[str, Any]) -> web.Response:
+    async def _get_result(self, inv: InvocationId, mode: str, content_type: str | None) -> web.Response:
+        reply_to = self.log.reply_to(f"{mode}-{uuid.uuid4().hex}")
+        reply = await self.log.request("Attach", self.log.partition_of(inv), {
+            "invocation_id": str(inv), "mode": mode, "reply_to": reply_to}, reply_to["request_id"])
+        return self._result(content_type, reply)
+
+    def _result(self, content_type: str | None, reply: dict[str, Any]) -> web.Response:
         inv = reply["invocation_id"]
         if reply["failure"] is not None:
             f = reply["failure"]
             resp = error_response(f["code"], f["message"], source="invocation")
             resp.headers["x-restate-id"] = inv
             return resp
-        ctype = svc.handlers[handler].output_content_type or "application/json"
         return web.Response(status=200, body=reply["value"] or b"", headers={
-            "content-type": ctype, "x-restate-id": inv})
+            "content-type": content_type or "application/json", "x-restate-id": inv})
+
+    # awakeables -------------------------------------------------------------------------------
+    async def awakeable(self, request: web.Request) -> web.Response:
+        if request.method != "POST":
+            raise IngressError(405, f"method {request.method} not allowed: use POST")
+        try:
+            inv, idx = parse_awakeable_id(request.match_info["id"])
+        except ValueError as e:
+            raise IngressError(400, str(e)) from None
+        body = await request.read()
+        if request.match_info["action"] == "resolve":
+            value, failure = body, None
+        else:
+            value, failure = None, {"code": 500, "message": body.decode("utf-8", "replace")}
+        await self.log.produce("Signal", self.log.partition_of(inv), {
+            "invocation_id": str(inv), "idx": idx, "name": None, "value": value, "failure": failure})
+        return web.Response(status=202)
+
+
+def _check_method(request: web.Request) -> None:
+    if request.method not in ("GET", "POST"):
+        raise IngressError(405, f"method {request.method} not allowed: use POST (or GET)")
+
+
+def _json(status: int, body: dict[str, Any], inv: str) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json",
+                        headers={"x-restate-id": inv})

@@ -73,6 +73,7 @@ class Invoker:
                 effects = await self._run(store, inv, attempt)
             if effects is not None:
                 effects.update(invocation_id=inv, attempt=attempt, epoch=epoch, timestamp_ms=_now_ms())
+
                 self._emit(partition, effects)
         except Exception:
             log.exception("attempt %s of %s crashed", attempt, inv)
@@ -100,7 +101,11 @@ class Invoker:
         if resp.status_code != 200:
             return self._retry(row, resp.status_code, f"deployment answered {resp.status_code}: {resp.text[:300]}",
                                dep.id, has_entries=False)
-        return self._effects(row, resp.content, dep.id)
+        effects = self._effects(row, resp.content, dep.id)
+        retention = self._options(row).get("workflowCompletionRetention")
+        if retention is not None:
+            effects["completion_retention_ms"] = int(retention)
+        return effects
 
     def _deployment_for(self, row: dict[str, Any]) -> Deployment | str:
         if row["deployment_id"]:
@@ -185,14 +190,26 @@ class Invoker:
                 kinds[position] = handler.ty
         return None
 
+    def _options(self, row: dict[str, Any]) -> dict[str, Any]:
+        svc = self._registry.service(row["service"])
+        handler = svc.handlers.get(row["handler"]) if svc is not None else None
+        return handler.options if handler is not None else {}
+
     def _retry(self, row: dict[str, Any], code: int, message: str, dep_id: str | None, has_entries: bool,
                entries: list[bytes] | None = None, delay_ms: int | None = None) -> dict[str, Any]:
+        """A failed attempt: the next delay, or (out of attempts) what the retry policy says to do."""
+        policy = self._cfg.retry.overridden(self._options(row))
         failures = 1 if has_entries else row["failures_since_entry"] + 1
         if delay_ms is None:
-            delay_ms = self._cfg.retry.delay_ms(failures)
-        log.info("attempt %s of %s failed (%s %s); retrying in %d ms", row["attempt"], row["invocation_id"],
-                 code, message[:200], delay_ms)
+            delay_ms = policy.delay_ms(failures)
         out = _failed(code, message, retryable=True, deployment_id=dep_id, delay_ms=delay_ms)
+        if policy.max_attempts is not None and row["attempt"] >= policy.max_attempts:
+            out["outcome"]["on_exhausted"] = policy.on_max_attempts
+            log.warning("attempt %s of %s failed (%s %s); out of attempts: %s", row["attempt"],
+                        row["invocation_id"], code, message[:200], policy.on_max_attempts)
+        else:
+            log.info("attempt %s of %s failed (%s %s); retrying in %d ms", row["attempt"], row["invocation_id"],
+                     code, message[:200], delay_ms)
         out["entries"] = entries or []
         return out
 

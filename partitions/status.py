@@ -20,7 +20,7 @@ _ALLOWED: dict[Status | None, set[Status]] = {
     Status.SCHEDULED: {Status.INBOXED, Status.INVOKED, Status.COMPLETED},
     Status.INBOXED: {Status.INVOKED, Status.COMPLETED},
     Status.INVOKED: {Status.INVOKED, Status.SUSPENDED, Status.BACKING_OFF, Status.PAUSED, Status.COMPLETED},
-    Status.SUSPENDED: {Status.INVOKED, Status.COMPLETED},
+    Status.SUSPENDED: {Status.INVOKED, Status.PAUSED, Status.COMPLETED},
     Status.BACKING_OFF: {Status.INVOKED, Status.PAUSED, Status.COMPLETED},
     Status.PAUSED: {Status.INVOKED, Status.COMPLETED},
     Status.COMPLETED: set(),

@@ -9,6 +9,8 @@
 | ``ob/`` | sequence (20 digits) | OutboxEntry (Avro) |
 | ``rn/`` | invocation id | empty: index of INVOKED invocations, for a new leader |
 | ``lk/`` | len:service len:object key | the invocation holding the key's exclusive lock |
+| ``pm/`` | len:service len:workflow id / promise name | b"V" + value, or b"F" + Failure (Avro) |
+| ``pw/`` | len:service len:workflow id / promise name / invocation / completion id | empty: a waiter |
 | ``ib/`` | len:service len:object key / sequence (20 digits) | an invocation waiting for the key, in arrival order |
 | ``dd/`` | source partition | highest outbox sequence received from it |
 | ``meta/`` | epoch, outbox_next, outbox_head, applied_offset | integers as ASCII |
@@ -119,6 +121,50 @@ class Tables:
 
     def state_get(self, service: str, key: str, name: bytes) -> bytes | None:
         return self.tx.get(self._state_prefix(service, key) + name)
+
+    # durable promises (workflows)
+    def promise(self, service: str, key: str, name: str) -> tuple[bytes | None, Row | None] | None:
+        """(value, None) or (None, failure) once completed; None while pending."""
+        raw = self.tx.get(b"pm/" + self._object(service, key) + b"/" + name.encode())
+        if raw is None:
+            return None
+        if raw[:1] == b"V":
+            return raw[1:], None
+        return None, codec.decode("Failure", 1, raw[1:])
+
+    def complete_promise(self, service: str, key: str, name: str, value: bytes | None, failure: Row | None) -> None:
+        body = b"V" + (value or b"") if failure is None else b"F" + codec.encode("Failure", failure)
+        self.tx.put(b"pm/" + self._object(service, key) + b"/" + name.encode(), body)
+
+    def add_promise_waiter(self, service: str, key: str, name: str, inv: str, completion_id: int) -> None:
+        self.tx.put(b"pw/%s/%s/%s/%d" % (self._object(service, key), name.encode(), inv.encode(), completion_id), b"")
+
+    def take_promise_waiters(self, service: str, key: str, name: str) -> list[tuple[str, int]]:
+        prefix = b"pw/%s/%s/" % (self._object(service, key), name.encode())
+        out = []
+        for k, _ in self.tx.scan(prefix):
+            inv, cid = k[len(prefix):].rsplit(b"/", 1)
+            out.append((inv.decode(), int(cid)))
+            self.tx.delete(k)
+        return out
+
+    def clear_promises(self, service: str, key: str) -> None:
+        for prefix in (b"pm/", b"pw/"):
+            for k, _ in self.tx.scan(prefix + self._object(service, key) + b"/"):
+                self.tx.delete(k)
+
+    def inbox_remove(self, service: str, key: str, inv: str) -> None:
+        for k, v in self.tx.scan(b"ib/%s/" % self._object(service, key)):
+            if v.decode() == inv:
+                self.tx.delete(k)
+
+    def delete_journal(self, inv: str, length: int) -> None:
+        for i in range(length):
+            self.tx.delete(b"jn/%s/%010d" % (inv.encode(), i))
+
+    def delete_status(self, inv: str) -> None:
+        self.tx.delete(b"in/" + inv.encode())
+        self.tx.delete(b"rn/" + inv.encode())
 
     # timers
     @staticmethod

@@ -27,6 +27,9 @@ LOG_SCHEMAS: dict[tuple[str, int], str] = {
     ("CallCompleted", 1): "call_completed.v1.avsc",
     ("LeaderEpoch", 1): "leader_epoch.v1.avsc",
     ("OutboxShipped", 1): "outbox_shipped.v1.avsc",
+    ("Signal", 1): "signal.v1.avsc",
+    ("AdminCommand", 1): "admin_command.v1.avsc",
+    ("Attach", 1): "attach.v1.avsc",
     ("Reply", 1): "reply.v1.avsc",
     ("Deployment", 1): "deployment.v1.avsc",
 }
@@ -42,10 +45,13 @@ class SchemaError(ValueError):
     """A record that does not match its declared schema, or names an unknown one."""
 
 
+_NAMED: dict[str, Any] = {}
+
+
 def _load() -> dict[tuple[str, int], Any]:
     named: dict[str, Any] = {}
     for schema in json.loads((_DIR / "common.avsc").read_text()):
-        fastavro.parse_schema(schema, named_schemas=named)
+        _NAMED[schema["name"]] = fastavro.parse_schema(schema, named_schemas=named)
     parsed = {}
     for key, file in {**LOG_SCHEMAS, **STORE_SCHEMAS}.items():
         parsed[key] = fastavro.parse_schema(json.loads((_DIR / file).read_text()), named_schemas=named)
@@ -56,7 +62,9 @@ _PARSED = _load()
 
 
 def schema(kind: str, version: int | None = None) -> Any:
-    """The parsed schema of ``kind`` (current version unless given)."""
+    """The parsed schema of ``kind`` (current version unless given); shared types are version 1."""
+    if kind in _NAMED:
+        return _NAMED[kind]
     try:
         return _PARSED[(kind, version or CURRENT[kind])]
     except KeyError:

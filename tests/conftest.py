@@ -58,7 +58,7 @@ def effects(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def service(tmp_path: Path, effects: Path) -> Iterator[Service]:
-    svc = Service(effects, tmp_path / "service.log")
+    svc = Service(effects, tmp_path / "service.log", env={"REPRISE_EXAMPLE_OUTBOX": str(effects)})
     svc.start()
     yield svc
     svc.kill()

@@ -93,6 +93,18 @@ def lazy_state_keys_completion(completion_id: int, keys: list[bytes]) -> bytes:
                          state_keys=pb.StateKeys(keys=keys))
 
 
+def promise_notification(t: MessageType, completion_id: int, value: bytes | None, failure: dict[str, Any] | None,
+                         void_if_empty: bool = False) -> bytes:
+    """A promise command's completion: value, failure, or (peek of a pending one, complete ok) void."""
+    if failure is not None:
+        result: dict[str, Any] = {"failure": pb.Failure(code=failure["code"], message=failure["message"])}
+    elif value is None and void_if_empty:
+        result = {"void": pb.Void()}
+    else:
+        result = {"value": pb.Value(content=value or b"")}
+    return _notification(t, completion_id, **result)
+
+
 def run_completion_from_proposal(payload: bytes) -> bytes:
     """A ProposeRunCompletion becomes the RunCompletion notification the journal keeps."""
     prop = pb.ProposeRunCompletionMessage()

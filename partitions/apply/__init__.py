@@ -13,7 +13,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from partitions.actions import Action
-from partitions.apply import call_completed, invoke, invoker_effects, leadership, timer_fired
+from partitions.apply import (
+    admin_command,
+    attach,
+    call_completed,
+    invoke,
+    invoker_effects,
+    leadership,
+    signal,
+    timer_fired,
+)
 from partitions.context import ApplyContext
 from partitions.store import Transaction
 from partitions.tables import Tables
@@ -39,6 +48,9 @@ HANDLERS: dict[tuple[str, int], Handler] = {
     ("CallCompleted", 1): call_completed.apply_call_completed,
     ("LeaderEpoch", 1): leadership.apply_leader_epoch,
     ("OutboxShipped", 1): leadership.apply_outbox_shipped,
+    ("Signal", 1): signal.apply_signal,
+    ("AdminCommand", 1): admin_command.apply_admin_command,
+    ("Attach", 1): attach.apply_attach,
 }
 
 

@@ -43,6 +43,8 @@ def apply_invoke(ctx: ApplyContext, rec: dict[str, Any], now_ms: int) -> None:
         "next_retry_ms": None, "last_failure": None, "output_index": None, "completed_ms": None,
         "result_value": None, "result_failure": None,
     }
+    if rec["ack_to"] is not None:
+        lifecycle.send_reply(ctx, rec["ack_to"], inv, b"Accepted", None)
     headers = [(h["name"], h["value"]) for h in rec["headers"]]
     lifecycle.append_entry(ctx, row, pj.input_command(headers, rec["input"]))
     execute_at = rec["execute_at_ms"]
@@ -58,6 +60,15 @@ def _attach(ctx: ApplyContext, row: dict[str, Any], rec: dict[str, Any]) -> None
     """The same invocation again (same id: same idempotency key): its caller gets the one result."""
     inv = row["invocation_id"]
     caller, reply = rec["caller"], rec["reply_to"]
+    if rec["ack_to"] is not None:
+        lifecycle.send_reply(ctx, rec["ack_to"], inv, b"PreviouslyAccepted", None)
+    if row["handler_kind"] == "WORKFLOW":
+        refusal = {"code": 409, "message": f"the workflow {row['service']}/{row['key']} was already invoked"}
+        if caller is not None:
+            lifecycle.send_result_to_caller(ctx, caller, None, refusal)
+        if reply is not None:
+            lifecycle.send_reply(ctx, reply, inv, None, refusal)
+        return
     if caller is None and reply is None:
         ctx.drop(f"Invoke {inv}: invocation exists")
         return

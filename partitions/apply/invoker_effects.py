@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.ids import InvocationId
+from engine.ids import InvocationId, parse_awakeable_id
 from engine.protocol import journal as pj
 from engine.protocol.messages import MessageType
-from partitions import lifecycle
+from partitions import lifecycle, promises
 from partitions.context import ApplyContext
 from partitions.status import Status
+
+_PROMISE_COMMANDS = (MessageType.GET_PROMISE_COMMAND, MessageType.PEEK_PROMISE_COMMAND,
+                     MessageType.COMPLETE_PROMISE_COMMAND)
 
 
 def apply_effects(ctx: ApplyContext, rec: dict[str, Any], now_ms: int) -> None:
@@ -28,13 +31,14 @@ def apply_effects(ctx: ApplyContext, rec: dict[str, Any], now_ms: int) -> None:
     kinds = rec["handler_kinds"]
     for pos, frame in enumerate(rec["entries"]):
         index = lifecycle.append_entry(ctx, row, frame)
-        _on_command(ctx, row, frame, index, kinds.get(str(pos)))
+        _on_command(ctx, row, frame, index, kinds.get(str(pos)), now_ms)
     if rec["entries"]:
         row["failures_since_entry"], row["last_entry_ms"] = 0, now_ms
-    _on_outcome(ctx, row, rec["outcome"], now_ms)
+    _on_outcome(ctx, row, rec["outcome"], now_ms, rec["completion_retention_ms"])
 
 
-def _on_command(ctx: ApplyContext, row: dict[str, Any], frame: bytes, index: int, kind: str | None) -> None:
+def _on_command(ctx: ApplyContext, row: dict[str, Any], frame: bytes, index: int, kind: str | None,
+                now_ms: int) -> None:
     """The runtime's side of each journaled command (state, timers, calls)."""
     t = pj.frame_type(frame)
     if t in (MessageType.SET_STATE_COMMAND, MessageType.CLEAR_STATE_COMMAND,
@@ -53,6 +57,38 @@ def _on_command(ctx: ApplyContext, row: dict[str, Any], frame: bytes, index: int
         lifecycle.set_timer(ctx, "sleep", row["invocation_id"], msg.wake_up_time, msg.result_completion_id)
     elif t in (MessageType.CALL_COMMAND, MessageType.ONE_WAY_CALL_COMMAND):
         _call(ctx, row, t, pj.decode(frame), index, kind)
+    elif t in _PROMISE_COMMANDS:
+        promises.on_promise_command(ctx, row, t, pj.decode(frame), now_ms)
+    elif t == MessageType.SEND_SIGNAL_COMMAND:
+        msg = pj.decode(frame)
+        which = msg.WhichOneof("result")
+        _send_signal(ctx, msg.target_invocation_id,
+                     msg.idx if msg.WhichOneof("signal_id") == "idx" else None,
+                     msg.name if msg.WhichOneof("signal_id") == "name" else None,
+                     msg.value.content if which == "value" else None,
+                     {"code": msg.failure.code, "message": msg.failure.message} if which == "failure" else None)
+    elif t == MessageType.COMPLETE_AWAKEABLE_COMMAND:
+        msg = pj.decode(frame)
+        try:
+            target, idx = parse_awakeable_id(msg.awakeable_id)
+        except ValueError as e:
+            ctx.drop(f"{row['invocation_id']}: {e}")
+            return
+        which = msg.WhichOneof("result")
+        _send_signal(ctx, str(target), idx, None, msg.value.content if which == "value" else None,
+                     {"code": msg.failure.code, "message": msg.failure.message} if which == "failure" else None)
+
+
+def _send_signal(ctx: ApplyContext, target: str, idx: int | None, name: str | None, value: bytes | None,
+                 failure: dict[str, Any] | None) -> None:
+    """Signals travel to the target's partition through the outbox, like calls."""
+    try:
+        partition = InvocationId.parse(target).partition(ctx.partitions)
+    except ValueError as e:
+        ctx.drop(f"signal to a malformed invocation id: {e}")
+        return
+    lifecycle.outbox(ctx, "log", partition, "Signal", {
+        "invocation_id": target, "idx": idx, "name": name, "value": value, "failure": failure})
 
 
 def _apply_state(ctx: ApplyContext, row: dict[str, Any], t: int, msg: Any) -> None:
@@ -94,7 +130,8 @@ def _call(ctx: ApplyContext, row: dict[str, Any], t: int, msg: Any, index: int, 
                                                                       str(child)))
 
 
-def _on_outcome(ctx: ApplyContext, row: dict[str, Any], outcome: dict[str, Any], now_ms: int) -> None:
+def _on_outcome(ctx: ApplyContext, row: dict[str, Any], outcome: dict[str, Any], now_ms: int,
+                retention_ms: int | None) -> None:
     if "completions" in outcome:  # Suspended
         row["waiting_completions"] = list(outcome["completions"])
         row["waiting_signals"] = list(outcome["signals"])
@@ -107,8 +144,13 @@ def _on_outcome(ctx: ApplyContext, row: dict[str, Any], outcome: dict[str, Any],
     elif "retryable" in outcome:  # AttemptFailed
         failure = {"code": outcome["code"], "message": outcome["message"]}
         row["last_failure"] = failure
-        if not outcome["retryable"]:
-            lifecycle.complete(ctx, row, now_ms, None, failure)
+        if not outcome["retryable"] or outcome["on_exhausted"] == "KILL":
+            lifecycle.complete(ctx, row, now_ms, None, failure, retention_ms)
+            return
+        if outcome["on_exhausted"] == "PAUSE":
+            row["failures_since_entry"] += 1
+            lifecycle.set_status(row, Status.PAUSED, now_ms)
+            ctx.tables.put_status(row)
             return
         row["failures_since_entry"] += 1
         delay = outcome["next_retry_delay_ms"] or 0
@@ -118,7 +160,7 @@ def _on_outcome(ctx: ApplyContext, row: dict[str, Any], outcome: dict[str, Any],
         lifecycle.set_timer(ctx, "retry", row["invocation_id"], now_ms + delay, row["attempt"])
     else:  # Ended
         value, failure = _output(ctx, row)
-        lifecycle.complete(ctx, row, now_ms, value, failure)
+        lifecycle.complete(ctx, row, now_ms, value, failure, retention_ms)
 
 
 def _output(ctx: ApplyContext, row: dict[str, Any]) -> tuple[bytes | None, dict[str, Any] | None]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine.protocol import journal as pj
-from partitions import lifecycle
+from partitions import control, lifecycle
 from partitions.context import ApplyContext
 from partitions.status import Status
 
@@ -22,6 +22,9 @@ def apply_timer_fired(ctx: ApplyContext, rec: dict[str, Any], now_ms: int) -> No
         return
     ctx.tables.delete_timer(key)
     row = ctx.tables.status(timer["invocation_id"])
+    if timer["kind"] == "cleanup" and row is not None and row["status"] == Status.COMPLETED.value:
+        control.forget(ctx, row)
+        return
     if row is None or row["status"] == Status.COMPLETED.value:
         ctx.drop(f"timer {key}: invocation {timer['invocation_id']} is gone or completed")
         return

@@ -13,8 +13,10 @@ from pathlib import Path
 
 import restate
 from restate.exceptions import TerminalError
+from restate.retry_policy import InvocationRetryPolicy
 
 from examples.objects.app import cart, greeter, ticket
+from examples.workflows.app import signup, subscriptions
 
 EFFECTS = Path(os.environ.get("REPRISE_TEST_EFFECTS", "/tmp/reprise-effects"))
 EFFECTS.mkdir(parents=True, exist_ok=True)
@@ -196,4 +198,61 @@ async def call_unknown(ctx: restate.Context) -> str:
     return await ctx.generic_call("NoSuchService", "nope", b"")  # type: ignore[return-value]
 
 
-app = restate.app(services=[steps, errors, caller, counter, greeter, ticket, cart])
+napper = restate.Workflow("Napper")
+
+
+@napper.main(name="run")
+async def nap(ctx: restate.WorkflowContext, ms: int) -> str:
+    """A workflow that sleeps between two steps (the engine is killed during the sleep)."""
+    key = ctx.key()
+    await ctx.run_typed("before", effect, restate.RunOptions(), f"{key}.before")
+    await ctx.sleep(timedelta(milliseconds=ms))
+    await ctx.run_typed("after", effect, restate.RunOptions(), f"{key}.after")
+    return "rested"
+
+
+waiter = restate.Service("Waiter")
+
+
+@waiter.handler()
+async def awake(ctx: restate.Context, name: str) -> str:
+    """Publishes an awakeable id (in an effect file) and waits for someone to resolve it over HTTP."""
+    awakeable_id, fut = ctx.awakeable(type_hint=str)
+    await ctx.run_typed("publish", effect, restate.RunOptions(), f"{name}.awakeable", awakeable_id)
+    return f"woken with {await fut}"
+
+
+@waiter.handler()
+async def chain(ctx: restate.Context, name: str) -> str:
+    """A call chain for cancellation: chain -> leaf, which waits forever on an awakeable."""
+    return await ctx.service_call(leaf, name)
+
+
+@waiter.handler()
+async def leaf(ctx: restate.Context, name: str) -> str:
+    _, fut = ctx.awakeable(type_hint=str)
+    await ctx.run_typed("leaf-started", effect, restate.RunOptions(), f"{name}.leaf", "started")
+    try:
+        return await fut
+    except TerminalError as e:
+        effect(f"{name}.leaf.cancelled", str(e.status_code))
+        raise
+
+
+@waiter.handler(invocation_retry_policy=InvocationRetryPolicy(
+    initial_interval=timedelta(milliseconds=50), max_attempts=3, on_max_attempts="pause"))
+async def always_fails(ctx: restate.Context, name: str) -> str:
+    effect(f"{name}.attempt")
+    raise RuntimeError("always failing")
+
+
+@counter.handler()
+async def block(ctx: restate.ObjectContext, name: str) -> str:
+    """Holds the object's key until resolved (or killed)."""
+    _, fut = ctx.awakeable(type_hint=str)
+    await ctx.run_typed("blocking", effect, restate.RunOptions(), f"{name}.blocking")
+    return await fut
+
+
+app = restate.app(services=[steps, errors, caller, counter, greeter, ticket, cart, signup, subscriptions, napper,
+                            waiter])

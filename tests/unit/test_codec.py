@@ -16,6 +16,11 @@ def test_every_log_kind_round_trips_with_headers() -> None:
         "OutboxShipped": {"epoch": 1, "up_to_seq": 7},
         "Reply": {"ingress_id": "g", "request_id": "r", "invocation_id": "i", "failure": {"code": 400, "message": "m"}},
         "Deployment": {"id": "d", "uri": "u", "manifest_json": "{}", "created_ms": 1},
+        "Signal": {"invocation_id": "i", "idx": 17, "value": b"v", "source": {"partition": 1, "seq": 2}},
+        "AdminCommand": {"invocation_id": "i", "command": "cancel",
+                         "reply_to": {"topic": "replies", "ingress_id": "a", "request_id": "r"}},
+        "Attach": {"invocation_id": "i", "mode": "output",
+                   "reply_to": {"topic": "replies", "ingress_id": "a", "request_id": "r"}},
     }
     assert set(samples) == {k for (k, _) in codec.LOG_SCHEMAS}
     for kind, rec in samples.items():
@@ -27,7 +32,8 @@ def test_every_log_kind_round_trips_with_headers() -> None:
 
 def test_outcome_union_keeps_each_branch() -> None:
     for outcome in ({}, {"completions": [2], "signals": [1], "named_signals": ["n"]},
-                    {"code": 500, "message": "boom", "retryable": True, "next_retry_delay_ms": 10}):
+                    {"code": 500, "message": "boom", "retryable": True, "next_retry_delay_ms": 10,
+                     "on_exhausted": None}):
         rec = {"invocation_id": "i", "attempt": 1, "epoch": 1, "timestamp_ms": 1, "entries": [], "outcome": outcome}
         assert codec.decode("InvokerEffects", 1, codec.encode("InvokerEffects", rec))["outcome"] == outcome
 

@@ -1,0 +1,74 @@
+"""What the ingress and the admin API need from the log: produce a record, await Kafka's ack, await a reply."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from confluent_kafka import KafkaError, Message, Producer
+
+from engine.config import Config
+from engine.ids import InvocationId
+from engine.kafka import ProducerPoller, log_partitions, produce_record, producer_config
+from ingress.errors import IngressError
+from ingress.replies import ReplyListener
+
+
+class LogClient:
+    def __init__(self, cfg: Config, role: str) -> None:
+        self.cfg = cfg
+        self.client_id = f"{role}-{uuid.uuid4().hex[:12]}"
+        self.replies = ReplyListener(cfg, self.client_id)
+        self.partitions = log_partitions(cfg)
+        self.producer: Producer | None = None
+        self._poller: ProducerPoller | None = None
+
+    def start(self) -> None:
+        self.producer = Producer(producer_config(self.cfg))
+        self._poller = ProducerPoller(self.producer)
+        self.replies.start()
+
+    def stop(self) -> None:
+        self.replies.stop()
+        if self._poller:
+            self._poller.close()
+
+    def reply_to(self, request_id: str) -> dict[str, str]:
+        return {"topic": "replies", "ingress_id": self.client_id, "request_id": request_id}
+
+    def partition_of(self, invocation: InvocationId) -> int:
+        return invocation.partition(self.partitions)
+
+    async def produce(self, kind: str, partition: int, record: dict[str, Any], key: bytes | None = None) -> None:
+        """Produce a record and return once Kafka acknowledged it (acks=all); 503 if it cannot."""
+        loop = asyncio.get_running_loop()
+        acked: asyncio.Future[None] = loop.create_future()
+
+        def settle(err: KafkaError | None) -> None:
+            if acked.done():
+                return
+            if err is None:
+                acked.set_result(None)
+            else:
+                acked.set_exception(IngressError(503, f"log unavailable: {err.str()}"))
+
+        def delivered(err: KafkaError | None, _msg: Message) -> None:  # on the poller's thread
+            loop.call_soon_threadsafe(settle, err)
+
+        try:
+            produce_record(self.producer, self.cfg.log_topic, partition, kind, record, key=key,
+                           on_delivery=delivered)
+        except Exception as e:  # noqa: BLE001 - any producer failure is a 503 to the client
+            raise IngressError(503, f"cannot write to the log: {e}") from None
+        await acked
+
+    async def request(self, kind: str, partition: int, record: dict[str, Any], request_id: str,
+                      key: bytes | None = None) -> dict[str, Any]:
+        """Produce a record that names this client as reply_to/ack_to, and wait for the answer."""
+        fut = self.replies.wait_for(request_id)
+        try:
+            await self.produce(kind, partition, record, key)
+            return await fut
+        finally:
+            self.replies.forget(request_id, fut)
