@@ -130,8 +130,8 @@ class PartitionProcessor:
             row = tables.status(inv)
             if row is not None:
                 actions.append(RunAttempt(inv, row["attempt"]))
-        actions.extend(ScheduleTimer(k, t["fire_at_ms"]) for k, t in tables.timers())
         actions.extend(ShipOutbox(seq) for seq in tables.outbox_pending())
+        self.timers.start_partition(partition, self.stores[partition])
         log.info("partition %d: leader at epoch %d; resuming %d actions", partition,
                  self.claimed[partition], len(actions))
         self._perform(partition, actions)

@@ -23,7 +23,7 @@ class KeyValueStore(Protocol):
 
     def get(self, key: bytes) -> bytes | None: ...
     def write(self, puts: dict[bytes, bytes | None]) -> None: ...
-    def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]: ...
+    def scan(self, prefix: bytes, start: bytes | None = None) -> Iterator[tuple[bytes, bytes]]: ...
     def close(self) -> None: ...
 
 
@@ -43,9 +43,10 @@ class MemoryStore:
             else:
                 self.data[k] = v
 
-    def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+    def scan(self, prefix: bytes, start: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+        """Rows under ``prefix`` in key order, from ``start`` (inclusive) if given."""
         for k in sorted(self.data):
-            if k.startswith(prefix):
+            if k.startswith(prefix) and (start is None or k >= start):
                 yield k, self.data[k]
 
     def close(self) -> None:
@@ -75,9 +76,9 @@ class RocksStore:
                 wb.put(k, v)
         self._db.write(wb, self._wopts)
 
-    def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+    def scan(self, prefix: bytes, start: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
         it = self._db.iter()
-        it.seek(prefix)
+        it.seek(max(prefix, start) if start is not None else prefix)
         while it.valid():
             k = it.key()
             if not k.startswith(prefix):

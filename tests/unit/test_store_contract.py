@@ -49,3 +49,12 @@ def test_rocks_survives_reopen(tmp_path: Path) -> None:
     s = RocksStore(tmp_path / "db")
     assert s.get(b"k") == b"v" and applied_offset(s) == 9
     s.close()
+
+
+def test_scan_from_a_start_key(store: KeyValueStore) -> None:
+    tx = Transaction(store)
+    for k in (b"t/1", b"t/2", b"t/3", b"u/1"):
+        tx.put(k, b"")
+    tx.commit(1)
+    assert [k for k, _ in store.scan(b"t/", b"t/2")] == [b"t/2", b"t/3"]
+    assert [k for k, _ in store.scan(b"t/", b"a")] == [b"t/1", b"t/2", b"t/3"]
