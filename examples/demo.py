@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -20,7 +21,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 INGRESS, ADMIN = "http://127.0.0.1:8080", "http://127.0.0.1:9070"
-SERVICES = {"examples.greeter.app:app": "127.0.0.1:9080", "examples.objects.app:app": "127.0.0.1:9081"}
+SERVICES = {"examples.greeter.app:app": "127.0.0.1:9080", "examples.objects.app:app": "127.0.0.1:9081",
+            "examples.workflows.app:app": "127.0.0.1:9082"}
 
 
 def request(method: str, url: str, body: object = None) -> tuple[int, str]:
@@ -53,8 +55,21 @@ def wait_for(url: str, proc: subprocess.Popen[bytes], timeout: float) -> None:
     raise SystemExit(f"{url} did not answer within {timeout:.0f}s")
 
 
+def wait_for_secret(outbox: Path, timeout: float = 30.0) -> str:
+    """The secret link the signup workflow 'emailed' (the example writes emails to a file)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (outbox / "emails").exists() and "secret=" in (outbox / "emails").read_text():
+            secret = (outbox / "emails").read_text().split("secret=")[-1].strip()
+            print(f"  (the email with the link arrived: secret {secret})", flush=True)
+            return secret
+        time.sleep(0.1)
+    raise SystemExit("the signup email never arrived")
+
+
 def main() -> int:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    outbox = Path(tempfile.mkdtemp(prefix="reprise-demo-"))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "REPRISE_EXAMPLE_OUTBOX": str(outbox)}
     print("starting reprise dev (local Kafka, processors, ingress :8080, admin :9070) ...", flush=True)
     namespace = f"demo{int(time.time())}"  # a fresh log and state each run, so the answers below hold
     engine = subprocess.Popen([sys.executable, "-m", "engine.cli", "dev", "--namespace", namespace], cwd=ROOT,
@@ -81,6 +96,14 @@ def main() -> int:
             (show("POST", INGRESS + "/CartObject/bob/addTicket", "seat-2B")[1] == "false"),
             (show("POST", INGRESS + "/CartObject/alice/getTickets")[1] == '["seat-2B"]'),
             (show("POST", INGRESS + "/CartObject/bob/getTickets")[1] == "[]"),
+            # Workflows: run once per id, wait on a durable promise, a shared handler resolves it.
+            (show("POST", INGRESS + "/SignupWorkflow/ada/run/send", {"email": "ada@example.com"})[0] == 202),
+            (show("POST", INGRESS + "/SignupWorkflow/ada/run/send", {"email": "ada@example.com"})[0] == 202),
+            (show("GET", INGRESS + "/restate/workflow/SignupWorkflow/ada/output")[0] == 470),
+            (show("POST", INGRESS + "/SignupWorkflow/ada/click", wait_for_secret(outbox))[0] == 200),
+            (show("GET", INGRESS + "/restate/workflow/SignupWorkflow/ada/attach")[1] == "true"),
+            (show("POST", INGRESS + "/SubscriptionService/add", {"user": "ada", "items": ["news", "jazz"]})[0]
+             == 200),
         ]
         ok = all(checks)
         print("\ndemo " + ("succeeded" if ok else "FAILED: an answer above was not the expected one"), flush=True)
