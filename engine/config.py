@@ -51,6 +51,7 @@ class Config:
     max_message_bytes: int = 4 * 1024 * 1024
     attempt_timeout_s: float = 300.0
     eager_state_limit_bytes: int = 64 * 1024  # above this an object's state is sent lazily
+    max_inflight_requests: int = 10_000  # per ingress process; past it: 429 with Retry-After
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     @property

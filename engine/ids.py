@@ -115,3 +115,12 @@ def parse_awakeable_id(text: str) -> tuple[InvocationId, int]:
     if len(raw) != 28:
         raise ValueError(f"malformed awakeable id {text!r}: expected 28 bytes, found {len(raw)}")
     return InvocationId.from_bytes(raw[:24]), int.from_bytes(raw[24:], "big")
+
+
+def idempotent_invocation_id(service: str, key: str | None, handler: str, idempotency_key: str) -> InvocationId:
+    """The one invocation an idempotency key names, scoped to (service, key, handler).
+
+    The ingress and calls from handlers derive it the same way, so both dedupe against each other.
+    """
+    parts = (service, key or "", handler, idempotency_key)
+    return InvocationId.derived(key if key is not None else "/".join(parts), "idempotent", *parts)

@@ -101,6 +101,16 @@ def log_partitions(cfg: Config, timeout: float = 10.0) -> int:
     return len(topic.partitions)
 
 
+def topic_max_message_bytes(cfg: Config, topic: str, timeout: float = 10.0) -> int:
+    """The broker's ``max.message.bytes`` for a topic (what a record may weigh at most)."""
+    from confluent_kafka.admin import ConfigResource
+
+    admin = AdminClient({"bootstrap.servers": cfg.bootstrap})
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    entries = admin.describe_configs([resource])[resource].result(timeout)
+    return int(entries["max.message.bytes"].value)
+
+
 def produce_record(producer: Producer, topic: str, partition: int, kind: str, record: dict[str, Any],
                    key: bytes | None = None, on_delivery: Callable[..., None] | None = None) -> None:
     """Encode ``record`` as ``kind`` and produce it with its schema headers."""

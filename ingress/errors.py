@@ -15,7 +15,8 @@ def error_response(code: int, message: str, source: str = "ingress") -> web.Resp
 class IngressError(Exception):
     """A request the ingress refuses; becomes an error response."""
 
-    def __init__(self, code: int, message: str) -> None:
+    def __init__(self, code: int, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.headers = headers or {}

@@ -10,9 +10,11 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from engine.config import Config
 from engine.ids import InvocationId
-from engine.kafka import ProducerPoller, log_partitions, produce_record, producer_config
+from engine.kafka import ProducerPoller, log_partitions, produce_record, producer_config, topic_max_message_bytes
 from ingress.errors import IngressError
 from ingress.replies import ReplyListener
+
+ENVELOPE_BYTES = 16 * 1024  # room for an Invoke's other fields and headers around the body
 
 
 class LogClient:
@@ -25,6 +27,11 @@ class LogClient:
         self._poller: ProducerPoller | None = None
 
     def start(self) -> None:
+        limit = topic_max_message_bytes(self.cfg, self.cfg.log_topic)
+        if self.cfg.max_message_bytes + ENVELOPE_BYTES > limit:
+            raise RuntimeError(f"the configured maximum body ({self.cfg.max_message_bytes} bytes) does not fit the "
+                               f"topic {self.cfg.log_topic} (max.message.bytes={limit}): lower "
+                               f"REPRISE_MAX_MESSAGE_BYTES or raise the topic's limit")
         self.producer = Producer(producer_config(self.cfg))
         self._poller = ProducerPoller(self.producer)
         self.replies.start()

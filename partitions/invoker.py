@@ -102,7 +102,7 @@ class Invoker:
             return self._retry(row, resp.status_code, f"deployment answered {resp.status_code}: {resp.text[:300]}",
                                dep.id, has_entries=False)
         effects = self._effects(row, resp.content, dep.id)
-        retention = self._options(row).get("workflowCompletionRetention")
+        retention = self._retention_ms(row)
         if retention is not None:
             effects["completion_retention_ms"] = int(retention)
         return effects
@@ -188,6 +188,14 @@ class Invoker:
                 return 400, f"call to {svc.ty.lower()} '{svc.name}' without a key"
             if handler.ty:
                 kinds[position] = handler.ty
+        return None
+
+    def _retention_ms(self, row: dict[str, Any]) -> int | None:
+        """How long the output is kept: a workflow's completion or an idempotent call's retention."""
+        if row["handler_kind"] == "WORKFLOW":
+            return self._options(row).get("workflowCompletionRetention")
+        if row["idempotency_key"]:
+            return self._options(row).get("idempotencyRetention")
         return None
 
     def _options(self, row: dict[str, Any]) -> dict[str, Any]:

@@ -106,15 +106,15 @@ def outbox(ctx: ApplyContext, topic: str, partition: int, kind: str, record: dic
     ctx.actions.append(ShipOutbox(ctx.tables.outbox_append(topic, partition, kind, encode)))
 
 
-DEFAULT_RETENTION_MS = 24 * 3600 * 1000  # a workflow's output is kept a day unless its manifest says otherwise
+DEFAULT_RETENTION_MS = 24 * 3600 * 1000  # workflow and idempotent outputs: a day unless the manifest says otherwise
 
 
 def complete(ctx: ApplyContext, row: Row, now_ms: int, value: bytes | None,
              failure: dict[str, Any] | None, retention_ms: int | None = None) -> None:
     """End the invocation with a value or a failure and send the result to whoever waits for it.
 
-    A workflow run keeps its output, state and promises for its retention, then a cleanup timer
-    forgets them (and the workflow id may run again).
+    A workflow run (or an idempotent invocation) keeps its output, and a workflow its state and
+    promises, for its retention; then a cleanup timer forgets them, and the id may run again.
     """
     set_status(row, Status.COMPLETED, now_ms)
     row["result_value"], row["result_failure"] = value, failure
@@ -128,7 +128,7 @@ def complete(ctx: ApplyContext, row: Row, now_ms: int, value: bytes | None,
     for reply in replies:
         send_reply(ctx, reply, row["invocation_id"], value, failure)
     release(ctx, row, now_ms)
-    if row["handler_kind"] == "WORKFLOW":
+    if row["handler_kind"] == "WORKFLOW" or row["idempotency_key"] is not None:
         set_timer(ctx, "cleanup", row["invocation_id"], now_ms + (retention_ms or DEFAULT_RETENTION_MS))
 
 

@@ -200,3 +200,14 @@ def log_kinds(bootstrap: str, namespace: str, timeout: float = 10.0) -> list[str
                     kinds.append(codec.kind_of(m.headers())[0])
     c.close()
     return kinds
+
+
+def request(url: str, body: bytes | None = None, headers: dict[str, str] | None = None,
+            method: str = "POST", timeout: float = 60.0) -> tuple[int, dict[str, str], bytes]:
+    """Like ``post``, with the response headers (lower-cased names)."""
+    req = urllib.request.Request(url, data=body, headers=headers or {}, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, {k.lower(): v for k, v in resp.headers.items()}, resp.read()
+    except urllib.error.HTTPError as e:
+        return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.ids import InvocationId, parse_awakeable_id
+from engine.ids import InvocationId, idempotent_invocation_id, parse_awakeable_id
 from engine.protocol import journal as pj
 from engine.protocol.messages import MessageType
 from partitions import lifecycle, promises
@@ -112,8 +112,7 @@ def _call(ctx: ApplyContext, row: dict[str, Any], t: int, msg: Any, index: int, 
     inv = row["invocation_id"]
     key = msg.key or None
     if msg.HasField("idempotency_key"):
-        idem = (msg.service_name, key or "", msg.handler_name, msg.idempotency_key)
-        child = InvocationId.derived(key if key is not None else "/".join(idem), "idempotent", *idem)
+        child = idempotent_invocation_id(msg.service_name, key, msg.handler_name, msg.idempotency_key)
     else:
         child = InvocationId.derived(key if key is not None else f"{inv}/{index}", "call", inv, index)
     one_way = t == MessageType.ONE_WAY_CALL_COMMAND
