@@ -8,6 +8,7 @@ import json
 import logging
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -83,18 +84,66 @@ def cmd_dev(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_register(args: argparse.Namespace) -> int:
+def _admin(args: argparse.Namespace, method: str, path: str, body: object = None) -> tuple[int, object]:
+    """Call the admin API; (status, decoded JSON body)."""
     cfg = _config(args)
-    body = json.dumps({"uri": args.uri, "use_http_11": args.http1, "force": args.force}).encode()
-    req = urllib.request.Request(f"http://{cfg.admin_host}:{cfg.admin_port}/deployments", data=body,
-                                 headers={"content-type": "application/json"}, method="POST")
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(f"http://{cfg.admin_host}:{cfg.admin_port}{path}", data=data, method=method,
+                                 headers={"content-type": "application/json"})
     try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            print(resp.read().decode())
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            return resp.status, json.loads(resp.read() or b"null")
     except urllib.error.HTTPError as e:
-        print(f"reprise: registration failed ({e.code}): {e.read().decode()}", file=sys.stderr)
+        return e.code, json.loads(e.read() or b"null")
+    except urllib.error.URLError as e:
+        return 0, {"message": f"admin API at {cfg.admin_host}:{cfg.admin_port} unreachable: {e.reason}"}
+
+
+def _print(status: int, out: object, ok: int = 300) -> int:
+    if status == 0 or status >= ok:
+        message = out.get("message", out) if isinstance(out, dict) else out
+        print(f"reprise: {status or 'error'}: {message}", file=sys.stderr)
         return 1
+    print(json.dumps(out, indent=2))
     return 0
+
+
+def cmd_register(args: argparse.Namespace) -> int:
+    return _print(*_admin(args, "POST", "/deployments",
+                          {"uri": args.uri, "use_http_11": args.http1, "force": args.force}))
+
+
+def cmd_services(args: argparse.Namespace) -> int:
+    status, out = _admin(args, "GET", "/services")
+    if status != 200:
+        return _print(status, out)
+    for svc in out["services"]:  # type: ignore[index]
+        handlers = ", ".join(f"{h['name']}{' (' + h['ty'].lower() + ')' if h['ty'] else ''}" for h in svc["handlers"])
+        print(f"{svc['name']:<24} {svc['ty']:<15} {handlers}")
+    return 0
+
+
+def cmd_invocations(args: argparse.Namespace) -> int:
+    if args.action == "ls":
+        query = f"?limit={args.limit}" + (f"&status={args.status}" if args.status else "")
+        status, out = _admin(args, "GET", "/invocations" + query)
+        if status != 200:
+            return _print(status, out)
+        for inv in out["invocations"]:  # type: ignore[index]
+            failure = inv["last_failure"]
+            print(f"{inv['id']}  {inv['status']:<11} {inv['target']:<40} attempts={inv['attempts']}"
+                  + (f"  last failure: {failure['code']} {failure['message'][:60]}" if failure else ""))
+        return 0
+    if not args.id:
+        print("reprise: an invocation id is required", file=sys.stderr)
+        return 2
+    if args.action == "describe":
+        return _print(*_admin(args, "GET", f"/invocations/{args.id}"))
+    return _print(*_admin(args, "PATCH", f"/invocations/{args.id}/{args.action}"))
+
+
+def cmd_state(args: argparse.Namespace) -> int:
+    return _print(*_admin(args, "GET", f"/services/{args.service}/state/{urllib.parse.quote(args.key, safe='')}"))
 
 
 def _run(coro: object) -> None:
@@ -144,6 +193,28 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--admin-port", type=int)
     _common(p, kafka=False)
     p.set_defaults(fn=cmd_register)
+
+    p = sub.add_parser("services", help="list registered services and their handlers")
+    p.add_argument("--admin-port", type=int)
+    _common(p, kafka=False)
+    p.set_defaults(fn=cmd_services)
+
+    p = sub.add_parser("invocations", help="list, describe and control invocations")
+    p.add_argument("action", choices=["ls", "describe", "cancel", "kill", "purge", "pause", "resume"])
+    p.add_argument("id", nargs="?")
+    p.add_argument("--status", help="with ls: only this status (e.g. SUSPENDED)")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--admin-port", type=int)
+    _common(p, kafka=False)
+    p.set_defaults(fn=cmd_invocations)
+
+    p = sub.add_parser("state", help="read a virtual object's or workflow's state")
+    p.add_argument("action", choices=["get"])
+    p.add_argument("service")
+    p.add_argument("key")
+    p.add_argument("--admin-port", type=int)
+    _common(p, kafka=False)
+    p.set_defaults(fn=cmd_state)
     return ap
 
 

@@ -17,6 +17,7 @@ from engine.kafka import create_topics
 from engine.registry import Registry
 from ingress.admin import Admin
 from ingress.server import Ingress
+from partitions.introspect import StoreIntrospector
 from partitions.processor import PartitionProcessor
 
 log = logging.getLogger("reprise")
@@ -55,7 +56,8 @@ async def start_engine(cfg: Config) -> Engine:
     processor = PartitionProcessor(cfg, registry)
     await processor.start()
     await asyncio.wait_for(processor.leader_ready.wait(), 60)
-    runners = [await _serve(Admin(cfg, registry).app(), cfg.admin_host, cfg.admin_port),
+    introspector = StoreIntrospector(processor.stores, processor.partition_count)
+    runners = [await _serve(Admin(cfg, registry, introspector).app(), cfg.admin_host, cfg.admin_port),
                await _serve(Ingress(cfg, registry).app(), cfg.ingress_host, cfg.ingress_port)]
     return Engine(cfg, registry, processor, runners)
 

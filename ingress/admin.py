@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -13,18 +14,20 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from engine.config import Config
 from engine.discovery import DiscoveryError, deployment_id, discover
 from engine.ids import InvocationId
+from engine.introspection import Introspector
 from engine.registry import Deployment, Registry
 from ingress.errors import IngressError, error_response
 from ingress.log_client import LogClient
 
 
 class Admin:
-    def __init__(self, cfg: Config, registry: Registry) -> None:
+    def __init__(self, cfg: Config, registry: Registry, introspector: Introspector | None = None) -> None:
         self.registry = registry
         self.log = LogClient(cfg, "admin")
+        self.introspector = introspector
 
     def app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(middlewares=[self._errors])
         r = app.router
         r.add_get("/health", self.health)
         r.add_post("/deployments", self.register)
@@ -33,6 +36,11 @@ class Admin:
         r.add_get("/services", self.list_services)
         r.add_get("/services/{name}", self.get_service)
         r.add_get("/metrics", self.metrics)
+        r.add_get("/invocations", self.list_invocations)
+        r.add_get("/invocations/{id}", self.describe_invocation)
+        r.add_get("/services/{name}/state/{key}", self.get_state)
+        r.add_get("/timers", self.list_timers)
+        r.add_get("/ui", self.ui)
         r.add_patch("/invocations/{id}/{command}", self.invocation_command)
         r.add_delete("/invocations/{id}", self.invocation_command)  # legacy: ?mode=cancel|kill|purge
         app.on_startup.append(lambda _app: self._start())
@@ -44,6 +52,56 @@ class Admin:
 
     async def _stop(self) -> None:
         self.log.stop()
+
+    def _need_introspector(self) -> Introspector:
+        if self.introspector is None:
+            raise IngressError(501, "this admin process holds no partitions: ask the processor's admin API")
+        return self.introspector
+
+    @web.middleware
+    async def _errors(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except IngressError as e:
+            return error_response(e.code, e.message)
+
+    async def list_invocations(self, request: web.Request) -> web.Response:
+        try:
+            limit = int(request.query.get("limit", "100"))
+        except ValueError:
+            return error_response(400, "limit must be an integer")
+        status = request.query.get("status")
+        if status is not None and status.upper() not in STATUSES:
+            return error_response(400, f"unknown status {status!r}: expected one of {', '.join(STATUSES)}")
+        rows = await _in_thread(self._need_introspector().invocations, status, limit)
+        return web.json_response({"invocations": rows})
+
+    async def describe_invocation(self, request: web.Request) -> web.Response:
+        inv = request.match_info["id"]
+        try:
+            InvocationId.parse(inv)
+        except ValueError as e:
+            return error_response(400, str(e))
+        found = await _in_thread(self._need_introspector().describe, inv)
+        if found is None:
+            return error_response(404, f"invocation {inv} not found")
+        return web.json_response(found)
+
+    async def get_state(self, request: web.Request) -> web.Response:
+        name, key = request.match_info["name"], request.match_info["key"]
+        svc = self.registry.service(name)
+        if svc is None or not svc.keyed:
+            return error_response(404, f"no virtual object or workflow named '{name}'")
+        state = await _in_thread(self._need_introspector().state, name, key)
+        return web.json_response({"service": name, "key": key, "state": state})
+
+    async def list_timers(self, request: web.Request) -> web.Response:
+        timers = await _in_thread(self._need_introspector().timers, int(request.query.get("limit", "100")))
+        return web.json_response({"timers": timers})
+
+    async def ui(self, _r: web.Request) -> web.Response:
+        return web.Response(body=(Path(__file__).parent / "static" / "ui.html").read_bytes(),
+                            content_type="text/html")
 
     async def invocation_command(self, request: web.Request) -> web.Response:
         """PATCH /invocations/{id}/cancel|kill|purge|pause|resume, answered by the invocation's partition."""
@@ -121,6 +179,9 @@ class Admin:
 
     async def metrics(self, _r: web.Request) -> web.Response:
         return web.Response(body=generate_latest(), headers={"content-type": CONTENT_TYPE_LATEST})
+
+
+STATUSES = ("SCHEDULED", "INBOXED", "INVOKED", "SUSPENDED", "BACKING_OFF", "PAUSED", "COMPLETED")
 
 
 async def _in_thread(fn: Any, *args: Any) -> Any:
