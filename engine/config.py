@@ -67,6 +67,14 @@ class Config:
         return f"{self.namespace}.deployments"
 
     @property
+    def dead_letter_topic(self) -> str:
+        return f"{self.namespace}.dead-letters"
+
+    @property
+    def subscriptions_topic(self) -> str:
+        return f"{self.namespace}.subscriptions"
+
+    @property
     def data_dir(self) -> Path:
         return self.home / "data" / self.namespace
 

@@ -124,3 +124,8 @@ def idempotent_invocation_id(service: str, key: str | None, handler: str, idempo
     """
     parts = (service, key or "", handler, idempotency_key)
     return InvocationId.derived(key if key is not None else "/".join(parts), "idempotent", *parts)
+
+
+def workflow_run_id(workflow: str, workflow_id: str) -> InvocationId:
+    """A workflow's run has one id per workflow id: that is what makes it run once."""
+    return InvocationId.derived(workflow_id, "wf", workflow, workflow_id)

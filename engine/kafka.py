@@ -66,6 +66,11 @@ def topic_specs(cfg: Config) -> list[NewTopic]:
             "max.message.bytes": max_bytes, "min.insync.replicas": min_isr}),
         NewTopic(cfg.deployments_topic, 1, rf, config={
             "cleanup.policy": "compact", "max.message.bytes": max_bytes, "min.insync.replicas": min_isr}),
+        NewTopic(cfg.subscriptions_topic, 1, rf, config={
+            "cleanup.policy": "compact", "min.insync.replicas": min_isr}),
+        NewTopic(cfg.dead_letter_topic, 1, rf, config={
+            "cleanup.policy": "delete", "retention.ms": str(7 * 24 * 3600 * 1000),
+            "max.message.bytes": max_bytes, "min.insync.replicas": min_isr}),
     ]
 
 
@@ -119,8 +124,9 @@ def produce_record(producer: Producer, topic: str, partition: int, kind: str, re
 
 def produce_encoded(producer: Producer, topic: str, partition: int, kind: str, value: bytes,
                     key: bytes | None = None, on_delivery: Callable[..., None] | None = None) -> None:
-    kwargs: dict[str, Any] = {"partition": partition, "value": value, "key": key,
-                              "headers": codec.headers_for(kind)}
+    kwargs: dict[str, Any] = {"value": value, "key": key, "headers": codec.headers_for(kind)}
+    if partition >= 0:  # else: Kafka's partitioner chooses by key
+        kwargs["partition"] = partition
     if on_delivery is not None:
         kwargs["on_delivery"] = on_delivery
     while True:

@@ -19,7 +19,13 @@ import orjson
 from aiohttp import web
 
 from engine.config import Config
-from engine.ids import InvocationId, idempotent_invocation_id, parse_awakeable_id, random_routing_key
+from engine.ids import (
+    InvocationId,
+    idempotent_invocation_id,
+    parse_awakeable_id,
+    random_routing_key,
+    workflow_run_id,
+)
 from engine.registry import Registry, ServiceInfo
 from ingress.delay import parse_delay_ms
 from ingress.errors import IngressError, error_response
@@ -31,11 +37,6 @@ _DROP_HEADERS = {"connection", "host", "content-length", "transfer-encoding", "k
 
 
 DEFAULT_IDEMPOTENCY_RETENTION_MS = 24 * 3600 * 1000
-
-
-def workflow_run_id(service: str, key: str) -> InvocationId:
-    """A workflow's run has one id per workflow id: that is what makes it run once."""
-    return InvocationId.derived(key, "wf", service, key)
 
 
 class Ingress:

@@ -140,7 +140,10 @@ def send_result_to_caller(ctx: ApplyContext, caller: Row, value: bytes | None, f
 
 
 def send_reply(ctx: ApplyContext, reply: Row, inv: str, value: bytes | None, failure: Row | None) -> None:
-    outbox(ctx, reply["topic"], 0, "Reply", {
+    """To the engine's replies topic (one partition), or to a Kafka client's own reply topic, where
+    the record is keyed by request id and Kafka's partitioner picks the partition (-1)."""
+    partition = 0 if reply["topic"] == "replies" else -1
+    outbox(ctx, reply["topic"], partition, "Reply", {
         "ingress_id": reply["ingress_id"], "request_id": reply["request_id"],
         "invocation_id": inv, "value": value, "failure": failure})
 

@@ -168,14 +168,17 @@ class PartitionProcessor:
         for m in msgs:
             try:
                 kind, version = codec.kind_of(m.headers())
-                records.append(LogRecord(kind, version, codec.decode(kind, version, m.value()),
+                records.append(LogRecord(kind, version, codec.decode(kind, version, m.value() or b""),
                                          m.offset(), m.timestamp()[1]))
             except codec.SchemaError as e:
-                metrics.RECORDS_REJECTED.labels(str(partition)).inc()
-                log.warning("partition %d offset %d: skipping undecodable record: %s", partition, m.offset(), e)
+                self._dead_letter(m, str(e))
         tx = Transaction(self.stores[partition])
         result = apply_batch(tx, partition, self.partition_count, records)
         tx.commit(msgs[-1].offset())
+        if result.rejected:
+            by_offset = {m.offset(): m for m in msgs}
+            for offset, reason in result.rejected:
+                self._dead_letter(by_offset[offset], reason)
         metrics.RECORDS_APPLIED.labels(str(partition)).inc(len(records))
         metrics.APPLY_SECONDS.observe(time.perf_counter() - started)
         for reason in result.dropped:
@@ -189,6 +192,23 @@ class PartitionProcessor:
             self._become_leader(partition)
         else:
             self._perform(partition, actions)
+
+    def _dead_letter(self, msg: Message, reason: str) -> None:
+        """A record the partition cannot use goes to the dead-letter topic with the reason; the
+        partition moves on. Only the leader writes it, so a replay does not write it again."""
+        metrics.RECORDS_REJECTED.labels(str(msg.partition())).inc()
+        log.warning("partition %d offset %d: dead-lettered: %s", msg.partition(), msg.offset(), reason)
+        if msg.partition() not in self.leading:
+            return
+        headers = list(msg.headers() or []) + [
+            ("reprise-dead-letter-reason", reason.encode()),
+            ("reprise-source", f"{msg.topic()}/{msg.partition()}/{msg.offset()}".encode())]
+        while True:
+            try:
+                self.producer.produce(self.cfg.dead_letter_topic, value=msg.value(), key=msg.key(), headers=headers)
+                return
+            except BufferError:
+                self.producer.poll(0.05)
 
     # leader actions (event loop) ---------------------------------------------------------------
     def _perform(self, partition: int, actions: list[Action]) -> None:

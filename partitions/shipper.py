@@ -18,6 +18,7 @@ from engine.config import Config
 from engine.kafka import produce_encoded
 from partitions.store import KeyValueStore, Transaction
 from partitions.tables import Tables
+from schemas import codec
 
 log = logging.getLogger(__name__)
 ShippedSink = Callable[[int, int], None]
@@ -51,8 +52,11 @@ class OutboxShipper:
         def delivered(err: KafkaError | None, _msg: Message) -> None:
             self._loop.call_soon_threadsafe(self._acked, partition, store, seq, err)
 
+        key = None
+        if entry["partition"] < 0:  # a client's reply topic: key by request id, Kafka picks the partition
+            key = codec.decode(entry["kind"], 1, entry["value"]).get("request_id", "").encode()
         produce_encoded(self._producer, self.topic_of(entry["topic"]), entry["partition"], entry["kind"],
-                        entry["value"], on_delivery=delivered)
+                        entry["value"], key=key, on_delivery=delivered)
 
     def _acked(self, partition: int, store: KeyValueStore, seq: int, err: KafkaError | None) -> None:
         inflight = self._inflight.setdefault(partition, set())

@@ -97,6 +97,7 @@ class Transaction:
     def __init__(self, store: KeyValueStore) -> None:
         self._store = store
         self._writes: dict[bytes, bytes | None] = {}
+        self._undo: dict[bytes, object] | None = None
 
     def get(self, key: bytes) -> bytes | None:
         if key in self._writes:
@@ -104,10 +105,29 @@ class Transaction:
         return self._store.get(key)
 
     def put(self, key: bytes, value: bytes) -> None:
+        self._remember(key)
         self._writes[key] = value
 
     def delete(self, key: bytes) -> None:
+        self._remember(key)
         self._writes[key] = None
+
+    def _remember(self, key: bytes) -> None:
+        if self._undo is not None and key not in self._undo:
+            self._undo[key] = self._writes.get(key, _DELETED)
+
+    def savepoint(self) -> None:
+        """Start recording what the next record changes, so a failing record can be undone alone."""
+        self._undo = {}
+
+    def rollback(self) -> None:
+        """Undo every write since the savepoint."""
+        for key, previous in (self._undo or {}).items():
+            if previous is _DELETED:
+                self._writes.pop(key, None)
+            else:
+                self._writes[key] = previous  # type: ignore[assignment]
+        self._undo = {}
 
     def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
         """Store rows under ``prefix`` merged with this transaction's writes, in key order."""

@@ -24,6 +24,7 @@ from partitions.apply import (
     timer_fired,
 )
 from partitions.context import ApplyContext
+from partitions.errors import RejectedRecord
 from partitions.store import Transaction
 from partitions.tables import Tables
 
@@ -58,16 +59,29 @@ HANDLERS: dict[tuple[str, int], Handler] = {
 class BatchResult:
     actions: list[Action]
     dropped: list[str]
+    rejected: list[tuple[int, str]]  # (offset, reason): for the dead-letter topic
 
 
 def apply_batch(tx: Transaction, partition: int, partitions: int, records: Iterable[LogRecord]) -> BatchResult:
     """Apply records in order into ``tx`` (the caller commits it with the last offset)."""
     ctx = ApplyContext(Tables(tx), partition, partitions, -1)
+    rejected: list[tuple[int, str]] = []
     for rec in records:
         ctx.offset = rec.offset
         handler = HANDLERS.get((rec.kind, rec.version))
         if handler is None:
-            ctx.drop(f"offset {rec.offset}: no handler for {rec.kind} v{rec.version}")
+            rejected.append((rec.offset, f"no handler for {rec.kind} v{rec.version} on the log topic"))
             continue
-        handler(ctx, rec.value, rec.timestamp_ms)
-    return BatchResult(ctx.actions, ctx.dropped)
+        tx.savepoint()
+        n_actions = len(ctx.actions)
+        try:
+            handler(ctx, rec.value, rec.timestamp_ms)
+        except RejectedRecord as e:
+            tx.rollback()
+            del ctx.actions[n_actions:]
+            rejected.append((rec.offset, str(e)))
+        except Exception as e:  # noqa: BLE001 - one bad record must not stop the partition
+            tx.rollback()
+            del ctx.actions[n_actions:]
+            rejected.append((rec.offset, f"{rec.kind} could not be applied: {type(e).__name__}: {e}"))
+    return BatchResult(ctx.actions, ctx.dropped, rejected)

@@ -9,12 +9,20 @@ from engine.partitioning import partition_key
 from engine.protocol import journal as pj
 from partitions import lifecycle
 from partitions.context import ApplyContext
+from partitions.errors import RejectedRecord
 from partitions.status import Status
 
 
 def invocation_id_for(ctx: ApplyContext, rec: dict[str, Any]) -> str:
     """The record's id, or one derived from its position in the log (deterministic on replay)."""
     if rec["invocation_id"]:
+        try:
+            iid = InvocationId.parse(rec["invocation_id"])
+        except ValueError as e:
+            raise RejectedRecord(str(e)) from None
+        if iid.partition(ctx.partitions) != ctx.partition:
+            raise RejectedRecord(f"invocation {rec['invocation_id']} belongs to partition "
+                                 f"{iid.partition(ctx.partitions)}, found on {ctx.partition}")
         return rec["invocation_id"]
     pk = partition_key(rec["key"]) if rec["key"] is not None else ctx.partition
     if pk % ctx.partitions != ctx.partition:
@@ -23,6 +31,8 @@ def invocation_id_for(ctx: ApplyContext, rec: dict[str, Any]) -> str:
 
 
 def apply_invoke(ctx: ApplyContext, rec: dict[str, Any], now_ms: int) -> None:
+    if not rec["service"] or not rec["handler"]:
+        raise RejectedRecord("Invoke names no service or handler")
     src = rec.get("source")
     if src is not None and ctx.tables.seen(src["partition"], src["seq"]):
         ctx.drop(f"Invoke from partition {src['partition']} seq {src['seq']} already applied")

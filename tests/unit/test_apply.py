@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from engine.ids import InvocationId
 from engine.protocol import journal as pj
 from engine.protocol import reprise_protocol_pb2 as pb
@@ -12,6 +10,7 @@ from engine.protocol.messages import MessageType
 from partitions.actions import RunAttempt, ScheduleTimer, ShipOutbox
 from partitions.apply import LogRecord, apply_batch
 from partitions.store import Transaction, applied_offset
+from schemas import codec
 from tests.unit.apply_helpers import (
     N,
     inv_on,
@@ -258,9 +257,29 @@ def test_replaying_the_same_records_gives_the_same_bytes() -> None:
     assert scenario() == scenario()
 
 
-@pytest.mark.parametrize("kind", ["Nope"])
-def test_unknown_kind_is_dropped_not_fatal(kind: str) -> None:
+def test_unknown_kind_is_rejected_not_fatal() -> None:
     p = new_partition()
     tx = Transaction(p.store)
-    result = apply_batch(tx, 0, N, [LogRecord(kind, 1, {}, 5, 0)])
-    assert result.actions == [] and "no handler" in result.dropped[0]
+    result = apply_batch(tx, 0, N, [LogRecord("Nope", 1, {}, 5, 0)])
+    assert result.actions == [] and result.rejected == [(5, "no handler for Nope v1 on the log topic")]
+
+
+def test_a_record_that_fails_is_undone_alone_and_the_batch_goes_on() -> None:
+    p = new_partition()
+    good, other = inv_on(0), str(InvocationId(0, 77))
+    bad = {"invocation_id": "inv_1garbage", "service": "S", "handler": "h", "input": b""}
+    records = [LogRecord("Invoke", 1, codec.decode("Invoke", 1, codec.encode("Invoke", r)), o, 1)
+               for o, r in enumerate([{"invocation_id": good, "service": "S", "handler": "h", "input": b""}, bad,
+                                      {"invocation_id": other, "service": "S", "handler": "h", "input": b""}], 10)]
+    # A record that raises inside its handler, after having written: undone, reported, the rest applies.
+    broken = LogRecord("InvokerEffects", 1, {"invocation_id": good, "attempt": 1, "epoch": 1, "timestamp_ms": 1,
+                                             "deployment_id": None, "entries": [b"\x04\x01garbage"],
+                                             "handler_kinds": {}, "completion_retention_ms": None,
+                                             "outcome": {}}, 13, 1)
+    tx = Transaction(p.store)
+    result = apply_batch(tx, 0, N, [*records, broken])
+    tx.commit(13)
+    assert [a.invocation_id for a in result.actions] == [good, other]
+    assert [o for o, _ in result.rejected] == [11, 13]
+    assert "malformed invocation id" in result.rejected[0][1]
+    assert p.status(good)["journal_length"] == 1  # the broken effects left nothing behind
