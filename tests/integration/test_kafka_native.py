@@ -14,6 +14,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from deploy.kafka.local import LocalKafka
 from engine.client import KafkaClient
 from engine.partitioning import partition_for_key
+from schemas import codec
 from tests.harness import ROOT, Engine, post
 from tests.integration.test_crash_recovery import wait_until
 
@@ -93,11 +94,9 @@ def test_malformed_records_go_to_dead_letters_and_the_partition_moves_on(engine:
         producer.produce(f"{ns}.log", value=value, headers=headers, partition=0)
     producer.flush(30)
     client = KafkaClient(kafka_bootstrap, ns)
-    client._producer.produce(f"{ns}.log", partition=0, headers=[("reprise-kind", b"Invoke"),
-                                                                ("reprise-version", b"1")],
-                             value=__import__("schemas.codec", fromlist=["encode"]).encode(
-                                 "Invoke", {"invocation_id": "inv_1bogus", "service": "S", "handler": "h", "input": b""}))
-    client._producer.flush(30)
+    bogus = codec.encode("Invoke", {"invocation_id": "inv_1bogus", "service": "S", "handler": "h", "input": b""})
+    producer.produce(f"{ns}.log", partition=0, value=bogus, headers=codec.headers_for("Invoke"))
+    producer.flush(30)
     key = next(f"k{i}" for i in range(100) if partition_for_key(f"k{i}", 4) == 0)
     client.send("Counter", "add", b"2", key=key, handler_kind="EXCLUSIVE")  # after the bad ones, same partition
     wait_until(lambda: state(engine, "Counter", key) == {"value": "2"}, 30, "the good record behind the bad ones")
