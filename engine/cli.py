@@ -142,6 +142,27 @@ def cmd_invocations(args: argparse.Namespace) -> int:
     return _print(*_admin(args, "PATCH", f"/invocations/{args.id}/{args.action}"))
 
 
+def cmd_subscriptions(args: argparse.Namespace) -> int:
+    if args.action == "create":
+        if not args.topic or not args.target or "/" not in args.target:
+            print("reprise: create needs --topic T --target Service/handler", file=sys.stderr)
+            return 2
+        return _print(*_admin(args, "POST", "/subscriptions", {
+            "source": f"kafka://default/{args.topic}", "sink": f"service://{args.target}"}))
+    if args.action == "delete":
+        if not args.id:
+            print("reprise: delete needs a subscription id", file=sys.stderr)
+            return 2
+        status, out = _admin(args, "DELETE", f"/subscriptions/{args.id}")
+        return _print(status, out if status >= 300 else {"deleted": args.id})
+    status, out = _admin(args, "GET", "/subscriptions")
+    if status != 200:
+        return _print(status, out)
+    for sub in out["subscriptions"]:  # type: ignore[index]
+        print(f"{sub['id']}  {sub['source']} -> {sub['sink']}")
+    return 0
+
+
 def cmd_state(args: argparse.Namespace) -> int:
     return _print(*_admin(args, "GET", f"/services/{args.service}/state/{urllib.parse.quote(args.key, safe='')}"))
 
@@ -207,6 +228,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--admin-port", type=int)
     _common(p, kafka=False)
     p.set_defaults(fn=cmd_invocations)
+
+    p = sub.add_parser("subscriptions", help="invoke a handler for each record of a Kafka topic")
+    p.add_argument("action", choices=["create", "delete", "ls"])
+    p.add_argument("id", nargs="?", help="with delete: the subscription id")
+    p.add_argument("--topic", help="with create: the Kafka topic to read")
+    p.add_argument("--target", help="with create: Service/handler to invoke")
+    p.add_argument("--admin-port", type=int)
+    _common(p, kafka=False)
+    p.set_defaults(fn=cmd_subscriptions)
 
     p = sub.add_parser("state", help="read a virtual object's or workflow's state")
     p.add_argument("action", choices=["get"])

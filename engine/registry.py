@@ -14,11 +14,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Producer, TopicPartition
+from confluent_kafka import Producer
 
 from engine.config import Config
-from engine.kafka import high_watermark, new_consumer, produce_record, producer_config
-from schemas import codec
+from engine.kafka import produce_record, producer_config
+from engine.topic_view import TopicView
 
 log = logging.getLogger(__name__)
 
@@ -95,47 +95,18 @@ class Registry:
         self._lock = threading.Condition()
         self._deployments: dict[str, Deployment] = {}
         self._services: dict[str, ServiceInfo] = {}
-        self._loaded = False
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._view = TopicView(cfg, cfg.deployments_topic, "Deployment", self._on_record)
         self._producer: Producer | None = None
 
     def start(self, timeout: float = 30.0) -> None:
-        self._thread = threading.Thread(target=self._follow, name="registry", daemon=True)
-        self._thread.start()
-        with self._lock:
-            if not self._lock.wait_for(lambda: self._loaded, timeout):
-                raise TimeoutError(f"deployments topic {self._cfg.deployments_topic} not readable")
+        self._view.start(timeout)
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(5)
+        self._view.stop()
 
-    def _follow(self) -> None:
-        topic = self._cfg.deployments_topic
-        consumer = new_consumer(self._cfg)
-        consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
-        high = high_watermark(consumer, topic, 0)
-        position = 0
-        if high == 0:
-            with self._lock:
-                self._loaded = True
-                self._lock.notify_all()
-        try:
-            while not self._stop.is_set():
-                for msg in consumer.consume(100, 0.2):
-                    if msg.error():
-                        continue
-                    position = msg.offset() + 1
-                    if msg.value() is not None:
-                        self._add(Deployment.from_record(codec.decode("Deployment", 1, msg.value())))
-                    if position >= high and not self._loaded:
-                        with self._lock:
-                            self._loaded = True
-                            self._lock.notify_all()
-        finally:
-            consumer.close()
+    def _on_record(self, _key: bytes, record: dict[str, Any] | None) -> None:
+        if record is not None:
+            self._add(Deployment.from_record(record))
 
     def _add(self, dep: Deployment) -> None:
         with self._lock:

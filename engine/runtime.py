@@ -15,8 +15,10 @@ from aiohttp import web
 from engine.config import Config
 from engine.kafka import create_topics
 from engine.registry import Registry
+from engine.subscriptions import SubscriptionRegistry
 from ingress.admin import Admin
 from ingress.server import Ingress
+from ingress.subscriptions import SubscriptionRunner
 from partitions.introspect import StoreIntrospector
 from partitions.processor import PartitionProcessor
 
@@ -31,11 +33,15 @@ class Engine:
     registry: Registry
     processor: PartitionProcessor
     runners: list[web.AppRunner]
+    subscriptions: SubscriptionRegistry
+    subscription_runner: SubscriptionRunner
 
     async def stop(self) -> None:
+        self.subscription_runner.stop()
         for r in self.runners:
             await r.cleanup()
         await self.processor.stop()
+        self.subscriptions.stop()
         self.registry.stop()
 
 
@@ -56,10 +62,14 @@ async def start_engine(cfg: Config) -> Engine:
     processor = PartitionProcessor(cfg, registry)
     await processor.start()
     await asyncio.wait_for(processor.leader_ready.wait(), 60)
+    subscriptions = SubscriptionRegistry(cfg)
+    await loop.run_in_executor(None, subscriptions.start)
     introspector = StoreIntrospector(processor.stores, processor.partition_count)
-    runners = [await _serve(Admin(cfg, registry, introspector).app(), cfg.admin_host, cfg.admin_port),
+    runners = [await _serve(Admin(cfg, registry, introspector, subscriptions).app(), cfg.admin_host, cfg.admin_port),
                await _serve(Ingress(cfg, registry).app(), cfg.ingress_host, cfg.ingress_port)]
-    return Engine(cfg, registry, processor, runners)
+    runner = SubscriptionRunner(cfg, registry, subscriptions)
+    runner.start()
+    return Engine(cfg, registry, processor, runners, subscriptions, runner)
 
 
 async def run_dev(cfg: Config) -> None:

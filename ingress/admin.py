@@ -16,13 +16,16 @@ from engine.discovery import DiscoveryError, deployment_id, discover
 from engine.ids import InvocationId
 from engine.introspection import Introspector
 from engine.registry import Deployment, Registry
+from engine.subscriptions import SubscriptionRegistry
 from ingress.errors import IngressError, error_response
 from ingress.log_client import LogClient
 
 
 class Admin:
-    def __init__(self, cfg: Config, registry: Registry, introspector: Introspector | None = None) -> None:
+    def __init__(self, cfg: Config, registry: Registry, introspector: Introspector | None = None,
+                 subscriptions: SubscriptionRegistry | None = None) -> None:
         self.registry = registry
+        self.subscriptions = subscriptions
         self.log = LogClient(cfg, "admin")
         self.introspector = introspector
 
@@ -41,6 +44,9 @@ class Admin:
         r.add_get("/services/{name}/state/{key}", self.get_state)
         r.add_get("/timers", self.list_timers)
         r.add_get("/ui", self.ui)
+        r.add_post("/subscriptions", self.create_subscription)
+        r.add_get("/subscriptions", self.list_subscriptions)
+        r.add_delete("/subscriptions/{id}", self.delete_subscription)
         r.add_patch("/invocations/{id}/{command}", self.invocation_command)
         r.add_delete("/invocations/{id}", self.invocation_command)  # legacy: ?mode=cancel|kill|purge
         app.on_startup.append(lambda _app: self._start())
@@ -98,6 +104,37 @@ class Admin:
     async def list_timers(self, request: web.Request) -> web.Response:
         timers = await _in_thread(self._need_introspector().timers, int(request.query.get("limit", "100")))
         return web.json_response({"timers": timers})
+
+    def _need_subscriptions(self) -> SubscriptionRegistry:
+        if self.subscriptions is None:
+            raise IngressError(501, "subscriptions are not served by this admin process")
+        return self.subscriptions
+
+    async def create_subscription(self, request: web.Request) -> web.Response:
+        """Restate's body: {"source": "kafka://<cluster>/<topic>", "sink": "service://<Service>/<handler>"}."""
+        subs = self._need_subscriptions()
+        try:
+            body = json.loads(await request.read() or b"null")
+            source, sink = body["source"], body["sink"]
+        except (ValueError, KeyError, TypeError):
+            return error_response(400, 'expected {"source": "kafka://default/<topic>", "sink": "service://<S>/<h>"}')
+        topic = source.rsplit("/", 1)[-1] if source.startswith("kafka://") else source
+        target = sink.removeprefix("service://").split("/")
+        if not topic or len(target) != 2:
+            return error_response(400, f"bad source {source!r} or sink {sink!r}")
+        svc = self.registry.service(target[0])
+        if svc is None or target[1] not in svc.handlers:
+            return error_response(404, f"handler '{'/'.join(target)}' not found")
+        sub, created = await _in_thread(subs.create, topic, target[0], target[1])
+        return web.json_response(sub.describe(), status=201 if created else 200)
+
+    async def list_subscriptions(self, _r: web.Request) -> web.Response:
+        return web.json_response({"subscriptions": [s.describe() for s in self._need_subscriptions().all()]})
+
+    async def delete_subscription(self, request: web.Request) -> web.Response:
+        if not await _in_thread(self._need_subscriptions().delete, request.match_info["id"]):
+            return error_response(404, f"subscription {request.match_info['id']} not found")
+        return web.Response(status=202)
 
     async def ui(self, _r: web.Request) -> web.Response:
         return web.Response(body=(Path(__file__).parent / "static" / "ui.html").read_bytes(),

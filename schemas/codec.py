@@ -32,6 +32,7 @@ LOG_SCHEMAS: dict[tuple[str, int], str] = {
     ("Attach", 1): "attach.v1.avsc",
     ("Reply", 1): "reply.v1.avsc",
     ("Deployment", 1): "deployment.v1.avsc",
+    ("Subscription", 1): "subscription.v1.avsc",
 }
 STORE_SCHEMAS: dict[tuple[str, int], str] = {
     ("InvocationStatus", 1): "storage/invocation_status.v1.avsc",

@@ -247,6 +247,14 @@ async def always_fails(ctx: restate.Context, name: str) -> str:
 
 
 @counter.handler()
+async def append(ctx: restate.ObjectContext, item: object) -> int:
+    """Appends to a list in the object's state: order of arrival becomes visible."""
+    items = await ctx.get("items", type_hint=list) or []
+    ctx.set("items", [*items, item])
+    return len(items) + 1
+
+
+@counter.handler()
 async def block(ctx: restate.ObjectContext, name: str) -> str:
     """Holds the object's key until resolved (or killed)."""
     _, fut = ctx.awakeable(type_hint=str)

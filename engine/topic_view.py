@@ -1,0 +1,61 @@
+"""Following a small compacted topic from its start: the shared mechanism of every registry.
+
+Deployments and subscriptions are records on compacted topics; each process reads such a topic
+from the beginning, hands each record to a callback, and keeps following it.
+``start`` returns once everything present at start-up has been read.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+
+from engine.config import Config
+from engine.kafka import high_watermark, new_consumer
+from schemas import codec
+
+OnRecord = Callable[[bytes, dict[str, Any] | None], None]  # (key, decoded record or None for a tombstone)
+
+
+class TopicView:
+    def __init__(self, cfg: Config, topic: str, kind: str, on_record: OnRecord) -> None:
+        self._cfg = cfg
+        self._topic = topic
+        self._kind = kind
+        self._on_record = on_record
+        self._loaded = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, timeout: float = 30.0) -> None:
+        self._thread = threading.Thread(target=self._follow, name=f"view-{self._topic}", daemon=True)
+        self._thread.start()
+        if not self._loaded.wait(timeout):
+            raise TimeoutError(f"topic {self._topic} not readable within {timeout}s")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(5)
+
+    def _follow(self) -> None:
+        consumer = new_consumer(self._cfg)
+        consumer.assign([TopicPartition(self._topic, 0, OFFSET_BEGINNING)])
+        high = high_watermark(consumer, self._topic, 0)
+        if high == 0:
+            self._loaded.set()
+        try:
+            while not self._stop.is_set():
+                for msg in consumer.consume(100, 0.2):
+                    if msg.error():
+                        continue
+                    value = msg.value()
+                    record = codec.decode(self._kind, 1, value) if value is not None else None
+                    self._on_record(msg.key() or b"", record)
+                    if msg.offset() + 1 >= high:
+                        self._loaded.set()
+        finally:
+            consumer.close()
