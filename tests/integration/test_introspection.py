@@ -6,7 +6,6 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -32,7 +31,7 @@ def test_list_describe_state_and_timers(engine: Engine, effects: Path) -> None:
     status, out = call_json(engine, "/Steps/sleepy/send", {"name": "intro", "ms": 60_000})
     inv = out["invocationId"]
     wait_until(lambda: count(effects, "intro.before") == 1, 30, "the first step")
-    time.sleep(0.3)
+    wait_until(lambda: get(engine, f"/invocations/{inv}")[1].get("status") == "SUSPENDED", 30, "the durable sleep")
     status, listed = get(engine, "/invocations?status=SUSPENDED")
     assert status == 200 and [i["id"] for i in listed["invocations"]] == [inv]
     status, described = get(engine, f"/invocations/{inv}")
@@ -54,7 +53,8 @@ def test_cli(engine: Engine, effects: Path) -> None:
     out = cli(engine, "state", "get", "Counter", "cli")
     assert out.returncode == 0 and json.loads(out.stdout)["state"] == {"value": "3"}
     status, sent = call_json(engine, "/Waiter/awake/send", "cli1")
-    wait_until(lambda: count(effects, "cli1.awakeable") == 1, 30, "the awakeable")
+    wait_until(lambda: get(engine, f"/invocations/{sent['invocationId']}")[1].get("status") == "SUSPENDED", 30,
+               "the handler to suspend on its awakeable")
     out = cli(engine, "invocations", "ls", "--status", "SUSPENDED")
     assert out.returncode == 0 and sent["invocationId"] in out.stdout
     out = cli(engine, "invocations", "describe", sent["invocationId"])
