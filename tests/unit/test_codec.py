@@ -19,6 +19,7 @@ def test_every_log_kind_round_trips_with_headers() -> None:
         "Signal": {"invocation_id": "i", "idx": 17, "value": b"v", "source": {"partition": 1, "seq": 2}},
         "AdminCommand": {"invocation_id": "i", "command": "cancel",
                          "reply_to": {"topic": "replies", "ingress_id": "a", "request_id": "r"}},
+        "Subscription": {"id": "sub_1", "source_topic": "t", "service": "S", "handler": "h", "created_ms": 1},
         "Attach": {"invocation_id": "i", "mode": "output",
                    "reply_to": {"topic": "replies", "ingress_id": "a", "request_id": "r"}},
     }
