@@ -57,7 +57,7 @@ class Ingress:
                     self.idempotent_result)
         for prefix in ("/restate/awakeables", "/restate/a"):
             r.add_route("*", prefix + "/{id}/{action:resolve|reject}", self.awakeable)
-        r.add_route("*", "/{path:.*}", self.invoke)
+        r.add_route("*", r"/{path:[\s\S]*}", self.invoke)
         app.on_startup.append(lambda _app: self._start())
         app.on_cleanup.append(lambda _app: self._stop())
         return app
@@ -78,6 +78,10 @@ class Ingress:
             return resp
         except web.HTTPRequestEntityTooLarge:
             return error_response(413, f"request body exceeds the maximum of {self.cfg.max_message_bytes} bytes")
+        except web.HTTPException as e:  # the router's own 404/405: same error body as everything else
+            if e.status < 400:
+                raise
+            return error_response(e.status, f"{e.reason}: {request.method} {request.path!r}")
 
     async def health(self, _request: web.Request) -> web.Response:
         return web.json_response({})

@@ -1,0 +1,108 @@
+"""Fuzzing the two ways in: HTTP requests at the ingress and raw records on the log topic.
+
+Whatever arrives, the engine answers (a defined status and error body) or dead-letters, never
+crashes, and every partition keeps serving afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import urllib.parse
+from collections.abc import Iterator
+
+import pytest
+from confluent_kafka import Producer
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engine.partitioning import partition_for_key
+from schemas import codec
+from tests.harness import Engine, Service, call_json, request
+from tests.integration.test_crash_recovery import wait_until
+
+pytestmark = pytest.mark.kafka
+ALLOWED = {200, 202, 400, 404, 405, 409, 413, 429, 470, 500}
+
+
+@pytest.fixture(scope="module")
+def fuzz_engine(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    tmp = tmp_path_factory.mktemp("fuzz")
+    (tmp / "effects").mkdir()
+    svc = Service(tmp / "effects", tmp / "svc.log")
+    svc.start()
+    eng = Engine(kafka_bootstrap, "tfuzz" + str(random.randrange(10**8)), tmp / "engine")
+    eng.start()
+    eng.register(svc.uri)
+    yield eng
+    eng.kill()
+    svc.kill()
+
+
+segment = st.one_of(st.sampled_from(["Steps", "Counter", "Nope", "three", "add", "nope", "k1", "send", "restate",
+                                     "awakeables", "invocation", "workflow", "attach", "output", ""]),
+                    st.text(min_size=1, max_size=12))
+VALID_CALLS = {("Steps", "three"), ("Counter", "add")}
+
+
+def _path(parts: list[str]) -> str:
+    """Valid call targets become sends, so no fuzz case waits on a handler."""
+    if len(parts) == 2 and tuple(parts) in VALID_CALLS or len(parts) == 3 and (parts[0], parts[2]) in VALID_CALLS:
+        parts = [*parts, "send"]
+    return "/" + "/".join(urllib.parse.quote(p, safe="") for p in parts)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(parts=st.lists(segment, min_size=0, max_size=5),
+       method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH"]),
+       body=st.one_of(st.none(), st.binary(max_size=300), st.just(b'{"a": 1}'), st.just(b'"text"')),
+       content_type=st.sampled_from([None, "application/json", "text/plain", "application/octet-stream"]),
+       idem=st.one_of(st.none(), st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=8)),
+       query=st.sampled_from(["", "?delay=1ms", "?delay=garbage", "?delay=PT0S", "?x=1"]))
+def test_ingress_answers_every_request(fuzz_engine: Engine, parts: list[str], method: str, body: bytes | None,
+                                       content_type: str | None, idem: str | None, query: str) -> None:
+    headers = {}
+    if content_type:
+        headers["content-type"] = content_type
+    if idem is not None:  # well-formed HTTP only: a malformed header line is the HTTP parser's business
+        headers["idempotency-key"] = idem
+    status, _, raw = request(fuzz_engine.ingress + _path(parts) + query, body, headers, method=method, timeout=30)
+    assert status in ALLOWED, (status, raw[:200])
+    if status >= 400:
+        out = json.loads(raw)
+        assert out["code"] == status and isinstance(out["message"], str)
+
+
+def test_engine_still_serves_after_ingress_fuzz(fuzz_engine: Engine) -> None:
+    assert call_json(fuzz_engine, "/Steps/three", "after-fuzz") == (200, "after-fuzz:ABC")
+
+
+def test_raw_records_never_crash_or_stick_a_partition(fuzz_engine: Engine, kafka_bootstrap: str) -> None:
+    ns = fuzz_engine.args[fuzz_engine.args.index("--namespace") + 1]
+    rng = random.Random(7)
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    valid = codec.encode("Invoke", {"service": "Steps", "handler": "three", "input": b'"raw"', "created_ms": 1})
+    kinds = [k for (k, _) in codec.LOG_SCHEMAS] + ["Nope", ""]
+    for i in range(400):
+        choice = rng.random()
+        if choice < 0.3:
+            value = bytes(rng.randrange(256) for _ in range(rng.randrange(0, 64)))
+        elif choice < 0.7:
+            flipped = bytearray(valid)
+            for _ in range(rng.randrange(1, 4)):
+                flipped[rng.randrange(len(flipped))] = rng.randrange(256)
+            value = bytes(flipped)
+        else:
+            value = valid[: rng.randrange(len(valid))]
+        headers = [] if rng.random() < 0.1 else [("reprise-kind", rng.choice(kinds).encode()),
+                                                 ("reprise-version", rng.choice([b"1", b"2", b"x"]))]
+        producer.produce(f"{ns}.log", value=value, headers=headers, partition=i % 4)
+    assert producer.flush(30) == 0
+    assert fuzz_engine.popen is not None and fuzz_engine.popen.poll() is None, "the engine died"
+    for p in range(4):  # every partition still applies records and runs handlers
+        key = next(f"z{i}" for i in range(1000) if partition_for_key(f"z{i}", 4) == p)
+        status, out = call_json(fuzz_engine, f"/Counter/{key}/add", 1, timeout=60)
+        assert status == 200 and isinstance(out, int), (p, status, out)
+    wait_until(lambda: fuzz_engine.popen.poll() is None, 1, "the engine to be alive")
+
+
