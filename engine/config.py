@@ -52,6 +52,7 @@ class Config:
     attempt_timeout_s: float = 300.0
     eager_state_limit_bytes: int = 64 * 1024  # above this an object's state is sent lazily
     max_inflight_requests: int = 10_000  # per ingress process; past it: 429 with Retry-After
+    produce_timeout_ms: int = 30_000  # the ingress answers 503 when Kafka has not acknowledged by then
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     @property

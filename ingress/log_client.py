@@ -32,7 +32,7 @@ class LogClient:
             raise RuntimeError(f"the configured maximum body ({self.cfg.max_message_bytes} bytes) does not fit the "
                                f"topic {self.cfg.log_topic} (max.message.bytes={limit}): lower "
                                f"REPRISE_MAX_MESSAGE_BYTES or raise the topic's limit")
-        self.producer = Producer(producer_config(self.cfg))
+        self.producer = Producer(producer_config(self.cfg, **{"message.timeout.ms": self.cfg.produce_timeout_ms}))
         self._poller = ProducerPoller(self.producer)
         self.replies.start()
 

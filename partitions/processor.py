@@ -61,7 +61,8 @@ class PartitionProcessor:
     # lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self.producer = Producer(producer_config(self.cfg))
+        # Effects, timers and outbox records must never be given up on: no delivery timeout.
+        self.producer = Producer(producer_config(self.cfg, **{"message.timeout.ms": 0}))
         self.invoker = Invoker(self.cfg, self.registry, self._emit_effects)
         self.timers = TimerService(self._fire_timer)
         self.shipper = OutboxShipper(self.cfg, self.producer, self._loop, self._outbox_shipped)
