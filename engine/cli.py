@@ -163,6 +163,30 @@ def cmd_subscriptions(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_partitions(args: argparse.Namespace) -> int:
+    """Work on local partition stores with the engine stopped (the broker running for rebuild)."""
+    from partitions.rebuild import catch_up, digest, local_partitions, rebuild
+
+    cfg = _config(args)
+    if args.action == "digest":
+        for p in local_partitions(cfg):
+            if not args.no_catch_up:  # the state the whole log implies, not where a stop left it
+                catch_up(cfg, p)
+            print(f"partition {p} digest {digest(cfg, p)}")
+        return 0
+    from engine.kafka import log_partitions
+
+    targets = list(range(log_partitions(cfg))) if args.all else [args.partition] if args.partition is not None else []
+    if not targets:
+        print("reprise: rebuild needs --all or --partition N", file=sys.stderr)
+        return 2
+    for p in targets:
+        records, seconds = rebuild(cfg, p)
+        rate = records / seconds if seconds > 0 else 0.0
+        print(f"partition {p} rebuilt from {records} records in {seconds:.2f} s ({rate:,.0f} records/s)")
+    return 0
+
+
 def cmd_state(args: argparse.Namespace) -> int:
     return _print(*_admin(args, "GET", f"/services/{args.service}/state/{urllib.parse.quote(args.key, safe='')}"))
 
@@ -237,6 +261,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--admin-port", type=int)
     _common(p, kafka=False)
     p.set_defaults(fn=cmd_subscriptions)
+
+    p = sub.add_parser("partitions", help="digest or rebuild local partition stores (engine stopped)")
+    p.add_argument("action", choices=["digest", "rebuild"])
+    p.add_argument("--all", action="store_true", help="with rebuild: every partition")
+    p.add_argument("--partition", type=int, help="with rebuild: this partition")
+    p.add_argument("--no-catch-up", action="store_true",
+                   help="with digest: hash the store as it is, without first applying the rest of the topic")
+    _common(p)
+    p.set_defaults(fn=cmd_partitions)
 
     p = sub.add_parser("state", help="read a virtual object's or workflow's state")
     p.add_argument("action", choices=["get"])

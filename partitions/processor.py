@@ -30,11 +30,11 @@ from partitions import metrics
 from partitions.actions import Action, RunAttempt, ScheduleTimer, ShipOutbox
 from partitions.apply import LogRecord, apply_batch
 from partitions.invoker import Invoker
+from partitions.rebuild import decode
 from partitions.shipper import OutboxShipper
 from partitions.store import RocksStore, Transaction, applied_offset
 from partitions.tables import Tables
 from partitions.timers import TimerService
-from schemas import codec
 
 log = logging.getLogger(__name__)
 
@@ -165,14 +165,9 @@ class PartitionProcessor:
 
     def _apply_batch(self, partition: int, msgs: list[Message]) -> None:
         started = time.perf_counter()
-        records = []
-        for m in msgs:
-            try:
-                kind, version = codec.kind_of(m.headers())
-                records.append(LogRecord(kind, version, codec.decode(kind, version, m.value() or b""),
-                                         m.offset(), m.timestamp()[1]))
-            except codec.SchemaError as e:
-                self._dead_letter(m, str(e))
+        records, undecodable = decode(msgs)
+        for m, reason in undecodable:
+            self._dead_letter(m, reason)
         tx = Transaction(self.stores[partition])
         result = apply_batch(tx, partition, self.partition_count, records)
         tx.commit(msgs[-1].offset())
