@@ -102,24 +102,31 @@ class PartitionProcessor:
             "partition": partition, "epoch": epoch, "owner": self.owner, "timestamp_ms": _now_ms()})
 
     def _check_leadership(self, partition: int, batch: list[LogRecord]) -> bool:
-        """After a batch: did our claim win, lose to a newer one, or need renewing?"""
-        ours = [r for r in batch if r.kind == "LeaderEpoch" and r.value["owner"] == self.owner]
-        others = [r for r in batch if r.kind == "LeaderEpoch" and r.value["owner"] != self.owner]
-        epoch = Tables(Transaction(self.stores[partition])).epoch()
-        if partition in self.leading and others and epoch != self.claimed[partition]:
+        """After a batch: did our claim win, did a newer claim take the partition, or must we claim again?
+
+        A claim is won when the store's current (epoch, owner) is (our claim, us): an epoch alone
+        would not do, since two processors may claim the same number.
+        """
+        claims = [r for r in batch if r.kind == "LeaderEpoch"]
+        if not claims:
+            return False
+        tables = Tables(Transaction(self.stores[partition]))
+        epoch, owner = tables.epoch(), tables.epoch_owner()
+        ours = epoch == self.claimed[partition] and owner == self.owner
+        if partition in self.leading and not ours:
             self._loop.call_soon_threadsafe(self._step_down, partition)
+            self.leading.discard(partition)
             return False
         if ours and partition not in self.leading:
-            if epoch == self.claimed[partition]:
-                self.leading.add(partition)
-                return True
-            if any(r.value["epoch"] == self.claimed[partition] for r in ours):
-                self._claim(partition, epoch + 1)  # lost to an epoch we had not applied yet: try above it
+            self.leading.add(partition)
+            return True
+        if not ours and any(r.value["owner"] == self.owner and r.value["epoch"] == self.claimed[partition]
+                            for r in claims):
+            self._claim(partition, epoch + 1)  # refused: someone holds this epoch already; try above it
         return False
 
     def _step_down(self, partition: int) -> None:
         log.warning("partition %d: a newer leader claimed it; stepping down", partition)
-        self.leading.discard(partition)
         self.timers.drop_partition(partition)
         self.shipper.drop_partition(partition)
 

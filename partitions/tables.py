@@ -221,5 +221,10 @@ class Tables:
     def epoch(self) -> int:
         return _int(self.tx.get(b"meta/epoch"), 0)
 
-    def set_epoch(self, epoch: int) -> None:
+    def set_epoch(self, epoch: int, owner: str) -> None:
         self.tx.put(b"meta/epoch", str(epoch).encode())
+        self.tx.put(b"meta/epoch_owner", owner.encode())
+
+    def epoch_owner(self) -> str | None:
+        raw = self.tx.get(b"meta/epoch_owner")
+        return raw.decode() if raw is not None else None

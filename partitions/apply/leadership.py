@@ -12,7 +12,7 @@ def apply_leader_epoch(ctx: ApplyContext, rec: dict[str, Any], now_ms: int) -> N
     if rec["epoch"] <= current:
         ctx.drop(f"LeaderEpoch {rec['epoch']} from {rec['owner']}: expected above {current}")
         return
-    ctx.tables.set_epoch(rec["epoch"])
+    ctx.tables.set_epoch(rec["epoch"], rec["owner"])
 
 
 def apply_outbox_shipped(ctx: ApplyContext, rec: dict[str, Any], now_ms: int) -> None:

@@ -247,6 +247,16 @@ async def always_fails(ctx: restate.Context, name: str) -> str:
 
 
 @counter.handler()
+async def slow_add(ctx: restate.ObjectContext, delta: int) -> int:
+    """Adds after a pause inside the attempt: a processor can be frozen while it is in flight."""
+    effect(f"{ctx.key()}.slow_add.started")
+    await asyncio.sleep(float(os.environ.get("REPRISE_TEST_SLOW_S", "2")))
+    value = (await ctx.get("value", type_hint=int) or 0) + delta
+    ctx.set("value", value)
+    return value
+
+
+@counter.handler()
 async def append(ctx: restate.ObjectContext, item: object) -> int:
     """Appends to a list in the object's state: order of arrival becomes visible."""
     items = await ctx.get("items", type_hint=list) or []
