@@ -49,15 +49,8 @@ class Admin:
         r.add_delete("/subscriptions/{id}", self.delete_subscription)
         r.add_patch("/invocations/{id}/{command}", self.invocation_command)
         r.add_delete("/invocations/{id}", self.invocation_command)  # legacy: ?mode=cancel|kill|purge
-        app.on_startup.append(lambda _app: self._start())
-        app.on_cleanup.append(lambda _app: self._stop())
+        self.log.serve_with(app)
         return app
-
-    async def _start(self) -> None:
-        self.log.start()
-
-    async def _stop(self) -> None:
-        self.log.stop()
 
     def _need_introspector(self) -> Introspector:
         if self.introspector is None:

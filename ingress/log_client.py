@@ -26,6 +26,17 @@ class LogClient:
         self.producer: Producer | None = None
         self._poller: ProducerPoller | None = None
 
+    def serve_with(self, app: Any) -> None:
+        """Start with the aiohttp app and stop with it."""
+        async def start(_app: Any) -> None:
+            self.start()
+
+        async def stop(_app: Any) -> None:
+            self.stop()
+
+        app.on_startup.append(start)
+        app.on_cleanup.append(stop)
+
     def start(self) -> None:
         limit = topic_max_message_bytes(self.cfg, self.cfg.log_topic)
         if self.cfg.max_message_bytes + ENVELOPE_BYTES > limit:

@@ -58,15 +58,8 @@ class Ingress:
         for prefix in ("/restate/awakeables", "/restate/a"):
             r.add_route("*", prefix + "/{id}/{action:resolve|reject}", self.awakeable)
         r.add_route("*", r"/{path:[\s\S]*}", self.invoke)
-        app.on_startup.append(lambda _app: self._start())
-        app.on_cleanup.append(lambda _app: self._stop())
+        self.log.serve_with(app)
         return app
-
-    async def _start(self) -> None:
-        self.log.start()
-
-    async def _stop(self) -> None:
-        self.log.stop()
 
     @web.middleware
     async def _errors(self, request: web.Request, handler: Any) -> web.StreamResponse:

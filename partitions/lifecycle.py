@@ -35,6 +35,24 @@ def start_attempt(ctx: ApplyContext, row: Row, now_ms: int) -> None:
     ctx.actions.append(RunAttempt(row["invocation_id"], row["attempt"]))
 
 
+def is_duplicate(ctx: ApplyContext, rec: dict[str, Any], kind: str) -> bool:
+    """A record another partition's outbox shipped again: its (partition, seq) was applied before."""
+    src = rec.get("source")
+    if src is not None and ctx.tables.seen(src["partition"], src["seq"]):
+        ctx.drop(f"{kind} from partition {src['partition']} seq {src['seq']} already applied")
+        return True
+    return False
+
+
+def live_invocation(ctx: ApplyContext, inv: str, kind: str) -> Row | None:
+    """The invocation a record is for, unless it is gone or completed (then the record changes nothing)."""
+    row = ctx.tables.status(inv)
+    if row is None or row["status"] == Status.COMPLETED.value:
+        ctx.drop(f"{kind} for {inv}: invocation is gone or completed")
+        return None
+    return row
+
+
 def needs_lock(row: Row) -> bool:
     """Exclusive handlers of a keyed service run one at a time per key (unknown kind: exclusive)."""
     return row["key"] is not None and row["handler_kind"] in (None, "EXCLUSIVE")

@@ -7,17 +7,13 @@ from typing import Any
 from engine.protocol import journal as pj
 from partitions import lifecycle
 from partitions.context import ApplyContext
-from partitions.status import Status
 
 
 def apply_call_completed(ctx: ApplyContext, rec: dict[str, Any], now_ms: int) -> None:
-    src = rec.get("source")
-    if src is not None and ctx.tables.seen(src["partition"], src["seq"]):
-        ctx.drop(f"CallCompleted from partition {src['partition']} seq {src['seq']} already applied")
+    if lifecycle.is_duplicate(ctx, rec, "CallCompleted"):
         return
-    row = ctx.tables.status(rec["invocation_id"])
-    if row is None or row["status"] == Status.COMPLETED.value:
-        ctx.drop(f"CallCompleted for {rec['invocation_id']}: caller is gone or completed")
+    row = lifecycle.live_invocation(ctx, rec["invocation_id"], "CallCompleted")
+    if row is None:
         return
     failure = rec["failure"]
     frame = pj.call_completion(rec["completion_id"], rec["value"],

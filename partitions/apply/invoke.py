@@ -33,9 +33,7 @@ def invocation_id_for(ctx: ApplyContext, rec: dict[str, Any]) -> str:
 def apply_invoke(ctx: ApplyContext, rec: dict[str, Any], now_ms: int) -> None:
     if not rec["service"] or not rec["handler"]:
         raise RejectedRecord("Invoke names no service or handler")
-    src = rec.get("source")
-    if src is not None and ctx.tables.seen(src["partition"], src["seq"]):
-        ctx.drop(f"Invoke from partition {src['partition']} seq {src['seq']} already applied")
+    if lifecycle.is_duplicate(ctx, rec, "Invoke"):
         return
     inv = invocation_id_for(ctx, rec)
     existing = ctx.tables.status(inv)
