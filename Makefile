@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: demo test venv kafka-start kafka-stop lint proto clean
+.PHONY: demo test bench venv kafka-start kafka-stop lint proto clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ test: venv
 	$(VENV)/bin/ruff check engine partitions ingress schemas deploy tests examples
 	$(PY) -m engine.cli kafka start
 	$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; $(PY) -m engine.cli kafka stop; exit $$rc
+
+# Every workload against Restate 1.7.12 and against Reprise, one after the other (about 10 minutes).
+bench: venv
+	bash ../shared/peers/restate-peer.sh install
+	$(PY) tests/bench/run.py
 
 kafka-start: venv
 	$(PY) -m engine.cli kafka start

@@ -1,0 +1,163 @@
+"""``make bench``: the same workloads against Restate 1.7.12 and Reprise, one after the other, in one run.
+
+Both engines get a fresh data directory, the same restate-sdk service process (hypercorn, h2c) and
+the same load generator. Prints a table and one line per row:
+``RATIO <workload> C=<n> <reprise_rps/restate_rps>``. Figures only: nothing here asserts a speed.
+
+    python tests/bench/run.py [--duration 20] [--warmup 3] [--engines restate,reprise] [--only greet,...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.bench.loadgen import WORKLOADS, Result, run_load  # noqa: E402
+
+PEER = ROOT.parent / "shared" / "peers" / "restate-peer.sh"
+INGRESS, ADMIN, SERVICE = "http://127.0.0.1:8080", "http://127.0.0.1:9070", "http://127.0.0.1:9080"
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User+system CPU of a process and its children so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return sum(int(fields[i]) for i in (11, 12, 13, 14)) / TICKS
+    except (FileNotFoundError, IndexError, ValueError):
+        return 0.0
+
+
+def wait_http(url: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"{url} did not answer")
+
+
+def register() -> None:
+    req = urllib.request.Request(ADMIN + "/deployments", data=json.dumps({"uri": SERVICE, "force": True}).encode(),
+                                 headers={"content-type": "application/json"}, method="POST")
+    urllib.request.urlopen(req, timeout=60).read()
+    time.sleep(1.0)
+
+
+class Engine:
+    name = ""
+    pids: dict[str, int] = {}
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+
+
+class Restate(Engine):
+    name = "restate"
+
+    def start(self) -> None:
+        subprocess.run(["bash", str(PEER), "start"], check=True)
+        pid = int((Path.home() / ".cache" / "reprise-peer" / "server.pid").read_text())
+        self.pids = {"restate-server": pid}
+
+    def stop(self) -> None:
+        subprocess.run(["bash", str(PEER), "stop"], check=False)
+
+
+class Reprise(Engine):
+    name = "reprise"
+
+    def start(self) -> None:
+        py = sys.executable
+        subprocess.run([py, "-m", "engine.cli", "kafka", "start"], cwd=ROOT, check=True)
+        self.proc = subprocess.Popen([py, "-m", "engine.cli", "dev", "--kafka", "127.0.0.1:9092",
+                                      "--namespace", f"bench{int(time.time())}"], cwd=ROOT,
+                                     stdout=subprocess.DEVNULL, start_new_session=True,
+                                     stderr=open(ROOT / ".reprise" / "bench-engine.log", "w"))
+        wait_http(INGRESS + "/restate/health")
+        kafka_pid = int((ROOT / ".reprise" / "kafka" / "broker.pid").read_text())
+        self.pids = {"reprise": self.proc.pid, "kafka": kafka_pid}
+
+    def stop(self) -> None:
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        self.proc.wait(60)
+
+
+def run_engine(engine: Engine, workloads: list, warmup: float, duration: float) -> dict:
+    service = subprocess.Popen([sys.executable, "-m", "hypercorn", "tests.bench.benchapp:app", "--bind",
+                                "127.0.0.1:9080"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    results = {}
+    try:
+        engine.start()
+        register()
+        pids = {**engine.pids, "service": service.pid, "loadgen": os.getpid()}
+        for name, request, concurrencies in workloads:
+            for c in concurrencies:
+                before = {k: cpu_seconds(p) for k, p in pids.items()}
+                res: Result = asyncio.run(run_load(INGRESS, request, c, warmup, duration))
+                cpu = {k: (cpu_seconds(p) - before[k]) / (warmup + duration) for k, p in pids.items()}
+                results[(name, c)] = (res, cpu)
+                print(f"  {engine.name:8} {name:18} C={c:<3} {res.rps:8.1f} req/s  p50 {res.pct(50):7.1f} ms  "
+                      f"p99 {res.pct(99):7.1f} ms  errors {res.errors}", flush=True)
+    finally:
+        try:
+            engine.stop()
+        finally:
+            os.killpg(service.pid, signal.SIGKILL)
+    return results
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--duration", type=float, default=20.0)
+    ap.add_argument("--warmup", type=float, default=3.0)
+    ap.add_argument("--engines", default="restate,reprise")
+    ap.add_argument("--only", default="")
+    args = ap.parse_args()
+    only = set(filter(None, args.only.split(",")))
+    workloads = [w for w in WORKLOADS if not only or w[0] in only]
+    engines = {"restate": Restate, "reprise": Reprise}
+    print(f"machine: {os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}")
+    all_results = {}
+    for name in args.engines.split(","):
+        print(f"\n== {name} ==", flush=True)
+        all_results[name] = run_engine(engines[name](), workloads, args.warmup, args.duration)
+
+    print(f"\n{'workload':18} {'C':>3} " + " ".join(f"{e + ' req/s':>14} {'p50':>7} {'p90':>7} {'p99':>7} {'err':>5}"
+                                                 for e in all_results))
+    for name, _, concurrencies in workloads:
+        for c in concurrencies:
+            row = f"{name:18} {c:>3} "
+            for e in all_results:
+                res, _cpu = all_results[e][(name, c)]
+                row += f"{res.rps:14.1f} {res.pct(50):7.1f} {res.pct(90):7.1f} {res.pct(99):7.1f} {res.errors:5d} "
+            print(row)
+    print("\nCPU (cores busy, average over each workload):")
+    for e, results in all_results.items():
+        for (name, c), (_res, cpu) in results.items():
+            print(f"  {e:8} {name:18} C={c:<3} " + "  ".join(f"{k} {v:.2f}" for k, v in cpu.items()))
+    if {"restate", "reprise"} <= set(all_results):
+        print()
+        for name, _, concurrencies in workloads:
+            for c in concurrencies:
+                ours, theirs = all_results["reprise"][(name, c)][0].rps, all_results["restate"][(name, c)][0].rps
+                print(f"RATIO {name} C={c} {ours / theirs if theirs else float('nan'):.2f}")
+
+
+if __name__ == "__main__":
+    main()
