@@ -19,7 +19,7 @@ from confluent_kafka import OFFSET_END, Consumer, KafkaException, Producer, Topi
 
 from engine.config import Config
 from engine.ids import InvocationId, idempotent_invocation_id, random_routing_key, workflow_run_id
-from engine.kafka import high_watermark, log_partitions, produce_record, producer_config
+from engine.kafka import high_watermark, log_partitions, next_batch, produce_record, producer_config
 from schemas import codec
 
 
@@ -90,7 +90,7 @@ class KafkaClient:
         self._produce(inv, record, timeout)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for m in self._consumer.consume(100, 0.2):  # type: ignore[union-attr]
+            for m in next_batch(self._consumer, 100, 0.2):  # type: ignore[arg-type]
                 if m.error() is not None:
                     continue
                 kind, version = codec.kind_of(m.headers())

@@ -14,7 +14,7 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
 from engine.config import Config
-from engine.kafka import high_watermark, new_consumer
+from engine.kafka import high_watermark, new_consumer, next_batch
 from schemas import codec
 
 OnRecord = Callable[[bytes, dict[str, Any] | None], None]  # (key, decoded record or None for a tombstone)
@@ -49,7 +49,7 @@ class TopicView:
             self._loaded.set()
         try:
             while not self._stop.is_set():
-                for msg in consumer.consume(100, 0.2):
+                for msg in next_batch(consumer, 100, 0.2):
                     if msg.error():
                         continue
                     value = msg.value()

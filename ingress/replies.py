@@ -10,7 +10,7 @@ from typing import Any
 from confluent_kafka import TopicPartition
 
 from engine.config import Config
-from engine.kafka import high_watermark, new_consumer
+from engine.kafka import high_watermark, new_consumer, next_batch
 from schemas import codec
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ class ReplyListener:
         mine = self.ingress_id
         try:
             while not self._stop.is_set():
-                for m in consumer.consume(500, 0.1):
+                for m in next_batch(consumer, 500, 0.1):
                     if m.error() is not None:
                         continue
                     try:

@@ -17,7 +17,7 @@ from confluent_kafka import Consumer, Producer
 
 from engine.config import Config
 from engine.ids import InvocationId, random_routing_key
-from engine.kafka import log_partitions, produce_record, producer_config
+from engine.kafka import log_partitions, next_batch, produce_record, producer_config
 from engine.registry import Registry
 from engine.subscriptions import Subscription, SubscriptionRegistry
 
@@ -64,7 +64,7 @@ class SubscriptionRunner:
         consumer.subscribe([sub.source_topic])
         try:
             while not stop.is_set():
-                msgs = [m for m in consumer.consume(500, 0.2) if m.error() is None]
+                msgs = [m for m in next_batch(consumer, 500, 0.2) if m.error() is None]
                 if not msgs:
                     continue
                 svc = self._registry.service(sub.service)

@@ -24,7 +24,14 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Message, Producer, TopicPartition
 
 from engine.config import Config
-from engine.kafka import ProducerPoller, log_partitions, new_consumer, produce_record, producer_config
+from engine.kafka import (
+    ProducerPoller,
+    log_partitions,
+    new_consumer,
+    next_batch,
+    produce_record,
+    producer_config,
+)
 from engine.registry import Registry
 from partitions import metrics
 from partitions.actions import Action, RunAttempt, ScheduleTimer, ShipOutbox
@@ -151,7 +158,7 @@ class PartitionProcessor:
         last_commit = time.monotonic()
         try:
             while not self._stop.is_set():
-                msgs = consumer.consume(1000, 0.05)
+                msgs = next_batch(consumer, 1000, 0.1)
                 if not msgs:
                     continue
                 by_partition: dict[int, list[Message]] = defaultdict(list)

@@ -15,7 +15,7 @@ from pathlib import Path
 from confluent_kafka import OFFSET_BEGINNING, Message, TopicPartition
 
 from engine.config import Config
-from engine.kafka import high_watermark, log_partitions, new_consumer
+from engine.kafka import high_watermark, log_partitions, new_consumer, next_batch
 from partitions.apply import LogRecord, apply_batch
 from partitions.store import RocksStore, Transaction, applied_offset
 from schemas import codec
@@ -73,7 +73,7 @@ def catch_up(cfg: Config, partition: int) -> tuple[int, float]:
         position = applied_offset(store) + 1
         consumer.assign([TopicPartition(cfg.log_topic, partition, position or OFFSET_BEGINNING)])
         while position < end:
-            msgs = [m for m in consumer.consume(5000, 1.0) if m.error() is None]
+            msgs = [m for m in next_batch(consumer, 5000, 1.0) if m.error() is None]
             if not msgs:
                 continue
             records, _ = decode(msgs)
