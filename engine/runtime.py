@@ -46,7 +46,9 @@ class Engine:
 
 
 async def _serve(app: web.Application, host: str, port: int) -> web.AppRunner:
-    runner = web.AppRunner(app, access_log=None)
+    # Calls still waiting for a result must not hold a shutdown for aiohttp's default 60 s: their
+    # invocations are durable and go on; the clients reconnect or attach.
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     return runner

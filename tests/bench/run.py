@@ -94,7 +94,10 @@ class Reprise(Engine):
 
     def stop(self) -> None:
         os.killpg(self.proc.pid, signal.SIGTERM)
-        self.proc.wait(60)
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
 
 
 def run_engine(engine: Engine, workloads: list, warmup: float, duration: float) -> dict:
