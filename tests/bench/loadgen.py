@@ -21,6 +21,7 @@ Request = Callable[[aiohttp.ClientSession, str, int], Awaitable[bool]]  # (sessi
 class Result:
     completed: int = 0
     errors: int = 0
+    late: int = 0  # started in the window, answered only after it closed (not counted as completed)
     latencies_ms: list[float] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -52,7 +53,9 @@ async def run_load(ingress: str, request: Request, concurrency: int, warmup_s: f
                 except (TimeoutError, aiohttp.ClientError):
                     ok = False
                 t1 = time.monotonic()
-                if t0 >= measure_from and t1 <= stop_at:
+                if t0 >= measure_from and t1 > stop_at:
+                    result.late += 1
+                elif t0 >= measure_from:
                     if ok:
                         result.completed += 1
                         result.latencies_ms.append((t1 - t0) * 1000)
