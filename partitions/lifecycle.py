@@ -35,6 +35,15 @@ def start_attempt(ctx: ApplyContext, row: Row, now_ms: int) -> None:
     ctx.actions.append(RunAttempt(row["invocation_id"], row["attempt"]))
 
 
+def from_stale_leader(ctx: ApplyContext, rec: dict[str, Any], what: str) -> bool:
+    """A leader-produced record (effects, timer, outbox progress) under an epoch that is not current."""
+    epoch = ctx.tables.epoch()
+    if rec["epoch"] != epoch:
+        ctx.drop(f"{what}: expected epoch {epoch}, found {rec['epoch']}")
+        return True
+    return False
+
+
 def is_duplicate(ctx: ApplyContext, rec: dict[str, Any], kind: str) -> bool:
     """A record another partition's outbox shipped again: its (partition, seq) was applied before."""
     src = rec.get("source")

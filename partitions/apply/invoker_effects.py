@@ -17,9 +17,7 @@ _PROMISE_COMMANDS = (MessageType.GET_PROMISE_COMMAND, MessageType.PEEK_PROMISE_C
 
 def apply_effects(ctx: ApplyContext, rec: dict[str, Any], now_ms: int) -> None:
     inv = rec["invocation_id"]
-    epoch = ctx.tables.epoch()
-    if rec["epoch"] != epoch:
-        ctx.drop(f"effects of {inv} attempt {rec['attempt']}: expected epoch {epoch}, found {rec['epoch']}")
+    if lifecycle.from_stale_leader(ctx, rec, f"effects of {inv} attempt {rec['attempt']}"):
         return
     row = ctx.tables.status(inv)
     if row is None or row["status"] != Status.INVOKED.value or row["attempt"] != rec["attempt"]:

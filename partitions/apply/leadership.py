@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from partitions import lifecycle
 from partitions.context import ApplyContext
 
 
@@ -16,8 +17,6 @@ def apply_leader_epoch(ctx: ApplyContext, rec: dict[str, Any], now_ms: int) -> N
 
 
 def apply_outbox_shipped(ctx: ApplyContext, rec: dict[str, Any], now_ms: int) -> None:
-    current = ctx.tables.epoch()
-    if rec["epoch"] != current:
-        ctx.drop(f"OutboxShipped up to {rec['up_to_seq']}: expected epoch {current}, found {rec['epoch']}")
+    if lifecycle.from_stale_leader(ctx, rec, f"OutboxShipped up to {rec['up_to_seq']}"):
         return
     ctx.tables.outbox_truncate(rec["up_to_seq"])

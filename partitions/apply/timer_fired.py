@@ -12,9 +12,7 @@ from partitions.status import Status
 
 def apply_timer_fired(ctx: ApplyContext, rec: dict[str, Any], now_ms: int) -> None:
     key = rec["timer_key"]
-    epoch = ctx.tables.epoch()
-    if rec["epoch"] != epoch:
-        ctx.drop(f"timer {key}: expected epoch {epoch}, found {rec['epoch']}")
+    if lifecycle.from_stale_leader(ctx, rec, f"timer {key}"):
         return
     timer = ctx.tables.timer(key)
     if timer is None:
