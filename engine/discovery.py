@@ -42,6 +42,8 @@ async def discover(uri: str, use_http_11: bool, headers: dict[str, str],
     except ValueError:
         raise DiscoveryError(f"{url} did not return a JSON manifest") from None
     validate(manifest)
+    if resp.headers.get("x-restate-server"):
+        manifest["_sdk"] = resp.headers["x-restate-server"]  # e.g. restate-sdk-python/1.2.0
     return manifest
 
 

@@ -187,7 +187,7 @@ class Admin:
     def _created(dep: Deployment) -> dict[str, Any]:
         d = dep.describe()
         return {"id": d["id"], "services": d["services"], "min_protocol_version": d["min_protocol_version"],
-                "max_protocol_version": d["max_protocol_version"], "sdk_version": None}
+                "max_protocol_version": d["max_protocol_version"], "sdk_version": dep.manifest.get("_sdk")}
 
     async def list_deployments(self, _r: web.Request) -> web.Response:
         return web.json_response({"deployments": [d.describe() for d in self.registry.deployments()]})

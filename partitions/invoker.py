@@ -24,6 +24,7 @@ from engine.protocol import journal as pj
 from engine.protocol.framing import Frame, ProtocolError, decode_frame, iter_frames
 from engine.protocol.messages import MessageType, is_command, type_name
 from engine.registry import Deployment, Registry
+from partitions import metrics
 from partitions.store import KeyValueStore, Transaction
 from partitions.tables import Tables
 
@@ -70,8 +71,13 @@ class Invoker:
     async def _attempt(self, partition: int, store: KeyValueStore, epoch: int, inv: str, attempt: int) -> None:
         try:
             async with self._sem:
+                started = time.perf_counter()
                 effects = await self._run(store, inv, attempt)
+                metrics.ATTEMPT_SECONDS.observe(time.perf_counter() - started)
             if effects is not None:
+                outcome = effects["outcome"]
+                metrics.ATTEMPTS.labels("suspended" if "completions" in outcome else
+                                        "failed" if "retryable" in outcome else "ended").inc()
                 effects.update(invocation_id=inv, attempt=attempt, epoch=epoch, timestamp_ms=_now_ms())
 
                 self._emit(partition, effects)

@@ -169,6 +169,7 @@ class PartitionProcessor:
                     self._apply_batch(p, batch)
                 if time.monotonic() - last_commit > 1.0:  # group offsets: a lag signal only
                     last_commit = time.monotonic()
+                    self._report_lag(consumer)
                     consumer.commit(offsets=[TopicPartition(self.cfg.log_topic, p, o + 1) for p, o in (
                         (p, applied_offset(s)) for p, s in self.stores.items()) if o >= 0], asynchronous=True)
         except Exception:
@@ -176,6 +177,16 @@ class PartitionProcessor:
             raise
         finally:
             consumer.close()
+
+    def _report_lag(self, consumer: Any) -> None:
+        metrics.LEADING.set(len(self.leading))
+        for p, store in self.stores.items():
+            try:
+                _, high = consumer.get_watermark_offsets(TopicPartition(self.cfg.log_topic, p), cached=True)
+            except Exception:  # noqa: BLE001 - a metric must never stop the apply loop
+                continue
+            if high >= 0:
+                metrics.CONSUMER_LAG.labels(str(p)).set(max(0, high - applied_offset(store) - 1))
 
     def _apply_batch(self, partition: int, msgs: list[Message]) -> None:
         started = time.perf_counter()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
 
 import pytest
@@ -29,12 +30,23 @@ def test_registration_answers(engine: Engine, service: Service) -> None:
     body = json.dumps({"uri": service.uri}).encode()
     status, out = post(engine.admin + "/deployments", body, {"content-type": "application/json"})
     assert status == 200, "the same deployment again is not a new one"
-    assert json.loads(out)["services"]
+    assert json.loads(out)["services"] and json.loads(out)["sdk_version"].startswith("restate-sdk-python/")
     status, out = post(engine.admin + "/deployments", b"{nope", {"content-type": "application/json"})
     assert status == 400 and json.loads(out)["code"] == 400
     status, out = post(engine.admin + "/deployments", json.dumps({"uri": f"http://127.0.0.1:{free_port()}"}).encode(),
                        {"content-type": "application/json"})
     assert status == 400 and "discovery failed" in json.loads(out)["message"]
+
+
+def test_metrics_after_an_invocation(engine: Engine) -> None:
+    assert post(engine.ingress + "/Steps/three", b'"m"', {"content-type": "application/json"})[0] == 200
+    time.sleep(1.5)  # lag is sampled once a second
+    status, body = post(engine.admin + "/metrics", None, method="GET")
+    text = body.decode()
+    assert status == 200
+    for name in ("reprise_records_applied_total", "reprise_apply_batch_seconds_count", "reprise_attempt_seconds_count",
+                 'reprise_attempts_total{outcome="ended"}', "reprise_consumer_lag_records", "reprise_partitions_led 4.0"):
+        assert name in text, name
 
 
 def test_a_new_engine_process_sees_registered_deployments(engine: Engine) -> None:
