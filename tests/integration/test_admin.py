@@ -44,8 +44,9 @@ def test_metrics_after_an_invocation(engine: Engine) -> None:
     status, body = post(engine.admin + "/metrics", None, method="GET")
     text = body.decode()
     assert status == 200
-    for name in ("reprise_records_applied_total", "reprise_apply_batch_seconds_count", "reprise_attempt_seconds_count",
-                 'reprise_attempts_total{outcome="ended"}', "reprise_consumer_lag_records", "reprise_partitions_led 4.0"):
+    for name in ("reprise_records_applied_total", "reprise_apply_batch_seconds_count",
+                 "reprise_attempt_seconds_count", 'reprise_attempts_total{outcome="ended"}',
+                 "reprise_consumer_lag_records", "reprise_partitions_led 4.0"):
         assert name in text, name
 
 
