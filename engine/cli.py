@@ -12,6 +12,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from engine import cli_partitions
 from engine.config import Config
 
 
@@ -81,6 +82,14 @@ def cmd_dev(args: argparse.Namespace) -> int:
         if kafka is not None and not args.keep_kafka:
             logging.getLogger("rdkafka").setLevel(logging.CRITICAL)  # clients see their broker go away
             kafka.stop()
+    return 0
+
+
+def cmd_node(args: argparse.Namespace) -> int:
+    """``reprise processor`` or ``reprise ingress``: one role of a cluster, against an existing Kafka."""
+    from engine.runtime import run
+
+    _run(run(_config(args), args.command))
     return 0
 
 
@@ -163,30 +172,6 @@ def cmd_subscriptions(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_partitions(args: argparse.Namespace) -> int:
-    """Work on local partition stores with the engine stopped (the broker running for rebuild)."""
-    from partitions.rebuild import catch_up, digest, local_partitions, rebuild
-
-    cfg = _config(args)
-    if args.action == "digest":
-        for p in local_partitions(cfg):
-            if not args.no_catch_up:  # the state the whole log implies, not where a stop left it
-                catch_up(cfg, p)
-            print(f"partition {p} digest {digest(cfg, p)}")
-        return 0
-    from engine.kafka import log_partitions
-
-    targets = list(range(log_partitions(cfg))) if args.all else [args.partition] if args.partition is not None else []
-    if not targets:
-        print("reprise: rebuild needs --all or --partition N", file=sys.stderr)
-        return 2
-    for p in targets:
-        records, seconds = rebuild(cfg, p)
-        rate = records / seconds if seconds > 0 else 0.0
-        print(f"partition {p} rebuilt from {records} records in {seconds:.2f} s ({rate:,.0f} records/s)")
-    return 0
-
-
 def cmd_state(args: argparse.Namespace) -> int:
     return _print(*_admin(args, "GET", f"/services/{args.service}/state/{urllib.parse.quote(args.key, safe='')}"))
 
@@ -231,6 +216,17 @@ def parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(fn=cmd_dev)
 
+    p = sub.add_parser("processor", help="a partition processor: joins the consumer group, owns what it is given")
+    p.add_argument("--admin-port", type=int, help="its admin API: health, metrics, partitions, snapshots")
+    _common(p)
+    p.set_defaults(fn=cmd_node)
+
+    p = sub.add_parser("ingress", help="the HTTP ingress and admin API, without partitions (scale it out freely)")
+    p.add_argument("--ingress-port", type=int)
+    p.add_argument("--admin-port", type=int)
+    _common(p)
+    p.set_defaults(fn=cmd_node)
+
     p = sub.add_parser("register", help="register a service deployment (POST /deployments)")
     p.add_argument("uri")
     p.add_argument("--http1", action="store_true", help="the deployment speaks HTTP/1.1 (e.g. uvicorn)")
@@ -262,14 +258,7 @@ def parser() -> argparse.ArgumentParser:
     _common(p, kafka=False)
     p.set_defaults(fn=cmd_subscriptions)
 
-    p = sub.add_parser("partitions", help="digest or rebuild local partition stores (engine stopped)")
-    p.add_argument("action", choices=["digest", "rebuild"])
-    p.add_argument("--all", action="store_true", help="with rebuild: every partition")
-    p.add_argument("--partition", type=int, help="with rebuild: this partition")
-    p.add_argument("--no-catch-up", action="store_true",
-                   help="with digest: hash the store as it is, without first applying the rest of the topic")
-    _common(p)
-    p.set_defaults(fn=cmd_partitions)
+    cli_partitions.add_parser(sub, _common, _config)
 
     p = sub.add_parser("state", help="read a virtual object's or workflow's state")
     p.add_argument("action", choices=["get"])

@@ -24,3 +24,15 @@ class Introspector(Protocol):
     def timers(self, limit: int) -> list[dict[str, Any]]:
         """Pending durable timers, soonest first."""
         ...
+
+
+class PartitionControl(Protocol):
+    """What a processor's admin API may do to the partitions it owns."""
+
+    def owned(self) -> list[dict[str, Any]]:
+        """One row per owned partition: number, leading or not, applied offset, newest snapshot."""
+        ...
+
+    def snapshot(self, partition: int) -> dict[str, Any] | None:
+        """Snapshot the partition now; None if this process does not own it."""
+        ...

@@ -26,22 +26,25 @@ log = logging.getLogger("reprise")
 
 
 @dataclass
-class Engine:
-    """Everything ``reprise dev`` runs in one process."""
+class Node:
+    """What one process runs: ``reprise dev`` (everything), ``reprise processor`` or ``reprise ingress``."""
 
     cfg: Config
     registry: Registry
-    processor: PartitionProcessor
     runners: list[web.AppRunner]
-    subscriptions: SubscriptionRegistry
-    subscription_runner: SubscriptionRunner
+    processor: PartitionProcessor | None = None
+    subscriptions: SubscriptionRegistry | None = None
+    subscription_runner: SubscriptionRunner | None = None
 
     async def stop(self) -> None:
-        self.subscription_runner.stop()
+        if self.subscription_runner is not None:
+            self.subscription_runner.stop()
         for r in self.runners:
             await r.cleanup()
-        await self.processor.stop()
-        self.subscriptions.stop()
+        if self.processor is not None:
+            await self.processor.stop()
+        if self.subscriptions is not None:
+            self.subscriptions.stop()
         self.registry.stop()
 
 
@@ -54,36 +57,77 @@ async def _serve(app: web.Application, host: str, port: int) -> web.AppRunner:
     return runner
 
 
-async def start_engine(cfg: Config) -> Engine:
+async def _registry(cfg: Config) -> Registry:
     loop = asyncio.get_running_loop()
     created = await loop.run_in_executor(None, create_topics, cfg)
     if created:
         log.info("created topics %s", ", ".join(created))
     registry = Registry(cfg)
     await loop.run_in_executor(None, registry.start)
-    processor = PartitionProcessor(cfg, registry)
+    return registry
+
+
+async def _start_processor(cfg: Config, registry: Registry, group: bool) -> PartitionProcessor:
+    processor = PartitionProcessor(cfg, registry, group=group)
     await processor.start()
-    await asyncio.wait_for(processor.leader_ready.wait(), 60)
+    await asyncio.wait_for(processor.leader_ready.wait(), 120)
+    return processor
+
+
+async def start_engine(cfg: Config) -> Node:
+    """Everything in one process, owning every partition (no consumer group): ``reprise dev``."""
+    registry = await _registry(cfg)
+    processor = await _start_processor(cfg, registry, group=False)
+    node = await _with_ingress(cfg, registry, processor)
+    return node
+
+
+async def start_processor(cfg: Config) -> Node:
+    """A consumer-group member: the partitions it is assigned, and an admin API for them (metrics, health)."""
+    registry = await _registry(cfg)
+    processor = await _start_processor(cfg, registry, group=True)
+    introspector = StoreIntrospector(processor.stores, processor.partition_count)
+    admin = Admin(cfg, registry, introspector, partitions=processor)
+    return Node(cfg, registry, [await _serve(admin.app(), cfg.admin_host, cfg.admin_port)], processor)
+
+
+async def start_ingress(cfg: Config) -> Node:
+    """The HTTP ingress, the admin API and the subscription runner, without partitions: ``reprise ingress``."""
+    return await _with_ingress(cfg, await _registry(cfg), None)
+
+
+async def _with_ingress(cfg: Config, registry: Registry, processor: PartitionProcessor | None) -> Node:
+    loop = asyncio.get_running_loop()
     subscriptions = SubscriptionRegistry(cfg)
     await loop.run_in_executor(None, subscriptions.start)
-    introspector = StoreIntrospector(processor.stores, processor.partition_count)
-    runners = [await _serve(Admin(cfg, registry, introspector, subscriptions).app(), cfg.admin_host, cfg.admin_port),
+    introspector = StoreIntrospector(processor.stores, processor.partition_count) if processor else None
+    admin = Admin(cfg, registry, introspector, subscriptions, partitions=processor)
+    runners = [await _serve(admin.app(), cfg.admin_host, cfg.admin_port),
                await _serve(Ingress(cfg, registry).app(), cfg.ingress_host, cfg.ingress_port)]
     runner = SubscriptionRunner(cfg, registry, subscriptions)
     runner.start()
-    return Engine(cfg, registry, processor, runners, subscriptions, runner)
+    return Node(cfg, registry, runners, processor, subscriptions, runner)
 
 
-async def run_dev(cfg: Config) -> None:
-    """Run until SIGINT or SIGTERM, then stop everything cleanly."""
+async def run(cfg: Config, role: str) -> None:
+    """Run a node until SIGINT or SIGTERM, then stop everything cleanly."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    engine = await start_engine(cfg)
-    print(f"reprise ready: ingress http://{cfg.ingress_host}:{cfg.ingress_port}  "
-          f"admin http://{cfg.admin_host}:{cfg.admin_port}  kafka {cfg.bootstrap}  "
-          f"partitions {engine.processor.partition_count}", flush=True)
+    start = {"dev": start_engine, "processor": start_processor, "ingress": start_ingress}[role]
+    node = await start(cfg)
+    parts = [f"reprise {role} ready:"]
+    if role != "processor":
+        parts.append(f"ingress http://{cfg.ingress_host}:{cfg.ingress_port}")
+    parts += [f"admin http://{cfg.admin_host}:{cfg.admin_port}", f"kafka {cfg.bootstrap}"]
+    if node.processor is not None:
+        parts.append(f"partitions {node.processor.partition_count}")
+    print("  ".join(parts), flush=True)
     await stop.wait()
     log.info("stopping")
-    await engine.stop()
+    await node.stop()
+
+
+async def run_dev(cfg: Config) -> None:
+    await run(cfg, "dev")

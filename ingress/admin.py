@@ -14,7 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from engine.config import Config
 from engine.discovery import DiscoveryError, deployment_id, discover
 from engine.ids import InvocationId
-from engine.introspection import Introspector
+from engine.introspection import Introspector, PartitionControl
 from engine.registry import Deployment, Registry
 from engine.subscriptions import SubscriptionRegistry
 from ingress.errors import IngressError, error_response
@@ -23,8 +23,10 @@ from ingress.log_client import LogClient
 
 class Admin:
     def __init__(self, cfg: Config, registry: Registry, introspector: Introspector | None = None,
-                 subscriptions: SubscriptionRegistry | None = None) -> None:
+                 subscriptions: SubscriptionRegistry | None = None,
+                 partitions: PartitionControl | None = None) -> None:
         self.registry = registry
+        self.partitions = partitions
         self.subscriptions = subscriptions
         self.log = LogClient(cfg, "admin")
         self.introspector = introspector
@@ -33,6 +35,8 @@ class Admin:
         app = web.Application(middlewares=[self._errors])
         r = app.router
         r.add_get("/health", self.health)
+        r.add_get("/partitions", self.list_partitions)
+        r.add_post("/partitions/snapshot", self.snapshot)
         r.add_post("/deployments", self.register)
         r.add_get("/deployments", self.list_deployments)
         r.add_get("/deployments/{id}", self.get_deployment)
@@ -154,6 +158,26 @@ class Admin:
 
     async def health(self, _r: web.Request) -> web.Response:
         return web.json_response({})
+
+    def _need_partitions(self) -> PartitionControl:
+        if self.partitions is None:
+            raise IngressError(501, "this process owns no partitions: ask a processor's admin API")
+        return self.partitions
+
+    async def list_partitions(self, _r: web.Request) -> web.Response:
+        return web.json_response({"partitions": self._need_partitions().owned()})
+
+    async def snapshot(self, request: web.Request) -> web.Response:
+        """POST /partitions/snapshot[?partition=N]: snapshot owned partitions now."""
+        control = self._need_partitions()
+        wanted = request.query.get("partition")
+        if wanted is not None and not wanted.isdigit():
+            return error_response(400, "partition must be a number")
+        targets = [int(wanted)] if wanted is not None else [row["partition"] for row in control.owned()]
+        taken = [await _in_thread(control.snapshot, p) for p in targets]
+        if wanted is not None and taken[0] is None:
+            return error_response(404, f"partition {wanted} is not owned by this processor")
+        return web.json_response({"snapshots": [t for t in taken if t is not None]})
 
     async def register(self, request: web.Request) -> web.Response:
         try:

@@ -43,7 +43,7 @@ class Invoker:
         self._registry = registry
         self._emit = emit
         self._running: set[tuple[str, int]] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: dict[asyncio.Task[None], int] = {}  # running attempt -> its partition
         self._sem = asyncio.Semaphore(max_concurrency)
         self._clients: dict[bool, httpx.AsyncClient] = {}
 
@@ -53,8 +53,15 @@ class Invoker:
             return
         self._running.add(key)
         task = asyncio.get_running_loop().create_task(self._attempt(partition, store, epoch, invocation_id, attempt))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks[task] = partition
+        task.add_done_callback(lambda t: self._tasks.pop(t, None))
+
+    async def drop_partition(self, partition: int) -> None:
+        """Stop every attempt of a partition this process no longer leads, and wait until they stopped."""
+        doomed = [t for t, p in self._tasks.items() if p == partition]
+        for t in doomed:
+            t.cancel()
+        await asyncio.gather(*doomed, return_exceptions=True)
 
     async def close(self) -> None:
         for t in list(self._tasks):

@@ -1,5 +1,8 @@
 """Prometheus metrics of the partition processor (served by the admin API at /metrics)."""
 
+import time
+from typing import Any
+
 from prometheus_client import Counter, Gauge, Histogram
 
 RECORDS_APPLIED = Counter("reprise_records_applied_total", "Log records applied", ["partition"])
@@ -12,3 +15,42 @@ ATTEMPT_SECONDS = Histogram("reprise_attempt_seconds", "One attempt: request to 
 ATTEMPTS = Counter("reprise_attempts_total", "Attempts by how they ended", ["outcome"])
 CONSUMER_LAG = Gauge("reprise_consumer_lag_records", "Records on the log not yet applied", ["partition"])
 LEADING = Gauge("reprise_partitions_led", "Partitions this process leads")
+INVOCATIONS = Gauge("reprise_invocations", "Invocations a partition holds, by status", ["partition", "status"])
+INBOX_DEPTH = Gauge("reprise_inbox_depth", "Invocations queued behind a virtual object's lock", ["partition"])
+SNAPSHOT_AGE = Gauge("reprise_snapshot_age_seconds", "Age of the newest snapshot of an owned partition",
+                     ["partition"])
+SNAPSHOT_OFFSET = Gauge("reprise_snapshot_applied_offset", "Applied offset of the newest snapshot", ["partition"])
+
+_PARTITION_GAUGES = (CONSUMER_LAG, INBOX_DEPTH, SNAPSHOT_AGE, SNAPSHOT_OFFSET)
+
+
+def observe_tables(partition: int, counts: dict[str, int], inbox_depth: int) -> None:
+    p = str(partition)
+    for status, n in counts.items():
+        INVOCATIONS.labels(p, status).set(n)
+    INBOX_DEPTH.labels(p).set(inbox_depth)
+
+
+def observe_snapshot(partition: int, snapshot: Any) -> None:
+    """Record the newest snapshot of a partition (None: there is none); its age then grows by itself."""
+    if snapshot is None:
+        return
+    created_s = snapshot.created_ms / 1000
+    SNAPSHOT_AGE.labels(str(partition)).set_function(lambda: time.time() - created_s)
+    SNAPSHOT_OFFSET.labels(str(partition)).set(snapshot.applied_offset)
+
+
+def forget_partition(partition: int) -> None:
+    """A partition that moved to another processor is that processor's to report."""
+    p = str(partition)
+    for gauge in _PARTITION_GAUGES:
+        try:
+            gauge.remove(p)
+        except KeyError:
+            pass
+    for labels in [s for s in _label_sets(INVOCATIONS) if s[0] == p]:
+        INVOCATIONS.remove(*labels)
+
+
+def _label_sets(gauge: Gauge) -> list[tuple[str, ...]]:
+    return list(gauge._metrics)  # noqa: SLF001 - prometheus_client has no public listing of children

@@ -37,8 +37,9 @@ from partitions import metrics
 from partitions.actions import Action, RunAttempt, ScheduleTimer, ShipOutbox
 from partitions.apply import LogRecord, apply_batch
 from partitions.invoker import Invoker
-from partitions.rebuild import decode
+from partitions.rebuild import decode, low_watermark, prepare_store, store_path
 from partitions.shipper import OutboxShipper
+from partitions.snapshots import Snapshot, SnapshotStore
 from partitions.store import RocksStore, Transaction, applied_offset
 from partitions.tables import Tables
 from partitions.timers import TimerService
@@ -47,16 +48,22 @@ log = logging.getLogger(__name__)
 
 
 class PartitionProcessor:
+    """Applies and leads a set of partitions: all of them (``reprise dev``), a fixed list, or, with
+    ``group=True``, whatever the ``<namespace>.processors`` consumer group assigns (``reprise processor``)."""
+
     def __init__(self, cfg: Config, registry: Registry, partitions: list[int] | None = None,
-                 owner: str | None = None) -> None:
+                 owner: str | None = None, group: bool = False) -> None:
         self.cfg = cfg
         self.registry = registry
         self.owner = owner or f"proc-{uuid.uuid4().hex[:12]}"
         self.partition_count = log_partitions(cfg)
-        self.partitions = partitions if partitions is not None else list(range(self.partition_count))
-        self.stores: dict[int, RocksStore] = {}
+        self.group = group
+        self.partitions = [] if group else partitions if partitions is not None else list(range(self.partition_count))
+        self.stores: dict[int, RocksStore] = {}  # the partitions this process owns now
         self.claimed: dict[int, int] = {}  # partition -> epoch this process claimed
         self.leading: set[int] = set()
+        self.snapshots = SnapshotStore(cfg.snapshot_root, cfg.snapshot_retain)
+        self._store_lock = threading.Lock()  # a snapshot never races a store being closed
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -73,34 +80,85 @@ class PartitionProcessor:
         self.invoker = Invoker(self.cfg, self.registry, self._emit_effects)
         self.timers = TimerService(self._fire_timer)
         self.shipper = OutboxShipper(self.cfg, self.producer, self._loop, self._outbox_shipped)
-        consumer = new_consumer(self.cfg, **{"group.id": f"{self.cfg.namespace}.processors"})
-        assignment = []
-        for p in self.partitions:
-            store = RocksStore(self.cfg.data_dir / "partitions" / f"p{p}")
-            self.stores[p] = store
-            offset = applied_offset(store)
-            assignment.append(TopicPartition(self.cfg.log_topic, p, offset + 1 if offset >= 0 else OFFSET_BEGINNING))
-            log.info("partition %d resumes after offset %d", p, offset)
-        consumer.assign(assignment)
-        for p in self.partitions:
-            self._claim(p, Tables(Transaction(self.stores[p])).epoch() + 1)
         self._poller = ProducerPoller(self.producer)
+        consumer = new_consumer(self.cfg, **{
+            "group.id": f"{self.cfg.namespace}.processors", "session.timeout.ms": self.cfg.group_session_timeout_ms,
+            "heartbeat.interval.ms": max(500, self.cfg.group_session_timeout_ms // 6),
+            "partition.assignment.strategy": "cooperative-sticky"})
+        if self.group:
+            consumer.subscribe([self.cfg.log_topic], on_assign=self._on_assign, on_revoke=self._on_revoke,
+                               on_lost=self._on_revoke)
+            self.leader_ready.set()  # a member leads what it is given, when it is given it
+        else:
+            consumer.assign([self._gain(p) for p in self.partitions])
         self._spawn(lambda: self._consume(consumer), "apply")
+        if self.cfg.snapshot_interval_s > 0:
+            self._spawn(self._snapshot_periodically, "snapshots")
 
     async def stop(self) -> None:
         self._stop.set()
+        for t in self._threads:  # the apply thread gives its partitions up (and the group) on its way out
+            await asyncio.get_running_loop().run_in_executor(None, t.join, 15)
         await self.invoker.close()
         self.timers.close()
-        for t in self._threads:
-            await asyncio.get_running_loop().run_in_executor(None, t.join, 10)
         self._poller.close()
-        for s in self.stores.values():
-            s.close()
+        with self._store_lock:
+            for s in self.stores.values():
+                s.close()
+            self.stores.clear()
 
     def _spawn(self, fn: Any, name: str) -> None:
         t = threading.Thread(target=fn, name=name, daemon=True)
         t.start()
         self._threads.append(t)
+
+    # ownership (apply thread) ------------------------------------------------------------------
+    def _gain(self, partition: int) -> TopicPartition:
+        """Open the partition's store (from a snapshot if that is newer), claim it, say where to resume."""
+        path = store_path(self.cfg, partition)
+        low = low_watermark(self.cfg, partition)
+        offset = prepare_store(self.snapshots, partition, path, low)
+        store = RocksStore(path)
+        with self._store_lock:
+            self.stores[partition] = store
+        metrics.observe_snapshot(partition, self.snapshots.latest(partition))
+        log.info("partition %d: owned; resumes after offset %d", partition, offset)
+        self._claim(partition, Tables(Transaction(store)).epoch() + 1)
+        return TopicPartition(self.cfg.log_topic, partition, offset + 1 if offset >= 0 else OFFSET_BEGINNING)
+
+    def _lose(self, partition: int) -> None:
+        """Stop acting for the partition at once: attempts, timers and outbox deliveries end here."""
+        self.leading.discard(partition)
+        self.claimed.pop(partition, None)
+        if self._loop is not None and not self._loop.is_closed():
+            asyncio.run_coroutine_threadsafe(self._release(partition), self._loop).result(30)
+        with self._store_lock:
+            store = self.stores.pop(partition, None)
+            if store is not None:
+                store.close()
+        metrics.forget_partition(partition)
+        log.info("partition %d: no longer owned", partition)
+
+    async def _release(self, partition: int) -> None:
+        self.timers.drop_partition(partition)
+        self.shipper.drop_partition(partition)
+        await self.invoker.drop_partition(partition)
+
+    def _on_assign(self, consumer: Any, assigned: list[TopicPartition]) -> None:
+        try:
+            consumer.incremental_assign([self._gain(tp.partition) for tp in assigned])
+        except Exception:
+            log.exception("could not take over partitions %s", [tp.partition for tp in assigned])
+            raise
+
+    def _on_revoke(self, consumer: Any, revoked: list[TopicPartition]) -> None:
+        for tp in revoked:
+            self._lose(tp.partition)
+        consumer.incremental_unassign(revoked)
+
+    def ready(self) -> bool:
+        """Every owned partition is caught up and led by this process."""
+        return self.leading.issuperset(self.stores)
 
     # leadership ------------------------------------------------------------------------------
     def _claim(self, partition: int, epoch: int) -> None:
@@ -150,7 +208,7 @@ class PartitionProcessor:
         log.info("partition %d: leader at epoch %d; resuming %d actions", partition,
                  self.claimed[partition], len(actions))
         self._perform(partition, actions)
-        if self.leading.issuperset(self.partitions):
+        if self.leading.issuperset(self.stores):
             self.leader_ready.set()
 
     # the apply loop (its own thread) -----------------------------------------------------------
@@ -166,27 +224,70 @@ class PartitionProcessor:
                     if m.error() is None:
                         by_partition[m.partition()].append(m)
                 for p, batch in by_partition.items():
-                    self._apply_batch(p, batch)
+                    if p in self.stores:  # else: revoked while this batch was in flight
+                        self._apply_batch(p, batch)
                 if time.monotonic() - last_commit > 1.0:  # group offsets: a lag signal only
                     last_commit = time.monotonic()
-                    self._report_lag(consumer)
-                    consumer.commit(offsets=[TopicPartition(self.cfg.log_topic, p, o + 1) for p, o in (
-                        (p, applied_offset(s)) for p, s in self.stores.items()) if o >= 0], asynchronous=True)
+                    self._report(consumer)
+                    offsets = [TopicPartition(self.cfg.log_topic, p, o + 1) for p, o in (
+                        (p, applied_offset(s)) for p, s in self.stores.items()) if o >= 0]
+                    if offsets:
+                        consumer.commit(offsets=offsets, asynchronous=True)
         except Exception:
             log.exception("apply loop crashed")
             raise
         finally:
-            consumer.close()
+            consumer.close()  # in a group: revokes (so releases) every partition, then leaves
+            for p in list(self.stores):
+                self._lose(p)
 
-    def _report_lag(self, consumer: Any) -> None:
+    def _report(self, consumer: Any) -> None:
         metrics.LEADING.set(len(self.leading))
         for p, store in self.stores.items():
+            tables = Tables(Transaction(store))
+            metrics.observe_tables(p, tables.status_counts(), tables.inbox_depth())
             try:
                 _, high = consumer.get_watermark_offsets(TopicPartition(self.cfg.log_topic, p), cached=True)
             except Exception:  # noqa: BLE001 - a metric must never stop the apply loop
                 continue
             if high >= 0:
                 metrics.CONSUMER_LAG.labels(str(p)).set(max(0, high - applied_offset(store) - 1))
+
+    # snapshots (their own thread) ----------------------------------------------------------------
+    def owned(self) -> list[dict[str, Any]]:
+        rows = []
+        for p, store in sorted(self.stores.items()):
+            snap = self.snapshots.latest(p)
+            rows.append({"partition": p, "leading": p in self.leading, "epoch": self.claimed.get(p),
+                         "applied_offset": applied_offset(store),
+                         "snapshot_offset": snap.applied_offset if snap else None})
+        return rows
+
+    def snapshot(self, partition: int) -> dict[str, Any] | None:
+        snap = self.take_snapshot(partition)
+        return None if snap is None else {"partition": partition, "applied_offset": snap.applied_offset,
+                                          "path": str(snap.path), "size_bytes": snap.size_bytes}
+
+    def take_snapshot(self, partition: int) -> Snapshot | None:
+        """Snapshot one owned partition now (None if this process does not own it)."""
+        with self._store_lock:
+            store = self.stores.get(partition)
+            if store is None:
+                return None
+            snap = self.snapshots.take(partition, store, self.cfg.data_dir / "scratch")
+        metrics.observe_snapshot(partition, snap)
+        return snap
+
+    def _snapshot_periodically(self) -> None:
+        while not self._stop.wait(self.cfg.snapshot_interval_s):
+            for p in sorted(self.leading):  # the leader snapshots; followers would only duplicate it
+                try:
+                    snap = self.take_snapshot(p)
+                    if snap is not None:
+                        log.info("partition %d: snapshot at offset %d (%d bytes)", p, snap.applied_offset,
+                                 snap.size_bytes)
+                except Exception:  # noqa: BLE001 - a failed snapshot is retried next round
+                    log.exception("partition %d: snapshot failed", p)
 
     def _apply_batch(self, partition: int, msgs: list[Message]) -> None:
         started = time.perf_counter()
@@ -245,6 +346,8 @@ class PartitionProcessor:
                 self.shipper.ship(partition, store, a.seq)
 
     def _emit_effects(self, partition: int, effects: dict[str, Any]) -> None:
+        if partition not in self.leading:
+            return  # the partition moved on; the new leader runs the attempt again
         produce_record(self.producer, self.cfg.log_topic, partition, "InvokerEffects", effects)
 
     def _fire_timer(self, partition: int, timer_key: str) -> None:

@@ -12,11 +12,12 @@ import shutil
 import time
 from pathlib import Path
 
-from confluent_kafka import OFFSET_BEGINNING, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaException, Message, TopicPartition
 
 from engine.config import Config
 from engine.kafka import high_watermark, log_partitions, new_consumer, next_batch
 from partitions.apply import LogRecord, apply_batch
+from partitions.snapshots import SnapshotStore, restore_if_newer
 from partitions.store import RocksStore, Transaction, applied_offset
 from schemas import codec
 
@@ -55,10 +56,62 @@ def decode(msgs: list[Message]) -> tuple[list[LogRecord], list[tuple[Message, st
     return records, bad
 
 
-def rebuild(cfg: Config, partition: int) -> tuple[int, float]:
-    """Delete the partition's store and replay its topic up to the current end. (records, seconds)."""
-    shutil.rmtree(store_path(cfg, partition), ignore_errors=True)
+def rebuild(cfg: Config, partition: int, from_snapshot: bool = False) -> tuple[int, float]:
+    """Delete the partition's store and replay its topic up to the current end. (records, seconds)
+
+    From the start of the topic, or from the newest snapshot and the records after it.
+    """
+    path = store_path(cfg, partition)
+    shutil.rmtree(path, ignore_errors=True)
+    if from_snapshot:
+        snapshots = SnapshotStore(cfg.snapshot_root, cfg.snapshot_retain)
+        if restore_if_newer(snapshots, partition, path, -1) is None:
+            raise SnapshotMissing(f"partition {partition}: no snapshot in {cfg.snapshot_root}")
     return catch_up(cfg, partition)
+
+
+class SnapshotMissing(RuntimeError):
+    """A rebuild from a snapshot found none."""
+
+
+class LogTruncated(RuntimeError):
+    """The log no longer holds the records a partition's state needs, and no snapshot covers the gap."""
+
+
+def low_watermark(cfg: Config, partition: int) -> int:
+    """The first offset the log still holds for the partition (above 0 once retention deleted some)."""
+    consumer = new_consumer(cfg)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                return consumer.get_watermark_offsets(TopicPartition(cfg.log_topic, partition), timeout=5)[0]
+            except KafkaException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+    finally:
+        consumer.close()
+
+
+def prepare_store(snapshots: SnapshotStore, partition: int, path: Path, log_start: int) -> int:
+    """Make the local store the newest state available before a processor opens it: its applied offset.
+
+    The newest snapshot replaces the local store if it is further ahead (less to replay). If the log
+    has been trimmed past what the result needs, refuse rather than build a state with a hole in it.
+    """
+    local = -1
+    if path.exists():
+        store = RocksStore(path)
+        local = applied_offset(store)
+        store.close()
+    restored = restore_if_newer(snapshots, partition, path, local)
+    offset = restored if restored is not None else local
+    if offset + 1 < log_start:
+        raise LogTruncated(f"partition {partition}: the log starts at offset {log_start}, the newest state here "
+                           f"(local store or snapshot in {snapshots.root}) ends at offset {offset}: records "
+                           f"{offset + 1}..{log_start - 1} are gone. Restore a newer snapshot into that directory.")
+    return offset
 
 
 def catch_up(cfg: Config, partition: int) -> tuple[int, float]:

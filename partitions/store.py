@@ -64,6 +64,10 @@ class RocksStore:
         self._wopts = WriteOptions()
         self._wopts.sync = False
 
+    @property
+    def db(self) -> Rdict:
+        return self._db
+
     def get(self, key: bytes) -> bytes | None:
         return self._db.get(key)
 

@@ -13,7 +13,8 @@
 | ``pw/`` | len:service len:workflow id / promise name / invocation / completion id | empty: a waiter |
 | ``ib/`` | len:service len:object key / sequence (20 digits) | an invocation waiting for the key, in arrival order |
 | ``dd/`` | source partition | highest outbox sequence received from it |
-| ``meta/`` | epoch, outbox_next, outbox_head, applied_offset | integers as ASCII |
+| ``is/`` | invocation id | its status name: lets a status change adjust the counts without a decode |
+| ``meta/`` | epoch, outbox_next, outbox_head, applied_offset, count/<status>, inbox_depth | integers as ASCII |
 """
 
 from __future__ import annotations
@@ -47,6 +48,24 @@ class Tables:
             self.tx.put(b"rn/" + inv, b"")
         else:
             self.tx.delete(b"rn/" + inv)
+        status = row["status"].encode()
+        old = self.tx.get(b"is/" + inv)
+        if old != status:
+            self.tx.put(b"is/" + inv, status)
+            self._count(b"meta/count/" + status, 1)
+            if old is not None:
+                self._count(b"meta/count/" + old, -1)
+
+    def _count(self, key: bytes, delta: int) -> None:
+        self.tx.put(key, str(_int(self.tx.get(key), 0) + delta).encode())
+
+    def status_counts(self) -> dict[str, int]:
+        """How many invocations this partition holds, by status (kept as they change, not counted)."""
+        return {k[len(b"meta/count/"):].decode(): int(v) for k, v in self.tx.scan(b"meta/count/")}
+
+    def inbox_depth(self) -> int:
+        """Invocations waiting behind an object's lock, over all keys of the partition."""
+        return _int(self.tx.get(b"meta/inbox_depth"), 0)
 
     def invoked_ids(self) -> Iterator[str]:
         for k, _ in self.tx.scan(b"rn/"):
@@ -108,11 +127,13 @@ class Tables:
         seq = _int(self.tx.get(b"meta/inbox_next"), 0)
         self.tx.put(b"meta/inbox_next", str(seq + 1).encode())
         self.tx.put(b"ib/%s/%020d" % (self._object(service, key), seq), inv.encode())
+        self._count(b"meta/inbox_depth", 1)
 
     def inbox_pop(self, service: str, key: str) -> str | None:
         """The oldest invocation waiting for the key, removed from the inbox."""
         for k, v in self.tx.scan(b"ib/%s/" % self._object(service, key)):
             self.tx.delete(k)
+            self._count(b"meta/inbox_depth", -1)
             return v.decode()
         return None
 
@@ -157,14 +178,20 @@ class Tables:
         for k, v in self.tx.scan(b"ib/%s/" % self._object(service, key)):
             if v.decode() == inv:
                 self.tx.delete(k)
+                self._count(b"meta/inbox_depth", -1)
 
     def delete_journal(self, inv: str, length: int) -> None:
         for i in range(length):
             self.tx.delete(b"jn/%s/%010d" % (inv.encode(), i))
 
     def delete_status(self, inv: str) -> None:
-        self.tx.delete(b"in/" + inv.encode())
-        self.tx.delete(b"rn/" + inv.encode())
+        key = inv.encode()
+        self.tx.delete(b"in/" + key)
+        self.tx.delete(b"rn/" + key)
+        old = self.tx.get(b"is/" + key)
+        if old is not None:
+            self.tx.delete(b"is/" + key)
+            self._count(b"meta/count/" + old, -1)
 
     # timers
     @staticmethod

@@ -72,17 +72,22 @@ class Proc:
 
 
 class Engine(Proc):
-    """``reprise dev`` against the session's broker, with its own namespace, ports and RocksDB home."""
+    """A Reprise process against the session's broker, with its own namespace, ports and RocksDB home.
+
+    ``role`` is ``dev`` (everything in one process), ``processor`` or ``ingress``.
+    """
 
     def __init__(self, bootstrap: str, namespace: str, home: Path, partitions: int = 4,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, role: str = "dev") -> None:
         self.ingress_port, self.admin_port = free_port(), free_port()
-        self.home = home
-        args = [sys.executable, "-m", "engine.cli", "dev", "--kafka", bootstrap, "--namespace", namespace,
-                "--home", str(home), "--partitions", str(partitions),
-                "--ingress-port", str(self.ingress_port), "--admin-port", str(self.admin_port)]
-        super().__init__(args, home / "engine.log", {"REPRISE_RETRY_INITIAL_INTERVAL_MS": "100",
-                                                     "REPRISE_RETRY_MAX_INTERVAL_MS": "1000", **(env or {})})
+        self.home, self.role = home, role
+        args = [sys.executable, "-m", "engine.cli", role, "--kafka", bootstrap, "--namespace", namespace,
+                "--home", str(home), "--admin-port", str(self.admin_port)]
+        if role != "processor":
+            args += ["--ingress-port", str(self.ingress_port)]
+        super().__init__(args, home / f"{role}.log", {
+            "REPRISE_RETRY_INITIAL_INTERVAL_MS": "100", "REPRISE_RETRY_MAX_INTERVAL_MS": "1000",
+            "REPRISE_PARTITIONS": str(partitions), **(env or {})})
 
     @property
     def ingress(self) -> str:
@@ -95,9 +100,15 @@ class Engine(Proc):
     def start(self, timeout: float = 60.0) -> None:
         super().start()
         try:
-            wait_http(self.ingress + "/restate/health", timeout)
+            wait_http(self.admin + "/health" if self.role == "processor" else self.ingress + "/restate/health",
+                      timeout)
         except TimeoutError:
-            raise TimeoutError("engine did not start:\n" + self.output()[-4000:]) from None
+            raise TimeoutError(f"reprise {self.role} did not start:\n" + self.output()[-4000:]) from None
+
+    def admin_json(self, path: str, method: str = "GET") -> Any:
+        status, body = post(self.admin + path, None, method=method)
+        assert status == 200, f"{method} {path}: {status} {body!r}"
+        return json.loads(body)
 
     def register(self, uri: str, use_http_11: bool = False) -> dict[str, Any]:
         status, body = post(self.admin + "/deployments", json.dumps({"uri": uri, "use_http_11": use_http_11}).encode(),

@@ -1,0 +1,119 @@
+"""``reprise partitions``: digest, rebuild, snapshot and trim the log of local partition stores.
+
+These work on the stores under ``--home`` with the processor that owns them stopped (RocksDB
+allows one process per store) and the broker running. A running processor snapshots on its own
+schedule, or on ``POST /partitions/snapshot`` of its admin API.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from engine.config import Config
+
+
+def add_parser(sub: argparse._SubParsersAction, common: Callable[[argparse.ArgumentParser], None],
+               config: Callable[[argparse.Namespace], Config]) -> None:
+    p = sub.add_parser("partitions", help="digest, rebuild, snapshot local partition stores; trim the log")
+    p.add_argument("action", choices=["digest", "rebuild", "snapshot", "snapshots", "trim-log"])
+    p.add_argument("--all", action="store_true", help="with rebuild or snapshot: every partition")
+    p.add_argument("--partition", type=int, help="with rebuild or snapshot: this partition")
+    p.add_argument("--from-snapshot", action="store_true",
+                   help="with rebuild: start from the newest snapshot instead of the start of the topic")
+    p.add_argument("--no-catch-up", action="store_true",
+                   help="with digest or snapshot: use the store as it is, without first applying the rest of "
+                        "the topic")
+    common(p)
+    p.set_defaults(fn=lambda args: cmd_partitions(args, config(args)))
+
+
+def _targets(args: argparse.Namespace, cfg: Config) -> list[int]:
+    from engine.kafka import log_partitions
+
+    if args.all:
+        return list(range(log_partitions(cfg)))
+    return [args.partition] if args.partition is not None else []
+
+
+def cmd_partitions(args: argparse.Namespace, cfg: Config) -> int:
+    from partitions.rebuild import LogTruncated, SnapshotMissing, catch_up, digest, local_partitions, rebuild
+
+    if args.action == "digest":
+        for p in local_partitions(cfg):
+            if not args.no_catch_up:  # the state the whole log implies, not where a stop left it
+                catch_up(cfg, p)
+            print(f"partition {p} digest {digest(cfg, p)}")
+        return 0
+    if args.action == "snapshots":
+        return _list_snapshots(cfg)
+    if args.action == "trim-log":
+        return _trim_log(cfg)
+    targets = _targets(args, cfg)
+    if not targets:
+        print(f"reprise: {args.action} needs --all or --partition N", file=sys.stderr)
+        return 2
+    for p in targets:
+        try:
+            if args.action == "snapshot":
+                _snapshot(cfg, p, catch_up_first=not args.no_catch_up)
+                continue
+            records, seconds = rebuild(cfg, p, from_snapshot=args.from_snapshot)
+        except (SnapshotMissing, LogTruncated) as e:
+            print(f"reprise: {e}", file=sys.stderr)
+            return 1
+        rate = records / seconds if seconds > 0 else 0.0
+        print(f"partition {p} rebuilt from {records} records in {seconds:.2f} s ({rate:,.0f} records/s)")
+    return 0
+
+
+def _snapshot(cfg: Config, partition: int, catch_up_first: bool) -> None:
+    from partitions.rebuild import catch_up, store_path
+    from partitions.snapshots import SnapshotStore
+    from partitions.store import RocksStore
+
+    if catch_up_first:
+        catch_up(cfg, partition)
+    store = RocksStore(store_path(cfg, partition))
+    try:
+        snap = SnapshotStore(cfg.snapshot_root, cfg.snapshot_retain).take(partition, store, cfg.data_dir / "scratch")
+    finally:
+        store.close()
+    print(f"partition {partition} snapshot at offset {snap.applied_offset}: {snap.path} ({snap.size_bytes} bytes)")
+
+
+def _list_snapshots(cfg: Config) -> int:
+    from engine.kafka import log_partitions
+    from partitions.snapshots import SnapshotStore
+
+    snapshots = SnapshotStore(cfg.snapshot_root, cfg.snapshot_retain)
+    for p in range(log_partitions(cfg)):
+        for s in snapshots.list(p):
+            print(f"partition {p} offset {s.applied_offset} bytes {s.size_bytes} path {s.path}")
+    return 0
+
+
+def _trim_log(cfg: Config) -> int:
+    """Delete log records every retained snapshot already covers: below the oldest one's offset + 1."""
+    from confluent_kafka import TopicPartition
+    from confluent_kafka.admin import AdminClient
+
+    from engine.kafka import log_partitions
+    from partitions.snapshots import SnapshotStore
+
+    snapshots = SnapshotStore(cfg.snapshot_root, cfg.snapshot_retain)
+    cut = []
+    for p in range(log_partitions(cfg)):
+        kept = snapshots.list(p)
+        if not kept:
+            print(f"partition {p}: no snapshot, log kept whole")
+            continue
+        cut.append(TopicPartition(cfg.log_topic, p, kept[0].applied_offset + 1))
+    if not cut:
+        return 0
+    admin = AdminClient({"bootstrap.servers": cfg.bootstrap})
+    for tp, fut in admin.delete_records(cut).items():
+        low = fut.result(30)
+        print(f"partition {tp.partition}: log now starts at offset {low.offset}")
+    return 0
