@@ -217,8 +217,6 @@ class PartitionProcessor:
         try:
             while not self._stop.is_set():
                 msgs = next_batch(consumer, 1000, 0.1)
-                if not msgs:
-                    continue
                 by_partition: dict[int, list[Message]] = defaultdict(list)
                 for m in msgs:
                     if m.error() is None:

@@ -8,6 +8,7 @@ import urllib.request
 
 import pytest
 
+from engine.ids import InvocationId
 from tests.harness import Engine, Service, free_port, post
 
 pytestmark = pytest.mark.kafka
@@ -40,14 +41,25 @@ def test_registration_answers(engine: Engine, service: Service) -> None:
 
 def test_metrics_after_an_invocation(engine: Engine) -> None:
     assert post(engine.ingress + "/Steps/three", b'"m"', {"content-type": "application/json"})[0] == 200
-    time.sleep(1.5)  # lag is sampled once a second
+
+    def send(path: str, body: bytes) -> str:
+        return json.loads(post(engine.ingress + path, body, {"content-type": "application/json"})[1])["invocationId"]
+
+    send("/Counter/m/hold/send", b"3000")
+    queued = send("/Counter/m/add/send", b"1")  # waits behind hold: same key
+    partition = InvocationId.parse(queued).partition(4)
+    engine.admin_json("/partitions/snapshot", method="POST")
+    time.sleep(1.5)  # lag and counts are sampled once a second
     status, body = post(engine.admin + "/metrics", None, method="GET")
     text = body.decode()
     assert status == 200
     for name in ("reprise_records_applied_total", "reprise_apply_batch_seconds_count",
                  "reprise_attempt_seconds_count", 'reprise_attempts_total{outcome="ended"}',
-                 "reprise_consumer_lag_records", "reprise_partitions_led 4.0"):
-        assert name in text, name
+                 "reprise_consumer_lag_records", "reprise_partitions_led 4.0",
+                 f'reprise_invocations{{partition="{partition}",status="INBOXED"}} 1.0',
+                 f'reprise_inbox_depth{{partition="{partition}"}} 1.0',
+                 f'reprise_snapshot_age_seconds{{partition="{partition}"}}'):
+        assert name in text, (name, text[-4000:])
 
 
 def test_a_new_engine_process_sees_registered_deployments(engine: Engine) -> None:

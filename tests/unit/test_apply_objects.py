@@ -28,6 +28,32 @@ def test_exclusive_calls_queue_per_key_and_shared_ones_do_not() -> None:
     assert RunAttempt(second, 1) in actions and p.tables.lock_holder("Svc", "k") == second
 
 
+def test_status_counts_and_inbox_depth_follow_every_change() -> None:
+    """The metrics' counters are kept by apply(), so they must match a full count at every step."""
+    p = new_partition()
+    ids = [str(InvocationId(0, i + 1)) for i in range(3)]
+
+    def truth() -> tuple[dict[str, int], int]:
+        counts: dict[str, int] = {}
+        for inv in ids:
+            row = p.tables.status(inv)
+            if row is not None:
+                counts[row["status"]] = counts.get(row["status"], 0) + 1
+        return counts, len(p.tables.inbox("Svc", "k"))
+
+    def kept() -> tuple[dict[str, int], int]:
+        return {s: n for s, n in p.tables.status_counts().items() if n}, p.tables.inbox_depth()
+
+    for inv in ids:
+        invoke(p, inv, key="k", handler_kind="EXCLUSIVE")
+        assert kept() == truth()
+    assert kept() == ({"INVOKED": 1, "INBOXED": 2}, 2)
+    for inv in ids:
+        p.effects(inv, 1, [output(b"1")], {})
+        assert kept() == truth()
+    assert kept() == ({"COMPLETED": 3}, 0)
+
+
 def test_lock_passes_in_arrival_order() -> None:
     p = new_partition()
     ids = [str(InvocationId(0, i + 1)) for i in range(3)]
