@@ -57,6 +57,9 @@ class Config:
     snapshot_interval_s: float = 600.0  # a processor snapshots each partition it leads this often; 0: never
     snapshot_retain: int = 3  # snapshots kept per partition
     group_session_timeout_ms: int = 6_000  # how soon a dead processor's partitions move to the others
+    # A stable name per processor (a StatefulSet pod's name): Kafka's static membership, so a processor
+    # that restarts within the session timeout gets its partitions back with no rebalance at all.
+    instance_id: str = ""
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     @property

@@ -81,10 +81,13 @@ class PartitionProcessor:
         self.timers = TimerService(self._fire_timer)
         self.shipper = OutboxShipper(self.cfg, self.producer, self._loop, self._outbox_shipped)
         self._poller = ProducerPoller(self.producer)
-        consumer = new_consumer(self.cfg, **{
+        consumer_settings = {
             "group.id": f"{self.cfg.namespace}.processors", "session.timeout.ms": self.cfg.group_session_timeout_ms,
             "heartbeat.interval.ms": max(500, self.cfg.group_session_timeout_ms // 6),
-            "partition.assignment.strategy": "cooperative-sticky"})
+            "partition.assignment.strategy": "cooperative-sticky"}
+        if self.group and self.cfg.instance_id:
+            consumer_settings["group.instance.id"] = self.cfg.instance_id
+        consumer = new_consumer(self.cfg, **consumer_settings)
         if self.group:
             consumer.subscribe([self.cfg.log_topic], on_assign=self._on_assign, on_revoke=self._on_revoke,
                                on_lost=self._on_revoke)
