@@ -60,6 +60,8 @@ class Config:
     # A stable name per processor (a StatefulSet pod's name): Kafka's static membership, so a processor
     # that restarts within the session timeout gets its partitions back with no rebalance at all.
     instance_id: str = ""
+    embedded_app: str = ""  # module:attribute of a restate-sdk app to run inside the engine (partitions/embedded.py)
+    embedded_threads: int = 4  # worker threads (each its own event loop) for the embedded app
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     @property

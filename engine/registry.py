@@ -59,6 +59,15 @@ class Deployment:
     services: list[ServiceInfo] = field(default_factory=list)
 
     @staticmethod
+    def new(uri: str, use_http_11: bool, headers: dict[str, str], manifest: dict[str, Any]) -> Deployment:
+        """A deployment just discovered at ``uri``, its id derived from the uri."""
+        from engine.discovery import deployment_id
+
+        return Deployment.from_record({"id": deployment_id(uri), "uri": uri, "use_http_11": use_http_11,
+                                       "additional_headers": headers, "manifest_json": json.dumps(manifest),
+                                       "created_ms": int(time.time() * 1000)})
+
+    @staticmethod
     def from_record(rec: dict[str, Any]) -> Deployment:
         manifest = json.loads(rec["manifest_json"])
         services = [parse_service(s, rec["id"]) for s in manifest.get("services", [])]

@@ -14,11 +14,12 @@ from aiohttp import web
 
 from engine.config import Config
 from engine.kafka import create_topics
-from engine.registry import Registry
+from engine.registry import Deployment, Registry
 from engine.subscriptions import SubscriptionRegistry
 from ingress.admin import Admin
 from ingress.server import Ingress
 from ingress.subscriptions import SubscriptionRunner
+from partitions.embedded import EmbeddedApp
 from partitions.introspect import StoreIntrospector
 from partitions.processor import PartitionProcessor
 
@@ -70,8 +71,20 @@ async def _registry(cfg: Config) -> Registry:
 async def _start_processor(cfg: Config, registry: Registry, group: bool) -> PartitionProcessor:
     processor = PartitionProcessor(cfg, registry, group=group)
     await processor.start()
+    if processor.embedded is not None:
+        await _register_embedded(registry, processor.embedded)
     await asyncio.wait_for(processor.leader_ready.wait(), 120)
     return processor
+
+
+async def _register_embedded(registry: Registry, app: EmbeddedApp) -> None:
+    """Register the in-process app as a deployment (again only if its manifest changed)."""
+    manifest = await app.discover()
+    existing = registry.find_by_uri(app.uri)
+    if existing is None or existing.manifest != manifest:
+        await asyncio.get_running_loop().run_in_executor(
+            None, registry.publish, Deployment.new(app.uri, True, {}, manifest))
+    log.info("embedded app %s serves %s", app.spec, ", ".join(s["name"] for s in manifest["services"]))
 
 
 async def start_engine(cfg: Config) -> Node:

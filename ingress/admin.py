@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from engine.config import Config
-from engine.discovery import DiscoveryError, deployment_id, discover
+from engine.discovery import DiscoveryError, discover
 from engine.ids import InvocationId
 from engine.introspection import Introspector, PartitionControl
 from engine.registry import Deployment, Registry
@@ -201,9 +200,7 @@ class Admin:
                 return web.json_response(self._created(existing), status=200)
             return error_response(409, f"deployment {existing.id} at {uri} exists with a different manifest; "
                                        "pass \"force\": true to replace it")
-        dep = Deployment.from_record({"id": deployment_id(uri), "uri": uri, "use_http_11": use_http_11,
-                                      "additional_headers": headers, "manifest_json": json.dumps(manifest),
-                                      "created_ms": int(time.time() * 1000)})
+        dep = Deployment.new(uri, use_http_11, headers, manifest)
         await _in_thread(self.registry.publish, dep)
         return web.json_response(self._created(dep), status=201)
 

@@ -25,6 +25,7 @@ from engine.protocol.framing import Frame, ProtocolError, decode_frame, iter_fra
 from engine.protocol.messages import MessageType, is_command, type_name
 from engine.registry import Deployment, Registry
 from partitions import metrics
+from partitions.embedded import EmbeddedApp
 from partitions.store import KeyValueStore, Transaction
 from partitions.tables import Tables
 
@@ -38,7 +39,8 @@ _STATE_WRITES = (MessageType.SET_STATE_COMMAND, MessageType.CLEAR_STATE_COMMAND,
 class Invoker:
     """Runs attempts for the partitions this process leads; at most one per (invocation, attempt)."""
 
-    def __init__(self, cfg: Config, registry: Registry, emit: EffectsSink, max_concurrency: int = 512) -> None:
+    def __init__(self, cfg: Config, registry: Registry, emit: EffectsSink, max_concurrency: int = 512,
+                 embedded: EmbeddedApp | None = None) -> None:
         self._cfg = cfg
         self._registry = registry
         self._emit = emit
@@ -46,6 +48,7 @@ class Invoker:
         self._tasks: dict[asyncio.Task[None], int] = {}  # running attempt -> its partition
         self._sem = asyncio.Semaphore(max_concurrency)
         self._clients: dict[bool, httpx.AsyncClient] = {}
+        self._embedded = embedded
 
     def start(self, partition: int, store: KeyValueStore, epoch: int, invocation_id: str, attempt: int) -> None:
         key = (invocation_id, attempt)
@@ -106,19 +109,29 @@ class Invoker:
                    **dep.additional_headers}
         if row["key"] is not None:
             headers["x-restate-service-key"] = quote(row["key"], safe="")
-        url = f"{dep.uri.rstrip('/')}/invoke/{row['service']}/{row['handler']}"
+        path = f"/invoke/{row['service']}/{row['handler']}"
         try:
-            resp = await self._client(dep.use_http_11).post(url, content=body, headers=headers)
+            status, content = await self._post(dep, path, body, headers)
         except httpx.HTTPError as e:
-            return self._retry(row, 503, f"{type(e).__name__} calling {url}: {e}", dep.id, has_entries=False)
-        if resp.status_code != 200:
-            return self._retry(row, resp.status_code, f"deployment answered {resp.status_code}: {resp.text[:300]}",
-                               dep.id, has_entries=False)
-        effects = self._effects(row, resp.content, dep.id)
+            return self._retry(row, 503, f"{type(e).__name__} calling {dep.uri}{path}: {e}", dep.id, has_entries=False)
+        if status != 200:
+            text = content[:300].decode(errors="replace")
+            return self._retry(row, status, f"deployment answered {status}: {text}", dep.id, has_entries=False)
+        effects = self._effects(row, content, dep.id)
         retention = self._retention_ms(row)
         if retention is not None:
             effects["completion_retention_ms"] = int(retention)
         return effects
+
+    async def _post(self, dep: Deployment, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        if self._embedded is not None and dep.uri == self._embedded.uri:
+            try:
+                status, _, content = await self._embedded.request("POST", path, headers, body)
+            except Exception as e:  # noqa: BLE001 - the app failed outside the protocol: retry like a 500
+                return 500, f"embedded app raised {type(e).__name__}: {e}".encode()
+            return status, content
+        resp = await self._client(dep.use_http_11).post(dep.uri.rstrip("/") + path, content=body, headers=headers)
+        return resp.status_code, resp.content
 
     def _deployment_for(self, row: dict[str, Any]) -> Deployment | str:
         if row["deployment_id"]:

@@ -36,6 +36,7 @@ from engine.registry import Registry
 from partitions import metrics
 from partitions.actions import Action, RunAttempt, ScheduleTimer, ShipOutbox
 from partitions.apply import LogRecord, apply_batch
+from partitions.embedded import EmbeddedApp
 from partitions.invoker import Invoker
 from partitions.rebuild import decode, low_watermark, prepare_store, store_path
 from partitions.shipper import OutboxShipper
@@ -77,7 +78,8 @@ class PartitionProcessor:
         self._loop = asyncio.get_running_loop()
         # Effects, timers and outbox records must never be given up on: no delivery timeout.
         self.producer = Producer(producer_config(self.cfg, **{"message.timeout.ms": 0}))
-        self.invoker = Invoker(self.cfg, self.registry, self._emit_effects)
+        self.embedded = EmbeddedApp(self.cfg.embedded_app, self.cfg.embedded_threads) if self.cfg.embedded_app else None
+        self.invoker = Invoker(self.cfg, self.registry, self._emit_effects, embedded=self.embedded)
         self.timers = TimerService(self._fire_timer)
         self.shipper = OutboxShipper(self.cfg, self.producer, self._loop, self._outbox_shipped)
         self._poller = ProducerPoller(self.producer)
@@ -103,6 +105,8 @@ class PartitionProcessor:
         for t in self._threads:  # the apply thread gives its partitions up (and the group) on its way out
             await asyncio.get_running_loop().run_in_executor(None, t.join, 15)
         await self.invoker.close()
+        if self.embedded is not None:
+            self.embedded.close()
         self.timers.close()
         self._poller.close()
         with self._store_lock:

@@ -175,6 +175,9 @@ class Background:
         self._t = threading.Thread(target=lambda: self._out.append(fn(*args)), daemon=True)
         self._t.start()
 
+    def done(self) -> bool:
+        return bool(self._out)
+
     def result(self, timeout: float = 120.0) -> Any:
         self._t.join(timeout)
         if not self._out:
