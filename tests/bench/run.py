@@ -60,6 +60,7 @@ def register() -> None:
 
 class Engine:
     name = ""
+    embedded = False  # the service runs inside the engine: nothing to register
     pids: dict[str, int] = {}
 
     def start(self) -> None: ...
@@ -80,6 +81,7 @@ class Restate(Engine):
 
 class Reprise(Engine):
     name = "reprise"
+    env: dict[str, str] = {}
 
     def start(self) -> None:
         py = sys.executable
@@ -87,7 +89,8 @@ class Reprise(Engine):
         self.proc = subprocess.Popen([py, "-m", "engine.cli", "dev", "--kafka", "127.0.0.1:9092",
                                       "--namespace", f"bench{int(time.time())}"], cwd=ROOT,
                                      stdout=subprocess.DEVNULL, start_new_session=True,
-                                     stderr=open(ROOT / ".reprise" / "bench-engine.log", "w"))
+                                     env={**os.environ, **self.env},
+                                     stderr=open(ROOT / ".reprise" / f"bench-{self.name}.log", "w"))
         wait_http(INGRESS + "/restate/health")
         kafka_pid = int((ROOT / ".reprise" / "kafka" / "broker.pid").read_text())
         self.pids = {"reprise": self.proc.pid, "kafka": kafka_pid}
@@ -100,6 +103,14 @@ class Reprise(Engine):
             os.killpg(self.proc.pid, signal.SIGKILL)
 
 
+class RepriseEmbedded(Reprise):
+    """The same service app called in-process (REPRISE_EMBEDDED_APP), no HTTP between engine and handler."""
+
+    name = "reprise-embedded"
+    embedded = True
+    env = {"REPRISE_EMBEDDED_APP": "tests.bench.benchapp:app"}
+
+
 def run_engine(engine: Engine, workloads: list, warmup: float, duration: float) -> dict:
     service = subprocess.Popen([sys.executable, "-m", "hypercorn", "tests.bench.benchapp:app", "--bind",
                                 "127.0.0.1:9080"], cwd=ROOT, stdout=subprocess.DEVNULL,
@@ -107,7 +118,8 @@ def run_engine(engine: Engine, workloads: list, warmup: float, duration: float) 
     results = {}
     try:
         engine.start()
-        register()
+        if not engine.embedded:
+            register()
         pids = {**engine.pids, "service": service.pid, "loadgen": os.getpid()}
         for name, request, concurrencies in workloads:
             for c in concurrencies:
@@ -129,12 +141,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--duration", type=float, default=20.0)
     ap.add_argument("--warmup", type=float, default=3.0)
-    ap.add_argument("--engines", default="restate,reprise")
+    ap.add_argument("--engines", default="restate,reprise,reprise-embedded")
     ap.add_argument("--only", default="")
     args = ap.parse_args()
     only = set(filter(None, args.only.split(",")))
     workloads = [w for w in WORKLOADS if not only or w[0] in only]
-    engines = {"restate": Restate, "reprise": Reprise}
+    engines = {"restate": Restate, "reprise": Reprise, "reprise-embedded": RepriseEmbedded}
     print(f"machine: {os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}")
     all_results = {}
     for name in args.engines.split(","):
@@ -160,6 +172,13 @@ def main() -> None:
             for c in concurrencies:
                 ours, theirs = all_results["reprise"][(name, c)][0].rps, all_results["restate"][(name, c)][0].rps
                 print(f"RATIO {name} C={c} {ours / theirs if theirs else float('nan'):.2f}")
+    if {"restate", "reprise-embedded"} <= set(all_results):
+        print()
+        for name, _, concurrencies in workloads:
+            for c in concurrencies:
+                ours = all_results["reprise-embedded"][(name, c)][0].rps
+                theirs = all_results["restate"][(name, c)][0].rps
+                print(f"EMBEDDED-RATIO {name} C={c} {ours / theirs if theirs else float('nan'):.2f}")
 
 
 if __name__ == "__main__":

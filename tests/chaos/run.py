@@ -57,6 +57,7 @@ class Op:
 class Figures:
     kills: Counter[str] = field(default_factory=Counter)
     broker_restarts: int = 0
+    failed_restarts: int = 0
     retries: Counter[str] = field(default_factory=Counter)
     acked: int = 0
 
@@ -141,7 +142,11 @@ def chaos(cluster: Cluster, figures: Figures, stop: threading.Event, rng: random
         victim.kill()
         figures.kills[victim.role] += 1
         time.sleep(rng.uniform(0.2, 2.0))
-        victim.start(120)
+        try:
+            victim.start(120)
+        except TimeoutError as e:  # reported, and the run goes on: the checks decide
+            figures.failed_restarts += 1
+            print(f"chaos: a {victim.role} did not come back: {str(e)[-500:]}", flush=True)
 
 
 def make_ops(n: int, accounts: int, rng: random.Random) -> list[Op]:
@@ -256,7 +261,8 @@ def main() -> int:
         cluster.stop()
     print(f"\nchaos figures ({args.invocations} invocations, seed {args.seed})")
     print(f"  wall time under chaos     {elapsed:.1f} s ({len(ops) / elapsed:.0f} acknowledged invocations/s)")
-    print(f"  kills                     {dict(figures.kills)}; broker SIGKILL+restart {figures.broker_restarts}")
+    print(f"  kills                     {dict(figures.kills)}; broker SIGKILL+restart {figures.broker_restarts}; "
+          f"restarts that failed {figures.failed_restarts}")
     print(f"  client retries            {dict(figures.retries)}")
     for name, value in counts.items():
         print(f"  {name:<25} {value}")

@@ -1,0 +1,154 @@
+"""Recovery figures: how long from a processor's crash to serving again, and how fast a rebuild replays.
+
+    python tests/bench/recovery.py [--records 200000] [--rounds 3]
+
+Uses the local broker (``reprise kafka start``). Prints figures; asserts nothing about time.
+
+1. **restart**: ``reprise dev`` with the bench service, SIGKILLed and started again at once: the
+   time from the kill until a call (to a virtual object, so a partition's leader must be back) is
+   answered again. Includes starting Python and the engine.
+2. **takeover**: an ingress and two ``reprise processor`` members; one is SIGKILLed and stays dead:
+   the time until calls on every partition are answered again (the group's session timeout, then
+   the survivor's catch-up).
+3. **rebuild**: a partition's topic filled with recorded invocations (Invoke, two InvokerEffects,
+   OutboxShipped each), replayed into a fresh store: records/s of ``partitions rebuild``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from confluent_kafka import Producer  # noqa: E402
+
+from engine.config import Config  # noqa: E402
+from engine.kafka import create_topics, producer_config  # noqa: E402
+from engine.partitioning import partition_for_key  # noqa: E402
+from partitions.rebuild import rebuild  # noqa: E402
+from schemas import codec  # noqa: E402
+from tests.bench.apply_loop import recorded_log  # noqa: E402
+from tests.harness import Engine, Service, call_json  # noqa: E402
+
+BOOTSTRAP = "127.0.0.1:9092"
+PARTITIONS = 4
+
+
+def keys_on_every_partition() -> list[str]:
+    """One object key per partition: a call to each proves every partition is led again."""
+    found: dict[int, str] = {}
+    i = 0
+    while len(found) < PARTITIONS:
+        key = f"k{i}"
+        found.setdefault(partition_for_key(key, PARTITIONS), key)  # objects route by their key
+        i += 1
+    return list(found.values())
+
+
+def until_served(ingress: Engine, keys: list[str], started: float) -> float:
+    pending = list(keys)
+    while pending:
+        key = pending[0]
+        status, _ = call_json(ingress, f"/BenchCounter/{key}/add", 1, timeout=30)
+        if status == 200:
+            pending.pop(0)
+        else:
+            time.sleep(0.02)
+    return time.monotonic() - started
+
+
+def measure_restart(work: Path, rounds: int) -> list[float]:
+    service = Service(work / "effects", work / "service.log", app="tests.bench.benchapp:app")
+    service.start()
+    eng = Engine(BOOTSTRAP, f"rec{int(time.time())}", work / "dev", PARTITIONS)
+    eng.start()
+    eng.register(service.uri)
+    keys = keys_on_every_partition()
+    until_served(eng, keys, time.monotonic())
+    figures = []
+    try:
+        for _ in range(rounds):
+            started = time.monotonic()
+            eng.kill()
+            eng.start(120)
+            figures.append(until_served(eng, keys, started))
+    finally:
+        eng.kill()
+        service.kill()
+    return figures
+
+
+def measure_takeover(work: Path, rounds: int) -> list[float]:
+    service = Service(work / "effects", work / "service2.log", app="tests.bench.benchapp:app")
+    service.start()
+    figures = []
+    try:
+        for r in range(rounds):
+            ns = f"take{int(time.time())}{r}"
+            ingress = Engine(BOOTSTRAP, ns, work / f"t{r}-ingress", PARTITIONS, role="ingress")
+            a = Engine(BOOTSTRAP, ns, work / f"t{r}-a", PARTITIONS, role="processor")
+            b = Engine(BOOTSTRAP, ns, work / f"t{r}-b", PARTITIONS, role="processor")
+            try:
+                for p in (ingress, a, b):
+                    p.start(120)
+                ingress.register(service.uri)
+                keys = keys_on_every_partition()
+                until_served(ingress, keys, time.monotonic())
+                while not (a.admin_json("/partitions")["partitions"] and b.admin_json("/partitions")["partitions"]):
+                    time.sleep(0.2)
+                started = time.monotonic()
+                a.kill()
+                figures.append(until_served(ingress, keys, started))
+            finally:
+                for p in (ingress, a, b):
+                    p.kill()
+    finally:
+        service.kill()
+    return figures
+
+
+def measure_rebuild(work: Path, records: int) -> tuple[int, float]:
+    cfg = Config(bootstrap=BOOTSTRAP, namespace=f"rebuild{int(time.time())}", partitions=PARTITIONS, home=work)
+    create_topics(cfg)
+    producer = Producer(producer_config(cfg, **{"linger.ms": 20, "batch.size": 1_000_000}))
+    log = recorded_log(records // 4)
+    for kind, body in log:
+        while True:
+            try:
+                producer.produce(cfg.log_topic, value=body, partition=0, headers=codec.headers_for(kind))
+                break
+            except BufferError:
+                producer.poll(0.05)
+    producer.flush(120)
+    return rebuild(cfg, 0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--records", type=int, default=200_000)
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args()
+    subprocess.run([sys.executable, "-m", "engine.cli", "kafka", "start"], cwd=ROOT, check=True)
+    work = Path(tempfile.mkdtemp(prefix="reprise-recovery-"))
+    try:
+        restart = measure_restart(work, args.rounds)
+        print("restart (kill -9, start again, every partition serving): "
+              + ", ".join(f"{s:.2f} s" for s in restart), flush=True)
+        takeover = measure_takeover(work, args.rounds)
+        print("takeover (kill -9 of one of two processors, the other serving all): "
+              + ", ".join(f"{s:.2f} s" for s in takeover), flush=True)
+        count, seconds = measure_rebuild(work, args.records)
+        print(f"rebuild: {count} records in {seconds:.2f} s: {count / seconds:,.0f} records/s", flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
