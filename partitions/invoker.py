@@ -19,6 +19,7 @@ import httpx
 
 from engine.config import Config
 from engine.discovery import PROTOCOL_VERSION, http_client
+from engine.h2c import H2cClient, H2cError
 from engine.ids import InvocationId
 from engine.protocol import journal as pj
 from engine.protocol.framing import Frame, ProtocolError, decode_frame, iter_frames
@@ -49,6 +50,7 @@ class Invoker:
         self._sem = asyncio.Semaphore(max_concurrency)
         self._clients: dict[bool, httpx.AsyncClient] = {}
         self._embedded = embedded
+        self._h2c = H2cClient(cfg.attempt_timeout_s)  # h2c prior knowledge: http:// deployments (the default)
 
     def start(self, partition: int, store: KeyValueStore, epoch: int, invocation_id: str, attempt: int) -> None:
         key = (invocation_id, attempt)
@@ -72,6 +74,7 @@ class Invoker:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for c in self._clients.values():
             await c.aclose()
+        await self._h2c.aclose()
 
     def _client(self, use_http_11: bool) -> httpx.AsyncClient:
         if use_http_11 not in self._clients:
@@ -112,7 +115,7 @@ class Invoker:
         path = f"/invoke/{row['service']}/{row['handler']}"
         try:
             status, content = await self._post(dep, path, body, headers)
-        except httpx.HTTPError as e:
+        except (httpx.HTTPError, H2cError) as e:
             return self._retry(row, 503, f"{type(e).__name__} calling {dep.uri}{path}: {e}", dep.id, has_entries=False)
         if status != 200:
             text = content[:300].decode(errors="replace")
@@ -130,7 +133,10 @@ class Invoker:
             except Exception as e:  # noqa: BLE001 - the app failed outside the protocol: retry like a 500
                 return 500, f"embedded app raised {type(e).__name__}: {e}".encode()
             return status, content
-        resp = await self._client(dep.use_http_11).post(dep.uri.rstrip("/") + path, content=body, headers=headers)
+        url = dep.uri.rstrip("/") + path
+        if not dep.use_http_11 and url.startswith("http://"):
+            return await self._h2c.post(url, body, headers)
+        resp = await self._client(dep.use_http_11).post(url, content=body, headers=headers)
         return resp.status_code, resp.content
 
     def _deployment_for(self, row: dict[str, Any]) -> Deployment | str:

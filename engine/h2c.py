@@ -1,0 +1,224 @@
+"""A lean HTTP/2 cleartext (prior knowledge) client for the invoker, built directly on ``h2``.
+
+Why not httpx: an attempt is one POST with a body in and a body out, thousands per second; httpx
+and httpcore spend more CPU on their anyio machinery per request than the engine spends applying
+the attempt's records (docs/benchmarks.md). Here a request is an h2 stream on a shared connection
+driven by an ``asyncio.Protocol``: no task, no stream objects, no per-request locks.
+
+Only what the invoker needs: POST with a complete body, the complete response body back, flow
+control both ways, many streams per connection and more connections when the peer's
+``max_concurrent_streams`` is reached. Connection loss, GOAWAY, resets and timeouts raise
+``H2cError``; the invoker treats it like any transport failure (the attempt is retried).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import h2.config
+import h2.connection
+import h2.events
+import h2.exceptions
+import h2.settings
+
+WINDOW = 16 * 1024 * 1024  # receive window per connection and stream: big responses never stall
+
+
+class H2cError(Exception):
+    """The request did not get a complete response: connection, protocol, reset or timeout."""
+
+
+@dataclass
+class _Stream:
+    done: asyncio.Future[tuple[int, bytes]]
+    status: int = 0
+    chunks: list[bytes] = field(default_factory=list)
+    body: memoryview | None = None  # what is left to send, while flow control holds it back
+
+
+class _Connection(asyncio.Protocol):
+    def __init__(self, authority: str) -> None:
+        self.authority = authority.encode()
+        self.h2 = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding=None))
+        self.streams: dict[int, _Stream] = {}
+        self.transport: asyncio.Transport | None = None
+        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.usable = True
+
+    # asyncio.Protocol ------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.h2.local_settings = h2.settings.Settings(client=True, initial_values={
+            h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: WINDOW, h2.settings.SettingCodes.ENABLE_PUSH: 0})
+        self.h2.initiate_connection()
+        self.h2.increment_flow_control_window(WINDOW - 65535)
+        self._flush()
+        self.ready.set_result(None)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            events = self.h2.receive_data(data)
+        except h2.exceptions.ProtocolError as e:
+            self._fail_all(H2cError(f"HTTP/2 protocol error: {e}"))
+            self.transport.close()
+            return
+        for ev in events:
+            if isinstance(ev, h2.events.ResponseReceived):
+                s = self.streams.get(ev.stream_id)
+                if s is not None:
+                    for name, value in ev.headers:
+                        if name == b":status":
+                            s.status = int(value)
+            elif isinstance(ev, h2.events.DataReceived):
+                s = self.streams.get(ev.stream_id)
+                if s is not None:
+                    s.chunks.append(ev.data)
+                self.h2.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+            elif isinstance(ev, h2.events.StreamEnded):
+                s = self.streams.pop(ev.stream_id, None)
+                if s is not None and not s.done.done():
+                    s.done.set_result((s.status, b"".join(s.chunks)))
+            elif isinstance(ev, h2.events.StreamReset):
+                s = self.streams.pop(ev.stream_id, None)
+                if s is not None and not s.done.done():
+                    s.done.set_exception(H2cError(f"stream reset by the peer (error {ev.error_code})"))
+            elif isinstance(ev, h2.events.WindowUpdated):
+                self._send_pending()
+            elif isinstance(ev, h2.events.ConnectionTerminated):
+                self.usable = False
+                closed = H2cError(f"the peer closed the connection (GOAWAY {ev.error_code})")
+                self._fail_above(ev.last_stream_id, closed)
+        self._flush()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.usable = False
+        self._fail_all(H2cError(f"connection lost: {exc or 'closed by the peer'}"))
+
+    # requests --------------------------------------------------------------------------------
+    def free_streams(self) -> int:
+        return self.h2.remote_settings.max_concurrent_streams - len(self.streams)
+
+    def post(self, path: str, headers: dict[str, str], body: bytes) -> asyncio.Future[tuple[int, bytes]]:
+        stream_id = self.h2.get_next_available_stream_id()
+        fut: asyncio.Future[tuple[int, bytes]] = asyncio.get_running_loop().create_future()
+        s = self.streams[stream_id] = _Stream(fut, body=memoryview(body))
+        self.h2.send_headers(stream_id, [
+            (b":method", b"POST"), (b":scheme", b"http"), (b":authority", self.authority), (b":path", path.encode()),
+            (b"content-length", str(len(body)).encode()),
+            *((k.lower().encode(), v.encode()) for k, v in headers.items())], end_stream=not body)
+        if not body:
+            s.body = None
+        self._send_body(stream_id, s)
+        self._flush()
+        return fut
+
+    def cancel(self, fut: asyncio.Future[tuple[int, bytes]]) -> None:
+        """A request given up on (timeout): reset its stream so the peer stops too."""
+        for stream_id, s in list(self.streams.items()):
+            if s.done is fut:
+                del self.streams[stream_id]
+                try:
+                    self.h2.reset_stream(stream_id)
+                    self._flush()
+                except h2.exceptions.H2Error:
+                    pass
+
+    def _send_body(self, stream_id: int, s: _Stream) -> None:
+        while s.body is not None:
+            window = min(self.h2.local_flow_control_window(stream_id), self.h2.max_outbound_frame_size)
+            if window <= 0:
+                return  # resumed on WindowUpdated
+            chunk, s.body = s.body[:window], s.body[window:]
+            end = len(s.body) == 0
+            self.h2.send_data(stream_id, chunk.tobytes(), end_stream=end)
+            if end:
+                s.body = None
+
+    def _send_pending(self) -> None:
+        for stream_id, s in list(self.streams.items()):
+            if s.body is not None:
+                try:
+                    self._send_body(stream_id, s)
+                except h2.exceptions.StreamClosedError:
+                    pass
+
+    def _flush(self) -> None:
+        data = self.h2.data_to_send()
+        if data and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def _fail_above(self, last_stream_id: int, error: Exception) -> None:
+        for stream_id in [i for i in self.streams if i > last_stream_id]:
+            s = self.streams.pop(stream_id)
+            if not s.done.done():
+                s.done.set_exception(error)
+
+    def _fail_all(self, error: Exception) -> None:
+        self._fail_above(-1, error)
+
+
+class H2cClient:
+    """Connections per origin, opened as needed; one request per stream."""
+
+    def __init__(self, timeout_s: float, max_connections_per_origin: int = 8) -> None:
+        self._timeout = timeout_s
+        self._max = max_connections_per_origin
+        self._pools: dict[tuple[str, int], list[_Connection]] = {}
+        self._opening: dict[tuple[str, int], asyncio.Lock] = {}
+
+    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        parts = urlsplit(url)
+        if parts.scheme != "http":
+            raise H2cError(f"h2c needs an http:// URL, not {url}")
+        origin = (parts.hostname or "127.0.0.1", parts.port or 80)
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        conn = await self._connection(origin)
+        try:
+            fut = conn.post(path, headers, body)
+        except h2.exceptions.H2Error as e:  # e.g. the connection is closing: the next request opens another
+            conn.usable = False
+            raise H2cError(f"cannot start a request on the connection to {url}: {e}") from None
+        try:
+            return await asyncio.wait_for(asyncio.shield(fut), self._timeout)
+        except TimeoutError:
+            conn.cancel(fut)
+            raise H2cError(f"no complete response from {url} within {self._timeout:.0f}s") from None
+        except asyncio.CancelledError:
+            conn.cancel(fut)
+            raise
+
+    async def _connection(self, origin: tuple[str, int]) -> _Connection:
+        pool = self._pools.setdefault(origin, [])
+        pool[:] = [c for c in pool if c.usable]
+        best = max(pool, key=_Connection.free_streams, default=None)
+        if best is not None and (best.free_streams() > 0 or len(pool) >= self._max):
+            return best
+        async with self._opening.setdefault(origin, asyncio.Lock()):
+            pool[:] = [c for c in pool if c.usable]
+            for c in pool:  # another request opened one meanwhile
+                if c.free_streams() > 0:
+                    return c
+            loop = asyncio.get_running_loop()
+            try:
+                _, conn = await asyncio.wait_for(loop.create_connection(
+                    lambda: _Connection(f"{origin[0]}:{origin[1]}"), origin[0], origin[1]), self._timeout)
+            except (OSError, TimeoutError) as e:
+                raise H2cError(f"cannot connect to {origin[0]}:{origin[1]}: {e}") from None
+            await conn.ready
+            pool.append(conn)
+            return conn
+
+    async def aclose(self) -> None:
+        for pool in self._pools.values():
+            for c in pool:
+                c.usable = False
+                if c.transport is not None:
+                    try:
+                        c.h2.close_connection()
+                        c._flush()  # noqa: SLF001
+                    except h2.exceptions.H2Error:
+                        pass
+                    c.transport.close()
+        self._pools.clear()

@@ -1,0 +1,22 @@
+"""A tiny ASGI app for the h2c client's tests: echoes the body; headers ask for a status or a delay."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+
+async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] != "http":
+        return
+    headers = dict(scope["headers"])
+    body = b""
+    while True:
+        msg = await receive()
+        body += msg.get("body", b"")
+        if not msg.get("more_body"):
+            break
+    await asyncio.sleep(int(headers.get(b"x-delay-ms", b"0")) / 1000)
+    await send({"type": "http.response.start", "status": int(headers.get(b"x-status", b"200")),
+                "headers": [(b"content-type", b"application/octet-stream")]})
+    await send({"type": "http.response.body", "body": body})
