@@ -38,6 +38,9 @@ transaction.state.log.min.isr=2
 share.coordinator.state.topic.replication.factor=3
 share.coordinator.state.topic.min.isr=2
 group.initial.rebalance.delay.ms=0
+# A node that stops heartbeating is fenced (its partitions get new leaders) after 4 s, not 9 s.
+broker.session.timeout.ms=4000
+broker.heartbeat.interval.ms=1000
 message.max.bytes=8388608
 replica.fetch.max.bytes=8388608
 log.retention.hours=-1

@@ -90,7 +90,7 @@ def test_a_node_killed_under_load_loses_no_acknowledged_invocation(
             victim = log_leaders(cluster.bootstrap, topic).most_common(1)[0][0]  # leads the most log partitions
             cluster.node(victim).kill()
             killed_at = time.monotonic()
-            time.sleep(6)
+            time.sleep(12)  # the controller fences the dead node after broker.session.timeout.ms (4 s)
             acked_while_down = sum(1 for t in load.acked_at if t > killed_at + 1)
             cluster.restart(victim)
             time.sleep(2)
