@@ -24,10 +24,19 @@ import h2.exceptions
 import h2.settings
 
 WINDOW = 16 * 1024 * 1024  # receive window per connection and stream: big responses never stall
+# Retire a connection after this many requests. Servers rotate connections themselves (hypercorn's
+# keep_alive_max_requests, 1000 by default: it then sends GOAWAY and leaves the streams it had not
+# started unanswered); rotating first, below their limit, keeps requests out of that trap.
+REQUESTS_PER_CONNECTION = 500
+GOAWAY_GRACE_S = 2.0  # after a GOAWAY, streams the peer claims to process get this long before a retry
 
 
 class H2cError(Exception):
     """The request did not get a complete response: connection, protocol, reset or timeout."""
+
+
+class _ConnectionGone(H2cError):
+    """The connection ended under the request (closed, lost, GOAWAY): worth one immediate retry."""
 
 
 @dataclass
@@ -39,13 +48,15 @@ class _Stream:
 
 
 class _Connection(asyncio.Protocol):
-    def __init__(self, authority: str) -> None:
+    def __init__(self, authority: str, max_requests: int) -> None:
         self.authority = authority.encode()
+        self.max_requests = max_requests
         self.h2 = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding=None))
         self.streams: dict[int, _Stream] = {}
         self.transport: asyncio.Transport | None = None
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.usable = True
+        self.requests = 0
 
     # asyncio.Protocol ------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -80,6 +91,8 @@ class _Connection(asyncio.Protocol):
                 s = self.streams.pop(ev.stream_id, None)
                 if s is not None and not s.done.done():
                     s.done.set_result((s.status, b"".join(s.chunks)))
+                if not self.usable and not self.streams and self.transport is not None:
+                    self.transport.close()  # retired and drained
             elif isinstance(ev, h2.events.StreamReset):
                 s = self.streams.pop(ev.stream_id, None)
                 if s is not None and not s.done.done():
@@ -88,13 +101,14 @@ class _Connection(asyncio.Protocol):
                 self._send_pending()
             elif isinstance(ev, h2.events.ConnectionTerminated):
                 self.usable = False
-                closed = H2cError(f"the peer closed the connection (GOAWAY {ev.error_code})")
-                self._fail_above(ev.last_stream_id, closed)
+                closed = _ConnectionGone(f"the peer closed the connection (GOAWAY {ev.error_code})")
+                self._fail_above(ev.last_stream_id, closed)  # never processed: safe to send again
+                asyncio.get_running_loop().call_later(GOAWAY_GRACE_S, self._fail_all, closed)
         self._flush()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.usable = False
-        self._fail_all(H2cError(f"connection lost: {exc or 'closed by the peer'}"))
+        self._fail_all(_ConnectionGone(f"connection lost: {exc or 'closed by the peer'}"))
 
     # requests --------------------------------------------------------------------------------
     def free_streams(self) -> int:
@@ -102,6 +116,9 @@ class _Connection(asyncio.Protocol):
 
     def post(self, path: str, headers: dict[str, str], body: bytes) -> asyncio.Future[tuple[int, bytes]]:
         stream_id = self.h2.get_next_available_stream_id()
+        self.requests += 1
+        if self.requests >= self.max_requests:
+            self.usable = False  # no new requests; closed once its streams are done
         fut: asyncio.Future[tuple[int, bytes]] = asyncio.get_running_loop().create_future()
         s = self.streams[stream_id] = _Stream(fut, body=memoryview(body))
         self.h2.send_headers(stream_id, [
@@ -162,13 +179,30 @@ class _Connection(asyncio.Protocol):
 class H2cClient:
     """Connections per origin, opened as needed; one request per stream."""
 
-    def __init__(self, timeout_s: float, max_connections_per_origin: int = 8) -> None:
+    def __init__(self, timeout_s: float, max_connections_per_origin: int = 8,
+                 requests_per_connection: int = REQUESTS_PER_CONNECTION) -> None:
         self._timeout = timeout_s
+        self._per_connection = requests_per_connection
         self._max = max_connections_per_origin
         self._pools: dict[tuple[str, int], list[_Connection]] = {}
         self._opening: dict[tuple[str, int], asyncio.Lock] = {}
 
     async def post(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        """POST and return (status, body). A request that failed with its connection (the server closed
+        it, e.g. hypercorn's GOAWAY after ``keep_alive_max_requests``) is sent again at once on a fresh
+        connection, a few times: waiting out a retry backoff for a routine connection rotation would be
+        waste. (Sending again is what the invoker's retry would do anyway: an attempt may be repeated.)"""
+        for _ in range(3):
+            try:
+                return await self._post_once(url, body, headers)
+            except _ConnectionGone:
+                continue
+        try:
+            return await self._post_once(url, body, headers)
+        except _ConnectionGone as e:
+            raise H2cError(str(e)) from None
+
+    async def _post_once(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
         parts = urlsplit(url)
         if parts.scheme != "http":
             raise H2cError(f"h2c needs an http:// URL, not {url}")
@@ -179,7 +213,7 @@ class H2cClient:
             fut = conn.post(path, headers, body)
         except h2.exceptions.H2Error as e:  # e.g. the connection is closing: the next request opens another
             conn.usable = False
-            raise H2cError(f"cannot start a request on the connection to {url}: {e}") from None
+            raise _ConnectionGone(f"cannot start a request on the connection to {url}: {e}") from None
         try:
             return await asyncio.wait_for(asyncio.shield(fut), self._timeout)
         except TimeoutError:
@@ -203,7 +237,8 @@ class H2cClient:
             loop = asyncio.get_running_loop()
             try:
                 _, conn = await asyncio.wait_for(loop.create_connection(
-                    lambda: _Connection(f"{origin[0]}:{origin[1]}"), origin[0], origin[1]), self._timeout)
+                    lambda: _Connection(f"{origin[0]}:{origin[1]}", self._per_connection), origin[0], origin[1]),
+                    self._timeout)
             except (OSError, TimeoutError) as e:
                 raise H2cError(f"cannot connect to {origin[0]}:{origin[1]}: {e}") from None
             await conn.ready

@@ -8,7 +8,7 @@ tail of writes is re-applied from the log because the applied offset was lost wi
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -16,6 +16,20 @@ from rocksdict import Options, Rdict, WriteBatch, WriteOptions
 
 APPLIED_OFFSET = b"meta/applied_offset"
 _DELETED = object()
+
+
+class Lazy:
+    """A value written as an object and encoded only when the batch commits (or a raw read needs it).
+
+    An invocation's status row is typically written several times within one batch (invoked,
+    suspended, completed); encoding it once at commit instead of at every write is most of what
+    apply() spends on Avro.
+    """
+
+    __slots__ = ("obj", "encode")
+
+    def __init__(self, obj: object, encode: Callable[[object], bytes]) -> None:
+        self.obj, self.encode = obj, encode
 
 
 class KeyValueStore(Protocol):
@@ -105,12 +119,23 @@ class Transaction:
 
     def get(self, key: bytes) -> bytes | None:
         if key in self._writes:
-            return self._writes[key]
+            value = self._writes[key]
+            return value.encode(value.obj) if isinstance(value, Lazy) else value
         return self._store.get(key)
 
     def put(self, key: bytes, value: bytes) -> None:
         self._remember(key)
         self._writes[key] = value
+
+    def put_lazy(self, key: bytes, obj: object, encode: Callable[[object], bytes]) -> None:
+        """Write ``obj``; ``encode(obj)`` makes its bytes at commit. ``obj`` must not change afterwards."""
+        self._remember(key)
+        self._writes[key] = Lazy(obj, encode)  # type: ignore[assignment]
+
+    def pending_object(self, key: bytes) -> object | None:
+        """The object this transaction wrote lazily at ``key`` (None if it did not, or wrote bytes)."""
+        value = self._writes.get(key)
+        return value.obj if isinstance(value, Lazy) else None
 
     def delete(self, key: bytes) -> None:
         self._remember(key)
@@ -141,13 +166,16 @@ class Transaction:
                 if v is None:
                     merged.pop(k, None)
                 else:
-                    merged[k] = v
+                    merged[k] = v.encode(v.obj) if isinstance(v, Lazy) else v
         return iter(sorted(merged.items()))
 
     def commit(self, applied_offset: int | None) -> None:
         """One atomic write: the batch's effects and the offset they bring the partition to."""
         if applied_offset is not None:
             self._writes[APPLIED_OFFSET] = str(applied_offset).encode()
+        for k, v in self._writes.items():
+            if isinstance(v, Lazy):
+                self._writes[k] = v.encode(v.obj)
         if self._writes:
             self._store.write(self._writes)
         self._writes = {}

@@ -32,18 +32,26 @@ def _int(raw: bytes | None, default: int) -> int:
     return int(raw) if raw is not None else default
 
 
+def _encode_status(row: object) -> bytes:
+    return codec.encode_stored("InvocationStatus", row)  # type: ignore[arg-type]
+
+
 class Tables:
     def __init__(self, tx: Transaction) -> None:
         self.tx = tx
 
     # invocation status
     def status(self, inv: str) -> Row | None:
-        raw = self.tx.get(b"in/" + inv.encode())
+        key = b"in/" + inv.encode()
+        pending = self.tx.pending_object(key)
+        if pending is not None:  # written earlier in this batch: no encode and decode round trip
+            return dict(pending)  # type: ignore[call-overload]
+        raw = self.tx.get(key)
         return codec.decode_stored("InvocationStatus", raw) if raw is not None else None
 
     def put_status(self, row: Row) -> None:
         inv = row["invocation_id"].encode()
-        self.tx.put(b"in/" + inv, codec.encode_stored("InvocationStatus", row))
+        self.tx.put_lazy(b"in/" + inv, dict(row), _encode_status)
         if row["status"] == "INVOKED":
             self.tx.put(b"rn/" + inv, b"")
         else:

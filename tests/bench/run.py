@@ -128,7 +128,8 @@ def run_engine(engine: Engine, workloads: list, warmup: float, duration: float) 
                 cpu = {k: (cpu_seconds(p) - before[k]) / (warmup + duration) for k, p in pids.items()}
                 results[(name, c)] = (res, cpu)
                 print(f"  {engine.name:8} {name:18} C={c:<3} {res.rps:8.1f} req/s  p50 {res.pct(50):7.1f} ms  "
-                      f"p99 {res.pct(99):7.1f} ms  errors {res.errors}  late {res.late}", flush=True)
+                      f"p99 {res.pct(99):7.1f} ms  max {res.pct(100):7.1f} ms  errors {res.errors}  late {res.late}",
+                      flush=True)
     finally:
         try:
             engine.stop()

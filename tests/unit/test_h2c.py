@@ -3,13 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from engine.h2c import H2cClient, H2cError
-from tests.harness import Service, free_port
+from tests.harness import Proc, Service, free_port
+
+
+def wait_port(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), 1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 
 
 @pytest.fixture
@@ -49,13 +64,43 @@ def test_refused_timeout_and_a_server_that_dies_are_errors(echo: Service) -> Non
                 await client.post(f"http://127.0.0.1:{free_port()}/x", b"", {})
             with pytest.raises(H2cError, match="within"):
                 await client.post(echo.uri + "/slow", b"", {"x-delay-ms": "3000"})
-            slow = asyncio.ensure_future(H2cClient(timeout_s=30).post(echo.uri + "/slow", b"", {"x-delay-ms": "5000"}))
+            patient = H2cClient(timeout_s=30)
+            assert await patient.post(echo.uri + "/warm", b"", {}) == (200, b"")  # its connection is open
+            slow = asyncio.ensure_future(patient.post(echo.uri + "/slow", b"", {"x-delay-ms": "5000"}))
             await asyncio.sleep(0.5)
             echo.kill()
-            with pytest.raises(H2cError, match="connection lost|closed"):
+            with pytest.raises(H2cError, match="connection lost|closed|cannot connect"):  # retried once: refused
                 await slow
             echo.start()  # same port: the client opens a new connection
             assert await client.post(echo.uri + "/x", b"again", {}) == (200, b"again")
         finally:
             await client.aclose()
     run(go())
+
+
+def test_a_server_rotating_its_connections_costs_no_failure(tmp_path: Path) -> None:
+    """hypercorn closes a connection (GOAWAY) after keep_alive_max_requests and abandons the streams in
+    flight: those are sent again on a fresh connection instead of failing; and a client that rotates
+    its connections below the server's limit never meets the GOAWAY at all."""
+    port = free_port()
+    config = tmp_path / "hypercorn.toml"
+    config.write_text(f'bind = ["127.0.0.1:{port}"]\nkeep_alive_max_requests = 20\n')
+    server = Proc([sys.executable, "-m", "hypercorn", "tests.services.echo_app:app", "--config", str(config)],
+                  tmp_path / "rotating.log")
+    server.start()
+    try:
+        wait_port(port)
+
+        async def go(rotate_after: int) -> None:
+            client = H2cClient(timeout_s=30, requests_per_connection=rotate_after)
+            try:
+                for round_ in range(10):
+                    bodies = [f"{round_}-{i}".encode() for i in range(8)]
+                    got = await asyncio.gather(*(client.post(f"http://127.0.0.1:{port}/r", b, {}) for b in bodies))
+                    assert got == [(200, b) for b in bodies]
+            finally:
+                await client.aclose()
+        run(go(500))  # the server's rotation: in-flight requests are sent again
+        run(go(16))  # ours, first
+    finally:
+        server.kill()

@@ -58,3 +58,25 @@ def test_scan_from_a_start_key(store: KeyValueStore) -> None:
     tx.commit(1)
     assert [k for k, _ in store.scan(b"t/", b"t/2")] == [b"t/2", b"t/3"]
     assert [k for k, _ in store.scan(b"t/", b"a")] == [b"t/1", b"t/2", b"t/3"]
+
+
+def test_lazy_writes_encode_once_at_commit_and_roll_back_like_bytes(store: KeyValueStore) -> None:
+    encoded: list[object] = []
+
+    def encode(obj: object) -> bytes:
+        encoded.append(obj)
+        return repr(obj).encode()
+
+    tx = Transaction(store)
+    tx.put_lazy(b"k", {"v": 1}, encode)
+    tx.put_lazy(b"k", {"v": 2}, encode)
+    assert tx.pending_object(b"k") == {"v": 2} and encoded == []
+    tx.savepoint()
+    tx.put_lazy(b"k", {"v": 3}, encode)
+    tx.rollback()
+    assert tx.get(b"k") == b"{'v': 2}"  # a raw read sees bytes
+    assert dict(tx.scan(b"k")) == {b"k": b"{'v': 2}"}
+    encoded.clear()
+    tx.commit(7)
+    assert encoded == [{"v": 2}] and store.get(b"k") == b"{'v': 2}"
+    assert Transaction(store).pending_object(b"k") is None
