@@ -70,27 +70,28 @@ def cmd_partitions(args: argparse.Namespace, cfg: Config) -> int:
 
 def _snapshot(cfg: Config, partition: int, catch_up_first: bool) -> None:
     from partitions.rebuild import catch_up, store_path
-    from partitions.snapshots import SnapshotStore
+    from partitions.snapshots import open_snapshots
     from partitions.store import RocksStore
 
     if catch_up_first:
         catch_up(cfg, partition)
     store = RocksStore(store_path(cfg, partition))
     try:
-        snap = SnapshotStore(cfg.snapshot_root, cfg.snapshot_retain).take(partition, store, cfg.data_dir / "scratch")
+        snapshots = open_snapshots(cfg.snapshot_location, cfg.snapshot_retain)
+        snap = snapshots.take(partition, store, cfg.data_dir / "scratch")
     finally:
         store.close()
-    print(f"partition {partition} snapshot at offset {snap.applied_offset}: {snap.path} ({snap.size_bytes} bytes)")
+    print(f"partition {partition} snapshot at offset {snap.applied_offset}: {snap.location} ({snap.size_bytes} bytes)")
 
 
 def _list_snapshots(cfg: Config) -> int:
     from engine.kafka import log_partitions
-    from partitions.snapshots import SnapshotStore
+    from partitions.snapshots import open_snapshots
 
-    snapshots = SnapshotStore(cfg.snapshot_root, cfg.snapshot_retain)
+    snapshots = open_snapshots(cfg.snapshot_location, cfg.snapshot_retain)
     for p in range(log_partitions(cfg)):
         for s in snapshots.list(p):
-            print(f"partition {p} offset {s.applied_offset} bytes {s.size_bytes} path {s.path}")
+            print(f"partition {p} offset {s.applied_offset} bytes {s.size_bytes} at {s.location}")
     return 0
 
 
@@ -100,9 +101,9 @@ def _trim_log(cfg: Config) -> int:
     from confluent_kafka.admin import AdminClient
 
     from engine.kafka import log_partitions
-    from partitions.snapshots import SnapshotStore
+    from partitions.snapshots import open_snapshots
 
-    snapshots = SnapshotStore(cfg.snapshot_root, cfg.snapshot_retain)
+    snapshots = open_snapshots(cfg.snapshot_location, cfg.snapshot_retain)
     cut = []
     for p in range(log_partitions(cfg)):
         kept = snapshots.list(p)

@@ -53,7 +53,7 @@ class Config:
     eager_state_limit_bytes: int = 64 * 1024  # above this an object's state is sent lazily
     max_inflight_requests: int = 10_000  # per ingress process; past it: 429 with Retry-After
     produce_timeout_ms: int = 30_000  # the ingress answers 503 when Kafka has not acknowledged by then
-    snapshot_dir: str = ""  # where partition snapshots go; "" means <home>/snapshots/<namespace>
+    snapshot_dir: str = ""  # a directory or s3://bucket/prefix for snapshots; "" means <home>/snapshots/<namespace>
     snapshot_interval_s: float = 600.0  # a processor snapshots each partition it leads this often; 0: never
     snapshot_retain: int = 3  # snapshots kept per partition
     group_session_timeout_ms: int = 6_000  # how soon a dead processor's partitions move to the others
@@ -89,8 +89,9 @@ class Config:
         return self.home / "data" / self.namespace
 
     @property
-    def snapshot_root(self) -> Path:
-        return Path(self.snapshot_dir) if self.snapshot_dir else self.home / "snapshots" / self.namespace
+    def snapshot_location(self) -> str:
+        """A directory, or an ``s3://bucket/prefix`` URL."""
+        return self.snapshot_dir or str(self.home / "snapshots" / self.namespace)
 
     @staticmethod
     def from_env(**overrides: object) -> Config:

@@ -40,7 +40,7 @@ from partitions.embedded import EmbeddedApp
 from partitions.invoker import Invoker
 from partitions.rebuild import decode, low_watermark, prepare_store, store_path
 from partitions.shipper import OutboxShipper
-from partitions.snapshots import Snapshot, SnapshotStore
+from partitions.snapshots import Snapshot, open_snapshots
 from partitions.store import RocksStore, Transaction, applied_offset
 from partitions.tables import Tables
 from partitions.timers import TimerService
@@ -63,7 +63,7 @@ class PartitionProcessor:
         self.stores: dict[int, RocksStore] = {}  # the partitions this process owns now
         self.claimed: dict[int, int] = {}  # partition -> epoch this process claimed
         self.leading: set[int] = set()
-        self.snapshots = SnapshotStore(cfg.snapshot_root, cfg.snapshot_retain)
+        self.snapshots = open_snapshots(cfg.snapshot_location, cfg.snapshot_retain)
         self._store_lock = threading.Lock()  # a snapshot never races a store being closed
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -271,7 +271,7 @@ class PartitionProcessor:
     def snapshot(self, partition: int) -> dict[str, Any] | None:
         snap = self.take_snapshot(partition)
         return None if snap is None else {"partition": partition, "applied_offset": snap.applied_offset,
-                                          "path": str(snap.path), "size_bytes": snap.size_bytes}
+                                          "location": snap.location, "size_bytes": snap.size_bytes}
 
     def take_snapshot(self, partition: int) -> Snapshot | None:
         """Snapshot one owned partition now (None if this process does not own it)."""

@@ -17,7 +17,7 @@ from confluent_kafka import OFFSET_BEGINNING, KafkaException, Message, TopicPart
 from engine.config import Config
 from engine.kafka import high_watermark, log_partitions, new_consumer, next_batch
 from partitions.apply import LogRecord, apply_batch
-from partitions.snapshots import SnapshotStore, restore_if_newer
+from partitions.snapshots import SnapshotStore, open_snapshots, restore_if_newer
 from partitions.store import RocksStore, Transaction, applied_offset
 from schemas import codec
 
@@ -64,9 +64,9 @@ def rebuild(cfg: Config, partition: int, from_snapshot: bool = False) -> tuple[i
     path = store_path(cfg, partition)
     shutil.rmtree(path, ignore_errors=True)
     if from_snapshot:
-        snapshots = SnapshotStore(cfg.snapshot_root, cfg.snapshot_retain)
+        snapshots = open_snapshots(cfg.snapshot_location, cfg.snapshot_retain)
         if restore_if_newer(snapshots, partition, path, -1) is None:
-            raise SnapshotMissing(f"partition {partition}: no snapshot in {cfg.snapshot_root}")
+            raise SnapshotMissing(f"partition {partition}: no snapshot in {cfg.snapshot_location}")
     return catch_up(cfg, partition)
 
 
@@ -109,7 +109,7 @@ def prepare_store(snapshots: SnapshotStore, partition: int, path: Path, log_star
     offset = restored if restored is not None else local
     if offset + 1 < log_start:
         raise LogTruncated(f"partition {partition}: the log starts at offset {log_start}, the newest state here "
-                           f"(local store or snapshot in {snapshots.root}) ends at offset {offset}: records "
+                           f"(local store or snapshot in {snapshots.where}) ends at offset {offset}: records "
                            f"{offset + 1}..{log_start - 1} are gone. Restore a newer snapshot into that directory.")
     return offset
 

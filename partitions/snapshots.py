@@ -7,9 +7,9 @@ directory beside the store, packed into one tar file and put in the snapshot sto
 offset travels inside the store itself (``meta/applied_offset``), so a snapshot can never claim an
 offset its contents do not match.
 
-Store layout (a directory by default, ``REPRISE_SNAPSHOT_DIR``)::
+Store layout (a directory by default, or an S3-compatible bucket: ``REPRISE_SNAPSHOT_DIR``)::
 
-    <dir>/p<partition>/<applied offset, 20 digits>.tar
+    <dir or s3://bucket/prefix>/p<partition>/<applied offset, 20 digits>.tar
 
 The 20-digit name sorts by offset; a snapshot is written to a temporary name and renamed, so a
 reader never sees half of one. Retention keeps the newest ``snapshot_retain`` per partition.
@@ -42,34 +42,36 @@ log = logging.getLogger(__name__)
 class Snapshot:
     partition: int
     applied_offset: int
-    path: Path
+    location: str  # a file path, or an s3:// URL
     created_ms: int
     size_bytes: int
 
 
 class SnapshotStore:
-    """Snapshots in a directory (local disk, or a shared volume several processors mount)."""
+    """Taking, listing, pruning and restoring snapshots; where the tar files live is a backend's business."""
 
-    def __init__(self, root: Path, retain: int = 3) -> None:
-        self.root = root
+    where = ""
+
+    def __init__(self, retain: int = 3) -> None:
         self.retain = max(1, retain)
 
-    def _dir(self, partition: int) -> Path:
-        return self.root / f"p{partition}"
+    # the backend: names are "p<partition>/<offset, 20 digits>.tar" -----------------------------
+    def _list(self, partition: int) -> list[Snapshot]:
+        raise NotImplementedError
 
+    def _put(self, name: str, archive: Path) -> None:
+        raise NotImplementedError
+
+    def _fetch(self, snapshot: Snapshot, dest: Path) -> None:
+        raise NotImplementedError
+
+    def _delete(self, snapshot: Snapshot) -> None:
+        raise NotImplementedError
+
+    # shared -----------------------------------------------------------------------------------
     def list(self, partition: int) -> list[Snapshot]:
         """This partition's snapshots, oldest first."""
-        d = self._dir(partition)
-        if not d.exists():
-            return []
-        out = []
-        for f in sorted(d.glob("*.tar")):
-            try:
-                st = f.stat()
-                out.append(Snapshot(partition, int(f.stem), f, int(st.st_mtime * 1000), st.st_size))
-            except (ValueError, FileNotFoundError):
-                continue  # not ours, or removed by retention meanwhile
-        return out
+        return sorted(self._list(partition), key=lambda s: s.applied_offset)
 
     def latest(self, partition: int) -> Snapshot | None:
         snaps = self.list(partition)
@@ -83,29 +85,23 @@ class SnapshotStore:
             checkpoint = work / "db"
             Checkpoint(store.db).create_checkpoint(str(checkpoint))
             offset = _offset_of(checkpoint)
-            target = self._dir(partition) / f"{offset:020d}.tar"
-            if target.exists():  # nothing applied since the last one
-                return self.list_one(partition, target)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_suffix(f".tmp-{os.getpid()}")
-            with tarfile.open(tmp, "w") as tar:
+            existing = [s for s in self.list(partition) if s.applied_offset == offset]
+            if existing:  # nothing applied since the last one
+                return existing[0]
+            archive = work / "snapshot.tar"
+            with tarfile.open(archive, "w") as tar:
                 tar.add(checkpoint, arcname="db")
-            os.replace(tmp, target)
+            self._put(f"p{partition}/{offset:020d}.tar", archive)
         finally:
             shutil.rmtree(work, ignore_errors=True)
         self.prune(partition)
-        return self.list_one(partition, target)
-
-    def list_one(self, partition: int, path: Path) -> Snapshot:
-        st = path.stat()
-        return Snapshot(partition, int(path.stem), path, int(st.st_mtime * 1000), st.st_size)
+        return next(s for s in self.list(partition) if s.applied_offset == offset)
 
     def prune(self, partition: int) -> list[Snapshot]:
         """Delete all but the newest ``retain`` snapshots; returns what it deleted."""
-        snaps = self.list(partition)
-        doomed = snaps[:-self.retain]
+        doomed = self.list(partition)[:-self.retain]
         for s in doomed:
-            s.path.unlink(missing_ok=True)
+            self._delete(s)
         return doomed
 
     def restore(self, snapshot: Snapshot, store_path: Path) -> int:
@@ -113,12 +109,84 @@ class SnapshotStore:
         staging = store_path.with_name(store_path.name + ".restoring")
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
-        with tarfile.open(snapshot.path) as tar:
+        archive = staging / "snapshot.tar"
+        self._fetch(snapshot, archive)
+        with tarfile.open(archive) as tar:
             tar.extractall(staging, filter="data")
         shutil.rmtree(store_path, ignore_errors=True)
         os.replace(staging / "db", store_path)
         shutil.rmtree(staging, ignore_errors=True)
         return snapshot.applied_offset
+
+
+class DirectorySnapshots(SnapshotStore):
+    """Snapshots in a directory (local disk, or a shared volume several processors mount)."""
+
+    def __init__(self, root: Path, retain: int = 3) -> None:
+        super().__init__(retain)
+        self.root = root
+        self.where = str(root)
+
+    def _list(self, partition: int) -> list[Snapshot]:
+        out = []
+        for f in (self.root / f"p{partition}").glob("*.tar"):
+            try:
+                st = f.stat()
+                out.append(Snapshot(partition, int(f.stem), str(f), int(st.st_mtime * 1000), st.st_size))
+            except (ValueError, FileNotFoundError):
+                continue  # not ours, or removed by retention meanwhile
+        return out
+
+    def _put(self, name: str, archive: Path) -> None:
+        target = self.root / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(f".tmp-{os.getpid()}")  # a reader never sees half a snapshot
+        shutil.copyfile(archive, tmp)
+        os.replace(tmp, target)
+
+    def _fetch(self, snapshot: Snapshot, dest: Path) -> None:
+        shutil.copyfile(snapshot.location, dest)
+
+    def _delete(self, snapshot: Snapshot) -> None:
+        Path(snapshot.location).unlink(missing_ok=True)
+
+
+class S3Snapshots(SnapshotStore):
+    """Snapshots as objects in an S3-compatible bucket (partitions/s3.py)."""
+
+    def __init__(self, url: str, retain: int = 3) -> None:
+        from partitions.s3 import S3Bucket
+
+        super().__init__(retain)
+        self.bucket = S3Bucket(url)
+        self.where = url
+
+    def _list(self, partition: int) -> list[Snapshot]:
+        out = []
+        for obj in self.bucket.list(f"p{partition}/"):
+            stem = obj.key.rsplit("/", 1)[-1].removesuffix(".tar")
+            if stem.isdigit():
+                out.append(Snapshot(partition, int(stem), f"s3://{self.bucket.bucket}/{self.bucket.key(obj.key)}",
+                                    int(time.time() * 1000), obj.size))
+        return out
+
+    def _put(self, name: str, archive: Path) -> None:
+        self.bucket.put(name, archive.read_bytes())
+
+    def _fetch(self, snapshot: Snapshot, dest: Path) -> None:
+        dest.write_bytes(self.bucket.get(self._name(snapshot)))
+
+    def _delete(self, snapshot: Snapshot) -> None:
+        self.bucket.delete(self._name(snapshot))
+
+    @staticmethod
+    def _name(snapshot: Snapshot) -> str:
+        return f"p{snapshot.partition}/{snapshot.applied_offset:020d}.tar"
+
+
+def open_snapshots(location: str, retain: int) -> SnapshotStore:
+    """``s3://bucket/prefix?...`` or a directory."""
+    return S3Snapshots(location, retain) if location.startswith("s3://") else DirectorySnapshots(Path(location), retain)
 
 
 def _offset_of(checkpoint: Path) -> int:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from partitions.rebuild import LogTruncated, prepare_store
-from partitions.snapshots import SnapshotStore, restore_if_newer
+from partitions.snapshots import DirectorySnapshots, restore_if_newer
 from partitions.store import RocksStore, Transaction, applied_offset
 
 
@@ -19,7 +19,7 @@ def write(store: RocksStore, offset: int, **rows: str) -> None:
 
 
 def test_snapshot_round_trip_and_retention(tmp_path: Path) -> None:
-    snaps = SnapshotStore(tmp_path / "snaps", retain=2)
+    snaps = DirectorySnapshots(tmp_path / "snaps", retain=2)
     store = RocksStore(tmp_path / "p0")
     for offset in (10, 20, 30):
         write(store, offset, **{f"k{offset}": str(offset)})
@@ -40,7 +40,7 @@ def test_snapshot_round_trip_and_retention(tmp_path: Path) -> None:
 
 
 def test_prepare_store_prefers_what_is_newest_and_refuses_a_gap(tmp_path: Path) -> None:
-    snaps = SnapshotStore(tmp_path / "snaps")
+    snaps = DirectorySnapshots(tmp_path / "snaps")
     source = RocksStore(tmp_path / "source")
     write(source, 99, a="1")
     snaps.take(3, source, tmp_path / "scratch")
@@ -54,4 +54,4 @@ def test_prepare_store_prefers_what_is_newest_and_refuses_a_gap(tmp_path: Path) 
     assert prepare_store(snaps, 3, local, log_start=100) == 99  # the log starts right after it: fine
     with pytest.raises(LogTruncated, match="records 100..149 are gone"):
         prepare_store(snaps, 3, local, log_start=150)
-    assert prepare_store(SnapshotStore(tmp_path / "none"), 7, tmp_path / "p7", log_start=0) == -1
+    assert prepare_store(DirectorySnapshots(tmp_path / "none"), 7, tmp_path / "p7", log_start=0) == -1
