@@ -24,7 +24,7 @@ test: venv
 	$(PY) -m engine.cli kafka start
 	$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; $(PY) -m engine.cli kafka stop; exit $$rc
 
-# Every workload against Restate 1.7.12 and against Reprise, one after the other (about 10 minutes).
+# Every workload against Restate 1.7.12 and Reprise (one process, split in two, embedded), one after the other (~20 min).
 bench: venv
 	bash ../shared/peers/restate-peer.sh install
 	$(PY) tests/bench/run.py

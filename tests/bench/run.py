@@ -31,13 +31,28 @@ INGRESS, ADMIN, SERVICE = "http://127.0.0.1:8080", "http://127.0.0.1:9070", "htt
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid: int) -> float:
-    """User+system CPU of a process and its children so far."""
+def _stat(pid: int) -> list[str] | None:
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return sum(int(fields[i]) for i in (11, 12, 13, 14)) / TICKS
-    except (FileNotFoundError, IndexError, ValueError):
-        return 0.0
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, IndexError, ProcessLookupError):
+        return None
+
+
+def cpu_seconds(pid: int) -> float:
+    """User+system CPU of a process and every live descendant so far (hypercorn's workers are children)."""
+    stats = {int(d.name): _stat(int(d.name)) for d in Path("/proc").iterdir() if d.name.isdigit()}
+    children: dict[int, list[int]] = {}
+    for p, fields in stats.items():
+        if fields:
+            children.setdefault(int(fields[1]), []).append(p)
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        fields = stats.get(p)
+        if fields:
+            total += sum(int(fields[i]) for i in (11, 12, 13, 14)) / TICKS
+        todo += children.get(p, [])
+    return total
 
 
 def wait_http(url: str, timeout: float = 120) -> None:
@@ -103,6 +118,37 @@ class Reprise(Engine):
             os.killpg(self.proc.pid, signal.SIGKILL)
 
 
+class RepriseSplit(Reprise):
+    """The roles in two processes, as a cluster runs them: ``reprise ingress`` and ``reprise processor``
+    (two GILs on the machine's two cores, instead of one for everything)."""
+
+    name = "reprise-split"
+
+    def start(self) -> None:
+        py = sys.executable
+        subprocess.run([py, "-m", "engine.cli", "kafka", "start"], cwd=ROOT, check=True)
+        ns = f"bench{int(time.time())}"
+        common = ["--kafka", "127.0.0.1:9092", "--namespace", ns]
+        self.procs = [subprocess.Popen([py, "-m", "engine.cli", role, *common, *extra], cwd=ROOT,
+                                       stdout=subprocess.DEVNULL, start_new_session=True,
+                                       stderr=open(ROOT / ".reprise" / f"bench-{self.name}-{role}.log", "w"))
+                      for role, extra in (("processor", ["--admin-port", "9071"]), ("ingress", []))]
+        self.proc = self.procs[1]
+        wait_http(INGRESS + "/restate/health")
+        wait_http("http://127.0.0.1:9071/health")
+        kafka_pid = int((ROOT / ".reprise" / "kafka" / "broker.pid").read_text())
+        self.pids = {"ingress": self.procs[1].pid, "processor": self.procs[0].pid, "kafka": kafka_pid}
+
+    def stop(self) -> None:
+        for p in self.procs:
+            os.killpg(p.pid, signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+
+
 class RepriseEmbedded(Reprise):
     """The same service app called in-process (REPRISE_EMBEDDED_APP), no HTTP between engine and handler."""
 
@@ -142,12 +188,13 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--duration", type=float, default=20.0)
     ap.add_argument("--warmup", type=float, default=3.0)
-    ap.add_argument("--engines", default="restate,reprise,reprise-embedded")
+    ap.add_argument("--engines", default="restate,reprise,reprise-split,reprise-embedded")
     ap.add_argument("--only", default="")
     args = ap.parse_args()
     only = set(filter(None, args.only.split(",")))
     workloads = [w for w in WORKLOADS if not only or w[0] in only]
-    engines = {"restate": Restate, "reprise": Reprise, "reprise-embedded": RepriseEmbedded}
+    engines = {"restate": Restate, "reprise": Reprise, "reprise-embedded": RepriseEmbedded,
+               "reprise-split": RepriseSplit}
     print(f"machine: {os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}")
     all_results = {}
     for name in args.engines.split(","):
@@ -173,13 +220,14 @@ def main() -> None:
             for c in concurrencies:
                 ours, theirs = all_results["reprise"][(name, c)][0].rps, all_results["restate"][(name, c)][0].rps
                 print(f"RATIO {name} C={c} {ours / theirs if theirs else float('nan'):.2f}")
-    if {"restate", "reprise-embedded"} <= set(all_results):
-        print()
-        for name, _, concurrencies in workloads:
-            for c in concurrencies:
-                ours = all_results["reprise-embedded"][(name, c)][0].rps
-                theirs = all_results["restate"][(name, c)][0].rps
-                print(f"EMBEDDED-RATIO {name} C={c} {ours / theirs if theirs else float('nan'):.2f}")
+    for variant, label in (("reprise-split", "SPLIT-RATIO"), ("reprise-embedded", "EMBEDDED-RATIO")):
+        if {"restate", variant} <= set(all_results):
+            print()
+            for name, _, concurrencies in workloads:
+                for c in concurrencies:
+                    ours = all_results[variant][(name, c)][0].rps
+                    theirs = all_results["restate"][(name, c)][0].rps
+                    print(f"{label} {name} C={c} {ours / theirs if theirs else float('nan'):.2f}")
 
 
 if __name__ == "__main__":
