@@ -38,8 +38,9 @@ def _stat(pid: int) -> list[str] | None:
         return None
 
 
-def cpu_seconds(pid: int) -> float:
-    """User+system CPU of a process and every live descendant so far (hypercorn's workers are children)."""
+def cpu_seconds(pid: int, tree: bool = True) -> float:
+    """User+system CPU of a process and (``tree``) every live descendant so far (hypercorn's workers
+    are children)."""
     stats = {int(d.name): _stat(int(d.name)) for d in Path("/proc").iterdir() if d.name.isdigit()}
     children: dict[int, list[int]] = {}
     for p, fields in stats.items():
@@ -51,7 +52,8 @@ def cpu_seconds(pid: int) -> float:
         fields = stats.get(p)
         if fields:
             total += sum(int(fields[i]) for i in (11, 12, 13, 14)) / TICKS
-        todo += children.get(p, [])
+        if tree:
+            todo += children.get(p, [])
     return total
 
 
@@ -169,9 +171,9 @@ def run_engine(engine: Engine, workloads: list, warmup: float, duration: float) 
         pids = {**engine.pids, "service": service.pid, "loadgen": os.getpid()}
         for name, request, concurrencies in workloads:
             for c in concurrencies:
-                before = {k: cpu_seconds(p) for k, p in pids.items()}
+                before = {k: cpu_seconds(p, k != "loadgen") for k, p in pids.items()}
                 res: Result = asyncio.run(run_load(INGRESS, request, c, warmup, duration))
-                cpu = {k: (cpu_seconds(p) - before[k]) / (warmup + duration) for k, p in pids.items()}
+                cpu = {k: (cpu_seconds(p, k != "loadgen") - before[k]) / (warmup + duration) for k, p in pids.items()}
                 results[(name, c)] = (res, cpu)
                 print(f"  {engine.name:8} {name:18} C={c:<3} {res.rps:8.1f} req/s  p50 {res.pct(50):7.1f} ms  "
                       f"p99 {res.pct(99):7.1f} ms  max {res.pct(100):7.1f} ms  errors {res.errors}  late {res.late}",
