@@ -106,7 +106,7 @@ class Reprise(Engine):
         self.proc = subprocess.Popen([py, "-m", "engine.cli", "dev", "--kafka", "127.0.0.1:9092",
                                       "--namespace", f"bench{int(time.time())}"], cwd=ROOT,
                                      stdout=subprocess.DEVNULL, start_new_session=True,
-                                     env={**os.environ, **self.env},
+                                     env={**os.environ, **self.env, **_extra_env()},
                                      stderr=open(ROOT / ".reprise" / f"bench-{self.name}.log", "w"))
         wait_http(INGRESS + "/restate/health")
         kafka_pid = int((ROOT / ".reprise" / "kafka" / "broker.pid").read_text())
@@ -118,6 +118,11 @@ class Reprise(Engine):
             self.proc.wait(60)
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+def _extra_env() -> dict[str, str]:
+    """REPRISE_* settings given to ``run.py`` reach the engines (for experiments)."""
+    return {k: v for k, v in os.environ.items() if k.startswith("REPRISE_")}
 
 
 class RepriseSplit(Reprise):
