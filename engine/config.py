@@ -61,6 +61,8 @@ class Config:
     # that restarts within the session timeout gets its partitions back with no rebalance at all.
     instance_id: str = ""
     embedded_app: str = ""  # module:attribute of a restate-sdk app to run inside the engine (partitions/embedded.py)
+    streaming: bool = True  # BIDI_STREAM deployments keep one request open across steps (partitions/streaming.py)
+    stream_idle_ms: int = 1_000  # a streaming handler silent this long is told to suspend (input closed)
     embedded_threads: int = 4  # worker threads (each its own event loop) for the embedded app
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
@@ -102,7 +104,11 @@ class Config:
             raw = os.environ.get(f"REPRISE_{f.name.upper()}")
             if raw is None or f.name == "retry":
                 continue
-            env[f.name] = Path(raw) if f.name == "home" else type(getattr(cfg, f.name))(raw)
+            default = getattr(cfg, f.name)
+            if isinstance(default, bool):
+                env[f.name] = raw.strip().lower() in ("1", "true", "yes", "on")
+            else:
+                env[f.name] = Path(raw) if f.name == "home" else type(default)(raw)
         retry = cfg.retry
         for name in ("initial_interval_ms", "max_interval_ms", "max_attempts"):
             raw = os.environ.get(f"REPRISE_RETRY_{name.upper()}")

@@ -9,6 +9,9 @@ Only what the invoker needs: POST with a complete body, the complete response bo
 control both ways, many streams per connection and more connections when the peer's
 ``max_concurrent_streams`` is reached. Connection loss, GOAWAY, resets and timeouts raise
 ``H2cError``; the invoker treats it like any transport failure (the attempt is retried).
+
+``open_stream`` is the full-duplex form for the protocol's BIDI_STREAM mode: the request body stays
+open (``H2cStream.send``, ``H2cStream.end``) while response chunks arrive (``H2cStream.read``).
 """
 
 from __future__ import annotations
@@ -45,6 +48,15 @@ class _Stream:
     status: int = 0
     chunks: list[bytes] = field(default_factory=list)
     body: memoryview | None = None  # what is left to send, while flow control holds it back
+    end_after_body: bool = True  # a streamed request stays open until H2cStream.end()
+    inbox: asyncio.Queue[bytes | None | Exception] | None = None  # streamed: chunks as they arrive
+
+    def fail(self, error: Exception) -> None:
+        if not self.done.done():
+            self.done.set_exception(error)
+            self.done.exception()  # a streamed request reads its inbox, not this future
+        if self.inbox is not None:
+            self.inbox.put_nowait(error)
 
 
 class _Connection(asyncio.Protocol):
@@ -82,21 +94,28 @@ class _Connection(asyncio.Protocol):
                     for name, value in ev.headers:
                         if name == b":status":
                             s.status = int(value)
+                    if s.inbox is not None:
+                        s.inbox.put_nowait(b"")  # the status is known: a reader may look at it
             elif isinstance(ev, h2.events.DataReceived):
                 s = self.streams.get(ev.stream_id)
                 if s is not None:
-                    s.chunks.append(ev.data)
+                    if s.inbox is not None:
+                        s.inbox.put_nowait(ev.data)
+                    else:
+                        s.chunks.append(ev.data)
                 self.h2.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
             elif isinstance(ev, h2.events.StreamEnded):
                 s = self.streams.pop(ev.stream_id, None)
                 if s is not None and not s.done.done():
                     s.done.set_result((s.status, b"".join(s.chunks)))
+                    if s.inbox is not None:
+                        s.inbox.put_nowait(None)
                 if not self.usable and not self.streams and self.transport is not None:
                     self.transport.close()  # retired and drained
             elif isinstance(ev, h2.events.StreamReset):
                 s = self.streams.pop(ev.stream_id, None)
-                if s is not None and not s.done.done():
-                    s.done.set_exception(H2cError(f"stream reset by the peer (error {ev.error_code})"))
+                if s is not None:
+                    s.fail(H2cError(f"stream reset by the peer (error {ev.error_code})"))
             elif isinstance(ev, h2.events.WindowUpdated):
                 self._send_pending()
             elif isinstance(ev, h2.events.ConnectionTerminated):
@@ -114,41 +133,63 @@ class _Connection(asyncio.Protocol):
     def free_streams(self) -> int:
         return self.h2.remote_settings.max_concurrent_streams - len(self.streams)
 
-    def post(self, path: str, headers: dict[str, str], body: bytes) -> asyncio.Future[tuple[int, bytes]]:
+    def post(self, path: str, headers: dict[str, str], body: bytes,
+             streamed: bool = False) -> tuple[int, _Stream]:
+        """Start a request; ``streamed`` keeps its body open and delivers the response as chunks."""
         stream_id = self.h2.get_next_available_stream_id()
         self.requests += 1
         if self.requests >= self.max_requests:
             self.usable = False  # no new requests; closed once its streams are done
         fut: asyncio.Future[tuple[int, bytes]] = asyncio.get_running_loop().create_future()
-        s = self.streams[stream_id] = _Stream(fut, body=memoryview(body))
+        s = self.streams[stream_id] = _Stream(fut, body=memoryview(body), end_after_body=not streamed,
+                                              inbox=asyncio.Queue() if streamed else None)
+        length = [] if streamed else [(b"content-length", str(len(body)).encode())]
         self.h2.send_headers(stream_id, [
             (b":method", b"POST"), (b":scheme", b"http"), (b":authority", self.authority), (b":path", path.encode()),
-            (b"content-length", str(len(body)).encode()),
-            *((k.lower().encode(), v.encode()) for k, v in headers.items())], end_stream=not body)
-        if not body:
+            *length, *((k.lower().encode(), v.encode()) for k, v in headers.items())],
+            end_stream=not body and not streamed)
+        if not body and not streamed:
             s.body = None
         self._send_body(stream_id, s)
         self._flush()
-        return fut
+        return stream_id, s
 
-    def cancel(self, fut: asyncio.Future[tuple[int, bytes]]) -> None:
+    def send(self, stream_id: int, s: _Stream, data: bytes, end: bool) -> None:
+        """More of a streamed request's body; ``end`` closes it once everything queued is sent."""
+        if s.end_after_body and s.body is None:
+            return  # already ended
+        if data:
+            s.body = memoryview(data) if s.body is None else memoryview(s.body.tobytes() + data)
+        if end:
+            s.end_after_body = True
+            if s.body is None:
+                s.body = memoryview(b"")
+        try:
+            self._send_body(stream_id, s)
+        except h2.exceptions.H2Error:
+            s.body = None  # the stream is gone (reset, or the connection closed): nothing to send to
+        self._flush()
+
+    def cancel(self, stream_id: int) -> None:
         """A request given up on (timeout): reset its stream so the peer stops too."""
-        for stream_id, s in list(self.streams.items()):
-            if s.done is fut:
-                del self.streams[stream_id]
-                try:
-                    self.h2.reset_stream(stream_id)
-                    self._flush()
-                except h2.exceptions.H2Error:
-                    pass
+        if self.streams.pop(stream_id, None) is None:
+            return
+        try:
+            self.h2.reset_stream(stream_id)
+            self._flush()
+        except h2.exceptions.H2Error:
+            pass
 
     def _send_body(self, stream_id: int, s: _Stream) -> None:
         while s.body is not None:
+            if not s.body and not s.end_after_body:
+                s.body = None  # a streamed body, all sent so far: wait for more
+                return
             window = min(self.h2.local_flow_control_window(stream_id), self.h2.max_outbound_frame_size)
-            if window <= 0:
+            if window <= 0 and s.body:
                 return  # resumed on WindowUpdated
             chunk, s.body = s.body[:window], s.body[window:]
-            end = len(s.body) == 0
+            end = not s.body and s.end_after_body
             self.h2.send_data(stream_id, chunk.tobytes(), end_stream=end)
             if end:
                 s.body = None
@@ -168,9 +209,7 @@ class _Connection(asyncio.Protocol):
 
     def _fail_above(self, last_stream_id: int, error: Exception) -> None:
         for stream_id in [i for i in self.streams if i > last_stream_id]:
-            s = self.streams.pop(stream_id)
-            if not s.done.done():
-                s.done.set_exception(error)
+            self.streams.pop(stream_id).fail(error)
 
     def _fail_all(self, error: Exception) -> None:
         self._fail_above(-1, error)
@@ -203,6 +242,29 @@ class H2cClient:
             raise H2cError(str(e)) from None
 
     async def _post_once(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        conn, stream_id, s = await self._start(url, body, headers, streamed=False)
+        try:
+            return await asyncio.wait_for(asyncio.shield(s.done), self._timeout)
+        except TimeoutError:
+            conn.cancel(stream_id)
+            raise H2cError(f"no complete response from {url} within {self._timeout:.0f}s") from None
+        except asyncio.CancelledError:
+            conn.cancel(stream_id)
+            raise
+
+    async def open_stream(self, url: str, body: bytes, headers: dict[str, str]) -> H2cStream:
+        """Start a full-duplex request: ``body`` is sent at once and the request stays open."""
+        for _ in range(3):
+            try:
+                conn, stream_id, s = await self._start(url, body, headers, streamed=True)
+                return H2cStream(conn, stream_id, s, url)
+            except _ConnectionGone:
+                continue
+        conn, stream_id, s = await self._start(url, body, headers, streamed=True)
+        return H2cStream(conn, stream_id, s, url)
+
+    async def _start(self, url: str, body: bytes, headers: dict[str, str],
+                     streamed: bool) -> tuple[_Connection, int, _Stream]:
         parts = urlsplit(url)
         if parts.scheme != "http":
             raise H2cError(f"h2c needs an http:// URL, not {url}")
@@ -210,18 +272,11 @@ class H2cClient:
         path = parts.path + (f"?{parts.query}" if parts.query else "")
         conn = await self._connection(origin)
         try:
-            fut = conn.post(path, headers, body)
+            stream_id, s = conn.post(path, headers, body, streamed)
         except h2.exceptions.H2Error as e:  # e.g. the connection is closing: the next request opens another
             conn.usable = False
             raise _ConnectionGone(f"cannot start a request on the connection to {url}: {e}") from None
-        try:
-            return await asyncio.wait_for(asyncio.shield(fut), self._timeout)
-        except TimeoutError:
-            conn.cancel(fut)
-            raise H2cError(f"no complete response from {url} within {self._timeout:.0f}s") from None
-        except asyncio.CancelledError:
-            conn.cancel(fut)
-            raise
+        return conn, stream_id, s
 
     async def _connection(self, origin: tuple[str, int]) -> _Connection:
         pool = self._pools.setdefault(origin, [])
@@ -257,3 +312,42 @@ class H2cClient:
                         pass
                     c.transport.close()
         self._pools.clear()
+
+
+class H2cStream:
+    """One full-duplex request: send more of the body, end it, read the response as it arrives."""
+
+    def __init__(self, conn: _Connection, stream_id: int, stream: _Stream, url: str) -> None:
+        self._conn, self._id, self._s, self.url = conn, stream_id, stream, url
+        self.ended = False
+
+    @property
+    def status(self) -> int:
+        """The response status, 0 until its headers arrived (``read`` returns b"" when they do)."""
+        return self._s.status
+
+    def send(self, data: bytes) -> None:
+        if not self.ended:
+            self._conn.send(self._id, self._s, data, end=False)
+
+    def end(self) -> None:
+        """Close the request body (the peer sees end of input); later sends are dropped."""
+        if not self.ended:
+            self.ended = True
+            self._conn.send(self._id, self._s, b"", end=True)
+
+    async def read(self, timeout_s: float | None) -> bytes | None:
+        """The next response chunk (b"" when only the headers arrived), None at the end of the response.
+        Raises H2cError if the stream failed, TimeoutError if nothing came within ``timeout_s``."""
+        inbox = self._s.inbox
+        assert inbox is not None
+        item = inbox.get_nowait() if not inbox.empty() else await asyncio.wait_for(inbox.get(), timeout_s)
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+    def reset(self) -> None:
+        """Give up on the request: the peer sees the stream reset, a pending ``read`` an H2cError."""
+        self.ended = True
+        self._conn.cancel(self._id)
+        self._s.fail(H2cError("stream reset by this side"))

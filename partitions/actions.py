@@ -28,4 +28,23 @@ class ShipOutbox:
     seq: int
 
 
-Action = RunAttempt | ScheduleTimer | ShipOutbox
+@dataclass(frozen=True, slots=True)
+class StreamNotification:
+    """A notification just made durable at journal ``index``: send it to attempt ``attempt`` if that
+    attempt still streams (BIDI_STREAM mode), so the handler goes on without a suspension."""
+
+    invocation_id: str
+    attempt: int
+    index: int
+    frame: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class AbortAttempt:
+    """Stop a streaming attempt whose output no longer counts (killed, paused, superseded)."""
+
+    invocation_id: str
+    attempt: int
+
+
+Action = RunAttempt | ScheduleTimer | ShipOutbox | StreamNotification | AbortAttempt

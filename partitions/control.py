@@ -10,6 +10,7 @@ from typing import Any
 
 from engine.protocol import journal as pj
 from partitions import lifecycle
+from partitions.actions import AbortAttempt
 from partitions.context import ApplyContext
 from partitions.status import Status
 
@@ -49,6 +50,8 @@ def kill(ctx: ApplyContext, row: Row, now_ms: int) -> tuple[int, str]:
         return 409, f"invocation {row['invocation_id']} already completed"
     if row["status"] == Status.INBOXED.value:
         ctx.tables.inbox_remove(row["service"], row["key"], row["invocation_id"])
+    if row["status"] == Status.INVOKED.value:
+        ctx.actions.append(AbortAttempt(row["invocation_id"], row["attempt"]))
     lifecycle.complete(ctx, row, now_ms, None, {"code": 409, "message": "killed"})
     return 200, "killed"
 
@@ -72,6 +75,8 @@ def forget(ctx: ApplyContext, row: Row) -> None:
 def pause(ctx: ApplyContext, row: Row, now_ms: int) -> tuple[int, str]:
     if row["status"] not in (Status.INVOKED.value, Status.BACKING_OFF.value, Status.SUSPENDED.value):
         return 409, f"invocation {row['invocation_id']} is {row['status']}: it cannot be paused"
+    if row["status"] == Status.INVOKED.value:
+        ctx.actions.append(AbortAttempt(row["invocation_id"], row["attempt"]))
     lifecycle.set_status(row, Status.PAUSED, now_ms)
     ctx.tables.put_status(row)
     return 200, "paused"

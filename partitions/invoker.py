@@ -4,6 +4,10 @@ Request/response mode: StartMessage plus the whole journal in one request body, 
 the response until End, Suspension or Error. Everything the attempt produced goes back to the log as
 one InvokerEffects record; nothing the handler asked for reaches it before that record is applied
 (a run's result is delivered by the next attempt, which replays the durable journal).
+
+Streaming mode (deployments whose manifest says BIDI_STREAM, over h2c): the same, except that the
+request stays open and the handler's steps are journaled as they happen, their results streamed back
+once applied (``partitions/streaming.py``): one attempt instead of one per step.
 """
 
 from __future__ import annotations
@@ -23,11 +27,13 @@ from engine.h2c import H2cClient, H2cError
 from engine.ids import InvocationId
 from engine.protocol import journal as pj
 from engine.protocol.framing import Frame, ProtocolError, decode_frame, iter_frames
-from engine.protocol.messages import MessageType, is_command, type_name
+from engine.protocol.messages import MessageType, type_name
 from engine.registry import Deployment, Registry
 from partitions import metrics
+from partitions.attempt_output import AttemptOutput, Effects, failed_effects
 from partitions.embedded import EmbeddedApp
 from partitions.store import KeyValueStore, Transaction
+from partitions.streaming import LiveAttempt
 from partitions.tables import Tables
 
 log = logging.getLogger(__name__)
@@ -51,6 +57,7 @@ class Invoker:
         self._clients: dict[bool, httpx.AsyncClient] = {}
         self._embedded = embedded
         self._h2c = H2cClient(cfg.attempt_timeout_s)  # h2c prior knowledge: http:// deployments (the default)
+        self._live: dict[tuple[str, int], LiveAttempt] = {}  # streaming attempts, by (invocation, attempt)
 
     def start(self, partition: int, store: KeyValueStore, epoch: int, invocation_id: str, attempt: int) -> None:
         key = (invocation_id, attempt)
@@ -60,6 +67,17 @@ class Invoker:
         task = asyncio.get_running_loop().create_task(self._attempt(partition, store, epoch, invocation_id, attempt))
         self._tasks[task] = partition
         task.add_done_callback(lambda t: self._tasks.pop(t, None))
+
+    def deliver(self, invocation_id: str, attempt: int, index: int, frame: bytes) -> None:
+        """A notification apply() made durable: to the attempt's stream, if it still streams."""
+        live = self._live.get((invocation_id, attempt))
+        if live is not None:
+            live.deliver(index, frame)
+
+    def abort(self, invocation_id: str, attempt: int) -> None:
+        live = self._live.get((invocation_id, attempt))
+        if live is not None:
+            live.abort()
 
     async def drop_partition(self, partition: int) -> None:
         """Stop every attempt of a partition this process no longer leads, and wait until they stopped."""
@@ -82,49 +100,82 @@ class Invoker:
         return self._clients[use_http_11]
 
     async def _attempt(self, partition: int, store: KeyValueStore, epoch: int, inv: str, attempt: int) -> None:
+        def emit(effects: Effects) -> None:
+            effects.update(invocation_id=inv, attempt=attempt, epoch=epoch, timestamp_ms=_now_ms())
+            self._emit(partition, effects)
+
         try:
             async with self._sem:
                 started = time.perf_counter()
-                effects = await self._run(store, inv, attempt)
+                effects = await self._run(store, inv, attempt, emit)
                 metrics.ATTEMPT_SECONDS.observe(time.perf_counter() - started)
             if effects is not None:
                 outcome = effects["outcome"]
                 metrics.ATTEMPTS.labels("suspended" if "completions" in outcome else
                                         "failed" if "retryable" in outcome else "ended").inc()
-                effects.update(invocation_id=inv, attempt=attempt, epoch=epoch, timestamp_ms=_now_ms())
-
-                self._emit(partition, effects)
+                emit(effects)
         except Exception:
             log.exception("attempt %s of %s crashed", attempt, inv)
         finally:
             self._running.discard((inv, attempt))
+            live = self._live.pop((inv, attempt), None)
+            if live is not None:
+                metrics.STREAMED_NOTIFICATIONS.inc(live.streamed)
 
-    async def _run(self, store: KeyValueStore, inv: str, attempt: int) -> dict[str, Any] | None:
+    async def _run(self, store: KeyValueStore, inv: str, attempt: int,
+                   emit: Callable[[Effects], None]) -> Effects | None:
         tables = Tables(Transaction(store))
         row = tables.status(inv)
         if row is None or row["status"] != "INVOKED" or row["attempt"] != attempt:
             return None  # superseded while queued
         dep = self._deployment_for(row)
         if isinstance(dep, str):
-            return _failed(404, dep, retryable=False, deployment_id=None)
+            return failed_effects(404, dep, retryable=False, deployment_id=None)
+        live = None
+        if self._streams_to(dep):
+            # Registered before the journal is read: a notification applied after the read is delivered.
+            live = self._live[(inv, attempt)] = LiveAttempt(row["journal_length"], self._cfg.stream_idle_ms / 1000,
+                                                            self._cfg.attempt_timeout_s)
         body = self._request_body(tables, row)
         headers = {"content-type": CONTENT_TYPE, "accept": CONTENT_TYPE, "x-restate-invocation-id": inv,
                    **dep.additional_headers}
         if row["key"] is not None:
             headers["x-restate-service-key"] = quote(row["key"], safe="")
         path = f"/invoke/{row['service']}/{row['handler']}"
+        out = AttemptOutput(row, dep.id, self._check_command, self._retry)
+        if live is not None:
+            url = dep.uri.rstrip("/") + path
+            effects = await live.run(lambda: self._h2c.open_stream(url, body, headers), out, emit)
+        else:
+            effects = await self._request_response(dep, path, body, headers, out)
+        retention = self._retention_ms(row)
+        if effects is not None and retention is not None:
+            effects["completion_retention_ms"] = int(retention)
+        return effects
+
+    def _streams_to(self, dep: Deployment) -> bool:
+        """BIDI_STREAM when the deployment offers it and we reach it with our h2c client."""
+        return (self._cfg.streaming and dep.manifest.get("protocolMode") == "BIDI_STREAM" and not dep.use_http_11
+                and dep.uri.startswith("http://")
+                and (self._embedded is None or dep.uri != self._embedded.uri))
+
+    async def _request_response(self, dep: Deployment, path: str, body: bytes, headers: dict[str, str],
+                                out: AttemptOutput) -> Effects:
         try:
             status, content = await self._post(dep, path, body, headers)
         except (httpx.HTTPError, H2cError) as e:
-            return self._retry(row, 503, f"{type(e).__name__} calling {dep.uri}{path}: {e}", dep.id, has_entries=False)
+            return out.failed(503, f"{type(e).__name__} calling {dep.uri}{path}: {e}")
         if status != 200:
             text = content[:300].decode(errors="replace")
-            return self._retry(row, status, f"deployment answered {status}: {text}", dep.id, has_entries=False)
-        effects = self._effects(row, content, dep.id)
-        retention = self._retention_ms(row)
-        if retention is not None:
-            effects["completion_retention_ms"] = int(retention)
-        return effects
+            return out.failed(status, f"deployment answered {status}: {text}")
+        try:
+            for frame in iter_frames(content):
+                final = out.take(frame)
+                if final is not None:
+                    return final
+        except ProtocolError as e:
+            return out.violation(e)
+        return out.unterminated()
 
     async def _post(self, dep: Deployment, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
         if self._embedded is not None and dep.uri == self._embedded.uri:
@@ -164,38 +215,6 @@ class Invoker:
             retry_count_since_last_stored_entry=row["failures_since_entry"],
             duration_since_last_stored_entry=max(0, _now_ms() - row["last_entry_ms"]))
         return start + b"".join(journal)
-
-    def _effects(self, row: dict[str, Any], data: bytes, dep_id: str) -> dict[str, Any]:
-        """Turn the response frames into an InvokerEffects body."""
-        entries: list[bytes] = []
-        kinds: dict[str, str] = {}
-        try:
-            for frame in iter_frames(data):
-                t = frame.type
-                if is_command(t):
-                    refusal = self._check_command(row, frame, str(len(entries)), kinds)
-                    if refusal is not None:
-                        return _failed(refusal[0], refusal[1], retryable=False, deployment_id=dep_id)
-                    entries.append(frame.raw)
-                elif t == MessageType.PROPOSE_RUN_COMPLETION:
-                    entries.append(pj.run_completion_from_proposal(frame.payload))
-                elif t == MessageType.SUSPENSION:
-                    s = pj.decode_frame_message(frame)
-                    return {"deployment_id": dep_id, "entries": entries, "handler_kinds": kinds, "outcome": {
-                        "completions": list(s.waiting_completions), "signals": list(s.waiting_signals),
-                        "named_signals": list(s.waiting_named_signals)}}
-                elif t == MessageType.END:
-                    return {"deployment_id": dep_id, "entries": entries, "handler_kinds": kinds, "outcome": {}}
-                elif t == MessageType.ERROR:
-                    e = pj.decode_frame_message(frame)
-                    delay = e.next_retry_delay if e.HasField("next_retry_delay") else None
-                    return self._retry(row, e.code, e.message, dep_id, bool(entries), entries, delay)
-                else:
-                    raise ProtocolError(f"unexpected message type 0x{t:04x} from the deployment")
-        except ProtocolError as e:
-            return self._retry(row, 571, f"protocol violation: {e}", dep_id, bool(entries), entries)
-        return self._retry(row, 502, "response ended without End, Suspension or Error", dep_id,
-                           bool(entries), entries)
 
     def _check_command(self, row: dict[str, Any], frame: Frame, position: str,
                        kinds: dict[str, str]) -> tuple[int, str] | None:
@@ -242,7 +261,7 @@ class Invoker:
         failures = 1 if has_entries else row["failures_since_entry"] + 1
         if delay_ms is None:
             delay_ms = policy.delay_ms(failures)
-        out = _failed(code, message, retryable=True, deployment_id=dep_id, delay_ms=delay_ms)
+        out = failed_effects(code, message, retryable=True, deployment_id=dep_id, delay_ms=delay_ms)
         if policy.max_attempts is not None and row["attempt"] >= policy.max_attempts:
             out["outcome"]["on_exhausted"] = policy.on_max_attempts
             log.warning("attempt %s of %s failed (%s %s); out of attempts: %s", row["attempt"],
@@ -252,12 +271,6 @@ class Invoker:
                      code, message[:200], delay_ms)
         out["entries"] = entries or []
         return out
-
-
-def _failed(code: int, message: str, retryable: bool, deployment_id: str | None,
-            delay_ms: int | None = None) -> dict[str, Any]:
-    return {"deployment_id": deployment_id, "entries": [], "outcome": {
-        "code": code, "message": message, "retryable": retryable, "next_retry_delay_ms": delay_ms}}
 
 
 def _now_ms() -> int:

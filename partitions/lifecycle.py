@@ -10,7 +10,7 @@ from typing import Any
 from engine.ids import InvocationId
 from engine.protocol import journal as pj
 from engine.protocol.messages import MessageType
-from partitions.actions import RunAttempt, ScheduleTimer, ShipOutbox
+from partitions.actions import RunAttempt, ScheduleTimer, ShipOutbox, StreamNotification
 from partitions.context import ApplyContext
 from partitions.status import Status, check_transition
 from schemas import codec
@@ -94,7 +94,11 @@ def release(ctx: ApplyContext, row: Row, now_ms: int) -> None:
 
 
 def append_entry(ctx: ApplyContext, row: Row, frame: bytes) -> int:
-    """Append one framed message to the journal; a notification marks its id as present."""
+    """Append one framed message to the journal; a notification marks its id as present.
+
+    A notification for a running attempt is also offered to it (StreamNotification): a streaming
+    attempt sees every notification in journal order, as a replay later would.
+    """
     index = row["journal_length"]
     ctx.tables.put_entry(row["invocation_id"], index, frame)
     row["journal_length"] = index + 1
@@ -103,6 +107,8 @@ def append_entry(ctx: ApplyContext, row: Row, frame: bytes) -> int:
         target = {"completion": "completed_ids", "signal": "signal_ids", "named": "named_signals"}[kind]
         if ident not in row[target]:
             row[target].append(ident)
+        if row["status"] == Status.INVOKED.value:
+            ctx.actions.append(StreamNotification(row["invocation_id"], row["attempt"], index, frame))
     elif pj.frame_type(frame) == MessageType.OUTPUT_COMMAND:
         row["output_index"] = index
     return index

@@ -34,7 +34,7 @@ from engine.kafka import (
 )
 from engine.registry import Registry
 from partitions import metrics
-from partitions.actions import Action, RunAttempt, ScheduleTimer, ShipOutbox
+from partitions.actions import AbortAttempt, Action, RunAttempt, ScheduleTimer, ShipOutbox, StreamNotification
 from partitions.apply import LogRecord, apply_batch
 from partitions.embedded import EmbeddedApp
 from partitions.invoker import Invoker
@@ -343,12 +343,16 @@ class PartitionProcessor:
             return
         store = self.stores[partition]
         for a in actions:
-            if isinstance(a, RunAttempt):
+            if isinstance(a, StreamNotification):
+                self.invoker.deliver(a.invocation_id, a.attempt, a.index, a.frame)
+            elif isinstance(a, RunAttempt):
                 self.invoker.start(partition, store, self.claimed[partition], a.invocation_id, a.attempt)
             elif isinstance(a, ScheduleTimer):
                 self.timers.schedule(partition, a.timer_key, a.fire_at_ms)
             elif isinstance(a, ShipOutbox) and not self._hold_outbox:
                 self.shipper.ship(partition, store, a.seq)
+            elif isinstance(a, AbortAttempt):
+                self.invoker.abort(a.invocation_id, a.attempt)
 
     def _emit_effects(self, partition: int, effects: dict[str, Any]) -> None:
         if partition not in self.leading:

@@ -23,6 +23,7 @@ VERSION_HEADER = "reprise-version"
 LOG_SCHEMAS: dict[tuple[str, int], str] = {
     ("Invoke", 1): "invoke.v1.avsc",
     ("InvokerEffects", 1): "invoker_effects.v1.avsc",
+    ("InvokerEffects", 2): "invoker_effects.v2.avsc",
     ("TimerFired", 1): "timer_fired.v1.avsc",
     ("CallCompleted", 1): "call_completed.v1.avsc",
     ("LeaderEpoch", 1): "leader_epoch.v1.avsc",

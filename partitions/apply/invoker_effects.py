@@ -8,6 +8,7 @@ from engine.ids import InvocationId, idempotent_invocation_id, parse_awakeable_i
 from engine.protocol import journal as pj
 from engine.protocol.messages import MessageType
 from partitions import lifecycle, promises
+from partitions.actions import AbortAttempt, StreamNotification
 from partitions.context import ApplyContext
 from partitions.status import Status
 
@@ -16,22 +17,33 @@ _PROMISE_COMMANDS = (MessageType.GET_PROMISE_COMMAND, MessageType.PEEK_PROMISE_C
 
 
 def apply_effects(ctx: ApplyContext, rec: dict[str, Any], now_ms: int) -> None:
+    """An attempt's entries, then its outcome. A Progress record (a streaming attempt that goes on)
+    has no outcome: the notifications it made durable are streamed back to the attempt."""
     inv = rec["invocation_id"]
+    progress = "proposed" in rec["outcome"]
     if lifecycle.from_stale_leader(ctx, rec, f"effects of {inv} attempt {rec['attempt']}"):
         return
     row = ctx.tables.status(inv)
     if row is None or row["status"] != Status.INVOKED.value or row["attempt"] != rec["attempt"]:
         found = "no invocation" if row is None else f"{row['status']} attempt {row['attempt']}"
         ctx.drop(f"effects of {inv}: expected INVOKED attempt {rec['attempt']}, found {found}")
+        if progress:
+            ctx.actions.append(AbortAttempt(inv, rec["attempt"]))  # it would wait for notifications in vain
         return
     if rec["deployment_id"] and not row["deployment_id"]:
         row["deployment_id"] = rec["deployment_id"]  # pinned for every later attempt
     kinds = rec["handler_kinds"]
+    first_action = len(ctx.actions)
     for pos, frame in enumerate(rec["entries"]):
         index = lifecycle.append_entry(ctx, row, frame)
         _on_command(ctx, row, frame, index, kinds.get(str(pos)), now_ms)
     if rec["entries"]:
         row["failures_since_entry"], row["last_entry_ms"] = 0, now_ms
+    if progress:
+        ctx.tables.put_status(row)
+        return
+    # The attempt is over: nothing more is streamed to it.
+    ctx.actions[first_action:] = [a for a in ctx.actions[first_action:] if not isinstance(a, StreamNotification)]
     _on_outcome(ctx, row, rec["outcome"], now_ms, rec["completion_retention_ms"])
 
 

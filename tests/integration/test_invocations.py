@@ -73,7 +73,7 @@ def test_uuid_and_random_are_stable_across_attempts(engine: Engine, effects: Pat
     status, out = call_json(engine, "/Steps/ids", "u1")
     assert status == 200
     seen = (effects / "u1.seen").read_text().splitlines()
-    assert len(seen) >= 2, "the run step makes the handler suspend and run again"
+    assert len(seen) >= 2, "the failing step makes the handler run a second attempt"
     assert set(seen) == {f"{out['uuid']} {out['random']}"}
 
 

@@ -1,4 +1,5 @@
-"""A tiny ASGI app for the h2c client's tests: echoes the body; headers ask for a status or a delay."""
+"""A tiny ASGI app for the h2c client's tests: echoes the body; headers ask for a status, a delay, or
+full duplex (each chunk echoed as it arrives, while the request is still open)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] != "http":
         return
     headers = dict(scope["headers"])
+    if headers.get(b"x-duplex"):
+        await _duplex(receive, send)
+        return
     body = b""
     while True:
         msg = await receive()
@@ -20,3 +24,16 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.start", "status": int(headers.get(b"x-status", b"200")),
                 "headers": [(b"content-type", b"application/octet-stream")]})
     await send({"type": "http.response.body", "body": body})
+
+
+async def _duplex(receive: Any, send: Any) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    while True:
+        msg = await receive()
+        if msg["type"] != "http.request":
+            return
+        if msg.get("body"):
+            await send({"type": "http.response.body", "body": msg["body"], "more_body": True})
+        if not msg.get("more_body"):
+            break
+    await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -67,8 +67,17 @@ async def ids(ctx: restate.Context, name: str) -> dict:
     u = str(ctx.uuid())
     r = ctx.random().random()
     effect(f"{name}.seen", f"{u} {r}")
-    await ctx.run_typed("step", effect, restate.RunOptions(), f"{name}.step")
+    await ctx.run_typed("step", fail_first_time, restate.RunOptions(), f"{name}.step")
     return {"uuid": u, "random": r}
+
+
+def fail_first_time(name: str) -> str:
+    """A step that fails (retryably) the first time, so the handler runs a second attempt."""
+    first = not (EFFECTS / name).exists()
+    effect(name)
+    if first:
+        raise RuntimeError(f"{name}: failing once on purpose")
+    return name
 
 
 errors = restate.Service("Errors")

@@ -27,9 +27,10 @@ class Partition:
 
     def feed(self, kind: str, value: dict[str, Any], ts: int = 1_000) -> list[Any]:
         self.offset += 1
-        decoded = codec.decode(kind, 1, codec.encode(kind, value))
+        version = codec.CURRENT[kind]
+        decoded = codec.decode(kind, version, codec.encode(kind, value))
         tx = Transaction(self.store)
-        result = apply_batch(tx, self.partition, N, [LogRecord(kind, 1, decoded, self.offset, ts)])
+        result = apply_batch(tx, self.partition, N, [LogRecord(kind, version, decoded, self.offset, ts)])
         tx.commit(self.offset)
         self.dropped += result.dropped
         return result.actions

@@ -56,6 +56,46 @@ def test_requests_multiplex_and_big_bodies_flow(echo: Service) -> None:
     run(go())
 
 
+def test_a_stream_is_full_duplex_until_either_side_ends_it(echo: Service) -> None:
+    """What BIDI_STREAM needs: an answer to each chunk while the request is still open."""
+    async def go() -> None:
+        client = H2cClient(timeout_s=30)
+        try:
+            stream = await client.open_stream(echo.uri + "/d", b"first", {"x-duplex": "1"})
+            got = b""
+            while got != b"first":
+                chunk = await stream.read(10)
+                assert chunk is not None
+                got += chunk
+            assert stream.status == 200
+            for word in (b"second", b"third"):
+                stream.send(word)
+                got = b""
+                while got != word:
+                    got += await stream.read(10) or b""
+            stream.end()
+            rest = b""
+            while (chunk := await stream.read(10)) is not None:  # our end of input ends the response
+                rest += chunk
+            assert rest == b""
+            stream.send(b"too late")  # dropped, not an error
+
+            doomed = await client.open_stream(echo.uri + "/d", b"", {"x-duplex": "1"})
+            doomed.reset()
+            with pytest.raises(H2cError):
+                while True:
+                    assert await doomed.read(10) is not None
+            with pytest.raises(TimeoutError):  # the server waits for input, so nothing comes
+                quiet = await client.open_stream(echo.uri + "/d", b"", {"x-duplex": "1"})
+                while True:
+                    await quiet.read(0.3)
+            quiet.reset()
+            assert await client.post(echo.uri + "/after", b"ok", {}) == (200, b"ok")  # the connection is fine
+        finally:
+            await client.aclose()
+    run(go())
+
+
 def test_refused_timeout_and_a_server_that_dies_are_errors(echo: Service) -> None:
     async def go() -> None:
         client = H2cClient(timeout_s=1)

@@ -1,0 +1,127 @@
+"""One attempt in the protocol's BIDI_STREAM mode: the handler keeps running across its steps.
+
+In request/response mode every ``ctx.run`` (call, sleep, ...) ends the attempt with a suspension and
+the next attempt replays the whole journal. Here the request stays open instead:
+
+1. Start and the journal go out as the request's first DATA; the request is not ended.
+2. Frames from the handler are gathered in an ``AttemptOutput``. When the handler needs something
+   only the runtime gives (a run's result, a call's, a sleep's, ...), the entries so far go to the
+   log as a Progress record.
+3. apply() journals them and offers every notification it appends for this attempt, in journal
+   order (``StreamNotification``); ``deliver`` writes those to the stream. Nothing reaches the
+   handler before it is durable and applied, so a replay later sees exactly what the handler saw.
+4. Silence (the handler waits for something slow: a long sleep, an awakeable) ends the request
+   body after ``idle_s``, unless a run's result is on its way; the handler then suspends as in
+   request/response mode, and the stream and its slot are freed.
+5. End, Suspension or Error end the attempt as before: the final InvokerEffects record, then the
+   request body is closed (the SDK waits for that before it finishes its response).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+from engine.h2c import H2cError, H2cStream
+from engine.protocol import journal as pj
+from engine.protocol.framing import FrameReader, ProtocolError
+from partitions.attempt_output import AttemptOutput, Effects
+
+LONGEST_RUN_WAIT_S = 30.0  # a run's result that takes longer than this (broker trouble): suspend instead
+
+
+class LiveAttempt:
+    """The state of one streaming attempt that apply() may send notifications to."""
+
+    def __init__(self, known_entries: int, idle_s: float, timeout_s: float) -> None:
+        self.next_index = known_entries  # journal entries below this went out with the request
+        self.idle_s, self.timeout_s = idle_s, timeout_s
+        self.stream: H2cStream | None = None
+        self._pending: list[bytes] = []  # delivered before the stream was open
+        self._awaited_runs: set[int] = set()  # run results proposed, not yet delivered
+        self.aborted = False
+        self.streamed = 0  # notifications sent on the stream (for the metrics)
+
+    @property
+    def input_open(self) -> bool:
+        return self.stream is None or not self.stream.ended
+
+    def deliver(self, index: int, frame: bytes) -> None:
+        """A durable notification of this invocation; sent unless the handler already has it."""
+        if index < self.next_index or not self.input_open:
+            return
+        self.next_index = index + 1
+        if self._awaited_runs:
+            kind, ident = pj.notification_id(frame)
+            if kind == "completion":
+                self._awaited_runs.discard(int(ident))
+        self.streamed += 1
+        if self.stream is None:
+            self._pending.append(frame)
+        else:
+            self.stream.send(frame)
+
+    def abort(self) -> None:
+        """The attempt's output no longer counts (killed, paused, superseded): stop it now."""
+        self.aborted = True
+        if self.stream is not None:
+            self.stream.reset()
+
+    def close_input(self) -> None:
+        if self.stream is not None:
+            self.stream.end()
+
+    async def run(self, open_stream: Callable[[], Awaitable[H2cStream]], out: AttemptOutput,
+                  emit_progress: Callable[[Effects], None]) -> Effects | None:
+        """Drive the attempt to its end; returns the final effects body (None if aborted)."""
+        try:
+            self.stream = await open_stream()
+        except H2cError as e:
+            return None if self.aborted else out.failed(503, f"{type(e).__name__} calling the deployment: {e}")
+        stream = self.stream
+        if self._pending:
+            stream.send(b"".join(self._pending))
+            self._pending.clear()
+        reader, error_body, last_heard = FrameReader(), bytearray(), time.monotonic()
+        try:
+            while True:
+                try:
+                    chunk = await stream.read(self.idle_s if self.input_open else self.timeout_s)
+                except TimeoutError:
+                    silent = time.monotonic() - last_heard
+                    if not self.input_open:
+                        return out.failed(504, f"no answer from {stream.url} within {self.timeout_s:.0f}s")
+                    if not self._awaited_runs or silent > LONGEST_RUN_WAIT_S:
+                        self.close_input()  # the handler waits for something slow: let it suspend
+                    continue
+                if self.aborted:
+                    return None
+                if chunk is None:
+                    break
+                last_heard = time.monotonic()
+                if stream.status != 200:
+                    error_body += chunk
+                    continue
+                for frame in reader.feed(chunk):
+                    final = out.take(frame)
+                    if final is not None:
+                        self.close_input()
+                        return final
+                if out.wants_flush:
+                    self._awaited_runs.update(out.proposed)
+                    emit_progress(out.progress())
+        except H2cError as e:
+            return None if self.aborted else out.failed(503, f"stream to {stream.url} failed: {e}")
+        except ProtocolError as e:
+            stream.reset()
+            return out.violation(e)
+        except asyncio.CancelledError:
+            stream.reset()  # the partition moved away: the handler must stop, not suspend
+            raise
+        finally:
+            stream.end()
+        if stream.status != 200:
+            text = bytes(error_body[:300]).decode(errors="replace")
+            return out.failed(stream.status, f"deployment answered {stream.status}: {text}")
+        return out.unterminated()
