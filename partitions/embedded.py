@@ -6,8 +6,11 @@ attempts straight to the ASGI app instead of posting them over HTTP.
 
 The app runs on event loops of its own, in worker threads (``REPRISE_EMBEDDED_THREADS``), never on
 the engine's loop: a handler that blocks (``time.sleep``, a synchronous client) then stalls only
-its worker, while the apply loop, timers, the ingress and other attempts go on. The scope says
-HTTP/1.1, so the SDK speaks request/response, the mode the invoker expects.
+its worker, while the apply loop, timers, the ingress and other attempts go on.
+
+``request`` is request/response (the body is complete, as over HTTP/1.1); ``open_stream`` is the
+streaming mode: chunks cross between the engine's loop and the worker's as they come, with the
+same surface as an h2c stream (``engine.h2c.H2cStream``), so an attempt streams in-process too.
 """
 
 from __future__ import annotations
@@ -19,7 +22,10 @@ import json
 import threading
 from typing import Any
 
+from engine.h2c import H2cError
+
 SCHEME = "embedded://"
+_DISCONNECT = object()  # the engine gave up on a stream: the app sees http.disconnect
 
 
 def load_app(spec: str) -> Any:
@@ -52,12 +58,7 @@ class EmbeddedApp:
 
     async def _call(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[
             int, dict[str, str], bytes]:
-        scope = {
-            "type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1",
-            "method": method, "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
-            "root_path": "", "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
-            "client": ("127.0.0.1", 0), "server": ("embedded", 0), "extensions": {},
-        }
+        scope = _scope(method, path, headers, http_version="1.1")
         sent_body = False
         response_done = asyncio.Event()
         status = 500
@@ -85,6 +86,14 @@ class EmbeddedApp:
         await self._app(scope, receive, send)
         return status, out_headers, b"".join(chunks)
 
+    def open_stream(self, path: str, headers: dict[str, str], body: bytes) -> EmbeddedStream:
+        """A full-duplex request to the app; ``body`` is its first chunk and the request stays open."""
+        stream = EmbeddedStream(self.uri + path, next(self._next))
+        stream.input.put_nowait(body)
+        scope = _scope("POST", path, headers, http_version="2")
+        asyncio.run_coroutine_threadsafe(stream.serve(self._app, scope), stream.worker)
+        return stream
+
     async def discover(self) -> dict[str, Any]:
         """The app's endpoint manifest, validated like a remote deployment's."""
         from engine.discovery import ACCEPT, DiscoveryError, validate
@@ -101,3 +110,77 @@ class EmbeddedApp:
     def close(self) -> None:
         for loop in self._loops:
             loop.call_soon_threadsafe(loop.stop)
+
+
+def _scope(method: str, path: str, headers: dict[str, str], http_version: str) -> dict[str, Any]:
+    return {
+        "type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": http_version,
+        "method": method, "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
+        "root_path": "", "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        "client": ("127.0.0.1", 0), "server": ("embedded", 0), "extensions": {},
+    }
+
+
+class EmbeddedStream:
+    """One streamed request to the embedded app: the engine's loop sends and reads, the app runs on
+    a worker loop; each side's queue is only touched from its own loop."""
+
+    def __init__(self, url: str, worker: asyncio.AbstractEventLoop) -> None:
+        self.url, self.worker = url, worker
+        self.status = 0
+        self.ended = False
+        self._engine = asyncio.get_running_loop()
+        self._inbox: asyncio.Queue[bytes | None | Exception] = asyncio.Queue()  # engine loop
+        self.input: asyncio.Queue[Any] = asyncio.Queue()  # worker loop (filled before it starts, then via it)
+
+    # engine side -------------------------------------------------------------------------------
+    def send(self, data: bytes) -> None:
+        if not self.ended:
+            self.worker.call_soon_threadsafe(self.input.put_nowait, data)
+
+    def end(self) -> None:
+        if not self.ended:
+            self.ended = True
+            self.worker.call_soon_threadsafe(self.input.put_nowait, None)
+
+    def reset(self) -> None:
+        self.ended = True
+        self.worker.call_soon_threadsafe(self.input.put_nowait, _DISCONNECT)
+        self._inbox.put_nowait(H2cError("stream reset by this side"))
+
+    async def read(self, timeout_s: float | None) -> bytes | None:
+        item = self._inbox.get_nowait() if not self._inbox.empty() else await asyncio.wait_for(
+            self._inbox.get(), timeout_s)
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+    def _deliver(self, item: bytes | None | Exception, status: int = 0) -> None:
+        if status:
+            self.status = status
+        self._inbox.put_nowait(item)
+
+    # worker side -------------------------------------------------------------------------------
+    async def serve(self, app: Any, scope: dict[str, Any]) -> None:
+        async def receive() -> dict[str, Any]:
+            item = await self.input.get()
+            if item is _DISCONNECT:
+                self.input.put_nowait(_DISCONNECT)  # every later receive sees it too
+                return {"type": "http.disconnect"}
+            if item is None:
+                return {"type": "http.request", "body": b"", "more_body": False}
+            return {"type": "http.request", "body": item, "more_body": True}
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                self._engine.call_soon_threadsafe(self._deliver, b"", message["status"])
+            elif message["type"] == "http.response.body":
+                self._engine.call_soon_threadsafe(self._deliver, message.get("body", b""))
+                if not message.get("more_body", False):
+                    self._engine.call_soon_threadsafe(self._deliver, None)
+                    self.input.put_nowait(_DISCONNECT)  # the client goes away only once the response ended
+
+        try:
+            await app(scope, receive, send)
+        except Exception as e:  # noqa: BLE001 - the app failed outside the protocol: the attempt fails
+            self._engine.call_soon_threadsafe(self._deliver, H2cError(f"embedded app raised {type(e).__name__}: {e}"))

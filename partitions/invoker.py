@@ -23,7 +23,7 @@ import httpx
 
 from engine.config import Config
 from engine.discovery import PROTOCOL_VERSION, http_client
-from engine.h2c import H2cClient, H2cError
+from engine.h2c import H2cClient, H2cError, H2cStream
 from engine.ids import InvocationId
 from engine.protocol import journal as pj
 from engine.protocol.framing import Frame, ProtocolError, decode_frame, iter_frames
@@ -31,7 +31,7 @@ from engine.protocol.messages import MessageType, type_name
 from engine.registry import Deployment, Registry
 from partitions import metrics
 from partitions.attempt_output import AttemptOutput, Effects, failed_effects
-from partitions.embedded import EmbeddedApp
+from partitions.embedded import EmbeddedApp, EmbeddedStream
 from partitions.store import KeyValueStore, Transaction
 from partitions.streaming import LiveAttempt
 from partitions.tables import Tables
@@ -144,8 +144,7 @@ class Invoker:
         path = f"/invoke/{row['service']}/{row['handler']}"
         out = AttemptOutput(row, dep.id, self._check_command, self._retry)
         if live is not None:
-            url = dep.uri.rstrip("/") + path
-            effects = await live.run(lambda: self._h2c.open_stream(url, body, headers), out, emit)
+            effects = await live.run(lambda: self._open_stream(dep, path, body, headers), out, emit)
         else:
             effects = await self._request_response(dep, path, body, headers, out)
         retention = self._retention_ms(row)
@@ -154,10 +153,19 @@ class Invoker:
         return effects
 
     def _streams_to(self, dep: Deployment) -> bool:
-        """BIDI_STREAM when the deployment offers it and we reach it with our h2c client."""
-        return (self._cfg.streaming and dep.manifest.get("protocolMode") == "BIDI_STREAM" and not dep.use_http_11
-                and dep.uri.startswith("http://")
-                and (self._embedded is None or dep.uri != self._embedded.uri))
+        """Streaming for the embedded app, and for deployments that offer BIDI_STREAM over h2c."""
+        if not self._cfg.streaming:
+            return False
+        if self._embedded is not None and dep.uri == self._embedded.uri:
+            return True
+        return (dep.manifest.get("protocolMode") == "BIDI_STREAM" and not dep.use_http_11
+                and dep.uri.startswith("http://"))
+
+    async def _open_stream(self, dep: Deployment, path: str, body: bytes,
+                           headers: dict[str, str]) -> H2cStream | EmbeddedStream:
+        if self._embedded is not None and dep.uri == self._embedded.uri:
+            return self._embedded.open_stream(path, headers, body)
+        return await self._h2c.open_stream(dep.uri.rstrip("/") + path, body, headers)
 
     async def _request_response(self, dep: Deployment, path: str, body: bytes, headers: dict[str, str],
                                 out: AttemptOutput) -> Effects:

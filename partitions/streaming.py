@@ -22,11 +22,26 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
-from engine.h2c import H2cError, H2cStream
+from engine.h2c import H2cError
 from engine.protocol import journal as pj
 from engine.protocol.framing import FrameReader, ProtocolError
 from partitions.attempt_output import AttemptOutput, Effects
+
+
+class Stream(Protocol):
+    """A full-duplex request: ``engine.h2c.H2cStream`` or ``partitions.embedded.EmbeddedStream``."""
+
+    url: str
+    status: int
+    ended: bool
+
+    def send(self, data: bytes) -> None: ...
+    def end(self) -> None: ...
+    def reset(self) -> None: ...
+    async def read(self, timeout_s: float | None) -> bytes | None: ...
+
 
 LONGEST_RUN_WAIT_S = 30.0  # a run's result that takes longer than this (broker trouble): suspend instead
 
@@ -37,7 +52,7 @@ class LiveAttempt:
     def __init__(self, known_entries: int, idle_s: float, timeout_s: float) -> None:
         self.next_index = known_entries  # journal entries below this went out with the request
         self.idle_s, self.timeout_s = idle_s, timeout_s
-        self.stream: H2cStream | None = None
+        self.stream: Stream | None = None
         self._pending: list[bytes] = []  # delivered before the stream was open
         self._awaited_runs: set[int] = set()  # run results proposed, not yet delivered
         self.aborted = False
@@ -72,7 +87,7 @@ class LiveAttempt:
         if self.stream is not None:
             self.stream.end()
 
-    async def run(self, open_stream: Callable[[], Awaitable[H2cStream]], out: AttemptOutput,
+    async def run(self, open_stream: Callable[[], Awaitable[Stream]], out: AttemptOutput,
                   emit_progress: Callable[[Effects], None]) -> Effects | None:
         """Drive the attempt to its end; returns the final effects body (None if aborted)."""
         try:

@@ -38,6 +38,7 @@ transaction.state.log.min.isr=2
 share.coordinator.state.topic.replication.factor=3
 share.coordinator.state.topic.min.isr=2
 group.initial.rebalance.delay.ms=0
+group.min.session.timeout.ms=1000
 # A node that stops heartbeating is fenced (its partitions get new leaders) after 4 s, not 9 s.
 broker.session.timeout.ms=4000
 broker.heartbeat.interval.ms=1000

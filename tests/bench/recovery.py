@@ -9,7 +9,8 @@ Uses the local broker (``reprise kafka start``). Prints figures; asserts nothing
    answered again. Includes starting Python and the engine.
 2. **takeover**: an ingress and two ``reprise processor`` members; one is SIGKILLed and stays dead:
    the time until calls on every partition are answered again (the group's session timeout, then
-   the survivor's catch-up).
+   the survivor's catch-up). Measured at the default session timeout (6 s, the smallest a default
+   broker accepts) and at ``--fast-session-ms`` (2 s; the local broker allows down to 1 s).
 3. **rebuild**: a partition's topic filled with recorded invocations (Invoke, two InvokerEffects,
    OutboxShipped each), replayed into a fresh store: records/s of ``partitions rebuild``.
 """
@@ -85,16 +86,17 @@ def measure_restart(work: Path, rounds: int) -> list[float]:
     return figures
 
 
-def measure_takeover(work: Path, rounds: int) -> list[float]:
+def measure_takeover(work: Path, rounds: int, session_ms: int | None = None) -> list[float]:
     service = Service(work / "effects", work / "service2.log", app="tests.bench.benchapp:app")
     service.start()
     figures = []
     try:
         for r in range(rounds):
-            ns = f"take{int(time.time())}{r}"
+            ns = f"take{int(time.time())}{r}s{session_ms or 0}"
             ingress = Engine(BOOTSTRAP, ns, work / f"t{r}-ingress", PARTITIONS, role="ingress")
-            a = Engine(BOOTSTRAP, ns, work / f"t{r}-a", PARTITIONS, role="processor")
-            b = Engine(BOOTSTRAP, ns, work / f"t{r}-b", PARTITIONS, role="processor")
+            env = {"REPRISE_GROUP_SESSION_TIMEOUT_MS": str(session_ms)} if session_ms else None
+            a = Engine(BOOTSTRAP, ns, work / f"t{r}-a{session_ms}", PARTITIONS, role="processor", env=env)
+            b = Engine(BOOTSTRAP, ns, work / f"t{r}-b{session_ms}", PARTITIONS, role="processor", env=env)
             try:
                 for p in (ingress, a, b):
                     p.start(120)
@@ -134,6 +136,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--records", type=int, default=200_000)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--fast-session-ms", type=int, default=2000)
     args = ap.parse_args()
     subprocess.run([sys.executable, "-m", "engine.cli", "kafka", "start"], cwd=ROOT, check=True)
     work = Path(tempfile.mkdtemp(prefix="reprise-recovery-"))
@@ -143,6 +146,9 @@ def main() -> None:
               + ", ".join(f"{s:.2f} s" for s in restart), flush=True)
         takeover = measure_takeover(work, args.rounds)
         print("takeover (kill -9 of one of two processors, the other serving all): "
+              + ", ".join(f"{s:.2f} s" for s in takeover), flush=True)
+        takeover = measure_takeover(work, args.rounds, args.fast_session_ms)
+        print(f"takeover, session timeout {args.fast_session_ms} ms: "
               + ", ".join(f"{s:.2f} s" for s in takeover), flush=True)
         count, seconds = measure_rebuild(work, args.records)
         print(f"rebuild: {count} records in {seconds:.2f} s: {count / seconds:,.0f} records/s", flush=True)

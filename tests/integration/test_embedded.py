@@ -10,6 +10,7 @@ import pytest
 
 from tests.harness import Background, Engine, Service, call_json, post
 from tests.integration.test_crash_recovery import wait_until
+from tests.integration.test_streaming import metric
 
 pytestmark = pytest.mark.kafka
 
@@ -25,6 +26,7 @@ def test_embedded_app_runs_in_process_and_a_blocking_handler_stalls_nothing(
         assert "embedded://tests.services.embedded_app:app" in [d["uri"] for d in deployments]
         status, greeting = call_json(eng, "/Embedded/greet", "ada")
         assert status == 200 and greeting == f"hello ada from {eng.popen.pid}"  # the engine's own process
+        assert metric(eng, "reprise_streamed_notifications_total") >= 1, "the run's result streamed in-process"
 
         blocked = Background(call_json, eng, "/Blocking/hold", "b1")
         wait_until(lambda: (effects / "b1.started").exists(), 30, "the blocking handler to start")
