@@ -17,6 +17,7 @@ open (``H2cStream.send``, ``H2cStream.end``) while response chunks arrive (``H2c
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -34,6 +35,39 @@ REQUESTS_PER_CONNECTION = 500
 GOAWAY_GRACE_S = 2.0  # after a GOAWAY, streams the peer claims to process get this long before a retry
 
 
+class Inbox:
+    """Chunks for one reader, in order. ``get`` waits with a timeout and never loses an item
+    (``asyncio.wait_for`` around ``Queue.get`` can drop one on Python 3.11 when the item and the
+    timeout race: on a stream that would be a lost protocol frame)."""
+
+    def __init__(self) -> None:
+        self._items: deque[bytes | None | Exception] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put(self, item: bytes | None | Exception) -> None:
+        self._items.append(item)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def get(self, timeout_s: float | None) -> bytes | None | Exception:
+        if not self._items:
+            loop = asyncio.get_running_loop()
+            waiter = self._waiter = loop.create_future()
+            timer = loop.call_later(timeout_s, _expire, waiter) if timeout_s is not None else None
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+                if timer is not None:
+                    timer.cancel()
+        return self._items.popleft()
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
+
+
 class H2cError(Exception):
     """The request did not get a complete response: connection, protocol, reset or timeout."""
 
@@ -49,14 +83,14 @@ class _Stream:
     chunks: list[bytes] = field(default_factory=list)
     body: memoryview | None = None  # what is left to send, while flow control holds it back
     end_after_body: bool = True  # a streamed request stays open until H2cStream.end()
-    inbox: asyncio.Queue[bytes | None | Exception] | None = None  # streamed: chunks as they arrive
+    inbox: Inbox | None = None  # streamed: chunks as they arrive
 
     def fail(self, error: Exception) -> None:
         if not self.done.done():
             self.done.set_exception(error)
             self.done.exception()  # a streamed request reads its inbox, not this future
         if self.inbox is not None:
-            self.inbox.put_nowait(error)
+            self.inbox.put(error)
 
 
 class _Connection(asyncio.Protocol):
@@ -95,12 +129,12 @@ class _Connection(asyncio.Protocol):
                         if name == b":status":
                             s.status = int(value)
                     if s.inbox is not None:
-                        s.inbox.put_nowait(b"")  # the status is known: a reader may look at it
+                        s.inbox.put(b"")  # the status is known: a reader may look at it
             elif isinstance(ev, h2.events.DataReceived):
                 s = self.streams.get(ev.stream_id)
                 if s is not None:
                     if s.inbox is not None:
-                        s.inbox.put_nowait(ev.data)
+                        s.inbox.put(ev.data)
                     else:
                         s.chunks.append(ev.data)
                 self.h2.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
@@ -109,7 +143,7 @@ class _Connection(asyncio.Protocol):
                 if s is not None and not s.done.done():
                     s.done.set_result((s.status, b"".join(s.chunks)))
                     if s.inbox is not None:
-                        s.inbox.put_nowait(None)
+                        s.inbox.put(None)
                 if not self.usable and not self.streams and self.transport is not None:
                     self.transport.close()  # retired and drained
             elif isinstance(ev, h2.events.StreamReset):
@@ -142,7 +176,7 @@ class _Connection(asyncio.Protocol):
             self.usable = False  # no new requests; closed once its streams are done
         fut: asyncio.Future[tuple[int, bytes]] = asyncio.get_running_loop().create_future()
         s = self.streams[stream_id] = _Stream(fut, body=memoryview(body), end_after_body=not streamed,
-                                              inbox=asyncio.Queue() if streamed else None)
+                                              inbox=Inbox() if streamed else None)
         length = [] if streamed else [(b"content-length", str(len(body)).encode())]
         self.h2.send_headers(stream_id, [
             (b":method", b"POST"), (b":scheme", b"http"), (b":authority", self.authority), (b":path", path.encode()),
@@ -339,9 +373,8 @@ class H2cStream:
     async def read(self, timeout_s: float | None) -> bytes | None:
         """The next response chunk (b"" when only the headers arrived), None at the end of the response.
         Raises H2cError if the stream failed, TimeoutError if nothing came within ``timeout_s``."""
-        inbox = self._s.inbox
-        assert inbox is not None
-        item = inbox.get_nowait() if not inbox.empty() else await asyncio.wait_for(inbox.get(), timeout_s)
+        assert self._s.inbox is not None
+        item = await self._s.inbox.get(timeout_s)
         if isinstance(item, Exception):
             raise item
         return item

@@ -22,7 +22,7 @@ import json
 import threading
 from typing import Any
 
-from engine.h2c import H2cError
+from engine.h2c import H2cError, Inbox
 
 SCHEME = "embedded://"
 _DISCONNECT = object()  # the engine gave up on a stream: the app sees http.disconnect
@@ -130,7 +130,7 @@ class EmbeddedStream:
         self.status = 0
         self.ended = False
         self._engine = asyncio.get_running_loop()
-        self._inbox: asyncio.Queue[bytes | None | Exception] = asyncio.Queue()  # engine loop
+        self._inbox = Inbox()  # engine loop
         self.input: asyncio.Queue[Any] = asyncio.Queue()  # worker loop (filled before it starts, then via it)
 
     # engine side -------------------------------------------------------------------------------
@@ -146,11 +146,10 @@ class EmbeddedStream:
     def reset(self) -> None:
         self.ended = True
         self.worker.call_soon_threadsafe(self.input.put_nowait, _DISCONNECT)
-        self._inbox.put_nowait(H2cError("stream reset by this side"))
+        self._inbox.put(H2cError("stream reset by this side"))
 
     async def read(self, timeout_s: float | None) -> bytes | None:
-        item = self._inbox.get_nowait() if not self._inbox.empty() else await asyncio.wait_for(
-            self._inbox.get(), timeout_s)
+        item = await self._inbox.get(timeout_s)
         if isinstance(item, Exception):
             raise item
         return item
@@ -158,7 +157,7 @@ class EmbeddedStream:
     def _deliver(self, item: bytes | None | Exception, status: int = 0) -> None:
         if status:
             self.status = status
-        self._inbox.put_nowait(item)
+        self._inbox.put(item)
 
     # worker side -------------------------------------------------------------------------------
     async def serve(self, app: Any, scope: dict[str, Any]) -> None:

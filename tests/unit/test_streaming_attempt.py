@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from engine.h2c import H2cError
+from engine.h2c import H2cError, Inbox
 from engine.protocol import journal as pj
 from engine.protocol import reprise_protocol_pb2 as pb
 from engine.protocol.framing import encode_frame, encode_message
@@ -23,8 +23,8 @@ class ScriptedStream:
         self.status = 200
         self.ended = False
         self.sent: list[bytes] = []
-        self.chunks: asyncio.Queue[Any] = asyncio.Queue()
-        self.chunks.put_nowait(b"")  # the response headers
+        self.chunks = Inbox()
+        self.chunks.put(b"")  # the response headers
 
     def send(self, data: bytes) -> None:
         if not self.ended:
@@ -35,10 +35,10 @@ class ScriptedStream:
 
     def reset(self) -> None:
         self.ended = True
-        self.chunks.put_nowait(H2cError("reset"))
+        self.chunks.put(H2cError("reset"))
 
     async def read(self, timeout_s: float | None) -> bytes | None:
-        item = await asyncio.wait_for(self.chunks.get(), timeout_s)
+        item = await self.chunks.get(timeout_s)
         if isinstance(item, Exception):
             raise item
         return item
@@ -74,7 +74,7 @@ def test_a_run_is_journaled_then_its_result_streamed_and_the_attempt_goes_on() -
         stream, progress = ScriptedStream(), []
         live = LiveAttempt(known_entries=1, idle_s=0.05, timeout_s=5)
         task = asyncio.create_task(live.run(lambda: _ready(stream), output(), progress.append))
-        stream.chunks.put_nowait(RUN + PROPOSE)
+        stream.chunks.put(RUN + PROPOSE)
         await until(lambda: progress)
         assert progress[0]["entries"] == [RUN, DONE] and progress[0]["outcome"] == {"proposed": [1]}
         await asyncio.sleep(0.2)  # four idle periods: a run's result is on its way, so the input stays open
@@ -83,7 +83,7 @@ def test_a_run_is_journaled_then_its_result_streamed_and_the_attempt_goes_on() -
         live.deliver(2, DONE)  # index 1 is the RunCommand, 2 its result
         live.deliver(2, DONE)  # a repeat (the same index again) is not sent twice
         assert stream.sent == [DONE]
-        stream.chunks.put_nowait(OUTPUT + END)
+        stream.chunks.put(OUTPUT + END)
         final = await task
         assert final["entries"] == [OUTPUT] and final["outcome"] == {} and stream.ended
     asyncio.run(go())
@@ -94,12 +94,12 @@ def test_silence_with_nothing_on_its_way_ends_the_input_so_the_handler_suspends(
         stream, progress = ScriptedStream(), []
         live = LiveAttempt(known_entries=1, idle_s=0.05, timeout_s=5)
         task = asyncio.create_task(live.run(lambda: _ready(stream), output(), progress.append))
-        stream.chunks.put_nowait(SLEEP)  # the runtime must make the timer: journaled at once
+        stream.chunks.put(SLEEP)  # the runtime must make the timer: journaled at once
         await until(lambda: progress)
         await until(lambda: stream.ended)  # a long sleep: the handler is told no more input comes
         live.deliver(3, DONE)  # too late: the input is closed, the next attempt replays it
         assert stream.sent == []
-        stream.chunks.put_nowait(encode_message(pb.SuspensionMessage(waiting_completions=[2])))
+        stream.chunks.put(encode_message(pb.SuspensionMessage(waiting_completions=[2])))
         final = await task
         assert final["outcome"]["completions"] == [2] and final["entries"] == []
     asyncio.run(go())
@@ -114,7 +114,7 @@ def test_notifications_before_the_stream_opens_follow_the_request_and_old_ones_a
         task = asyncio.create_task(live.run(lambda: _ready(stream), output(), lambda _: None))
         await until(lambda: stream.sent)
         assert stream.sent == [b"new"]
-        stream.chunks.put_nowait(END)
+        stream.chunks.put(END)
         assert (await task)["outcome"] == {}
     asyncio.run(go())
 
@@ -131,8 +131,8 @@ def test_an_aborted_attempt_returns_nothing_and_a_broken_stream_fails_with_its_e
         stream = ScriptedStream()
         live = LiveAttempt(known_entries=1, idle_s=1, timeout_s=5)
         task = asyncio.create_task(live.run(lambda: _ready(stream), output(), lambda _: None))
-        stream.chunks.put_nowait(OUTPUT)
-        stream.chunks.put_nowait(H2cError("connection lost"))
+        stream.chunks.put(OUTPUT)
+        stream.chunks.put(H2cError("connection lost"))
         failed = await task
         assert failed["outcome"]["code"] == 503 and "connection lost" in failed["outcome"]["message"]
     asyncio.run(go())
