@@ -113,6 +113,10 @@ class Registry:
     def stop(self) -> None:
         self._view.stop()
 
+    def sync(self, timeout: float = 5.0) -> bool:
+        """Catch up with every deployment record on the topic now (see TopicView.sync)."""
+        return self._view.sync(timeout)
+
     def _on_record(self, _key: bytes, record: dict[str, Any] | None) -> None:
         if record is not None:
             self._add(Deployment.from_record(record))

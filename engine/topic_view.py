@@ -8,6 +8,7 @@ from the beginning, hands each record to a callback, and keeps following it.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -29,6 +30,9 @@ class TopicView:
         self._loaded = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._consumer: Any = None
+        self._position = 0  # the next offset to read
+        self._advanced = threading.Condition()
 
     def start(self, timeout: float = 30.0) -> None:
         self._thread = threading.Thread(target=self._follow, name=f"view-{self._topic}", daemon=True)
@@ -36,13 +40,30 @@ class TopicView:
         if not self._loaded.wait(timeout):
             raise TimeoutError(f"topic {self._topic} not readable within {timeout}s")
 
+    def sync(self, timeout: float = 5.0) -> bool:
+        """Wait until every record now on the topic has been read: for a caller that must not act on
+        a view that lags (another process may have just written a record). False on timeout."""
+        deadline = time.monotonic() + timeout
+        while self._consumer is None:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+        high = high_watermark(self._consumer, self._topic, 0, timeout)
+        with self._advanced:
+            while self._position < high:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._advanced.wait(remaining)
+        return True
+
     def stop(self) -> None:
         self._stop.set()
         if self._thread:
             self._thread.join(5)
 
     def _follow(self) -> None:
-        consumer = new_consumer(self._cfg)
+        consumer = self._consumer = new_consumer(self._cfg)
         consumer.assign([TopicPartition(self._topic, 0, OFFSET_BEGINNING)])
         high = high_watermark(consumer, self._topic, 0)
         if high == 0:
@@ -55,6 +76,9 @@ class TopicView:
                     value = msg.value()
                     record = codec.decode(self._kind, 1, value) if value is not None else None
                     self._on_record(msg.key() or b"", record)
+                    with self._advanced:
+                        self._position = msg.offset() + 1
+                        self._advanced.notify_all()
                     if msg.offset() + 1 >= high:
                         self._loaded.set()
         finally:

@@ -9,6 +9,7 @@ from typing import Any
 
 from confluent_kafka import TopicPartition
 
+from engine import local_replies
 from engine.config import Config
 from engine.kafka import high_watermark, new_consumer, next_batch
 from schemas import codec
@@ -33,8 +34,10 @@ class ReplyListener:
         consumer.assign([TopicPartition(self._cfg.replies_topic, 0, high)])
         self._thread = threading.Thread(target=self._follow, args=(consumer,), name="replies", daemon=True)
         self._thread.start()
+        local_replies.register(self.ingress_id, self.deliver)
 
     def stop(self) -> None:
+        local_replies.unregister(self.ingress_id)
         self._stop.set()
         if self._thread:
             self._thread.join(5)
@@ -68,6 +71,11 @@ class ReplyListener:
                         self._loop.call_soon_threadsafe(self._resolve, reply)
         finally:
             consumer.close()
+
+    def deliver(self, reply: dict[str, Any]) -> None:
+        """A reply from a partition in this process (engine/local_replies.py); any thread."""
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._resolve, reply)
 
     def _resolve(self, reply: dict[str, Any]) -> None:
         for fut in self._waiters.pop(reply["request_id"], []):

@@ -124,11 +124,21 @@ class Invoker:
 
     async def _run(self, store: KeyValueStore, inv: str, attempt: int,
                    emit: Callable[[Effects], None]) -> Effects | None:
-        tables = Tables(Transaction(store))
-        row = tables.status(inv)
-        if row is None or row["status"] != "INVOKED" or row["attempt"] != attempt:
+        tables, row = _current(store, inv, attempt)
+        if row is None:
             return None  # superseded while queued
         dep = self._deployment_for(row)
+        if isinstance(dep, str):
+            # The ingress that accepted this invocation knew its service; our view of the deployments
+            # topic may lag a registration made a moment ago elsewhere. Catch up before failing it.
+            synced = await asyncio.get_running_loop().run_in_executor(None, self._registry.sync)
+            tables, row = _current(store, inv, attempt)  # read again: records were applied meanwhile
+            if row is None:
+                return None
+            dep = self._deployment_for(row)
+            log.info("%s: %s was not in this process's registry; after catching up with the deployments "
+                     "topic (%s) it is %s", inv, row["service"], "done" if synced else "timed out",
+                     "missing" if isinstance(dep, str) else "known")
         if isinstance(dep, str):
             return failed_effects(404, dep, retryable=False, deployment_id=None)
         live = None
@@ -279,6 +289,15 @@ class Invoker:
                      code, message[:200], delay_ms)
         out["entries"] = entries or []
         return out
+
+
+def _current(store: KeyValueStore, inv: str, attempt: int) -> tuple[Tables, dict[str, Any] | None]:
+    """The invocation's row as stored now, or None unless it still awaits this attempt."""
+    tables = Tables(Transaction(store))
+    row = tables.status(inv)
+    if row is None or row["status"] != "INVOKED" or row["attempt"] != attempt:
+        return tables, None
+    return tables, row
 
 
 def _now_ms() -> int:

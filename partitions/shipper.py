@@ -1,7 +1,8 @@
 """The leader's outbox shipper: delivers outbox entries, then records how far delivery got.
 
 Steps, per partition: (1) apply() stores an entry and returns ShipOutbox(seq); (2) the leader
-produces it, with (partition, seq) in its body; (3) once Kafka acknowledged every entry up to some
+produces it, with (partition, seq) in its body (a Reply for an ingress in this same process is
+handed to it directly instead: engine/local_replies.py); (3) once Kafka acknowledged every entry up to some
 seq, the leader appends OutboxShipped(up_to) to its own partition, and apply() deletes them. A crash
 between (2) and (3) re-ships on restart; receivers drop the copies by (partition, seq).
 """
@@ -14,6 +15,7 @@ from collections.abc import Callable
 
 from confluent_kafka import KafkaError, Message, Producer
 
+from engine import local_replies
 from engine.config import Config
 from engine.kafka import produce_encoded
 from partitions.store import KeyValueStore, Transaction
@@ -48,6 +50,10 @@ class OutboxShipper:
         if entry is None:
             return  # already shipped and truncated
         inflight.add(seq)
+        if entry["topic"] == "replies" and local_replies.any_registered() and local_replies.deliver(
+                codec.decode(entry["kind"], 1, entry["value"])):
+            self._acked(partition, store, seq, None)  # its ingress is in this process: handed over
+            return
 
         def delivered(err: KafkaError | None, _msg: Message) -> None:
             self._loop.call_soon_threadsafe(self._acked, partition, store, seq, err)
