@@ -61,6 +61,8 @@ class Config:
     # that restarts within the session timeout gets its partitions back with no rebalance at all.
     instance_id: str = ""
     embedded_app: str = ""  # module:attribute of a restate-sdk app to run inside the engine (partitions/embedded.py)
+    completed_retention_s: float = 86_400.0  # plain invocations are forgotten this long after they complete; 0: kept
+    retention_sweep_interval_s: float = 60.0  # how often a leader looks for completions past their retention
     streaming: bool = True  # BIDI_STREAM deployments keep one request open across steps (partitions/streaming.py)
     stream_idle_ms: int = 1_000  # a streaming handler silent this long is told to suspend (input closed)
     embedded_threads: int = 4  # worker threads (each its own event loop) for the embedded app

@@ -163,6 +163,8 @@ def complete(ctx: ApplyContext, row: Row, now_ms: int, value: bytes | None,
     release(ctx, row, now_ms)
     if row["handler_kind"] == "WORKFLOW" or row["idempotency_key"] is not None:
         set_timer(ctx, "cleanup", row["invocation_id"], now_ms + (retention_ms or DEFAULT_RETENTION_MS))
+    else:  # forgotten by a RetentionSweep once REPRISE_COMPLETED_RETENTION_S has passed
+        ctx.tables.index_completed(row["invocation_id"], now_ms)
 
 
 def send_result_to_caller(ctx: ApplyContext, caller: Row, value: bytes | None, failure: Row | None) -> None:

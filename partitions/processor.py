@@ -100,6 +100,8 @@ class PartitionProcessor:
         self._spawn(lambda: self._consume(consumer), "apply")
         if self.cfg.snapshot_interval_s > 0:
             self._spawn(self._snapshot_periodically, "snapshots")
+        if self.cfg.completed_retention_s > 0:
+            self._loop.call_later(self.cfg.retention_sweep_interval_s, self._sweep_retention)
 
     async def stop(self) -> None:
         self._stop.set()
@@ -366,10 +368,27 @@ class PartitionProcessor:
             produce_record(self.producer, self.cfg.log_topic, partition, "TimerFired", {
                 "timer_key": timer_key, "epoch": self.claimed[partition], "timestamp_ms": _now_ms()})
 
+    def _sweep_retention(self) -> None:
+        """For each led partition with completions past their retention, ask it to forget them."""
+        if self._stop.is_set():
+            return
+        before = _now_ms() - int(self.cfg.completed_retention_s * 1000)
+        for p in sorted(self.leading):
+            with self._store_lock:
+                store = self.stores.get(p)
+                due = store is not None and Tables(Transaction(store)).completed_before(before, 1)
+            if due:
+                produce_record(self.producer, self.cfg.log_topic, p, "RetentionSweep", {
+                    "epoch": self.claimed[p], "before_ms": before, "limit": SWEEP_LIMIT})
+        self._loop.call_later(self.cfg.retention_sweep_interval_s, self._sweep_retention)
+
     def _outbox_shipped(self, partition: int, up_to: int) -> None:
         if partition in self.leading:
             produce_record(self.producer, self.cfg.log_topic, partition, "OutboxShipped", {
                 "epoch": self.claimed[partition], "up_to_seq": up_to})
+
+
+SWEEP_LIMIT = 5_000  # invocations one RetentionSweep record forgets at most (the next sweep takes the rest)
 
 
 def _now_ms() -> int:

@@ -169,6 +169,22 @@ class Transaction:
                     merged[k] = v.encode(v.obj) if isinstance(v, Lazy) else v
         return iter(sorted(merged.items()))
 
+    def scan_below(self, prefix: bytes, stop: bytes, limit: int) -> list[tuple[bytes, bytes]]:
+        """The first ``limit`` rows under ``prefix`` with keys below ``stop``, merged with this
+        transaction's writes. Reads the store lazily: a long index costs only what is taken."""
+        pending = {k: v for k, v in self._writes.items() if k.startswith(prefix) and k < stop}
+        rows: dict[bytes, bytes] = {}
+        for k, v in self._store.scan(prefix):
+            if k >= stop or len(rows) >= limit + len(pending):
+                break
+            rows[k] = v
+        for k, v in pending.items():
+            if v is None:
+                rows.pop(k, None)
+            else:
+                rows[k] = v.encode(v.obj) if isinstance(v, Lazy) else v
+        return sorted(rows.items())[:limit]
+
     def commit(self, applied_offset: int | None) -> None:
         """One atomic write: the batch's effects and the offset they bring the partition to."""
         if applied_offset is not None:

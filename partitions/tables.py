@@ -201,6 +201,18 @@ class Tables:
             self.tx.delete(b"is/" + key)
             self._count(b"meta/count/" + old, -1)
 
+    # retention of completed plain invocations (apply/retention_sweep.py)
+    def index_completed(self, inv: str, completed_ms: int) -> None:
+        self.tx.put(b"cr/%015d/%s" % (completed_ms, inv.encode()), b"")
+
+    def completed_before(self, before_ms: int, limit: int) -> list[tuple[bytes, str]]:
+        """(index key, invocation id) of up to ``limit`` completions older than ``before_ms``, oldest first."""
+        rows = self.tx.scan_below(b"cr/", b"cr/%015d" % before_ms, limit)
+        return [(k, k[19:].decode()) for k, _ in rows]
+
+    def unindex_completed(self, index_key: bytes) -> None:
+        self.tx.delete(index_key)
+
     # timers
     @staticmethod
     def timer_key(fire_at_ms: int, timer_id: str) -> str:

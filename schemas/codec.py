@@ -31,6 +31,7 @@ LOG_SCHEMAS: dict[tuple[str, int], str] = {
     ("Signal", 1): "signal.v1.avsc",
     ("AdminCommand", 1): "admin_command.v1.avsc",
     ("Attach", 1): "attach.v1.avsc",
+    ("RetentionSweep", 1): "retention_sweep.v1.avsc",
     ("Reply", 1): "reply.v1.avsc",
     ("Deployment", 1): "deployment.v1.avsc",
     ("Subscription", 1): "subscription.v1.avsc",

@@ -20,6 +20,7 @@ from partitions.apply import (
     invoke,
     invoker_effects,
     leadership,
+    retention_sweep,
     signal,
     timer_fired,
 )
@@ -53,6 +54,7 @@ HANDLERS: dict[tuple[str, int], Handler] = {
     ("Signal", 1): signal.apply_signal,
     ("AdminCommand", 1): admin_command.apply_admin_command,
     ("Attach", 1): attach.apply_attach,
+    ("RetentionSweep", 1): retention_sweep.apply_retention_sweep,
 }
 
 

@@ -26,6 +26,7 @@ def test_every_log_kind_round_trips_with_headers() -> None:
         "AdminCommand": {"invocation_id": "i", "command": "cancel",
                          "reply_to": {"topic": "replies", "ingress_id": "a", "request_id": "r"}},
         "Subscription": {"id": "sub_1", "source_topic": "t", "service": "S", "handler": "h", "created_ms": 1},
+        "RetentionSweep": {"epoch": 3, "before_ms": 1_000, "limit": 10},
         "Attach": {"invocation_id": "i", "mode": "output",
                    "reply_to": {"topic": "replies", "ingress_id": "a", "request_id": "r"}},
     }
