@@ -109,7 +109,10 @@ def test_refused_timeout_and_a_server_that_dies_are_errors(echo: Service) -> Non
             slow = asyncio.ensure_future(patient.post(echo.uri + "/slow", b"", {"x-delay-ms": "5000"}))
             await asyncio.sleep(0.5)
             echo.kill()
-            with pytest.raises(H2cError, match="connection lost|closed|cannot connect"):  # retried once: refused
+            # The loss is seen and the request sent again on a new connection, which is refused. (Seen once
+            # in CI: the reconnect to the dead port hung until the timeout instead, as a TCP connection to a
+            # local port with no listener can meet itself when the kernel picks that port as its source.)
+            with pytest.raises(H2cError, match="connection lost|closed|cannot connect|within"):
                 await slow
             echo.start()  # same port: the client opens a new connection
             assert await client.post(echo.uri + "/x", b"again", {}) == (200, b"again")
