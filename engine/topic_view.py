@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaException, TopicPartition
 
 from engine.config import Config
 from engine.kafka import high_watermark, new_consumer, next_batch
@@ -48,7 +48,13 @@ class TopicView:
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.01)
-        high = high_watermark(self._consumer, self._topic, 0, timeout)
+        probe = new_consumer(self._cfg)  # not the view's own: a query on it can block behind its fetches
+        try:
+            high = high_watermark(probe, self._topic, 0, timeout)
+        except KafkaException:
+            return False
+        finally:
+            probe.close()
         with self._advanced:
             while self._position < high:
                 remaining = deadline - time.monotonic()
@@ -64,6 +70,7 @@ class TopicView:
 
     def _follow(self) -> None:
         consumer = self._consumer = new_consumer(self._cfg)
+        _wait_for_leader(consumer, self._topic)
         consumer.assign([TopicPartition(self._topic, 0, OFFSET_BEGINNING)])
         high = high_watermark(consumer, self._topic, 0)
         if high == 0:
@@ -83,3 +90,18 @@ class TopicView:
                         self._loaded.set()
         finally:
             consumer.close()
+
+
+def _wait_for_leader(consumer: Any, topic: str, timeout: float = 30.0) -> None:
+    """Assign only once the topic's partition has a leader: a consumer assigned to a topic created a
+    moment ago (by another process) was seen to stay blind to its records for minutes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            meta = consumer.list_topics(topic, timeout=5).topics.get(topic)
+        except KafkaException:
+            meta = None
+        part = meta.partitions.get(0) if meta is not None and meta.error is None else None
+        if part is not None and part.leader >= 0 and part.error is None:
+            return
+        time.sleep(0.1)
