@@ -36,9 +36,9 @@ GOAWAY_GRACE_S = 2.0  # after a GOAWAY, streams the peer claims to process get t
 
 
 class Inbox:
-    """Chunks for one reader, in order. ``get`` waits with a timeout and never loses an item
-    (``asyncio.wait_for`` around ``Queue.get`` can drop one on Python 3.11 when the item and the
-    timeout race: on a stream that would be a lost protocol frame)."""
+    """Chunks for one reader, in order; a failure put in is raised to the reader. ``get`` waits with a
+    timeout and never loses an item (``asyncio.wait_for`` around ``Queue.get`` can drop one on
+    Python 3.11 when the item and the timeout race: on a stream that would be a lost protocol frame)."""
 
     def __init__(self) -> None:
         self._items: deque[bytes | None | Exception] = deque()
@@ -49,7 +49,8 @@ class Inbox:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
-    async def get(self, timeout_s: float | None) -> bytes | None | Exception:
+    async def get(self, timeout_s: float | None) -> bytes | None:
+        """The next chunk, None at the end; raises the failure put in, or TimeoutError."""
         if not self._items:
             loop = asyncio.get_running_loop()
             waiter = self._waiter = loop.create_future()
@@ -60,7 +61,10 @@ class Inbox:
                 self._waiter = None
                 if timer is not None:
                     timer.cancel()
-        return self._items.popleft()
+        item = self._items.popleft()
+        if isinstance(item, Exception):
+            raise item
+        return item
 
 
 def _expire(waiter: asyncio.Future[None]) -> None:
@@ -374,10 +378,7 @@ class H2cStream:
         """The next response chunk (b"" when only the headers arrived), None at the end of the response.
         Raises H2cError if the stream failed, TimeoutError if nothing came within ``timeout_s``."""
         assert self._s.inbox is not None
-        item = await self._s.inbox.get(timeout_s)
-        if isinstance(item, Exception):
-            raise item
-        return item
+        return await self._s.inbox.get(timeout_s)
 
     def reset(self) -> None:
         """Give up on the request: the peer sees the stream reset, a pending ``read`` an H2cError."""

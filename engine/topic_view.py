@@ -30,7 +30,6 @@ class TopicView:
         self._loaded = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._consumer: Any = None
         self._position = 0  # the next offset to read
         self._advanced = threading.Condition()
 
@@ -44,10 +43,6 @@ class TopicView:
         """Wait until every record now on the topic has been read: for a caller that must not act on
         a view that lags (another process may have just written a record). False on timeout."""
         deadline = time.monotonic() + timeout
-        while self._consumer is None:
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.01)
         probe = new_consumer(self._cfg)  # not the view's own: a query on it can block behind its fetches
         try:
             high = high_watermark(probe, self._topic, 0, timeout)
@@ -69,7 +64,7 @@ class TopicView:
             self._thread.join(5)
 
     def _follow(self) -> None:
-        consumer = self._consumer = new_consumer(self._cfg)
+        consumer = new_consumer(self._cfg)
         _wait_for_leader(consumer, self._topic)
         consumer.assign([TopicPartition(self._topic, 0, OFFSET_BEGINNING)])
         high = high_watermark(consumer, self._topic, 0)

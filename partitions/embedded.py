@@ -149,10 +149,7 @@ class EmbeddedStream:
         self._inbox.put(H2cError("stream reset by this side"))
 
     async def read(self, timeout_s: float | None) -> bytes | None:
-        item = await self._inbox.get(timeout_s)
-        if isinstance(item, Exception):
-            raise item
-        return item
+        return await self._inbox.get(timeout_s)
 
     def _deliver(self, item: bytes | None | Exception, status: int = 0) -> None:
         if status:

@@ -162,18 +162,21 @@ class Invoker:
             effects["completion_retention_ms"] = int(retention)
         return effects
 
+    def _is_embedded(self, dep: Deployment) -> bool:
+        return self._embedded is not None and dep.uri == self._embedded.uri
+
     def _streams_to(self, dep: Deployment) -> bool:
         """Streaming for the embedded app, and for deployments that offer BIDI_STREAM over h2c."""
         if not self._cfg.streaming:
             return False
-        if self._embedded is not None and dep.uri == self._embedded.uri:
+        if self._is_embedded(dep):
             return True
         return (dep.manifest.get("protocolMode") == "BIDI_STREAM" and not dep.use_http_11
                 and dep.uri.startswith("http://"))
 
     async def _open_stream(self, dep: Deployment, path: str, body: bytes,
                            headers: dict[str, str]) -> H2cStream | EmbeddedStream:
-        if self._embedded is not None and dep.uri == self._embedded.uri:
+        if self._embedded is not None and self._is_embedded(dep):
             return self._embedded.open_stream(path, headers, body)
         return await self._h2c.open_stream(dep.uri.rstrip("/") + path, body, headers)
 
@@ -196,7 +199,7 @@ class Invoker:
         return out.unterminated()
 
     async def _post(self, dep: Deployment, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
-        if self._embedded is not None and dep.uri == self._embedded.uri:
+        if self._embedded is not None and self._is_embedded(dep):
             try:
                 status, _, content = await self._embedded.request("POST", path, headers, body)
             except Exception as e:  # noqa: BLE001 - the app failed outside the protocol: retry like a 500

@@ -121,8 +121,7 @@ class LiveAttempt:
                 for frame in reader.feed(chunk):
                     final = out.take(frame)
                     if final is not None:
-                        self.close_input()
-                        return final
+                        return final  # the finally below ends our input: the SDK waits for that
                 if out.wants_flush:
                     self._awaited_runs.update(out.proposed)
                     emit_progress(out.progress())

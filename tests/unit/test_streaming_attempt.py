@@ -38,10 +38,7 @@ class ScriptedStream:
         self.chunks.put(H2cError("reset"))
 
     async def read(self, timeout_s: float | None) -> bytes | None:
-        item = await self.chunks.get(timeout_s)
-        if isinstance(item, Exception):
-            raise item
-        return item
+        return await self.chunks.get(timeout_s)
 
 
 ROW = {"invocation_id": "inv_1", "attempt": 1, "failures_since_entry": 0, "handler_kind": None}
