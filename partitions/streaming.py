@@ -95,6 +95,9 @@ class LiveAttempt:
         except H2cError as e:
             return None if self.aborted else out.failed(503, f"{type(e).__name__} calling the deployment: {e}")
         stream = self.stream
+        if self.aborted:  # killed or paused while the stream was opening
+            stream.reset()
+            return None
         if self._pending:
             stream.send(b"".join(self._pending))
             self._pending.clear()

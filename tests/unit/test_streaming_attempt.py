@@ -22,6 +22,7 @@ class ScriptedStream:
     def __init__(self) -> None:
         self.status = 200
         self.ended = False
+        self.was_reset = False
         self.sent: list[bytes] = []
         self.chunks = Inbox()
         self.chunks.put(b"")  # the response headers
@@ -34,7 +35,7 @@ class ScriptedStream:
         self.ended = True
 
     def reset(self) -> None:
-        self.ended = True
+        self.ended = self.was_reset = True
         self.chunks.put(H2cError("reset"))
 
     async def read(self, timeout_s: float | None) -> bytes | None:
@@ -124,6 +125,12 @@ def test_an_aborted_attempt_returns_nothing_and_a_broken_stream_fails_with_its_e
         await until(lambda: live.stream is not None)
         live.abort()
         assert await task is None and stream.ended
+
+        stream = ScriptedStream()
+        live = LiveAttempt(known_entries=1, idle_s=1, timeout_s=5)
+        live.abort()  # before its stream is open: the request is reset, not left to run its handler
+        assert await live.run(lambda: _ready(stream), output(), lambda _: None) is None
+        assert stream.was_reset and stream.sent == []
 
         stream = ScriptedStream()
         live = LiveAttempt(known_entries=1, idle_s=1, timeout_s=5)
