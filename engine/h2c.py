@@ -1,9 +1,11 @@
-"""A lean HTTP/2 cleartext (prior knowledge) client for the invoker, built directly on ``h2``.
+"""A lean HTTP/2 cleartext (prior knowledge) client for the invoker.
 
 Why not httpx: an attempt is one POST with a body in and a body out, thousands per second; httpx
 and httpcore spend more CPU on their anyio machinery per request than the engine spends applying
-the attempt's records (docs/benchmarks.md). Here a request is an h2 stream on a shared connection
-driven by an ``asyncio.Protocol``: no task, no stream objects, no per-request locks.
+the attempt's records, and the ``h2`` state machine alone was a quarter of the engine's CPU on the
+greet benchmark (docs/benchmarks.md). Here a request is a stream on a shared connection driven by an
+``asyncio.Protocol`` that reads and writes frames itself (``engine.h2_frames``): no task, no event
+objects, no per-request locks.
 
 Only what the invoker needs: POST with a complete body, the complete response body back, flow
 control both ways, many streams per connection and more connections when the peer's
@@ -21,13 +23,12 @@ from collections import deque
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-import h2.config
-import h2.connection
-import h2.events
-import h2.exceptions
-import h2.settings
+import hpack
+
+from engine import h2_frames as f
 
 WINDOW = 16 * 1024 * 1024  # receive window per connection and stream: big responses never stall
+RECEIVE_MAX_FRAME = 1 << 20  # the largest frame the peer may send us: fewer frames for big responses
 # Retire a connection after this many requests. Servers rotate connections themselves (hypercorn's
 # keep_alive_max_requests, 1000 by default: it then sends GOAWAY and leaves the streams it had not
 # started unanswered); rotating first, below their limit, keeps requests out of that trap.
@@ -83,11 +84,15 @@ class _ConnectionGone(H2cError):
 @dataclass
 class _Stream:
     done: asyncio.Future[tuple[int, bytes]]
+    window: int  # what the peer lets us send on this stream now
     status: int = 0
     chunks: list[bytes] = field(default_factory=list)
     body: memoryview | None = None  # what is left to send, while flow control holds it back
     end_after_body: bool = True  # a streamed request stays open until H2cStream.end()
     inbox: Inbox | None = None  # streamed: chunks as they arrive
+    local_closed: bool = False  # our END_STREAM went out
+    remote_closed: bool = False  # the response ended
+    unacked: int = 0  # received bytes not yet given back with a WINDOW_UPDATE
 
     def fail(self, error: Exception) -> None:
         if not self.done.done():
@@ -98,152 +103,271 @@ class _Stream:
 
 
 class _Connection(asyncio.Protocol):
+    """One HTTP/2 connection: its streams, flow control both ways and the peer's settings."""
+
     def __init__(self, authority: str, max_requests: int) -> None:
         self.authority = authority.encode()
         self.max_requests = max_requests
-        self.h2 = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding=None))
         self.streams: dict[int, _Stream] = {}
         self.transport: asyncio.Transport | None = None
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.usable = True
+        self.closed = False  # lost, or the peer said GOAWAY: no new streams
         self.requests = 0
+        self.next_id = 1
+        self.reader = f.FrameReader(RECEIVE_MAX_FRAME)
+        self.decoder = hpack.Decoder()
+        self.out: list[bytes] = []
+        self.max_streams = 100  # until the peer's SETTINGS say (RFC 9113 suggests at least 100)
+        self.send_window = f.DEFAULT_WINDOW  # connection level
+        self.peer_initial_window = f.DEFAULT_WINDOW
+        self.peer_max_frame = f.DEFAULT_MAX_FRAME
+        self.unacked = 0
+        self.continued: tuple[int, int, bytes] | None = None  # a header block awaiting CONTINUATION
 
     # asyncio.Protocol ------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        self.h2.local_settings = h2.settings.Settings(client=True, initial_values={
-            h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: WINDOW, h2.settings.SettingCodes.ENABLE_PUSH: 0})
-        self.h2.initiate_connection()
-        self.h2.increment_flow_control_window(WINDOW - 65535)
+        self.out += [f.PREFACE, f.settings({f.ENABLE_PUSH: 0, f.INITIAL_WINDOW_SIZE: WINDOW,
+                                            f.MAX_FRAME_SIZE: RECEIVE_MAX_FRAME}),
+                     f.window_update(0, WINDOW - f.DEFAULT_WINDOW)]
         self._flush()
         self.ready.set_result(None)
 
     def data_received(self, data: bytes) -> None:
         try:
-            events = self.h2.receive_data(data)
-        except h2.exceptions.ProtocolError as e:
+            for kind, flags, stream_id, payload in self.reader.feed(data):
+                if self.continued is not None and kind != f.CONTINUATION:
+                    raise f.ProtocolViolation("a header block interrupted by another frame")
+                handler = self._HANDLERS.get(kind)
+                if handler is not None:
+                    handler(self, flags, stream_id, payload)
+        except (f.ProtocolViolation, hpack.HPACKError) as e:
+            self.out.append(f.goaway(0, f.PROTOCOL_ERROR))
+            self._flush()
+            self.usable, self.closed = False, True
             self._fail_all(H2cError(f"HTTP/2 protocol error: {e}"))
             self.transport.close()
             return
-        for ev in events:
-            if isinstance(ev, h2.events.ResponseReceived):
-                s = self.streams.get(ev.stream_id)
-                if s is not None:
-                    for name, value in ev.headers:
-                        if name == b":status":
-                            s.status = int(value)
-                    if s.inbox is not None:
-                        s.inbox.put(b"")  # the status is known: a reader may look at it
-            elif isinstance(ev, h2.events.DataReceived):
-                s = self.streams.get(ev.stream_id)
-                if s is not None:
-                    if s.inbox is not None:
-                        s.inbox.put(ev.data)
-                    else:
-                        s.chunks.append(ev.data)
-                self.h2.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
-            elif isinstance(ev, h2.events.StreamEnded):
-                s = self.streams.pop(ev.stream_id, None)
-                if s is not None and not s.done.done():
-                    s.done.set_result((s.status, b"".join(s.chunks)))
-                    if s.inbox is not None:
-                        s.inbox.put(None)
-                if not self.usable and not self.streams and self.transport is not None:
-                    self.transport.close()  # retired and drained
-            elif isinstance(ev, h2.events.StreamReset):
-                s = self.streams.pop(ev.stream_id, None)
-                if s is not None:
-                    s.fail(H2cError(f"stream reset by the peer (error {ev.error_code})"))
-            elif isinstance(ev, h2.events.WindowUpdated):
-                self._send_pending()
-            elif isinstance(ev, h2.events.ConnectionTerminated):
-                self.usable = False
-                closed = _ConnectionGone(f"the peer closed the connection (GOAWAY {ev.error_code})")
-                self._fail_above(ev.last_stream_id, closed)  # never processed: safe to send again
-                asyncio.get_running_loop().call_later(GOAWAY_GRACE_S, self._fail_all, closed)
         self._flush()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.usable = False
+        self.closed = True
         self._fail_all(_ConnectionGone(f"connection lost: {exc or 'closed by the peer'}"))
+
+    # frames from the peer ----------------------------------------------------------------------
+    def _on_data(self, flags: int, stream_id: int, payload: bytes) -> None:
+        if stream_id == 0:
+            raise f.ProtocolViolation("DATA on stream 0")
+        self.unacked += len(payload)
+        if self.unacked >= WINDOW // 2:
+            self.out.append(f.window_update(0, self.unacked))
+            self.unacked = 0
+        s = self.streams.get(stream_id)
+        if s is None:
+            return  # reset or cancelled here: the connection window is given back all the same
+        data = f.unpad(flags, payload)
+        if data:
+            if s.inbox is not None:
+                s.inbox.put(data)
+            else:
+                s.chunks.append(data)
+        if flags & f.END_STREAM:
+            self._remote_ended(stream_id, s)
+            return
+        s.unacked += len(payload)
+        if s.unacked >= WINDOW // 2:
+            self.out.append(f.window_update(stream_id, s.unacked))
+            s.unacked = 0
+
+    def _on_headers(self, flags: int, stream_id: int, payload: bytes) -> None:
+        block = f.unpad(flags, payload, priority=True)
+        if flags & f.END_HEADERS:
+            self._header_block(flags, stream_id, block)
+        else:
+            self.continued = (flags, stream_id, block)
+
+    def _on_continuation(self, flags: int, stream_id: int, payload: bytes) -> None:
+        if self.continued is None or self.continued[1] != stream_id:
+            raise f.ProtocolViolation("CONTINUATION without the HEADERS it continues")
+        first_flags, _, block = self.continued
+        self.continued = (first_flags, stream_id, block + payload)
+        if flags & f.END_HEADERS:
+            self.continued = None
+            self._header_block(first_flags, stream_id, block + payload)
+
+    def _header_block(self, flags: int, stream_id: int, block: bytes) -> None:
+        headers = self.decoder.decode(block, raw=True)  # always: the decoder's table must follow the peer's
+        s = self.streams.get(stream_id)
+        if s is None:
+            return
+        if not s.status:
+            for name, value in headers:
+                if name == b":status":
+                    s.status = int(value)
+            if 100 <= s.status < 200:
+                s.status = 0  # informational: the real response follows
+            elif s.inbox is not None:
+                s.inbox.put(b"")  # the status is known: a reader may look at it
+        if flags & f.END_STREAM:
+            self._remote_ended(stream_id, s)
+
+    def _on_rst_stream(self, flags: int, stream_id: int, payload: bytes) -> None:
+        s = self.streams.pop(stream_id, None)
+        if s is not None:
+            s.fail(H2cError(f"stream reset by the peer (error {f.u31(payload)})"))
+            self._maybe_retire()
+
+    def _on_settings(self, flags: int, stream_id: int, payload: bytes) -> None:
+        if flags & f.ACK:
+            return
+        values = f.parse_settings(payload)
+        self.max_streams = values.get(f.MAX_CONCURRENT_STREAMS, self.max_streams)
+        self.peer_max_frame = values.get(f.MAX_FRAME_SIZE, self.peer_max_frame)
+        if f.INITIAL_WINDOW_SIZE in values:
+            delta = values[f.INITIAL_WINDOW_SIZE] - self.peer_initial_window
+            self.peer_initial_window = values[f.INITIAL_WINDOW_SIZE]
+            for s in self.streams.values():
+                s.window += delta
+        self.out.append(f.frame(f.SETTINGS, f.ACK, 0))
+        self._send_pending()
+
+    def _on_ping(self, flags: int, stream_id: int, payload: bytes) -> None:
+        if not flags & f.ACK:
+            self.out.append(f.frame(f.PING, f.ACK, 0, payload))
+
+    def _on_goaway(self, flags: int, stream_id: int, payload: bytes) -> None:
+        last_stream_id, code = f.u31(payload), int.from_bytes(payload[4:8], "big")
+        self.usable = False
+        self.closed = True
+        gone = _ConnectionGone(f"the peer closed the connection (GOAWAY {code})")
+        self._fail_above(last_stream_id, gone)  # never processed: safe to send again
+        asyncio.get_running_loop().call_later(GOAWAY_GRACE_S, self._fail_all, gone)
+
+    def _on_window_update(self, flags: int, stream_id: int, payload: bytes) -> None:
+        increment = f.u31(payload)
+        if stream_id == 0:
+            self.send_window += increment
+        elif stream_id in self.streams:
+            self.streams[stream_id].window += increment
+        self._send_pending()
+
+    def _on_push_promise(self, flags: int, stream_id: int, payload: bytes) -> None:
+        raise f.ProtocolViolation("PUSH_PROMISE although push is disabled")
+
+    _HANDLERS = {f.DATA: _on_data, f.HEADERS: _on_headers, f.CONTINUATION: _on_continuation,
+                 f.RST_STREAM: _on_rst_stream, f.SETTINGS: _on_settings, f.PING: _on_ping, f.GOAWAY: _on_goaway,
+                 f.WINDOW_UPDATE: _on_window_update, f.PUSH_PROMISE: _on_push_promise}
+
+    def _remote_ended(self, stream_id: int, s: _Stream) -> None:
+        s.remote_closed = True
+        if not s.done.done():
+            s.done.set_result((s.status, b"".join(s.chunks)))
+            if s.inbox is not None:
+                s.inbox.put(None)
+        if s.local_closed:
+            self.streams.pop(stream_id, None)
+        elif s.inbox is None:  # answered before its body was all sent: nothing more is wanted
+            self.streams.pop(stream_id, None)
+            self.out.append(f.rst_stream(stream_id, f.NO_ERROR))
+        self._maybe_retire()
+
+    def _maybe_retire(self) -> None:
+        if not self.usable and not self.streams and self.transport is not None:
+            self._flush()
+            self.transport.close()  # retired and drained
 
     # requests --------------------------------------------------------------------------------
     def free_streams(self) -> int:
-        return self.h2.remote_settings.max_concurrent_streams - len(self.streams)
+        return self.max_streams - len(self.streams)
 
     def post(self, path: str, headers: dict[str, str], body: bytes,
              streamed: bool = False) -> tuple[int, _Stream]:
         """Start a request; ``streamed`` keeps its body open and delivers the response as chunks."""
-        stream_id = self.h2.get_next_available_stream_id()
+        if self.closed or self.transport is None or self.transport.is_closing():
+            raise _ConnectionGone("the connection is closing")
+        stream_id = self.next_id
+        self.next_id += 2
         self.requests += 1
         if self.requests >= self.max_requests:
             self.usable = False  # no new requests; closed once its streams are done
         fut: asyncio.Future[tuple[int, bytes]] = asyncio.get_running_loop().create_future()
-        s = self.streams[stream_id] = _Stream(fut, body=memoryview(body), end_after_body=not streamed,
+        end_now = not body and not streamed
+        s = self.streams[stream_id] = _Stream(fut, self.peer_initial_window, end_after_body=not streamed,
+                                              body=None if end_now else memoryview(body), local_closed=end_now,
                                               inbox=Inbox() if streamed else None)
-        length = [] if streamed else [(b"content-length", str(len(body)).encode())]
-        self.h2.send_headers(stream_id, [
-            (b":method", b"POST"), (b":scheme", b"http"), (b":authority", self.authority), (b":path", path.encode()),
-            *length, *((k.lower().encode(), v.encode()) for k, v in headers.items())],
-            end_stream=not body and not streamed)
-        if not body and not streamed:
-            s.body = None
+        fields = [(b":method", b"POST"), (b":scheme", b"http"), (b":authority", self.authority),
+                  (b":path", path.encode())]
+        if not streamed:
+            fields.append((b"content-length", str(len(body)).encode()))
+        fields += [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+        self.out += f.header_frames(stream_id, f.encode_headers(fields), end_now, self.peer_max_frame)
         self._send_body(stream_id, s)
         self._flush()
         return stream_id, s
 
     def send(self, stream_id: int, s: _Stream, data: bytes, end: bool) -> None:
         """More of a streamed request's body; ``end`` closes it once everything queued is sent."""
-        if s.end_after_body and s.body is None:
-            return  # already ended
+        if s.local_closed or (stream_id not in self.streams):
+            return  # already ended, or the stream is gone (reset, or the connection closed)
         if data:
             s.body = memoryview(data) if s.body is None else memoryview(s.body.tobytes() + data)
         if end:
             s.end_after_body = True
             if s.body is None:
                 s.body = memoryview(b"")
-        try:
-            self._send_body(stream_id, s)
-        except h2.exceptions.H2Error:
-            s.body = None  # the stream is gone (reset, or the connection closed): nothing to send to
+        self._send_body(stream_id, s)
         self._flush()
 
     def cancel(self, stream_id: int) -> None:
         """A request given up on (timeout): reset its stream so the peer stops too."""
         if self.streams.pop(stream_id, None) is None:
             return
-        try:
-            self.h2.reset_stream(stream_id)
-            self._flush()
-        except h2.exceptions.H2Error:
-            pass
+        self.out.append(f.rst_stream(stream_id, f.CANCEL))
+        self._flush()
+        self._maybe_retire()
 
     def _send_body(self, stream_id: int, s: _Stream) -> None:
         while s.body is not None:
             if not s.body and not s.end_after_body:
                 s.body = None  # a streamed body, all sent so far: wait for more
                 return
-            window = min(self.h2.local_flow_control_window(stream_id), self.h2.max_outbound_frame_size)
-            if window <= 0 and s.body:
-                return  # resumed on WindowUpdated
-            chunk, s.body = s.body[:window], s.body[window:]
+            n = min(len(s.body), s.window, self.send_window, self.peer_max_frame)
+            if n <= 0 and s.body:
+                return  # resumed by a WINDOW_UPDATE
+            chunk, s.body = s.body[:n], s.body[n:]
             end = not s.body and s.end_after_body
-            self.h2.send_data(stream_id, chunk.tobytes(), end_stream=end)
+            self.out.append(f.frame(f.DATA, f.END_STREAM if end else 0, stream_id, chunk.tobytes()))
+            s.window -= n
+            self.send_window -= n
             if end:
                 s.body = None
+                s.local_closed = True
+                if s.remote_closed:
+                    self.streams.pop(stream_id, None)
+                    self._maybe_retire()
 
     def _send_pending(self) -> None:
         for stream_id, s in list(self.streams.items()):
             if s.body is not None:
-                try:
-                    self._send_body(stream_id, s)
-                except h2.exceptions.StreamClosedError:
-                    pass
+                self._send_body(stream_id, s)
 
     def _flush(self) -> None:
-        data = self.h2.data_to_send()
-        if data and self.transport is not None and not self.transport.is_closing():
-            self.transport.write(data)
+        if self.out:
+            data = b"".join(self.out)
+            self.out.clear()
+            if self.transport is not None and not self.transport.is_closing():
+                self.transport.write(data)
+
+    def close(self) -> None:
+        """Say GOAWAY and close (the client is shutting down)."""
+        self.usable = False
+        self.closed = True
+        if self.transport is not None:
+            self.out.append(f.goaway(0, f.NO_ERROR))
+            self._flush()
+            self.transport.close()
 
     def _fail_above(self, last_stream_id: int, error: Exception) -> None:
         for stream_id in [i for i in self.streams if i > last_stream_id]:
@@ -251,6 +375,7 @@ class _Connection(asyncio.Protocol):
 
     def _fail_all(self, error: Exception) -> None:
         self._fail_above(-1, error)
+        self._maybe_retire()
 
 
 class H2cClient:
@@ -311,7 +436,7 @@ class H2cClient:
         conn = await self._connection(origin)
         try:
             stream_id, s = conn.post(path, headers, body, streamed)
-        except h2.exceptions.H2Error as e:  # e.g. the connection is closing: the next request opens another
+        except _ConnectionGone as e:  # the connection is closing: the next request opens another
             conn.usable = False
             raise _ConnectionGone(f"cannot start a request on the connection to {url}: {e}") from None
         return conn, stream_id, s
@@ -341,14 +466,7 @@ class H2cClient:
     async def aclose(self) -> None:
         for pool in self._pools.values():
             for c in pool:
-                c.usable = False
-                if c.transport is not None:
-                    try:
-                        c.h2.close_connection()
-                        c._flush()  # noqa: SLF001
-                    except h2.exceptions.H2Error:
-                        pass
-                    c.transport.close()
+                c.close()
         self._pools.clear()
 
 
