@@ -105,8 +105,11 @@ def decode(kind: str, version: int, body: bytes) -> dict[str, Any]:
 
 
 def headers_for(kind: str) -> list[tuple[str, bytes]]:
-    """The Kafka headers that name a record's schema."""
-    return [(KIND_HEADER, kind.encode()), (VERSION_HEADER, str(CURRENT[kind]).encode())]
+    """The Kafka headers that name a record's schema (one shared list per kind: do not modify it)."""
+    return _HEADERS[kind]
+
+
+_HEADERS = {kind: [(KIND_HEADER, kind.encode()), (VERSION_HEADER, str(v).encode())] for kind, v in CURRENT.items()}
 
 
 def kind_of(headers: list[tuple[str, bytes]] | None) -> tuple[str, int]:
