@@ -8,6 +8,7 @@ tail of writes is re-applied from the log because the applied offset was lost wi
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol
@@ -68,7 +69,15 @@ class MemoryStore:
 
 
 class RocksStore:
-    """One RocksDB per partition."""
+    """One RocksDB per partition, with the values of its latest writes kept in memory.
+
+    Why the write-through cache: what a batch writes is read again at once by the leader acting on
+    it (the invoker reads the status row and journal of the attempt it starts, the shipper the outbox
+    entry), and a RocksDB read through rocksdict holds the GIL. Writes go to RocksDB first, then to
+    the cache, so a reader on another thread sees either the value before the batch or after it.
+    """
+
+    RECENT = 8192  # cached values; trimmed to half when exceeded
 
     def __init__(self, path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
@@ -77,13 +86,15 @@ class RocksStore:
         self._db = Rdict(str(path), options=opts)
         self._wopts = WriteOptions()
         self._wopts.sync = False
+        self._recent: dict[bytes, bytes | None] = {}
 
     @property
     def db(self) -> Rdict:
         return self._db
 
     def get(self, key: bytes) -> bytes | None:
-        return self._db.get(key)
+        value = self._recent.get(key, _DELETED)
+        return self._db.get(key) if value is _DELETED else value  # type: ignore[return-value]
 
     def write(self, puts: dict[bytes, bytes | None]) -> None:
         wb = WriteBatch(raw_mode=True)
@@ -93,6 +104,11 @@ class RocksStore:
             else:
                 wb.put(k, v)
         self._db.write(wb, self._wopts)
+        recent = self._recent
+        recent.update(puts)
+        if len(recent) > self.RECENT:
+            for k in list(itertools.islice(recent, len(recent) - self.RECENT // 2)):
+                recent.pop(k, None)
 
     def scan(self, prefix: bytes, start: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
         it = self._db.iter()
@@ -124,12 +140,14 @@ class Transaction:
         return self._store.get(key)
 
     def put(self, key: bytes, value: bytes) -> None:
-        self._remember(key)
+        if self._undo is not None and key not in self._undo:  # _remember, inlined: the hottest call in apply
+            self._undo[key] = self._writes.get(key, _DELETED)
         self._writes[key] = value
 
     def put_lazy(self, key: bytes, obj: object, encode: Callable[[object], bytes]) -> None:
         """Write ``obj``; ``encode(obj)`` makes its bytes at commit. ``obj`` must not change afterwards."""
-        self._remember(key)
+        if self._undo is not None and key not in self._undo:
+            self._undo[key] = self._writes.get(key, _DELETED)
         self._writes[key] = Lazy(obj, encode)  # type: ignore[assignment]
 
     def pending_object(self, key: bytes) -> object | None:

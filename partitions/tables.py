@@ -52,10 +52,6 @@ class Tables:
     def put_status(self, row: Row) -> None:
         inv = row["invocation_id"].encode()
         self.tx.put_lazy(b"in/" + inv, dict(row), _encode_status)
-        if row["status"] == "INVOKED":
-            self.tx.put(b"rn/" + inv, b"")
-        else:
-            self.tx.delete(b"rn/" + inv)
         status = row["status"].encode()
         old = self.tx.get(b"is/" + inv)
         if old != status:
@@ -63,6 +59,10 @@ class Tables:
             self._count(b"meta/count/" + status, 1)
             if old is not None:
                 self._count(b"meta/count/" + old, -1)
+            if status == b"INVOKED":  # rn/ lists exactly the INVOKED rows (resumed on leadership)
+                self.tx.put(b"rn/" + inv, b"")
+            elif old == b"INVOKED":
+                self.tx.delete(b"rn/" + inv)
 
     def _count(self, key: bytes, delta: int) -> None:
         self.tx.put(key, str(_int(self.tx.get(key), 0) + delta).encode())

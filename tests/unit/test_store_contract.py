@@ -80,3 +80,19 @@ def test_lazy_writes_encode_once_at_commit_and_roll_back_like_bytes(store: KeyVa
     tx.commit(7)
     assert encoded == [{"v": 2}] and store.get(b"k") == b"{'v': 2}"
     assert Transaction(store).pending_object(b"k") is None
+
+
+def test_rocks_reads_its_latest_writes_from_memory_and_the_rest_from_disk(tmp_path: Path) -> None:
+    store = RocksStore(tmp_path / "db")
+    store.RECENT = 8  # type: ignore[misc]
+    for batch in range(5):
+        store.write({f"k{batch}-{i}".encode(): f"v{batch}-{i}".encode() for i in range(6)})
+    store.write({b"k0-0": None, b"k4-5": None, b"k4-4": b"new"})
+    assert len(store._recent) <= 8  # noqa: SLF001 - the cache stays bounded
+    expected = {f"k{b}-{i}".encode(): f"v{b}-{i}".encode() for b in range(5) for i in range(6)}
+    expected.update({b"k0-0": None, b"k4-5": None, b"k4-4": b"new"})
+    assert {k: store.get(k) for k in expected} == expected
+    store.close()
+    reopened = RocksStore(tmp_path / "db")
+    assert {k: reopened.get(k) for k in expected} == expected
+    reopened.close()
