@@ -1,0 +1,86 @@
+"""A service written with Restate's TypeScript SDK (@restatedev/restate-sdk), served by its own
+``serve()``: Node's HTTP/2 server, h2c, BIDI_STREAM. A different HTTP/2 stack from hypercorn's
+(nghttp2: Huffman-coded, dynamically indexed response headers) against the invoker's h2c client."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.harness import ROOT, Engine, Proc, call_json, count, free_port, wait_http
+from tests.integration.test_streaming import metric
+
+pytestmark = pytest.mark.kafka
+TS_DIR = ROOT / "tests" / "services" / "ts"
+
+
+@pytest.fixture
+def ts_service(engine: Engine, effects: Path, tmp_path: Path) -> Iterator[str]:
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.skip("needs node and npm")
+    if not (TS_DIR / "node_modules" / "@restatedev" / "restate-sdk").exists():
+        out = subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--silent"], cwd=TS_DIR, capture_output=True,
+                             text=True, timeout=300)
+        assert out.returncode == 0, f"npm ci failed in {TS_DIR}:\n{out.stderr[-2000:]}"
+    port = free_port()
+    proc = Proc(["node", str(TS_DIR / "service.mjs")], tmp_path / "ts-service.log",
+                {"PORT": str(port), "REPRISE_TEST_EFFECTS": str(effects)})
+    proc.start()
+    try:
+        wait_http(f"http://127.0.0.1:{port}/health")  # h2c only: see below if this ever fails
+    except Exception:  # noqa: BLE001 - Node's h2c server may refuse HTTP/1.1: fall back to the port
+        _wait_port(port)
+    uri = f"http://127.0.0.1:{port}"
+    engine.register(uri)
+    yield uri
+    proc.kill()
+
+
+def _wait_port(port: int) -> None:
+    import socket
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"the TypeScript service did not listen on {port}")
+
+
+def test_a_typescript_sdk_service_runs_unmodified(engine: Engine, effects: Path, ts_service: str) -> None:
+    deployments = engine.admin_json("/deployments")["deployments"]
+    ts = next(d for d in deployments if d["uri"] == ts_service)
+    assert ts["protocol_mode"] == "BIDI_STREAM"
+    assert {s["name"] for s in ts["services"]} == {"TsGreeter", "TsCounter"}
+
+    status, out = call_json(engine, "/TsGreeter/steps", "ts1")
+    assert status == 200 and (out["greeting"], out["total"], len(out["padding"])) == ("ts1:ABC", 3, 100_000)
+    assert [count(effects, f"ts1.{s}") for s in "abc"] == [1, 1, 1]
+    assert call_json(engine, "/TsCounter/ts1/add", 4) == (200, 7)  # the state the call left
+
+    assert call_json(engine, "/TsGreeter/flaky", "tf") == (200, "recovered")
+    assert count(effects, "tf.try") == 2  # failed once, retried once
+
+    assert call_json(engine, "/TsGreeter/nap", {"name": "tn", "ms": 2500}) == (200, "rested")
+    assert [count(effects, f"tn.{s}") for s in ("before", "after")] == [1, 1]
+    assert metric(engine, 'reprise_attempts_total{outcome="suspended"}') >= 1
+
+    status, body = call_json(engine, "/TsGreeter/refuse", None)
+    assert status == 403 and "not allowed" in json.dumps(body)
+
+
+def test_many_concurrent_calls_share_the_connection(engine: Engine, effects: Path, ts_service: str) -> None:
+    from tests.harness import Background
+
+    calls = [Background(call_json, engine, f"/TsCounter/many{i % 5}/add", 1) for i in range(60)]
+    results = [c.result(120) for c in calls]
+    assert all(status == 200 for status, _ in results), results
+    finals = sorted(max(v for (s, v), i in zip(results, range(60), strict=True) if i % 5 == k) for k in range(5))
+    assert finals == [12] * 5  # each key added to 12 times, one at a time
