@@ -11,7 +11,8 @@ import hpack
 import pytest
 
 from engine import h2_frames as f
-from engine.h2c import WINDOW, H2cClient, H2cError
+from engine.h2_connection import WINDOW
+from engine.h2c import H2cClient, H2cError
 
 
 def test_frames_split_and_reassemble_across_reads() -> None:
@@ -184,6 +185,34 @@ def test_a_protocol_violation_fails_the_request_and_the_connection() -> None:
         try:
             with pytest.raises(H2cError, match="protocol error"):
                 await client.post(origin + "/x", b"x", {})
+        finally:
+            await client.aclose()
+
+    asyncio.run(with_server(script, work))
+
+
+def test_response_headers_follow_the_servers_table_as_it_changes() -> None:
+    """A server's encoder indexes what it sends; the client remembers blocks of indexed fields only
+    while its table stays the same, so an index that comes to mean another header is read anew."""
+    # 503 is indexed as entry 62, then sent as the one byte 0xBE; inserting 299 makes 299 entry 62,
+    # so the next 299 is the same byte 0xBE: it must not be read as the 503 it meant before.
+    statuses = [b"503", b"503", b"299", b"299", b"503", b"200"]
+    extra = {5: [(b"x-a", b"1" * 3000)]}
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        enc = hpack.Encoder()
+        for i, status in enumerate(statuses):
+            sid, _ = await read_request(reader, [])
+            block = enc.encode([(b":status", status), *extra.get(i, [])])
+            writer.write(f.frame(f.HEADERS, f.END_HEADERS | f.END_STREAM, sid, block))
+            await writer.drain()
+        await reader.read()
+
+    async def work(origin: str) -> None:
+        client = H2cClient(timeout_s=10)
+        try:
+            got = [(await client.post(origin + "/s", b"", {}))[0] for _ in statuses]
+            assert got == [int(s) for s in statuses]
         finally:
             await client.aclose()
 
