@@ -27,6 +27,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_port(port: int, timeout: float = 30.0) -> None:
+    """Until something listens on the local port."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on port {port} after {timeout}s")
+
+
 def wait_http(url: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -137,13 +148,10 @@ class Service(Proc):
 
     def start(self, timeout: float = 30.0) -> None:
         super().start()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            time.sleep(0.1)
-        raise TimeoutError("service did not start:\n" + self.output()[-4000:])
+        try:
+            wait_port(self.port, timeout)
+        except TimeoutError:
+            raise TimeoutError("service did not start:\n" + self.output()[-4000:]) from None
 
 
 def post(url: str, body: bytes | None = None, headers: dict[str, str] | None = None,

@@ -3,28 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from engine.h2c import H2cClient, H2cError
-from tests.harness import Proc, Service, free_port
-
-
-def wait_port(port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), 1).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
+from tests.harness import Proc, Service, free_port, wait_port
 
 
 @pytest.fixture
