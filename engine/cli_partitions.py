@@ -20,6 +20,7 @@ def add_parser(sub: argparse._SubParsersAction, common: Callable[[argparse.Argum
     p.add_argument("action", choices=["digest", "rebuild", "snapshot", "snapshots", "trim-log"])
     p.add_argument("--all", action="store_true", help="with rebuild or snapshot: every partition")
     p.add_argument("--partition", type=int, help="with rebuild or snapshot: this partition")
+    p.add_argument("--jobs", type=int, help="with rebuild --all: partitions rebuilt at once (default: the CPU count)")
     p.add_argument("--from-snapshot", action="store_true",
                    help="with rebuild: start from the newest snapshot instead of the start of the topic")
     p.add_argument("--no-catch-up", action="store_true",
@@ -38,7 +39,7 @@ def _targets(args: argparse.Namespace, cfg: Config) -> list[int]:
 
 
 def cmd_partitions(args: argparse.Namespace, cfg: Config) -> int:
-    from partitions.rebuild import LogTruncated, SnapshotMissing, catch_up, digest, local_partitions, rebuild
+    from partitions.rebuild import LogTruncated, SnapshotMissing, catch_up, digest, local_partitions, rebuild_many
 
     if args.action == "digest":
         for p in local_partitions(cfg):
@@ -54,17 +55,21 @@ def cmd_partitions(args: argparse.Namespace, cfg: Config) -> int:
     if not targets:
         print(f"reprise: {args.action} needs --all or --partition N", file=sys.stderr)
         return 2
-    for p in targets:
-        try:
-            if args.action == "snapshot":
+    try:
+        if args.action == "snapshot":
+            for p in targets:
                 _snapshot(cfg, p, catch_up_first=not args.no_catch_up)
-                continue
-            records, seconds = rebuild(cfg, p, from_snapshot=args.from_snapshot)
-        except (SnapshotMissing, LogTruncated) as e:
-            print(f"reprise: {e}", file=sys.stderr)
-            return 1
+            return 0
+        results, wall = rebuild_many(cfg, targets, args.from_snapshot, args.jobs)
+    except (SnapshotMissing, LogTruncated) as e:
+        print(f"reprise: {e}", file=sys.stderr)
+        return 1
+    for p, (records, seconds) in sorted(results.items()):
         rate = records / seconds if seconds > 0 else 0.0
         print(f"partition {p} rebuilt from {records} records in {seconds:.2f} s ({rate:,.0f} records/s)")
+    if len(results) > 1:
+        total = sum(r for r, _ in results.values())
+        print(f"{len(results)} partitions, {total} records in {wall:.2f} s ({total / wall:,.0f} records/s)")
     return 0
 
 

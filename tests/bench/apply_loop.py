@@ -26,16 +26,18 @@ from schemas import codec  # noqa: E402
 PARTITIONS = 8
 
 
-def recorded_log(invocations: int) -> list[tuple[str, bytes]]:
-    """What a partition's log holds for ``invocations`` calls of a handler with one ctx.run step."""
-    log = [("LeaderEpoch", codec.encode("LeaderEpoch", {"partition": 0, "epoch": 1, "owner": "b", "timestamp_ms": 0}))]
+def recorded_log(invocations: int, partition: int = 0) -> list[tuple[str, bytes]]:
+    """What a partition's log holds for ``invocations`` calls of a handler with one ctx.run step (their
+    ids route to ``partition`` whatever the partition count above it: another partition would drop them)."""
+    log = [("LeaderEpoch", codec.encode("LeaderEpoch", {"partition": partition, "epoch": 1, "owner": "b",
+                                                        "timestamp_ms": 0}))]
     run = encode_message(pb.RunCommandMessage(result_completion_id=1, name="step"))
     done = pj.run_completion_from_proposal(pb.ProposeRunCompletionMessage(result_completion_id=1,
                                                                           value=b'"x"').SerializeToString())
     out = encode_message(pb.OutputCommandMessage(value=pb.Value(content=b'"ok"')))
     reply = {"topic": "replies", "ingress_id": "bench", "request_id": "r"}
     for i in range(invocations):
-        inv = str(InvocationId(0, i + 1))
+        inv = str(InvocationId(partition, i + 1))  # partition key p: partition p (pk % partitions)
         log.append(("Invoke", codec.encode("Invoke", {"invocation_id": inv, "service": "S", "handler": "h",
                                                       "input": b'"in"', "created_ms": 1, "reply_to": reply})))
         for attempt, entries, outcome in ((1, [run, done], {"completions": [1], "signals": [1], "named_signals": []}),
