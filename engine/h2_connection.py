@@ -131,7 +131,7 @@ class Connection(asyncio.Protocol):
                 handler = self._HANDLERS.get(kind)
                 if handler is not None:
                     handler(self, flags, stream_id, payload)
-        except (f.ProtocolViolation, hpack.HPACKError) as e:
+        except (f.ProtocolViolation, hpack.HPACKError, ValueError, IndexError) as e:  # e.g. a bad :status
             self.out.append(f.goaway(0, f.PROTOCOL_ERROR))
             self._flush()
             self.usable, self.closed = False, True

@@ -217,3 +217,22 @@ def test_response_headers_follow_the_servers_table_as_it_changes() -> None:
             await client.aclose()
 
     asyncio.run(with_server(script, work))
+
+
+def test_a_malformed_status_fails_the_request_not_the_client() -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sid, _ = await read_request(reader, [])
+        writer.write(f.frame(f.HEADERS, f.END_HEADERS | f.END_STREAM, sid,
+                             hpack.Encoder().encode([(b":status", b"2x0")])))
+        await writer.drain()
+        await reader.read()
+
+    async def work(origin: str) -> None:
+        client = H2cClient(timeout_s=10)
+        try:
+            with pytest.raises(H2cError, match="protocol error"):
+                await client.post(origin + "/x", b"", {})
+        finally:
+            await client.aclose()
+
+    asyncio.run(with_server(script, work))
