@@ -173,22 +173,28 @@ def test_a_big_response_gives_the_window_back() -> None:
     assert any(sid == 1 for sid, _ in updates)
 
 
-def test_a_protocol_violation_fails_the_request_and_the_connection() -> None:
+async def fails_as_protocol_error(origin: str) -> None:
+    client = H2cClient(timeout_s=10)
+    try:
+        with pytest.raises(H2cError, match="protocol error"):
+            await client.post(origin + "/x", b"x", {})
+    finally:
+        await client.aclose()
+
+
+def answering_with(frame_for: Callable[[int], bytes]) -> Script:
+    """A server that answers the first request with ``frame_for(stream id)``."""
     async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         sid, _ = await read_request(reader, [])
-        writer.write(f.frame(f.DATA, 0, 0, b"data on stream zero"))
+        writer.write(frame_for(sid))
         await writer.drain()
         await reader.read()
+    return script
 
-    async def work(origin: str) -> None:
-        client = H2cClient(timeout_s=10)
-        try:
-            with pytest.raises(H2cError, match="protocol error"):
-                await client.post(origin + "/x", b"x", {})
-        finally:
-            await client.aclose()
 
-    asyncio.run(with_server(script, work))
+def test_a_protocol_violation_fails_the_request_and_the_connection() -> None:
+    script = answering_with(lambda _sid: f.frame(f.DATA, 0, 0, b"data on stream zero"))
+    asyncio.run(with_server(script, fails_as_protocol_error))
 
 
 def test_response_headers_follow_the_servers_table_as_it_changes() -> None:
@@ -220,19 +226,6 @@ def test_response_headers_follow_the_servers_table_as_it_changes() -> None:
 
 
 def test_a_malformed_status_fails_the_request_not_the_client() -> None:
-    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        sid, _ = await read_request(reader, [])
-        writer.write(f.frame(f.HEADERS, f.END_HEADERS | f.END_STREAM, sid,
-                             hpack.Encoder().encode([(b":status", b"2x0")])))
-        await writer.drain()
-        await reader.read()
-
-    async def work(origin: str) -> None:
-        client = H2cClient(timeout_s=10)
-        try:
-            with pytest.raises(H2cError, match="protocol error"):
-                await client.post(origin + "/x", b"", {})
-        finally:
-            await client.aclose()
-
-    asyncio.run(with_server(script, work))
+    script = answering_with(lambda sid: f.frame(f.HEADERS, f.END_HEADERS | f.END_STREAM, sid,
+                                                 hpack.Encoder().encode([(b":status", b"2x0")])))
+    asyncio.run(with_server(script, fails_as_protocol_error))
