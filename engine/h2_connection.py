@@ -181,10 +181,12 @@ class Connection(asyncio.Protocol):
         if self.continued is None or self.continued[1] != stream_id:
             raise f.ProtocolViolation("CONTINUATION without the HEADERS it continues")
         first_flags, _, block = self.continued
-        self.continued = (first_flags, stream_id, block + payload)
+        block += payload
         if flags & f.END_HEADERS:
             self.continued = None
-            self._header_block(first_flags, stream_id, block + payload)
+            self._header_block(first_flags, stream_id, block)
+        else:
+            self.continued = (first_flags, stream_id, block)
 
     def _decode_headers(self, block: bytes) -> list[tuple[bytes, bytes]]:
         """Every block goes through the decoder, whose table must follow the peer's, except a block of

@@ -99,8 +99,10 @@ def failed_effects(code: int, message: str, retryable: bool, deployment_id: str 
 
 
 def tagged_outcome(outcome: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """The outcome with its Avro union branch named, which spares fastavro trying each branch
-    (measured: an InvokerEffects record encodes in half the time)."""
+    """The outcome with its Avro union branch named, so the encoder looks the branch up by name
+    instead of matching the dict's keys against each record branch (``avro_compiled._pick``).
+    Measured with fastavro, whose branch trial halved an InvokerEffects record's encoding time;
+    not measured again with the compiled codec, where matching keys is cheaper."""
     if "proposed" in outcome:
         return "reprise.log.Progress", outcome
     if "completions" in outcome:

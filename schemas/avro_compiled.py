@@ -305,6 +305,8 @@ class _Compiler:
             self.decode(schema["items" if kind == "array" else "values"], z, out, depth + 2)
             out.append(f"{pad}        {y}.append({z})" if kind == "array" else f"{pad}        {y}[{k}] = {z}")
         elif kind == "union":
+            if len(schema) > 64:
+                raise AvroError(f"a union of {len(schema)} branches: at most 64 are supported")
             i = self.var("i")  # a valid index (< 64 branches) is one byte: 2 * index
             out += [f"{pad}{i} = b[p]", f"{pad}p += 1"]
             for j, branch in enumerate(schema):

@@ -54,19 +54,17 @@ class SchemaError(ValueError):
 _NAMED: dict[str, Any] = {}
 
 
-def _load() -> dict[tuple[str, int], Any]:
+def _load() -> tuple[dict[tuple[str, int], Any], dict[tuple[str, int], tuple[Encoder, Decoder]]]:
+    """Every schema parsed by fastavro, and its compiled (encoder, decoder)."""
     named: dict[str, Any] = {}
     for schema in json.loads((_DIR / "common.avsc").read_text()):
         _NAMED[schema["name"]] = fastavro.parse_schema(schema, named_schemas=named)
-    parsed = {}
-    for key, file in {**LOG_SCHEMAS, **STORE_SCHEMAS}.items():
-        parsed[key] = fastavro.parse_schema(json.loads((_DIR / file).read_text()), named_schemas=named)
-        _COMPILED[key] = compile_schema(parsed[key], named)
-    return parsed
+    parsed = {key: fastavro.parse_schema(json.loads((_DIR / file).read_text()), named_schemas=named)
+              for key, file in {**LOG_SCHEMAS, **STORE_SCHEMAS}.items()}
+    return parsed, {key: compile_schema(schema, named) for key, schema in parsed.items()}
 
 
-_COMPILED: dict[tuple[str, int], tuple[Encoder, Decoder]] = {}
-_PARSED = _load()
+_PARSED, _COMPILED = _load()
 _ENCODERS: dict[str, Encoder] = {kind: _COMPILED[(kind, v)][0] for kind, v in CURRENT.items()}
 
 

@@ -76,7 +76,11 @@ def test_every_schema_writes_and_reads_what_fastavro_does(key: tuple[str, int]) 
         datum = random_datum(schema, named, rng)
         expected = fastavro_bytes(schema, datum)
         assert encode(datum) == expected
-        assert decode(expected) == fastavro.schemaless_reader(io.BytesIO(expected), schema, None)
+        read = fastavro.schemaless_reader(io.BytesIO(expected), schema, None)
+        assert decode(expected) == read
+        assert codec.decode(*key, expected) == read  # what the codec compiled at import, too
+        if codec.CURRENT[key[0]] == key[1]:
+            assert codec.encode(key[0], datum) == expected
         for cut in rng.sample(range(len(expected)), min(len(expected), 12)):  # a strict prefix is refused
             with pytest.raises(AvroError):
                 decode(expected[:cut])
