@@ -81,6 +81,13 @@ class Proc:
     def output(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    def wait_listening(self, port: int, timeout: float = 30.0) -> None:
+        """Until the process listens on ``port``; on timeout, the error carries the end of its log."""
+        try:
+            wait_port(port, timeout)
+        except TimeoutError:
+            raise TimeoutError(f"{self.args[0]} did not start:\n" + self.output()[-4000:]) from None
+
 
 class Engine(Proc):
     """A Reprise process against the session's broker, with its own namespace, ports and RocksDB home.
@@ -148,10 +155,7 @@ class Service(Proc):
 
     def start(self, timeout: float = 30.0) -> None:
         super().start()
-        try:
-            wait_port(self.port, timeout)
-        except TimeoutError:
-            raise TimeoutError("service did not start:\n" + self.output()[-4000:]) from None
+        self.wait_listening(self.port, timeout)
 
 
 def post(url: str, body: bytes | None = None, headers: dict[str, str] | None = None,

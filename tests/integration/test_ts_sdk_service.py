@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import ROOT, Background, Engine, Proc, call_json, count, free_port, wait_port
+from tests.harness import ROOT, Background, Engine, Proc, call_json, count, free_port
 from tests.integration.test_streaming import metric
 
 pytestmark = pytest.mark.kafka
@@ -31,10 +31,7 @@ def ts_service(engine: Engine, effects: Path, tmp_path: Path) -> Iterator[str]:
     proc = Proc(["node", str(TS_DIR / "service.mjs")], tmp_path / "ts-service.log",
                 {"PORT": str(port), "REPRISE_TEST_EFFECTS": str(effects)})
     proc.start()
-    try:
-        wait_port(port)  # Node's h2c server answers no HTTP/1.1 health check
-    except TimeoutError:
-        raise TimeoutError("the TypeScript service did not start:\n" + proc.output()[-4000:]) from None
+    proc.wait_listening(port)  # Node's h2c server answers no HTTP/1.1 health check
     uri = f"http://127.0.0.1:{port}"
     engine.register(uri)
     yield uri
