@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -32,7 +33,7 @@ class Node:
 
     cfg: Config
     registry: Registry
-    runners: list[web.AppRunner]
+    closers: list[Callable[[], Awaitable[None]]]  # the HTTP servers' own close, in order
     processor: PartitionProcessor | None = None
     subscriptions: SubscriptionRegistry | None = None
     subscription_runner: SubscriptionRunner | None = None
@@ -40,8 +41,8 @@ class Node:
     async def stop(self) -> None:
         if self.subscription_runner is not None:
             self.subscription_runner.stop()
-        for r in self.runners:
-            await r.cleanup()
+        for close in self.closers:
+            await close()
         if self.processor is not None:
             await self.processor.stop()
         if self.subscriptions is not None:
@@ -49,13 +50,12 @@ class Node:
         self.registry.stop()
 
 
-async def _serve(app: web.Application, host: str, port: int) -> web.AppRunner:
-    # Calls still waiting for a result must not hold a shutdown for aiohttp's default 60 s: their
-    # invocations are durable and go on; the clients reconnect or attach.
+async def _serve(app: web.Application, host: str, port: int) -> Callable[[], Awaitable[None]]:
+    """Serve an aiohttp app (the admin API); returns its close."""
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
-    return runner
+    return runner.cleanup
 
 
 async def _registry(cfg: Config) -> Registry:
@@ -115,11 +115,13 @@ async def _with_ingress(cfg: Config, registry: Registry, processor: PartitionPro
     await loop.run_in_executor(None, subscriptions.start)
     introspector = StoreIntrospector(processor.stores, processor.partition_count) if processor else None
     admin = Admin(cfg, registry, introspector, subscriptions, partitions=processor)
-    runners = [await _serve(admin.app(), cfg.admin_host, cfg.admin_port),
-               await _serve(Ingress(cfg, registry).app(), cfg.ingress_host, cfg.ingress_port)]
+    closers = [await _serve(admin.app(), cfg.admin_host, cfg.admin_port)]
+    ingress = Ingress(cfg, registry)  # last: a listening ingress port says the node is up
+    await ingress.start(cfg.ingress_host, cfg.ingress_port)
+    closers.append(ingress.close)
     runner = SubscriptionRunner(cfg, registry, subscriptions)
     runner.start()
-    return Node(cfg, registry, runners, processor, subscriptions, runner)
+    return Node(cfg, registry, closers, processor, subscriptions, runner)
 
 
 async def run(cfg: Config, role: str) -> None:

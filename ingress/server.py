@@ -8,6 +8,7 @@ acknowledged the Invoke record (acks=all). Errors are ``{"code": N, "message": "
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -16,7 +17,6 @@ from typing import Any
 from urllib.parse import unquote
 
 import orjson
-from aiohttp import web
 
 from engine.config import Config
 from engine.ids import (
@@ -28,7 +28,8 @@ from engine.ids import (
 )
 from engine.registry import Registry, ServiceInfo
 from ingress.delay import parse_delay_ms
-from ingress.errors import IngressError, error_response
+from ingress.errors import IngressError, error_reply
+from ingress.http1 import HttpServer, Request, Response
 from ingress.log_client import LogClient
 
 # Hop-by-hop and ingress-only headers are not handed to the handler (as in Restate).
@@ -39,58 +40,65 @@ _DROP_HEADERS = {"connection", "host", "content-length", "transfer-encoding", "k
 DEFAULT_IDEMPOTENCY_RETENTION_MS = 24 * 3600 * 1000
 
 
+_ROUTES: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"/restate/health"), "health"),
+    (re.compile(r"/restate/workflow/(?P<service>[^/]+)/(?P<key>[^/]+)/(?P<mode>attach|output)"), "workflow_result"),
+    (re.compile(r"/restate/invocation/(?P<id>[^/]+)/(?P<mode>attach|output)"), "invocation_result"),
+    (re.compile(r"/restate/invocation/(?P<service>[^/]+)/(?P<handler>[^/]+)/(?P<idem>[^/]+)/(?P<mode>attach|output)"),
+     "idempotent_result"),
+    (re.compile(r"/restate/invocation/(?P<service>[^/]+)/(?P<key>[^/]+)/(?P<handler>[^/]+)/(?P<idem>[^/]+)"
+                r"/(?P<mode>attach|output)"), "idempotent_result"),
+    (re.compile(r"/restate/(?:awakeables|a)/(?P<id>[^/]+)/(?P<action>resolve|reject)"), "awakeable"),
+]
+
+
 class Ingress:
     def __init__(self, cfg: Config, registry: Registry) -> None:
         self.cfg = cfg
         self.registry = registry
         self.log = LogClient(cfg, "ingress")
         self._inflight = 0
+        self.http = HttpServer(self.handle, error_reply, cfg.max_message_bytes)
 
-    def app(self) -> web.Application:
-        app = web.Application(client_max_size=self.cfg.max_message_bytes, middlewares=[self._errors])
-        r = app.router
-        r.add_get("/restate/health", self.health)
-        r.add_route("*", "/restate/workflow/{service}/{key}/{mode:attach|output}", self.workflow_result)
-        r.add_route("*", "/restate/invocation/{id}/{mode:attach|output}", self.invocation_result)
-        r.add_route("*", "/restate/invocation/{service}/{handler}/{idem}/{mode:attach|output}", self.idempotent_result)
-        r.add_route("*", "/restate/invocation/{service}/{key}/{handler}/{idem}/{mode:attach|output}",
-                    self.idempotent_result)
-        for prefix in ("/restate/awakeables", "/restate/a"):
-            r.add_route("*", prefix + "/{id}/{action:resolve|reject}", self.awakeable)
-        r.add_route("*", r"/{path:[\s\S]*}", self.invoke)
-        self.log.serve_with(app)
-        return app
+    async def start(self, host: str, port: int) -> None:
+        self.log.start()
+        await self.http.start(host, port)
 
-    @web.middleware
-    async def _errors(self, request: web.Request, handler: Any) -> web.StreamResponse:
+    async def close(self) -> None:
+        await self.http.close()
+        self.log.stop()
+
+    async def handle(self, request: Request) -> Response:
+        """Route a request; an IngressError becomes Restate's error body."""
         try:
-            return await handler(request)
+            if request.path.startswith("/restate/"):
+                for pattern, name in _ROUTES:
+                    m = pattern.fullmatch(request.path)
+                    if m is not None:
+                        params = {k: unquote(v) for k, v in m.groupdict().items() if v is not None}
+                        return await getattr(self, name)(request, params)
+            return await self.invoke(request)
         except IngressError as e:
-            resp = error_response(e.code, e.message)
+            resp = error_reply(e.code, e.message)
             resp.headers.update(e.headers)
             return resp
-        except web.HTTPRequestEntityTooLarge:
-            return error_response(413, f"request body exceeds the maximum of {self.cfg.max_message_bytes} bytes")
-        except web.HTTPException as e:  # the router's own 404/405: same error body as everything else
-            if e.status < 400:
-                raise
-            return error_response(e.status, f"{e.reason}: {request.method} {request.path!r}")
 
-    async def health(self, _request: web.Request) -> web.Response:
-        return web.json_response({})
+    async def health(self, request: Request, _params: dict[str, str]) -> Response:
+        if request.method not in ("GET", "HEAD"):
+            raise IngressError(405, f"method {request.method} not allowed: use GET")
+        return Response(200, b"{}", {"content-type": "application/json"})
 
     # call and send ---------------------------------------------------------------------------
-    async def invoke(self, request: web.Request) -> web.Response:
+    async def invoke(self, request: Request) -> Response:
         _check_method(request)
-        svc, key, handler, send = self._route(request.rel_url.raw_path)
-        body = await request.read()
+        svc, key, handler, send = self._route(request.path)
+        body = request.body
         if body and "json" in request.headers.get("content-type", ""):
             try:
                 orjson.loads(body)
             except orjson.JSONDecodeError as e:
                 raise IngressError(400, f"malformed JSON body: {e}") from None
-        headers = [{"name": k.lower(), "value": v} for k, v in request.headers.items()
-                   if k.lower() not in _DROP_HEADERS]
+        headers = [{"name": k, "value": v} for k, v in request.header_list if k not in _DROP_HEADERS]
         kind = svc.handlers[handler].ty
         is_run = kind == "WORKFLOW"
         execute_at = self._delay(request, send, svc, is_run)
@@ -146,15 +154,16 @@ class Ingress:
         expires = datetime.now(UTC) + timedelta(milliseconds=int(retention))
         return {"idempotency-expires": expires.isoformat(timespec="seconds").replace("+00:00", "Z")}
 
-    def _delay(self, request: web.Request, send: bool, svc: ServiceInfo, is_run: bool) -> int | None:
-        if "delay" not in request.query:
+    def _delay(self, request: Request, send: bool, svc: ServiceInfo, is_run: bool) -> int | None:
+        delay = request.query.get("delay")
+        if delay is None:
             return None
         if not send:
             raise IngressError(400, "delay is only allowed on /send")
         if is_run:
             raise IngressError(400, "delay is not allowed on a workflow's run")
         try:
-            return int(time.time() * 1000) + parse_delay_ms(request.query["delay"])
+            return int(time.time() * 1000) + parse_delay_ms(delay)
         except ValueError as e:
             raise IngressError(400, str(e)) from None
 
@@ -185,72 +194,70 @@ class Ingress:
         return svc, key, handler, send
 
     # results ------------------------------------------------------------------------------------
-    async def workflow_result(self, request: web.Request) -> web.Response:
+    async def workflow_result(self, request: Request, m: dict[str, str]) -> Response:
         _check_method(request)
-        svc = self.registry.service(request.match_info["service"])
+        svc = self.registry.service(m["service"])
         if svc is None or svc.ty != "WORKFLOW":
-            raise IngressError(404, f"workflow '{request.match_info['service']}' not found")
-        inv = workflow_run_id(svc.name, request.match_info["key"])
+            raise IngressError(404, f"workflow '{m['service']}' not found")
+        inv = workflow_run_id(svc.name, m["key"])
         run = next((h for h in svc.handlers.values() if h.ty == "WORKFLOW"), None)
-        return await self._get_result(inv, request.match_info["mode"], run.output_content_type if run else None)
+        return await self._get_result(inv, m["mode"], run.output_content_type if run else None)
 
-    async def invocation_result(self, request: web.Request) -> web.Response:
+    async def invocation_result(self, request: Request, m: dict[str, str]) -> Response:
         _check_method(request)
         try:
-            inv = InvocationId.parse(request.match_info["id"])
+            inv = InvocationId.parse(m["id"])
         except ValueError as e:
             raise IngressError(400, str(e)) from None
-        return await self._get_result(inv, request.match_info["mode"], None)
+        return await self._get_result(inv, m["mode"], None)
 
-    async def idempotent_result(self, request: web.Request) -> web.Response:
+    async def idempotent_result(self, request: Request, m: dict[str, str]) -> Response:
         """Attach to, or read, the invocation an idempotency key names."""
         _check_method(request)
-        m = request.match_info
         svc = self.registry.service(m["service"])
         if svc is None or m["handler"] not in svc.handlers:
             raise IngressError(404, f"handler '{m['service']}/{m['handler']}' not found")
         inv = idempotent_invocation_id(svc.name, m.get("key"), m["handler"], m["idem"])
         return await self._get_result(inv, m["mode"], svc.handlers[m["handler"]].output_content_type)
 
-    async def _get_result(self, inv: InvocationId, mode: str, content_type: str | None) -> web.Response:
+    async def _get_result(self, inv: InvocationId, mode: str, content_type: str | None) -> Response:
         reply_to = self.log.reply_to(f"{mode}-{uuid.uuid4().hex}")
         reply = await self.log.request("Attach", self.log.partition_of(inv), {
             "invocation_id": str(inv), "mode": mode, "reply_to": reply_to}, reply_to["request_id"])
         return self._result(content_type, reply)
 
-    def _result(self, content_type: str | None, reply: dict[str, Any]) -> web.Response:
+    def _result(self, content_type: str | None, reply: dict[str, Any]) -> Response:
         inv = reply["invocation_id"]
         if reply["failure"] is not None:
             f = reply["failure"]
-            resp = error_response(f["code"], f["message"], source="invocation")
+            resp = error_reply(f["code"], f["message"], source="invocation")
             resp.headers["x-restate-id"] = inv
             return resp
-        return web.Response(status=200, body=reply["value"] or b"", headers={
+        return Response(200, reply["value"] or b"", {
             "content-type": content_type or "application/json", "x-restate-id": inv})
 
     # awakeables -------------------------------------------------------------------------------
-    async def awakeable(self, request: web.Request) -> web.Response:
+    async def awakeable(self, request: Request, m: dict[str, str]) -> Response:
         if request.method != "POST":
             raise IngressError(405, f"method {request.method} not allowed: use POST")
         try:
-            inv, idx = parse_awakeable_id(request.match_info["id"])
+            inv, idx = parse_awakeable_id(m["id"])
         except ValueError as e:
             raise IngressError(400, str(e)) from None
-        body = await request.read()
-        if request.match_info["action"] == "resolve":
+        body = request.body
+        if m["action"] == "resolve":
             value, failure = body, None
         else:
             value, failure = None, {"code": 500, "message": body.decode("utf-8", "replace")}
         await self.log.produce("Signal", self.log.partition_of(inv), {
             "invocation_id": str(inv), "idx": idx, "name": None, "value": value, "failure": failure})
-        return web.Response(status=202)
+        return Response(202)
 
 
-def _check_method(request: web.Request) -> None:
+def _check_method(request: Request) -> None:
     if request.method not in ("GET", "POST"):
         raise IngressError(405, f"method {request.method} not allowed: use POST (or GET)")
 
 
-def _json(status: int, body: dict[str, Any], inv: str) -> web.Response:
-    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json",
-                        headers={"x-restate-id": inv})
+def _json(status: int, body: dict[str, Any], inv: str) -> Response:
+    return Response(status, orjson.dumps(body), {"content-type": "application/json", "x-restate-id": inv})
