@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import hpack
@@ -113,6 +114,7 @@ class Connection(asyncio.Protocol):
         self.unacked = 0
         self.continued: tuple[int, int, bytes] | None = None  # a header block awaiting CONTINUATION
         self.indexed_blocks: dict[bytes, list[tuple[bytes, bytes]]] = {}
+        self.on_stream_freed: Callable[[], None] | None = None  # the pool's: a request may be waiting for a slot
 
     # asyncio.Protocol ------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -220,7 +222,7 @@ class Connection(asyncio.Protocol):
             self._remote_ended(stream_id, s)
 
     def _on_rst_stream(self, flags: int, stream_id: int, payload: bytes) -> None:
-        s = self.streams.pop(stream_id, None)
+        s = self._forget(stream_id)
         if s is not None:
             s.fail(H2cError(f"stream reset by the peer (error {f.u31(payload)})"))
             self._maybe_retire()
@@ -273,9 +275,9 @@ class Connection(asyncio.Protocol):
             if s.inbox is not None:
                 s.inbox.put(None)
         if s.local_closed:
-            self.streams.pop(stream_id, None)
+            self._forget(stream_id)
         elif s.inbox is None:  # answered before its body was all sent: nothing more is wanted
-            self.streams.pop(stream_id, None)
+            self._forget(stream_id)
             self.out.append(f.rst_stream(stream_id, f.NO_ERROR))
         self._maybe_retire()
 
@@ -285,6 +287,13 @@ class Connection(asyncio.Protocol):
             self.transport.close()  # retired and drained
 
     # requests --------------------------------------------------------------------------------
+    def _forget(self, stream_id: int) -> Stream | None:
+        """A stream is over on both sides (or given up): its slot counts free again."""
+        s = self.streams.pop(stream_id, None)
+        if s is not None and self.on_stream_freed is not None:
+            self.on_stream_freed()
+        return s
+
     def free_streams(self) -> int:
         return self.max_streams - len(self.streams)
 
@@ -328,7 +337,7 @@ class Connection(asyncio.Protocol):
 
     def cancel(self, stream_id: int) -> None:
         """A request given up on (timeout): reset its stream so the peer stops too."""
-        if self.streams.pop(stream_id, None) is None:
+        if self._forget(stream_id) is None:
             return
         self.out.append(f.rst_stream(stream_id, f.CANCEL))
         self._flush()
@@ -351,7 +360,7 @@ class Connection(asyncio.Protocol):
                 s.body = None
                 s.local_closed = True
                 if s.remote_closed:
-                    self.streams.pop(stream_id, None)
+                    self._forget(stream_id)
                     self._maybe_retire()
 
     def _send_pending(self) -> None:
@@ -377,7 +386,7 @@ class Connection(asyncio.Protocol):
 
     def _fail_above(self, last_stream_id: int, error: Exception) -> None:
         for stream_id in [i for i in self.streams if i > last_stream_id]:
-            self.streams.pop(stream_id).fail(error)
+            self._forget(stream_id).fail(error)  # type: ignore[union-attr]
 
     def _fail_all(self, error: Exception) -> None:
         self._fail_above(-1, error)

@@ -20,6 +20,7 @@ One connection's protocol is ``engine.h2_connection``; this module pools connect
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from urllib.parse import urlsplit
 
 from engine.h2_connection import (  # noqa: F401 - H2cError and Inbox are part of this module's API
@@ -42,6 +43,7 @@ class H2cClient:
         self._max = max_connections_per_origin
         self._pools: dict[tuple[str, int], list[Connection]] = {}
         self._opening: dict[tuple[str, int], asyncio.Lock] = {}
+        self._waiting: dict[tuple[str, int], deque[asyncio.Future[None]]] = {}  # requests waiting for a slot
 
     async def post(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
         """POST and return (status, body). A request that failed with its connection (the server closed
@@ -96,16 +98,44 @@ class H2cClient:
         return conn, stream_id, s
 
     async def _connection(self, origin: tuple[str, int]) -> Connection:
+        """A connection with a free stream: an open one, a new one while under the limit, else the first
+        to free a slot. Never a full one: a server answers a stream past its ``max_concurrent_streams``
+        by closing the whole connection (hypercorn: GOAWAY PROTOCOL_ERROR), failing every request on it."""
         pool = self._pools.setdefault(origin, [])
-        pool[:] = [c for c in pool if c.usable]
-        best = max(pool, key=Connection.free_streams, default=None)
-        if best is not None and (best.free_streams() > 0 or len(pool) >= self._max):
-            return best
+        deadline = None
+        while True:
+            pool[:] = [c for c in pool if c.usable]
+            best = max(pool, key=Connection.free_streams, default=None)
+            if best is not None and best.free_streams() > 0:
+                return best
+            if len(pool) < self._max:
+                conn = await self._open(origin, pool)
+                if conn is not None and conn.free_streams() > 0:
+                    return conn
+                continue
+            loop = asyncio.get_running_loop()
+            deadline = deadline or loop.time() + self._timeout
+            slot = loop.create_future()
+            self._waiting.setdefault(origin, deque()).append(slot)
+            try:
+                await asyncio.wait_for(slot, max(0.0, deadline - loop.time()))
+            except asyncio.CancelledError:
+                if slot.done() and not slot.cancelled():
+                    self._wake_one(origin)  # woken, then cancelled: the slot goes to the next in line
+                raise
+            except TimeoutError:
+                raise H2cError(f"no free stream to {origin[0]}:{origin[1]} within {self._timeout:.0f}s: "
+                               f"{len(pool)} connections at the peer's limit") from None
+
+    async def _open(self, origin: tuple[str, int], pool: list[Connection]) -> Connection | None:
+        """A new connection; or one another request opened meanwhile; None if the pool filled up."""
         async with self._opening.setdefault(origin, asyncio.Lock()):
             pool[:] = [c for c in pool if c.usable]
-            for c in pool:  # another request opened one meanwhile
+            for c in pool:
                 if c.free_streams() > 0:
                     return c
+            if len(pool) >= self._max:
+                return None
             loop = asyncio.get_running_loop()
             try:
                 _, conn = await asyncio.wait_for(loop.create_connection(
@@ -113,9 +143,19 @@ class H2cClient:
                     self._timeout)
             except (OSError, TimeoutError) as e:
                 raise H2cError(f"cannot connect to {origin[0]}:{origin[1]}: {e}") from None
+            conn.on_stream_freed = lambda: self._wake_one(origin)
             await conn.ready
             pool.append(conn)
             return conn
+
+    def _wake_one(self, origin: tuple[str, int]) -> None:
+        """A stream ended: the longest-waiting request looks for a slot again."""
+        waiting = self._waiting.get(origin)
+        while waiting:
+            slot = waiting.popleft()
+            if not slot.done():
+                slot.set_result(None)
+                return
 
     async def aclose(self) -> None:
         for pool in self._pools.values():

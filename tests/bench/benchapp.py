@@ -1,14 +1,23 @@
-"""The service both engines run in the benchmarks (one restate-sdk process, served by hypercorn h2c)."""
+"""The service both engines run in the benchmarks (one restate-sdk process, served by hypercorn h2c).
+
+``GET /_bench/greets`` answers how many times ``greet`` ran in this process: the one-way send rows
+use it to see how many of the sends an engine accepted it has also executed.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 import restate
 
 greeter = restate.Service("BenchGreeter")
+GREETS = 0
 
 
 @greeter.handler()
 async def greet(ctx: restate.Context, name: str) -> str:
+    global GREETS
+    GREETS += 1
     return f"Hello {name}"
 
 
@@ -44,4 +53,14 @@ async def click(ctx: restate.WorkflowSharedContext, secret: str) -> None:
     await ctx.promise("click", type_hint=str).resolve(secret)
 
 
-app = restate.app(services=[greeter, counter, signup])
+sdk_app = restate.app(services=[greeter, counter, signup])
+
+
+async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "http" and scope["path"] == "/_bench/greets":
+        body = str(GREETS).encode()
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+        return
+    await sdk_app(scope, receive, send)

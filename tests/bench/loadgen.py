@@ -22,6 +22,7 @@ class Result:
     completed: int = 0
     errors: int = 0
     late: int = 0  # started in the window, answered only after it closed (not counted as completed)
+    ok_total: int = 0  # every successful answer, warm-up and late ones included (what the engine accepted)
     latencies_ms: list[float] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -53,6 +54,7 @@ async def run_load(ingress: str, request: Request, concurrency: int, warmup_s: f
                 except (TimeoutError, aiohttp.ClientError):
                     ok = False
                 t1 = time.monotonic()
+                result.ok_total += ok
                 if t0 >= measure_from and t1 > stop_at:
                     result.late += 1
                 elif t0 >= measure_from:

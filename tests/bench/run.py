@@ -68,6 +68,22 @@ def wait_http(url: str, timeout: float = 120) -> None:
     raise SystemExit(f"{url} did not answer")
 
 
+def greets() -> int:
+    """How many times the service ran ``greet`` so far (see benchapp). A service busy with a backlog
+    can take seconds to answer this."""
+    return int(urllib.request.urlopen(SERVICE + "/_bench/greets", timeout=120).read())
+
+
+def drain(start_count: int, accepted: int, timeout: float = 300.0) -> float:
+    """Seconds until the service has executed every accepted send (``nan`` if it never does)."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if greets() - start_count >= accepted:
+            return time.monotonic() - t0
+        time.sleep(0.2)
+    return float("nan")
+
+
 def register() -> None:
     req = urllib.request.Request(ADMIN + "/deployments", data=json.dumps({"uri": SERVICE, "force": True}).encode(),
                                  headers={"content-type": "application/json"}, method="POST")
@@ -168,7 +184,8 @@ def run_engine(engine: Engine, workloads: list, warmup: float, duration: float) 
     service = subprocess.Popen([sys.executable, "-m", "hypercorn", "tests.bench.benchapp:app", "--bind",
                                 "127.0.0.1:9080"], cwd=ROOT, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, start_new_session=True)
-    results = {}
+    results: dict = {}
+    executed: dict = {}  # (workload, C) -> (sends executed per second, seconds to drain the backlog)
     try:
         engine.start()
         if not engine.embedded:
@@ -176,6 +193,8 @@ def run_engine(engine: Engine, workloads: list, warmup: float, duration: float) 
         pids = {**engine.pids, "service": service.pid, "loadgen": os.getpid()}
         for name, request, concurrencies in workloads:
             for c in concurrencies:
+                count_sends = name == "one_way_send" and not engine.embedded
+                start_count = greets() if count_sends else 0
                 before = {k: cpu_seconds(p, k != "loadgen") for k, p in pids.items()}
                 res: Result = asyncio.run(run_load(INGRESS, request, c, warmup, duration))
                 cpu = {k: (cpu_seconds(p, k != "loadgen") - before[k]) / (warmup + duration) for k, p in pids.items()}
@@ -183,12 +202,21 @@ def run_engine(engine: Engine, workloads: list, warmup: float, duration: float) 
                 print(f"  {engine.name:8} {name:18} C={c:<3} {res.rps:8.1f} req/s  p50 {res.pct(50):7.1f} ms  "
                       f"p99 {res.pct(99):7.1f} ms  max {res.pct(100):7.1f} ms  errors {res.errors}  late {res.late}",
                       flush=True)
+                if count_sends:
+                    # A 202 means accepted (durably logged), not executed: how long until the service
+                    # has run them all says how much of that rate was backlog.
+                    in_window = greets() - start_count
+                    waited = drain(start_count, res.ok_total)
+                    executed[(name, c)] = (res.ok_total / (warmup + duration + waited), waited)
+                    print(f"  {engine.name:8} {name:18} C={c:<3} accepted {res.ok_total}, executed {in_window} "
+                          f"by the window's end, the rest {waited:.1f} s later: {executed[(name, c)][0]:.1f} "
+                          f"executed/s", flush=True)
     finally:
         try:
             engine.stop()
         finally:
             os.killpg(service.pid, signal.SIGKILL)
-    return results
+    return {"results": results, "executed": executed}
 
 
 def main() -> None:
@@ -203,10 +231,11 @@ def main() -> None:
     engines = {"restate": Restate, "reprise": Reprise, "reprise-embedded": RepriseEmbedded,
                "reprise-split": RepriseSplit}
     print(f"machine: {os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}")
-    all_results = {}
+    all_results, all_executed = {}, {}
     for name in args.engines.split(","):
         print(f"\n== {name} ==", flush=True)
-        all_results[name] = run_engine(engines[name](), workloads, args.warmup, args.duration)
+        run = run_engine(engines[name](), workloads, args.warmup, args.duration)
+        all_results[name], all_executed[name] = run["results"], run["executed"]
 
     print(f"\n{'workload':18} {'C':>3} " + " ".join(f"{e + ' req/s':>14} {'p50':>7} {'p90':>7} {'p99':>7} {'err':>5}"
                                                  for e in all_results))
@@ -221,12 +250,23 @@ def main() -> None:
     for e, results in all_results.items():
         for (name, c), (_res, cpu) in results.items():
             print(f"  {e:8} {name:18} C={c:<3} " + "  ".join(f"{k} {v:.2f}" for k, v in cpu.items()))
+    if any(all_executed.values()):
+        print("\nOne-way sends executed (accepted over warm-up and window, divided by the time until the "
+              "service had run them all):")
+        for e, rows in all_executed.items():
+            for (name, c), (rate, waited) in rows.items():
+                print(f"  {e:16} {name} C={c:<3} {rate:8.1f} executed/s  (backlog drained {waited:.1f} s after)")
     if {"restate", "reprise"} <= set(all_results):
         print()
         for name, _, concurrencies in workloads:
             for c in concurrencies:
                 ours, theirs = all_results["reprise"][(name, c)][0].rps, all_results["restate"][(name, c)][0].rps
                 print(f"RATIO {name} C={c} {ours / theirs if theirs else float('nan'):.2f}")
+    theirs_executed = all_executed.get("restate", {})
+    for e, label in (("reprise", "EXECUTED-RATIO"), ("reprise-split", "SPLIT-EXECUTED-RATIO")):
+        for key, (rate, _) in all_executed.get(e, {}).items():
+            if key in theirs_executed and theirs_executed[key][0] == theirs_executed[key][0]:  # not nan
+                print(f"{label} {key[0]} C={key[1]} {rate / theirs_executed[key][0]:.2f}")
     for variant, label in (("reprise-split", "SPLIT-RATIO"), ("reprise-embedded", "EMBEDDED-RATIO")):
         if {"restate", variant} <= set(all_results):
             print()

@@ -133,3 +133,20 @@ def test_a_server_rotating_its_connections_costs_no_failure(tmp_path: Path) -> N
         run(go(16))  # ours, first
     finally:
         server.kill()
+
+
+def test_requests_past_every_connections_stream_limit_wait_for_a_slot(echo: Service) -> None:
+    """hypercorn allows 100 concurrent streams per connection and closes the whole connection
+    (GOAWAY PROTOCOL_ERROR) on the 101st. With the pool at its connection limit, a request waits for
+    a stream to end instead: 250 slow requests over one connection all succeed."""
+    async def go() -> None:
+        client = H2cClient(timeout_s=30, max_connections_per_origin=1)
+        try:
+            bodies = [f"slot-{i}".encode() for i in range(250)]
+            got = await asyncio.gather(*(client.post(echo.uri + "/w", b, {"x-delay-ms": "200"}) for b in bodies))
+            assert got == [(200, b) for b in bodies]
+            (conn,) = client._pools[("127.0.0.1", int(echo.uri.rsplit(":", 1)[1]))]
+            assert conn.requests == 250 and not client._waiting[("127.0.0.1", int(echo.uri.rsplit(":", 1)[1]))]
+        finally:
+            await client.aclose()
+    run(go())
