@@ -65,6 +65,7 @@ class Config:
     retention_sweep_interval_s: float = 60.0  # how often a leader looks for completions past their retention
     streaming: bool = True  # BIDI_STREAM deployments keep one request open across steps (partitions/streaming.py)
     stream_idle_ms: int = 1_000  # a streaming handler silent this long is told to suspend (input closed)
+    invoker_concurrency: int = 512  # attempts in flight per processor; more wait their turn
     embedded_threads: int = 4  # worker threads (each its own event loop) for the embedded app
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 

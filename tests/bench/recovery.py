@@ -2,7 +2,7 @@
 
     python tests/bench/recovery.py [--records 200000] [--rounds 3]
 
-Uses the local broker (``reprise kafka start``). Prints figures; asserts nothing about time.
+Uses the benchmarks' own broker, fresh (tests/bench/broker.py). Prints figures; asserts nothing about time.
 
 1. **restart**: ``reprise dev`` with the bench service, SIGKILLed and started again at once: the
    time from the kill until a call (to a virtual object, so a partition's leader must be back) is
@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,9 +37,10 @@ from engine.partitioning import partition_for_key  # noqa: E402
 from partitions.rebuild import rebuild, rebuild_many  # noqa: E402
 from schemas import codec  # noqa: E402
 from tests.bench.apply_loop import recorded_log  # noqa: E402
+from tests.bench.broker import BENCH_KAFKA, fresh_broker, stop_broker  # noqa: E402
 from tests.harness import Engine, Service, call_json  # noqa: E402
 
-BOOTSTRAP = "127.0.0.1:9092"
+BOOTSTRAP = BENCH_KAFKA.bootstrap
 PARTITIONS = 4
 
 
@@ -144,7 +144,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--fast-session-ms", type=int, default=2000)
     args = ap.parse_args()
-    subprocess.run([sys.executable, "-m", "engine.cli", "kafka", "start"], cwd=ROOT, check=True)
+    fresh_broker()
     work = Path(tempfile.mkdtemp(prefix="reprise-recovery-"))
     try:
         restart = measure_restart(work, args.rounds)
@@ -162,6 +162,7 @@ def main() -> None:
               f"{wall:.2f} s: {total / wall:,.0f} records/s", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        stop_broker()
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.bench.broker import broker_pid, fresh_broker, stop_broker  # noqa: E402
 from tests.bench.loadgen import WORKLOADS, Result, run_load  # noqa: E402
 
 PEER = ROOT.parent / "shared" / "peers" / "restate-peer.sh"
@@ -118,15 +119,14 @@ class Reprise(Engine):
 
     def start(self) -> None:
         py = sys.executable
-        subprocess.run([py, "-m", "engine.cli", "kafka", "start"], cwd=ROOT, check=True)
-        self.proc = subprocess.Popen([py, "-m", "engine.cli", "dev", "--kafka", "127.0.0.1:9092",
+        bootstrap = fresh_broker()
+        self.proc = subprocess.Popen([py, "-m", "engine.cli", "dev", "--kafka", bootstrap,
                                       "--namespace", f"bench{int(time.time())}"], cwd=ROOT,
                                      stdout=subprocess.DEVNULL, start_new_session=True,
                                      env={**os.environ, **self.env, **_extra_env()},
                                      stderr=open(ROOT / ".reprise" / f"bench-{self.name}.log", "w"))
         wait_http(INGRESS + "/restate/health")
-        kafka_pid = int((ROOT / ".reprise" / "kafka" / "broker.pid").read_text())
-        self.pids = {"reprise": self.proc.pid, "kafka": kafka_pid}
+        self.pids = {"reprise": self.proc.pid, "kafka": broker_pid()}
 
     def stop(self) -> None:
         os.killpg(self.proc.pid, signal.SIGTERM)
@@ -134,6 +134,7 @@ class Reprise(Engine):
             self.proc.wait(60)
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
+        stop_broker()
 
 
 def _extra_env() -> dict[str, str]:
@@ -149,9 +150,8 @@ class RepriseSplit(Reprise):
 
     def start(self) -> None:
         py = sys.executable
-        subprocess.run([py, "-m", "engine.cli", "kafka", "start"], cwd=ROOT, check=True)
         ns = f"bench{int(time.time())}"
-        common = ["--kafka", "127.0.0.1:9092", "--namespace", ns]
+        common = ["--kafka", fresh_broker(), "--namespace", ns]
         self.procs = [subprocess.Popen([py, "-m", "engine.cli", role, *common, *extra], cwd=ROOT,
                                        stdout=subprocess.DEVNULL, start_new_session=True,
                                        stderr=open(ROOT / ".reprise" / f"bench-{self.name}-{role}.log", "w"))
@@ -159,8 +159,7 @@ class RepriseSplit(Reprise):
         self.proc = self.procs[1]
         wait_http(INGRESS + "/restate/health")
         wait_http("http://127.0.0.1:9071/health")
-        kafka_pid = int((ROOT / ".reprise" / "kafka" / "broker.pid").read_text())
-        self.pids = {"ingress": self.procs[1].pid, "processor": self.procs[0].pid, "kafka": kafka_pid}
+        self.pids = {"ingress": self.procs[1].pid, "processor": self.procs[0].pid, "kafka": broker_pid()}
 
     def stop(self) -> None:
         for p in self.procs:
@@ -170,6 +169,7 @@ class RepriseSplit(Reprise):
                 p.wait(60)
             except subprocess.TimeoutExpired:
                 os.killpg(p.pid, signal.SIGKILL)
+        stop_broker()
 
 
 class RepriseEmbedded(Reprise):
