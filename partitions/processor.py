@@ -80,8 +80,8 @@ class PartitionProcessor:
         # Effects, timers and outbox records must never be given up on: no delivery timeout.
         self.producer = Producer(producer_config(self.cfg, **{"message.timeout.ms": 0}))
         self.embedded = EmbeddedApp(self.cfg.embedded_app, self.cfg.embedded_threads) if self.cfg.embedded_app else None
-        self.invoker = Invoker(self.cfg, self.registry, self._emit_effects, max_concurrency=self.cfg.invoker_concurrency,
-                               embedded=self.embedded)
+        self.invoker = Invoker(self.cfg, self.registry, self._emit_effects,
+                               max_concurrency=self.cfg.invoker_concurrency, embedded=self.embedded)
         self.timers = TimerService(self._fire_timer)
         self.shipper = OutboxShipper(self.cfg, self.producer, self._loop, self._outbox_shipped)
         self._poller = ProducerPoller(self.producer)

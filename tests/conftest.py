@@ -44,6 +44,27 @@ def kafka_bootstrap(request: pytest.FixtureRequest) -> Iterator[str]:
     kafka.stop()
 
 
+@pytest.fixture(autouse=True)
+def _drop_topics_the_test_created(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Delete the topics a test created once it is done (its processes are gone by then: this fixture
+    is set up first, so torn down last). A broker that keeps every test's namespace ends a session
+    with thousands of partitions, and at that size its small heap spends its time in full GCs."""
+    if "kafka_bootstrap" not in request.fixturenames:
+        yield
+        return
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": request.getfixturevalue("kafka_bootstrap")})
+    before = set(admin.list_topics(timeout=30).topics)
+    yield
+    created = [t for t in admin.list_topics(timeout=30).topics if t not in before and not t.startswith("__")]
+    for fut in (admin.delete_topics(created, operation_timeout=30) if created else {}).values():
+        try:
+            fut.result(30)
+        except Exception:  # noqa: BLE001 - already gone, or the test broke the broker: nothing to clean
+            pass
+
+
 @pytest.fixture
 def namespace() -> str:
     return "t" + uuid.uuid4().hex[:10]
