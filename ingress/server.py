@@ -114,7 +114,7 @@ class Ingress:
         else:
             inv = InvocationId.new(key if key is not None else random_routing_key())
         record = {
-            "invocation_id": str(inv), "service": svc.name, "handler": handler, "key": key,
+            "invocation_id": (inv_id := str(inv)), "service": svc.name, "handler": handler, "key": key,
             "handler_kind": kind, "input": body, "headers": headers, "idempotency_key": idem, "caller": None,
             "execute_at_ms": execute_at, "created_ms": int(time.time() * 1000), "reply_to": None, "ack_to": None,
         }
@@ -129,7 +129,7 @@ class Ingress:
                     status = (ack["value"] or b"Accepted").decode()
                 else:
                     await self.log.produce("Invoke", partition, record, rkey)
-                resp = _json(202, {"invocationId": str(inv), "status": status}, str(inv))
+                resp = _json(202, {"invocationId": inv_id, "status": status}, inv_id)
             else:
                 record["reply_to"] = self.log.reply_to(f"call-{uuid.uuid4().hex}")
                 reply = await self.log.request("Invoke", partition, record, record["reply_to"]["request_id"], rkey)

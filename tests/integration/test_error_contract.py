@@ -26,6 +26,7 @@ ROWS = [
     ("POST", "/", b"", {}, 404, "no service in path"),
     ("POST", "/Steps/three", b"{bad json", JSON, 400, "malformed JSON body"),
     ("POST", "/Steps/three", BIG, JSON, 413, "exceeds the maximum"),
+    ("POST", "/Steps/three", b'"x"', {**JSON, "x-big": "v" * 70_000}, 431, "request head exceeds"),
     ("POST", "/Steps/three/send?delay=soon", b'"x"', JSON, 400, "bad delay"),
     ("POST", "/Steps/three?delay=1s", b'"x"', JSON, 400, "only allowed on /send"),
     ("POST", "/SignupWorkflow/w/run/send?delay=1s", b"{}", JSON, 400, "not allowed on a workflow's run"),
@@ -46,11 +47,13 @@ def shared_engine(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
     svc = Service(tmp / "effects", tmp / "svc.log")
     svc.start()
     eng = Engine(kafka_bootstrap, "tcontract" + Path(tmp).name[-6:].replace("-", ""), tmp / "engine")
-    eng.start()
-    eng.register(svc.uri)
-    yield eng
-    eng.kill()
-    svc.kill()
+    try:
+        eng.start()
+        eng.register(svc.uri)
+        yield eng
+    finally:  # a failed start must not leave the service running past the session
+        eng.kill()
+        svc.kill()
 
 
 @pytest.mark.parametrize("method,path,body,headers,status,words", ROWS, ids=[f"{r[4]}:{r[1][:40]}" for r in ROWS])
