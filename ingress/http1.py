@@ -74,7 +74,8 @@ def parse_head(raw: bytes, max_body: int) -> _Head:
     parts = lines[0].split(b" ")
     if len(parts) != 3 or not _TOKEN.fullmatch(parts[0]):
         raise BadRequest(400, "malformed request line")
-    method, target, version = parts[0].decode(), parts[1].decode("latin-1"), parts[2]
+    # UTF-8 where a client sent raw non-ASCII (as aiohttp read it); a byte that is not UTF-8 becomes U+FFFD
+    method, target, version = parts[0].decode(), parts[1].decode("utf-8", "replace"), parts[2]
     if version not in (b"HTTP/1.1", b"HTTP/1.0"):
         raise BadRequest(505, f"HTTP version {version.decode('latin-1')!r} not supported: use HTTP/1.1")
     headers: dict[str, str] = {}
@@ -83,7 +84,7 @@ def parse_head(raw: bytes, max_body: int) -> _Head:
         name, sep, value = line.partition(b":")
         if not sep or not _TOKEN.fullmatch(name):
             raise BadRequest(400, "malformed header line")
-        k, v = name.decode().lower(), value.strip(b" \t").decode("latin-1")
+        k, v = name.decode().lower(), value.strip(b" \t").decode("utf-8", "replace")
         header_list.append((k, v))
         headers[k] = f"{headers[k]}, {v}" if k in headers else v
     connection = headers.get("connection", "").lower()
@@ -156,15 +157,19 @@ class _Chunks:
         return end + 4
 
 
-def encode_response(resp: Response, keep_alive: bool) -> bytes:
+def encode_response(resp: Response, keep_alive: bool, head_only: bool = False) -> bytes:
+    """The response's bytes; ``head_only`` (a HEAD request) keeps the length but leaves out the body."""
     head = [b"HTTP/1.1 %d %s\r\ncontent-length: %d\r\n" % (resp.status, _REASONS.get(resp.status, b""),
                                                            len(resp.body))]
     for k, v in resp.headers.items():
-        head.append(f"{k}: {v}\r\n".encode("latin-1"))
+        if "\r" in v or "\n" in v:  # a value from a deployment's manifest must not split the head
+            v = v.replace("\r", " ").replace("\n", " ")
+        head.append(f"{k}: {v}\r\n".encode())
     if not keep_alive:
         head.append(b"connection: close\r\n")
     head.append(b"\r\n")
-    head.append(resp.body)
+    if not head_only:
+        head.append(resp.body)
     return b"".join(head)
 
 
@@ -294,7 +299,7 @@ class _Connection(asyncio.Protocol):
             resp = self.server.error(500, f"internal error: {type(e).__name__}")
         if self.closing:
             return
-        self.transport.write(encode_response(resp, keep_alive and not self.server.closing))
+        self.transport.write(encode_response(resp, keep_alive and not self.server.closing, request.method == "HEAD"))
         if self.writable is not None:
             await self.writable
         self.task = None

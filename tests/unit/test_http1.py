@@ -228,7 +228,22 @@ def test_close_ends_idle_connections_and_cuts_requests_past_the_grace() -> None:
     asyncio.run(main())
 
 
+def test_head_gets_the_length_without_the_body_and_utf8_headers_arrive_as_sent() -> None:
+    async def work(server: HttpServer) -> None:
+        reader, writer = await connect(server)
+        writer.write("HEAD /h HTTP/1.1\r\n\r\nGET /g HTTP/1.1\r\nX-Name: clé\r\n\r\n".encode())
+        head = await reader.readuntil(b"\r\n\r\n")  # no body follows: the next bytes are the GET's answer
+        assert head.startswith(b"HTTP/1.1 200 OK\r\n") and b"content-length: " in head
+        status, _, body = await read_response(reader)
+        got = json.loads(body)
+        assert status == 200 and got["path"] == "/g" and ["x-name", "clé"] in got["headers"]
+        writer.close()
+    run(work)
+
+
 def test_response_encoding() -> None:
     wire = encode_response(Response(202, b"{}", {"x-restate-id": "inv_1"}), keep_alive=False)
     assert wire == (b"HTTP/1.1 202 Accepted\r\ncontent-length: 2\r\nx-restate-id: inv_1\r\n"
                     b"connection: close\r\n\r\n{}")
+    injected = encode_response(Response(200, b"", {"content-type": "text/plain\r\nx-evil: 1"}), keep_alive=True)
+    assert b"\r\nx-evil" not in injected and b"content-type: text/plain  x-evil: 1\r\n" in injected
