@@ -188,7 +188,6 @@ class _Connection(asyncio.Protocol):
         self.reading_paused = False
         self.writable: asyncio.Future[None] | None = None
         self.idle: asyncio.TimerHandle | None = None
-        self.head_keep_alive = True
         self.draining = False
 
     # asyncio callbacks ------------------------------------------------------------------------
@@ -234,25 +233,24 @@ class _Connection(asyncio.Protocol):
     def _advance(self) -> None:
         """Start the next complete request in the buffer, if there is one."""
         try:
-            request = self._next_request()
+            complete = self._next_request()
         except BadRequest as e:
             self._answer_and_close(e.status, str(e))
             return
-        if request is None:
+        if complete is None:
             return
         if self.idle is not None:
             self.idle.cancel()
             self.idle = None
-        self.task = asyncio.get_running_loop().create_task(self._serve(request, self.head_keep_alive))
+        self.task = asyncio.get_running_loop().create_task(self._serve(*complete))
 
-    def _next_request(self) -> Request | None:
+    def _next_request(self) -> tuple[Request, bool] | None:
+        """The next complete request in the buffer and whether its connection stays open after it."""
         if self.head is None:
             end = self.buf.find(b"\r\n\r\n")
-            if end < 0:
-                if len(self.buf) > MAX_HEAD_BYTES:
-                    raise BadRequest(431, f"request head exceeds {MAX_HEAD_BYTES} bytes")
+            if end < 0 and len(self.buf) <= MAX_HEAD_BYTES:
                 return None
-            if end > MAX_HEAD_BYTES:
+            if end < 0 or end > MAX_HEAD_BYTES:
                 raise BadRequest(431, f"request head exceeds {MAX_HEAD_BYTES} bytes")
             self.head = parse_head(bytes(self.buf[:end]), self.server.max_body)
             self.head_end = end + 4
@@ -275,12 +273,11 @@ class _Connection(asyncio.Protocol):
             body = bytes(self.buf[self.head_end:consumed])
         del self.buf[:consumed]
         self.head = None
-        self.head_keep_alive = head.keep_alive
         target = head.target
         if not target.startswith("/"):
             target = _origin_form(target)
         path, _, query = target.partition("?")
-        return Request(head.method, path, query, head.headers, head.header_list, body)
+        return Request(head.method, path, query, head.headers, head.header_list, body), head.keep_alive
 
     def _body_missing(self) -> bool:
         assert self.head is not None

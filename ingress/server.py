@@ -75,7 +75,7 @@ class Ingress:
                 for pattern, name in _ROUTES:
                     m = pattern.fullmatch(request.path)
                     if m is not None:
-                        params = {k: unquote(v) for k, v in m.groupdict().items() if v is not None}
+                        params = {k: unquote(v) for k, v in m.groupdict().items()}
                         return await getattr(self, name)(request, params)
             return await self.invoke(request)
         except IngressError as e:
