@@ -31,7 +31,9 @@ class IllegalTransition(RuntimeError):
     pass
 
 
-def check_transition(invocation_id: str, source: Status | None, target: Status) -> None:
+def check_transition(invocation_id: str, source: Status | str | None, target: Status) -> None:
+    """Raise unless ``source`` (a member or its name: a StrEnum looks up as its name) may become ``target``."""
     if target not in _ALLOWED[source]:
+        source = Status(source) if source else None
         raise IllegalTransition(f"invocation {invocation_id}: expected a state that may become {target.value}, "
                                 f"found {source.value if source else 'none'}")

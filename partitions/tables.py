@@ -36,24 +36,41 @@ def _encode_status(row: object) -> bytes:
     return codec.encode_stored("InvocationStatus", row)  # type: ignore[arg-type]
 
 
+_UNREAD = object()
+
+
 class Tables:
     def __init__(self, tx: Transaction) -> None:
         self.tx = tx
+        # invocation id -> its stored status name (None: no such invocation), as status() last read it:
+        # put_status then needs no read of is/ (for a new invocation, a RocksDB miss)
+        self._read_status: dict[str, str | None] = {}
+        self._epoch: int | None = None  # read once per batch: every leader-made record checks it
+
+    def forget_reads(self) -> None:
+        """Drop what was remembered from reads: the transaction was rolled back to a savepoint."""
+        self._read_status.clear()
+        self._epoch = None
 
     # invocation status
     def status(self, inv: str) -> Row | None:
         key = b"in/" + inv.encode()
         pending = self.tx.pending_object(key)
         if pending is not None:  # written earlier in this batch: no encode and decode round trip
-            return dict(pending)  # type: ignore[call-overload]
-        raw = self.tx.get(key)
-        return codec.decode_stored("InvocationStatus", raw) if raw is not None else None
+            row = dict(pending)  # type: ignore[call-overload]
+        else:
+            raw = self.tx.get(key)
+            row = codec.decode_stored("InvocationStatus", raw) if raw is not None else None
+        self._read_status[inv] = row["status"] if row is not None else None
+        return row
 
     def put_status(self, row: Row) -> None:
-        inv = row["invocation_id"].encode()
+        inv_text = row["invocation_id"]
+        inv = inv_text.encode()
         self.tx.put_lazy(b"in/" + inv, dict(row), _encode_status)
         status = row["status"].encode()
-        old = self.tx.get(b"is/" + inv)
+        read = self._read_status.pop(inv_text, _UNREAD)
+        old = self.tx.get(b"is/" + inv) if read is _UNREAD else (read.encode() if read is not None else None)
         if old != status:
             self.tx.put(b"is/" + inv, status)
             self._count(b"meta/count/" + status, 1)
@@ -194,6 +211,7 @@ class Tables:
 
     def delete_status(self, inv: str) -> None:
         key = inv.encode()
+        self._read_status.pop(inv, None)
         self.tx.delete(b"in/" + key)
         self.tx.delete(b"rn/" + key)
         old = self.tx.get(b"is/" + key)
@@ -266,9 +284,12 @@ class Tables:
 
     # leadership
     def epoch(self) -> int:
-        return _int(self.tx.get(b"meta/epoch"), 0)
+        if self._epoch is None:
+            self._epoch = _int(self.tx.get(b"meta/epoch"), 0)
+        return self._epoch
 
     def set_epoch(self, epoch: int, owner: str) -> None:
+        self._epoch = epoch
         self.tx.put(b"meta/epoch", str(epoch).encode())
         self.tx.put(b"meta/epoch_owner", owner.encode())
 

@@ -51,6 +51,10 @@ def iter_frames(data: bytes) -> Iterator[Frame]:
 
 def parse_frame(raw: bytes) -> Frame:
     """One stored frame (a journal entry)."""
+    if len(raw) >= HEADER_SIZE:  # the common case without iter_frames' generator: apply reads many entries
+        t, flags, length = _HEADER.unpack_from(raw)
+        if HEADER_SIZE + length == len(raw):
+            return Frame(t, flags, raw[HEADER_SIZE:], raw)
     frames = list(iter_frames(raw))
     if len(frames) != 1:
         raise ProtocolError(f"expected one frame, found {len(frames)}")

@@ -81,10 +81,12 @@ def apply_batch(tx: Transaction, partition: int, partitions: int, records: Itera
             handler(ctx, rec.value, rec.timestamp_ms)
         except RejectedRecord as e:
             tx.rollback()
+            ctx.tables.forget_reads()
             del ctx.actions[n_actions:]
             rejected.append((rec.offset, str(e)))
         except Exception as e:  # noqa: BLE001 - one bad record must not stop the partition
             tx.rollback()
+            ctx.tables.forget_reads()
             del ctx.actions[n_actions:]
             rejected.append((rec.offset, f"{rec.kind} could not be applied: {type(e).__name__}: {e}"))
     return BatchResult(ctx.actions, ctx.dropped, rejected)

@@ -14,6 +14,14 @@ from partitions.status import Status
 
 _PROMISE_COMMANDS = (MessageType.GET_PROMISE_COMMAND, MessageType.PEEK_PROMISE_COMMAND,
                      MessageType.COMPLETE_PROMISE_COMMAND)
+# Commands the runtime acts on (below); the rest (run, output, input...) are only journaled. One set
+# lookup spares those the chain of comparisons (an IntEnum member access costs ~170 ns on Python 3.11).
+_ACTED_ON = frozenset(int(t) for t in (
+    MessageType.SET_STATE_COMMAND, MessageType.CLEAR_STATE_COMMAND, MessageType.CLEAR_ALL_STATE_COMMAND,
+    MessageType.GET_LAZY_STATE_COMMAND, MessageType.GET_LAZY_STATE_KEYS_COMMAND, MessageType.SLEEP_COMMAND,
+    MessageType.CALL_COMMAND, MessageType.ONE_WAY_CALL_COMMAND, MessageType.SEND_SIGNAL_COMMAND,
+    MessageType.COMPLETE_AWAKEABLE_COMMAND, *_PROMISE_COMMANDS))
+_INVOKED = Status.INVOKED.value
 
 
 def apply_effects(ctx: ApplyContext, rec: dict[str, Any], now_ms: int) -> None:
@@ -24,7 +32,7 @@ def apply_effects(ctx: ApplyContext, rec: dict[str, Any], now_ms: int) -> None:
     if lifecycle.from_stale_leader(ctx, rec, f"effects of {inv} attempt {rec['attempt']}"):
         return
     row = ctx.tables.status(inv)
-    if row is None or row["status"] != Status.INVOKED.value or row["attempt"] != rec["attempt"]:
+    if row is None or row["status"] != _INVOKED or row["attempt"] != rec["attempt"]:
         found = "no invocation" if row is None else f"{row['status']} attempt {row['attempt']}"
         ctx.drop(f"effects of {inv}: expected INVOKED attempt {rec['attempt']}, found {found}")
         if progress:
@@ -36,14 +44,16 @@ def apply_effects(ctx: ApplyContext, rec: dict[str, Any], now_ms: int) -> None:
     first_action = len(ctx.actions)
     for pos, frame in enumerate(rec["entries"]):
         index = lifecycle.append_entry(ctx, row, frame)
-        _on_command(ctx, row, frame, index, kinds.get(str(pos)), now_ms)
+        if pj.frame_type(frame) in _ACTED_ON:
+            _on_command(ctx, row, frame, index, kinds.get(str(pos)), now_ms)
     if rec["entries"]:
         row["failures_since_entry"], row["last_entry_ms"] = 0, now_ms
     if progress:
         ctx.tables.put_status(row)
         return
     # The attempt is over: nothing more is streamed to it.
-    ctx.actions[first_action:] = [a for a in ctx.actions[first_action:] if not isinstance(a, StreamNotification)]
+    if len(ctx.actions) > first_action:
+        ctx.actions[first_action:] = [a for a in ctx.actions[first_action:] if not isinstance(a, StreamNotification)]
     _on_outcome(ctx, row, rec["outcome"], now_ms, rec["completion_retention_ms"])
 
 

@@ -12,6 +12,7 @@ import restate
 
 greeter = restate.Service("BenchGreeter")
 GREETS = 0
+ATTEMPTS = 0  # requests the engine made to the SDK app (attempts), greets or not
 
 
 @greeter.handler()
@@ -57,10 +58,13 @@ sdk_app = restate.app(services=[greeter, counter, signup])
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    if scope["type"] == "http" and scope["path"] == "/_bench/greets":
-        body = str(GREETS).encode()
+    global ATTEMPTS
+    if scope["type"] == "http" and scope["path"] in ("/_bench/greets", "/_bench/attempts"):
+        body = str(GREETS if scope["path"] == "/_bench/greets" else ATTEMPTS).encode()
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
         return
+    if scope["type"] == "http":
+        ATTEMPTS += 1
     await sdk_app(scope, receive, send)

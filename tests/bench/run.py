@@ -69,10 +69,10 @@ def wait_http(url: str, timeout: float = 120) -> None:
     raise SystemExit(f"{url} did not answer")
 
 
-def greets() -> int:
-    """How many times the service ran ``greet`` so far (see benchapp). A service busy with a backlog
-    can take seconds to answer this."""
-    return int(urllib.request.urlopen(SERVICE + "/_bench/greets", timeout=120).read())
+def greets(what: str = "greets") -> int:
+    """How many times the service ran ``greet`` (or, ``attempts``, was asked to run any handler) so far
+    (see benchapp). A service busy with a backlog can take seconds to answer this."""
+    return int(urllib.request.urlopen(SERVICE + "/_bench/" + what, timeout=120).read())
 
 
 def drain(start_count: int, accepted: int, timeout: float = 300.0) -> float:
@@ -201,6 +201,7 @@ def run_engine(engine: Engine, workloads: list, warmup: float, duration: float, 
             for c in concurrencies:
                 count_sends = name == "one_way_send" and not engine.embedded
                 start_count = greets() if count_sends else 0
+                start_attempts = greets("attempts") if count_sends else 0
                 before = {k: cpu_seconds(p, k != "loadgen") for k, p in pids.items()}
                 res: Result = asyncio.run(run_load(INGRESS, request, c, warmup, duration))
                 cpu = {k: (cpu_seconds(p, k != "loadgen") - before[k]) / (warmup + duration) for k, p in pids.items()}
@@ -216,7 +217,8 @@ def run_engine(engine: Engine, workloads: list, warmup: float, duration: float, 
                     executed[(name, c)] = (res.ok_total / (warmup + duration + waited), waited)
                     print(f"  {engine.name:8} {name:18} C={c:<3} accepted {res.ok_total}, executed {in_window} "
                           f"by the window's end, the rest {waited:.1f} s later: {executed[(name, c)][0]:.1f} "
-                          f"executed/s", flush=True)
+                          f"executed/s, {(greets('attempts') - start_attempts) / res.ok_total:.3f} attempts each",
+                          flush=True)
     finally:
         try:
             engine.stop()

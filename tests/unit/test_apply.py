@@ -283,3 +283,55 @@ def test_a_record_that_fails_is_undone_alone_and_the_batch_goes_on() -> None:
     assert [o for o, _ in result.rejected] == [11, 13]
     assert "malformed invocation id" in result.rejected[0][1]
     assert p.status(good)["journal_length"] == 1  # the broken effects left nothing behind
+
+
+def test_one_batch_gives_the_bytes_of_one_record_per_batch_even_when_a_record_fails(monkeypatch) -> None:
+    """Within a batch apply() remembers what it read (an invocation's stored status, the epoch): a
+    batch holding a record that fails after writing its status must still give the same store as
+    the same records applied one batch each."""
+    from partitions import lifecycle
+
+    a, b = str(InvocationId(0, 1)), str(InvocationId(0, 2))
+    failing_offset = 4
+    real_send_reply = lifecycle.send_reply
+
+    def send_reply_failing_once(ctx, reply, inv, value, failure):  # type: ignore[no-untyped-def]
+        if ctx.offset == failing_offset:
+            raise RuntimeError("injected after the status was written")
+        real_send_reply(ctx, reply, inv, value, failure)
+
+    monkeypatch.setattr(lifecycle, "send_reply", send_reply_failing_once)
+    reply = {"topic": "replies", "ingress_id": "ing", "request_id": "r"}
+
+    def effects(inv: str, attempt: int, entries: list[bytes], outcome: dict, epoch: int = 1) -> tuple:
+        return ("InvokerEffects", {"invocation_id": inv, "attempt": attempt, "epoch": epoch, "timestamp_ms": 2,
+                                   "deployment_id": "dp_1", "entries": entries, "outcome": outcome})
+    log = [
+        ("LeaderEpoch", {"partition": 0, "epoch": 1, "owner": "me", "timestamp_ms": 0}),
+        ("Invoke", {"invocation_id": a, "service": "Svc", "handler": "h", "input": b"1", "reply_to": reply}),
+        ("Invoke", {"invocation_id": b, "service": "Svc", "handler": "h", "input": b"2", "reply_to": reply}),
+        effects(a, 1, [run(1), run_done(1, b'"A"')], suspended(1)),
+        effects(b, 1, [output(b'"fails"')], {}),  # offset 4: completes b, then raises: undone
+        effects(b, 1, [output(b'"ok"')], {}),  # b is still INVOKED attempt 1: completes now
+        ("LeaderEpoch", {"partition": 0, "epoch": 2, "owner": "next", "timestamp_ms": 3}),
+        effects(a, 2, [output(b'"late"')], {}),  # from epoch 1: dropped
+        effects(a, 2, [output(b'"A!"')], {}, epoch=2),
+    ]
+    records = [LogRecord(kind, codec.CURRENT[kind], codec.decode(kind, codec.CURRENT[kind], codec.encode(kind, v)),
+                         offset, 1_000 + offset) for offset, (kind, v) in enumerate(log)]
+
+    def apply_in(batches: list[list[LogRecord]]) -> tuple[dict[bytes, bytes], list[int]]:
+        p = new_partition()
+        p.store.data.clear()
+        rejected = []
+        for batch in batches:
+            tx = Transaction(p.store)
+            rejected += [o for o, _ in apply_batch(tx, 0, N, batch).rejected]
+            tx.commit(batch[-1].offset)
+        assert {s: n for s, n in p.tables.status_counts().items() if n} == {"COMPLETED": 2}
+        return p.store.data, rejected
+
+    together, rejected_together = apply_in([records])
+    apart, rejected_apart = apply_in([[r] for r in records])
+    assert rejected_together == rejected_apart == [failing_offset]
+    assert together == apart
