@@ -18,7 +18,7 @@ from typing import Any
 from confluent_kafka import OFFSET_END, Consumer, KafkaException, Producer, TopicPartition
 
 from engine.config import Config
-from engine.ids import InvocationId, idempotent_invocation_id, random_routing_key, workflow_run_id
+from engine.ids import InvocationId, idempotent_invocation_id, workflow_run_id
 from engine.kafka import high_watermark, log_partitions, next_batch, produce_record, producer_config
 from schemas import codec
 
@@ -51,7 +51,7 @@ class KafkaClient:
         elif idempotency_key is not None:
             inv = idempotent_invocation_id(service, key, handler, idempotency_key)
         else:
-            inv = InvocationId.new(key if key is not None else random_routing_key())
+            inv = InvocationId.new(key) if key is not None else InvocationId.random()
         record = {
             "invocation_id": str(inv), "service": service, "handler": handler, "key": key,
             "handler_kind": handler_kind, "input": payload,

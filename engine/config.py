@@ -66,6 +66,8 @@ class Config:
     streaming: bool = True  # BIDI_STREAM deployments keep one request open across steps (partitions/streaming.py)
     stream_idle_ms: int = 1_000  # a streaming handler silent this long is told to suspend (input closed)
     invoker_concurrency: int = 512  # attempts in flight per processor; more wait their turn
+    invoker_connections: int = 8  # h2c connections per deployment origin
+    invoker_streams_per_connection: int = 100  # at most this many requests at once on one connection
     embedded_threads: int = 4  # worker threads (each its own event loop) for the embedded app
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 

@@ -94,9 +94,10 @@ class Stream:
 class Connection(asyncio.Protocol):
     """One HTTP/2 connection: its streams, flow control both ways and the peer's settings."""
 
-    def __init__(self, authority: str, max_requests: int) -> None:
+    def __init__(self, authority: str, max_requests: int, streams_cap: int = 100) -> None:
         self.authority = authority.encode()
         self.max_requests = max_requests
+        self.streams_cap = streams_cap  # ours, below the peer's: fewer streams per connection can cost a server less
         self.streams: dict[int, Stream] = {}
         self.transport: asyncio.Transport | None = None
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -295,7 +296,7 @@ class Connection(asyncio.Protocol):
         return s
 
     def free_streams(self) -> int:
-        return self.max_streams - len(self.streams)
+        return min(self.max_streams, self.streams_cap) - len(self.streams)
 
     def post(self, path: str, headers: dict[str, str], body: bytes,
              streamed: bool = False) -> tuple[int, Stream]:

@@ -36,10 +36,11 @@ from engine.h2_connection import (  # noqa: F401 - H2cError and Inbox are part o
 class H2cClient:
     """Connections per origin, opened as needed; one request per stream."""
 
-    def __init__(self, timeout_s: float, max_connections_per_origin: int = 8,
+    def __init__(self, timeout_s: float, max_connections_per_origin: int = 8, max_streams_per_connection: int = 100,
                  requests_per_connection: int = REQUESTS_PER_CONNECTION) -> None:
         self._timeout = timeout_s
         self._per_connection = requests_per_connection
+        self._streams_cap = max_streams_per_connection
         self._max = max_connections_per_origin
         self._pools: dict[tuple[str, int], list[Connection]] = {}
         self._opening: dict[tuple[str, int], asyncio.Lock] = {}
@@ -139,7 +140,8 @@ class H2cClient:
             loop = asyncio.get_running_loop()
             try:
                 _, conn = await asyncio.wait_for(loop.create_connection(
-                    lambda: Connection(f"{origin[0]}:{origin[1]}", self._per_connection), origin[0], origin[1]),
+                    lambda: Connection(f"{origin[0]}:{origin[1]}", self._per_connection, self._streams_cap),
+                    origin[0], origin[1]),
                     self._timeout)
             except (OSError, TimeoutError) as e:
                 raise H2cError(f"cannot connect to {origin[0]}:{origin[1]}: {e}") from None

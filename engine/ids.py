@@ -9,6 +9,7 @@ any process can route a record about an invocation without a lookup.
 from __future__ import annotations
 
 import hashlib
+import os
 import uuid as _uuid
 from dataclasses import dataclass
 
@@ -16,20 +17,25 @@ from engine.partitioning import partition_key, partition_of_pk
 
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _INDEX = {c: i for i, c in enumerate(_ALPHABET)}
+# Written two digits at a time (5.9 -> 3.5 µs an id): the ingress writes one per request.
+_PAIRS = tuple(a + b for a in _ALPHABET for b in _ALPHABET)
 PREFIX = "inv_1"
 
 
 def _b62(n: int, width: int) -> str:
     out = []
-    for _ in range(width):
+    if width % 2:
         n, r = divmod(n, 62)
         out.append(_ALPHABET[r])
+    for _ in range(width // 2):
+        n, r = divmod(n, 3844)
+        out.append(_PAIRS[r])
     if n:
         raise ValueError("number too large for base62 width")
     return "".join(reversed(out))
 
 
-def _unb62(s: str) -> int:
+def _unb62(s: str) -> int:  # one digit at a time: slicing pairs measured slower (5.3 vs 3.8 µs a parse)
     n = 0
     for c in s:
         n = n * 62 + _INDEX[c]
@@ -77,6 +83,12 @@ class InvocationId:
         return InvocationId(partition_key(routing_key), _uuid.uuid4().int)
 
     @staticmethod
+    def random() -> InvocationId:
+        """A fresh id for a plain-service invocation: a random 31-bit partition key (what hashing a
+        random routing key would give, without murmur2 in Python on the ingress's hot path)."""
+        return InvocationId(_random_bits(32) & 0x7FFFFFFF, _random_bits(128))
+
+    @staticmethod
     def derived(routing_key: str, *parts: str | int) -> InvocationId:
         """A deterministic id: the same inputs always give the same id (used inside apply())."""
         h = hashlib.sha256("\x00".join(str(p) for p in parts).encode()).digest()
@@ -87,9 +99,8 @@ def parse_invocation_id(text: str) -> InvocationId:
     return InvocationId.parse(text)
 
 
-def random_routing_key() -> str:
-    """A routing key for a plain-service invocation: spreads them over all partitions."""
-    return _uuid.uuid4().hex
+def _random_bits(n: int) -> int:
+    return int.from_bytes(os.urandom(n // 8), "big")
 
 
 def awakeable_id(invocation: InvocationId, signal_idx: int) -> str:

@@ -23,7 +23,6 @@ from engine.ids import (
     InvocationId,
     idempotent_invocation_id,
     parse_awakeable_id,
-    random_routing_key,
     workflow_run_id,
 )
 from engine.registry import Registry, ServiceInfo
@@ -112,7 +111,7 @@ class Ingress:
         elif idem is not None:
             inv = idempotent_invocation_id(svc.name, key, handler, idem)
         else:
-            inv = InvocationId.new(key if key is not None else random_routing_key())
+            inv = InvocationId.new(key) if key is not None else InvocationId.random()
         record = {
             "invocation_id": (inv_id := str(inv)), "service": svc.name, "handler": handler, "key": key,
             "handler_kind": kind, "input": body, "headers": headers, "idempotency_key": idem, "caller": None,

@@ -16,7 +16,7 @@ import time
 from confluent_kafka import Consumer, Producer
 
 from engine.config import Config
-from engine.ids import InvocationId, random_routing_key
+from engine.ids import InvocationId
 from engine.kafka import log_partitions, next_batch, produce_record, producer_config
 from engine.registry import Registry
 from engine.subscriptions import Subscription, SubscriptionRegistry
@@ -76,7 +76,7 @@ class SubscriptionRunner:
                                     m.topic(), m.partition(), m.offset(), sub.service)
                         continue
                     key = m.key().decode("utf-8", "replace") if keyed else None
-                    inv = InvocationId.new(key if key is not None else random_routing_key())
+                    inv = InvocationId.new(key) if key is not None else InvocationId.random()
                     produce_record(producer, self._cfg.log_topic, inv.partition(self._partitions), "Invoke", {
                         "invocation_id": str(inv), "service": sub.service, "handler": sub.handler, "key": key,
                         "handler_kind": kind, "input": m.value() or b"",

@@ -56,7 +56,8 @@ class Invoker:
         self._sem = asyncio.Semaphore(max_concurrency)
         self._clients: dict[bool, httpx.AsyncClient] = {}
         self._embedded = embedded
-        self._h2c = H2cClient(cfg.attempt_timeout_s)  # h2c prior knowledge: http:// deployments (the default)
+        # h2c prior knowledge: http:// deployments (the default)
+        self._h2c = H2cClient(cfg.attempt_timeout_s, cfg.invoker_connections, cfg.invoker_streams_per_connection)
         self._live: dict[tuple[str, int], LiveAttempt] = {}  # streaming attempts, by (invocation, attempt)
 
     def start(self, partition: int, store: KeyValueStore, epoch: int, invocation_id: str, attempt: int) -> None:

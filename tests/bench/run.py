@@ -192,8 +192,9 @@ def run_engine(engine: Engine, workloads: list, warmup: float, duration: float, 
             register()
         pids = {**engine.pids, "service": service.pid, "loadgen": os.getpid()}
         if engine_warmup > 0:
-            # Not measured: a broker just started spends its first seconds compiling (the JVM's JIT:
-            # 0.7-0.8 of a core at ~120 req/s), which would be charged to whichever row came first.
+            # Not measured: a broker just started spends its first minute compiling (the JVM's JIT).
+            # After 10 s of load it still took 0.56-0.67 of a core on sends at C=16, after 45 s 0.32:
+            # that start-up cost would be charged to whichever rows came first.
             warm = asyncio.run(run_load(INGRESS, greet, 16, 0, engine_warmup))
             print(f"  {engine.name:8} warm-up: greet C=16 for {engine_warmup:.0f} s, {warm.rps:.0f} req/s "
                   "(not counted)", flush=True)
@@ -231,7 +232,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--duration", type=float, default=20.0)
     ap.add_argument("--warmup", type=float, default=3.0)
-    ap.add_argument("--engine-warmup", type=float, default=10.0, help="unmeasured load after each engine starts")
+    ap.add_argument("--engine-warmup", type=float, default=45.0, help="unmeasured load after each engine starts")
     ap.add_argument("--engines", default="restate,reprise,reprise-split,reprise-embedded")
     ap.add_argument("--only", default="")
     args = ap.parse_args()

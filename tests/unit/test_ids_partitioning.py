@@ -30,6 +30,14 @@ def test_invocation_id_round_trip_and_routing() -> None:
     assert iid.partition(8) == partition_for_key("cart-42", 8)
 
 
+def test_random_ids_are_distinct_round_trip_and_spread_over_partitions() -> None:
+    ids = [InvocationId.random() for _ in range(2000)]
+    assert len(set(ids)) == len(ids)
+    assert all(0 <= i.pk <= 0x7FFFFFFF and InvocationId.parse(str(i)) == i for i in ids)
+    per_partition = [sum(1 for i in ids if i.partition(8) == p) for p in range(8)]
+    assert min(per_partition) > 150  # 250 expected each; a fixed or biased key would leave some empty
+
+
 def test_derived_ids_are_deterministic_and_seed_is_stable() -> None:
     a = InvocationId.derived("k", "call", "inv_parent", 3)
     assert a == InvocationId.derived("k", "call", "inv_parent", 3)
