@@ -150,3 +150,27 @@ def test_requests_past_every_connections_stream_limit_wait_for_a_slot(echo: Serv
         finally:
             await client.aclose()
     run(go())
+
+
+def test_our_stream_cap_spreads_requests_over_more_connections(echo: Service) -> None:
+    """REPRISE_INVOKER_STREAMS_PER_CONNECTION: below the server's limit, a connection never carries
+    more than our cap at once; further requests open connections up to the pool's limit, then wait."""
+    async def go() -> None:
+        client = H2cClient(timeout_s=30, max_connections_per_origin=3, max_streams_per_connection=2)
+        origin = ("127.0.0.1", int(echo.uri.rsplit(":", 1)[1]))
+        most: list[int] = []
+
+        async def watch() -> None:
+            while True:
+                most.append(max((len(c.streams) for c in client._pools.get(origin, [])), default=0))
+                await asyncio.sleep(0.01)
+        watcher = asyncio.create_task(watch())
+        try:
+            bodies = [f"cap-{i}".encode() for i in range(12)]
+            got = await asyncio.gather(*(client.post(echo.uri + "/w", b, {"x-delay-ms": "200"}) for b in bodies))
+            assert got == [(200, b) for b in bodies]
+            assert len(client._pools[origin]) == 3 and max(most) == 2
+        finally:
+            watcher.cancel()
+            await client.aclose()
+    run(go())
