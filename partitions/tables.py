@@ -37,6 +37,17 @@ def _encode_status(row: object) -> bytes:
 
 
 _UNREAD = object()
+# A row's lists that apply() changes in place (append_entry, attach); the rest are replaced whole.
+_LISTS_CHANGED_IN_PLACE = ("completed_ids", "signal_ids", "named_signals", "attached_callers", "attached_replies")
+
+
+def _private_copy(row: Row) -> Row:
+    """A row a record may change without touching ``row``: the object a pending write (or a record
+    rolled back to it) will encode. A shallow copy would share its lists."""
+    copy = dict(row)
+    for name in _LISTS_CHANGED_IN_PLACE:
+        copy[name] = list(copy[name])
+    return copy
 
 
 class Tables:
@@ -57,7 +68,7 @@ class Tables:
         key = b"in/" + inv.encode()
         pending = self.tx.pending_object(key)
         if pending is not None:  # written earlier in this batch: no encode and decode round trip
-            row = dict(pending)  # type: ignore[call-overload]
+            row = _private_copy(pending)  # type: ignore[arg-type]
         else:
             raw = self.tx.get(key)
             row = codec.decode_stored("InvocationStatus", raw) if raw is not None else None

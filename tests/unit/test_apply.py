@@ -312,6 +312,9 @@ def test_one_batch_gives_the_bytes_of_one_record_per_batch_even_when_a_record_fa
         ("Invoke", {"invocation_id": b, "service": "Svc", "handler": "h", "input": b"2", "reply_to": reply}),
         effects(a, 1, [run(1), run_done(1, b'"A"')], suspended(1)),
         effects(b, 1, [output(b'"fails"')], {}),  # offset 4: completes b, then raises: undone
+        # offset 5: a notification lands in a's row (its completed ids), then a malformed call raises:
+        # the row as it was before this record must be what stays, lists included
+        effects(a, 2, [run_done(9, b'"x"'), encode_frame(MessageType.CALL_COMMAND, b"\xff\xff")], suspended(9)),
         effects(b, 1, [output(b'"ok"')], {}),  # b is still INVOKED attempt 1: completes now
         ("LeaderEpoch", {"partition": 0, "epoch": 2, "owner": "next", "timestamp_ms": 3}),
         effects(a, 2, [output(b'"late"')], {}),  # from epoch 1: dropped
@@ -333,5 +336,5 @@ def test_one_batch_gives_the_bytes_of_one_record_per_batch_even_when_a_record_fa
 
     together, rejected_together = apply_in([records])
     apart, rejected_apart = apply_in([[r] for r in records])
-    assert rejected_together == rejected_apart == [failing_offset]
+    assert rejected_together == rejected_apart == [failing_offset, failing_offset + 1]
     assert together == apart
