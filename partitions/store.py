@@ -37,7 +37,11 @@ class KeyValueStore(Protocol):
     """What a Transaction needs from a backend; the Rocks and memory stores share one contract suite."""
 
     def get(self, key: bytes) -> bytes | None: ...
-    def write(self, puts: dict[bytes, bytes | None]) -> None: ...
+    def write(self, puts: dict[bytes, bytes | None], objects: dict[bytes, object] | None = None) -> None:
+        """Write ``puts`` atomically; ``objects`` are the decoded forms of some of those values (lazy
+        writes), which ``committed_object`` may hand out instead of the bytes."""
+    def committed_object(self, key: bytes) -> object | None:
+        """The object whose encoding is the value at ``key``, if the store still remembers it."""
     def scan(self, prefix: bytes, start: bytes | None = None) -> Iterator[tuple[bytes, bytes]]: ...
     def close(self) -> None: ...
 
@@ -47,16 +51,22 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self.data: dict[bytes, bytes] = {}
+        self.objects: dict[bytes, object] = {}
 
     def get(self, key: bytes) -> bytes | None:
         return self.data.get(key)
 
-    def write(self, puts: dict[bytes, bytes | None]) -> None:
+    def write(self, puts: dict[bytes, bytes | None], objects: dict[bytes, object] | None = None) -> None:
         for k, v in puts.items():
+            self.objects.pop(k, None)
             if v is None:
                 self.data.pop(k, None)
             else:
                 self.data[k] = v
+        self.objects.update(objects or {})
+
+    def committed_object(self, key: bytes) -> object | None:
+        return self.objects.get(key)
 
     def scan(self, prefix: bytes, start: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
         """Rows under ``prefix`` in key order, from ``start`` (inclusive) if given."""
@@ -78,6 +88,9 @@ class RocksStore:
     """
 
     RECENT = 8192  # cached values; trimmed to half when exceeded
+    # Remembered rows: enough for the invocations a processor has in flight (the invoker runs up to
+    # 512 at once); each row is a few dozen objects the garbage collector walks on a full collection.
+    OBJECTS = 2048
 
     def __init__(self, path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
@@ -93,6 +106,9 @@ class RocksStore:
         self._wopts = WriteOptions()
         self._wopts.sync = False
         self._recent: dict[bytes, bytes | None] = {}
+        # The decoded rows of the latest lazy writes (invocation status): the next batch's records
+        # about the same invocations start from them instead of decoding Avro again.
+        self._objects: dict[bytes, object] = {}
 
     @property
     def db(self) -> Rdict:
@@ -102,8 +118,9 @@ class RocksStore:
         value = self._recent.get(key, _DELETED)
         return self._db.get(key) if value is _DELETED else value  # type: ignore[return-value]
 
-    def write(self, puts: dict[bytes, bytes | None]) -> None:
+    def write(self, puts: dict[bytes, bytes | None], objects: dict[bytes, object] | None = None) -> None:
         wb = WriteBatch(raw_mode=True)
+        remembered = self._objects
         for k, v in puts.items():
             if v is None:
                 wb.delete(k)
@@ -112,9 +129,17 @@ class RocksStore:
         self._db.write(wb, self._wopts)
         recent = self._recent
         recent.update(puts)
-        if len(recent) > self.RECENT:
-            for k in list(itertools.islice(recent, len(recent) - self.RECENT // 2)):
-                recent.pop(k, None)
+        for k in puts.keys() & remembered.keys():  # values replaced: their old objects are stale
+            del remembered[k]
+        if objects:
+            remembered.update(objects)
+        for cache, bound in ((recent, self.RECENT), (remembered, self.OBJECTS)):
+            if len(cache) > bound:
+                for k in list(itertools.islice(cache, len(cache) - bound // 2)):
+                    cache.pop(k, None)
+
+    def committed_object(self, key: bytes) -> object | None:
+        return self._objects.get(key)
 
     def scan(self, prefix: bytes, start: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
         it = self._db.iter()
@@ -156,10 +181,14 @@ class Transaction:
             self._undo[key] = self._writes.get(key, _DELETED)
         self._writes[key] = Lazy(obj, encode)  # type: ignore[assignment]
 
-    def pending_object(self, key: bytes) -> object | None:
-        """The object this transaction wrote lazily at ``key`` (None if it did not, or wrote bytes)."""
-        value = self._writes.get(key)
-        return value.obj if isinstance(value, Lazy) else None
+    def object_at(self, key: bytes) -> object | None:
+        """The object written lazily at ``key``, by this transaction or (committed) by an earlier one
+        the store remembers; None if there is none (or bytes were written since): read the bytes.
+        The object is shared: copy before changing it."""
+        if key in self._writes:
+            value = self._writes[key]
+            return value.obj if isinstance(value, Lazy) else None
+        return self._store.committed_object(key)
 
     def delete(self, key: bytes) -> None:
         self._remember(key)
@@ -213,11 +242,13 @@ class Transaction:
         """One atomic write: the batch's effects and the offset they bring the partition to."""
         if applied_offset is not None:
             self._writes[APPLIED_OFFSET] = str(applied_offset).encode()
+        objects = {}
         for k, v in self._writes.items():
             if isinstance(v, Lazy):
+                objects[k] = v.obj
                 self._writes[k] = v.encode(v.obj)
         if self._writes:
-            self._store.write(self._writes)
+            self._store.write(self._writes, objects)
         self._writes = {}
 
 

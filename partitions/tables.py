@@ -66,9 +66,9 @@ class Tables:
     # invocation status
     def status(self, inv: str) -> Row | None:
         key = b"in/" + inv.encode()
-        pending = self.tx.pending_object(key)
-        if pending is not None:  # written earlier in this batch: no encode and decode round trip
-            row = _private_copy(pending)  # type: ignore[arg-type]
+        written = self.tx.object_at(key)
+        if written is not None:  # written in this batch or a recent one: no Avro decode
+            row = _private_copy(written)  # type: ignore[arg-type]
         else:
             raw = self.tx.get(key)
             row = codec.decode_stored("InvocationStatus", raw) if raw is not None else None

@@ -70,7 +70,7 @@ def test_lazy_writes_encode_once_at_commit_and_roll_back_like_bytes(store: KeyVa
     tx = Transaction(store)
     tx.put_lazy(b"k", {"v": 1}, encode)
     tx.put_lazy(b"k", {"v": 2}, encode)
-    assert tx.pending_object(b"k") == {"v": 2} and encoded == []
+    assert tx.object_at(b"k") == {"v": 2} and encoded == []
     tx.savepoint()
     tx.put_lazy(b"k", {"v": 3}, encode)
     tx.rollback()
@@ -79,16 +79,34 @@ def test_lazy_writes_encode_once_at_commit_and_roll_back_like_bytes(store: KeyVa
     encoded.clear()
     tx.commit(7)
     assert encoded == [{"v": 2}] and store.get(b"k") == b"{'v': 2}"
-    assert Transaction(store).pending_object(b"k") is None
+    # The store remembers the committed object, until bytes or a delete replace its value.
+    assert Transaction(store).object_at(b"k") == {"v": 2}
+    tx = Transaction(store)
+    tx.put(b"k", b"raw")
+    assert tx.object_at(b"k") is None and Transaction(store).object_at(b"k") == {"v": 2}
+    tx.commit(8)
+    assert Transaction(store).object_at(b"k") is None and store.get(b"k") == b"raw"
+    tx = Transaction(store)
+    tx.put_lazy(b"k", {"v": 4}, encode)
+    tx.commit(9)
+    tx = Transaction(store)
+    tx.delete(b"k")
+    assert tx.object_at(b"k") is None
+    tx.commit(10)
+    assert Transaction(store).object_at(b"k") is None and store.get(b"k") is None
 
 
 def test_rocks_reads_its_latest_writes_from_memory_and_the_rest_from_disk(tmp_path: Path) -> None:
     store = RocksStore(tmp_path / "db")
-    store.RECENT = 8  # type: ignore[misc]
+    store.RECENT = store.OBJECTS = 8  # type: ignore[misc]
     for batch in range(5):
         store.write({f"k{batch}-{i}".encode(): f"v{batch}-{i}".encode() for i in range(6)})
     store.write({b"k0-0": None, b"k4-5": None, b"k4-4": b"new"})
     assert len(store._recent) <= 8  # noqa: SLF001 - the cache stays bounded
+    for batch in range(5):
+        store.write({b"o%d" % batch: b"x"}, {b"o%d" % batch: {"n": batch}})
+        store.write({f"p{batch}-{i}".encode(): b"y" for i in range(3)}, {f"p{batch}-{i}".encode(): i for i in range(3)})
+    assert len(store._objects) <= 8 and store.committed_object(b"p4-2") == 2  # noqa: SLF001 - bounded too
     expected = {f"k{b}-{i}".encode(): f"v{b}-{i}".encode() for b in range(5) for i in range(6)}
     expected.update({b"k0-0": None, b"k4-5": None, b"k4-4": b"new"})
     assert {k: store.get(k) for k in expected} == expected
