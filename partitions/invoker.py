@@ -43,6 +43,9 @@ EffectsSink = Callable[[int, dict[str, Any]], None]
 _STATE_WRITES = (MessageType.SET_STATE_COMMAND, MessageType.CLEAR_STATE_COMMAND, MessageType.CLEAR_ALL_STATE_COMMAND)
 
 
+# Bound once: looking a labelled child up costs a lock and a dict lookup per attempt.
+_ATTEMPTS_ENDED = {how: metrics.ATTEMPTS.labels(how) for how in ("suspended", "failed", "ended")}
+
 class Invoker:
     """Runs attempts for the partitions this process leads; at most one per (invocation, attempt)."""
 
@@ -112,8 +115,8 @@ class Invoker:
                 metrics.ATTEMPT_SECONDS.observe(time.perf_counter() - started)
             if effects is not None:
                 outcome = effects["outcome"]
-                metrics.ATTEMPTS.labels("suspended" if "completions" in outcome else
-                                        "failed" if "retryable" in outcome else "ended").inc()
+                _ATTEMPTS_ENDED["suspended" if "completions" in outcome else
+                                "failed" if "retryable" in outcome else "ended"].inc()
                 emit(effects)
         except Exception:
             log.exception("attempt %s of %s crashed", attempt, inv)
