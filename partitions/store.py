@@ -98,7 +98,7 @@ class RocksStore:
         opts.create_if_missing(True)
         # Bloom filters: every new invocation looks up an id that is not there (is it a duplicate?);
         # without them a miss reads an index block per overlapping file (8.7 µs vs 3.4 µs measured
-        # on 500k random ids in six files, tests/bench notes in docs/benchmarks.md)
+        # on 500k random ids in six files; docs/benchmarks.md, sixth session)
         table = BlockBasedOptions()
         table.set_bloom_filter(10, False)
         opts.set_block_based_table_factory(table)
