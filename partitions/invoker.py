@@ -46,6 +46,7 @@ _STATE_WRITES = (MessageType.SET_STATE_COMMAND, MessageType.CLEAR_STATE_COMMAND,
 # Bound once: looking a labelled child up costs a lock and a dict lookup per attempt.
 _ATTEMPTS_ENDED = {how: metrics.ATTEMPTS.labels(how) for how in ("suspended", "failed", "ended")}
 
+
 class Invoker:
     """Runs attempts for the partitions this process leads; at most one per (invocation, attempt)."""
 

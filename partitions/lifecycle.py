@@ -16,9 +16,9 @@ from partitions.status import Status, check_transition
 from schemas import codec
 
 Row = dict[str, Any]
-# Status names as plain strings for the hot comparisons (an enum member access costs ~300 ns on 3.11)
-_INVOKED, _COMPLETED, _SUSPENDED = Status.INVOKED.value, Status.COMPLETED.value, Status.SUSPENDED.value
-_TO_INVOKED, _TO_COMPLETED = Status.INVOKED, Status.COMPLETED
+# The hot statuses as module globals: ``Status.INVOKED`` costs ~170 ns a lookup on Python 3.11, a global
+# ~8 ns; a member compares with a row's status name at str's speed (StrEnum keeps str.__eq__).
+_INVOKED, _COMPLETED, _SUSPENDED = Status.INVOKED, Status.COMPLETED, Status.SUSPENDED
 _OUTPUT_COMMAND = int(MessageType.OUTPUT_COMMAND)
 
 
@@ -30,7 +30,7 @@ def set_status(row: Row, target: Status, now_ms: int) -> None:
 
 def start_attempt(ctx: ApplyContext, row: Row, now_ms: int) -> None:
     """Move to INVOKED with a new attempt number and ask the leader to run it."""
-    set_status(row, _TO_INVOKED, now_ms)
+    set_status(row, _INVOKED, now_ms)
     row["attempt"] += 1
     row["waiting_completions"], row["waiting_signals"], row["waiting_named"] = [], [], []
     row["next_retry_ms"] = None
@@ -153,7 +153,7 @@ def complete(ctx: ApplyContext, row: Row, now_ms: int, value: bytes | None,
     A workflow run (or an idempotent invocation) keeps its output, and a workflow its state and
     promises, for its retention; then a cleanup timer forgets them, and the id may run again.
     """
-    set_status(row, _TO_COMPLETED, now_ms)
+    set_status(row, _COMPLETED, now_ms)
     row["result_value"], row["result_failure"] = value, failure
     row["completed_ms"] = now_ms
     row["waiting_completions"], row["waiting_signals"], row["waiting_named"] = [], [], []

@@ -120,7 +120,6 @@ class RocksStore:
 
     def write(self, puts: dict[bytes, bytes | None], objects: dict[bytes, object] | None = None) -> None:
         wb = WriteBatch(raw_mode=True)
-        remembered = self._objects
         for k, v in puts.items():
             if v is None:
                 wb.delete(k)
@@ -129,6 +128,7 @@ class RocksStore:
         self._db.write(wb, self._wopts)
         recent = self._recent
         recent.update(puts)
+        remembered = self._objects
         for k in puts.keys() & remembered.keys():  # values replaced: their old objects are stale
             del remembered[k]
         if objects:

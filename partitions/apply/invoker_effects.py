@@ -22,7 +22,7 @@ _ACTED_ON = frozenset(int(t) for t in (
     MessageType.GET_LAZY_STATE_COMMAND, MessageType.GET_LAZY_STATE_KEYS_COMMAND, MessageType.SLEEP_COMMAND,
     MessageType.CALL_COMMAND, MessageType.ONE_WAY_CALL_COMMAND, MessageType.SEND_SIGNAL_COMMAND,
     MessageType.COMPLETE_AWAKEABLE_COMMAND, *_PROMISE_COMMANDS))
-_INVOKED = Status.INVOKED.value
+_INVOKED = Status.INVOKED  # a module global: see lifecycle's
 
 
 def apply_effects(ctx: ApplyContext, rec: dict[str, Any], now_ms: int) -> None:

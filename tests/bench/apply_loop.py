@@ -9,7 +9,7 @@ No broker: this measures the partition processor's core. Prints records/s.
 an invocation's records fall into different batches; 0 keeps each invocation's records together.
 
 Each repetition starts from an empty store; it prints each rate and the best. This machine's speed
-drifts by ±20% from minute to minute, so to compare two versions of the code count instructions
+drifts by ±30% from minute to minute, so to compare two versions of the code count instructions
 instead, which valgrind does deterministically (to ~0.1%): the loop's share is the difference
 between a run with ``--repeat 1`` and one with ``--repeat 0`` (which only builds the records):
 

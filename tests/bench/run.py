@@ -69,9 +69,9 @@ def wait_http(url: str, timeout: float = 120) -> None:
     raise SystemExit(f"{url} did not answer")
 
 
-def greets(what: str = "greets") -> int:
-    """How many times the service ran ``greet`` (or, ``attempts``, was asked to run any handler) so far
-    (see benchapp). A service busy with a backlog can take seconds to answer this."""
+def service_count(what: str) -> int:
+    """How many times so far the service ran ``greet`` (``greets``) or was asked to run any handler
+    (``attempts``); see benchapp. A service busy with a backlog can take seconds to answer this."""
     return int(urllib.request.urlopen(SERVICE + "/_bench/" + what, timeout=120).read())
 
 
@@ -79,7 +79,7 @@ def drain(start_count: int, accepted: int, timeout: float = 300.0) -> float:
     """Seconds until the service has executed every accepted send (``nan`` if it never does)."""
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
-        if greets() - start_count >= accepted:
+        if service_count("greets") - start_count >= accepted:
             return time.monotonic() - t0
         time.sleep(0.2)
     return float("nan")
@@ -201,8 +201,8 @@ def run_engine(engine: Engine, workloads: list, warmup: float, duration: float, 
         for name, request, concurrencies in workloads:
             for c in concurrencies:
                 count_sends = name == "one_way_send" and not engine.embedded
-                start_count = greets() if count_sends else 0
-                start_attempts = greets("attempts") if count_sends else 0
+                start_count = service_count("greets") if count_sends else 0
+                start_attempts = service_count("attempts") if count_sends else 0
                 before = {k: cpu_seconds(p, k != "loadgen") for k, p in pids.items()}
                 res: Result = asyncio.run(run_load(INGRESS, request, c, warmup, duration))
                 cpu = {k: (cpu_seconds(p, k != "loadgen") - before[k]) / (warmup + duration) for k, p in pids.items()}
@@ -213,13 +213,13 @@ def run_engine(engine: Engine, workloads: list, warmup: float, duration: float, 
                 if count_sends:
                     # A 202 means accepted (durably logged), not executed: how long until the service
                     # has run them all says how much of that rate was backlog.
-                    in_window = greets() - start_count
+                    in_window = service_count("greets") - start_count
                     waited = drain(start_count, res.ok_total)
                     executed[(name, c)] = (res.ok_total / (warmup + duration + waited), waited)
+                    attempts_each = (service_count("attempts") - start_attempts) / res.ok_total
                     print(f"  {engine.name:8} {name:18} C={c:<3} accepted {res.ok_total}, executed {in_window} "
                           f"by the window's end, the rest {waited:.1f} s later: {executed[(name, c)][0]:.1f} "
-                          f"executed/s, {(greets('attempts') - start_attempts) / res.ok_total:.3f} attempts each",
-                          flush=True)
+                          f"executed/s, {attempts_each:.3f} attempts each", flush=True)
     finally:
         try:
             engine.stop()
