@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 
 from engine.config import Config
 
@@ -23,6 +24,8 @@ def add_parser(sub: argparse._SubParsersAction, common: Callable[[argparse.Argum
     p.add_argument("--jobs", type=int, help="with rebuild --all: partitions rebuilt at once (default: the CPU count)")
     p.add_argument("--from-snapshot", action="store_true",
                    help="with rebuild: start from the newest snapshot instead of the start of the topic")
+    p.add_argument("--no-changelog", action="store_true",
+                   help="with rebuild: replay every record through apply, ignoring the changelog's deltas")
     p.add_argument("--no-catch-up", action="store_true",
                    help="with digest or snapshot: use the store as it is, without first applying the rest of "
                         "the topic")
@@ -60,15 +63,18 @@ def cmd_partitions(args: argparse.Namespace, cfg: Config) -> int:
             for p in targets:
                 _snapshot(cfg, p, catch_up_first=not args.no_catch_up)
             return 0
+        if args.no_changelog:
+            cfg = replace(cfg, changelog=False)
         results, wall = rebuild_many(cfg, targets, args.from_snapshot, args.jobs)
     except (SnapshotMissing, LogTruncated) as e:
         print(f"reprise: {e}", file=sys.stderr)
         return 1
-    for p, (records, seconds) in sorted(results.items()):
+    for p, (records, seconds, from_changelog) in sorted(results.items()):
         rate = records / seconds if seconds > 0 else 0.0
-        print(f"partition {p} rebuilt from {records} records in {seconds:.2f} s ({rate:,.0f} records/s)")
+        print(f"partition {p} rebuilt from {records} records ({from_changelog} of them by the changelog's deltas) "
+              f"in {seconds:.2f} s ({rate:,.0f} records/s)")
     if len(results) > 1:
-        total = sum(r for r, _ in results.values())
+        total = sum(r.records for r in results.values())
         print(f"{len(results)} partitions, {total} records in {wall:.2f} s ({total / wall:,.0f} records/s)")
     return 0
 

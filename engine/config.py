@@ -68,6 +68,10 @@ class Config:
     invoker_concurrency: int = 512  # attempts in flight per processor; more wait their turn
     invoker_connections: int = 8  # h2c connections per deployment origin
     invoker_streams_per_connection: int = 100  # at most this many requests at once on one connection
+    # Processors write each batch's store writes to <namespace>.changelog (partitions/changelog.py), so a
+    # store is restored by writing them back rather than by replaying the log through apply()
+    changelog: bool = True
+    changelog_restore_behind: int = 10_000  # a store this many records behind its log restores from the changelog
     embedded_threads: int = 4  # worker threads (each its own event loop) for the embedded app
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
@@ -90,6 +94,10 @@ class Config:
     @property
     def subscriptions_topic(self) -> str:
         return f"{self.namespace}.subscriptions"
+
+    @property
+    def changelog_topic(self) -> str:
+        return f"{self.namespace}.changelog"
 
     @property
     def data_dir(self) -> Path:

@@ -64,6 +64,10 @@ def topic_specs(cfg: Config) -> list[NewTopic]:
         NewTopic(cfg.log_topic, cfg.partitions, rf, config={
             "cleanup.policy": "delete", "retention.ms": "-1", "max.message.bytes": max_bytes,
             "min.insync.replicas": min_isr, "message.timestamp.type": "CreateTime"}),
+        # As many partitions as the log (a delta goes to its log partition's number), kept as long
+        NewTopic(cfg.changelog_topic, cfg.partitions, rf, config={
+            "cleanup.policy": "delete", "retention.ms": "-1", "max.message.bytes": max_bytes,
+            "min.insync.replicas": min_isr, "message.timestamp.type": "CreateTime"}),
         NewTopic(cfg.replies_topic, 1, rf, config={
             "cleanup.policy": "delete", "retention.ms": str(24 * 3600 * 1000),
             "max.message.bytes": max_bytes, "min.insync.replicas": min_isr}),

@@ -26,6 +26,7 @@ from confluent_kafka import OFFSET_BEGINNING, Message, Producer, TopicPartition
 from engine.config import Config
 from engine.kafka import (
     ProducerPoller,
+    high_watermark,
     log_partitions,
     new_consumer,
     next_batch,
@@ -37,9 +38,10 @@ from partitions import metrics
 from partitions.actions import AbortAttempt, Action, RunAttempt, ScheduleTimer, ShipOutbox, StreamNotification
 from partitions.apply import LogRecord, apply_batch
 from partitions.attempt_output import tagged_outcome
+from partitions.changelog import ChangelogWriter, restore
 from partitions.embedded import EmbeddedApp
 from partitions.invoker import Invoker
-from partitions.rebuild import decode, low_watermark, prepare_store, store_path
+from partitions.rebuild import LogReplay, decode, low_watermark, prepare_store, store_path
 from partitions.shipper import OutboxShipper
 from partitions.snapshots import Snapshot, open_snapshots
 from partitions.store import RocksStore, Transaction, applied_offset
@@ -63,6 +65,7 @@ class PartitionProcessor:
         self.partitions = [] if group else partitions if partitions is not None else list(range(self.partition_count))
         self.stores: dict[int, RocksStore] = {}  # the partitions this process owns now
         self.claimed: dict[int, int] = {}  # partition -> epoch this process claimed
+        self.applied: dict[int, int] = {}  # partition -> its store's applied offset (the apply thread's)
         self.leading: set[int] = set()
         self.snapshots = open_snapshots(cfg.snapshot_location, cfg.snapshot_retain)
         self._store_lock = threading.Lock()  # a snapshot never races a store being closed
@@ -84,6 +87,7 @@ class PartitionProcessor:
                                max_concurrency=self.cfg.invoker_concurrency, embedded=self.embedded)
         self.timers = TimerService(self._fire_timer)
         self.shipper = OutboxShipper(self.cfg, self.producer, self._loop, self._outbox_shipped)
+        self.changelog = ChangelogWriter(self.cfg, self.producer) if self.cfg.changelog else None
         self._poller = ProducerPoller(self.producer)
         consumer_settings = {
             "group.id": f"{self.cfg.namespace}.processors", "session.timeout.ms": self.cfg.group_session_timeout_ms,
@@ -130,6 +134,9 @@ class PartitionProcessor:
         low = low_watermark(self.cfg, partition)
         offset = prepare_store(self.snapshots, partition, path, low)
         store = RocksStore(path)
+        if self.changelog is not None:
+            offset = self._restore(partition, store, offset)
+        self.applied[partition] = offset
         with self._store_lock:
             self.stores[partition] = store
         metrics.observe_snapshot(partition, self.snapshots.latest(partition))
@@ -137,10 +144,27 @@ class PartitionProcessor:
         self._claim(partition, Tables(Transaction(store)).epoch() + 1)
         return TopicPartition(self.cfg.log_topic, partition, offset + 1 if offset >= 0 else OFFSET_BEGINNING)
 
+    def _restore(self, partition: int, store: RocksStore, offset: int) -> int:
+        """A store far behind its log (a new node, a lost disk, an old snapshot) is brought forward
+        with the changelog's deltas first: writing them back is ~10x faster than applying records."""
+        consumer = new_consumer(self.cfg)
+        try:
+            behind = high_watermark(consumer, self.cfg.log_topic, partition) - offset - 1
+        finally:
+            consumer.close()
+        if behind < max(1, self.cfg.changelog_restore_behind):  # below it, replaying costs less than seeking
+            return offset
+        with LogReplay(self.cfg, partition, store) as replay:
+            restored = restore(self.cfg, partition, store, replay.up_to)
+        log.info("partition %d: restored %d records' writes from %d changelog deltas (%d replayed in its holes) "
+                 "in %.2f s", partition, restored.covered, restored.deltas, restored.replayed, restored.seconds)
+        return applied_offset(store)
+
     def _lose(self, partition: int) -> None:
         """Stop acting for the partition at once: attempts, timers and outbox deliveries end here."""
         self.leading.discard(partition)
         self.claimed.pop(partition, None)
+        self.applied.pop(partition, None)
         if self._loop is not None and not self._loop.is_closed():
             asyncio.run_coroutine_threadsafe(self._release(partition), self._loop).result(30)
         with self._store_lock:
@@ -305,7 +329,11 @@ class PartitionProcessor:
             self._dead_letter(m, reason)
         tx = Transaction(self.stores[partition])
         result = apply_batch(tx, partition, self.partition_count, records)
-        tx.commit(msgs[-1].offset())
+        last = msgs[-1].offset()
+        writes = tx.commit(last)
+        if self.changelog is not None:
+            self.changelog.record(partition, self.applied[partition], last, writes, msgs[-1].timestamp()[1])
+        self.applied[partition] = last
         if result.rejected:
             by_offset = {m.offset(): m for m in msgs}
             for offset, reason in result.rejected:

@@ -11,12 +11,14 @@ import hashlib
 import shutil
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from confluent_kafka import OFFSET_BEGINNING, KafkaException, Message, TopicPartition
 
 from engine.config import Config
 from engine.kafka import high_watermark, log_partitions, new_consumer, next_batch
 from partitions.apply import LogRecord, apply_batch
+from partitions.changelog import ChangelogWriter, restore
 from partitions.snapshots import SnapshotStore, open_snapshots, restore_if_newer
 from partitions.store import RocksStore, Transaction, applied_offset
 from schemas import codec
@@ -56,10 +58,20 @@ def decode(msgs: list[Message]) -> tuple[list[LogRecord], list[tuple[Message, st
     return records, bad
 
 
-def rebuild(cfg: Config, partition: int, from_snapshot: bool = False) -> tuple[int, float]:
-    """Delete the partition's store and replay its topic up to the current end. (records, seconds)
+class Rebuilt(NamedTuple):
+    """A rebuild's figures: log records the store now reflects beyond where it started, and how many
+    of them came from the changelog's deltas rather than through apply()."""
 
-    From the start of the topic, or from the newest snapshot and the records after it.
+    records: int
+    seconds: float
+    from_changelog: int = 0
+
+
+def rebuild(cfg: Config, partition: int, from_snapshot: bool = False) -> Rebuilt:
+    """Delete the partition's store and bring it to the end of its topic.
+
+    From the start of the topic, or from the newest snapshot and the records after it; with
+    ``cfg.changelog``, the changelog's deltas stand in for the records they cover.
     """
     path = store_path(cfg, partition)
     shutil.rmtree(path, ignore_errors=True)
@@ -67,11 +79,11 @@ def rebuild(cfg: Config, partition: int, from_snapshot: bool = False) -> tuple[i
         snapshots = open_snapshots(cfg.snapshot_location, cfg.snapshot_retain)
         if restore_if_newer(snapshots, partition, path, -1) is None:
             raise SnapshotMissing(f"partition {partition}: no snapshot in {cfg.snapshot_location}")
-    return catch_up(cfg, partition)
+    return catch_up(cfg, partition, use_changelog=cfg.changelog)
 
 
 def rebuild_many(cfg: Config, partitions: list[int], from_snapshot: bool = False,
-                 jobs: int | None = None) -> tuple[dict[int, tuple[int, float]], float]:
+                 jobs: int | None = None) -> tuple[dict[int, Rebuilt], float]:
     """Rebuild several partitions at once, one process each (up to ``jobs``, default the CPU count).
 
     Why processes: apply() is Python, so one process replays one partition on one core at most;
@@ -137,28 +149,74 @@ def prepare_store(snapshots: SnapshotStore, partition: int, path: Path, log_star
     return offset
 
 
-def catch_up(cfg: Config, partition: int) -> tuple[int, float]:
-    """Apply whatever the topic holds beyond the store's applied offset, without acting. (records, seconds)"""
+def catch_up(cfg: Config, partition: int, use_changelog: bool = False,
+             changelog: ChangelogWriter | None = None, batch: int = 5000) -> Rebuilt:
+    """Apply whatever the topic holds beyond the store's applied offset, without acting.
+
+    ``use_changelog``: first write back the changelog's deltas (replaying the log only in its holes).
+    ``changelog``: write a delta per applied batch of at most ``batch`` records (seeds a changelog).
+    """
     store = RocksStore(store_path(cfg, partition))
-    count = log_partitions(cfg)
-    consumer = new_consumer(cfg, **{"fetch.wait.max.ms": 100})
     started = time.perf_counter()
-    applied = 0
     try:
-        end = high_watermark(consumer, cfg.log_topic, partition)
-        position = applied_offset(store) + 1
-        consumer.assign([TopicPartition(cfg.log_topic, partition, position or OFFSET_BEGINNING)])
+        with LogReplay(cfg, partition, store, changelog, batch) as replay:
+            covered = 0
+            if use_changelog:
+                restored = restore(cfg, partition, store, replay.up_to)
+                covered = restored.covered
+            replay.up_to(None)
+            return Rebuilt(covered + replay.applied, time.perf_counter() - started, covered)
+    finally:
+        store.close()
+
+
+class LogReplay:
+    """Applies a partition's log records to its store through apply(), from the store's applied
+    offset on, without acting: a rebuild, a digest's catch-up, the holes of a changelog restore."""
+
+    def __init__(self, cfg: Config, partition: int, store: RocksStore, changelog: ChangelogWriter | None = None,
+                 batch: int = 5000) -> None:
+        self.cfg, self.partition, self.store = cfg, partition, store
+        self.changelog, self.batch = changelog, batch
+        self.applied = 0
+        self._count = log_partitions(cfg)
+        self._consumer = new_consumer(cfg, **{"fetch.wait.max.ms": 100})
+        self._assigned_at: int | None = None
+
+    def __enter__(self) -> LogReplay:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._consumer.close()
+        if self.changelog is not None:
+            self.changelog.producer.flush(60)
+
+    def up_to(self, last: int | None) -> int:
+        """Apply records up to offset ``last`` inclusive (None: the topic's current end); returns how
+        many were applied. Stops early if the topic ends first."""
+        end = high_watermark(self._consumer, self.cfg.log_topic, self.partition)
+        if last is not None:
+            end = min(end, last + 1)
+        position = applied_offset(self.store) + 1
+        if position >= end:
+            return 0
+        if self._assigned_at != position:  # else the consumer is already there, fetched ahead
+            self._consumer.assign([TopicPartition(self.cfg.log_topic, self.partition, position or OFFSET_BEGINNING)])
+        before = self.applied
         while position < end:
-            msgs = [m for m in next_batch(consumer, 5000, 1.0) if m.error() is None]
+            fetched = next_batch(self._consumer, min(self.batch, end - position), 1.0)
+            if fetched:
+                self._assigned_at = fetched[-1].offset() + 1  # where the consumer stands now
+            msgs = [m for m in fetched if m.error() is None and m.offset() < end]
             if not msgs:
                 continue
             records, _ = decode(msgs)
-            tx = Transaction(store)
-            apply_batch(tx, partition, count, records)
-            tx.commit(msgs[-1].offset())
+            base = applied_offset(self.store)
+            tx = Transaction(self.store)
+            apply_batch(tx, self.partition, self._count, records)
+            writes = tx.commit(msgs[-1].offset())
+            if self.changelog is not None:
+                self.changelog.record(self.partition, base, msgs[-1].offset(), writes, msgs[-1].timestamp()[1])
             position = msgs[-1].offset() + 1
-            applied += len(msgs)
-    finally:
-        consumer.close()
-        store.close()
-    return applied, time.perf_counter() - started
+            self.applied += len(msgs)
+        return self.applied - before

@@ -141,6 +141,12 @@ class RocksStore:
     def committed_object(self, key: bytes) -> object | None:
         return self._objects.get(key)
 
+    def write_batch(self, batch: WriteBatch) -> None:
+        """Write a batch built outside a Transaction (a changelog restore); the caches forget all."""
+        self._db.write(batch, self._wopts)
+        self._recent.clear()
+        self._objects.clear()
+
     def scan(self, prefix: bytes, start: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
         it = self._db.iter()
         it.seek(max(prefix, start) if start is not None else prefix)
@@ -238,8 +244,9 @@ class Transaction:
                 rows[k] = v.encode(v.obj) if isinstance(v, Lazy) else v
         return sorted(rows.items())[:limit]
 
-    def commit(self, applied_offset: int | None) -> None:
-        """One atomic write: the batch's effects and the offset they bring the partition to."""
+    def commit(self, applied_offset: int | None) -> dict[bytes, bytes | None]:
+        """One atomic write: the batch's effects and the offset they bring the partition to.
+        Returns what it wrote (value None: deleted): the batch's changelog delta."""
         if applied_offset is not None:
             self._writes[APPLIED_OFFSET] = str(applied_offset).encode()
         objects = {}
@@ -247,9 +254,11 @@ class Transaction:
             if isinstance(v, Lazy):
                 objects[k] = v.obj
                 self._writes[k] = v.encode(v.obj)
-        if self._writes:
-            self._store.write(self._writes, objects)
+        written = self._writes
+        if written:
+            self._store.write(written, objects)
         self._writes = {}
+        return written
 
 
 def applied_offset(store: KeyValueStore) -> int:

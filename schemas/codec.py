@@ -44,7 +44,11 @@ STORE_SCHEMAS: dict[tuple[str, int], str] = {
     ("Timer", 1): "storage/timer.v1.avsc",
     ("OutboxEntry", 1): "storage/outbox_entry.v1.avsc",
 }
-CURRENT: dict[str, int] = {kind: v for (kind, v) in sorted({**LOG_SCHEMAS, **STORE_SCHEMAS})}
+# The changelog topic's records (partitions/changelog.py): derived from the log, never applied by it.
+CHANGELOG_SCHEMAS: dict[tuple[str, int], str] = {
+    ("StoreDelta", 1): "store_delta.v1.avsc",
+}
+CURRENT: dict[str, int] = {kind: v for (kind, v) in sorted({**LOG_SCHEMAS, **STORE_SCHEMAS, **CHANGELOG_SCHEMAS})}
 
 
 class SchemaError(ValueError):
@@ -60,7 +64,7 @@ def _load() -> tuple[dict[tuple[str, int], Any], dict[tuple[str, int], tuple[Enc
     for schema in json.loads((_DIR / "common.avsc").read_text()):
         _NAMED[schema["name"]] = fastavro.parse_schema(schema, named_schemas=named)
     parsed = {key: fastavro.parse_schema(json.loads((_DIR / file).read_text()), named_schemas=named)
-              for key, file in {**LOG_SCHEMAS, **STORE_SCHEMAS}.items()}
+              for key, file in {**LOG_SCHEMAS, **STORE_SCHEMAS, **CHANGELOG_SCHEMAS}.items()}
     return parsed, {key: compile_schema(schema, named) for key, schema in parsed.items()}
 
 

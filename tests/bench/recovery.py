@@ -1,6 +1,6 @@
 """Recovery figures: how long from a processor's crash to serving again, and how fast a rebuild replays.
 
-    python tests/bench/recovery.py [--records 200000] [--rounds 3]
+    python tests/bench/recovery.py [--records 200000] [--rounds 3] [--only restart|takeover|rebuild]
 
 Uses the benchmarks' own broker, fresh (tests/bench/broker.py). Prints figures; asserts nothing about time.
 
@@ -12,8 +12,10 @@ Uses the benchmarks' own broker, fresh (tests/bench/broker.py). Prints figures; 
    the survivor's catch-up). Measured at the default session timeout (6 s, the smallest a default
    broker accepts) and at ``--fast-session-ms`` (2 s; the local broker allows down to 1 s).
 3. **rebuild**: a partition's topic filled with recorded invocations (Invoke, two InvokerEffects,
-   OutboxShipped each), replayed into a fresh store: records/s of ``partitions rebuild``; then every
-   partition (each holding the same records) rebuilt at once, one process per core (``--all``).
+   OutboxShipped each), replayed into a fresh store: records/s of ``partitions rebuild`` from the log
+   through apply(); then from the changelog (written as a live processor writes it, one delta per
+   ``--delta-records`` records); then every partition (each holding the same records) rebuilt from
+   the log at once, one process per core (``--all``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,7 +37,8 @@ from confluent_kafka import Producer  # noqa: E402
 from engine.config import Config  # noqa: E402
 from engine.kafka import create_topics, producer_config  # noqa: E402
 from engine.partitioning import partition_for_key  # noqa: E402
-from partitions.rebuild import rebuild, rebuild_many  # noqa: E402
+from partitions.changelog import ChangelogWriter  # noqa: E402
+from partitions.rebuild import catch_up, rebuild, rebuild_many, store_path  # noqa: E402
 from schemas import codec  # noqa: E402
 from tests.bench.apply_loop import recorded_log  # noqa: E402
 from tests.bench.broker import BENCH_KAFKA, fresh_broker, stop_broker  # noqa: E402
@@ -118,9 +122,10 @@ def measure_takeover(work: Path, rounds: int, session_ms: int | None = None) -> 
     return figures
 
 
-def measure_rebuild(work: Path, records: int) -> tuple[tuple[int, float], tuple[int, float]]:
-    """Every partition's topic filled with the same recorded workload (its own invocations): (records,
-    seconds) of rebuilding partition 0 alone, then of all of them at once (one process per core)."""
+def measure_rebuild(work: Path, records: int, delta_records: int) -> None:
+    """Every partition's topic filled with the same recorded workload (its own invocations); prints the
+    rebuild rates of partition 0 from the log alone and from its changelog, then of all partitions at
+    once from the log (one process per core)."""
     cfg = Config(bootstrap=BOOTSTRAP, namespace=f"rebuild{int(time.time())}", partitions=PARTITIONS, home=work)
     create_topics(cfg)
     producer = Producer(producer_config(cfg, **{"linger.ms": 20, "batch.size": 1_000_000}))
@@ -133,9 +138,21 @@ def measure_rebuild(work: Path, records: int) -> tuple[tuple[int, float], tuple[
                 except BufferError:
                     producer.poll(0.05)
     producer.flush(300)
-    one = rebuild(cfg, 0)
-    results, wall = rebuild_many(cfg, list(range(PARTITIONS)))
-    return one, (sum(r for r, _ in results.values()), wall)
+    from_log = replace(cfg, changelog=False)
+    count, seconds, _ = rebuild(from_log, 0)
+    print(f"rebuild from the log (apply): {count} records in {seconds:.2f} s: {count / seconds:,.0f} records/s",
+          flush=True)
+    # The changelog as a live processor writes it: one delta per applied batch (of delta_records)
+    shutil.rmtree(store_path(cfg, 0))
+    seeded = catch_up(from_log, 0, changelog=ChangelogWriter(cfg, producer), batch=delta_records)
+    print(f"  (changelog written: {seeded.records // delta_records:,} deltas of {delta_records} records each)")
+    count, seconds, covered = rebuild(cfg, 0)
+    print(f"rebuild from the changelog: {count} records ({covered} by deltas) in {seconds:.2f} s: "
+          f"{count / seconds:,.0f} records/s", flush=True)
+    results, wall = rebuild_many(from_log, list(range(PARTITIONS)))
+    total = sum(r.records for r in results.values())
+    print(f"rebuild of {PARTITIONS} partitions from the log in parallel ({os.cpu_count()} cores): {total} records "
+          f"in {wall:.2f} s: {total / wall:,.0f} records/s", flush=True)
 
 
 def main() -> None:
@@ -143,23 +160,25 @@ def main() -> None:
     ap.add_argument("--records", type=int, default=200_000)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--fast-session-ms", type=int, default=2000)
+    ap.add_argument("--delta-records", type=int, default=8, help="log records per changelog delta")
+    ap.add_argument("--only", choices=["restart", "takeover", "rebuild"], help="one measurement only")
     args = ap.parse_args()
     fresh_broker()
     work = Path(tempfile.mkdtemp(prefix="reprise-recovery-"))
     try:
-        restart = measure_restart(work, args.rounds)
-        print("restart (kill -9, start again, every partition serving): "
-              + ", ".join(f"{s:.2f} s" for s in restart), flush=True)
-        takeover = measure_takeover(work, args.rounds)
-        print("takeover (kill -9 of one of two processors, the other serving all): "
-              + ", ".join(f"{s:.2f} s" for s in takeover), flush=True)
-        takeover = measure_takeover(work, args.rounds, args.fast_session_ms)
-        print(f"takeover, session timeout {args.fast_session_ms} ms: "
-              + ", ".join(f"{s:.2f} s" for s in takeover), flush=True)
-        (count, seconds), (total, wall) = measure_rebuild(work, args.records)
-        print(f"rebuild: {count} records in {seconds:.2f} s: {count / seconds:,.0f} records/s", flush=True)
-        print(f"rebuild of {PARTITIONS} partitions in parallel ({os.cpu_count()} cores): {total} records in "
-              f"{wall:.2f} s: {total / wall:,.0f} records/s", flush=True)
+        if args.only in (None, "restart"):
+            restart = measure_restart(work, args.rounds)
+            print("restart (kill -9, start again, every partition serving): "
+                  + ", ".join(f"{s:.2f} s" for s in restart), flush=True)
+        if args.only in (None, "takeover"):
+            takeover = measure_takeover(work, args.rounds)
+            print("takeover (kill -9 of one of two processors, the other serving all): "
+                  + ", ".join(f"{s:.2f} s" for s in takeover), flush=True)
+            takeover = measure_takeover(work, args.rounds, args.fast_session_ms)
+            print(f"takeover, session timeout {args.fast_session_ms} ms: "
+                  + ", ".join(f"{s:.2f} s" for s in takeover), flush=True)
+        if args.only in (None, "rebuild"):
+            measure_rebuild(work, args.records, args.delta_records)
     finally:
         shutil.rmtree(work, ignore_errors=True)
         stop_broker()
