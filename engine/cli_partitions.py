@@ -107,11 +107,13 @@ def _list_snapshots(cfg: Config) -> int:
 
 
 def _trim_log(cfg: Config) -> int:
-    """Delete log records every retained snapshot already covers: below the oldest one's offset + 1."""
+    """Delete log records every retained snapshot already covers: below the oldest one's offset + 1; and
+    the changelog's deltas that end before it."""
     from confluent_kafka import TopicPartition
     from confluent_kafka.admin import AdminClient
 
     from engine.kafka import log_partitions
+    from partitions.changelog import first_needed
     from partitions.snapshots import open_snapshots
 
     snapshots = open_snapshots(cfg.snapshot_location, cfg.snapshot_retain)
@@ -126,6 +128,11 @@ def _trim_log(cfg: Config) -> int:
         return 0
     admin = AdminClient({"bootstrap.servers": cfg.bootstrap})
     for tp, fut in admin.delete_records(cut).items():
-        low = fut.result(30)
-        print(f"partition {tp.partition}: log now starts at offset {low.offset}")
+        print(f"partition {tp.partition}: log now starts at offset {fut.result(30).low_watermark}")
+    if cfg.changelog and cfg.changelog_topic in admin.list_topics(timeout=30).topics:
+        # deltas that end before the oldest snapshot: no restore starting at it or later reads them
+        deltas = [TopicPartition(cfg.changelog_topic, tp.partition, first_needed(cfg, tp.partition, tp.offset - 1))
+                  for tp in cut]
+        for tp, fut in admin.delete_records([tp for tp in deltas if tp.offset > 0]).items():
+            print(f"partition {tp.partition}: changelog now starts at offset {fut.result(30).low_watermark}")
     return 0

@@ -72,6 +72,7 @@ class Config:
     # store is restored by writing them back rather than by replaying the log through apply()
     changelog: bool = True
     changelog_restore_behind: int = 10_000  # a store this many records behind its log restores from the changelog
+    changelog_max_delay_ms: int = 200  # batches merged into one delta for at most this long (0: one per batch)
     embedded_threads: int = 4  # worker threads (each its own event loop) for the embedded app
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 

@@ -148,16 +148,21 @@ def new_consumer(cfg: Config, **extra: Any) -> Consumer:
     return Consumer(consumer_config(cfg, **extra))
 
 
-def high_watermark(consumer: Consumer, topic: str, partition: int, timeout: float = 30.0) -> int:
-    """The partition's end offset, retrying while a new topic's leader is being elected."""
+def watermarks(consumer: Consumer, topic: str, partition: int, timeout: float = 30.0) -> tuple[int, int]:
+    """The partition's (first, end) offsets, retrying while a new topic's leader is being elected."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            return consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=5)[1]
+            return consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=5)
         except KafkaException:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
+
+
+def high_watermark(consumer: Consumer, topic: str, partition: int, timeout: float = 30.0) -> int:
+    """The partition's end offset, retrying while a new topic's leader is being elected."""
+    return watermarks(consumer, topic, partition, timeout)[1]
 
 
 class ProducerPoller:

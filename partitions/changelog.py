@@ -2,9 +2,10 @@
 
 Why: the log is the truth, but replaying it runs apply() per record (~20k records/s in Python). The
 writes a batch made are its result; writing them back into RocksDB needs no apply at all. Like
-Kafka Streams' changelog topics, a processor produces, after each committed batch, one
-``StoreDelta``: the store's applied offset before the batch (``base``), after it (``last``), and the
-batch's puts and deletes. The changelog is a cache of apply's output, never the truth:
+Kafka Streams' changelog topics, a processor produces, for its committed batches, ``StoreDelta``
+records: the store's applied offset before them (``base``), after them (``last``), and their puts
+and deletes (consecutive batches merged, see ``ChangelogWriter``). The changelog is a cache of
+apply's output, never the truth:
 
 * a delta is usable on a store whose applied offset is its ``base`` (apply is deterministic, so
   whoever wrote it and however batches were cut, the store it leads to is the one the log implies);
@@ -29,11 +30,10 @@ from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
-from rocksdict import WriteBatch
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from engine.config import Config
-from engine.kafka import high_watermark, new_consumer, next_batch
+from engine.kafka import high_watermark, new_consumer, next_batch, watermarks
 from partitions.store import RocksStore, applied_offset
 from schemas import codec
 
@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 _KEY = struct.Struct(">qq")
 _SWAP = sys.byteorder != "little"  # sizes are little-endian on the wire
-# A restore writes RocksDB once per this many delta writes (bounded memory, few large writes).
+# A restore writes RocksDB once it holds this many distinct rows (bounded memory, few large writes).
 FLUSH_WRITES = 50_000
 # How far before the first needed record's time a restore starts reading the changelog: record
 # timestamps come from several producers' clocks, so they are only nearly in offset order.
@@ -95,29 +95,77 @@ def delta_range(key: bytes | None) -> tuple[int, int] | None:
     return _KEY.unpack(key) if key is not None and len(key) == _KEY.size else None
 
 
-class ChangelogWriter:
-    """Produces each committed batch's delta (the processor's apply thread calls ``record``)."""
+class _Pending:
+    """Consecutive batches' writes merged, not yet produced."""
 
-    def __init__(self, cfg: Config, producer: Producer) -> None:
+    __slots__ = ("base", "last", "writes", "bytes", "timestamp_ms", "started")
+
+    def __init__(self, base: int) -> None:
+        self.base = self.last = base
+        self.writes: dict[bytes, bytes | None] = {}
+        self.bytes = self.timestamp_ms = 0
+        self.started = time.monotonic()
+
+
+class ChangelogWriter:
+    """Produces the partitions' deltas; the processor's apply thread calls ``record`` after each
+    committed batch and ``tick`` after each poll.
+
+    Consecutive batches are merged into one delta (up to ``max_records`` log records, ``max_bytes``
+    of values, or ``max_delay_s`` old): a delta of many batches is as valid as one per batch, writes
+    a row changed by several of them once, and costs one produce. The changelog then trails the
+    store by at most that much, which a restore replays from the log.
+    """
+
+    def __init__(self, cfg: Config, producer: Producer, max_records: int = 1000, max_delay_s: float = 0.2) -> None:
         self.topic = cfg.changelog_topic
         self.producer = producer
-        self.max_bytes = cfg.max_message_bytes
+        self.record_limit = cfg.max_message_bytes
+        self.max_records, self.max_delay_s = max_records, max_delay_s
+        self.max_bytes = cfg.max_message_bytes // 4  # values; keys and sizes add little
         self.skipped = 0  # deltas too large for one record: holes a restore replays from the log
+        self._pending: dict[int, _Pending] = {}
 
     def record(self, partition: int, base: int, last: int, writes: dict[bytes, bytes | None],
                timestamp_ms: int = 0) -> None:
-        if not writes:
-            return
-        value = encode_delta(partition, base, last, writes)
-        if len(value) > self.max_bytes:
+        pending = self._pending.get(partition)
+        if pending is not None and pending.last != base:  # not the next batch: the merge would lie
+            self.flush(partition)
+            pending = None
+        if pending is None:
+            pending = self._pending[partition] = _Pending(base)
+        pending.writes.update(writes)
+        pending.bytes += sum(map(len, filter(None, writes.values())))
+        pending.last, pending.timestamp_ms = last, timestamp_ms
+        if (last - pending.base >= self.max_records or pending.bytes >= self.max_bytes
+                or time.monotonic() - pending.started >= self.max_delay_s):
+            self.flush(partition)
+
+    def tick(self) -> None:
+        """Produce the deltas that have waited ``max_delay_s``."""
+        now = time.monotonic()
+        for partition in [p for p, d in self._pending.items() if now - d.started >= self.max_delay_s]:
+            self.flush(partition)
+
+    def flush(self, partition: int | None = None) -> None:
+        """Produce the pending delta of ``partition`` (None: of every partition)."""
+        for p in list(self._pending) if partition is None else [partition]:
+            pending = self._pending.pop(p, None)
+            if pending is not None and pending.writes:
+                self._produce(p, pending)
+
+    def _produce(self, partition: int, pending: _Pending) -> None:
+        value = encode_delta(partition, pending.base, pending.last, pending.writes)
+        if len(value) > self.record_limit:
             self.skipped += 1
-            log.info("partition %d: the delta of offsets %d..%d is %d bytes, over the record limit: not "
-                     "written (a restore replays those records from the log)", partition, base + 1, last, len(value))
+            log.info("partition %d: the delta of offsets %d..%d is %d bytes, over the record limit: not written "
+                     "(a restore replays those records from the log)", partition, pending.base + 1, pending.last,
+                     len(value))
             return
-        kwargs = {"value": value, "key": delta_key(base, last), "partition": partition,
+        kwargs = {"value": value, "key": delta_key(pending.base, pending.last), "partition": partition,
                   "headers": codec.headers_for("StoreDelta")}
-        if timestamp_ms > 0:
-            kwargs["timestamp"] = timestamp_ms
+        if pending.timestamp_ms > 0:
+            kwargs["timestamp"] = pending.timestamp_ms
         while True:
             try:
                 self.producer.produce(self.topic, **kwargs)
@@ -155,7 +203,9 @@ def restore(cfg: Config, partition: int, store: RocksStore, replay: Replay) -> R
         if start >= end:
             return done
         consumer.assign([TopicPartition(cfg.changelog_topic, partition, start)])
-        batch, pending, position = WriteBatch(raw_mode=True), 0, start
+        # The writes of consecutive deltas, merged: a row written by many batches is written once
+        pending: dict[bytes, bytes | None] = {}
+        position = start
         while position < end:
             for m in next_batch(consumer, 5000, 1.0):
                 if m.error() is not None:
@@ -167,36 +217,55 @@ def restore(cfg: Config, partition: int, store: RocksStore, replay: Replay) -> R
                 base, last = bounds
                 if base > pos:  # a hole: the log's records in it, through apply()
                     if pending:
-                        store.write_batch(batch)
-                        batch, pending = WriteBatch(raw_mode=True), 0
+                        store.write_restored(pending)
+                        pending = {}
                     done.replayed += replay(base)
                     pos = applied_offset(store)
                     if pos != base:
                         continue  # the log ended (or moved past) first: later deltas may still fit
-                for key, value in delta_writes(codec.decode("StoreDelta", 1, m.value())):
-                    if value is None:
-                        batch.delete(key)
-                    else:
-                        batch.put(key, value)
-                    pending += 1
+                pending.update(delta_writes(codec.decode("StoreDelta", 1, m.value())))
                 done.deltas += 1
-                done.covered += last - base
+                done.covered += last - max(base, pos)
                 pos = last
-                if pending >= FLUSH_WRITES:
-                    store.write_batch(batch)
-                    batch, pending = WriteBatch(raw_mode=True), 0
+                if len(pending) >= FLUSH_WRITES:
+                    store.write_restored(pending)
+                    pending = {}
         if pending:
-            store.write_batch(batch)
+            store.write_restored(pending)
+        store.flush()
     finally:
         consumer.close()
         done.seconds = time.perf_counter() - started
     return done
 
 
+def first_needed(cfg: Config, partition: int, pos: int) -> int:
+    """The changelog offset before which no delta can help a store at applied offset ``pos`` or later
+    (each ends at or before ``pos``): what trimming the log to ``pos + 1`` lets go of too."""
+    consumer = new_consumer(cfg, **{"fetch.wait.max.ms": 100})
+    try:
+        end = high_watermark(consumer, cfg.changelog_topic, partition)
+        position = _start_offset(cfg, consumer, partition, pos)
+        if position >= end:
+            return position
+        consumer.assign([TopicPartition(cfg.changelog_topic, partition, position)])
+        while position < end:
+            for m in next_batch(consumer, 5000, 1.0):
+                if m.error() is not None:
+                    continue
+                bounds = delta_range(m.key())
+                if bounds is not None and bounds[1] > pos:
+                    return m.offset()
+                position = m.offset() + 1
+        return end
+    finally:
+        consumer.close()
+
+
 def _start_offset(cfg: Config, consumer: Consumer, partition: int, pos: int) -> int:
     """Where in the changelog the delta based on ``pos`` may start: its beginning for an empty store,
     else the first delta stamped no earlier than the log record at ``pos`` (less a margin)."""
-    low = _low_watermark(consumer, cfg.changelog_topic, partition)
+    low = watermarks(consumer, cfg.changelog_topic, partition)[0]
     if pos < 0:
         return low
     reader = new_consumer(cfg)
@@ -211,14 +280,3 @@ def _start_offset(cfg: Config, consumer: Consumer, partition: int, pos: int) -> 
     found = consumer.offsets_for_times([TopicPartition(cfg.changelog_topic, partition, at)], timeout=10)
     offset = found[0].offset if found else -1
     return max(low, offset) if offset >= 0 else high_watermark(consumer, cfg.changelog_topic, partition)
-
-
-def _low_watermark(consumer: Consumer, topic: str, partition: int) -> int:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            return consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=5)[0]
-        except KafkaException:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)

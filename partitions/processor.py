@@ -87,7 +87,8 @@ class PartitionProcessor:
                                max_concurrency=self.cfg.invoker_concurrency, embedded=self.embedded)
         self.timers = TimerService(self._fire_timer)
         self.shipper = OutboxShipper(self.cfg, self.producer, self._loop, self._outbox_shipped)
-        self.changelog = ChangelogWriter(self.cfg, self.producer) if self.cfg.changelog else None
+        self.changelog = ChangelogWriter(self.cfg, self.producer, max_delay_s=self.cfg.changelog_max_delay_ms / 1000) \
+            if self.cfg.changelog else None
         self._poller = ProducerPoller(self.producer)
         consumer_settings = {
             "group.id": f"{self.cfg.namespace}.processors", "session.timeout.ms": self.cfg.group_session_timeout_ms,
@@ -165,6 +166,8 @@ class PartitionProcessor:
         self.leading.discard(partition)
         self.claimed.pop(partition, None)
         self.applied.pop(partition, None)
+        if self.changelog is not None:
+            self.changelog.flush(partition)  # the deltas of what this process applied stay valid
         if self._loop is not None and not self._loop.is_closed():
             asyncio.run_coroutine_threadsafe(self._release(partition), self._loop).result(30)
         with self._store_lock:
@@ -259,6 +262,8 @@ class PartitionProcessor:
                 for p, batch in by_partition.items():
                     if p in self.stores:  # else: revoked while this batch was in flight
                         self._apply_batch(p, batch)
+                if self.changelog is not None:
+                    self.changelog.tick()
                 if time.monotonic() - last_commit > 1.0:  # group offsets: a lag signal only
                     last_commit = time.monotonic()
                     self._report(consumer)

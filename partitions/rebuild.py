@@ -16,7 +16,7 @@ from typing import NamedTuple
 from confluent_kafka import OFFSET_BEGINNING, KafkaException, Message, TopicPartition
 
 from engine.config import Config
-from engine.kafka import high_watermark, log_partitions, new_consumer, next_batch
+from engine.kafka import log_partitions, new_consumer, next_batch, watermarks
 from partitions.apply import LogRecord, apply_batch
 from partitions.changelog import ChangelogWriter, restore
 from partitions.snapshots import SnapshotStore, open_snapshots, restore_if_newer
@@ -189,17 +189,21 @@ class LogReplay:
     def __exit__(self, *exc: object) -> None:
         self._consumer.close()
         if self.changelog is not None:
+            self.changelog.flush()
             self.changelog.producer.flush(60)
 
     def up_to(self, last: int | None) -> int:
         """Apply records up to offset ``last`` inclusive (None: the topic's current end); returns how
         many were applied. Stops early if the topic ends first."""
-        end = high_watermark(self._consumer, self.cfg.log_topic, self.partition)
+        start, end = watermarks(self._consumer, self.cfg.log_topic, self.partition)
         if last is not None:
             end = min(end, last + 1)
         position = applied_offset(self.store) + 1
         if position >= end:
             return 0
+        if start > position:  # the consumer would silently begin at the log's new start
+            raise LogTruncated(f"partition {self.partition}: the log starts at offset {start}, the store needs "
+                               f"offset {position} on: rebuild from a snapshot (--from-snapshot)")
         if self._assigned_at != position:  # else the consumer is already there, fetched ahead
             self._consumer.assign([TopicPartition(self.cfg.log_topic, self.partition, position or OFFSET_BEGINNING)])
         before = self.applied

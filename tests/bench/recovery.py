@@ -14,7 +14,7 @@ Uses the benchmarks' own broker, fresh (tests/bench/broker.py). Prints figures; 
 3. **rebuild**: a partition's topic filled with recorded invocations (Invoke, two InvokerEffects,
    OutboxShipped each), replayed into a fresh store: records/s of ``partitions rebuild`` from the log
    through apply(); then from the changelog (written as a live processor writes it, one delta per
-   ``--delta-records`` records); then every partition (each holding the same records) rebuilt from
+   ``--delta-records`` records, for each size given); then every partition (each holding the same records) rebuilt from
    the log at once, one process per core (``--all``).
 """
 
@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from confluent_kafka import Producer  # noqa: E402
+from confluent_kafka.admin import AdminClient  # noqa: E402
 
 from engine.config import Config  # noqa: E402
 from engine.kafka import create_topics, producer_config  # noqa: E402
@@ -122,7 +123,17 @@ def measure_takeover(work: Path, rounds: int, session_ms: int | None = None) -> 
     return figures
 
 
-def measure_rebuild(work: Path, records: int, delta_records: int) -> None:
+def replace_changelog(cfg: Config) -> None:
+    """An empty changelog topic (a fresh one), so that each delta size is measured alone."""
+    admin = AdminClient({"bootstrap.servers": cfg.bootstrap})
+    for fut in admin.delete_topics([cfg.changelog_topic], operation_timeout=30).values():
+        fut.result(30)
+    while cfg.changelog_topic in admin.list_topics(timeout=10).topics:
+        time.sleep(0.2)
+    create_topics(cfg)
+
+
+def measure_rebuild(work: Path, records: int, delta_records: list[int]) -> None:
     """Every partition's topic filled with the same recorded workload (its own invocations); prints the
     rebuild rates of partition 0 from the log alone and from its changelog, then of all partitions at
     once from the log (one process per core)."""
@@ -142,13 +153,15 @@ def measure_rebuild(work: Path, records: int, delta_records: int) -> None:
     count, seconds, _ = rebuild(from_log, 0)
     print(f"rebuild from the log (apply): {count} records in {seconds:.2f} s: {count / seconds:,.0f} records/s",
           flush=True)
-    # The changelog as a live processor writes it: one delta per applied batch (of delta_records)
-    shutil.rmtree(store_path(cfg, 0))
-    seeded = catch_up(from_log, 0, changelog=ChangelogWriter(cfg, producer), batch=delta_records)
-    print(f"  (changelog written: {seeded.records // delta_records:,} deltas of {delta_records} records each)")
-    count, seconds, covered = rebuild(cfg, 0)
-    print(f"rebuild from the changelog: {count} records ({covered} by deltas) in {seconds:.2f} s: "
-          f"{count / seconds:,.0f} records/s", flush=True)
+    # The changelog as a live processor writes it: one delta per window of delta_records (a processor
+    # merges the batches of up to 200 ms or 1,000 records: 8 is ~40 records/s, 100 ~500/s, 1,000 busy)
+    for size in delta_records:
+        shutil.rmtree(store_path(cfg, 0))
+        replace_changelog(cfg)
+        catch_up(from_log, 0, changelog=ChangelogWriter(cfg, producer, max_records=size), batch=size)
+        count, seconds, covered = rebuild(cfg, 0)
+        print(f"rebuild from the changelog (deltas of {size} records): {count} records ({covered} by deltas) in "
+              f"{seconds:.2f} s: {count / seconds:,.0f} records/s", flush=True)
     results, wall = rebuild_many(from_log, list(range(PARTITIONS)))
     total = sum(r.records for r in results.values())
     print(f"rebuild of {PARTITIONS} partitions from the log in parallel ({os.cpu_count()} cores): {total} records "
@@ -160,7 +173,7 @@ def main() -> None:
     ap.add_argument("--records", type=int, default=200_000)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--fast-session-ms", type=int, default=2000)
-    ap.add_argument("--delta-records", type=int, default=8, help="log records per changelog delta")
+    ap.add_argument("--delta-records", default="8,100,1000", help="log records per changelog delta (a list)")
     ap.add_argument("--only", choices=["restart", "takeover", "rebuild"], help="one measurement only")
     args = ap.parse_args()
     fresh_broker()
@@ -178,7 +191,7 @@ def main() -> None:
             print(f"takeover, session timeout {args.fast_session_ms} ms: "
                   + ", ".join(f"{s:.2f} s" for s in takeover), flush=True)
         if args.only in (None, "rebuild"):
-            measure_rebuild(work, args.records, args.delta_records)
+            measure_rebuild(work, args.records, [int(n) for n in args.delta_records.split(",")])
     finally:
         shutil.rmtree(work, ignore_errors=True)
         stop_broker()

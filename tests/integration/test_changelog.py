@@ -16,7 +16,7 @@ from engine.config import Config
 from engine.kafka import create_topics
 from partitions.changelog import delta_key, delta_range, delta_writes, encode_delta
 from schemas import codec
-from tests.harness import ROOT, Engine, call_json
+from tests.harness import ROOT, Engine, Service, call_json
 
 pytestmark = pytest.mark.kafka
 PARTITIONS = 4
@@ -57,16 +57,28 @@ def merged(first: Any, second: Any) -> tuple[bytes, bytes]:
     return delta_key(base, last), encode_delta(first.partition(), base, last, writes)
 
 
-def test_rebuild_from_the_changelog_gives_the_digest_of_the_log(engine: Engine, kafka_bootstrap: str,
-                                                                namespace: str, tmp_path: Path) -> None:
+def test_rebuild_from_the_changelog_gives_the_digest_of_the_log(kafka_bootstrap: str, namespace: str,
+                                                                tmp_path: Path, service: Service) -> None:
+    engine = Engine(kafka_bootstrap, namespace, tmp_path / "engine", env={"REPRISE_CHANGELOG_MAX_DELAY_MS": "0"})
+    engine.start()  # a delta per batch: many to doctor below
+    engine.register(service.uri)
+    try:
+        workload(engine)
+    finally:
+        engine.kill()
+    check_rebuilds(engine, kafka_bootstrap, namespace, tmp_path)
+
+
+def workload(engine: Engine) -> None:
     for i in range(6):
         assert call_json(engine, "/Steps/three", f"r{i}")[0] == 200
         assert call_json(engine, f"/Counter/c{i}/add", i)[0] == 200
     assert call_json(engine, "/Caller/relay", "rr")[0] == 200
     assert call_json(engine, "/Counter/later/stamp/send?delay=1h", "never")[0] == 202
     assert call_json(engine, "/Napper/n/run", 100) == (200, "rested")
-    engine.kill()
 
+
+def check_rebuilds(engine: Engine, kafka_bootstrap: str, namespace: str, tmp_path: Path) -> None:
     before = cli(kafka_bootstrap, namespace, engine.home, "digest")
     rebuilt = cli(kafka_bootstrap, namespace, engine.home, "rebuild", "--all")
     assert from_changelog(rebuilt) > 0, rebuilt
@@ -127,3 +139,28 @@ def test_a_processor_without_its_store_restores_from_the_changelog(engine: Engin
     restored = [line for line in engine.output().splitlines() if "changelog deltas" in line]
     assert len(restored) == PARTITIONS, engine.output()[-3000:]
     assert any(" from 0 changelog deltas" not in line for line in restored)
+
+
+def test_trim_log_lets_go_of_the_log_and_the_deltas_the_snapshots_cover(engine: Engine, kafka_bootstrap: str,
+                                                                        namespace: str) -> None:
+    for i in range(8):
+        assert call_json(engine, f"/Counter/t{i}/add", i)[0] == 200
+    assert len(engine.admin_json("/partitions/snapshot", method="POST")["snapshots"]) == PARTITIONS
+    for i in range(8):
+        assert call_json(engine, f"/Counter/t{i}/add", 1)[0] == 200
+    assert engine.stop() == 0, engine.output()[-3000:]
+    before = cli(kafka_bootstrap, namespace, engine.home, "digest")
+
+    trimmed = cli(kafka_bootstrap, namespace, engine.home, "trim-log")
+    log_starts = [int(line.rsplit(" ", 1)[1]) for line in trimmed.splitlines() if ": log now starts" in line]
+    changelog_starts = [int(line.rsplit(" ", 1)[1]) for line in trimmed.splitlines() if "changelog now starts" in line]
+    assert len(log_starts) == PARTITIONS and max(log_starts) > 0, trimmed
+    assert changelog_starts and max(changelog_starts) > 0, trimmed
+
+    cli(kafka_bootstrap, namespace, engine.home, "rebuild", "--all", "--from-snapshot")
+    assert cli(kafka_bootstrap, namespace, engine.home, "digest", "--no-catch-up") == before
+    # From the start of the topic there is no way any more: said, not a store with a hole in it
+    out = subprocess.run([sys.executable, "-m", "engine.cli", "partitions", "rebuild", "--all", "--jobs", "1",
+                          "--kafka", kafka_bootstrap, "--namespace", namespace, "--home", str(engine.home)],
+                         capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert out.returncode == 1 and "the log starts at offset" in out.stderr, (out.stdout, out.stderr[-2000:])
