@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
@@ -85,6 +86,9 @@ def create_topics(cfg: Config, timeout: float = 30.0) -> list[str]:
     """Create missing topics (idempotent). Returns the names it created."""
     admin = AdminClient({"bootstrap.servers": cfg.bootstrap})
     existing = admin.list_topics(timeout=timeout).topics
+    log = existing.get(cfg.log_topic)
+    if log is not None and log.partitions:  # the broker's count wins over the configured one
+        cfg = replace(cfg, partitions=len(log.partitions))  # (a changelog added to an existing log matches it)
     wanted = [t for t in topic_specs(cfg) if t.topic not in existing]
     created = []
     for name, fut in (admin.create_topics(wanted, operation_timeout=timeout) if wanted else {}).items():
@@ -106,11 +110,17 @@ def create_topics(cfg: Config, timeout: float = 30.0) -> list[str]:
 
 def log_partitions(cfg: Config, timeout: float = 10.0) -> int:
     """The partition count of the log topic as the broker has it (the source of truth)."""
-    md = AdminClient({"bootstrap.servers": cfg.bootstrap}).list_topics(cfg.log_topic, timeout=timeout)
-    topic = md.topics.get(cfg.log_topic)
-    if topic is None or topic.error is not None or not topic.partitions:
+    count = topic_partitions(cfg, cfg.log_topic, timeout)
+    if not count:
         raise RuntimeError(f"topic {cfg.log_topic} not found on {cfg.bootstrap}: run 'reprise topics create'")
-    return len(topic.partitions)
+    return count
+
+
+def topic_partitions(cfg: Config, topic: str, timeout: float = 10.0) -> int:
+    """A topic's partition count on the broker (0: no such topic)."""
+    md = AdminClient({"bootstrap.servers": cfg.bootstrap}).list_topics(topic, timeout=timeout)
+    found = md.topics.get(topic)
+    return 0 if found is None or found.error is not None or not found.partitions else len(found.partitions)
 
 
 def topic_max_message_bytes(cfg: Config, topic: str, timeout: float = 10.0) -> int:

@@ -32,6 +32,7 @@ from engine.kafka import (
     next_batch,
     produce_record,
     producer_config,
+    topic_partitions,
 )
 from engine.registry import Registry
 from partitions import metrics
@@ -87,8 +88,7 @@ class PartitionProcessor:
                                max_concurrency=self.cfg.invoker_concurrency, embedded=self.embedded)
         self.timers = TimerService(self._fire_timer)
         self.shipper = OutboxShipper(self.cfg, self.producer, self._loop, self._outbox_shipped)
-        self.changelog = ChangelogWriter(self.cfg, self.producer, max_delay_s=self.cfg.changelog_max_delay_ms / 1000) \
-            if self.cfg.changelog else None
+        self.changelog = self._changelog_writer()
         self._poller = ProducerPoller(self.producer)
         consumer_settings = {
             "group.id": f"{self.cfg.namespace}.processors", "session.timeout.ms": self.cfg.group_session_timeout_ms,
@@ -108,6 +108,16 @@ class PartitionProcessor:
             self._spawn(self._snapshot_periodically, "snapshots")
         if self.cfg.completed_retention_s > 0:
             self._loop.call_later(self.cfg.retention_sweep_interval_s, self._sweep_retention)
+
+    def _changelog_writer(self) -> ChangelogWriter | None:
+        if not self.cfg.changelog:
+            return None
+        if topic_partitions(self.cfg, self.cfg.changelog_topic) < self.partition_count:
+            log.warning("%s is missing or has fewer partitions than %s: no changelog is written (restores "
+                        "replay the log); recreate it with as many partitions", self.cfg.changelog_topic,
+                        self.cfg.log_topic)
+            return None
+        return ChangelogWriter(self.cfg, self.producer, max_delay_s=self.cfg.changelog_max_delay_ms / 1000)
 
     async def stop(self) -> None:
         self._stop.set()

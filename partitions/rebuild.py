@@ -16,7 +16,7 @@ from typing import NamedTuple
 from confluent_kafka import OFFSET_BEGINNING, KafkaException, Message, TopicPartition
 
 from engine.config import Config
-from engine.kafka import log_partitions, new_consumer, next_batch, watermarks
+from engine.kafka import log_partitions, new_consumer, next_batch, topic_partitions, watermarks
 from partitions.apply import LogRecord, apply_batch
 from partitions.changelog import ChangelogWriter, restore
 from partitions.snapshots import SnapshotStore, open_snapshots, restore_if_newer
@@ -161,7 +161,7 @@ def catch_up(cfg: Config, partition: int, use_changelog: bool = False,
     try:
         with LogReplay(cfg, partition, store, changelog, batch) as replay:
             covered = 0
-            if use_changelog:
+            if use_changelog and topic_partitions(cfg, cfg.changelog_topic) > partition:
                 restored = restore(cfg, partition, store, replay.up_to)
                 covered = restored.covered
             replay.up_to(None)

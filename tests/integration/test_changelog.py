@@ -39,7 +39,9 @@ def from_changelog(rebuild_output: str) -> int:
 def read_all(kafka: str, topic: str, partition: int) -> list[Any]:
     consumer = Consumer({"bootstrap.servers": kafka, "group.id": "test-read", "enable.auto.commit": False})
     try:
-        end = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)[1]
+        start, end = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+        if end <= start:
+            return []
         consumer.assign([TopicPartition(topic, partition, OFFSET_BEGINNING)])
         msgs: list[Any] = []
         while not msgs or msgs[-1].offset() < end - 1:
@@ -164,3 +166,38 @@ def test_trim_log_lets_go_of_the_log_and_the_deltas_the_snapshots_cover(engine: 
                           "--kafka", kafka_bootstrap, "--namespace", namespace, "--home", str(engine.home)],
                          capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert out.returncode == 1 and "the log starts at offset" in out.stderr, (out.stdout, out.stderr[-2000:])
+
+
+def test_a_changelog_added_to_an_existing_log_gets_the_logs_partition_count(kafka_bootstrap: str,
+                                                                             namespace: str) -> None:
+    """An engine upgraded onto a log created before the changelog (with another partition count than
+    the configured one) gets a changelog that matches the log, so every partition has its deltas."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    from engine.kafka import topic_partitions
+
+    cfg = Config(bootstrap=kafka_bootstrap, namespace=namespace, partitions=8)
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    admin.create_topics([NewTopic(cfg.log_topic, 3, 1)])[cfg.log_topic].result(30)
+    assert topic_partitions(cfg, cfg.changelog_topic) == 0
+    assert cfg.changelog_topic in create_topics(cfg)
+    assert topic_partitions(cfg, cfg.changelog_topic) == topic_partitions(cfg, cfg.log_topic) == 3
+
+
+def test_a_changelog_with_too_few_partitions_is_not_written_and_said_so(kafka_bootstrap: str, namespace: str,
+                                                                        tmp_path: Path, service: Service) -> None:
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    cfg = Config(bootstrap=kafka_bootstrap, namespace=namespace)
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    admin.create_topics([NewTopic(cfg.changelog_topic, 1, 1)])[cfg.changelog_topic].result(30)
+    engine = Engine(kafka_bootstrap, namespace, tmp_path / "engine")  # its log: 4 partitions
+    engine.start()
+    try:
+        engine.register(service.uri)
+        for i in range(4):
+            assert call_json(engine, f"/Counter/x{i}/add", 1) == (200, 1)  # served all the same
+        assert "has fewer partitions than" in engine.output()
+    finally:
+        engine.kill()
+    assert read_all(kafka_bootstrap, cfg.changelog_topic, 0) == []
