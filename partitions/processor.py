@@ -26,7 +26,6 @@ from confluent_kafka import OFFSET_BEGINNING, Message, Producer, TopicPartition
 from engine.config import Config
 from engine.kafka import (
     ProducerPoller,
-    high_watermark,
     log_partitions,
     new_consumer,
     next_batch,
@@ -42,7 +41,7 @@ from partitions.attempt_output import tagged_outcome
 from partitions.changelog import ChangelogWriter, restore
 from partitions.embedded import EmbeddedApp
 from partitions.invoker import Invoker
-from partitions.rebuild import LogReplay, decode, low_watermark, prepare_store, store_path
+from partitions.rebuild import LogReplay, decode, log_watermarks, prepare_store, store_path
 from partitions.shipper import OutboxShipper
 from partitions.snapshots import Snapshot, open_snapshots
 from partitions.store import RocksStore, Transaction, applied_offset
@@ -142,11 +141,11 @@ class PartitionProcessor:
     def _gain(self, partition: int) -> TopicPartition:
         """Open the partition's store (from a snapshot if that is newer), claim it, say where to resume."""
         path = store_path(self.cfg, partition)
-        low = low_watermark(self.cfg, partition)
+        low, end = log_watermarks(self.cfg, partition)
         offset = prepare_store(self.snapshots, partition, path, low)
         store = RocksStore(path)
-        if self.changelog is not None:
-            offset = self._restore(partition, store, offset)
+        if self.changelog is not None and end - offset - 1 >= max(1, self.cfg.changelog_restore_behind):
+            offset = self._restore(partition, store)  # far behind: restoring costs less than replaying
         self.applied[partition] = offset
         with self._store_lock:
             self.stores[partition] = store
@@ -155,16 +154,9 @@ class PartitionProcessor:
         self._claim(partition, Tables(Transaction(store)).epoch() + 1)
         return TopicPartition(self.cfg.log_topic, partition, offset + 1 if offset >= 0 else OFFSET_BEGINNING)
 
-    def _restore(self, partition: int, store: RocksStore, offset: int) -> int:
+    def _restore(self, partition: int, store: RocksStore) -> int:
         """A store far behind its log (a new node, a lost disk, an old snapshot) is brought forward
         with the changelog's deltas first: writing them back is ~10x faster than applying records."""
-        consumer = new_consumer(self.cfg)
-        try:
-            behind = high_watermark(consumer, self.cfg.log_topic, partition) - offset - 1
-        finally:
-            consumer.close()
-        if behind < max(1, self.cfg.changelog_restore_behind):  # below it, replaying costs less than seeking
-            return offset
         with LogReplay(self.cfg, partition, store) as replay:
             restored = restore(self.cfg, partition, store, replay.up_to)
         log.info("partition %d: restored %d records' writes from %d changelog deltas (%d replayed in its holes) "

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
-from confluent_kafka import OFFSET_BEGINNING, KafkaException, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Message, TopicPartition
 
 from engine.config import Config
 from engine.kafka import log_partitions, new_consumer, next_batch, topic_partitions, watermarks
@@ -113,18 +113,12 @@ class LogTruncated(RuntimeError):
     """The log no longer holds the records a partition's state needs, and no snapshot covers the gap."""
 
 
-def low_watermark(cfg: Config, partition: int) -> int:
-    """The first offset the log still holds for the partition (above 0 once retention deleted some)."""
+def log_watermarks(cfg: Config, partition: int) -> tuple[int, int]:
+    """The first offset the log still holds for the partition (above 0 once retention deleted some),
+    and its end."""
     consumer = new_consumer(cfg)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                return consumer.get_watermark_offsets(TopicPartition(cfg.log_topic, partition), timeout=5)[0]
-            except KafkaException:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+        return watermarks(consumer, cfg.log_topic, partition)
     finally:
         consumer.close()
 
