@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
+from confluent_kafka import Producer
 
 from engine.config import Config
 from engine.kafka import create_topics
@@ -22,7 +23,7 @@ from ingress.server import Ingress
 from ingress.subscriptions import SubscriptionRunner
 from partitions.embedded import EmbeddedApp
 from partitions.introspect import StoreIntrospector
-from partitions.processor import PartitionProcessor
+from partitions.processor import PartitionProcessor, processor_producer
 
 log = logging.getLogger("reprise")
 
@@ -68,8 +69,8 @@ async def _registry(cfg: Config) -> Registry:
     return registry
 
 
-async def _start_processor(cfg: Config, registry: Registry, group: bool) -> PartitionProcessor:
-    processor = PartitionProcessor(cfg, registry, group=group)
+async def _start_processor(cfg: Config, registry: Registry, group: bool, producer: Producer) -> PartitionProcessor:
+    processor = PartitionProcessor(cfg, registry, group=group, producer=producer)
     await processor.start()
     if processor.embedded is not None:
         await _register_embedded(registry, processor.embedded)
@@ -89,16 +90,18 @@ async def _register_embedded(registry: Registry, app: EmbeddedApp) -> None:
 
 async def start_engine(cfg: Config) -> Node:
     """Everything in one process, owning every partition (no consumer group): ``reprise dev``."""
+    producer = processor_producer(cfg)  # first: it gets its producer id while the rest starts
     registry = await _registry(cfg)
-    processor = await _start_processor(cfg, registry, group=False)
+    processor = await _start_processor(cfg, registry, group=False, producer=producer)
     node = await _with_ingress(cfg, registry, processor)
     return node
 
 
 async def start_processor(cfg: Config) -> Node:
     """A consumer-group member: the partitions it is assigned, and an admin API for them (metrics, health)."""
+    producer = processor_producer(cfg)  # first: it gets its producer id while the rest starts
     registry = await _registry(cfg)
-    processor = await _start_processor(cfg, registry, group=True)
+    processor = await _start_processor(cfg, registry, group=True, producer=producer)
     introspector = StoreIntrospector(processor.stores, processor.partition_count)
     admin = Admin(cfg, registry, introspector, partitions=processor)
     return Node(cfg, registry, [await _serve(admin.app(), cfg.admin_host, cfg.admin_port)], processor)

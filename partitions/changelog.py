@@ -270,6 +270,7 @@ def _start_offset(cfg: Config, consumer: Consumer, partition: int, pos: int) -> 
         return low
     reader = new_consumer(cfg)
     try:
+        reader.list_topics(cfg.log_topic, timeout=10)  # metadata first, or the fetch may wait ~1 s for it
         reader.assign([TopicPartition(cfg.log_topic, partition, pos)])
         first = next_batch(reader, 1, 5.0)
     finally:

@@ -16,6 +16,9 @@ Uses the benchmarks' own broker, fresh (tests/bench/broker.py). Prints figures; 
    through apply(); then from the changelog (written as a live processor writes it, one delta per
    ``--delta-records`` records, for each size given); then every partition (each holding the same records) rebuilt from
    the log at once, one process per core (``--all``).
+4. **new node**: ``reprise dev`` started on an empty home against that log (every partition's
+   changelog written as live processors write it): the time until every partition serves, with the
+   changelog and without it (``REPRISE_CHANGELOG=0``: every record replayed through apply()).
 """
 
 from __future__ import annotations
@@ -133,7 +136,7 @@ def replace_changelog(cfg: Config) -> None:
     create_topics(cfg)
 
 
-def measure_rebuild(work: Path, records: int, delta_records: list[int]) -> None:
+def measure_rebuild(work: Path, records: int, delta_records: list[int]) -> Config:
     """Every partition's topic filled with the same recorded workload (its own invocations); prints the
     rebuild rates of partition 0 from the log alone and from its changelog, then of all partitions at
     once from the log (one process per core)."""
@@ -166,6 +169,47 @@ def measure_rebuild(work: Path, records: int, delta_records: list[int]) -> None:
     total = sum(r.records for r in results.values())
     print(f"rebuild of {PARTITIONS} partitions from the log in parallel ({os.cpu_count()} cores): {total} records "
           f"in {wall:.2f} s: {total / wall:,.0f} records/s", flush=True)
+    return cfg
+
+
+def measure_new_node(work: Path, cfg: Config, delta_records: int) -> None:
+    """``reprise dev`` started on an empty home against a log already holding the recorded records on
+    every partition (a new node, a lost disk): seconds until every partition serves, with the
+    changelog (as live processors would have written it) and without it."""
+    replace_changelog(cfg)
+    producer = Producer(producer_config(cfg))
+    for partition in range(PARTITIONS):
+        shutil.rmtree(store_path(cfg, partition), ignore_errors=True)
+        catch_up(replace(cfg, changelog=False), partition, changelog=ChangelogWriter(cfg, producer,
+                 max_records=delta_records), batch=delta_records)
+    service = Service(work / "effects", work / "service3.log", app="tests.bench.benchapp:app")
+    service.start()
+    try:
+        for changelog in ("1", "0"):
+            home = work / f"new-node-{changelog}"
+            eng = Engine(BOOTSTRAP, cfg.namespace, home, PARTITIONS, env={"REPRISE_CHANGELOG": changelog})
+            started = time.monotonic()
+            try:
+                eng.start(600)
+                eng.register(service.uri)
+                seconds = until_served(eng, keys_on_every_partition(), started)
+            finally:
+                eng.kill()
+            what = "with the changelog" if changelog == "1" else "replaying the log"
+            print(f"new node ({PARTITIONS} partitions of {records_per_partition(cfg):,} records, empty home), "
+                  f"{what}: every partition serving {seconds:.2f} s after start", flush=True)
+    finally:
+        service.kill()
+
+
+def records_per_partition(cfg: Config) -> int:
+    from engine.kafka import high_watermark, new_consumer
+
+    consumer = new_consumer(cfg)
+    try:
+        return high_watermark(consumer, cfg.log_topic, 0)
+    finally:
+        consumer.close()
 
 
 def main() -> None:
@@ -191,7 +235,9 @@ def main() -> None:
             print(f"takeover, session timeout {args.fast_session_ms} ms: "
                   + ", ".join(f"{s:.2f} s" for s in takeover), flush=True)
         if args.only in (None, "rebuild"):
-            measure_rebuild(work, args.records, [int(n) for n in args.delta_records.split(",")])
+            sizes = [int(n) for n in args.delta_records.split(",")]
+            cfg = measure_rebuild(work, args.records, sizes)
+            measure_new_node(work, cfg, sizes[len(sizes) // 2])
     finally:
         shutil.rmtree(work, ignore_errors=True)
         stop_broker()
