@@ -72,18 +72,23 @@ def delta_writes(delta: dict) -> Iterator[tuple[bytes, bytes | None]]:
     if _SWAP:
         sizes.byteswap()
     data, pos = delta["data"], 0
+    keys: list[bytes] = []
+    values: list[bytes | None] = []
+    add_key, add_value = keys.append, values.append
     lengths = iter(sizes)
-    for key_len in lengths:
+    for key_len in lengths:  # one loop, no generator: a restore runs it for every row of every delta
         value_len = next(lengths)
-        key = data[pos:pos + key_len]
-        pos += key_len
+        end = pos + key_len
+        add_key(data[pos:end])
         if value_len < 0:
-            yield key, None
+            add_value(None)
+            pos = end
         else:
-            yield key, data[pos:pos + value_len]
-            pos += value_len
+            pos = end + value_len
+            add_value(data[end:pos])
     if pos != len(data):
         raise codec.SchemaError(f"StoreDelta data holds {len(data)} bytes, its sizes account for {pos}")
+    return zip(keys, values)
 
 
 def delta_key(base: int, last: int) -> bytes:

@@ -148,8 +148,7 @@ class RocksStore:
         whole batches from the end (memtables flush whole), never the applied offset's consistency,
         and the restore writes them again. ``flush`` makes them durable. The caches forget all."""
         wb = WriteBatch(raw_mode=True)
-        for k in sorted(writes):  # in key order the memtable inserts cost a quarter (measured)
-            v = writes[k]
+        for k, v in sorted(writes.items()):  # in key order the memtable inserts cost a quarter (measured)
             if v is None:
                 wb.delete(k)
             else:
