@@ -71,6 +71,8 @@ def delta_writes(delta: dict) -> Iterator[tuple[bytes, bytes | None]]:
     sizes.frombytes(delta["sizes"])
     if _SWAP:
         sizes.byteswap()
+    if len(sizes) % 2:
+        raise codec.SchemaError(f"StoreDelta sizes hold {len(sizes)} lengths, not pairs")
     data, pos = delta["data"], 0
     keys: list[bytes] = []
     values: list[bytes | None] = []
@@ -88,7 +90,7 @@ def delta_writes(delta: dict) -> Iterator[tuple[bytes, bytes | None]]:
             add_value(data[end:pos])
     if pos != len(data):
         raise codec.SchemaError(f"StoreDelta data holds {len(data)} bytes, its sizes account for {pos}")
-    return zip(keys, values)
+    return zip(keys, values, strict=True)
 
 
 def delta_key(base: int, last: int) -> bytes:

@@ -29,6 +29,10 @@ def test_a_delta_whose_sizes_do_not_match_its_data_is_refused() -> None:
     body["data"] += b"x"
     with pytest.raises(codec.SchemaError):
         list(delta_writes(body))
+    body["data"] = body["data"][:-1]
+    body["sizes"] += (5).to_bytes(4, "little")  # a key with no value length
+    with pytest.raises(codec.SchemaError):
+        list(delta_writes(body))
 
 
 def test_the_key_names_the_range_and_nothing_else_passes_for_one() -> None:
