@@ -230,7 +230,13 @@ def restore(cfg: Config, partition: int, store: RocksStore, replay: Replay) -> R
                     pos = applied_offset(store)
                     if pos != base:
                         continue  # the log ended (or moved past) first: later deltas may still fit
-                pending.update(delta_writes(codec.decode("StoreDelta", 1, m.value())))
+                try:
+                    delta = _checked(codec.decode("StoreDelta", 1, m.value() or b""), partition, base, last)
+                    rows = delta_writes(delta)
+                except codec.SchemaError as e:  # a cache entry gone bad is a hole, not a failed restore
+                    log.warning("partition %d: changelog offset %d unreadable (%s): skipped", partition, m.offset(), e)
+                    continue
+                pending.update(rows)
                 done.deltas += 1
                 done.covered += last - max(base, pos)
                 pos = last
@@ -244,6 +250,14 @@ def restore(cfg: Config, partition: int, store: RocksStore, replay: Replay) -> R
         consumer.close()
         done.seconds = time.perf_counter() - started
     return done
+
+
+def _checked(delta: dict, partition: int, base: int, last: int) -> dict:
+    """The delta, if its body says what its key says (a record written under another's key is refused)."""
+    if (delta["partition"], delta["base_offset"], delta["last_offset"]) != (partition, base, last):
+        raise codec.SchemaError(f"its body is for partition {delta['partition']} offsets {delta['base_offset']}.."
+                                f"{delta['last_offset']}, its key for {partition} {base}..{last}")
+    return delta
 
 
 def first_needed(cfg: Config, partition: int, pos: int) -> int:

@@ -90,8 +90,8 @@ def check_rebuilds(engine: Engine, kafka_bootstrap: str, namespace: str, tmp_pat
     assert cli(kafka_bootstrap, namespace, engine.home, "digest", "--no-catch-up") == before
 
     # The same log beside a changelog with holes (deltas never written), duplicates, a delta overlapping
-    # what is applied, and two deltas merged into one: the restore replays the holes, and the digest is
-    # the log's.
+    # what is applied, two deltas merged into one, and unreadable records: the restore replays the
+    # holes, and the digest is the log's.
     copy = f"{namespace}-copy"
     cfg = Config(bootstrap=kafka_bootstrap, namespace=copy, partitions=PARTITIONS)
     create_topics(cfg)
@@ -107,6 +107,9 @@ def check_rebuilds(engine: Engine, kafka_bootstrap: str, namespace: str, tmp_pat
             if i % 4 == 1:
                 holes += 1
                 continue
+            if i % 4 == 0:  # garbage, and another delta's rows, under a real delta's key, before it: skipped
+                doctored.append((d.key(), b"\x07not a delta"))
+                doctored.append((d.key(), deltas[i - 1].value() if i else encode_delta(p, 5, 6, {b"k": b"v"})))
             doctored.append((d.key(), d.value()))
             if i % 5 == 0:
                 doctored.append((d.key(), d.value()))
