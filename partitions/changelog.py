@@ -30,7 +30,7 @@ from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
 from engine.config import Config
 from engine.kafka import high_watermark, new_consumer, next_batch, watermarks
@@ -206,43 +206,34 @@ def restore(cfg: Config, partition: int, store: RocksStore, replay: Replay) -> R
                                     "fetch.max.bytes": 64 * 1024 * 1024})
     try:
         end = high_watermark(consumer, cfg.changelog_topic, partition)
-        start = _start_offset(cfg, consumer, partition, pos)
-        if start >= end:
-            return done
-        consumer.assign([TopicPartition(cfg.changelog_topic, partition, start)])
         # The writes of consecutive deltas, merged: a row written by many batches is written once
         pending: dict[bytes, bytes | None] = {}
-        position = start
-        while position < end:
-            for m in next_batch(consumer, 5000, 1.0):
-                if m.error() is not None:
-                    continue
-                position = m.offset() + 1
-                bounds = delta_range(m.key())
-                if bounds is None or bounds[1] <= pos:
-                    continue  # not a delta, or nothing in it the store lacks
-                base, last = bounds
-                if base > pos:  # a hole: the log's records in it, through apply()
-                    if pending:
-                        store.write_restored(pending)
-                        pending = {}
-                    done.replayed += replay(base)
-                    pos = applied_offset(store)
-                    if pos != base:
-                        continue  # the log ended (or moved past) first: later deltas may still fit
-                try:
-                    delta = _checked(codec.decode("StoreDelta", 1, m.value() or b""), partition, base, last)
-                    rows = delta_writes(delta)
-                except codec.SchemaError as e:  # a cache entry gone bad is a hole, not a failed restore
-                    log.warning("partition %d: changelog offset %d unreadable (%s): skipped", partition, m.offset(), e)
-                    continue
-                pending.update(rows)
-                done.deltas += 1
-                done.covered += last - max(base, pos)
-                pos = last
-                if len(pending) >= FLUSH_WRITES:
+        for m in _records(cfg, consumer, partition, pos, end):
+            bounds = delta_range(m.key())
+            if bounds is None or bounds[1] <= pos:
+                continue  # not a delta, or nothing in it the store lacks
+            base, last = bounds
+            if base > pos:  # a hole: the log's records in it, through apply()
+                if pending:
                     store.write_restored(pending)
                     pending = {}
+                done.replayed += replay(base)
+                pos = applied_offset(store)
+                if pos != base:
+                    continue  # the log ended (or moved past) first: later deltas may still fit
+            try:
+                delta = _checked(codec.decode("StoreDelta", 1, m.value() or b""), partition, base, last)
+                rows = delta_writes(delta)
+            except codec.SchemaError as e:  # a cache entry gone bad is a hole, not a failed restore
+                log.warning("partition %d: changelog offset %d unreadable (%s): skipped", partition, m.offset(), e)
+                continue
+            pending.update(rows)
+            done.deltas += 1
+            done.covered += last - max(base, pos)
+            pos = last
+            if len(pending) >= FLUSH_WRITES:
+                store.write_restored(pending)
+                pending = {}
         if pending:
             store.write_restored(pending)
         store.flush()
@@ -266,21 +257,26 @@ def first_needed(cfg: Config, partition: int, pos: int) -> int:
     consumer = new_consumer(cfg, **{"fetch.wait.max.ms": 100})
     try:
         end = high_watermark(consumer, cfg.changelog_topic, partition)
-        position = _start_offset(cfg, consumer, partition, pos)
-        if position >= end:
-            return position
-        consumer.assign([TopicPartition(cfg.changelog_topic, partition, position)])
-        while position < end:
-            for m in next_batch(consumer, 5000, 1.0):
-                if m.error() is not None:
-                    continue
-                bounds = delta_range(m.key())
-                if bounds is not None and bounds[1] > pos:
-                    return m.offset()
-                position = m.offset() + 1
+        for m in _records(cfg, consumer, partition, pos, end):
+            bounds = delta_range(m.key())
+            if bounds is not None and bounds[1] > pos:
+                return m.offset()
         return end
     finally:
         consumer.close()
+
+
+def _records(cfg: Config, consumer: Consumer, partition: int, pos: int, end: int) -> Iterator[Message]:
+    """The partition's changelog records from where a delta for a store at ``pos`` may be, up to ``end``."""
+    position = _start_offset(cfg, consumer, partition, pos)
+    if position >= end:
+        return
+    consumer.assign([TopicPartition(cfg.changelog_topic, partition, position)])
+    while position < end:
+        for m in next_batch(consumer, 5000, 1.0):
+            if m.error() is None and m.offset() < end:
+                position = m.offset() + 1
+                yield m
 
 
 def _start_offset(cfg: Config, consumer: Consumer, partition: int, pos: int) -> int:
