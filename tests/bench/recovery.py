@@ -182,6 +182,12 @@ def measure_new_node(work: Path, cfg: Config, delta_records: int) -> None:
         shutil.rmtree(store_path(cfg, partition), ignore_errors=True)
         catch_up(replace(cfg, changelog=False), partition, changelog=ChangelogWriter(cfg, producer,
                  max_records=delta_records), batch=delta_records)
+    results, wall = rebuild_many(cfg, list(range(PARTITIONS)))
+    total = sum(r.records for r in results.values())
+    print(f"rebuild of {PARTITIONS} partitions from the changelog in parallel ({os.cpu_count()} cores): {total} "
+          f"records in {wall:.2f} s: {total / wall:,.0f} records/s", flush=True)
+    for partition in range(PARTITIONS):
+        shutil.rmtree(store_path(cfg, partition), ignore_errors=True)
     service = Service(work / "effects", work / "service3.log", app="tests.bench.benchapp:app")
     service.start()
     try:
