@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
 from engine.config import Config
-from engine.kafka import high_watermark, new_consumer, next_batch, watermarks
+from engine.kafka import new_consumer, next_batch, watermarks
 from partitions.store import RocksStore, applied_offset
 from schemas import codec
 
@@ -205,10 +205,10 @@ def restore(cfg: Config, partition: int, store: RocksStore, replay: Replay) -> R
     consumer = new_consumer(cfg, **{"fetch.wait.max.ms": 100, "max.partition.fetch.bytes": 16 * 1024 * 1024,
                                     "fetch.max.bytes": 64 * 1024 * 1024})
     try:
-        end = high_watermark(consumer, cfg.changelog_topic, partition)
+        span = watermarks(consumer, cfg.changelog_topic, partition)
         # The writes of consecutive deltas, merged: a row written by many batches is written once
         pending: dict[bytes, bytes | None] = {}
-        for m in _records(cfg, consumer, partition, pos, end):
+        for m in _records(cfg, consumer, partition, pos, span):
             bounds = delta_range(m.key())
             if bounds is None or bounds[1] <= pos:
                 continue  # not a delta, or nothing in it the store lacks
@@ -256,8 +256,8 @@ def first_needed(cfg: Config, partition: int, pos: int) -> int:
     (each ends at or before ``pos``): what trimming the log to ``pos + 1`` lets go of too."""
     consumer = new_consumer(cfg, **{"fetch.wait.max.ms": 100})
     try:
-        end = high_watermark(consumer, cfg.changelog_topic, partition)
-        for m in _records(cfg, consumer, partition, pos, end):
+        low, end = watermarks(consumer, cfg.changelog_topic, partition)
+        for m in _records(cfg, consumer, partition, pos, (low, end)):
             bounds = delta_range(m.key())
             if bounds is not None and bounds[1] > pos:
                 return m.offset()
@@ -266,9 +266,12 @@ def first_needed(cfg: Config, partition: int, pos: int) -> int:
         consumer.close()
 
 
-def _records(cfg: Config, consumer: Consumer, partition: int, pos: int, end: int) -> Iterator[Message]:
-    """The partition's changelog records from where a delta for a store at ``pos`` may be, up to ``end``."""
-    position = _start_offset(cfg, consumer, partition, pos)
+def _records(cfg: Config, consumer: Consumer, partition: int, pos: int,
+             span: tuple[int, int]) -> Iterator[Message]:
+    """The partition's changelog records from where a delta for a store at ``pos`` may be, up to the
+    end of ``span`` (the changelog's (first, end) offsets when the caller began)."""
+    low, end = span
+    position = _start_offset(cfg, consumer, partition, pos, low, end)
     if position >= end:
         return
     consumer.assign([TopicPartition(cfg.changelog_topic, partition, position)])
@@ -279,10 +282,9 @@ def _records(cfg: Config, consumer: Consumer, partition: int, pos: int, end: int
                 yield m
 
 
-def _start_offset(cfg: Config, consumer: Consumer, partition: int, pos: int) -> int:
+def _start_offset(cfg: Config, consumer: Consumer, partition: int, pos: int, low: int, high: int) -> int:
     """Where in the changelog the delta based on ``pos`` may start: its beginning for an empty store,
     else the first delta stamped no earlier than the log record at ``pos`` (less a margin)."""
-    low = watermarks(consumer, cfg.changelog_topic, partition)[0]
     if pos < 0:
         return low
     reader = new_consumer(cfg)
@@ -297,4 +299,4 @@ def _start_offset(cfg: Config, consumer: Consumer, partition: int, pos: int) -> 
     at = max(0, first[0].timestamp()[1] - SEEK_MARGIN_MS)
     found = consumer.offsets_for_times([TopicPartition(cfg.changelog_topic, partition, at)], timeout=10)
     offset = found[0].offset if found else -1
-    return max(low, offset) if offset >= 0 else high_watermark(consumer, cfg.changelog_topic, partition)
+    return max(low, offset) if offset >= 0 else high

@@ -75,7 +75,6 @@ class PartitionProcessor:
         self.partitions = [] if group else partitions if partitions is not None else list(range(self.partition_count))
         self.stores: dict[int, RocksStore] = {}  # the partitions this process owns now
         self.claimed: dict[int, int] = {}  # partition -> epoch this process claimed
-        self.applied: dict[int, int] = {}  # partition -> its store's applied offset (the apply thread's)
         self.leading: set[int] = set()
         self.snapshots = open_snapshots(cfg.snapshot_location, cfg.snapshot_retain)
         self._store_lock = threading.Lock()  # a snapshot never races a store being closed
@@ -158,7 +157,6 @@ class PartitionProcessor:
         store = RocksStore(path)
         if self.changelog is not None and end - offset - 1 >= max(1, self.cfg.changelog_restore_behind):
             offset = self._restore(partition, store)  # far behind: restoring costs less than replaying
-        self.applied[partition] = offset
         with self._store_lock:
             self.stores[partition] = store
         metrics.observe_snapshot(partition, self.snapshots.latest(partition))
@@ -179,7 +177,6 @@ class PartitionProcessor:
         """Stop acting for the partition at once: attempts, timers and outbox deliveries end here."""
         self.leading.discard(partition)
         self.claimed.pop(partition, None)
-        self.applied.pop(partition, None)
         if self.changelog is not None:
             self.changelog.flush(partition)  # the deltas of what this process applied stay valid
         if self._loop is not None and not self._loop.is_closed():
@@ -346,13 +343,13 @@ class PartitionProcessor:
         records, undecodable = decode(msgs)
         for m, reason in undecodable:
             self._dead_letter(m, reason)
-        tx = Transaction(self.stores[partition])
+        store = self.stores[partition]
+        base = applied_offset(store)  # where this batch starts from: the changelog delta's base
+        tx = Transaction(store)
         result = apply_batch(tx, partition, self.partition_count, records)
-        last = msgs[-1].offset()
-        writes = tx.commit(last)
+        writes = tx.commit(msgs[-1].offset())
         if self.changelog is not None:
-            self.changelog.record(partition, self.applied[partition], last, writes, msgs[-1].timestamp()[1])
-        self.applied[partition] = last
+            self.changelog.record(partition, base, msgs[-1].offset(), writes, msgs[-1].timestamp()[1])
         if result.rejected:
             by_offset = {m.offset(): m for m in msgs}
             for offset, reason in result.rejected:

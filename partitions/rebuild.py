@@ -209,12 +209,12 @@ class LogReplay:
             if not msgs:
                 continue
             records, _ = decode(msgs)
-            base = applied_offset(self.store)
             tx = Transaction(self.store)
             apply_batch(tx, self.partition, self._count, records)
             writes = tx.commit(msgs[-1].offset())
-            if self.changelog is not None:
-                self.changelog.record(self.partition, base, msgs[-1].offset(), writes, msgs[-1].timestamp()[1])
+            if self.changelog is not None:  # the store stood at position - 1 before this batch
+                self.changelog.record(self.partition, position - 1, msgs[-1].offset(), writes,
+                                      msgs[-1].timestamp()[1])
             position = msgs[-1].offset() + 1
             self.applied += len(msgs)
         return self.applied - before

@@ -42,7 +42,7 @@ from engine.config import Config  # noqa: E402
 from engine.kafka import create_topics, producer_config  # noqa: E402
 from engine.partitioning import partition_for_key  # noqa: E402
 from partitions.changelog import ChangelogWriter  # noqa: E402
-from partitions.rebuild import catch_up, rebuild, rebuild_many, store_path  # noqa: E402
+from partitions.rebuild import catch_up, log_watermarks, rebuild, rebuild_many, store_path  # noqa: E402
 from schemas import codec  # noqa: E402
 from tests.bench.apply_loop import recorded_log  # noqa: E402
 from tests.bench.broker import BENCH_KAFKA, fresh_broker, stop_broker  # noqa: E402
@@ -209,13 +209,7 @@ def measure_new_node(work: Path, cfg: Config, delta_records: int) -> None:
 
 
 def records_per_partition(cfg: Config) -> int:
-    from engine.kafka import high_watermark, new_consumer
-
-    consumer = new_consumer(cfg)
-    try:
-        return high_watermark(consumer, cfg.log_topic, 0)
-    finally:
-        consumer.close()
+    return log_watermarks(cfg, 0)[1]
 
 
 def main() -> None:

@@ -17,17 +17,10 @@ from engine.kafka import create_topics
 from partitions.changelog import delta_key, delta_range, delta_writes, encode_delta
 from schemas import codec
 from tests.harness import ROOT, Engine, Service, call_json
+from tests.integration.test_rebuild import partitions_cli as cli
 
 pytestmark = pytest.mark.kafka
 PARTITIONS = 4
-
-
-def cli(kafka: str, namespace: str, home: Path, *args: str) -> str:
-    out = subprocess.run([sys.executable, "-m", "engine.cli", "partitions", *args, "--kafka", kafka,
-                          "--namespace", namespace, "--home", str(home)],
-                         capture_output=True, text=True, cwd=ROOT, timeout=300)
-    assert out.returncode == 0, out.stderr[-3000:]
-    return out.stdout
 
 
 def from_changelog(rebuild_output: str) -> int:

@@ -15,13 +15,17 @@ from tests.integration.test_crash_recovery import wait_until
 pytestmark = pytest.mark.kafka
 
 
-def reprise(engine: Engine, kafka: str, *args: str) -> str:
-    namespace = engine.args[engine.args.index("--namespace") + 1]
+def partitions_cli(kafka: str, namespace: str, home: Path, *args: str) -> str:
+    """``reprise partitions <args>`` on a namespace's stores under ``home``; its output (it must succeed)."""
     out = subprocess.run([sys.executable, "-m", "engine.cli", "partitions", *args, "--kafka", kafka,
-                          "--namespace", namespace, "--home", str(engine.home)],
+                          "--namespace", namespace, "--home", str(home)],
                          capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     return out.stdout
+
+
+def reprise(engine: Engine, kafka: str, *args: str) -> str:
+    return partitions_cli(kafka, engine.args[engine.args.index("--namespace") + 1], engine.home, *args)
 
 
 def test_digest_after_rebuild_equals_digest_before(engine: Engine, effects: Path, kafka_bootstrap: str) -> None:
