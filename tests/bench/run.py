@@ -182,7 +182,8 @@ class RepriseEmbedded(Reprise):
 
 def run_engine(engine: Engine, workloads: list, warmup: float, duration: float, engine_warmup: float) -> dict:
     service = subprocess.Popen([sys.executable, "-m", "hypercorn", "tests.bench.benchapp:app", "--bind",
-                                "127.0.0.1:9080"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                                "127.0.0.1:9080", "--config", str(Path(__file__).with_name("hypercorn.toml"))],
+                               cwd=ROOT, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, start_new_session=True)
     results: dict = {}
     executed: dict = {}  # (workload, C) -> (sends executed per second, seconds to drain the backlog)
