@@ -91,6 +91,35 @@ class Stream:
             self.inbox.put(error)
 
 
+class WriteHold:
+    """Holds back connections' socket writes while a burst of sends is made, so that each connection
+    writes once at the end: one syscall for a batch's notifications to many streams instead of one
+    per stream. (uvloop writes to the socket inside ``transport.write``; on the three-steps bench a
+    write per notification was 11% of the engine's GIL-held time.) Used as a context manager; nests.
+    """
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.held: dict[Connection, None] = {}  # insertion-ordered: connections write in first-held order
+
+    def __enter__(self) -> WriteHold:
+        self.depth += 1
+        return self
+
+    def extend_past_started_tasks(self) -> None:
+        """Hold on until the tasks created so far have run their first step: a callback scheduled now
+        runs after them (the ready queue is FIFO), so the requests they start go out with the rest."""
+        self.depth += 1
+        asyncio.get_running_loop().call_soon(self.__exit__)
+
+    def __exit__(self, *exc: object) -> None:
+        self.depth -= 1
+        if not self.depth and self.held:
+            held, self.held = self.held, {}
+            for conn in held:
+                conn._write_out()
+
+
 class Connection(asyncio.Protocol):
     """One HTTP/2 connection: its streams, flow control both ways and the peer's settings."""
 
@@ -116,6 +145,7 @@ class Connection(asyncio.Protocol):
         self.continued: tuple[int, int, bytes] | None = None  # a header block awaiting CONTINUATION
         self.indexed_blocks: dict[bytes, list[tuple[bytes, bytes]]] = {}
         self.on_stream_freed: Callable[[], None] | None = None  # the pool's: a request may be waiting for a slot
+        self.hold: WriteHold | None = None  # the pool's: writes wait while it is held
 
     # asyncio.Protocol ------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -284,7 +314,7 @@ class Connection(asyncio.Protocol):
 
     def _maybe_retire(self) -> None:
         if not self.usable and not self.streams and self.transport is not None:
-            self._flush()
+            self._write_out()
             self.transport.close()  # retired and drained
 
     # requests --------------------------------------------------------------------------------
@@ -370,6 +400,13 @@ class Connection(asyncio.Protocol):
                 self._send_body(stream_id, s)
 
     def _flush(self) -> None:
+        if self.hold is not None and self.hold.depth:
+            if self.out:
+                self.hold.held[self] = None
+            return
+        self._write_out()
+
+    def _write_out(self) -> None:
         if self.out:
             data = b"".join(self.out)
             self.out.clear()
@@ -382,7 +419,7 @@ class Connection(asyncio.Protocol):
         self.closed = True
         if self.transport is not None:
             self.out.append(f.goaway(0, f.NO_ERROR))
-            self._flush()
+            self._write_out()
             self.transport.close()
 
     def _fail_above(self, last_stream_id: int, error: Exception) -> None:

@@ -30,6 +30,7 @@ from engine.h2_connection import (  # noqa: F401 - H2cError and Inbox are part o
     H2cError,
     Inbox,
     Stream,
+    WriteHold,
 )
 
 
@@ -45,6 +46,7 @@ class H2cClient:
         self._pools: dict[tuple[str, int], list[Connection]] = {}
         self._opening: dict[tuple[str, int], asyncio.Lock] = {}
         self._waiting: dict[tuple[str, int], deque[asyncio.Future[None]]] = {}  # requests waiting for a slot
+        self.held_writes = WriteHold()  # ``with client.held_writes:``: every connection writes once at the end
 
     async def post(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
         """POST and return (status, body). A request that failed with its connection (the server closed
@@ -146,6 +148,7 @@ class H2cClient:
             except (OSError, TimeoutError) as e:
                 raise H2cError(f"cannot connect to {origin[0]}:{origin[1]}: {e}") from None
             conn.on_stream_freed = lambda: self._wake_one(origin)
+            conn.hold = self.held_writes
             await conn.ready
             pool.append(conn)
             return conn

@@ -23,7 +23,7 @@ import httpx
 
 from engine.config import Config
 from engine.discovery import PROTOCOL_VERSION, http_client
-from engine.h2c import H2cClient, H2cError, H2cStream
+from engine.h2c import H2cClient, H2cError, H2cStream, WriteHold
 from engine.ids import InvocationId
 from engine.protocol import journal as pj
 from engine.protocol.framing import Frame, ProtocolError, decode_frame, iter_frames
@@ -72,6 +72,10 @@ class Invoker:
         task = asyncio.get_running_loop().create_task(self._attempt(partition, store, epoch, invocation_id, attempt))
         self._tasks[task] = partition
         task.add_done_callback(lambda t: self._tasks.pop(t, None))
+
+    def held_writes(self) -> WriteHold:
+        """``with invoker.held_writes():`` a burst of deliveries goes out as one write per connection."""
+        return self._h2c.held_writes
 
     def deliver(self, invocation_id: str, attempt: int, index: int, frame: bytes) -> None:
         """A notification apply() made durable: to the attempt's stream, if it still streams."""

@@ -174,3 +174,35 @@ def test_our_stream_cap_spreads_requests_over_more_connections(echo: Service) ->
             watcher.cancel()
             await client.aclose()
     run(go())
+
+
+def test_held_writes_go_out_once_per_connection_and_arrive(echo: Service) -> None:
+    """A batch's notifications to many open streams: while the client's writes are held, nothing is
+    written; at the end each connection writes once, and every stream gets its bytes."""
+    async def go() -> None:
+        client = H2cClient(timeout_s=30, max_connections_per_origin=2, max_streams_per_connection=3)
+        try:
+            streams = [await client.open_stream(echo.uri + "/d", b"", {"x-duplex": "1"}) for _ in range(6)]
+            conns = {s._conn for s in streams}
+            assert len(conns) == 2
+            writes: list[object] = []
+            for conn in conns:
+                real = conn.transport.write  # type: ignore[union-attr]
+                conn.transport.write = lambda data, conn=conn, real=real: (writes.append(conn), real(data))  # type: ignore[union-attr,method-assign]
+            with client.held_writes:
+                for i, s in enumerate(streams):
+                    s.send(f"note-{i}".encode())
+                with client.held_writes:  # nested: released with the outer one
+                    streams[0].send(b"+")
+                assert writes == []
+            assert sorted(map(id, writes)) == sorted(map(id, conns))  # one write each
+            for i, s in enumerate(streams):
+                want, got = f"note-{i}".encode() + (b"+" if i == 0 else b""), b""
+                while got != want:
+                    chunk = await s.read(10)
+                    assert chunk is not None
+                    got += chunk
+                s.end()
+        finally:
+            await client.aclose()
+    run(go())
