@@ -206,3 +206,36 @@ def test_held_writes_go_out_once_per_connection_and_arrive(echo: Service) -> Non
         finally:
             await client.aclose()
     run(go())
+
+
+def test_a_hold_extended_past_started_tasks_takes_their_first_writes_too(echo: Service) -> None:
+    """What the processor does when a batch starts attempts: tasks created under the hold write their
+    requests in their first step, which runs after the ``with`` ended; extending the hold past them
+    sends those requests and the batch's other writes together, in the same pass of the loop."""
+    async def go() -> None:
+        client = H2cClient(timeout_s=30)
+        try:
+            first = await client.open_stream(echo.uri + "/d", b"", {"x-duplex": "1"})
+            conn = first._conn
+            writes: list[bytes] = []
+            real = conn.transport.write  # type: ignore[union-attr]
+            conn.transport.write = lambda data: (writes.append(data), real(data))  # type: ignore[union-attr,method-assign]
+            opened: list[object] = []
+
+            async def attempt() -> None:  # its first step reaches the write without waiting
+                opened.append(await client.open_stream(echo.uri + "/d", b"started", {"x-duplex": "1"}))
+            with client.held_writes as held:
+                first.send(b"note")
+                tasks = [asyncio.get_running_loop().create_task(attempt()) for _ in range(3)]
+                held.extend_past_started_tasks()
+            assert writes == []  # the tasks have not run yet
+            await asyncio.gather(*tasks)
+            assert len(opened) == 3 and len(writes) == 1  # the note and three requests: one write
+            got = b""
+            while got != b"note":
+                got += await first.read(10) or b""
+            for s in [first, *opened]:
+                s.end()  # type: ignore[attr-defined]
+        finally:
+            await client.aclose()
+    run(go())
