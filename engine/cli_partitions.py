@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import replace
 
+from engine import gc_policy
 from engine.config import Config
 
 
@@ -65,6 +66,7 @@ def cmd_partitions(args: argparse.Namespace, cfg: Config) -> int:
             return 0
         if args.no_changelog:
             cfg = replace(cfg, changelog=False)
+        gc_policy.settle(cfg.gc_gen0_threshold)  # a batch job: collect as a started engine does
         results, wall = rebuild_many(cfg, targets, args.from_snapshot, args.jobs)
     except (SnapshotMissing, LogTruncated) as e:
         print(f"reprise: {e}", file=sys.stderr)

@@ -63,6 +63,8 @@ class Config:
     embedded_app: str = ""  # module:attribute of a restate-sdk app to run inside the engine (partitions/embedded.py)
     completed_retention_s: float = 86_400.0  # plain invocations are forgotten this long after they complete; 0: kept
     retention_sweep_interval_s: float = 60.0  # how often a leader looks for completions past their retention
+    # engine/gc_policy.py: the collector runs every this many allocations once started (0: Python's 700)
+    gc_gen0_threshold: int = 10_000
     streaming: bool = True  # BIDI_STREAM deployments keep one request open across steps (partitions/streaming.py)
     stream_idle_ms: int = 1_000  # a streaming handler silent this long is told to suspend (input closed)
     invoker_concurrency: int = 512  # attempts in flight per processor; more wait their turn

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from aiohttp import web
 from confluent_kafka import Producer
 
+from engine import gc_policy
 from engine.config import Config
 from engine.kafka import create_topics
 from engine.registry import Deployment, Registry
@@ -135,6 +136,7 @@ async def run(cfg: Config, role: str) -> None:
         loop.add_signal_handler(sig, stop.set)
     start = {"dev": start_engine, "processor": start_processor, "ingress": start_ingress}[role]
     node = await start(cfg)
+    gc_policy.settle(cfg.gc_gen0_threshold)  # started: what exists now lives as long as the process
     parts = [f"reprise {role} ready:"]
     if role != "processor":
         parts.append(f"ingress http://{cfg.ingress_host}:{cfg.ingress_port}")

@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 from confluent_kafka import OFFSET_BEGINNING, Message, TopicPartition
 
+from engine import gc_policy
 from engine.config import Config
 from engine.kafka import log_partitions, new_consumer, next_batch, topic_partitions, watermarks
 from partitions.apply import LogRecord, apply_batch
@@ -99,7 +100,8 @@ def rebuild_many(cfg: Config, partitions: list[int], from_snapshot: bool = False
         return {p: rebuild(cfg, p, from_snapshot) for p in partitions}, time.perf_counter() - started
     workers = min(len(partitions), jobs or os.cpu_count() or 1)
     # spawn, not fork: this process may already run librdkafka threads, which a fork would not carry
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=gc_policy.settle, initargs=(cfg.gc_gen0_threshold,)) as pool:
         futures = {p: pool.submit(rebuild, cfg, p, from_snapshot) for p in partitions}
         results = {p: f.result() for p, f in futures.items()}
     return results, time.perf_counter() - started

@@ -2,11 +2,13 @@
 
 No broker: this measures the partition processor's core. Prints records/s.
 
-    python tests/bench/apply_loop.py [--invocations 20000] [--batch 1000] [--repeat 3] [--in-flight 0]
+    python tests/bench/apply_loop.py [--invocations 20000] [--batch 1000] [--repeat 3] [--in-flight 0] [--python-gc]
 
 ``--in-flight N`` interleaves the invocations as a live processor sees them with N attempts running
 (an invocation's effects arrive N/2 and N invocations after its Invoke), so that with small batches
 an invocation's records fall into different batches; 0 keeps each invocation's records together.
+The garbage collector runs as in a started engine (``engine/gc_policy.py``); ``--python-gc`` keeps
+Python's defaults.
 
 Each repetition starts from an empty store; it prints each rate and the best. This machine's speed
 drifts by ±30% from minute to minute, so to compare two versions of the code count instructions
@@ -27,6 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
 
+from engine import gc_policy  # noqa: E402
 from engine.ids import InvocationId  # noqa: E402
 from engine.protocol import journal as pj  # noqa: E402
 from engine.protocol import reprise_protocol_pb2 as pb  # noqa: E402
@@ -67,8 +70,12 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=1000)
     ap.add_argument("--repeat", type=int, default=3, help="runs over a fresh store each (0: only build the log)")
     ap.add_argument("--in-flight", type=int, default=0, help="interleave invocations as if N ran at once")
+    ap.add_argument("--python-gc", action="store_true",
+                    help="keep Python's collector settings instead of the engine's (engine/gc_policy.py)")
     args = ap.parse_args()
     log = interleaved(recorded_log(args.invocations), args.in_flight)
+    if not args.python_gc:
+        gc_policy.settle()  # as a started engine process runs its processors
     rates = []
     for _ in range(args.repeat):
         seconds = run_once(log, args.batch)
