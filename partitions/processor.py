@@ -359,7 +359,7 @@ class PartitionProcessor:
         for reason in result.dropped:
             log.debug("partition %d: %s", partition, reason)
         became_leader = self._check_leadership(partition, records)
-        if partition in self.leading:
+        if partition in self.leading and (became_leader or result.actions):  # else: no loop wake-up for nothing
             self._loop.call_soon_threadsafe(self._after_batch, partition, became_leader, result.actions)
 
     def _after_batch(self, partition: int, became_leader: bool, actions: list[Action]) -> None:
