@@ -1,11 +1,12 @@
 """How often CPython's cyclic garbage collector runs in a long-lived engine process.
 
 Why: with Python's defaults (a young collection every 700 container allocations, an older one every
-10 of those) an engine under load spent 0.11-0.16 of a core collecting, 13-19% of its CPU (measured
-with ``gc.callbacks`` and thread CPU time under the one-way-send benchmark): ~50 young collections
-a second, and full ones every ~2 s that walk every object startup made (modules, functions,
-classes) and every row the stores remember (~240k objects in all). Almost everything the engine
-allocates per request dies by reference counting, never by the collector, so it can run rarely.
+10 of those) an engine under one-way sends spent 0.07-0.12 of a core collecting, 8-14% of its CPU
+(``gc.callbacks`` timing each collection in thread CPU time): ~50 young collections a second, and a
+full one every ~2 s walking every object startup made (modules, functions, classes) and every row
+the stores remember (~240k objects in all). With this policy: 0.01-0.04. Almost everything the
+engine allocates per request dies by reference counting, never by the collector, so it can run
+rarely.
 
 ``settle()`` runs once the process has started: it freezes what startup made (the collector never
 walks it again) and raises the young threshold; the collector still runs, so reference cycles are
