@@ -89,9 +89,9 @@ class RocksStore:
 
     RECENT = 8192  # cached values; trimmed to half when exceeded
     # Remembered rows: enough for the invocations a processor has in flight (the invoker runs up to
-    # 512 at once, and a trim keeps half). Each row is a dozen objects the garbage collector walks on
-    # a full collection: at 2,048 per store, eight stores' rows more than doubled a full collection's cost.
-    OBJECTS = 1024
+    # 512 at once); each row is a dozen objects the garbage collector walks on a full collection, which
+    # engine/gc_policy.py makes rare. (1,024 was tried: three-step runs lost to 2,048 in five pairs.)
+    OBJECTS = 2048
 
     def __init__(self, path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
