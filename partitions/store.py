@@ -90,7 +90,7 @@ class RocksStore:
     RECENT = 8192  # cached values; trimmed to half when exceeded
     # Remembered rows: enough for the invocations a processor has in flight (the invoker runs up to
     # 512 at once); each row is a dozen objects the garbage collector walks on a full collection, which
-    # engine/gc_policy.py makes rare. (1,024 was tried: three-step runs lost to 2,048 in five pairs.)
+    # engine/gc_policy.py makes rare. (1,024 was tried: docs/benchmarks.md, ninth session.)
     OBJECTS = 2048
 
     def __init__(self, path: Path) -> None:
