@@ -10,7 +10,7 @@ rarely.
 
 ``settle()`` runs once the process has started: it freezes what startup made (the collector never
 walks it again) and raises the young threshold; the collector still runs, so reference cycles are
-still reclaimed, only in larger steps (a young collection of 10,000 objects takes ~10-20 ms here).
+still reclaimed, only in larger steps (a young collection of 10,000 objects takes ~10-25 ms here).
 """
 
 from __future__ import annotations
