@@ -10,7 +10,7 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from engine.config import Config
 from engine.ids import InvocationId
-from engine.kafka import ProducerPoller, log_partitions, produce_record, producer_config, topic_max_message_bytes
+from engine.kafka import LoopDeliveries, log_partitions, produce_record, producer_config, topic_max_message_bytes
 from ingress.errors import IngressError
 from ingress.replies import ReplyListener
 
@@ -24,7 +24,7 @@ class LogClient:
         self.replies = ReplyListener(cfg, self.client_id)
         self.partitions = log_partitions(cfg)
         self.producer: Producer | None = None
-        self._poller: ProducerPoller | None = None
+        self._deliveries: LoopDeliveries | None = None
 
     def serve_with(self, app: Any) -> None:
         """Start with the aiohttp app and stop with it."""
@@ -44,13 +44,13 @@ class LogClient:
                                f"topic {self.cfg.log_topic} (max.message.bytes={limit}): lower "
                                f"REPRISE_MAX_MESSAGE_BYTES or raise the topic's limit")
         self.producer = Producer(producer_config(self.cfg, **{"message.timeout.ms": self.cfg.produce_timeout_ms}))
-        self._poller = ProducerPoller(self.producer)
+        self._deliveries = LoopDeliveries(self.producer, asyncio.get_running_loop())
         self.replies.start()
 
     def stop(self) -> None:
         self.replies.stop()
-        if self._poller:
-            self._poller.close()
+        if self._deliveries:
+            self._deliveries.close()
 
     def reply_to(self, request_id: str) -> dict[str, str]:
         return {"topic": "replies", "ingress_id": self.client_id, "request_id": request_id}
@@ -60,33 +60,47 @@ class LogClient:
 
     async def produce(self, kind: str, partition: int, record: dict[str, Any], key: bytes | None = None) -> None:
         """Produce a record and return once Kafka acknowledged it (acks=all); 503 if it cannot."""
-        loop = asyncio.get_running_loop()
-        acked: asyncio.Future[None] = loop.create_future()
+        acked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
-        def settle(err: KafkaError | None) -> None:
+        def delivered(err: KafkaError | None, _msg: Message) -> None:  # on the loop (LoopDeliveries)
             if acked.done():
                 return
             if err is None:
                 acked.set_result(None)
             else:
-                acked.set_exception(IngressError(503, f"log unavailable: {err.str()}"))
+                acked.set_exception(_unavailable(err))
 
-        def delivered(err: KafkaError | None, _msg: Message) -> None:  # on the poller's thread
-            loop.call_soon_threadsafe(settle, err)
+        self._produce(kind, partition, record, key, delivered)
+        await acked
 
+    async def request(self, kind: str, partition: int, record: dict[str, Any], request_id: str,
+                      key: bytes | None = None) -> dict[str, Any]:
+        """Produce a record that names this client as reply_to/ack_to, and wait for the answer.
+
+        The ack is not awaited: no answer can come before the record is in the log, and a record
+        Kafka gave up on fails the request with 503 through its delivery report."""
+        fut = self.replies.wait_for(request_id)
+
+        def delivered(err: KafkaError | None, _msg: Message) -> None:  # on the loop (LoopDeliveries)
+            if err is not None and not fut.done():
+                fut.set_exception(_unavailable(err))
+
+        try:
+            self._produce(kind, partition, record, key, delivered)
+            return await fut
+        finally:
+            self.replies.forget(request_id, fut)
+
+    def _produce(self, kind: str, partition: int, record: dict[str, Any], key: bytes | None,
+                 delivered: Any) -> None:
         try:
             produce_record(self.producer, self.cfg.log_topic, partition, kind, record, key=key,
                            on_delivery=delivered)
         except Exception as e:  # noqa: BLE001 - any producer failure is a 503 to the client
             raise IngressError(503, f"cannot write to the log: {e}") from None
-        await acked
+        if self._deliveries is not None:
+            self._deliveries.produced()
 
-    async def request(self, kind: str, partition: int, record: dict[str, Any], request_id: str,
-                      key: bytes | None = None) -> dict[str, Any]:
-        """Produce a record that names this client as reply_to/ack_to, and wait for the answer."""
-        fut = self.replies.wait_for(request_id)
-        try:
-            await self.produce(kind, partition, record, key)
-            return await fut
-        finally:
-            self.replies.forget(request_id, fut)
+
+def _unavailable(err: KafkaError) -> IngressError:
+    return IngressError(503, f"log unavailable: {err.str()}")

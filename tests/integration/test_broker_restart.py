@@ -1,4 +1,4 @@
-"""A broker that restarts: sends during the outage get 503; invocations in flight complete after it."""
+"""A broker that restarts: sends and calls during the outage get 503; invocations in flight complete after it."""
 
 from __future__ import annotations
 
@@ -34,6 +34,10 @@ def test_broker_restart(own_broker: LocalKafka, tmp_path: Path, service: Service
         wait_until(lambda: count(effects, "br.before") == 1, 30, "the step before the sleep")
         own_broker.stop()
         status, body = post(eng.ingress + "/Steps/three/send", b'"during"', {"content-type": "application/json"},
+                            timeout=60)
+        assert status == 503 and "log unavailable" in json.loads(body)["message"]
+        # a call (which awaits its reply, not the ack) fails the same way
+        status, body = post(eng.ingress + "/Steps/three", b'"during"', {"content-type": "application/json"},
                             timeout=60)
         assert status == 503 and "log unavailable" in json.loads(body)["message"]
         time.sleep(1.0)
