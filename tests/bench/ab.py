@@ -1,0 +1,94 @@
+"""Alternating A/B runs of two (or more) checkouts of Reprise on one broker and one service process.
+
+A full ``make bench`` starts a fresh broker per engine, and this machine drifts ±15-30% between
+minutes: a change below that is invisible in its throughput. Here the broker's JIT stays warm, the
+checkouts alternate (A B, B A, ...) on fresh namespaces, and each row reports what drifts less:
+the engine's CPU and voluntary context switches per request. Figures only, nothing asserted.
+
+    python tests/bench/ab.py new=.,old=/tmp/wt_old 3 counter_1000_keys:64,greet:64
+
+Each checkout needs its own ``.venv`` (a symlink to this one will do); ``dir:VAR~value;VAR~value``
+runs a checkout with extra environment (``REPRISE_GC_GEN0_THRESHOLD~0``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.bench.broker import broker_pid, fresh_broker, stop_broker  # noqa: E402
+from tests.bench.loadgen import WORKLOADS, greet, run_load  # noqa: E402
+from tests.bench.run import INGRESS, cpu_seconds, register, wait_http  # noqa: E402
+
+
+def voluntary_switches(pid: int) -> int:
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            for line in (task / "status").read_text().splitlines():
+                if line.startswith("voluntary_ctxt_switches"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+def run_side(name: str, spec: str, bootstrap: str, service_pid: int, rows: list[tuple[str, int]], round_: int,
+             warm: float, duration: float) -> None:
+    directory, _, extra = spec.partition(":")
+    env = {**os.environ, **dict(kv.split("~", 1) for kv in extra.split(";") if kv)}
+    directory = str(Path(directory).resolve())
+    proc = subprocess.Popen([f"{directory}/.venv/bin/python", "-m", "engine.cli", "dev", "--kafka", bootstrap,
+                             "--namespace", f"ab{name}{round_}{int(time.time())}"], cwd=directory, env=env,
+                            stdout=subprocess.DEVNULL, stderr=open(ROOT / ".reprise" / f"ab-{name}.log", "w"),
+                            start_new_session=True)
+    try:
+        wait_http(INGRESS + "/restate/health")
+        register()
+        asyncio.run(run_load(INGRESS, greet, 16, 0, warm))
+        requests = {n: req for n, req, _ in WORKLOADS}
+        pids = {"engine": proc.pid, "kafka": broker_pid(), "service": service_pid}
+        for workload, c in rows:
+            before = {k: cpu_seconds(p) for k, p in pids.items()}
+            switches = voluntary_switches(proc.pid)
+            res = asyncio.run(run_load(INGRESS, requests[workload], c, 2, duration))
+            n = max(1, res.ok_total)
+            per = {k: (cpu_seconds(p) - before[k]) / n * 1000 for k, p in pids.items()}
+            print(f"round {round_} {name:8} {workload:18} C={c:<3} {res.rps:7.1f} req/s  p50 {res.pct(50):6.1f} ms  "
+                  f"CPU ms/req engine {per['engine']:.3f} kafka {per['kafka']:.3f} service {per['service']:.3f}  "
+                  f"switches/req {(voluntary_switches(proc.pid) - switches) / n:.1f}", flush=True)
+            if workload == "one_way_send":
+                time.sleep(8)  # let the backlog drain before the next row
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(60)
+
+
+def main() -> None:
+    sides = dict(s.split("=", 1) for s in sys.argv[1].split(","))
+    rounds = int(sys.argv[2])
+    rows = [(w, int(c)) for w, c in (r.split(":") for r in sys.argv[3].split(","))]
+    warm, duration = float(os.environ.get("AB_WARM", 10)), float(os.environ.get("AB_DURATION", 15))
+    bootstrap = fresh_broker()
+    service = subprocess.Popen([sys.executable, "-m", "hypercorn", "tests.bench.benchapp:app", "--bind",
+                                "127.0.0.1:9080", "--config", str(Path(__file__).with_name("hypercorn.toml"))],
+                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        for r in range(rounds):
+            for name in (list(sides) if r % 2 == 0 else list(sides)[::-1]):
+                run_side(name, sides[name], bootstrap, service.pid, rows, r, warm, duration)
+    finally:
+        os.killpg(service.pid, signal.SIGKILL)
+        stop_broker()
+
+
+if __name__ == "__main__":
+    main()
