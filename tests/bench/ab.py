@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.bench.broker import broker_pid, fresh_broker, stop_broker  # noqa: E402
 from tests.bench.loadgen import WORKLOADS, greet, run_load  # noqa: E402
-from tests.bench.run import INGRESS, cpu_seconds, register, wait_http  # noqa: E402
+from tests.bench.run import INGRESS, cpu_seconds, register, start_service, wait_http  # noqa: E402
 
 
 def voluntary_switches(pid: int) -> int:
@@ -78,9 +78,7 @@ def main() -> None:
     rows = [(w, int(c)) for w, c in (r.split(":") for r in sys.argv[3].split(","))]
     warm, duration = float(os.environ.get("AB_WARM", 10)), float(os.environ.get("AB_DURATION", 15))
     bootstrap = fresh_broker()
-    service = subprocess.Popen([sys.executable, "-m", "hypercorn", "tests.bench.benchapp:app", "--bind",
-                                "127.0.0.1:9080", "--config", str(Path(__file__).with_name("hypercorn.toml"))],
-                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    service = start_service()
     try:
         for r in range(rounds):
             for name in (list(sides) if r % 2 == 0 else list(sides)[::-1]):

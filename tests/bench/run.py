@@ -180,11 +180,15 @@ class RepriseEmbedded(Reprise):
     env = {"REPRISE_EMBEDDED_APP": "tests.bench.benchapp:app"}
 
 
+def start_service() -> subprocess.Popen:
+    """The benchmarks' restate-sdk service (benchapp under hypercorn, h2c) on SERVICE's port."""
+    return subprocess.Popen([sys.executable, "-m", "hypercorn", "tests.bench.benchapp:app", "--bind",
+                             "127.0.0.1:9080", "--config", str(Path(__file__).with_name("hypercorn.toml"))],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
 def run_engine(engine: Engine, workloads: list, warmup: float, duration: float, engine_warmup: float) -> dict:
-    service = subprocess.Popen([sys.executable, "-m", "hypercorn", "tests.bench.benchapp:app", "--bind",
-                                "127.0.0.1:9080", "--config", str(Path(__file__).with_name("hypercorn.toml"))],
-                               cwd=ROOT, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
+    service = start_service()
     results: dict = {}
     executed: dict = {}  # (workload, C) -> (sends executed per second, seconds to drain the backlog)
     try:
