@@ -6,6 +6,7 @@ linger on the latency path, fetches that return as soon as data is there.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -187,12 +188,12 @@ class LoopDeliveries:
 
     IDLE_S = 1.0  # librdkafka's logs and errors are served at least this often
 
-    def __init__(self, producer: Producer, loop: Any, interval_s: float = 0.001) -> None:
+    def __init__(self, producer: Producer, loop: asyncio.AbstractEventLoop, interval_s: float = 0.001) -> None:
         self.producer = producer
         self._loop = loop
         self._interval = interval_s
-        self._tick: Any = None
-        self._idle = loop.call_later(self.IDLE_S, self._idle_poll)
+        self._tick: asyncio.TimerHandle | None = None
+        self._idle: asyncio.TimerHandle | None = loop.call_later(self.IDLE_S, self._idle_poll)
 
     def produced(self) -> None:
         """A record was just produced: poll until it (and every other) has been reported."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
@@ -92,7 +93,7 @@ class LogClient:
             self.replies.forget(request_id, fut)
 
     def _produce(self, kind: str, partition: int, record: dict[str, Any], key: bytes | None,
-                 delivered: Any) -> None:
+                 delivered: Callable[[KafkaError | None, Message], None]) -> None:
         try:
             produce_record(self.producer, self.cfg.log_topic, partition, kind, record, key=key,
                            on_delivery=delivered)
