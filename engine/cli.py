@@ -14,14 +14,21 @@ from pathlib import Path
 
 from engine import cli_partitions
 from engine.config import Config
+from engine.kafka_properties import KafkaConfigError, bootstrap_of
 
 
 def _config(args: argparse.Namespace) -> Config:
-    return Config.from_env(bootstrap=getattr(args, "kafka", None), namespace=getattr(args, "namespace", None),
-                           partitions=getattr(args, "partitions", None),
-                           home=Path(args.home) if getattr(args, "home", None) else None,
-                           ingress_port=getattr(args, "ingress_port", None),
-                           admin_port=getattr(args, "admin_port", None))
+    cfg = Config.from_env(bootstrap=getattr(args, "kafka", None), namespace=getattr(args, "namespace", None),
+                          kafka_config=getattr(args, "kafka_config", None),
+                          partitions=getattr(args, "partitions", None),
+                          home=Path(args.home) if getattr(args, "home", None) else None,
+                          ingress_port=getattr(args, "ingress_port", None),
+                          admin_port=getattr(args, "admin_port", None))
+    if cfg.kafka_config:
+        from engine.kafka import check_client_settings
+
+        check_client_settings(cfg)
+    return cfg
 
 
 def _local_kafka(cfg: Config):  # noqa: ANN202 - deploy is imported lazily: only these commands need it
@@ -64,7 +71,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
     cfg = _config(args)
     kafka = None
-    if not args.kafka:
+    if not args.kafka and not (cfg.kafka_config and bootstrap_of(cfg.kafka_config)):
         from deploy.kafka.local import ForeignKafka, KafkaToolMissing
 
         kafka = _local_kafka(cfg)
@@ -188,6 +195,8 @@ def _run(coro: object) -> None:
 def _common(p: argparse.ArgumentParser, kafka: bool = True) -> None:
     if kafka:
         p.add_argument("--kafka", metavar="HOST:PORT", help="use this Kafka instead of the local one")
+        p.add_argument("--kafka-config", metavar="FILE",
+                       help="librdkafka settings for every client (SASL, TLS, tuning): docs/kafka.md")
     p.add_argument("--namespace", help="topic prefix (default reprise)")
     p.add_argument("--home", help="state directory (default .reprise)")
 
@@ -275,7 +284,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    return args.fn(args)
+    try:
+        return args.fn(args)
+    except KafkaConfigError as e:
+        print(f"reprise: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

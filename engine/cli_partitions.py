@@ -112,9 +112,8 @@ def _trim_log(cfg: Config) -> int:
     """Delete log records every retained snapshot already covers: below the oldest one's offset + 1; and
     the changelog's deltas that end before it."""
     from confluent_kafka import TopicPartition
-    from confluent_kafka.admin import AdminClient
 
-    from engine.kafka import log_partitions
+    from engine.kafka import log_partitions, new_admin
     from partitions.changelog import first_needed
     from partitions.snapshots import open_snapshots
 
@@ -128,7 +127,7 @@ def _trim_log(cfg: Config) -> int:
         cut.append(TopicPartition(cfg.log_topic, p, kept[0].applied_offset + 1))
     if not cut:
         return 0
-    admin = AdminClient({"bootstrap.servers": cfg.bootstrap})
+    admin = new_admin(cfg)
     for tp, fut in admin.delete_records(cut).items():
         print(f"partition {tp.partition}: log now starts at offset {fut.result(30).low_watermark}")
     if cfg.changelog and cfg.changelog_topic in admin.list_topics(timeout=30).topics:

@@ -19,7 +19,7 @@ from confluent_kafka import OFFSET_END, Consumer, KafkaException, Producer, Topi
 
 from engine.config import Config
 from engine.ids import InvocationId, idempotent_invocation_id, workflow_run_id
-from engine.kafka import high_watermark, log_partitions, next_batch, produce_record, producer_config
+from engine.kafka import high_watermark, log_partitions, new_consumer, next_batch, produce_record, producer_config
 from schemas import codec
 
 
@@ -102,8 +102,7 @@ class KafkaClient:
     def _follow_replies(self) -> None:
         if self._consumer is not None:
             return
-        self._consumer = Consumer({"bootstrap.servers": self.cfg.bootstrap, "group.id": self.client_id,
-                                   "enable.auto.commit": False})
+        self._consumer = new_consumer(self.cfg, **{"group.id": self.client_id})
         md = self._consumer.list_topics(self.reply_topic, timeout=10).topics[self.reply_topic]
         if md.error is not None:
             raise KafkaException(md.error)

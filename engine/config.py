@@ -40,6 +40,8 @@ class RetryPolicy:
 @dataclass(frozen=True)
 class Config:
     bootstrap: str = "127.0.0.1:9092"
+    # A properties file of librdkafka settings for every client (SASL, TLS, tuning): engine/kafka_properties.py
+    kafka_config: str = ""
     namespace: str = "reprise"
     partitions: int = 8
     replication_factor: int = 1
@@ -134,4 +136,10 @@ class Config:
             retry = replace(retry, on_max_attempts=os.environ["REPRISE_RETRY_ON_MAX_ATTEMPTS"].upper())
         env["retry"] = retry
         env.update({k: v for k, v in overrides.items() if v is not None})
+        if env.get("kafka_config") and "bootstrap" not in env:
+            from engine.kafka_properties import bootstrap_of  # the file names the cluster unless --kafka does
+
+            file_bootstrap = bootstrap_of(str(env["kafka_config"]))
+            if file_bootstrap:
+                env["bootstrap"] = file_bootstrap
         return replace(cfg, **env)

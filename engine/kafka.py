@@ -17,6 +17,7 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from engine.config import Config
+from engine.kafka_properties import KafkaConfigError, settings_for
 from schemas import codec
 
 RDKAFKA_LOG = logging.getLogger("rdkafka")
@@ -32,6 +33,7 @@ def producer_config(cfg: Config, **extra: Any) -> dict[str, Any]:
         "retry.backoff.ms": 10,
         "message.max.bytes": cfg.max_message_bytes + 64 * 1024,
         "compression.type": "lz4",
+        **settings_for(cfg.kafka_config, "producer"),
         **extra,
     }
 
@@ -53,8 +55,28 @@ def consumer_config(cfg: Config, **extra: Any) -> dict[str, Any]:
         "max.partition.fetch.bytes": cfg.max_message_bytes + 64 * 1024,
         "isolation.level": "read_committed",
         "enable.partition.eof": False,
+        **settings_for(cfg.kafka_config, "consumer"),
         **extra,
     }
+
+
+def admin_config(cfg: Config) -> dict[str, Any]:
+    return {"bootstrap.servers": cfg.bootstrap, "logger": RDKAFKA_LOG, **settings_for(cfg.kafka_config, "admin")}
+
+
+def new_admin(cfg: Config) -> AdminClient:
+    return AdminClient(admin_config(cfg))
+
+
+def check_client_settings(cfg: Config) -> None:
+    """Build one client of each kind with the configured settings, so a key librdkafka refuses is an
+    error at start (``KafkaConfigError``) rather than inside whichever component builds one first."""
+    try:
+        Producer(producer_config(cfg)).flush(0)
+        Consumer(consumer_config(cfg)).close()
+        AdminClient(admin_config(cfg))
+    except KafkaException as e:
+        raise KafkaConfigError(f"{cfg.kafka_config}: {e.args[0].str()}") from None
 
 
 def topic_specs(cfg: Config) -> list[NewTopic]:
@@ -85,7 +107,7 @@ def topic_specs(cfg: Config) -> list[NewTopic]:
 
 def create_topics(cfg: Config, timeout: float = 30.0) -> list[str]:
     """Create missing topics (idempotent). Returns the names it created."""
-    admin = AdminClient({"bootstrap.servers": cfg.bootstrap})
+    admin = new_admin(cfg)
     existing = admin.list_topics(timeout=timeout).topics
     log = existing.get(cfg.log_topic)
     if log is not None and log.partitions:  # the broker's count wins over the configured one
@@ -119,7 +141,7 @@ def log_partitions(cfg: Config, timeout: float = 10.0) -> int:
 
 def topic_partitions(cfg: Config, topic: str, timeout: float = 10.0) -> int:
     """A topic's partition count on the broker (0: no such topic)."""
-    md = AdminClient({"bootstrap.servers": cfg.bootstrap}).list_topics(topic, timeout=timeout)
+    md = new_admin(cfg).list_topics(topic, timeout=timeout)
     found = md.topics.get(topic)
     return 0 if found is None or found.error is not None or not found.partitions else len(found.partitions)
 
@@ -128,7 +150,7 @@ def topic_max_message_bytes(cfg: Config, topic: str, timeout: float = 10.0) -> i
     """The broker's ``max.message.bytes`` for a topic (what a record may weigh at most)."""
     from confluent_kafka.admin import ConfigResource
 
-    admin = AdminClient({"bootstrap.servers": cfg.bootstrap})
+    admin = new_admin(cfg)
     resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
     entries = admin.describe_configs([resource])[resource].result(timeout)
     return int(entries["max.message.bytes"].value)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import re
 import time
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,6 +22,7 @@ from engine.ids import (
     InvocationId,
     idempotent_invocation_id,
     parse_awakeable_id,
+    random_hex,
     workflow_run_id,
 )
 from engine.registry import Registry, ServiceInfo
@@ -123,14 +123,14 @@ class Ingress:
             if send:
                 status = "Accepted"
                 if is_run or idem is not None:  # only the partition knows whether this id ran before
-                    record["ack_to"] = self.log.reply_to(f"ack-{uuid.uuid4().hex}")
+                    record["ack_to"] = self.log.reply_to(f"ack-{random_hex()}")
                     ack = await self.log.request("Invoke", partition, record, record["ack_to"]["request_id"], rkey)
                     status = (ack["value"] or b"Accepted").decode()
                 else:
                     await self.log.produce("Invoke", partition, record, rkey)
                 resp = _json(202, {"invocationId": inv_id, "status": status}, inv_id)
             else:
-                record["reply_to"] = self.log.reply_to(f"call-{uuid.uuid4().hex}")
+                record["reply_to"] = self.log.reply_to(f"call-{random_hex()}")
                 reply = await self.log.request("Invoke", partition, record, record["reply_to"]["request_id"], rkey)
                 resp = self._result(svc.handlers[handler].output_content_type, reply)
         resp.headers.update(extra)
@@ -220,7 +220,7 @@ class Ingress:
         return await self._get_result(inv, m["mode"], svc.handlers[m["handler"]].output_content_type)
 
     async def _get_result(self, inv: InvocationId, mode: str, content_type: str | None) -> Response:
-        reply_to = self.log.reply_to(f"{mode}-{uuid.uuid4().hex}")
+        reply_to = self.log.reply_to(f"{mode}-{random_hex()}")
         reply = await self.log.request("Attach", self.log.partition_of(inv), {
             "invocation_id": str(inv), "mode": mode, "reply_to": reply_to}, reply_to["request_id"])
         return self._result(content_type, reply)

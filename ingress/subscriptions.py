@@ -13,11 +13,11 @@ import logging
 import threading
 import time
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Producer
 
 from engine.config import Config
 from engine.ids import InvocationId
-from engine.kafka import log_partitions, next_batch, produce_record, producer_config
+from engine.kafka import log_partitions, new_consumer, next_batch, produce_record, producer_config
 from engine.registry import Registry
 from engine.subscriptions import Subscription, SubscriptionRegistry
 
@@ -57,9 +57,7 @@ class SubscriptionRunner:
             self._stop.wait(0.5)
 
     def _run(self, sub: Subscription, stop: threading.Event) -> None:
-        consumer = Consumer({"bootstrap.servers": self._cfg.bootstrap, "group.id": f"{self._cfg.namespace}.{sub.id}",
-                             "enable.auto.commit": False, "auto.offset.reset": "earliest",
-                             "fetch.wait.max.ms": 50})
+        consumer = new_consumer(self._cfg, **{"group.id": f"{self._cfg.namespace}.{sub.id}", "fetch.wait.max.ms": 50})
         producer = Producer(producer_config(self._cfg))
         consumer.subscribe([sub.source_topic])
         try:

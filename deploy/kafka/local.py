@@ -71,6 +71,7 @@ class LocalKafka:
     controller_port: int = 9093
     heap: str = "384m"
     cache: Path = field(default_factory=_default_cache)
+    extra_properties: str = ""  # server.properties lines appended to the template's (benchmarks' tuning)
 
     @property
     def dir(self) -> Path:
@@ -118,7 +119,7 @@ class LocalKafka:
         props = self.dir / "server.properties"
         text = (_HERE / "server.properties.template").read_text().format(
             port=self.port, controller_port=self.controller_port, data_dir=self.data_dir.resolve())
-        props.write_text(text)
+        props.write_text(text + self.extra_properties)
         return props
 
     def _format(self, props: Path) -> None:

@@ -9,12 +9,16 @@ sends. The issue asks for fresh data per engine; this is what makes it so for th
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from deploy.kafka.local import LocalKafka
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-BENCH_KAFKA = LocalKafka(home=ROOT / ".reprise" / "bench", port=19092, controller_port=19093)
+# REPRISE_BENCH_BROKER_PROPERTIES: server.properties lines (";"-separated) to try on the bench broker.
+BENCH_KAFKA = LocalKafka(home=ROOT / ".reprise" / "bench", port=19092, controller_port=19093,
+                         extra_properties="".join(f"{line}\n" for line in os.environ.get(
+                             "REPRISE_BENCH_BROKER_PROPERTIES", "").split(";") if line))
 
 
 def fresh_broker() -> str:

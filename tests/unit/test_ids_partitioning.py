@@ -49,3 +49,23 @@ def test_derived_ids_are_deterministic_and_seed_is_stable() -> None:
 def test_malformed_ids_are_rejected(bad: str) -> None:
     with pytest.raises(ValueError):
         InvocationId.parse(bad)
+
+
+def test_random_draws_are_distinct_in_range_and_not_inherited_by_a_forked_child() -> None:
+    import os
+
+    from engine import ids
+
+    draws = [ids.random_bits(128) for _ in range(3 * ids._POOL_DRAWS)]  # crosses two refills
+    assert len(set(draws)) == len(draws) and all(0 <= d < 2**128 for d in draws)
+    assert all(0 <= ids.random_bits(32) < 2**32 for _ in range(100))
+    assert len(ids.random_hex()) == 32 and int(ids.random_hex(), 16) >= 0
+    ids.random_bits(128)  # the pool now holds draws a child must not repeat
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.write(write, ids.random_bits(128).to_bytes(16, "big"))
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = int.from_bytes(os.read(read, 16), "big")
+    assert child != ids.random_bits(128)  # the parent's next draw
