@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 import urllib.error
 import urllib.parse
@@ -71,7 +72,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
     cfg = _config(args)
     kafka = None
-    if not args.kafka and not (cfg.kafka_config and bootstrap_of(cfg.kafka_config)):
+    if not (args.kafka or os.environ.get("REPRISE_BOOTSTRAP") or (cfg.kafka_config and bootstrap_of(cfg.kafka_config))):
         from deploy.kafka.local import ForeignKafka, KafkaToolMissing
 
         kafka = _local_kafka(cfg)

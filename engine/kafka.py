@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from engine.config import Config
@@ -203,30 +203,59 @@ class LoopDeliveries:
 
     A thread blocked in ``poll()`` is woken for every acknowledged batch and then has to wake the
     loop: two thread wake-ups per ack, ~40 µs of CPU each on the 2-core VM (docs/benchmarks.md, tenth
-    session). Polled from the loop, a report costs a timer tick at most every ``interval_s`` while a
-    record is unacknowledged, and nothing extra while the loop is busy anyway; callbacks run on the
-    loop, so they may settle futures directly.
+    session). Polled from the loop, a report costs a timer tick while a record is unacknowledged;
+    callbacks run on the loop, so they may settle futures directly.
+
+    ``poll(0)`` drops the GIL, and under load the apply thread then keeps it: ~90 µs of wall time per
+    poll against 0.5 µs uncontended (eleventh session). So the loop polls every ``interval_s`` only
+    while someone awaits an ack (a one-way send answers 202 once its record is in the log); when the
+    records outstanding are calls, whose reports matter only if Kafka gave up on them (a 503 after
+    ``message.timeout.ms``), every ``relaxed_s``.
     """
 
     IDLE_S = 1.0  # librdkafka's logs and errors are served at least this often
 
-    def __init__(self, producer: Producer, loop: asyncio.AbstractEventLoop, interval_s: float = 0.001) -> None:
+    def __init__(self, producer: Producer, loop: asyncio.AbstractEventLoop, interval_s: float = 0.001,
+                 relaxed_s: float = 0.05) -> None:
         self.producer = producer
         self._loop = loop
         self._interval = interval_s
+        self._relaxed = relaxed_s
+        self._awaited = 0  # records produced with track(..., awaited=True) and not yet reported
         self._tick: asyncio.TimerHandle | None = None
         self._idle: asyncio.TimerHandle | None = loop.call_later(self.IDLE_S, self._idle_poll)
 
-    def produced(self) -> None:
-        """A record was just produced: poll until it (and every other) has been reported."""
-        if self._tick is None:
-            self._tick = self._loop.call_later(self._interval, self._pump)
+    def track(self, callback: Callable[[KafkaError | None, Message], None],
+              awaited: bool) -> Callable[[KafkaError | None, Message], None]:
+        """The delivery callback to produce with; ``awaited``: something waits on this ack."""
+        if not awaited:
+            return callback
+
+        def delivered(err: KafkaError | None, msg: Message) -> None:
+            self._awaited -= 1
+            callback(err, msg)
+
+        return delivered
+
+    def produced(self, awaited: bool) -> None:
+        """A record was just produced (with a ``track``-ed callback): poll until every one is reported."""
+        if awaited:
+            self._awaited += 1
+        self._schedule()
+
+    def _schedule(self) -> None:
+        when = self._loop.time() + (self._interval if self._awaited else self._relaxed)
+        if self._tick is not None:
+            if self._tick.when() <= when:
+                return
+            self._tick.cancel()
+        self._tick = self._loop.call_at(when, self._pump)
 
     def _pump(self) -> None:
         self._tick = None
         self.producer.poll(0)
         if len(self.producer):  # queued, in flight, or reported but not served yet
-            self._tick = self._loop.call_later(self._interval, self._pump)
+            self._schedule()
 
     def _idle_poll(self) -> None:
         self.producer.poll(0)

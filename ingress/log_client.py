@@ -71,7 +71,7 @@ class LogClient:
             else:
                 acked.set_exception(_unavailable(err))
 
-        self._produce(kind, partition, record, key, delivered)
+        self._produce(kind, partition, record, key, delivered, awaited=True)
         await acked
 
     async def request(self, kind: str, partition: int, record: dict[str, Any], request_id: str,
@@ -87,20 +87,22 @@ class LogClient:
                 fut.set_exception(_unavailable(err))
 
         try:
-            self._produce(kind, partition, record, key, delivered)
+            self._produce(kind, partition, record, key, delivered, awaited=False)
             return await fut
         finally:
             self.replies.forget(request_id, fut)
 
     def _produce(self, kind: str, partition: int, record: dict[str, Any], key: bytes | None,
-                 delivered: Callable[[KafkaError | None, Message], None]) -> None:
+                 delivered: Callable[[KafkaError | None, Message], None], awaited: bool) -> None:
+        if self._deliveries is not None:
+            delivered = self._deliveries.track(delivered, awaited)
         try:
             produce_record(self.producer, self.cfg.log_topic, partition, kind, record, key=key,
                            on_delivery=delivered)
         except Exception as e:  # noqa: BLE001 - any producer failure is a 503 to the client
             raise IngressError(503, f"cannot write to the log: {e}") from None
         if self._deliveries is not None:
-            self._deliveries.produced()
+            self._deliveries.produced(awaited)
 
 
 def _unavailable(err: KafkaError) -> IngressError:

@@ -18,8 +18,8 @@ class FakeProducer:
         self.polls = 0
         self.flushed = False
 
-    def produce(self, callback: Callable[[], None]) -> None:
-        self.outstanding.append([self.latency, callback])
+    def produce(self, callback: Callable[[None, None], None], latency: int | None = None) -> None:
+        self.outstanding.append([self.latency if latency is None else latency, callback])
 
     def __len__(self) -> int:
         return len(self.outstanding)
@@ -31,7 +31,7 @@ class FakeProducer:
         done = [e for e in self.outstanding if e[0] <= 0]
         self.outstanding = [e for e in self.outstanding if e[0] > 0]
         for _, callback in done:
-            callback()
+            callback(None, None)
         return len(done)
 
     def flush(self, _timeout: float) -> int:
@@ -47,8 +47,8 @@ def test_reports_are_served_on_the_loop_and_polling_stops_when_none_is_outstandi
         deliveries = LoopDeliveries(producer, asyncio.get_running_loop(), interval_s=0.001)
         served_on: list[int] = []
         for _ in range(2):
-            producer.produce(lambda: served_on.append(threading.get_ident()))
-            deliveries.produced()
+            producer.produce(deliveries.track(lambda _e, _m: served_on.append(threading.get_ident()), True))
+            deliveries.produced(True)
         for _ in range(2000):  # bounded: a pump that stopped early fails the test, not hangs it
             if not producer.outstanding:
                 break
@@ -70,8 +70,8 @@ def test_close_delivers_what_is_outstanding_and_stops_polling() -> None:
         producer = FakeProducer(latency=1000)
         deliveries = LoopDeliveries(producer, asyncio.get_running_loop(), interval_s=0.001)
         served: list[str] = []
-        producer.produce(lambda: served.append("x"))
-        deliveries.produced()
+        producer.produce(deliveries.track(lambda _e, _m: served.append("x"), True))
+        deliveries.produced(True)
         deliveries.close()
         polls = producer.polls
         await asyncio.sleep(0.02)
@@ -80,3 +80,32 @@ def test_close_delivers_what_is_outstanding_and_stops_polling() -> None:
     producer, served, polls_after_close = asyncio.run(scenario())
     assert producer.flushed and served == ["x"]
     assert polls_after_close == 0
+
+
+def test_reports_nobody_awaits_are_polled_at_the_relaxed_pace_until_an_awaited_one_comes() -> None:
+    async def scenario() -> tuple[int, int, int, list[str], list[str]]:
+        producer = FakeProducer(latency=2)
+        deliveries = LoopDeliveries(producer, asyncio.get_running_loop(), interval_s=0.001, relaxed_s=10.0)
+        served: list[str] = []
+        producer.produce(deliveries.track(lambda _e, _m: served.append("call"), False), latency=5)
+        deliveries.produced(False)
+        await asyncio.sleep(0.02)
+        polls_call_only = producer.polls  # its tick is 10 s away
+        producer.produce(deliveries.track(lambda _e, _m: served.append("send"), True))
+        deliveries.produced(True)  # pulls the tick in
+        for _ in range(2000):
+            if served:
+                break
+            await asyncio.sleep(0.001)
+        polls_for_send = producer.polls
+        await asyncio.sleep(0.02)
+        polls_after = producer.polls  # the call is still outstanding, nobody awaits it: relaxed again
+        before_close = list(served)
+        deliveries.close()
+        return polls_call_only, polls_for_send, polls_after, before_close, served
+
+    polls_call_only, polls_for_send, polls_after, before_close, served = asyncio.run(scenario())
+    assert polls_call_only == 0
+    assert polls_for_send == 2 and before_close == ["send"]
+    assert polls_after == 2
+    assert served == ["send", "call"]  # close() still delivers it
