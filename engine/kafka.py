@@ -222,8 +222,9 @@ class LoopDeliveries:
         self._interval = interval_s
         self._relaxed = relaxed_s
         self._awaited = 0  # records produced with track(..., awaited=True) and not yet reported
-        self._tick: asyncio.TimerHandle | None = None
-        self._idle: asyncio.TimerHandle | None = loop.call_later(self.IDLE_S, self._idle_poll)
+        self._tick: asyncio.Handle | None = None  # uvloop may return a plain Handle for a near deadline
+        self._tick_at = 0.0
+        self._idle: asyncio.Handle | None = loop.call_later(self.IDLE_S, self._idle_poll)
 
     def track(self, callback: Callable[[KafkaError | None, Message], None],
               awaited: bool) -> Callable[[KafkaError | None, Message], None]:
@@ -246,10 +247,10 @@ class LoopDeliveries:
     def _schedule(self) -> None:
         when = self._loop.time() + (self._interval if self._awaited else self._relaxed)
         if self._tick is not None:
-            if self._tick.when() <= when:
+            if self._tick_at <= when:
                 return
             self._tick.cancel()
-        self._tick = self._loop.call_at(when, self._pump)
+        self._tick, self._tick_at = self._loop.call_at(when, self._pump), when
 
     def _pump(self) -> None:
         self._tick = None
