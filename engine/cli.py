@@ -197,7 +197,7 @@ def _common(p: argparse.ArgumentParser, kafka: bool = True) -> None:
     if kafka:
         p.add_argument("--kafka", metavar="HOST:PORT", help="use this Kafka instead of the local one")
         p.add_argument("--kafka-config", metavar="FILE",
-                       help="librdkafka settings for every client (SASL, TLS, tuning): docs/kafka.md")
+                       help="librdkafka settings for every client (SASL, TLS, tuning): docs/cluster.md")
     p.add_argument("--namespace", help="topic prefix (default reprise)")
     p.add_argument("--home", help="state directory (default .reprise)")
 

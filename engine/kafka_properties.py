@@ -4,7 +4,8 @@
 names (``security.protocol``, ``sasl.mechanisms``, ``sasl.username``, ``ssl.ca.location``, ...), the
 format of the ``client.properties`` a managed Kafka hands out. A plain key applies to every client;
 ``producer.``, ``consumer.`` or ``admin.`` in front of it applies it to that kind of client only, as
-in Kafka Streams. ``bootstrap.servers`` in the file is the cluster unless ``--kafka`` names one.
+in Kafka Streams. ``bootstrap.servers`` in the file is the cluster unless ``--kafka`` or
+``REPRISE_BOOTSTRAP`` names one.
 
 The settings Reprise's guarantees rest on cannot be overridden; naming one is an error at start,
 as is a key librdkafka does not know (it says so when the client is built).
@@ -59,7 +60,7 @@ def parse(text: str, source: str = "kafka config") -> dict[Role | None, dict[str
 def load(path: str) -> dict[Role | None, dict[str, str]]:
     """The parsed file (read once per process); ``""`` means no file."""
     if not path:
-        return {None: {}, "producer": {}, "consumer": {}, "admin": {}}
+        return parse("")
     try:
         text = Path(path).read_text()
     except OSError as e:

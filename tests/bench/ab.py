@@ -62,10 +62,10 @@ def run_side(name: str, spec: str, bootstrap: str, service_pid: int, rows: list[
             res = asyncio.run(run_load(INGRESS, requests[workload], c, 2, duration))
             n = max(1, res.ok_total)
             per = {k: (cpu_seconds(p) - before[k]) / n * 1000 for k, p in pids.items()}
+            switched = {k: (voluntary_switches(p) - switches[k]) / n for k, p in pids.items()}
             print(f"round {round_} {name:8} {workload:18} C={c:<3} {res.rps:7.1f} req/s  p50 {res.pct(50):6.1f} ms  "
                   f"CPU ms/req engine {per['engine']:.3f} kafka {per['kafka']:.3f} service {per['service']:.3f}  "
-                  f"switches/req engine {(voluntary_switches(proc.pid) - switches['engine']) / n:.1f} "
-                  f"kafka {(voluntary_switches(pids['kafka']) - switches['kafka']) / n:.1f}", flush=True)
+                  f"switches/req engine {switched['engine']:.1f} kafka {switched['kafka']:.1f}", flush=True)
             if workload == "one_way_send":
                 time.sleep(8)  # let the backlog drain before the next row
     finally:
