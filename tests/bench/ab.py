@@ -8,7 +8,8 @@ the engine's CPU and voluntary context switches per request. Figures only, nothi
     python tests/bench/ab.py new=.,old=/tmp/wt_old 3 counter_1000_keys:64,greet:64
 
 Each checkout needs its own ``.venv`` (a symlink to this one will do); ``dir:VAR~value;VAR~value``
-runs a checkout with extra environment (``REPRISE_GC_GEN0_THRESHOLD~0``).
+runs a checkout with extra environment (``REPRISE_GC_GEN0_THRESHOLD~0``). ``AB_PYSPY=DIR`` records a
+py-spy profile of the engine (collapsed stacks, GIL holders only) per side, round and row into DIR.
 """
 
 from __future__ import annotations
@@ -41,6 +42,19 @@ def voluntary_switches(pid: int) -> int:
     return total
 
 
+def profile(pid: int, label: str, duration: float) -> subprocess.Popen | None:
+    """py-spy on the engine for the row's measured window (after its 2 s warm-up), if AB_PYSPY names a
+    directory: GIL holders only, non-blocking (the engine is not paused to sample)."""
+    out = os.environ.get("AB_PYSPY")
+    if not out:
+        return None
+    Path(out).mkdir(parents=True, exist_ok=True)
+    spy = Path(sys.executable).parent / "py-spy"
+    command = (f"sleep 2; exec {spy} record --pid {pid} --gil --nonblocking --format raw --duration {int(duration)}"
+               f" --output {out}/{label}.txt")
+    return subprocess.Popen(["sh", "-c", command], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def run_side(name: str, spec: str, bootstrap: str, service_pid: int, rows: list[tuple[str, int]], round_: int,
              warm: float, duration: float) -> None:
     directory, _, extra = spec.partition(":")
@@ -59,7 +73,10 @@ def run_side(name: str, spec: str, bootstrap: str, service_pid: int, rows: list[
         for workload, c in rows:
             before = {k: cpu_seconds(p) for k, p in pids.items()}
             switches = {k: voluntary_switches(p) for k, p in pids.items()}
+            spy = profile(proc.pid, f"{name}-{round_}-{workload}-{c}", duration)
             res = asyncio.run(run_load(INGRESS, requests[workload], c, 2, duration))
+            if spy is not None:
+                spy.wait(30)
             n = max(1, res.ok_total)
             per = {k: (cpu_seconds(p) - before[k]) / n * 1000 for k, p in pids.items()}
             switched = {k: (voluntary_switches(p) - switches[k]) / n for k, p in pids.items()}
