@@ -67,30 +67,36 @@ def encode_delta(partition: int, base: int, last: int, writes: dict[bytes, bytes
 
 def delta_writes(delta: dict) -> Iterator[tuple[bytes, bytes | None]]:
     """The (key, value or None) writes of a decoded StoreDelta, in order."""
+    return iter(merge_delta(delta, {}).items())
+
+
+def merge_delta(delta: dict, into: dict[bytes, bytes | None]) -> dict[bytes, bytes | None]:
+    """``into`` with a decoded StoreDelta's writes laid over it (value None: a delete).
+
+    Checked whole before ``into`` is touched (a bad delta changes nothing), then one loop straight
+    into the caller's dict: a restore runs it for every row of every delta."""
     sizes = array("i")
     sizes.frombytes(delta["sizes"])
     if _SWAP:
         sizes.byteswap()
+    data = delta["data"]
     if len(sizes) % 2:
         raise codec.SchemaError(f"StoreDelta sizes hold {len(sizes)} lengths, not pairs")
-    data, pos = delta["data"], 0
-    keys: list[bytes] = []
-    values: list[bytes | None] = []
-    add_key, add_value = keys.append, values.append
+    if sizes and (min(sizes[::2]) < 0 or min(sizes[1::2]) < -1):
+        raise codec.SchemaError("StoreDelta sizes hold a negative length")
+    if (expected := sum(sizes) + sizes.count(-1)) != len(data):  # a delete's -1 takes no bytes
+        raise codec.SchemaError(f"StoreDelta data holds {len(data)} bytes, its sizes account for {expected}")
+    pos = 0
     lengths = iter(sizes)
-    for key_len in lengths:  # one loop, no generator: a restore runs it for every row of every delta
-        value_len = next(lengths)
-        end = pos + key_len
-        add_key(data[pos:end])
+    for key_len, value_len in zip(lengths, lengths, strict=False):  # pairs: the count is even (above)
+        key = data[pos:pos + key_len]
+        pos += key_len
         if value_len < 0:
-            add_value(None)
-            pos = end
+            into[key] = None
         else:
-            pos = end + value_len
-            add_value(data[end:pos])
-    if pos != len(data):
-        raise codec.SchemaError(f"StoreDelta data holds {len(data)} bytes, its sizes account for {pos}")
-    return zip(keys, values, strict=True)
+            into[key] = data[pos:pos + value_len]
+            pos += value_len
+    return into
 
 
 def delta_key(base: int, last: int) -> bytes:
@@ -223,11 +229,10 @@ def restore(cfg: Config, partition: int, store: RocksStore, replay: Replay) -> R
                     continue  # the log ended (or moved past) first: later deltas may still fit
             try:
                 delta = _checked(codec.decode("StoreDelta", 1, m.value() or b""), partition, base, last)
-                rows = delta_writes(delta)
+                merge_delta(delta, pending)
             except codec.SchemaError as e:  # a cache entry gone bad is a hole, not a failed restore
                 log.warning("partition %d: changelog offset %d unreadable (%s): skipped", partition, m.offset(), e)
                 continue
-            pending.update(rows)
             done.deltas += 1
             done.covered += last - max(base, pos)
             pos = last

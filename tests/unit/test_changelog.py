@@ -6,7 +6,7 @@ import pytest
 
 from engine.config import Config
 from partitions.apply import LogRecord, apply_batch
-from partitions.changelog import ChangelogWriter, delta_key, delta_range, delta_writes, encode_delta
+from partitions.changelog import ChangelogWriter, delta_key, delta_range, delta_writes, encode_delta, merge_delta
 from partitions.store import MemoryStore, Transaction
 from schemas import codec
 from tests.bench.apply_loop import interleaved, recorded_log
@@ -33,6 +33,20 @@ def test_a_delta_whose_sizes_do_not_match_its_data_is_refused() -> None:
     body["sizes"] += (5).to_bytes(4, "little")  # a key with no value length
     with pytest.raises(codec.SchemaError):
         list(delta_writes(body))
+
+
+def test_a_bad_delta_leaves_what_it_was_merged_into_untouched() -> None:
+    merged = merge_delta(codec.decode("StoreDelta", 1, encode_delta(0, -1, 0, {b"a": b"1", b"b": None})), {})
+    assert merged == {b"a": b"1", b"b": None}
+    bad = codec.decode("StoreDelta", 1, encode_delta(0, 0, 1, {b"a": b"2", b"c": b"3"}))
+    bad["data"] = bad["data"][:-1]  # its last value cut short
+    with pytest.raises(codec.SchemaError):
+        merge_delta(bad, merged)
+    # lengths that add up to the data but are negative: a key of -3 bytes, a value of 5
+    bad["sizes"], bad["data"] = (-3).to_bytes(4, "little", signed=True) + (5).to_bytes(4, "little"), b"xy"
+    with pytest.raises(codec.SchemaError):
+        merge_delta(bad, merged)
+    assert merged == {b"a": b"1", b"b": None}
 
 
 def test_the_key_names_the_range_and_nothing_else_passes_for_one() -> None:
