@@ -18,6 +18,21 @@ from tests.asgi_driver import call_asgi
 V6 = "application/vnd.restate.invocation.v6"
 
 
+@pytest.mark.parametrize("headers,body", [
+    ([], b""), ([], b'"ada"'), ([("content-type", "application/json")], b"{}"),
+    ([("", "v"), ("k", ""), ("", "")], b"x"),  # proto3 leaves empty strings out
+    ([("x-näme", "wert ü €"), ("a" * 200, "b" * 20_000)], b"\x00" * 130),  # multi-byte lengths, UTF-8
+    ([(f"h{i}", str(i)) for i in range(40)], bytes(range(256)) * 600),
+])
+def test_the_input_command_is_the_bytes_protobuf_writes(headers: list[tuple[str, str]], body: bytes) -> None:
+    by_protobuf = encode_message(pb.InputCommandMessage(headers=[pb.Header(key=k, value=v) for k, v in headers],
+                                                        value=pb.Value(content=body)))
+    assert pj.input_command(headers, body) == by_protobuf
+    assert pj.input_command(headers, body) == by_protobuf  # again, from the cached header fields
+    decoded = pj.decode(by_protobuf)
+    assert [(h.key, h.value) for h in decoded.headers] == headers and decoded.value.content == body
+
+
 def test_frames_round_trip_and_stream_in_pieces() -> None:
     data = encode_message(pb.RunCommandMessage(result_completion_id=1, name="a")) + \
         encode_message(pb.EndMessage())
