@@ -355,7 +355,7 @@ class PartitionProcessor:
             by_offset = {m.offset(): m for m in msgs}
             for offset, reason in result.rejected:
                 self._dead_letter(by_offset[offset], reason)
-        metrics.RECORDS_APPLIED.labels(str(partition)).inc(len(records))
+        metrics.records_applied(partition, len(records))
         metrics.APPLY_SECONDS.observe(time.perf_counter() - started)
         for reason in result.dropped:
             log.debug("partition %d: %s", partition, reason)
