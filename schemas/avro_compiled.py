@@ -32,17 +32,26 @@ _ONE_BYTE = tuple(bytes(((n << 1) ^ (n >> 63),)) for n in range(64)) + tuple(
     bytes((((n - 128) << 1) ^ -1,)) for n in range(64, 128))
 
 
-def _long(n: int) -> bytes:
-    """Zig-zag varint."""
-    if -64 <= n < 64:
-        return _ONE_BYTE[n]  # a negative n indexes the second half
-    n = (n << 1) ^ (n >> 63)
+_VARINT_ONE_BYTE = tuple(bytes((n,)) for n in range(128))
+
+
+def varint(n: int) -> bytes:
+    """An unsigned LEB128 varint: Avro's longs after zig-zag, protobuf's lengths and tags."""
+    if n < 0x80:
+        return _VARINT_ONE_BYTE[n]
     out = bytearray()
     while n >= 0x80:
         out.append((n & 0x7F) | 0x80)
         n >>= 7
     out.append(n)
     return bytes(out)
+
+
+def _long(n: int) -> bytes:
+    """Zig-zag varint."""
+    if -64 <= n < 64:
+        return _ONE_BYTE[n]  # a negative n indexes the second half
+    return varint((n << 1) ^ (n >> 63))
 
 
 def _rl(b: bytes, p: int) -> tuple[int, int]:

@@ -15,6 +15,7 @@ from google.protobuf.message import Message
 from engine.protocol import reprise_protocol_pb2 as pb
 from engine.protocol.framing import Frame, decode_frame, encode_frame, encode_message, parse_frame
 from engine.protocol.messages import MessageType, is_notification, type_name
+from schemas.avro_compiled import varint
 
 
 def frame_type(raw: bytes) -> int:
@@ -129,35 +130,21 @@ def input_command(headers: list[tuple[str, str]], body: bytes) -> bytes:
             if len(cache) >= 4096:  # many distinct values (ids, dates): start over rather than grow
                 cache.clear()
             header = _string_field(0x0A, pair[0]) + _string_field(0x12, pair[1])
-            field = cache[pair] = b"\x0a" + _varint(len(header)) + header  # headers = 1
+            field = cache[pair] = b"\x0a" + varint(len(header)) + header  # headers = 1
         parts.append(field)
-    value = b"\x0a" + _varint(len(body)) + body if body else b""  # Value.content = 1
-    parts.append(b"\x72" + _varint(len(value)) + value)  # value = 14, always present
+    value = b"\x0a" + varint(len(body)) + body if body else b""  # Value.content = 1
+    parts.append(b"\x72" + varint(len(value)) + value)  # value = 14, always present
     return encode_frame(MessageType.INPUT_COMMAND, b"".join(parts))
 
 
 # Encoded header fields by (name, value): a client sends the same few headers on every request.
 _HEADER_FIELDS: dict[tuple[str, str], bytes] = {}
-_ONE_BYTE_VARINT = tuple(bytes((n,)) for n in range(128))
-
-
-def _varint(n: int) -> bytes:
-    if n < 128:
-        return _ONE_BYTE_VARINT[n]
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
 def _string_field(tag: int, text: str) -> bytes:
     """A proto3 string field: absent when empty."""
     if not text:
         return b""
     raw = text.encode()
-    return bytes((tag,)) + _varint(len(raw)) + raw
+    return bytes((tag,)) + varint(len(raw)) + raw
 
 
 def start_message(*, id: bytes, debug_id: str, known_entries: int, state_map: list[tuple[bytes, bytes]],
