@@ -117,6 +117,10 @@ def run_completion_from_proposal(payload: bytes) -> bytes:
     return _notification(MessageType.RUN_COMPLETION, prop.result_completion_id, **result)
 
 
+# Encoded header fields by (name, value): a client sends the same few headers on every request.
+_HEADER_FIELDS: dict[tuple[str, str], bytes] = {}
+
+
 def input_command(headers: list[tuple[str, str]], body: bytes) -> bytes:
     """The InputCommand entry every invocation starts with, encoded by hand from cached header
     fields: through protobuf's classes it cost ~8 µs with five headers, ~13% of the apply thread
@@ -137,8 +141,6 @@ def input_command(headers: list[tuple[str, str]], body: bytes) -> bytes:
     return encode_frame(MessageType.INPUT_COMMAND, b"".join(parts))
 
 
-# Encoded header fields by (name, value): a client sends the same few headers on every request.
-_HEADER_FIELDS: dict[tuple[str, str], bytes] = {}
 def _string_field(tag: int, text: str) -> bytes:
     """A proto3 string field: absent when empty."""
     if not text:
