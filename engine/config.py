@@ -77,6 +77,9 @@ class Config:
     changelog: bool = True
     changelog_restore_behind: int = 10_000  # a store this many records behind its log restores from the changelog
     changelog_max_delay_ms: int = 200  # batches merged into one delta for at most this long (0: one per batch)
+    # A leader records how far its outbox was delivered (one OutboxShipped record) at most this often: a
+    # crash re-ships at most this much, which receivers drop by (partition, seq)
+    outbox_report_ms: int = 200
     embedded_threads: int = 4  # worker threads (each its own event loop) for the embedded app
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 

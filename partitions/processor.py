@@ -93,7 +93,8 @@ class PartitionProcessor:
         self.invoker = Invoker(self.cfg, self.registry, self._emit_effects,
                                max_concurrency=self.cfg.invoker_concurrency, embedded=self.embedded)
         self.timers = TimerService(self._fire_timer)
-        self.shipper = OutboxShipper(self.cfg, self.producer, self._loop, self._outbox_shipped)
+        self.shipper = OutboxShipper(self.cfg, self.producer, self._loop, self._outbox_shipped,
+                                     report_interval_s=self.cfg.outbox_report_ms / 1000)
         self.changelog = self._changelog_writer()
         consumer_settings = {
             "group.id": f"{self.cfg.namespace}.processors", "session.timeout.ms": self.cfg.group_session_timeout_ms,

@@ -28,12 +28,12 @@ ShippedSink = Callable[[int, int], None]
 
 class OutboxShipper:
     def __init__(self, cfg: Config, producer: Producer, loop: asyncio.AbstractEventLoop,
-                 shipped: ShippedSink, flush_interval_s: float = 0.02) -> None:
+                 shipped: ShippedSink, report_interval_s: float = 0.2) -> None:
         self._cfg = cfg
         self._producer = producer
         self._loop = loop
         self._shipped = shipped
-        self._interval = flush_interval_s
+        self._interval = report_interval_s
         self._inflight: dict[int, set[int]] = {}
         self._acked_max: dict[int, int] = {}
         self._reported: dict[int, int] = {}
