@@ -258,7 +258,9 @@ class LoopDeliveries:
     def _pump(self) -> None:
         self._tick = None
         self.producer.poll(0)
-        if len(self.producer):  # queued, in flight, or reported but not served yet
+        # queued, in flight, or reported but not served yet; or awaited and still in a ProduceBurst
+        # (engine/produce_burst.py), which hands it to the producer after this tick when the loop is busy
+        if len(self.producer) or self._awaited:
             self._schedule()
 
     def _idle_poll(self) -> None:

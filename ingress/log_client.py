@@ -11,7 +11,8 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from engine.config import Config
 from engine.ids import InvocationId
-from engine.kafka import LoopDeliveries, log_partitions, produce_record, producer_config, topic_max_message_bytes
+from engine.kafka import LoopDeliveries, log_partitions, producer_config, topic_max_message_bytes
+from engine.produce_burst import ProduceBurst
 from ingress.errors import IngressError
 from ingress.replies import ReplyListener
 
@@ -26,6 +27,7 @@ class LogClient:
         self.partitions = log_partitions(cfg)
         self.producer: Producer | None = None
         self._deliveries: LoopDeliveries | None = None
+        self._burst: ProduceBurst | None = None
 
     def serve_with(self, app: Any) -> None:
         """Start with the aiohttp app and stop with it."""
@@ -46,10 +48,13 @@ class LogClient:
                                f"REPRISE_MAX_MESSAGE_BYTES or raise the topic's limit")
         self.producer = Producer(producer_config(self.cfg, **{"message.timeout.ms": self.cfg.produce_timeout_ms}))
         self._deliveries = LoopDeliveries(self.producer, asyncio.get_running_loop())
+        self._burst = ProduceBurst(self.producer, asyncio.get_running_loop())
         self.replies.start()
 
     def stop(self) -> None:
         self.replies.stop()
+        if self._burst:
+            self._burst.flush()
         if self._deliveries:
             self._deliveries.close()
 
@@ -94,11 +99,11 @@ class LogClient:
 
     def _produce(self, kind: str, partition: int, record: dict[str, Any], key: bytes | None,
                  delivered: Callable[[KafkaError | None, Message], None], awaited: bool) -> None:
+        assert self._burst is not None, "start() first"
         if self._deliveries is not None:
             delivered = self._deliveries.track(delivered, awaited)
         try:
-            produce_record(self.producer, self.cfg.log_topic, partition, kind, record, key=key,
-                           on_delivery=delivered)
+            self._burst.produce_record(self.cfg.log_topic, partition, kind, record, key=key, on_delivery=delivered)
         except Exception as e:  # noqa: BLE001 - any producer failure is a 503 to the client
             raise IngressError(503, f"cannot write to the log: {e}") from None
         if self._deliveries is not None:

@@ -32,6 +32,7 @@ from engine.kafka import (
     producer_config,
     topic_partitions,
 )
+from engine.produce_burst import ProduceBurst
 from engine.registry import Registry
 from partitions import metrics
 from partitions.actions import AbortAttempt, Action, RunAttempt, ScheduleTimer, ShipOutbox, StreamNotification
@@ -93,7 +94,9 @@ class PartitionProcessor:
         self.invoker = Invoker(self.cfg, self.registry, self._emit_effects,
                                max_concurrency=self.cfg.invoker_concurrency, embedded=self.embedded)
         self.timers = TimerService(self._fire_timer)
-        self.shipper = OutboxShipper(self.cfg, self.producer, self._loop, self._outbox_shipped,
+        # What the loop produces (effects, timers, outbox) goes out per loop turn: engine/produce_burst.py
+        self.burst = ProduceBurst(self.producer, self._loop)
+        self.shipper = OutboxShipper(self.cfg, self.burst, self._loop, self._outbox_shipped,
                                      report_interval_s=self.cfg.outbox_report_ms / 1000)
         self.changelog = self._changelog_writer()
         consumer_settings = {
@@ -136,6 +139,7 @@ class PartitionProcessor:
         if self.embedded is not None:
             self.embedded.close()
         self.timers.close()
+        self.burst.flush()
         self.producer.flush(5)  # what is still queued, and the delivery reports the apply thread left
         with self._store_lock:
             for s in self.stores.values():
@@ -415,11 +419,11 @@ class PartitionProcessor:
         if partition not in self.leading:
             return  # the partition moved on; the new leader runs the attempt again
         effects["outcome"] = tagged_outcome(effects["outcome"])
-        produce_record(self.producer, self.cfg.log_topic, partition, "InvokerEffects", effects)
+        self.burst.produce_record(self.cfg.log_topic, partition, "InvokerEffects", effects)
 
     def _fire_timer(self, partition: int, timer_key: str) -> None:
         if partition in self.leading:
-            produce_record(self.producer, self.cfg.log_topic, partition, "TimerFired", {
+            self.burst.produce_record(self.cfg.log_topic, partition, "TimerFired", {
                 "timer_key": timer_key, "epoch": self.claimed[partition], "timestamp_ms": _now_ms()})
 
     def _sweep_retention(self) -> None:
@@ -432,13 +436,13 @@ class PartitionProcessor:
                 store = self.stores.get(p)
                 due = store is not None and Tables(Transaction(store)).completed_before(before, 1)
             if due:
-                produce_record(self.producer, self.cfg.log_topic, p, "RetentionSweep", {
+                self.burst.produce_record(self.cfg.log_topic, p, "RetentionSweep", {
                     "epoch": self.claimed[p], "before_ms": before, "limit": SWEEP_LIMIT})
         self._loop.call_later(self.cfg.retention_sweep_interval_s, self._sweep_retention)
 
     def _outbox_shipped(self, partition: int, up_to: int) -> None:
         if partition in self.leading:
-            produce_record(self.producer, self.cfg.log_topic, partition, "OutboxShipped", {
+            self.burst.produce_record(self.cfg.log_topic, partition, "OutboxShipped", {
                 "epoch": self.claimed[partition], "up_to_seq": up_to})
 
 

@@ -13,11 +13,11 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, Message
 
 from engine import local_replies
 from engine.config import Config
-from engine.kafka import produce_encoded
+from engine.produce_burst import ProduceBurst
 from partitions.store import KeyValueStore, Transaction
 from partitions.tables import Tables
 from schemas import codec
@@ -27,10 +27,10 @@ ShippedSink = Callable[[int, int], None]
 
 
 class OutboxShipper:
-    def __init__(self, cfg: Config, producer: Producer, loop: asyncio.AbstractEventLoop,
+    def __init__(self, cfg: Config, burst: ProduceBurst, loop: asyncio.AbstractEventLoop,
                  shipped: ShippedSink, report_interval_s: float = 0.2) -> None:
         self._cfg = cfg
-        self._producer = producer
+        self._burst = burst
         self._loop = loop
         self._shipped = shipped
         self._interval = report_interval_s
@@ -61,8 +61,8 @@ class OutboxShipper:
         key = None
         if entry["partition"] < 0:  # a client's reply topic: key by request id, Kafka picks the partition
             key = codec.decode(entry["kind"], 1, entry["value"]).get("request_id", "").encode()
-        produce_encoded(self._producer, self.topic_of(entry["topic"]), entry["partition"], entry["kind"],
-                        entry["value"], key=key, on_delivery=delivered)
+        self._burst.produce_encoded(self.topic_of(entry["topic"]), entry["partition"], entry["kind"], entry["value"],
+                                    key=key, on_delivery=delivered)
 
     def _acked(self, partition: int, store: KeyValueStore, seq: int, err: KafkaError | None) -> None:
         inflight = self._inflight.setdefault(partition, set())
