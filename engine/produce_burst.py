@@ -3,12 +3,14 @@
 With ``linger.ms`` 0 a produce that finds librdkafka's queue empty wakes the producer's broker
 thread, and confluent-kafka holds the GIL through that: ~25 µs a call on the 2-core VM, against
 2-3 µs for each record produced right behind it, to any partition (measured standalone on
-2026-12-01; docs/benchmarks.md, thirteenth session). The engine's loop produces a record per
-request (the ingress's Invoke) and per attempt (InvokerEffects) as events arrive; gathered per turn,
-one wake-up serves them all. The cost: a record reaches librdkafka one loop turn later.
+2026-12-01 by tests/bench/produce_cost.py; docs/benchmarks.md, thirteenth session). The engine's
+loop produces a record per request (the ingress's Invoke) and per attempt (InvokerEffects) as
+events arrive; gathered per turn, one wake-up serves them all. The cost: a record reaches
+librdkafka one loop turn later.
 
-Order is kept (one FIFO per producer). A record librdkafka refuses at once is reported to its
-delivery callback as a failed delivery, as if Kafka had refused it.
+Event-loop thread only (a producer's other threads produce directly). Order is kept (one FIFO). A
+record librdkafka refuses at once is reported to its delivery callback as a failed delivery, as if
+Kafka had refused it.
 """
 
 from __future__ import annotations
