@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Protocol
 
-from rocksdict import BlockBasedOptions, Options, Rdict, WriteBatch, WriteOptions
+from rocksdict import BlockBasedOptions, Options, Rdict, ReadOptions, WriteBatch, WriteOptions
 
 APPLIED_OFFSET = b"meta/applied_offset"
 _DELETED = object()
@@ -152,7 +152,17 @@ class RocksStore:
         self._db.flush()
 
     def scan(self, prefix: bytes, start: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
-        it = self._db.iter()
+        # Bounded at the prefix's end: unbounded, the step past the last row walks every deleted key
+        # that follows until a live one (the tombstones of finished invocations, until compaction
+        # drops them): 183 µs a scan behind 5,000 deleted promise waiters, 2.5 µs bounded
+        # (docs/benchmarks.md, thirteenth session)
+        bound = prefix_end(prefix)
+        if bound is None:
+            it = self._db.iter()
+        else:
+            bounded = ReadOptions()
+            bounded.set_iterate_upper_bound(bound)
+            it = self._db.iter(bounded)
         it.seek(max(prefix, start) if start is not None else prefix)
         while it.valid():
             k = it.key()
@@ -164,6 +174,12 @@ class RocksStore:
 
     def close(self) -> None:
         self._db.close()
+
+
+def prefix_end(prefix: bytes) -> bytes | None:
+    """The smallest key above every key that starts with ``prefix`` (None: there is none)."""
+    head = prefix.rstrip(b"\xff")
+    return head[:-1] + bytes([head[-1] + 1]) if head else None
 
 
 def _write_batch(writes: Iterable[tuple[bytes, bytes | None]]) -> WriteBatch:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from partitions.store import KeyValueStore, MemoryStore, RocksStore, Transaction, applied_offset
+from partitions.store import KeyValueStore, MemoryStore, RocksStore, Transaction, applied_offset, prefix_end
 
 
 @pytest.fixture(params=["memory", "rocks"])
@@ -34,6 +34,28 @@ def test_scan_merges_pending_writes_and_deletes_in_key_order(store: KeyValueStor
     tx.put(b"p/0", b"new")
     assert [k for k, _ in tx.scan(b"p/")] == [b"p/0", b"p/2"]
     assert [k for k, _ in store.scan(b"p/")] == [b"p/1", b"p/2"]
+
+
+def test_scan_stops_at_the_prefix_end_with_every_byte_value(store: KeyValueStore) -> None:
+    """RocksStore bounds its iterator at prefix_end(prefix): the rows at either side of that bound,
+    0xff bytes in keys and prefixes, and deleted keys behind the prefix must not change a scan."""
+    keys = [b"p", b"p\x00", b"p/", b"p/\x00", b"p/a\xff", b"p/\xff", b"p/\xff\xff", b"p0", b"p0/x", b"q",
+            b"\xff", b"\xff\xff/a"]
+    tx = Transaction(store)
+    for k in keys + [b"p0/dead%d" % i for i in range(50)]:
+        tx.put(k, k)
+    tx.commit(1)
+    for i in range(50):
+        tx.delete(b"p0/dead%d" % i)
+    tx.commit(2)
+    for prefix in (b"p/", b"p", b"p/\xff", b"p/a", b"\xff", b"\xff\xff", b"p0/", b"r"):
+        assert [k for k, _ in store.scan(prefix)] == sorted(k for k in keys if k.startswith(prefix)), prefix
+    assert [k for k, _ in store.scan(b"", b"q")] == [b"q", b"\xff", b"\xff\xff/a"]
+
+
+def test_prefix_end() -> None:
+    assert prefix_end(b"p/") == b"p0" and prefix_end(b"a\xff") == b"b" and prefix_end(b"a\x01\xff\xff") == b"a\x02"
+    assert prefix_end(b"\xff\xff") is None and prefix_end(b"") is None
 
 
 def test_fresh_store_has_no_offset(store: KeyValueStore) -> None:
