@@ -248,11 +248,11 @@ class Transaction:
                 self._writes[key] = previous  # type: ignore[assignment]
         self._undo = {}
 
-    def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
-        """Store rows under ``prefix`` merged with this transaction's writes, in key order."""
-        merged = dict(self._store.scan(prefix))
+    def scan(self, prefix: bytes, start: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+        """Store rows under ``prefix`` (from ``start`` on) merged with this transaction's writes, in key order."""
+        merged = dict(self._store.scan(prefix, start))
         for k, v in self._writes.items():
-            if k.startswith(prefix):
+            if k.startswith(prefix) and (start is None or k >= start):
                 if v is None:
                     merged.pop(k, None)
                 else:
