@@ -291,7 +291,10 @@ class Tables:
             self.tx.put(b"meta/outbox_head", str(up_to + 1).encode())
 
     def outbox_pending(self) -> list[int]:
-        return [int(k[3:]) for k, _ in self.tx.scan(b"ob/")]
+        """Entries not shipped yet: from the head on. Every entry below it was deleted, and seeking
+        to it skips their tombstones (a new leader's scan would walk every entry ever shipped)."""
+        head = _int(self.tx.get(b"meta/outbox_head"), 0)
+        return [int(k[3:]) for k, _ in self.tx.scan(b"ob/", b"ob/%020d" % head)]
 
     # duplicate suppression for records from other partitions
     def seen(self, source_partition: int, seq: int) -> bool:

@@ -230,6 +230,13 @@ def test_outbox_shipped_truncates() -> None:
     assert p.tables.outbox_pending() == [0]
     p.feed("OutboxShipped", {"epoch": 1, "up_to_seq": 0})
     assert p.tables.outbox_pending() == []
+    ids = (InvocationId.derived(f"o{n}", "test", n) for n in range(1000))
+    for other in [str(i) for i in ids if i.partition(N) == 0][:2]:
+        invoke(p, other)
+        p.effects(other, 1, [output(b"2")], {})
+    assert p.tables.outbox_pending() == [1, 2]
+    p.feed("OutboxShipped", {"epoch": 1, "up_to_seq": 1})
+    assert p.tables.outbox_pending() == [2]  # from the head on, past the deleted entries
 
 
 def test_invoke_without_id_derives_a_deterministic_one_on_this_partition() -> None:
