@@ -200,6 +200,12 @@ class Transaction:
         self._store = store
         self._writes: dict[bytes, bytes | None] = {}
         self._undo: dict[bytes, object] | None = None
+        # The written keys by table (their first 3 bytes), built by scans as they need it: a scan
+        # looks at its table's writes only, not at every write of the batch (_written_under). A
+        # batch of 1,000 virtual-object calls, each popping its key's inbox: 516k -> 200k
+        # instructions a record (callgrind, apply_loop.py --keys 100); batches of 10: unchanged.
+        self._tables: dict[bytes, list[bytes]] = {}
+        self._indexed = 0  # how many of _writes' keys (in insertion order) _tables holds
 
     def get(self, key: bytes) -> bytes | None:
         if key in self._writes:
@@ -244,15 +250,41 @@ class Transaction:
         for key, previous in (self._undo or {}).items():
             if previous is _DELETED:
                 self._writes.pop(key, None)
+                self._forget_index()  # keys left _writes: positions in it moved
             else:
                 self._writes[key] = previous  # type: ignore[assignment]
         self._undo = {}
 
+    def _forget_index(self) -> None:
+        self._tables = {}
+        self._indexed = 0
+
+    def _written_under(self, prefix: bytes) -> Iterable[bytes]:
+        """The keys this transaction wrote that may start with ``prefix`` (a superset).
+
+        Keys only ever join ``_writes`` at its end (a write to a key already there keeps its place;
+        a delete is a None value), so the index catches up by reading the keys added since it last
+        looked. Under 3 bytes of prefix: every key."""
+        if len(prefix) < 3:
+            return self._writes
+        if self._indexed < len(self._writes):
+            tables = self._tables
+            for k in itertools.islice(self._writes, self._indexed, None):
+                table = tables.get(k[:3])
+                if table is None:
+                    tables[k[:3]] = [k]
+                else:
+                    table.append(k)
+            self._indexed = len(self._writes)
+        return self._tables.get(prefix[:3], ())
+
     def scan(self, prefix: bytes, start: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
         """Store rows under ``prefix`` (from ``start`` on) merged with this transaction's writes, in key order."""
         merged = dict(self._store.scan(prefix, start))
-        for k, v in self._writes.items():
+        writes = self._writes
+        for k in self._written_under(prefix):
             if k.startswith(prefix) and (start is None or k >= start):
+                v = writes[k]
                 if v is None:
                     merged.pop(k, None)
                 else:
@@ -262,7 +294,7 @@ class Transaction:
     def scan_below(self, prefix: bytes, stop: bytes, limit: int) -> list[tuple[bytes, bytes]]:
         """The first ``limit`` rows under ``prefix`` with keys below ``stop``, merged with this
         transaction's writes. Reads the store lazily: a long index costs only what is taken."""
-        pending = {k: v for k, v in self._writes.items() if k.startswith(prefix) and k < stop}
+        pending = {k: self._writes[k] for k in self._written_under(prefix) if k.startswith(prefix) and k < stop}
         rows: dict[bytes, bytes] = {}
         for k, v in self._store.scan(prefix):
             if k >= stop or len(rows) >= limit + len(pending):
@@ -289,6 +321,7 @@ class Transaction:
         if written:
             self._store.write(written, objects)
         self._writes = {}
+        self._forget_index()
         return written
 
 

@@ -2,7 +2,8 @@
 
 No broker: this measures the partition processor's core. Prints records/s.
 
-    python tests/bench/apply_loop.py [--invocations 20000] [--batch 1000] [--repeat 3] [--in-flight 0] [--python-gc]
+    python tests/bench/apply_loop.py [--invocations 20000] [--batch 1000] [--repeat 3] [--in-flight 0] [--keys 0]
+                                     [--python-gc]
 
 ``--in-flight N`` interleaves the invocations as a live processor sees them with N attempts running
 (an invocation's effects arrive N/2 and N invocations after its Invoke), so that with small batches
@@ -41,9 +42,11 @@ from schemas import codec  # noqa: E402
 PARTITIONS = 8
 
 
-def recorded_log(invocations: int, partition: int = 0) -> list[tuple[str, bytes]]:
+def recorded_log(invocations: int, partition: int = 0, keys: int = 0) -> list[tuple[str, bytes]]:
     """What a partition's log holds for ``invocations`` calls of a handler with one ctx.run step (their
-    ids route to ``partition`` whatever the partition count above it: another partition would drop them)."""
+    ids route to ``partition`` whatever the partition count above it: another partition would drop them).
+    ``keys``: calls of a virtual object's exclusive handler spread over that many keys (each call
+    queues in its key's inbox and is popped from it), else of a plain service."""
     log = [("LeaderEpoch", codec.encode("LeaderEpoch", {"partition": partition, "epoch": 1, "owner": "b",
                                                         "timestamp_ms": 0}))]
     run = encode_message(pb.RunCommandMessage(result_completion_id=1, name="step"))
@@ -53,7 +56,8 @@ def recorded_log(invocations: int, partition: int = 0) -> list[tuple[str, bytes]
     reply = {"topic": "replies", "ingress_id": "bench", "request_id": "r"}
     for i in range(invocations):
         inv = str(InvocationId(partition, i + 1))  # partition key p: partition p (pk % partitions)
-        log.append(("Invoke", codec.encode("Invoke", {"invocation_id": inv, "service": "S", "handler": "h",
+        target = {"service": "O", "key": f"k{i % keys}", "handler_kind": "EXCLUSIVE"} if keys else {"service": "S"}
+        log.append(("Invoke", codec.encode("Invoke", {"invocation_id": inv, "handler": "h", **target,
                                                       "input": b'"in"', "created_ms": 1, "reply_to": reply})))
         for attempt, entries, outcome in ((1, [run, done], {"completions": [1], "signals": [1], "named_signals": []}),
                                           (2, [out], {})):
@@ -70,10 +74,11 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=1000)
     ap.add_argument("--repeat", type=int, default=3, help="runs over a fresh store each (0: only build the log)")
     ap.add_argument("--in-flight", type=int, default=0, help="interleave invocations as if N ran at once")
+    ap.add_argument("--keys", type=int, default=0, help="calls of a virtual object on this many keys (0: a service)")
     ap.add_argument("--python-gc", action="store_true",
                     help="keep Python's collector settings instead of the engine's (engine/gc_policy.py)")
     args = ap.parse_args()
-    log = interleaved(recorded_log(args.invocations), args.in_flight)
+    log = interleaved(recorded_log(args.invocations, keys=args.keys), args.in_flight)
     if not args.python_gc:
         gc_policy.settle()  # as a started engine process runs its processors
     rates = []

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from partitions.store import KeyValueStore, MemoryStore, RocksStore, Transaction, applied_offset, prefix_end
+from partitions.store import (
+    APPLIED_OFFSET,
+    KeyValueStore,
+    MemoryStore,
+    RocksStore,
+    Transaction,
+    applied_offset,
+    prefix_end,
+)
 
 
 @pytest.fixture(params=["memory", "rocks"])
@@ -136,3 +145,46 @@ def test_rocks_reads_its_latest_writes_from_memory_and_the_rest_from_disk(tmp_pa
     reopened = RocksStore(tmp_path / "db")
     assert {k: reopened.get(k) for k in expected} == expected
     reopened.close()
+
+
+def test_scans_agree_with_a_full_walk_through_writes_rollbacks_and_commits(store: KeyValueStore) -> None:
+    """Scans look only at their table's writes (an index the transaction keeps as keys arrive): a
+    random mix of puts, deletes, records rolled back after a scan and commits (one transaction
+    object throughout) must scan exactly like a plain dict of everything written, for prefixes of
+    every length."""
+    rng = random.Random(7)
+    tables = [b"ib/", b"st/", b"pw/", b"ibx", b"i"]
+    prefixes = (b"", b"i", b"ib", b"ib/", b"ib/o1/", b"st/o0/", b"pw/", b"ibx")
+    tx = Transaction(store)
+
+    def check(pending: dict[bytes, bytes]) -> None:
+        for prefix in prefixes:
+            expected = sorted((k, v) for k, v in pending.items() if k.startswith(prefix))
+            assert list(tx.scan(prefix)) == expected, prefix
+            start = prefix + b"o1/05"
+            assert list(tx.scan(prefix, start)) == [(k, v) for k, v in expected if k >= start]
+            stop = prefix + b"o2"
+            assert tx.scan_below(prefix, stop, 3) == [(k, v) for k, v in expected if k < stop][:3]
+
+    truth: dict[bytes, bytes] = {}  # what is committed
+    for batch in range(30):
+        pending = dict(truth)
+        for _record in range(rng.randint(1, 12)):
+            tx.savepoint()
+            before = dict(pending)
+            for _ in range(rng.randint(1, 6)):
+                key = rng.choice(tables) + b"o%d/%02d" % (rng.randint(0, 2), rng.randint(0, 20))
+                if rng.random() < 0.3:
+                    tx.delete(key)
+                    pending.pop(key, None)
+                else:
+                    tx.put(key, b"v%d" % rng.randint(0, 99))
+                    pending[key] = tx.get(key)  # type: ignore[assignment]
+            check(pending)  # a record scans, then fails: its new keys leave the transaction
+            if rng.random() < 0.2:
+                tx.rollback()
+                pending = before
+                check(pending)
+        tx.commit(batch)
+        truth = {**pending, APPLIED_OFFSET: str(batch).encode()}
+        check(truth)
