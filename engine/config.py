@@ -69,6 +69,9 @@ class Config:
     gc_gen0_threshold: int = 10_000
     streaming: bool = True  # BIDI_STREAM deployments keep one request open across steps (partitions/streaming.py)
     stream_idle_ms: int = 1_000  # a streaming handler silent this long is told to suspend (input closed)
+    # a handler whose streamed attempts ended this many times in a row without waiting for the runtime
+    # runs request/response until one of its attempts suspends (partitions/stream_policy.py); 0: always stream
+    stream_calm_attempts: int = 8
     invoker_concurrency: int = 512  # attempts in flight per processor; more wait their turn
     invoker_connections: int = 8  # h2c connections per deployment origin
     invoker_streams_per_connection: int = 100  # at most this many requests at once on one connection

@@ -33,6 +33,7 @@ from partitions import metrics
 from partitions.attempt_output import AttemptOutput, Effects, failed_effects
 from partitions.embedded import EmbeddedApp, EmbeddedStream
 from partitions.store import KeyValueStore, Transaction
+from partitions.stream_policy import StreamPolicy
 from partitions.streaming import LiveAttempt
 from partitions.tables import Tables
 
@@ -45,6 +46,7 @@ _STATE_WRITES = (MessageType.SET_STATE_COMMAND, MessageType.CLEAR_STATE_COMMAND,
 
 # Bound once: looking a labelled child up costs a lock and a dict lookup per attempt.
 _ATTEMPTS_ENDED = {how: metrics.ATTEMPTS.labels(how) for how in ("suspended", "failed", "ended")}
+_MODES = {True: metrics.ATTEMPT_MODES.labels("streaming"), False: metrics.ATTEMPT_MODES.labels("request_response")}
 
 
 class Invoker:
@@ -63,6 +65,7 @@ class Invoker:
         # h2c prior knowledge: http:// deployments (the default)
         self._h2c = H2cClient(cfg.attempt_timeout_s, cfg.invoker_connections, cfg.invoker_streams_per_connection)
         self._live: dict[tuple[str, int], LiveAttempt] = {}  # streaming attempts, by (invocation, attempt)
+        self._policy = StreamPolicy(cfg.stream_calm_attempts)
 
     def start(self, partition: int, store: KeyValueStore, epoch: int, invocation_id: str, attempt: int) -> None:
         key = (invocation_id, attempt)
@@ -151,7 +154,9 @@ class Invoker:
         if isinstance(dep, str):
             return failed_effects(404, dep, retryable=False, deployment_id=None)
         live = None
-        if self._streams_to(dep):
+        handler = (dep.id, row["service"], row["handler"])
+        streamable = self._streams_to(dep)
+        if streamable and self._policy.streams(handler):
             # Registered before the journal is read: a notification applied after the read is delivered.
             live = self._live[(inv, attempt)] = LiveAttempt(row["journal_length"], self._cfg.stream_idle_ms / 1000,
                                                             self._cfg.attempt_timeout_s)
@@ -166,6 +171,9 @@ class Invoker:
             effects = await live.run(lambda: self._open_stream(dep, path, body, headers), out, emit)
         else:
             effects = await self._request_response(dep, path, body, headers, out)
+        if streamable:
+            _MODES[live is not None].inc()
+            self._policy.observe(handler, live is not None, live is not None and live.waited, effects)
         retention = self._retention_ms(row)
         if effects is not None and retention is not None:
             effects["completion_retention_ms"] = int(retention)

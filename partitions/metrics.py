@@ -15,6 +15,9 @@ ATTEMPT_SECONDS = Histogram("reprise_attempt_seconds", "One attempt: request to 
 STREAMED_NOTIFICATIONS = Counter("reprise_streamed_notifications_total",
                                  "Notifications sent to running handlers on their open stream (no replay needed)")
 ATTEMPTS = Counter("reprise_attempts_total", "Attempts by how they ended", ["outcome"])
+ATTEMPT_MODES = Counter("reprise_attempt_modes_total",
+                        "Attempts to deployments that can stream, by the mode they ran in (stream_policy.py)",
+                        ["mode"])
 CONSUMER_LAG = Gauge("reprise_consumer_lag_records", "Records on the log not yet applied", ["partition"])
 LEADING = Gauge("reprise_partitions_led", "Partitions this process leads")
 INVOCATIONS = Gauge("reprise_invocations", "Invocations a partition holds, by status", ["partition", "status"])

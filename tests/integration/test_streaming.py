@@ -35,3 +35,16 @@ def test_a_handler_that_waits_long_suspends_and_resumes(engine: Engine, effects:
     assert [count(effects, f"zz.{s}") for s in ("before", "after")] == [1, 1]
     assert metric(engine, 'reprise_attempts_total{outcome="suspended"}') >= 1
     assert metric(engine, 'reprise_attempts_total{outcome="ended"}') == 1
+
+
+def test_a_handler_that_never_waits_runs_request_response_after_eight_calm_attempts(engine: Engine) -> None:
+    """Counter.add reads its state from the start message and never waits for the runtime: after
+    eight streamed attempts that ended without waiting it runs request/response (same results);
+    Steps.three, which waits for every step, still streams."""
+    for i in range(1, 13):
+        assert call_json(engine, "/Counter/calm/add", 1) == (200, i)
+    assert metric(engine, 'reprise_attempt_modes_total{mode="streaming"}') == 8
+    assert metric(engine, 'reprise_attempt_modes_total{mode="request_response"}') == 4
+    assert call_json(engine, "/Steps/three", "again") == (200, "again:ABC")
+    assert metric(engine, 'reprise_attempt_modes_total{mode="streaming"}') == 9
+    assert metric(engine, 'reprise_attempts_total{outcome="suspended"}') == 0
