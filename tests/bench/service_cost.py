@@ -48,25 +48,20 @@ def worker_pid(service: subprocess.Popen) -> int:
     raise SystemExit("no hypercorn worker found")
 
 
-def proc_cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def measure(spec: str, pid: int) -> None:
     """After 5 s of load: the worker's counters over WINDOW_S, per send executed around it."""
     time.sleep(5)
     t0 = time.monotonic()
     c0 = bench.service_count("greets")
     t0 = (t0 + time.monotonic()) / 2
-    cpu0 = proc_cpu_s(pid)
+    cpu0 = bench.cpu_seconds(pid, tree=False)
     if shutil.which("perf"):
         out = subprocess.run(["perf", "stat", "-x", ",", "-e", ",".join(EVENTS), "-p", str(pid), "sleep",
                               str(WINDOW_S)], capture_output=True, text=True).stderr
     else:
         time.sleep(WINDOW_S)
         out = ""
-    cpu = proc_cpu_s(pid) - cpu0
+    cpu = bench.cpu_seconds(pid, tree=False) - cpu0
     t1 = time.monotonic()
     c1 = bench.service_count("greets")  # a busy service can take seconds to answer: time both calls
     t1 = (t1 + time.monotonic()) / 2
