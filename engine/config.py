@@ -67,6 +67,8 @@ class Config:
     retention_sweep_interval_s: float = 60.0  # how often a leader looks for completions past their retention
     # engine/gc_policy.py: the collector runs every this many allocations once started (0: Python's 700)
     gc_gen0_threshold: int = 10_000
+    # engine/thread_policy.py: librdkafka's and RocksDB's threads run SCHED_BATCH (never preempt the GIL holder)
+    helper_threads_batch: bool = True
     streaming: bool = True  # BIDI_STREAM deployments keep one request open across steps (partitions/streaming.py)
     stream_idle_ms: int = 1_000  # a streaming handler silent this long is told to suspend (input closed)
     # a handler whose streamed attempts ended this many times in a row without waiting for the runtime

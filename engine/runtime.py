@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from aiohttp import web
 from confluent_kafka import Producer
 
-from engine import gc_policy
+from engine import gc_policy, thread_policy
 from engine.config import Config
 from engine.kafka import create_topics
 from engine.registry import Deployment, Registry
@@ -137,6 +137,7 @@ async def run(cfg: Config, role: str) -> None:
     start = {"dev": start_engine, "processor": start_processor, "ingress": start_ingress}[role]
     node = await start(cfg)
     gc_policy.settle(cfg.gc_gen0_threshold)  # started: what exists now lives as long as the process
+    demoting = asyncio.create_task(thread_policy.keep_demoted()) if cfg.helper_threads_batch else None
     parts = [f"reprise {role} ready:"]
     if role != "processor":
         parts.append(f"ingress http://{cfg.ingress_host}:{cfg.ingress_port}")
@@ -146,6 +147,8 @@ async def run(cfg: Config, role: str) -> None:
     print("  ".join(parts), flush=True)
     await stop.wait()
     log.info("stopping")
+    if demoting is not None:
+        demoting.cancel()
     await node.stop()
 
 

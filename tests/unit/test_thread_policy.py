@@ -1,0 +1,80 @@
+"""Helper threads go to SCHED_BATCH; every other thread keeps its policy (engine/thread_policy.py)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from engine import thread_policy
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SCHED_BATCH, /proc/self/task: Linux")
+
+
+def _threads() -> dict[int, str]:
+    return {int(t.name): (t / "comm").read_text().strip() for t in Path("/proc/self/task").iterdir()}
+
+
+@pytest.fixture
+def named_thread() -> Iterator[tuple[int, threading.Event]]:
+    """A live thread of this process, renamed as the test wants through /proc; ends with the test."""
+    started, stop = threading.Event(), threading.Event()
+    tid: list[int] = []
+
+    def run() -> None:
+        tid.append(threading.get_native_id())
+        started.set()
+        stop.wait()
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    started.wait()
+    yield tid[0], stop
+    stop.set()
+    t.join()
+
+
+def test_a_helper_named_thread_is_demoted_and_the_others_are_not(named_thread: tuple[int, threading.Event]) -> None:
+    tid, _ = named_thread
+    Path(f"/proc/self/task/{tid}/comm").write_text("rdk:broker-test")
+    thread_policy.demote_helpers()
+    assert os.sched_getscheduler(tid) == os.SCHED_BATCH
+    assert os.sched_getscheduler(threading.get_native_id()) == os.SCHED_OTHER  # this (the caller's) thread
+    assert thread_policy.demote_helpers() == 0  # already demoted: nothing left to move
+
+
+def test_a_thread_with_another_name_keeps_its_policy(named_thread: tuple[int, threading.Event]) -> None:
+    tid, _ = named_thread
+    Path(f"/proc/self/task/{tid}/comm").write_text("apply-0")
+    thread_policy.demote_helpers()
+    assert os.sched_getscheduler(tid) == os.SCHED_OTHER
+
+
+def test_librdkafka_and_rocksdb_threads_carry_the_names_the_policy_looks_for() -> None:
+    """The real libraries: if either renames its threads, this fails rather than the policy going quiet."""
+    from confluent_kafka import Producer
+    from rocksdict import Rdict
+
+    db = Rdict(tempfile.mkdtemp())
+    producer = Producer({"bootstrap.servers": "127.0.0.1:1", "log_level": 0})
+    try:
+        deadline = time.monotonic() + 5
+        while not any(n.startswith("rdk:broker") for n in _threads().values()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        before = _threads()
+        assert any(n.startswith("rdk:main") for n in before.values())
+        assert any(n.startswith("rdk:broker") for n in before.values())
+        assert any(n.startswith("rocksdb:") for n in before.values())
+        assert thread_policy.demote_helpers() >= 3
+        for tid, name in _threads().items():
+            if name.startswith(thread_policy.HELPER_PREFIXES):
+                assert os.sched_getscheduler(tid) == os.SCHED_BATCH, name
+    finally:
+        producer.flush(0)
+        db.close()
