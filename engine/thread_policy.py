@@ -5,9 +5,10 @@ Why: ``Producer.produce`` holds the GIL while it queues a record and wakes librd
 thread. On a machine with every core busy, Linux lets a thread that has slept run at once on the
 core of the thread that woke it; the engine's GIL holder then sits preempted, and no Python in the
 process runs, until the scheduler gives its core back. Measured (2 cores, two busy processes beside
-it): a ``produce`` call took 39-59 µs of wall time on average (p99 0.3-1.7 ms) against 6.5-7.1 µs
+it): a ``produce`` call took 39-83 µs of wall time on average (p99 0.3-2.4 ms) against 6.5-7.1 µs
 (p99 22-27 µs) with librdkafka's threads in ``SCHED_BATCH``; in the engine under one-way sends the
-ingress's produce calls averaged 39-68 µs, p99 0.5-0.8 ms (docs/benchmarks.md, sixteenth session).
+ingress's and invoker's produce calls averaged 39-115 µs (p99 0.55-1.7 ms) for 7-16 µs of CPU, and
+15-24 µs with the policy (docs/benchmarks.md, sixteenth session).
 A ``SCHED_BATCH`` thread gets the same share of the CPU as before (same nice level); it only waits
 for the current thread's slice instead of cutting in. Unprivileged; Linux only (elsewhere a no-op).
 
