@@ -18,7 +18,13 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SC
 
 
 def _threads() -> dict[int, str]:
-    return {int(t.name): (t / "comm").read_text().strip() for t in Path("/proc/self/task").iterdir()}
+    out = {}
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            out[int(task.name)] = (task / "comm").read_text().strip()
+        except OSError:  # ended meanwhile (other tests' threads come and go)
+            continue
+    return out
 
 
 @pytest.fixture
@@ -71,10 +77,15 @@ def test_librdkafka_and_rocksdb_threads_carry_the_names_the_policy_looks_for() -
         assert any(n.startswith("rdk:main") for n in before.values())
         assert any(n.startswith("rdk:broker") for n in before.values())
         assert any(n.startswith("rocksdb:") for n in before.values())
-        assert thread_policy.demote_helpers() >= 3
-        for tid, name in _threads().items():
+        # this producer's threads are new (rdk:main, a broker thread); RocksDB's pool is process-wide and
+        # may have been demoted by an earlier test
+        assert thread_policy.demote_helpers() >= 2
+        for tid, name in before.items():  # threads started since are the next scan's
             if name.startswith(thread_policy.HELPER_PREFIXES):
-                assert os.sched_getscheduler(tid) == os.SCHED_BATCH, name
+                try:
+                    assert os.sched_getscheduler(tid) == os.SCHED_BATCH, name
+                except ProcessLookupError:  # ended meanwhile
+                    continue
     finally:
         producer.flush(0)
         db.close()
