@@ -31,22 +31,32 @@ HELPER_PREFIXES = ("rdk:", "rocksdb:")
 SCAN_INTERVAL_S = 5.0
 
 
+def thread_names(pid: int | str = "self") -> dict[int, str]:
+    """A process's threads (this one's by default): thread id to name (``comm``). Threads that end
+    while it reads are left out."""
+    names = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            names[int(task.name)] = (task / "comm").read_text().rstrip("\n")
+        except OSError:
+            continue
+    return names
+
+
 def demote_helpers(prefixes: tuple[str, ...] = HELPER_PREFIXES) -> int:
     """Move this process's helper threads still in ``SCHED_OTHER`` to ``SCHED_BATCH``; returns how many moved."""
     batch = getattr(os, "SCHED_BATCH", None)
-    tasks = Path("/proc/self/task")
-    if batch is None or not tasks.is_dir():
+    if batch is None or not Path("/proc/self/task").is_dir():
         return 0
     moved = 0
-    for task in tasks.iterdir():
+    for tid, name in thread_names().items():
+        if not name.startswith(prefixes):
+            continue
         try:
-            if not (task / "comm").read_text().startswith(prefixes):
-                continue
-            tid = int(task.name)
             if os.sched_getscheduler(tid) == os.SCHED_OTHER:
                 os.sched_setscheduler(tid, batch, os.sched_param(0))
                 moved += 1
-        except (OSError, ValueError):  # the thread ended meanwhile, or the policy is not ours to change
+        except OSError:  # the thread ended meanwhile, or the policy is not ours to change
             continue
     return moved
 

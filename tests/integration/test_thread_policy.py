@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
+from engine.thread_policy import thread_names
 from tests.harness import Engine, call_json
 
 pytestmark = [pytest.mark.kafka,
@@ -17,10 +17,10 @@ pytestmark = [pytest.mark.kafka,
 
 def _policies(pid: int) -> dict[int, tuple[str, int]]:
     out = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
+    for tid, name in thread_names(pid).items():
         try:
-            out[int(task.name)] = ((task / "comm").read_text().strip(), os.sched_getscheduler(int(task.name)))
-        except OSError:
+            out[tid] = (name, os.sched_getscheduler(tid))
+        except OSError:  # ended meanwhile
             continue
     return out
 

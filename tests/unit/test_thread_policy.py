@@ -17,16 +17,6 @@ from engine import thread_policy
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SCHED_BATCH, /proc/self/task: Linux")
 
 
-def _threads() -> dict[int, str]:
-    out = {}
-    for task in Path("/proc/self/task").iterdir():
-        try:
-            out[int(task.name)] = (task / "comm").read_text().strip()
-        except OSError:  # ended meanwhile (other tests' threads come and go)
-            continue
-    return out
-
-
 @pytest.fixture
 def named_thread() -> Iterator[tuple[int, threading.Event]]:
     """A live thread of this process, renamed as the test wants through /proc; ends with the test."""
@@ -71,9 +61,11 @@ def test_librdkafka_and_rocksdb_threads_carry_the_names_the_policy_looks_for() -
     producer = Producer({"bootstrap.servers": "127.0.0.1:1", "log_level": 0})
     try:
         deadline = time.monotonic() + 5
-        while not any(n.startswith("rdk:broker") for n in _threads().values()) and time.monotonic() < deadline:
+        while not any(n.startswith("rdk:broker") for n in thread_policy.thread_names().values()):
+            if time.monotonic() > deadline:
+                break
             time.sleep(0.05)
-        before = _threads()
+        before = thread_policy.thread_names()
         assert any(n.startswith("rdk:main") for n in before.values())
         assert any(n.startswith("rdk:broker") for n in before.values())
         assert any(n.startswith("rocksdb:") for n in before.values())
