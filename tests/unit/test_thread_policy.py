@@ -60,18 +60,21 @@ def test_librdkafka_and_rocksdb_threads_carry_the_names_the_policy_looks_for() -
     db = Rdict(tempfile.mkdtemp())
     producer = Producer({"bootstrap.servers": "127.0.0.1:1", "log_level": 0})
     try:
+        # librdkafka 2.16 starts broker threads and may end one again within milliseconds (seen: a
+        # thread named rdk:broker-1 gone by the next scan), so the names are collected over the scans
+        seen: set[str] = set()
         deadline = time.monotonic() + 5
-        while not any(n.startswith("rdk:broker") for n in thread_policy.thread_names().values()):
-            if time.monotonic() > deadline:
-                break
+        while not any(n.startswith("rdk:broker") for n in seen) and time.monotonic() < deadline:
+            seen.update(thread_policy.thread_names().values())
             time.sleep(0.05)
+        names = sorted(seen)
+        assert any(n.startswith("rdk:main") for n in names), names
+        assert any(n.startswith("rdk:broker") for n in names), names
+        assert any(n.startswith("rocksdb:") for n in names), names
         before = thread_policy.thread_names()
-        assert any(n.startswith("rdk:main") for n in before.values())
-        assert any(n.startswith("rdk:broker") for n in before.values())
-        assert any(n.startswith("rocksdb:") for n in before.values())
-        # this producer's threads are new (rdk:main, a broker thread); RocksDB's pool is process-wide and
-        # may have been demoted by an earlier test
-        assert thread_policy.demote_helpers() >= 2
+        # this producer's rdk:main is new and lives as long as the producer; RocksDB's pool is
+        # process-wide and may have been demoted by an earlier test
+        assert thread_policy.demote_helpers() >= 1
         for tid, name in before.items():  # threads started since are the next scan's
             if name.startswith(thread_policy.HELPER_PREFIXES):
                 try:
