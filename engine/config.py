@@ -69,6 +69,8 @@ class Config:
     gc_gen0_threshold: int = 10_000
     # engine/thread_policy.py: librdkafka's and RocksDB's threads run SCHED_BATCH (never preempt the GIL holder)
     helper_threads_batch: bool = True
+    # partitions/store.py: the memtables of all the stores a process opens share this budget (0: unbounded)
+    store_memtable_mb: int = 256
     streaming: bool = True  # BIDI_STREAM deployments keep one request open across steps (partitions/streaming.py)
     stream_idle_ms: int = 1_000  # a streaming handler silent this long is told to suspend (input closed)
     # a handler whose streamed attempts ended this many times in a row without waiting for the runtime

@@ -25,6 +25,7 @@ from ingress.subscriptions import SubscriptionRunner
 from partitions.embedded import EmbeddedApp
 from partitions.introspect import StoreIntrospector
 from partitions.processor import PartitionProcessor, processor_producer
+from partitions.store import bound_memtables
 
 log = logging.getLogger("reprise")
 
@@ -135,6 +136,7 @@ async def run(cfg: Config, role: str) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     start = {"dev": start_engine, "processor": start_processor, "ingress": start_ingress}[role]
+    bound_memtables(cfg.store_memtable_mb << 20)  # before any store opens
     node = await start(cfg)
     gc_policy.settle(cfg.gc_gen0_threshold)  # started: what exists now lives as long as the process
     demoting = asyncio.create_task(thread_policy.keep_demoted()) if cfg.helper_threads_batch else None

@@ -13,10 +13,26 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Protocol
 
-from rocksdict import BlockBasedOptions, Options, Rdict, ReadOptions, WriteBatch, WriteOptions
+from rocksdict import BlockBasedOptions, Options, Rdict, ReadOptions, WriteBatch, WriteBufferManager, WriteOptions
 
 APPLIED_OFFSET = b"meta/applied_offset"
 _DELETED = object()
+
+# Memtables. RocksDB's default is two of 64 MB per database, and every partition is a database of
+# its own: the engine's RSS grew 216 -> 502 MB over a make bench run on 8 partitions, and a process
+# owning 24 could hold 3 GB of memtables. As in Kafka Streams' stores: 16 MB memtables, and one
+# budget per process (``bound_memtables``) that all its stores' memtables share: past it, the store
+# being written flushes its memtable. Smaller memtables are also cheaper to insert into (a skip list
+# a quarter the size: 23-key writes 58 -> 43 us measured, docs/benchmarks.md, seventeenth session).
+WRITE_BUFFER_BYTES = 16 << 20
+_memtable_budget: WriteBufferManager | None = None
+
+
+def bound_memtables(total_bytes: int) -> None:
+    """Let the stores this process opens from now on share ``total_bytes`` of memtables (0: no bound
+    but each store's own). Never stalls a write: past the budget, flushes are triggered instead."""
+    global _memtable_budget
+    _memtable_budget = WriteBufferManager(total_bytes, False) if total_bytes > 0 else None
 
 
 class Lazy:
@@ -103,6 +119,9 @@ class RocksStore:
         table = BlockBasedOptions()
         table.set_bloom_filter(10, False)
         opts.set_block_based_table_factory(table)
+        opts.set_write_buffer_size(WRITE_BUFFER_BYTES)
+        if _memtable_budget is not None:
+            opts.set_write_buffer_manager(_memtable_budget)
         self._db = Rdict(str(path), options=opts)
         self._wopts = WriteOptions()
         self._wopts.sync = False
