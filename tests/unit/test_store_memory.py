@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -35,7 +35,7 @@ def _memtables(store: RocksStore) -> int:
     return store.db.property_int_value("rocksdb.cur-size-all-mem-tables") or 0
 
 
-def _settled(measure, bound: int) -> int:
+def _settled(measure: Callable[[], int], bound: int) -> int:
     """``measure()`` once the background flushes the budget triggered have caught up (or after 20 s)."""
     deadline = time.monotonic() + 20
     while (value := measure()) > bound and time.monotonic() < deadline:
