@@ -28,11 +28,12 @@ WRITE_BUFFER_BYTES = 16 << 20
 _memtable_budget: WriteBufferManager | None = None
 
 
-def bound_memtables(total_bytes: int) -> None:
+def bound_memtables(total_bytes: int) -> WriteBufferManager | None:
     """Let the stores this process opens from now on share ``total_bytes`` of memtables (0: no bound
-    but each store's own). Never stalls a write: past the budget, flushes are triggered instead."""
+    but each store's own); returns the budget. Never stalls a write: past it, flushes are triggered."""
     global _memtable_budget
     _memtable_budget = WriteBufferManager(total_bytes, False) if total_bytes > 0 else None
+    return _memtable_budget
 
 
 class Lazy:

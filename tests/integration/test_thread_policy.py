@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from engine.thread_policy import thread_names
+from engine.thread_policy import HELPER_PREFIXES, thread_names
 from tests.harness import Engine, call_json
 
 pytestmark = [pytest.mark.kafka,
@@ -32,7 +32,7 @@ def test_the_engines_helper_threads_run_sched_batch(engine: Engine) -> None:
     deadline = time.monotonic() + 15  # the engine scans every 5 s
     while True:
         threads = _policies(pid)
-        helpers = {tid: p for tid, (name, p) in threads.items() if name.startswith(("rdk:", "rocksdb:"))}
+        helpers = {tid: p for tid, (name, p) in threads.items() if name.startswith(HELPER_PREFIXES)}
         if helpers and all(p == os.SCHED_BATCH for p in helpers.values()) or time.monotonic() > deadline:
             break
         time.sleep(0.5)

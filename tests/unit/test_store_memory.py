@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from partitions import store as store_module
 from partitions.store import RocksStore, bound_memtables
 
 MB = 1 << 20
@@ -53,8 +52,7 @@ def test_without_a_budget_a_store_keeps_its_writes_in_its_memtable(tmp_path: Pat
 
 
 def test_stores_opened_after_bound_memtables_share_its_budget(tmp_path: Path) -> None:
-    bound_memtables(8 * MB)
-    budget = store_module._memtable_budget
+    budget = bound_memtables(8 * MB)
     assert budget is not None
     stores = [RocksStore(tmp_path / f"p{i}") for i in range(2)]
     try:
@@ -73,8 +71,7 @@ def test_stores_opened_after_bound_memtables_share_its_budget(tmp_path: Path) ->
 
 def test_a_store_opened_before_the_budget_is_not_charged_to_it(tmp_path: Path) -> None:
     early = RocksStore(tmp_path / "early")
-    bound_memtables(8 * MB)
-    budget = store_module._memtable_budget
+    budget = bound_memtables(8 * MB)
     assert budget is not None
     try:
         _fill(early, 2)
