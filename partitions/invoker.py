@@ -173,7 +173,7 @@ class Invoker:
             effects = await self._request_response(dep, path, body, headers, out)
         if streamable:
             _MODES[live is not None].inc()
-            self._policy.observe(handler, live is not None, live is not None and live.waited, effects)
+            self._policy.observe(handler, None if live is None else live.waited, effects)
         retention = self._retention_ms(row)
         if effects is not None and retention is not None:
             effects["completion_retention_ms"] = int(retention)

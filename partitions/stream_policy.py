@@ -31,18 +31,19 @@ class StreamPolicy:
     def streams(self, key: HandlerKey) -> bool:
         return self.calm <= 0 or self._calm_runs.get(key, 0) < self.calm
 
-    def observe(self, key: HandlerKey, streamed: bool, waited: bool, effects: dict[str, Any] | None) -> None:
-        """An attempt ended with ``effects`` (None: aborted). ``waited``: a streamed attempt had
-        notifications streamed to it or sent steps to the log before its end."""
+    def observe(self, key: HandlerKey, waited: bool | None, effects: dict[str, Any] | None) -> None:
+        """An attempt ended with ``effects`` (None: aborted). ``waited``: None for a request/response
+        attempt; for a streamed one, whether notifications were streamed to it or it sent steps to the
+        log before its end."""
         if effects is None or self.calm <= 0:
             return
         outcome = effects["outcome"]
         if "retryable" in outcome:
             return  # a failure says nothing about what the handler waits for
         suspended = "completions" in outcome
-        if suspended or (streamed and waited):
+        if suspended or waited:
             self._calm_runs[key] = 0
-        elif streamed:
+        elif waited is not None:  # streamed, and it never waited
             if len(self._calm_runs) >= _MAX_HANDLERS and key not in self._calm_runs:
                 self._calm_runs.clear()
             self._calm_runs[key] = min(self.calm, self._calm_runs.get(key, 0) + 1)

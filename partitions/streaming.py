@@ -57,12 +57,12 @@ class LiveAttempt:
         self._awaited_runs: set[int] = set()  # run results proposed, not yet delivered
         self.aborted = False
         self.streamed = 0  # notifications sent on the stream (for the metrics)
-        self.progressed = 0  # Progress records emitted: the handler waited for the runtime
+        self.progressed = False  # a Progress record was emitted: the handler waited for the runtime
 
     @property
     def waited(self) -> bool:
         """Whether the handler waited on the runtime in this attempt (what streaming is for)."""
-        return self.streamed > 0 or self.progressed > 0
+        return self.streamed > 0 or self.progressed
 
     @property
     def input_open(self) -> bool:
@@ -133,7 +133,7 @@ class LiveAttempt:
                         return final  # the finally below ends our input: the SDK waits for that
                 if out.wants_flush:
                     self._awaited_runs.update(out.proposed)
-                    self.progressed += 1
+                    self.progressed = True
                     emit_progress(out.progress())
         except H2cError as e:
             return None if self.aborted else out.failed(503, f"stream to {stream.url} failed: {e}")
