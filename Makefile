@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: demo test bench venv kafka-start kafka-stop lint proto clean
+.PHONY: demo test bench venv native kafka-start kafka-stop lint proto clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,18 +14,24 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
+# The apply path compiled by Cython into .reprise/native (engine/native.py); only what changed is rebuilt.
+native: venv
+	$(PY) -m engine.cli native build
+
 # Starts a local Kafka, the engine and the example Greeter, registers it, invokes it, stops everything.
-demo: venv
+demo: native
 	$(PY) examples/demo.py
 
-# Starts one broker for the session, runs the whole suite, stops the broker (even on failure).
-test: venv
+# Starts one broker for the session, runs the whole suite (compiled apply path), stops the broker (even
+# on failure); the unit tests also run once from the sources alone (REPRISE_NATIVE=0).
+test: native
 	$(VENV)/bin/ruff check engine partitions ingress schemas deploy tests examples
+	REPRISE_NATIVE=0 $(PY) -m pytest -p no:cacheprovider -q tests/unit
 	$(PY) -m engine.cli kafka start
-	$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; $(PY) -m engine.cli kafka stop; exit $$rc
+	REPRISE_EXPECT_NATIVE=1 $(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; $(PY) -m engine.cli kafka stop; exit $$rc
 
 # Every workload against Restate 1.7.12 and Reprise (one process, split in two, embedded), one after the other (~20 min).
-bench: venv
+bench: native
 	bash ../shared/peers/restate-peer.sh install
 	$(PY) tests/bench/run.py
 

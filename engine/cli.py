@@ -13,7 +13,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from engine import cli_partitions
+from engine import cli_partitions, native
 from engine.config import Config
 from engine.kafka_properties import KafkaConfigError, bootstrap_of
 
@@ -269,6 +269,10 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_subscriptions)
 
     cli_partitions.add_parser(sub, _common, _config)
+
+    p = sub.add_parser("native", help="compile the apply path with Cython, or show what is compiled (engine/native.py)")
+    p.add_argument("action", choices=["build", "status"])
+    p.set_defaults(fn=lambda a: native.main([a.action]))
 
     p = sub.add_parser("state", help="read a virtual object's or workflow's state")
     p.add_argument("action", choices=["get"])

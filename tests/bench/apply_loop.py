@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
 
-from engine import gc_policy  # noqa: E402
+from engine import gc_policy, native  # noqa: E402
 from engine.ids import InvocationId  # noqa: E402
 from engine.protocol import journal as pj  # noqa: E402
 from engine.protocol import reprise_protocol_pb2 as pb  # noqa: E402
@@ -81,6 +81,9 @@ def main() -> None:
     log = interleaved(recorded_log(args.invocations, keys=args.keys), args.in_flight)
     if not args.python_gc:
         gc_policy.settle()  # as a started engine process runs its processors
+    compiled = native.activate()
+    print(f"apply loop: {len(compiled)} of {len(native.MODULES)} apply-path modules compiled (engine/native.py; "
+          f"REPRISE_NATIVE=0 for none)")
     rates = []
     for _ in range(args.repeat):
         seconds = run_once(log, args.batch)
