@@ -115,7 +115,8 @@ def build(modules: tuple[str, ...] = MODULES, root: Path = ROOT) -> list[str]:
             # The hash of the source that was compiled (the copy), not of the file as it is now
             copy = Path(tmp, "src", source_of(m, root).relative_to(root))
             built[m] = {"file": str(target.relative_to(out)), "sha256": _sha256(copy)}
-        (out / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
+        Path(tmp, "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
+        os.replace(Path(tmp, "manifest.json"), out / "manifest.json")  # never a half-written manifest
     return todo
 
 
