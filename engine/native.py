@@ -65,10 +65,17 @@ def _manifest(out: Path) -> dict[str, Any]:
         return {}
 
 
+def enabled() -> bool:
+    return os.environ.get(ENV_SWITCH, "1") != "0"
+
+
 def status(modules: tuple[str, ...] = MODULES, root: Path = ROOT) -> dict[str, str]:
     """Each module's state: ``compiled`` (built from its current source), ``stale`` or ``missing``."""
+    return _states(_manifest(build_dir(root)).get("modules", {}), modules, root)
+
+
+def _states(built: dict[str, Any], modules: tuple[str, ...], root: Path) -> dict[str, str]:
     out = build_dir(root)
-    built = _manifest(out).get("modules", {})
     states = {}
     for m in modules:
         entry = built.get(m)
@@ -92,13 +99,12 @@ def build(modules: tuple[str, ...] = MODULES, root: Path = ROOT) -> list[str]:
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out) as tmp:
         # Copies of the sources, so that Cython's C files and objects stay out of the source tree
-        for m in todo:
-            dst = Path(tmp, "src", source_of(m, root).relative_to(root))
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source_of(m, root), dst)
+        copies = {m: Path(tmp, "src", source_of(m, root).relative_to(root)) for m in todo}
+        for m, copy in copies.items():
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source_of(m, root), copy)
         # -w: the C that Cython generates trips gcc's -Warray-bounds on CPython's own inline helpers
-        exts = [Extension(m, [str(Path(tmp, "src", source_of(m, root).relative_to(root)))], extra_compile_args=["-w"])
-                for m in todo]
+        exts = [Extension(m, [str(copy)], extra_compile_args=["-w"]) for m, copy in copies.items()]
         dist = Distribution({"ext_modules": cythonize(exts, compiler_directives=DIRECTIVES, quiet=True,
                                                       nthreads=os.cpu_count() or 1)})
         cmd: Any = dist.get_command_obj("build_ext")
@@ -108,12 +114,11 @@ def build(modules: tuple[str, ...] = MODULES, root: Path = ROOT) -> list[str]:
         manifest = _manifest(out)
         built = manifest.setdefault("modules", {})
         suffix = sysconfig.get_config_var("EXT_SUFFIX")
-        for m in todo:
+        for m, copy in copies.items():
             target = out / (m.replace(".", "/") + suffix)
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(Path(tmp, "lib", m.replace(".", "/") + suffix), target)
             # The hash of the source that was compiled (the copy), not of the file as it is now
-            copy = Path(tmp, "src", source_of(m, root).relative_to(root))
             built[m] = {"file": str(target.relative_to(out)), "sha256": _sha256(copy)}
         Path(tmp, "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
         os.replace(Path(tmp, "manifest.json"), out / "manifest.json")  # never a half-written manifest
@@ -129,11 +134,12 @@ class CompiledFinder(importlib.abc.MetaPathFinder):
     @classmethod
     def for_sources(cls, root: Path = ROOT, modules: tuple[str, ...] = MODULES) -> CompiledFinder:
         """The modules of ``modules`` whose build matches their source now (none if ``REPRISE_NATIVE=0``)."""
-        if os.environ.get(ENV_SWITCH, "1") == "0":
+        if not enabled():
             return cls({})
         out = build_dir(root)
-        entries = _manifest(out).get("modules", {})
-        return cls({m: out / entries[m]["file"] for m, state in status(modules, root).items() if state == "compiled"})
+        built = _manifest(out).get("modules", {})  # read once: every process start reads it
+        return cls({m: out / built[m]["file"] for m, state in _states(built, modules, root).items()
+                    if state == "compiled"})
 
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> importlib.machinery.ModuleSpec | None:
         found = self.compiled.get(fullname)
@@ -158,7 +164,7 @@ def activate() -> list[str]:
 def main(argv: list[str]) -> int:
     command = argv[0] if argv else "status"
     if command == "build":
-        if os.environ.get(ENV_SWITCH, "1") == "0":
+        if not enabled():
             print(f"native: not built ({ENV_SWITCH}=0: every module runs from its source)")
             return 0
         logging.disable(logging.INFO)  # setuptools logs every compiler command at INFO
