@@ -3,7 +3,7 @@
 Why: apply() runs per record in pure Python, and the processor's core rate decides how fast a
 partition replays its log (rebuild, a new leader catching up) and what one apply thread sustains.
 Compiled unchanged by Cython (no type declarations, ``annotation_typing`` off, so the semantics stay
-Python's), the modules below apply ~30% more records per second (``tests/bench/apply_loop.py``;
+Python's), the modules below apply ~35% more records per second (``tests/bench/apply_loop.py``;
 docs/benchmarks.md, nineteenth session). Only the apply path is compiled: compiling the event loop's
 modules as well (ingress, invoker, HTTP/2) measured slower under load, not faster.
 
