@@ -44,7 +44,9 @@ def _targets(args: argparse.Namespace, cfg: Config) -> list[int]:
 
 def cmd_partitions(args: argparse.Namespace, cfg: Config) -> int:
     from partitions.rebuild import LogTruncated, SnapshotMissing, catch_up, digest, local_partitions, rebuild_many
+    from partitions.store import bound_memtables
 
+    bound_memtables(cfg.store_memtable_mb << 20)  # as the engine's stores: before any store opens
     if args.action == "digest":
         for p in local_partitions(cfg):
             if not args.no_catch_up:  # the state the whole log implies, not where a stop left it

@@ -21,7 +21,7 @@ from engine.kafka import log_partitions, new_consumer, next_batch, topic_partiti
 from partitions.apply import LogRecord, apply_batch
 from partitions.changelog import ChangelogWriter, restore
 from partitions.snapshots import SnapshotStore, open_snapshots, restore_if_newer
-from partitions.store import RocksStore, Transaction, applied_offset
+from partitions.store import RocksStore, Transaction, applied_offset, bound_memtables
 from schemas import codec
 
 
@@ -100,11 +100,19 @@ def rebuild_many(cfg: Config, partitions: list[int], from_snapshot: bool = False
         return {p: rebuild(cfg, p, from_snapshot) for p in partitions}, time.perf_counter() - started
     workers = min(len(partitions), jobs or os.cpu_count() or 1)
     # spawn, not fork: this process may already run librdkafka threads, which a fork would not carry
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=gc_policy.settle, initargs=(cfg.gc_gen0_threshold,)) as pool:
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=start_worker,
+                             initargs=(cfg.gc_gen0_threshold, (cfg.store_memtable_mb << 20) // workers)) as pool:
         futures = {p: pool.submit(rebuild, cfg, p, from_snapshot) for p in partitions}
         results = {p: f.result() for p, f in futures.items()}
     return results, time.perf_counter() - started
+
+
+def start_worker(gen0_threshold: int, memtable_bytes: int) -> None:
+    """A rebuild worker process: collect as a started engine does, and keep its memtables within its
+    share of the node's budget (``store_memtable_mb`` split among the workers, so that a rebuild of
+    every partition at once holds no more memtable memory than the engine that will serve them)."""
+    gc_policy.settle(gen0_threshold)
+    bound_memtables(memtable_bytes)
 
 
 class SnapshotMissing(RuntimeError):

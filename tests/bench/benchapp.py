@@ -2,13 +2,37 @@
 
 ``GET /_bench/greets`` answers how many times ``greet`` ran in this process: the one-way send rows
 use it to see how many of the sends an engine accepted it has also executed.
+
+With ``BENCH_TRACE=1`` the service also stamps each ``three_steps`` attempt (``time.monotonic()``):
+the handler resuming, each step's closure running (in the SDK's executor thread), and every body the
+app sends to or receives from hypercorn. ``GET /_bench/trace`` hands over what was stamped since the
+last call, as JSON; ``tests/bench/step_split.py`` turns it into where a step's time goes.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import time
+from contextvars import ContextVar
 from typing import Any
 
 import restate
+
+TRACE = os.environ.get("BENCH_TRACE") == "1"
+_trace: ContextVar[list[tuple[str, float]] | None] = ContextVar("bench_trace", default=None)
+TRACES: list[list[tuple[str, float]]] = []  # one list of (event, time) per traced attempt
+
+
+def _stamp(event: str) -> None:
+    if TRACE and (events := _trace.get()) is not None:
+        events.append((event, time.monotonic()))
+
+
+def _step(value: str) -> str:
+    """A step's closure: the SDK runs it in its executor thread (the context, and so the trace, follows)."""
+    _stamp("run")
+    return value
 
 greeter = restate.Service("BenchGreeter")
 GREETS = 0
@@ -24,9 +48,13 @@ async def greet(ctx: restate.Context, name: str) -> str:
 
 @greeter.handler()
 async def three_steps(ctx: restate.Context, name: str) -> str:
-    a = await ctx.run_typed("a", lambda: "a", restate.RunOptions())
-    b = await ctx.run_typed("b", lambda: "b", restate.RunOptions())
-    c = await ctx.run_typed("c", lambda: "c", restate.RunOptions())
+    _stamp("resume")
+    a = await ctx.run_typed("a", lambda: _step("a"), restate.RunOptions())
+    _stamp("resume")
+    b = await ctx.run_typed("b", lambda: _step("b"), restate.RunOptions())
+    _stamp("resume")
+    c = await ctx.run_typed("c", lambda: _step("c"), restate.RunOptions())
+    _stamp("resume")
     return name + a + b + c
 
 
@@ -57,14 +85,43 @@ async def click(ctx: restate.WorkflowSharedContext, secret: str) -> None:
 sdk_app = restate.app(services=[greeter, counter, signup])
 
 
+def _traced(receive: Any, send: Any) -> tuple[Any, Any]:
+    """receive and send that stamp every body passed between hypercorn and the SDK."""
+    events: list[tuple[str, float]] = []
+    TRACES.append(events)
+    _trace.set(events)
+
+    async def traced_receive() -> dict:
+        message = await receive()
+        if message.get("body"):
+            events.append(("rx", time.monotonic()))
+        return message
+
+    async def traced_send(message: dict) -> None:
+        if message.get("body"):
+            events.append(("tx", time.monotonic()))
+        await send(message)
+    return traced_receive, traced_send
+
+
+def _take_traces() -> bytes:
+    taken = TRACES[:]
+    del TRACES[:len(taken)]
+    return json.dumps(taken).encode()
+
+
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     global ATTEMPTS
-    if scope["type"] == "http" and scope["path"] in ("/_bench/greets", "/_bench/attempts"):
-        body = str(GREETS if scope["path"] == "/_bench/greets" else ATTEMPTS).encode()
+    if scope["type"] == "http" and scope["path"] in ("/_bench/greets", "/_bench/attempts", "/_bench/trace"):
+        path = scope["path"]
+        count = GREETS if path == "/_bench/greets" else ATTEMPTS
+        body = _take_traces() if path == "/_bench/trace" else str(count).encode()
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
         return
     if scope["type"] == "http":
         ATTEMPTS += 1
+        if TRACE and scope["path"].endswith("/three_steps"):
+            receive, send = _traced(receive, send)
     await sdk_app(scope, receive, send)

@@ -78,3 +78,17 @@ def test_a_store_opened_before_the_budget_is_not_charged_to_it(tmp_path: Path) -
         assert budget.get_usage() == 0
     finally:
         early.close()
+
+
+def test_a_rebuild_worker_keeps_its_share_of_the_budget(tmp_path: Path) -> None:
+    """``rebuild_many`` starts each worker process with ``start_worker``: the stores it rebuilds are
+    bounded by its share, as the engine's would be, not each by RocksDB's own defaults."""
+    from partitions.rebuild import start_worker
+
+    start_worker(0, 8 * MB)
+    store = RocksStore(tmp_path / "p0")
+    try:
+        _fill(store, 12)
+        assert _settled(lambda: _memtables(store), 8 * MB) <= 8 * MB
+    finally:
+        store.close()
