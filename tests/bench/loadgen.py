@@ -30,6 +30,13 @@ class Result:
     def rps(self) -> float:
         return self.completed / self.seconds if self.seconds else 0.0
 
+    @classmethod
+    def merged(cls, parts: list[Result]) -> Result:
+        """One result of several windows of the same row (``interleave.py``'s slices)."""
+        return cls(sum(r.completed for r in parts), sum(r.errors for r in parts), sum(r.late for r in parts),
+                   sum(r.ok_total for r in parts), [x for r in parts for x in r.latencies_ms],
+                   sum(r.seconds for r in parts))
+
     def pct(self, p: float) -> float:
         if not self.latencies_ms:
             return float("nan")

@@ -1,10 +1,14 @@
 """``make bench``: the same workloads against Restate 1.7.12 and Reprise, one after the other, in one run.
 
 Both engines get a fresh data directory, the same restate-sdk service process (hypercorn, h2c) and
-the same load generator. Prints a table and one line per row:
+the same load generator. Restate and Reprise are measured in alternating windows of each row
+(``interleave.py``: this machine's speed drifts within minutes); ``--sequential`` runs one engine's
+rows and then the other's instead. The split and embedded Reprise columns run after them, one
+engine at a time. Prints a table and one line per row:
 ``RATIO <workload> C=<n> <reprise_rps/restate_rps>``. Figures only: nothing here asserts a speed.
 
     python tests/bench/run.py [--duration 20] [--warmup 3] [--engines restate,reprise] [--only greet,...]
+                              [--slices 4 | --sequential]
 """
 
 from __future__ import annotations
@@ -85,8 +89,8 @@ def drain(start_count: int, accepted: int, timeout: float = 300.0) -> float:
     return float("nan")
 
 
-def register() -> None:
-    req = urllib.request.Request(ADMIN + "/deployments", data=json.dumps({"uri": SERVICE, "force": True}).encode(),
+def register(admin: str = ADMIN) -> None:
+    req = urllib.request.Request(admin + "/deployments", data=json.dumps({"uri": SERVICE, "force": True}).encode(),
                                  headers={"content-type": "application/json"}, method="POST")
     urllib.request.urlopen(req, timeout=60).read()
     time.sleep(1.0)
@@ -96,6 +100,7 @@ class Engine:
     name = ""
     embedded = False  # the service runs inside the engine: nothing to register
     pids: dict[str, int] = {}
+    ingress, admin = INGRESS, ADMIN
 
     def start(self) -> None: ...
     def stop(self) -> None: ...
@@ -117,15 +122,20 @@ class Reprise(Engine):
     name = "reprise"
     env: dict[str, str] = {}
 
+    def __init__(self, ingress_port: int = 8080, admin_port: int = 9070) -> None:
+        """Ports other than Restate's let both engines be up at once (``interleave.py``)."""
+        self.ingress, self.admin = f"http://127.0.0.1:{ingress_port}", f"http://127.0.0.1:{admin_port}"
+        self.ports = ["--ingress-port", str(ingress_port), "--admin-port", str(admin_port)]
+
     def start(self) -> None:
         py = sys.executable
         bootstrap = fresh_broker()
-        self.proc = subprocess.Popen([py, "-m", "engine.cli", "dev", "--kafka", bootstrap,
+        self.proc = subprocess.Popen([py, "-m", "engine.cli", "dev", "--kafka", bootstrap, *self.ports,
                                       "--namespace", f"bench{int(time.time())}"], cwd=ROOT,
                                      stdout=subprocess.DEVNULL, start_new_session=True,
                                      env={**os.environ, **self.env, **_extra_env()},
                                      stderr=open(ROOT / ".reprise" / f"bench-{self.name}.log", "w"))
-        wait_http(INGRESS + "/restate/health")
+        wait_http(self.ingress + "/restate/health")
         self.pids = {"reprise": self.proc.pid, "kafka": broker_pid()}
 
     def stop(self) -> None:
@@ -187,6 +197,11 @@ def start_service() -> subprocess.Popen:
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
 
+def report_row(engine: str, name: str, c: int, res: Result) -> None:
+    print(f"  {engine:8} {name:18} C={c:<3} {res.rps:8.1f} req/s  p50 {res.pct(50):7.1f} ms  "
+          f"p99 {res.pct(99):7.1f} ms  max {res.pct(100):7.1f} ms  errors {res.errors}  late {res.late}", flush=True)
+
+
 def run_engine(engine: Engine, workloads: list, warmup: float, duration: float, engine_warmup: float) -> dict:
     service = start_service()
     results: dict = {}
@@ -194,13 +209,13 @@ def run_engine(engine: Engine, workloads: list, warmup: float, duration: float, 
     try:
         engine.start()
         if not engine.embedded:
-            register()
+            register(engine.admin)
         pids = {**engine.pids, "service": service.pid, "loadgen": os.getpid()}
         if engine_warmup > 0:
             # Not measured: a broker just started spends its first minute compiling (the JVM's JIT).
             # After 10 s of load it still took 0.56-0.67 of a core on sends at C=16, after 45 s 0.32:
             # that start-up cost would be charged to whichever rows came first.
-            warm = asyncio.run(run_load(INGRESS, greet, 16, 0, engine_warmup))
+            warm = asyncio.run(run_load(engine.ingress, greet, 16, 0, engine_warmup))
             print(f"  {engine.name:8} warm-up: greet C=16 for {engine_warmup:.0f} s, {warm.rps:.0f} req/s "
                   "(not counted)", flush=True)
         for name, request, concurrencies in workloads:
@@ -209,12 +224,10 @@ def run_engine(engine: Engine, workloads: list, warmup: float, duration: float, 
                 start_count = service_count("greets") if count_sends else 0
                 start_attempts = service_count("attempts") if count_sends else 0
                 before = {k: cpu_seconds(p, k != "loadgen") for k, p in pids.items()}
-                res: Result = asyncio.run(run_load(INGRESS, request, c, warmup, duration))
+                res: Result = asyncio.run(run_load(engine.ingress, request, c, warmup, duration))
                 cpu = {k: (cpu_seconds(p, k != "loadgen") - before[k]) / (warmup + duration) for k, p in pids.items()}
                 results[(name, c)] = (res, cpu)
-                print(f"  {engine.name:8} {name:18} C={c:<3} {res.rps:8.1f} req/s  p50 {res.pct(50):7.1f} ms  "
-                      f"p99 {res.pct(99):7.1f} ms  max {res.pct(100):7.1f} ms  errors {res.errors}  late {res.late}",
-                      flush=True)
+                report_row(engine.name, name, c, res)
                 if count_sends:
                     # A 202 means accepted (durably logged), not executed: how long until the service
                     # has run them all says how much of that rate was backlog.
@@ -240,6 +253,9 @@ def main() -> None:
     ap.add_argument("--engine-warmup", type=float, default=45.0, help="unmeasured load after each engine starts")
     ap.add_argument("--engines", default="restate,reprise,reprise-split,reprise-embedded")
     ap.add_argument("--only", default="")
+    ap.add_argument("--sequential", action="store_true",
+                    help="restate, then reprise, each row in one window (default: alternating windows, interleave.py)")
+    ap.add_argument("--slices", type=int, default=4, help="windows per engine and row when alternating")
     args = ap.parse_args()
     only = set(filter(None, args.only.split(",")))
     workloads = [w for w in WORKLOADS if not only or w[0] in only]
@@ -247,7 +263,17 @@ def main() -> None:
                "reprise-split": RepriseSplit}
     print(f"machine: {os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}")
     all_results, all_executed = {}, {}
-    for name in args.engines.split(","):
+    names = args.engines.split(",")
+    if not args.sequential and {"restate", "reprise"} <= set(names):
+        from tests.bench.interleave import run_interleaved
+
+        print(f"\n== restate and reprise, alternating, {args.slices} windows each per row ==", flush=True)
+        both = run_interleaved([Restate(), Reprise(8180, 9170)], workloads, args.warmup, args.duration,
+                               args.engine_warmup, args.slices)
+        for name, run in both.items():
+            all_results[name], all_executed[name] = run["results"], run["executed"]
+        names = [n for n in names if n not in both]
+    for name in names:
         print(f"\n== {name} ==", flush=True)
         run = run_engine(engines[name](), workloads, args.warmup, args.duration, args.engine_warmup)
         all_results[name], all_executed[name] = run["results"], run["executed"]

@@ -1,0 +1,91 @@
+"""Restate and Reprise measured in alternating slices of each row, so both see the same machine.
+
+This machine's speed drifts by a fifth within seconds, with nothing else running: a fixed pure-Python
+loop ran 1,177 to 1,783 times per CPU-second across two idle minutes (docs/benchmarks.md). A row
+measured for one engine and then, minutes later, for the other compares two machines as much as two
+engines: the same build ran 277 and then 404 req/s, two minutes apart.
+
+So both engines start once, each on fresh data and on its own ports (Reprise on 8180/9170), and the
+one service process is registered with both. Each row is then measured in ``slices`` windows per
+engine, in the order A B, B A, A B, ...: only one engine is under load at a time, the other idles
+(its CPU meanwhile is reported). Before the next window, the one-way sends an engine accepted are
+drained from the service, so no window inherits another's backlog. An engine's row is its windows
+merged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+
+from tests.bench.loadgen import Result, greet, run_load
+from tests.bench.run import Engine, cpu_seconds, drain, register, report_row, service_count, start_service
+
+
+def _measure(engine: Engine, request, c: int, warmup: float, seconds: float, pids: dict[str, int],
+             count_sends: bool) -> tuple[Result, dict[str, float], float]:
+    """One window of one engine: its result, every process's CPU seconds, and the seconds the service
+    then took to run the sends it accepted (0 unless ``count_sends``)."""
+    start_count = service_count("greets") if count_sends else 0
+    before = {k: cpu_seconds(p, k != "loadgen") for k, p in pids.items()}
+    res = asyncio.run(run_load(engine.ingress, request, c, warmup, seconds))
+    used = {k: cpu_seconds(p, k != "loadgen") - before[k] for k, p in pids.items()}
+    waited = drain(start_count, res.ok_total) if count_sends else 0.0
+    return res, used, waited
+
+
+def _cores(engine: str, used: dict[str, float]) -> dict[str, float]:
+    """Cores busy during an engine's windows: its processes, the service, the load generator, and
+    (``idle_other``) the processes of the engines idling meanwhile."""
+    own = f"{engine}:"
+    cores = {k.removeprefix(own): v for k, v in used.items() if k.startswith(own)}
+    cores.update(service=used["service"], loadgen=used["loadgen"],
+                 idle_other=sum(v for k, v in used.items() if ":" in k and not k.startswith(own)))
+    return cores
+
+
+def run_interleaved(engines: list[Engine], workloads: list, warmup: float, duration: float,
+                    engine_warmup: float, slices: int) -> dict[str, dict]:
+    """Every row for every engine, in alternating windows; the same shape as ``run_engine``'s result,
+    per engine name. ``duration`` is each engine's measured time per row, split over its windows."""
+    service = start_service()
+    out: dict[str, dict] = {e.name: {"results": {}, "executed": {}} for e in engines}
+    started: list[Engine] = []
+    try:
+        for e in engines:
+            e.start()
+            started.append(e)
+            register(e.admin)
+        for e in engines:
+            warm = asyncio.run(run_load(e.ingress, greet, 16, 0, engine_warmup))
+            print(f"  {e.name:8} warm-up: greet C=16 for {engine_warmup:.0f} s, {warm.rps:.0f} req/s "
+                  "(not counted)", flush=True)
+        pids = {f"{e.name}:{k}": p for e in engines for k, p in e.pids.items()}
+        pids.update(service=service.pid, loadgen=os.getpid())
+        for name, request, concurrencies in workloads:
+            for c in concurrencies:
+                count_sends = name == "one_way_send"
+                parts: dict[str, list] = {e.name: [] for e in engines}
+                for i in range(slices):
+                    for e in (engines if i % 2 == 0 else engines[::-1]):
+                        parts[e.name].append(_measure(e, request, c, warmup, duration / slices, pids, count_sends))
+                for e in engines:
+                    res = Result.merged([r for r, _, _ in parts[e.name]])
+                    window = slices * (warmup + duration / slices)
+                    used = {k: sum(u[k] for _, u, _ in parts[e.name]) / window for k in pids}
+                    out[e.name]["results"][(name, c)] = (res, _cores(e.name, used))
+                    report_row(e.name, name, c, res)
+                    if count_sends:
+                        waited = sum(w for _, _, w in parts[e.name])
+                        out[e.name]["executed"][(name, c)] = (res.ok_total / (window + waited), waited)
+                        print(f"  {e.name:8} {name:18} C={c:<3} accepted {res.ok_total}, all executed "
+                              f"{waited:.1f} s after their windows: {res.ok_total / (window + waited):.1f} "
+                              "executed/s", flush=True)
+    finally:
+        try:
+            for e in started:
+                e.stop()
+        finally:
+            os.killpg(service.pid, signal.SIGKILL)
+    return out
