@@ -1,7 +1,7 @@
 """A closed-loop load generator: C workers, each sending its next request when the last one answered.
 
-Counts completed requests and errors in the measured window (after a warm-up), and the latency of
-each completed one. Prints nothing itself: ``run.py`` tabulates.
+Counts the requests answered in the measured window (after a warm-up), whenever they were sent, the
+errors among them, and the latency of each completed one. Prints nothing itself: ``run.py`` tabulates.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ Request = Callable[[aiohttp.ClientSession, str, int], Awaitable[bool]]  # (sessi
 class Result:
     completed: int = 0
     errors: int = 0
-    late: int = 0  # started in the window, answered only after it closed (not counted as completed)
+    late: int = 0  # answered only after the window closed (not counted as completed)
     ok_total: int = 0  # every successful answer, warm-up and late ones included (what the engine accepted)
     latencies_ms: list[float] = field(default_factory=list)
     seconds: float = 0.0
@@ -62,9 +62,12 @@ async def run_load(ingress: str, request: Request, concurrency: int, warmup_s: f
                     ok = False
                 t1 = time.monotonic()
                 result.ok_total += ok
-                if t0 >= measure_from and t1 > stop_at:
+                # Counted by when it was answered, not when it started: counting only the requests that
+                # both started and ended in the window would leave out ~C per window, more of the slower
+                # engine's (latency/window: 1% between 210 and 260 ms over a 5 s window).
+                if t1 > stop_at:
                     result.late += 1
-                elif t0 >= measure_from:
+                elif t1 >= measure_from:
                     if ok:
                         result.completed += 1
                         result.latencies_ms.append((t1 - t0) * 1000)
