@@ -30,7 +30,7 @@ test: native
 	$(PY) -m engine.cli kafka start
 	REPRISE_EXPECT_NATIVE=1 $(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; $(PY) -m engine.cli kafka stop; exit $$rc
 
-# Every workload against Restate 1.7.12 and Reprise (one process, split in two, embedded), one after the other (~20 min).
+# Every workload against Restate 1.7.12 and Reprise in alternating windows, then split in two and embedded (~30 min).
 bench: native
 	bash ../shared/peers/restate-peer.sh install
 	$(PY) tests/bench/run.py

@@ -76,6 +76,8 @@ def run_interleaved(engines: list[Engine], workloads: list, warmup: float, durat
                     used = {k: sum(u[k] for _, u, _ in parts[e.name]) / window for k in pids}
                     out[e.name]["results"][(name, c)] = (res, _cores(e.name, used))
                     report_row(e.name, name, c, res)
+                    print(f"  {e.name:8} {name:18} C={c:<3} windows: "
+                          + " / ".join(f"{r.rps:.0f}" for r, _, _ in parts[e.name]) + " req/s", flush=True)
                     if count_sends:
                         waited = sum(w for _, _, w in parts[e.name])
                         out[e.name]["executed"][(name, c)] = (res.ok_total / (window + waited), waited)

@@ -11,7 +11,9 @@ the bench service stamping every attempt (``BENCH_TRACE=1``, see benchapp), and 
   and the engine making the result durable and sending it back;
 - *result received → handler resumed*: the SDK takes the notification and the handler's task runs.
 
-The stamps all come from the service, so the split means the same for every engine.
+The stamps all come from the service, so the split means the same for every engine. The engines run
+one after the other, so the machine's drift (``drift.py``) is in the comparison: repeat them
+(``reprise,restate,restate,reprise``) before reading much into one pair.
 
     python tests/bench/step_split.py [restate,reprise] [concurrency] [seconds]
 """
@@ -102,8 +104,8 @@ def main() -> None:
     seconds = float(sys.argv[3]) if len(sys.argv) > 3 else 20.0
     engines = {"restate": bench.Restate, "reprise": bench.Reprise}
     results = {}
-    for name in names:
-        results[name] = r = measure(engines[name](), concurrency, seconds)
+    for i, name in enumerate(names):  # a name given twice gets two columns, in run order
+        results[f"{i + 1}. {name}"] = r = measure(engines[name](), concurrency, seconds)
         cpu = ", ".join(f"{k} {v:.2f}" for k, v in r["cpu"].items())
         print(f"{name}: three steps C={concurrency}: {r['rps']:.0f} req/s, p50 {r['p50']:.1f} ms; "
               f"cores: {cpu}; {len(r['spans'][0])} steps traced", flush=True)
