@@ -15,24 +15,11 @@ merged.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 
-from tests.bench.loadgen import Result, greet, run_load
-from tests.bench.run import Engine, cpu_seconds, drain, register, report_row, service_count, start_service
-
-
-def _measure(engine: Engine, request, c: int, warmup: float, seconds: float, pids: dict[str, int],
-             count_sends: bool) -> tuple[Result, dict[str, float], float]:
-    """One window of one engine: its result, every process's CPU seconds, and the seconds the service
-    then took to run the sends it accepted (0 unless ``count_sends``)."""
-    start_count = service_count("greets") if count_sends else 0
-    before = {k: cpu_seconds(p, k != "loadgen") for k, p in pids.items()}
-    res = asyncio.run(run_load(engine.ingress, request, c, warmup, seconds))
-    used = {k: cpu_seconds(p, k != "loadgen") - before[k] for k, p in pids.items()}
-    waited = drain(start_count, res.ok_total) if count_sends else 0.0
-    return res, used, waited
+from tests.bench.loadgen import Result
+from tests.bench.run import Engine, measure_window, register, report_row, start_service, warm_up
 
 
 def _cores(engine: str, used: dict[str, float]) -> dict[str, float]:
@@ -58,9 +45,7 @@ def run_interleaved(engines: list[Engine], workloads: list, warmup: float, durat
             started.append(e)
             register(e.admin)
         for e in engines:
-            warm = asyncio.run(run_load(e.ingress, greet, 16, 0, engine_warmup))
-            print(f"  {e.name:8} warm-up: greet C=16 for {engine_warmup:.0f} s, {warm.rps:.0f} req/s "
-                  "(not counted)", flush=True)
+            warm_up(e, engine_warmup)
         pids = {f"{e.name}:{k}": p for e in engines for k, p in e.pids.items()}
         pids.update(service=service.pid, loadgen=os.getpid())
         for name, request, concurrencies in workloads:
@@ -69,17 +54,18 @@ def run_interleaved(engines: list[Engine], workloads: list, warmup: float, durat
                 parts: dict[str, list] = {e.name: [] for e in engines}
                 for i in range(slices):
                     for e in (engines if i % 2 == 0 else engines[::-1]):
-                        parts[e.name].append(_measure(e, request, c, warmup, duration / slices, pids, count_sends))
+                        parts[e.name].append(measure_window(e, request, c, warmup, duration / slices, pids,
+                                                            count_sends))
                 for e in engines:
-                    res = Result.merged([r for r, _, _ in parts[e.name]])
+                    res = Result.merged([r for r, _, _, _ in parts[e.name]])
                     window = slices * (warmup + duration / slices)
-                    used = {k: sum(u[k] for _, u, _ in parts[e.name]) / window for k in pids}
+                    used = {k: sum(u[k] for _, u, _, _ in parts[e.name]) / window for k in pids}
                     out[e.name]["results"][(name, c)] = (res, _cores(e.name, used))
                     report_row(e.name, name, c, res)
                     print(f"  {e.name:8} {name:18} C={c:<3} windows: "
-                          + " / ".join(f"{r.rps:.0f}" for r, _, _ in parts[e.name]) + " req/s", flush=True)
+                          + " / ".join(f"{r.rps:.0f}" for r, _, _, _ in parts[e.name]) + " req/s", flush=True)
                     if count_sends:
-                        waited = sum(w for _, _, w in parts[e.name])
+                        waited = sum(w for _, _, _, w in parts[e.name])
                         out[e.name]["executed"][(name, c)] = (res.ok_total / (window + waited), waited)
                         print(f"  {e.name:8} {name:18} C={c:<3} accepted {res.ok_total}, all executed "
                               f"{waited:.1f} s after their windows: {res.ok_total / (window + waited):.1f} "

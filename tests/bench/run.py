@@ -190,11 +190,38 @@ class RepriseEmbedded(Reprise):
     env = {"REPRISE_EMBEDDED_APP": "tests.bench.benchapp:app"}
 
 
-def start_service() -> subprocess.Popen:
-    """The benchmarks' restate-sdk service (benchapp under hypercorn, h2c) on SERVICE's port."""
+def start_service(**env: str) -> subprocess.Popen:
+    """The benchmarks' restate-sdk service (benchapp under hypercorn, h2c) on SERVICE's port, with
+    ``env`` added to its environment (``BENCH_TRACE="1"``)."""
     return subprocess.Popen([sys.executable, "-m", "hypercorn", "tests.bench.benchapp:app", "--bind",
                              "127.0.0.1:9080", "--config", str(Path(__file__).with_name("hypercorn.toml"))],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                            env={**os.environ, **env})
+
+
+def warm_up(engine: Engine, seconds: float) -> None:
+    """Unmeasured load once an engine has started: a broker just started spends its first minute
+    compiling (the JVM's JIT). After 10 s of load it still took 0.56-0.67 of a core on sends at C=16,
+    after 45 s 0.32: that start-up cost would be charged to whichever rows came first."""
+    if seconds > 0:
+        warm = asyncio.run(run_load(engine.ingress, greet, 16, 0, seconds))
+        print(f"  {engine.name:8} warm-up: greet C=16 for {seconds:.0f} s, {warm.rps:.0f} req/s (not counted)",
+              flush=True)
+
+
+def measure_window(engine: Engine, request, c: int, warmup: float, duration: float, pids: dict[str, int],
+                   count_sends: bool) -> tuple[Result, dict[str, float], int, float]:
+    """One window of a row for one engine: its result, each process's CPU seconds over it, and for
+    one-way sends (``count_sends``) how many the service ran by the window's end and how many seconds
+    it then took to run the rest (a 202 means accepted, durably logged, not executed)."""
+    start_count = service_count("greets") if count_sends else 0
+    before = {k: cpu_seconds(p, k != "loadgen") for k, p in pids.items()}
+    res = asyncio.run(run_load(engine.ingress, request, c, warmup, duration))
+    used = {k: cpu_seconds(p, k != "loadgen") - before[k] for k, p in pids.items()}
+    if not count_sends:
+        return res, used, 0, 0.0
+    in_window = service_count("greets") - start_count
+    return res, used, in_window, drain(start_count, res.ok_total)
 
 
 def report_row(engine: str, name: str, c: int, res: Result) -> None:
@@ -211,28 +238,16 @@ def run_engine(engine: Engine, workloads: list, warmup: float, duration: float, 
         if not engine.embedded:
             register(engine.admin)
         pids = {**engine.pids, "service": service.pid, "loadgen": os.getpid()}
-        if engine_warmup > 0:
-            # Not measured: a broker just started spends its first minute compiling (the JVM's JIT).
-            # After 10 s of load it still took 0.56-0.67 of a core on sends at C=16, after 45 s 0.32:
-            # that start-up cost would be charged to whichever rows came first.
-            warm = asyncio.run(run_load(engine.ingress, greet, 16, 0, engine_warmup))
-            print(f"  {engine.name:8} warm-up: greet C=16 for {engine_warmup:.0f} s, {warm.rps:.0f} req/s "
-                  "(not counted)", flush=True)
+        warm_up(engine, engine_warmup)
         for name, request, concurrencies in workloads:
             for c in concurrencies:
                 count_sends = name == "one_way_send" and not engine.embedded
-                start_count = service_count("greets") if count_sends else 0
                 start_attempts = service_count("attempts") if count_sends else 0
-                before = {k: cpu_seconds(p, k != "loadgen") for k, p in pids.items()}
-                res: Result = asyncio.run(run_load(engine.ingress, request, c, warmup, duration))
-                cpu = {k: (cpu_seconds(p, k != "loadgen") - before[k]) / (warmup + duration) for k, p in pids.items()}
-                results[(name, c)] = (res, cpu)
+                res, used, in_window, waited = measure_window(engine, request, c, warmup, duration, pids, count_sends)
+                results[(name, c)] = (res, {k: v / (warmup + duration) for k, v in used.items()})
                 report_row(engine.name, name, c, res)
                 if count_sends:
-                    # A 202 means accepted (durably logged), not executed: how long until the service
-                    # has run them all says how much of that rate was backlog.
-                    in_window = service_count("greets") - start_count
-                    waited = drain(start_count, res.ok_total)
+                    # How long until the service has run them all says how much of that rate was backlog.
                     executed[(name, c)] = (res.ok_total / (warmup + duration + waited), waited)
                     attempts_each = (service_count("attempts") - start_attempts) / res.ok_total
                     print(f"  {engine.name:8} {name:18} C={c:<3} accepted {res.ok_total}, executed {in_window} "

@@ -24,7 +24,6 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 import urllib.request
@@ -33,7 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
 
 import tests.bench.run as bench  # noqa: E402
-from tests.bench.loadgen import WORKLOADS, greet, run_load  # noqa: E402
+from tests.bench.loadgen import WORKLOADS, run_load  # noqa: E402
 
 THREE_STEPS = {name: request for name, request, _ in WORKLOADS}["three_run_steps"]
 SPANS = ["resumed → closure ran", "closure ran → proposal sent", "proposal sent → result received",
@@ -71,19 +70,16 @@ def pct(xs: list[float], p: float) -> float:
 
 
 def measure(engine: bench.Engine, concurrency: int, seconds: float) -> dict:
-    service = subprocess.Popen([sys.executable, "-m", "hypercorn", "tests.bench.benchapp:app", "--bind",
-                                "127.0.0.1:9080", "--config", str(Path(__file__).with_name("hypercorn.toml"))],
-                               cwd=bench.ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True, env={**os.environ, "BENCH_TRACE": "1"})
+    service = bench.start_service(BENCH_TRACE="1")
     try:
         engine.start()
-        bench.register()
-        asyncio.run(run_load(bench.INGRESS, greet, 16, 0, 30))  # the broker's JIT, the engine's caches
-        asyncio.run(run_load(bench.INGRESS, THREE_STEPS, concurrency, 0, 5))
+        bench.register(engine.admin)
+        bench.warm_up(engine, 30)  # the broker's JIT, the engine's caches
+        asyncio.run(run_load(engine.ingress, THREE_STEPS, concurrency, 0, 5))
         take_traces()
         pids = {**engine.pids, "service": service.pid}
         before = {k: bench.cpu_seconds(p) for k, p in pids.items()}
-        res = asyncio.run(run_load(bench.INGRESS, THREE_STEPS, concurrency, 0, seconds))
+        res = asyncio.run(run_load(engine.ingress, THREE_STEPS, concurrency, 0, seconds))
         cpu = {k: (bench.cpu_seconds(p) - before[k]) / seconds for k, p in pids.items()}
         time.sleep(1.0)
         spans: list[list[float]] = [[] for _ in SPANS]
