@@ -88,11 +88,19 @@ class Config:
     # crash re-ships at most this much, which receivers drop by (partition, seq)
     outbox_report_ms: int = 200
     embedded_threads: int = 4  # worker threads (each its own event loop) for the embedded app
+    # Topics a Reply may be written to for a Kafka-native client: comma-separated glob patterns
+    # (engine/reply_topics.py); "" means "<namespace>.replies.*". Engine topics are never allowed.
+    reply_topics: str = ""
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     @property
     def log_topic(self) -> str:
         return f"{self.namespace}.log"
+
+    @property
+    def commands_topic(self) -> str:
+        """Where Kafka-native clients write commands (ingress/commands.py appends them to the log)."""
+        return f"{self.namespace}.commands"
 
     @property
     def replies_topic(self) -> str:

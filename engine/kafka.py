@@ -95,6 +95,14 @@ def topic_specs(cfg: Config) -> list[NewTopic]:
         NewTopic(cfg.changelog_topic, cfg.partitions, rf, config={
             "cleanup.policy": "delete", "retention.ms": "-1", "max.message.bytes": max_bytes,
             "min.insync.replicas": min_isr, "message.timestamp.type": "CreateTime"}),
+        # Kafka-native clients write commands here (ingress/commands.py routes them to the log). Its
+        # partition count only bounds how many routers share the work; the broker stamps each command's
+        # time (LogAppendTime), from which the router derives ids and delays, so a re-read gives the same.
+        # Smaller records than the log's, so a command's dead-letter copy always fits its topic.
+        NewTopic(cfg.commands_topic, cfg.partitions, rf, config={
+            "cleanup.policy": "delete", "retention.ms": str(7 * 24 * 3600 * 1000),
+            "max.message.bytes": str(cfg.max_message_bytes + 16 * 1024), "min.insync.replicas": min_isr,
+            "message.timestamp.type": "LogAppendTime"}),
         NewTopic(cfg.replies_topic, 1, rf, config={
             "cleanup.policy": "delete", "retention.ms": str(24 * 3600 * 1000),
             "max.message.bytes": max_bytes, "min.insync.replicas": min_isr}),

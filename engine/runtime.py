@@ -20,6 +20,7 @@ from engine.kafka import create_topics
 from engine.registry import Deployment, Registry
 from engine.subscriptions import SubscriptionRegistry
 from ingress.admin import Admin
+from ingress.commands import CommandRouter
 from ingress.server import Ingress
 from ingress.subscriptions import SubscriptionRunner
 from partitions.embedded import EmbeddedApp
@@ -40,10 +41,13 @@ class Node:
     processor: PartitionProcessor | None = None
     subscriptions: SubscriptionRegistry | None = None
     subscription_runner: SubscriptionRunner | None = None
+    commands: CommandRouter | None = None
 
     async def stop(self) -> None:
         if self.subscription_runner is not None:
             self.subscription_runner.stop()
+        if self.commands is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.commands.stop)
         for close in self.closers:
             await close()
         if self.processor is not None:
@@ -110,7 +114,8 @@ async def start_processor(cfg: Config) -> Node:
 
 
 async def start_ingress(cfg: Config) -> Node:
-    """The HTTP ingress, the admin API and the subscription runner, without partitions: ``reprise ingress``."""
+    """The HTTP ingress, the admin API, the subscription runner and the commands router, without partitions:
+    ``reprise ingress``."""
     return await _with_ingress(cfg, await _registry(cfg), None)
 
 
@@ -126,7 +131,9 @@ async def _with_ingress(cfg: Config, registry: Registry, processor: PartitionPro
     closers.append(ingress.close)
     runner = SubscriptionRunner(cfg, registry, subscriptions)
     runner.start()
-    return Node(cfg, registry, closers, processor, subscriptions, runner)
+    commands = CommandRouter(cfg, registry)  # with the ingress: the same checks, ids and routing (ingress/commands.py)
+    commands.start()
+    return Node(cfg, registry, closers, processor, subscriptions, runner, commands)
 
 
 async def run(cfg: Config, role: str) -> None:

@@ -27,12 +27,8 @@ from engine.registry import Registry, ServiceInfo
 from ingress.delay import parse_delay_ms
 from ingress.errors import IngressError, error_reply
 from ingress.http1 import HttpServer, Request, Response
+from ingress.invocation import check_body, handler_headers, invocation_id, invoke_record, log_key
 from ingress.log_client import LogClient
-
-# Hop-by-hop and ingress-only headers are not handed to the handler (as in Restate).
-_DROP_HEADERS = {"connection", "host", "content-length", "transfer-encoding", "keep-alive",
-                 "idempotency-key", "idempotency-expires", "upgrade", "te"}
-
 
 DEFAULT_IDEMPOTENCY_RETENTION_MS = 24 * 3600 * 1000
 
@@ -90,32 +86,17 @@ class Ingress:
         _check_method(request)
         svc, key, handler, send = self._route(request.path)
         body = request.body
-        if body and "json" in request.headers.get("content-type", ""):
-            try:
-                orjson.loads(body)
-            except orjson.JSONDecodeError as e:
-                raise IngressError(400, f"malformed JSON body: {e}") from None
-        headers = [{"name": k, "value": v} for k, v in request.header_list if k not in _DROP_HEADERS]
-        kind = svc.handlers[handler].ty
-        is_run = kind == "WORKFLOW"
+        check_body(body, request.headers.get("content-type", ""))
+        headers = handler_headers(request.header_list)
+        is_run = svc.handlers[handler].ty == "WORKFLOW"
         execute_at = self._delay(request, send, svc, is_run)
         idem = request.headers.get("idempotency-key")
-        if idem is not None and is_run:
-            raise IngressError(400, "an idempotency key is not allowed on a workflow's run: the workflow id is one")
-        if idem is not None and not idem.strip():
+        if idem is not None and not idem.strip() and not is_run:
             raise IngressError(400, "the idempotency-key header is empty")
-        if is_run:
-            inv = workflow_run_id(svc.name, key)
-        elif idem is not None:
-            inv = idempotent_invocation_id(svc.name, key, handler, idem)
-        else:
-            inv = InvocationId.new(key) if key is not None else InvocationId.random()
-        record = {
-            "invocation_id": (inv_id := str(inv)), "service": svc.name, "handler": handler, "key": key,
-            "handler_kind": kind, "input": body, "headers": headers, "idempotency_key": idem, "caller": None,
-            "execute_at_ms": execute_at, "created_ms": int(time.time() * 1000), "reply_to": None, "ack_to": None,
-        }
-        partition, rkey = self.log.partition_of(inv), (key or "").encode() or None
+        inv = invocation_id(svc, key, handler, idem)
+        inv_id = str(inv)
+        record = invoke_record(inv, svc, key, handler, body, headers, idem, execute_at, int(time.time() * 1000))
+        partition, rkey = self.log.partition_of(inv), log_key(key)
         extra = self._idempotency_headers(svc, handler) if idem is not None else {}
         with self._admission:
             if send:

@@ -18,6 +18,8 @@ ATTEMPTS = Counter("reprise_attempts_total", "Attempts by how they ended", ["out
 ATTEMPT_MODES = Counter("reprise_attempt_modes_total",
                         "Attempts to deployments that can stream, by the mode they ran in (stream_policy.py)",
                         ["mode"])
+REPLIES_REFUSED = Counter("reprise_replies_refused_total",
+                          "Replies not written because their topic is not an allowed reply topic")
 CONSUMER_LAG = Gauge("reprise_consumer_lag_records", "Records on the log not yet applied", ["partition"])
 LEADING = Gauge("reprise_partitions_led", "Partitions this process leads")
 INVOCATIONS = Gauge("reprise_invocations", "Invocations a partition holds, by status", ["partition", "status"])

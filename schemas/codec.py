@@ -48,7 +48,12 @@ STORE_SCHEMAS: dict[tuple[str, int], str] = {
 CHANGELOG_SCHEMAS: dict[tuple[str, int], str] = {
     ("StoreDelta", 1): "store_delta.v1.avsc",
 }
-CURRENT: dict[str, int] = {kind: v for (kind, v) in sorted({**LOG_SCHEMAS, **STORE_SCHEMAS, **CHANGELOG_SCHEMAS})}
+# The commands topic's one record (ingress/commands.py): written by Kafka-native clients, never on the log.
+COMMAND_SCHEMAS: dict[tuple[str, int], str] = {
+    ("InvokeCommand", 1): "command_invoke.v1.avsc",
+}
+_ALL = {**LOG_SCHEMAS, **STORE_SCHEMAS, **CHANGELOG_SCHEMAS, **COMMAND_SCHEMAS}
+CURRENT: dict[str, int] = {kind: v for (kind, v) in sorted(_ALL)}
 
 
 class SchemaError(ValueError):
@@ -64,7 +69,7 @@ def _load() -> tuple[dict[tuple[str, int], Any], dict[tuple[str, int], tuple[Enc
     for schema in json.loads((_DIR / "common.avsc").read_text()):
         _NAMED[schema["name"]] = fastavro.parse_schema(schema, named_schemas=named)
     parsed = {key: fastavro.parse_schema(json.loads((_DIR / file).read_text()), named_schemas=named)
-              for key, file in {**LOG_SCHEMAS, **STORE_SCHEMAS, **CHANGELOG_SCHEMAS}.items()}
+              for key, file in _ALL.items()}
     return parsed, {key: compile_schema(schema, named) for key, schema in parsed.items()}
 
 
