@@ -1,10 +1,11 @@
-// Invoke a Reprise handler from Java through Kafka, without Avro libraries: the Invoke body is
-// encoded by hand (Avro's binary encoding is small: zig-zag varints, length-prefixed strings, union
-// branch indexes), the object key is the record key, and Kafka's default (murmur2) partitioner
-// routes it to the partition that owns the key.
+// Invoke a Reprise handler from Java through Kafka, without Avro libraries: the command body
+// (schemas/command_invoke.v1.avsc) is encoded by hand (Avro's binary encoding is small: zig-zag
+// varints, length-prefixed strings, union branch indexes) and written to the commands topic. The
+// engine derives the invocation id and routes it to the log partition that owns the key; the record
+// key (the object key) only keeps one key's commands in order.
 //
 //   java -cp "$HOME/.cache/reprise/kafka-4.1.0/lib/*" examples/kafka/InvokeProducer.java \
-//        127.0.0.1:9092 reprise.log Counter add c1 1
+//        127.0.0.1:9092 reprise.commands Counter add c1 1 [idempotency-key]
 import java.io.ByteArrayOutputStream;
 import java.nio.charset.StandardCharsets;
 import java.util.Properties;
@@ -31,32 +32,25 @@ public class InvokeProducer {
         String bootstrap = a[0], topic = a[1], service = a[2], handler = a[3];
         String key = a[4].isEmpty() ? null : a[4];
         String input = a[5];
-        ByteArrayOutputStream body = new ByteArrayOutputStream();  // fields in schemas/invoke.v1.avsc order
-        nullOrString(body, null);                 // invocation_id: derived by the engine
+        String idempotencyKey = a.length > 6 ? a[6] : null;
+        ByteArrayOutputStream body = new ByteArrayOutputStream();  // fields in command_invoke.v1.avsc order
         string(body, service);                    // service
         string(body, handler);                    // handler
         nullOrString(body, key);                  // key
-        nullOrString(body, null);                 // handler_kind
-        bytes(body, input.getBytes(StandardCharsets.UTF_8));  // input
-        varLong(body, 0);                         // headers: empty array
-        nullOrString(body, null);                 // idempotency_key
-        varLong(body, 0);                         // caller: null
+        bytes(body, input.getBytes(StandardCharsets.UTF_8));  // body
+        varLong(body, 0);                         // headers: empty map
+        nullOrString(body, idempotencyKey);       // idempotency_key
         varLong(body, 0);                         // reply_to: null
-        varLong(body, 0);                         // ack_to: null
-        varLong(body, 0);                         // execute_at_ms: null
-        varLong(body, System.currentTimeMillis()); // created_ms
-        varLong(body, 0);                         // source: null
+        varLong(body, 0);                         // delay_ms: null
 
         Properties props = new Properties();
         props.put("bootstrap.servers", bootstrap);
         props.put("acks", "all");
         try (KafkaProducer<byte[], byte[]> producer =
                  new KafkaProducer<>(props, new ByteArraySerializer(), new ByteArraySerializer())) {
-            byte[] recordKey = (key != null ? key : java.util.UUID.randomUUID().toString()).getBytes(StandardCharsets.UTF_8);
+            byte[] recordKey = key != null ? key.getBytes(StandardCharsets.UTF_8) : null;
             ProducerRecord<byte[], byte[]> record = new ProducerRecord<>(topic, recordKey, body.toByteArray());
-            record.headers().add("reprise-kind", "Invoke".getBytes(StandardCharsets.UTF_8));
-            record.headers().add("reprise-version", "1".getBytes(StandardCharsets.UTF_8));
-            System.out.println("acknowledged at partition " + producer.send(record).get().partition());
+            System.out.println("acknowledged at offset " + producer.send(record).get().offset());
         }
     }
 }

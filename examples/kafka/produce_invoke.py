@@ -1,12 +1,16 @@
-"""Invoke a Reprise handler straight through Kafka, with nothing but confluent-kafka and fastavro.
+"""Invoke a Reprise handler through Kafka, with nothing but confluent-kafka and fastavro.
 
     python examples/kafka/produce_invoke.py --service Counter --handler add --key c1 --input 1
-    python examples/kafka/produce_invoke.py --service Greeter --handler greet --input '"Ada"' --reply-topic my-replies
+    python examples/kafka/produce_invoke.py --service Greeter --handler greet --input '"Ada"' \
+        --reply-topic reprise.replies.example
 
-The record: the schemaless Avro body of schemas/invoke.v1.avsc, headers reprise-kind=Invoke and
-reprise-version=1, the object key (or any string) as the Kafka key, and librdkafka's murmur2
-partitioner (Kafka's Java default), which routes it to the partition that owns the key. With
---reply-topic the result comes back as a Reply record (schemas/reply.v1.avsc) on that topic.
+The record: the schemaless Avro body of schemas/command_invoke.v1.avsc on the topic
+``<namespace>.commands``; no headers are needed, and any partition will do (the engine derives the
+invocation id and routes the command to the log partition that owns its key; the object key as the
+record key keeps one key's commands in order). With --reply-topic (an existing topic the operator
+allows: by default ``<namespace>.replies.*``) the result, or the reason the engine refused the
+command, comes back there as a Reply record (schemas/reply.v1.avsc) whose request_id is the
+command's correlation id.
 """
 
 from __future__ import annotations
@@ -39,31 +43,32 @@ def main() -> None:
     ap.add_argument("--handler", required=True)
     ap.add_argument("--key", help="the object key or workflow id (none for a plain service)")
     ap.add_argument("--input", default="", help="the handler's input, e.g. JSON")
-    ap.add_argument("--reply-topic", help="wait for the result on this (existing) topic")
+    ap.add_argument("--idempotency-key", help="the same key runs the handler once")
+    ap.add_argument("--reply-topic", help="wait for the result on this (existing, allowed) topic")
     args = ap.parse_args()
 
-    request_id = uuid.uuid4().hex
-    record = {
-        "service": args.service, "handler": args.handler, "key": args.key, "input": args.input.encode(),
-        "created_ms": int(time.time() * 1000),
-        "reply_to": {"topic": args.reply_topic, "ingress_id": "example", "request_id": request_id}
-        if args.reply_topic else None,
+    correlation_id = uuid.uuid4().hex
+    command = {
+        "service": args.service, "handler": args.handler, "key": args.key, "body": args.input.encode(),
+        "headers": {"content-type": "application/json"}, "idempotency_key": args.idempotency_key,
+        "reply_to": {"topic": args.reply_topic, "correlation_id": correlation_id} if args.reply_topic else None,
+        "delay_ms": None,
     }
     body = io.BytesIO()
-    fastavro.schemaless_writer(body, load("invoke.v1.avsc"), record)
+    fastavro.schemaless_writer(body, load("command_invoke.v1.avsc"), command)
 
     replies = None
     if args.reply_topic:  # subscribe before producing, at the topic's end, so the reply cannot be missed
-        replies = Consumer({"bootstrap.servers": args.bootstrap, "group.id": f"example-{request_id}"})
+        replies = Consumer({"bootstrap.servers": args.bootstrap, "group.id": f"example-{correlation_id}"})
         parts = replies.list_topics(args.reply_topic, timeout=10).topics[args.reply_topic].partitions
         replies.assign([TopicPartition(args.reply_topic, p, replies.get_watermark_offsets(
             TopicPartition(args.reply_topic, p), timeout=10)[1]) for p in parts])
 
-    producer = Producer({"bootstrap.servers": args.bootstrap, "acks": "all", "partitioner": "murmur2_random"})
-    producer.produce(f"{args.namespace}.log", value=body.getvalue(), key=(args.key or request_id).encode(),
-                     headers=[("reprise-kind", b"Invoke"), ("reprise-version", b"1")])
-    assert producer.flush(30) == 0, "the Invoke was not acknowledged"
-    print(f"Invoke {args.service}/{args.handler} acknowledged by Kafka")
+    producer = Producer({"bootstrap.servers": args.bootstrap, "acks": "all"})
+    producer.produce(f"{args.namespace}.commands", value=body.getvalue(),
+                     key=args.key.encode() if args.key else None)
+    assert producer.flush(30) == 0, "the command was not acknowledged"
+    print(f"command {args.service}/{args.handler} acknowledged by Kafka")
 
     if replies is not None:
         schema = load("reply.v1.avsc")
@@ -72,9 +77,9 @@ def main() -> None:
             for m in replies.consume(10, 0.5):
                 if m.error() is None:
                     reply = fastavro.schemaless_reader(io.BytesIO(m.value()), schema, None)
-                    if reply["request_id"] == request_id:
+                    if reply["request_id"] == correlation_id:
                         out = reply["failure"] or reply["value"].decode()
-                        print(f"reply for {reply['invocation_id']}: {out}")
+                        print(f"reply for {reply['invocation_id'] or 'a refused command'}: {out}")
                         return
         raise SystemExit("no reply within 60 s")
 
