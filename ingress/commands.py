@@ -79,10 +79,10 @@ class _Outcome:
 
 
 class CommandRouter:
-    def __init__(self, cfg: Config, registry: Registry) -> None:
+    def __init__(self, cfg: Config, registry: Registry, partitions: int | None = None) -> None:
         self._cfg = cfg
         self._registry = registry
-        self._partitions = log_partitions(cfg)
+        self._partitions = partitions or log_partitions(cfg)
         self._reply_topics = ReplyTopics(cfg)
         self._topic_seen: dict[str, tuple[bool, float]] = {}  # reply topic -> (exists, checked at)
         self._stop = threading.Event()

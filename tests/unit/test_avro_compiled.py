@@ -61,13 +61,13 @@ def fastavro_bytes(schema: Any, datum: Any) -> bytes:
 
 def all_named() -> dict[str, Any]:
     named: dict[str, Any] = {}
-    for key in {**codec.LOG_SCHEMAS, **codec.STORE_SCHEMAS, **codec.CHANGELOG_SCHEMAS}:
+    for key in {**codec.LOG_SCHEMAS, **codec.STORE_SCHEMAS, **codec.CHANGELOG_SCHEMAS, **codec.COMMAND_SCHEMAS}:
         parsed = codec.schema(*key)
         named.update(parsed.get("__named_schemas", {}))
     return named
 
 
-@pytest.mark.parametrize("key", sorted({**codec.LOG_SCHEMAS, **codec.STORE_SCHEMAS, **codec.CHANGELOG_SCHEMAS}))
+@pytest.mark.parametrize("key", sorted({**codec.LOG_SCHEMAS, **codec.STORE_SCHEMAS, **codec.CHANGELOG_SCHEMAS, **codec.COMMAND_SCHEMAS}))
 def test_every_schema_writes_and_reads_what_fastavro_does(key: tuple[str, int]) -> None:
     schema, named = codec.schema(*key), all_named()
     encode, decode = compile_schema(schema, named)
