@@ -59,15 +59,18 @@ def fastavro_bytes(schema: Any, datum: Any) -> bytes:
     return buf.getvalue()
 
 
+EVERY_SCHEMA = {**codec.LOG_SCHEMAS, **codec.STORE_SCHEMAS, **codec.CHANGELOG_SCHEMAS, **codec.COMMAND_SCHEMAS}
+
+
 def all_named() -> dict[str, Any]:
     named: dict[str, Any] = {}
-    for key in {**codec.LOG_SCHEMAS, **codec.STORE_SCHEMAS, **codec.CHANGELOG_SCHEMAS, **codec.COMMAND_SCHEMAS}:
+    for key in EVERY_SCHEMA:
         parsed = codec.schema(*key)
         named.update(parsed.get("__named_schemas", {}))
     return named
 
 
-@pytest.mark.parametrize("key", sorted({**codec.LOG_SCHEMAS, **codec.STORE_SCHEMAS, **codec.CHANGELOG_SCHEMAS, **codec.COMMAND_SCHEMAS}))
+@pytest.mark.parametrize("key", sorted(EVERY_SCHEMA))
 def test_every_schema_writes_and_reads_what_fastavro_does(key: tuple[str, int]) -> None:
     schema, named = codec.schema(*key), all_named()
     encode, decode = compile_schema(schema, named)
