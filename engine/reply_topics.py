@@ -16,6 +16,7 @@ from engine.config import Config
 
 # The outbox names the engine's own topics by these aliases (partitions/shipper.py resolves them).
 ALIASES = frozenset({"log", "replies"})
+KAFKA_TOPICS = frozenset({"__consumer_offsets", "__transaction_state", "__share_group_state", "__cluster_metadata"})
 _CACHE_LIMIT = 4096
 
 
@@ -29,7 +30,7 @@ class ReplyTopics:
             cfg.namespace)
         self._engine_topics = frozenset({
             cfg.log_topic, cfg.changelog_topic, cfg.replies_topic, cfg.deployments_topic, cfg.subscriptions_topic,
-            cfg.dead_letter_topic, cfg.commands_topic, *ALIASES})
+            cfg.dead_letter_topic, cfg.commands_topic, *ALIASES, *KAFKA_TOPICS})
         self._verdicts: dict[str, str | None] = {}  # topic -> refusal (None: allowed); O(1) after the first
 
     def refusal(self, topic: str) -> str | None:
@@ -39,7 +40,7 @@ class ReplyTopics:
             return verdict
         if not topic:
             verdict = "reply_to names no topic"
-        elif topic in self._engine_topics or topic.startswith("__"):
+        elif topic in self._engine_topics:
             verdict = f"reply topic {topic!r} is one of the engine's or Kafka's own topics"
         elif not any(fnmatchcase(topic, p) for p in self.patterns):
             verdict = f"reply topic {topic!r} is not allowed: expected a topic matching {', '.join(self.patterns)}"

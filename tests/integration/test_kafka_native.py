@@ -239,3 +239,32 @@ def test_malformed_records_on_the_log_go_to_dead_letters_and_the_partition_moves
     assert "malformed Invoke" in reasons[1]
     assert "unknown record kind 'Nope'" in reasons[2]
     assert "malformed invocation id" in reasons[3]
+
+
+def test_two_routers_share_the_commands_topic_and_route_each_command_once(engine: Engine, kafka_bootstrap: str,
+                                                                          tmp_path: Path) -> None:
+    ns = namespace_of(engine)
+    second = Engine(kafka_bootstrap, ns, tmp_path / "second", role="ingress")  # a second router
+    second.start()
+    try:
+        admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+
+        def stable_with_two() -> bool:
+            group = admin.describe_consumer_groups([f"{ns}.commands-router"])[f"{ns}.commands-router"].result(10)
+            return str(group.state).endswith("STABLE") and len(group.members) == 2
+
+        deadline = time.monotonic() + 60  # no rebalance while the commands are routed (it could route some twice)
+        while not stable_with_two() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        producer = Producer({"bootstrap.servers": kafka_bootstrap})
+        sent = 40
+        for i in range(sent):
+            producer.produce(f"{ns}.commands", partition=i % 4, value=command("Counter", "add", b"1", key=f"c{i % 3}"))
+        assert producer.flush(30) == 0
+        wait_until(lambda: sum(int(state(engine, "Counter", f"c{k}").get("value", 0)) for k in range(3)) == sent,
+                   60, "every command applied")
+        time.sleep(1)  # a second router in another group would be appending its copies now
+        assert log_kinds(kafka_bootstrap, ns).count("Invoke") == sent  # each appended once, by one router
+        assert stable_with_two()  # and both routers were in the group
+    finally:
+        second.kill()
