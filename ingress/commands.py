@@ -23,7 +23,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from prometheus_client import Counter
 
 from engine.config import Config
 from engine.ids import InvocationId
@@ -40,6 +41,8 @@ log = logging.getLogger(__name__)
 COMMAND_KIND = "InvokeCommand"  # the codec's name for schemas/command_invoke.v1.avsc
 REPLY_INGRESS_ID = "commands"  # the ingress_id of every Reply to a command
 MAX_DELAY_MS = 365 * 86_400_000  # a command's delay_ms may be at most a year
+COMMANDS = Counter("reprise_commands_total", "Commands read from the commands topic, by what became of them "
+                   "(routed: appended to the log; refused: dead-lettered)", ["outcome"])
 
 
 # Kafka errors that routing the same record again cannot cure
@@ -168,6 +171,13 @@ class CommandRouter:
         except IngressError as e:
             self._refuse(producer, outcome, e, reply_to)
             return
+        except KafkaException:
+            raise  # transient (metadata): the batch is routed again, nothing committed
+        except Exception as e:  # noqa: BLE001 - one command must not stop the others: dead-letter it
+            log.exception("command %s/%d/%d: unexpected error", m.topic(), m.partition(), m.offset())
+            self._refuse(producer, outcome, IngressError(500, f"cannot route the command: {e!r}"), reply_to)
+            return
+        COMMANDS.labels("routed").inc()
         outcome.pending += 1
         produce_encoded(producer, self._cfg.log_topic, inv.partition(self._partitions), "Invoke", value,
                         key=log_key(record["key"]), on_delivery=outcome.delivered)
@@ -209,13 +219,15 @@ class CommandRouter:
         """The Invoke a valid command becomes (IngressError if it is not valid)."""
         key, handler = command["key"], command["handler"]
         svc = target(self._registry, command["service"], key, handler)
-        headers = handler_headers(command["headers"].items())
-        content_type = next((v for k, v in command["headers"].items() if k.lower() == "content-type"), "")
-        check_body(command["body"], content_type)
+        named = [(k.lower(), v) for k, v in command["headers"].items()]
+        headers = handler_headers(named)
+        check_body(command["body"], next((v for k, v in named if k == "content-type"), ""))
         if len(command["body"]) > self._cfg.max_message_bytes:
             raise IngressError(413, f"the body weighs {len(command['body'])} bytes, more than "
                                     f"REPRISE_MAX_MESSAGE_BYTES ({self._cfg.max_message_bytes})")
-        appended_ms = m.timestamp()[1]
+        appended_ms = m.timestamp()[1]  # the broker's (LogAppendTime): the same whenever the command is read
+        if appended_ms <= 0:
+            raise IngressError(400, "the command has no timestamp")
         delay = command["delay_ms"]
         if delay is not None:
             if svc.handlers[handler].ty == "WORKFLOW":
@@ -240,6 +252,7 @@ class CommandRouter:
         """The dead letter, and the error Reply when the command asked for one where it may have it."""
         m = outcome.msg
         outcome.refused = True
+        COMMANDS.labels("refused").inc()
         log.warning("command %s/%d/%d dead-lettered: %s", m.topic(), m.partition(), m.offset(), e.message)
         headers = list(m.headers() or []) + [
             ("reprise-dead-letter-reason", f"{e.code} {e.message}".encode()),

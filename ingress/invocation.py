@@ -44,7 +44,8 @@ def check_body(body: bytes, content_type: str) -> None:
 
 
 def handler_headers(pairs: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
-    return [{"name": k, "value": v} for k, v in pairs if k.lower() not in DROP_HEADERS]
+    """The headers a handler sees, from (lower-cased name, value) pairs."""
+    return [{"name": k, "value": v} for k, v in pairs if k not in DROP_HEADERS]
 
 
 def invocation_id(svc: ServiceInfo, key: str | None, handler: str, idempotency_key: str | None,
