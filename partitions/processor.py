@@ -41,6 +41,7 @@ from partitions.attempt_output import tagged_outcome
 from partitions.changelog import ChangelogWriter, restore
 from partitions.embedded import EmbeddedApp
 from partitions.invoker import Invoker
+from partitions.log_match import StoreAheadOfLog, check_store_matches_log
 from partitions.rebuild import LogReplay, decode, log_watermarks, prepare_store, store_path
 from partitions.shipper import OutboxShipper
 from partitions.snapshots import Snapshot, open_snapshots
@@ -158,6 +159,11 @@ class PartitionProcessor:
         low, end = log_watermarks(self.cfg, partition)
         offset = prepare_store(self.snapshots, partition, path, low)
         store = RocksStore(path)
+        try:  # a store ahead of its log (recreated, or its tail lost) is refused, not resumed on
+            check_store_matches_log(self.cfg, partition, store, path, low, end)
+        except StoreAheadOfLog:
+            store.close()
+            raise
         if self.changelog is not None and end - offset - 1 >= max(1, self.cfg.changelog_restore_behind):
             offset = self._restore(partition, store)  # far behind: restoring costs less than replaying
         with self._store_lock:
@@ -325,11 +331,12 @@ class PartitionProcessor:
 
     def take_snapshot(self, partition: int) -> Snapshot | None:
         """Snapshot one owned partition now (None if this process does not own it)."""
-        with self._store_lock:
+        with self._store_lock:  # only the checkpoint needs the store open; tar and upload run after
             store = self.stores.get(partition)
             if store is None:
                 return None
-            snap = self.snapshots.take(partition, store, self.cfg.data_dir / "scratch")
+            work = self.snapshots.checkpoint(store, self.cfg.data_dir / "scratch", partition)
+        snap = self.snapshots.publish(partition, work)
         metrics.observe_snapshot(partition, snap)
         return snap
 
@@ -353,7 +360,7 @@ class PartitionProcessor:
         base = applied_offset(store)  # where this batch starts from: the changelog delta's base
         tx = Transaction(store)
         result = apply_batch(tx, partition, self.partition_count, records)
-        writes = tx.commit(msgs[-1].offset())
+        writes = tx.commit(msgs[-1].offset(), msgs[-1].timestamp()[1])
         if self.changelog is not None:
             self.changelog.record(partition, base, msgs[-1].offset(), writes, msgs[-1].timestamp()[1])
         if result.rejected:

@@ -8,7 +8,6 @@ of a store in key order; ``rebuild`` replays without acting (no leader actions),
 from __future__ import annotations
 
 import hashlib
-import shutil
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -20,6 +19,9 @@ from engine.config import Config
 from engine.kafka import log_partitions, new_consumer, next_batch, topic_partitions, watermarks
 from partitions.apply import LogRecord, apply_batch
 from partitions.changelog import ChangelogWriter, restore
+from partitions.durable_files import remove_dir
+from partitions.faults import crash_point
+from partitions.log_match import check_store_matches_log
 from partitions.snapshots import SnapshotStore, open_snapshots, restore_if_newer
 from partitions.store import RocksStore, Transaction, applied_offset, bound_memtables
 from schemas import codec
@@ -31,7 +33,8 @@ def store_path(cfg: Config, partition: int) -> Path:
 
 def local_partitions(cfg: Config) -> list[int]:
     root = cfg.data_dir / "partitions"
-    return sorted(int(p.name[1:]) for p in root.iterdir() if p.name.startswith("p")) if root.exists() else []
+    return sorted(int(p.name[1:]) for p in root.iterdir()
+                  if p.name.startswith("p") and p.name[1:].isdigit()) if root.exists() else []  # not p3.restoring
 
 
 def digest(cfg: Config, partition: int) -> str:
@@ -75,7 +78,8 @@ def rebuild(cfg: Config, partition: int, from_snapshot: bool = False) -> Rebuilt
     ``cfg.changelog``, the changelog's deltas stand in for the records they cover.
     """
     path = store_path(cfg, partition)
-    shutil.rmtree(path, ignore_errors=True)
+    remove_dir(path)  # a crash leaves the old store or none, never half of it
+    crash_point("rebuild.removed")
     if from_snapshot:
         snapshots = open_snapshots(cfg.snapshot_location, cfg.snapshot_retain)
         if restore_if_newer(snapshots, partition, path, -1) is None:
@@ -160,9 +164,11 @@ def catch_up(cfg: Config, partition: int, use_changelog: bool = False,
     ``use_changelog``: first write back the changelog's deltas (replaying the log only in its holes).
     ``changelog``: write a delta per applied batch of at most ``batch`` records (seeds a changelog).
     """
-    store = RocksStore(store_path(cfg, partition))
+    path = store_path(cfg, partition)
+    store = RocksStore(path)
     started = time.perf_counter()
     try:
+        check_store_matches_log(cfg, partition, store, path, *log_watermarks(cfg, partition))
         with LogReplay(cfg, partition, store, changelog, batch) as replay:
             covered = 0
             if use_changelog and topic_partitions(cfg, cfg.changelog_topic) > partition:
@@ -221,7 +227,8 @@ class LogReplay:
             records, _ = decode(msgs)
             tx = Transaction(self.store)
             apply_batch(tx, self.partition, self._count, records)
-            writes = tx.commit(msgs[-1].offset())
+            writes = tx.commit(msgs[-1].offset(), msgs[-1].timestamp()[1])
+            crash_point("restore.replay")
             if self.changelog is not None:  # the store stood at position - 1 before this batch
                 self.changelog.record(self.partition, position - 1, msgs[-1].offset(), writes,
                                       msgs[-1].timestamp()[1])
