@@ -213,12 +213,15 @@ def restore(cfg: Config, partition: int, store: RocksStore, replay: Replay) -> R
                                     "fetch.max.bytes": 64 * 1024 * 1024})
     try:
         span = watermarks(consumer, cfg.changelog_topic, partition)
+        # A delta ends at a record the log held when it was written: one ending at or past the log's
+        # end belongs to another log (the topic was recreated, or lost its tail) and is never used
+        log_end = watermarks(consumer, cfg.log_topic, partition)[1]
         # The writes of consecutive deltas, merged: a row written by many batches is written once
         pending: dict[bytes, bytes | None] = {}
         for m in _records(cfg, consumer, partition, pos, span):
             bounds = delta_range(m.key())
-            if bounds is None or bounds[1] <= pos:
-                continue  # not a delta, or nothing in it the store lacks
+            if bounds is None or bounds[1] <= pos or bounds[1] >= log_end:
+                continue  # not a delta, nothing in it the store lacks, or another log's
             base, last = bounds
             if base > pos:  # a hole: the log's records in it, through apply()
                 if pending:

@@ -29,16 +29,21 @@ class StoreAheadOfLog(RuntimeError):
     """A store holds state its log does not imply (the log was recreated or lost its tail)."""
 
 
-def _advice(partition: int, path: Path) -> str:
+def _advice(cfg: Config, partition: int, path: Path, restored: bool) -> str:
+    if restored:  # the store was empty or behind, and the changelog's deltas made it so
+        return (f"It was restored from the changelog {cfg.changelog_topic}, whose deltas are another log's: "
+                f"delete that topic (the engine creates it again and refills it), then rebuild with "
+                f"`reprise partitions rebuild --partition {partition} --no-changelog`.")
     return (f"The store is not this log's state: rebuild it from the log with `reprise partitions rebuild "
             f"--partition {partition}` (or delete {path} and let the processor restore it), with the "
             f"processor stopped.")
 
 
 def check_store_matches_log(cfg: Config, partition: int, store: KeyValueStore, path: Path,
-                            log_start: int, log_end: int) -> None:
+                            log_start: int, log_end: int, restored: bool = False) -> None:
     """Raise ``StoreAheadOfLog`` unless ``store`` can resume on the log whose (first, end) offsets are
-    ``log_start``, ``log_end``. Costs one fetch of one record when the store has a mark to compare."""
+    ``log_start``, ``log_end``. Costs one fetch of one record when the store has a mark to compare.
+    ``restored``: the store was just restored from the changelog (the advice differs)."""
     offset = applied_offset(store)
     if offset < 0:
         return
@@ -46,7 +51,7 @@ def check_store_matches_log(cfg: Config, partition: int, store: KeyValueStore, p
         raise StoreAheadOfLog(
             f"partition {partition}: the store at {path} has applied up to offset {offset}, but the log "
             f"{cfg.log_topic} ends at offset {log_end} (its next record): the store is ahead of its log (was the "
-            f"topic deleted and recreated, or a replica's tail lost?). {_advice(partition, path)}")
+            f"topic deleted and recreated, or a replica's tail lost?). {_advice(cfg, partition, path, restored)}")
     mark = applied_mark(store)
     if mark is None or offset < log_start:
         return  # no mark kept (an older store), or the record is gone: nothing to compare
@@ -56,7 +61,7 @@ def check_store_matches_log(cfg: Config, partition: int, store: KeyValueStore, p
             f"partition {partition}: the store at {path} applied offset {offset} from a record stamped {mark}, "
             f"but the log {cfg.log_topic} (ending at offset {log_end}) holds a record stamped {found} there: the "
             f"log is not the one the store followed (was the topic deleted and recreated, or a replica's tail "
-            f"lost?). {_advice(partition, path)}")
+            f"lost?). {_advice(cfg, partition, path, restored)}")
 
 
 def record_timestamp(cfg: Config, partition: int, offset: int) -> int | None:

@@ -180,6 +180,12 @@ class PartitionProcessor:
             restored = restore(self.cfg, partition, store, replay.up_to)
         log.info("partition %d: restored %d records' writes from %d changelog deltas (%d replayed in its holes) "
                  "in %.2f s", partition, restored.covered, restored.deltas, restored.replayed, restored.seconds)
+        try:  # deltas the log does not imply (another log's) are refused too
+            check_store_matches_log(self.cfg, partition, store, store_path(self.cfg, partition),
+                                    *log_watermarks(self.cfg, partition), restored=True)
+        except StoreAheadOfLog:
+            store.close()
+            raise
         return applied_offset(store)
 
     def _lose(self, partition: int) -> None:

@@ -174,6 +174,7 @@ def catch_up(cfg: Config, partition: int, use_changelog: bool = False,
             if use_changelog and topic_partitions(cfg, cfg.changelog_topic) > partition:
                 restored = restore(cfg, partition, store, replay.up_to)
                 covered = restored.covered
+                check_store_matches_log(cfg, partition, store, path, *log_watermarks(cfg, partition), restored=True)
             replay.up_to(None)
             return Rebuilt(covered + replay.applied, time.perf_counter() - started, covered)
     finally:
