@@ -19,6 +19,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Message, Producer, TopicPartition
@@ -115,7 +116,7 @@ class PartitionProcessor:
                                on_lost=self._on_revoke)
             self.leader_ready.set()  # a member leads what it is given, when it is given it
         else:
-            consumer.assign([self._gain(p) for p in self.partitions])
+            consumer.assign(self._gain_all(self.partitions))
         self._spawn(lambda: self._consume(consumer), "apply")
         if self.cfg.snapshot_interval_s > 0:
             self._spawn(self._snapshot_periodically, "snapshots")
@@ -153,6 +154,14 @@ class PartitionProcessor:
         self._threads.append(t)
 
     # ownership (apply thread) ------------------------------------------------------------------
+    def _gain_all(self, partitions: list[int]) -> list[TopicPartition]:
+        """``_gain`` for several partitions at once: each mostly waits on the broker (its watermarks,
+        the record at its store's offset), and partitions share nothing until they are claimed."""
+        if len(partitions) <= 1:
+            return [self._gain(p) for p in partitions]
+        with ThreadPoolExecutor(min(len(partitions), 8), thread_name_prefix="gain") as pool:
+            return list(pool.map(self._gain, partitions))
+
     def _gain(self, partition: int) -> TopicPartition:
         """Open the partition's store (from a snapshot if that is newer), claim it, say where to resume."""
         path = store_path(self.cfg, partition)
@@ -210,7 +219,7 @@ class PartitionProcessor:
 
     def _on_assign(self, consumer: Any, assigned: list[TopicPartition]) -> None:
         try:
-            consumer.incremental_assign([self._gain(tp.partition) for tp in assigned])
+            consumer.incremental_assign(self._gain_all([tp.partition for tp in assigned]))
         except Exception:
             log.exception("could not take over partitions %s", [tp.partition for tp in assigned])
             raise
