@@ -8,6 +8,7 @@ of a store in key order; ``rebuild`` replays without acting (no leader actions),
 from __future__ import annotations
 
 import hashlib
+import shutil
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -19,7 +20,7 @@ from engine.config import Config
 from engine.kafka import log_partitions, new_consumer, next_batch, topic_partitions, watermarks
 from partitions.apply import LogRecord, apply_batch
 from partitions.changelog import ChangelogWriter, restore
-from partitions.durable_files import remove_dir
+from partitions.durable_files import ASIDE, remove_dir
 from partitions.faults import crash_point
 from partitions.log_match import check_store_matches_log
 from partitions.snapshots import SnapshotStore, open_snapshots, restore_if_newer
@@ -143,6 +144,8 @@ def prepare_store(snapshots: SnapshotStore, partition: int, path: Path, log_star
     The newest snapshot replaces the local store if it is further ahead (less to replay). If the log
     has been trimmed past what the result needs, refuse rather than build a state with a hole in it.
     """
+    for leftover in (ASIDE, ".restoring"):  # what a crash mid-replace or mid-restore left beside the store
+        shutil.rmtree(path.with_name(path.name + leftover), ignore_errors=True)
     local = -1
     if path.exists():
         store = RocksStore(path)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from partitions import snapshots as snapshots_module
+from partitions.rebuild import prepare_store
 from partitions.snapshots import DirectorySnapshots
 from partitions.store import APPLIED_OFFSET, RocksStore, Transaction, applied_mark, applied_offset
 
@@ -69,7 +70,7 @@ snaps.restore(snaps.latest(0), Path({str(tmp_path / 'p1')!r}))
 """, {"REPRISE_FAULT_CRASH_AT": "store.replace:1"})
     assert not (tmp_path / "p1").exists()  # between the renames: none (the next start restores again)
     assert (tmp_path / "p1.deleting").exists()  # the old one, whole, aside
-    assert snaps.restore(snaps.latest(0), tmp_path / "p1") == 9
+    assert prepare_store(snaps, 0, tmp_path / "p1", 0) == 9  # a start: restored, the leftovers gone
     store = RocksStore(tmp_path / "p1")
     assert store.get(b"k") == b"snapshot"
     store.close()
