@@ -43,7 +43,18 @@ def _targets(args: argparse.Namespace, cfg: Config) -> list[int]:
 
 
 def cmd_partitions(args: argparse.Namespace, cfg: Config) -> int:
-    from partitions.rebuild import LogTruncated, SnapshotMissing, catch_up, digest, local_partitions, rebuild_many
+    from partitions.log_match import StoreAheadOfLog
+    from partitions.rebuild import LogTruncated, SnapshotMissing
+
+    try:
+        return _run(args, cfg)
+    except (SnapshotMissing, LogTruncated, StoreAheadOfLog) as e:
+        print(f"reprise: {e}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace, cfg: Config) -> int:
+    from partitions.rebuild import catch_up, digest, local_partitions, rebuild_many
     from partitions.store import bound_memtables
 
     bound_memtables(cfg.store_memtable_mb << 20)  # as the engine's stores: before any store opens
@@ -61,18 +72,14 @@ def cmd_partitions(args: argparse.Namespace, cfg: Config) -> int:
     if not targets:
         print(f"reprise: {args.action} needs --all or --partition N", file=sys.stderr)
         return 2
-    try:
-        if args.action == "snapshot":
-            for p in targets:
-                _snapshot(cfg, p, catch_up_first=not args.no_catch_up)
-            return 0
-        if args.no_changelog:
-            cfg = replace(cfg, changelog=False)
-        gc_policy.settle(cfg.gc_gen0_threshold)  # a batch job: collect as a started engine does
-        results, wall = rebuild_many(cfg, targets, args.from_snapshot, args.jobs)
-    except (SnapshotMissing, LogTruncated) as e:
-        print(f"reprise: {e}", file=sys.stderr)
-        return 1
+    if args.action == "snapshot":
+        for p in targets:
+            _snapshot(cfg, p, catch_up_first=not args.no_catch_up)
+        return 0
+    if args.no_changelog:
+        cfg = replace(cfg, changelog=False)
+    gc_policy.settle(cfg.gc_gen0_threshold)  # a batch job: collect as a started engine does
+    results, wall = rebuild_many(cfg, targets, args.from_snapshot, args.jobs)
     for p, (records, seconds, from_changelog) in sorted(results.items()):
         rate = records / seconds if seconds > 0 else 0.0
         print(f"partition {p} rebuilt from {records} records ({from_changelog} of them by the changelog's deltas) "

@@ -34,6 +34,7 @@ from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
 from engine.config import Config
 from engine.kafka import new_consumer, next_batch, watermarks
+from partitions.faults import crash_point
 from partitions.store import RocksStore, applied_offset
 from schemas import codec
 
@@ -212,18 +213,21 @@ def restore(cfg: Config, partition: int, store: RocksStore, replay: Replay) -> R
                                     "fetch.max.bytes": 64 * 1024 * 1024})
     try:
         span = watermarks(consumer, cfg.changelog_topic, partition)
+        # A delta ends at a record the log held when it was written: one ending at or past the log's
+        # end belongs to another log (the topic was recreated, or lost its tail) and is never used
+        log_end = watermarks(consumer, cfg.log_topic, partition)[1]
         # The writes of consecutive deltas, merged: a row written by many batches is written once
         pending: dict[bytes, bytes | None] = {}
         for m in _records(cfg, consumer, partition, pos, span):
             bounds = delta_range(m.key())
-            if bounds is None or bounds[1] <= pos:
-                continue  # not a delta, or nothing in it the store lacks
+            if bounds is None or bounds[1] <= pos or bounds[1] >= log_end:
+                continue  # not a delta, nothing in it the store lacks, or another log's
             base, last = bounds
             if base > pos:  # a hole: the log's records in it, through apply()
                 if pending:
-                    store.write_restored(pending)
+                    _write(store, pending)
                     pending = {}
-                done.replayed += replay(base)
+                done.replayed += replay(base)  # its first write flushes the restored rows (RocksStore.write)
                 pos = applied_offset(store)
                 if pos != base:
                     continue  # the log ended (or moved past) first: later deltas may still fit
@@ -237,15 +241,22 @@ def restore(cfg: Config, partition: int, store: RocksStore, replay: Replay) -> R
             done.covered += last - max(base, pos)
             pos = last
             if len(pending) >= FLUSH_WRITES:
-                store.write_restored(pending)
+                _write(store, pending)
                 pending = {}
         if pending:
-            store.write_restored(pending)
+            _write(store, pending)
+        crash_point("restore.unflushed")
         store.flush()
     finally:
         consumer.close()
         done.seconds = time.perf_counter() - started
     return done
+
+
+def _write(store: RocksStore, writes: dict[bytes, bytes | None]) -> None:
+    """Whole deltas' writes, with the applied offset they end at, in one WriteBatch without the WAL."""
+    store.write_restored(writes)
+    crash_point("restore.chunk")
 
 
 def _checked(delta: dict, partition: int, base: int, last: int) -> dict:

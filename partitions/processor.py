@@ -19,6 +19,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Message, Producer, TopicPartition
@@ -41,6 +42,7 @@ from partitions.attempt_output import tagged_outcome
 from partitions.changelog import ChangelogWriter, restore
 from partitions.embedded import EmbeddedApp
 from partitions.invoker import Invoker
+from partitions.log_match import StoreAheadOfLog, check_store_matches_log
 from partitions.rebuild import LogReplay, decode, log_watermarks, prepare_store, store_path
 from partitions.shipper import OutboxShipper
 from partitions.snapshots import Snapshot, open_snapshots
@@ -114,7 +116,7 @@ class PartitionProcessor:
                                on_lost=self._on_revoke)
             self.leader_ready.set()  # a member leads what it is given, when it is given it
         else:
-            consumer.assign([self._gain(p) for p in self.partitions])
+            consumer.assign(self._gain_all(self.partitions))
         self._spawn(lambda: self._consume(consumer), "apply")
         if self.cfg.snapshot_interval_s > 0:
             self._spawn(self._snapshot_periodically, "snapshots")
@@ -152,12 +154,25 @@ class PartitionProcessor:
         self._threads.append(t)
 
     # ownership (apply thread) ------------------------------------------------------------------
+    def _gain_all(self, partitions: list[int]) -> list[TopicPartition]:
+        """``_gain`` for several partitions at once: each mostly waits on the broker (its watermarks,
+        the record at its store's offset), and partitions share nothing until they are claimed."""
+        if len(partitions) <= 1:
+            return [self._gain(p) for p in partitions]
+        with ThreadPoolExecutor(min(len(partitions), 8), thread_name_prefix="gain") as pool:
+            return list(pool.map(self._gain, partitions))
+
     def _gain(self, partition: int) -> TopicPartition:
         """Open the partition's store (from a snapshot if that is newer), claim it, say where to resume."""
         path = store_path(self.cfg, partition)
         low, end = log_watermarks(self.cfg, partition)
         offset = prepare_store(self.snapshots, partition, path, low)
         store = RocksStore(path)
+        try:  # a store ahead of its log (recreated, or its tail lost) is refused, not resumed on
+            check_store_matches_log(self.cfg, partition, store, path, low, end)
+        except StoreAheadOfLog:
+            store.close()
+            raise
         if self.changelog is not None and end - offset - 1 >= max(1, self.cfg.changelog_restore_behind):
             offset = self._restore(partition, store)  # far behind: restoring costs less than replaying
         with self._store_lock:
@@ -174,6 +189,12 @@ class PartitionProcessor:
             restored = restore(self.cfg, partition, store, replay.up_to)
         log.info("partition %d: restored %d records' writes from %d changelog deltas (%d replayed in its holes) "
                  "in %.2f s", partition, restored.covered, restored.deltas, restored.replayed, restored.seconds)
+        try:  # deltas the log does not imply (another log's) are refused too
+            check_store_matches_log(self.cfg, partition, store, store_path(self.cfg, partition),
+                                    *log_watermarks(self.cfg, partition), restored=True)
+        except StoreAheadOfLog:
+            store.close()
+            raise
         return applied_offset(store)
 
     def _lose(self, partition: int) -> None:
@@ -198,7 +219,7 @@ class PartitionProcessor:
 
     def _on_assign(self, consumer: Any, assigned: list[TopicPartition]) -> None:
         try:
-            consumer.incremental_assign([self._gain(tp.partition) for tp in assigned])
+            consumer.incremental_assign(self._gain_all([tp.partition for tp in assigned]))
         except Exception:
             log.exception("could not take over partitions %s", [tp.partition for tp in assigned])
             raise
@@ -325,11 +346,12 @@ class PartitionProcessor:
 
     def take_snapshot(self, partition: int) -> Snapshot | None:
         """Snapshot one owned partition now (None if this process does not own it)."""
-        with self._store_lock:
+        with self._store_lock:  # only the checkpoint needs the store open; tar and upload run after
             store = self.stores.get(partition)
             if store is None:
                 return None
-            snap = self.snapshots.take(partition, store, self.cfg.data_dir / "scratch")
+            work = self.snapshots.checkpoint(store, self.cfg.data_dir / "scratch", partition)
+        snap = self.snapshots.publish(partition, work)
         metrics.observe_snapshot(partition, snap)
         return snap
 
@@ -353,7 +375,7 @@ class PartitionProcessor:
         base = applied_offset(store)  # where this batch starts from: the changelog delta's base
         tx = Transaction(store)
         result = apply_batch(tx, partition, self.partition_count, records)
-        writes = tx.commit(msgs[-1].offset())
+        writes = tx.commit(msgs[-1].offset(), msgs[-1].timestamp()[1])
         if self.changelog is not None:
             self.changelog.record(partition, base, msgs[-1].offset(), writes, msgs[-1].timestamp()[1])
         if result.rejected:

@@ -20,6 +20,9 @@ from engine.config import Config
 from engine.kafka import log_partitions, new_consumer, next_batch, topic_partitions, watermarks
 from partitions.apply import LogRecord, apply_batch
 from partitions.changelog import ChangelogWriter, restore
+from partitions.durable_files import ASIDE, remove_dir
+from partitions.faults import crash_point
+from partitions.log_match import check_store_matches_log
 from partitions.snapshots import SnapshotStore, open_snapshots, restore_if_newer
 from partitions.store import RocksStore, Transaction, applied_offset, bound_memtables
 from schemas import codec
@@ -31,7 +34,8 @@ def store_path(cfg: Config, partition: int) -> Path:
 
 def local_partitions(cfg: Config) -> list[int]:
     root = cfg.data_dir / "partitions"
-    return sorted(int(p.name[1:]) for p in root.iterdir() if p.name.startswith("p")) if root.exists() else []
+    return sorted(int(p.name[1:]) for p in root.iterdir()
+                  if p.name.startswith("p") and p.name[1:].isdigit()) if root.exists() else []  # not p3.restoring
 
 
 def digest(cfg: Config, partition: int) -> str:
@@ -75,7 +79,8 @@ def rebuild(cfg: Config, partition: int, from_snapshot: bool = False) -> Rebuilt
     ``cfg.changelog``, the changelog's deltas stand in for the records they cover.
     """
     path = store_path(cfg, partition)
-    shutil.rmtree(path, ignore_errors=True)
+    remove_dir(path)  # a crash leaves the old store or none, never half of it
+    crash_point("rebuild.removed")
     if from_snapshot:
         snapshots = open_snapshots(cfg.snapshot_location, cfg.snapshot_retain)
         if restore_if_newer(snapshots, partition, path, -1) is None:
@@ -139,6 +144,8 @@ def prepare_store(snapshots: SnapshotStore, partition: int, path: Path, log_star
     The newest snapshot replaces the local store if it is further ahead (less to replay). If the log
     has been trimmed past what the result needs, refuse rather than build a state with a hole in it.
     """
+    for leftover in (ASIDE, ".restoring"):  # what a crash mid-replace or mid-restore left beside the store
+        shutil.rmtree(path.with_name(path.name + leftover), ignore_errors=True)
     local = -1
     if path.exists():
         store = RocksStore(path)
@@ -160,14 +167,17 @@ def catch_up(cfg: Config, partition: int, use_changelog: bool = False,
     ``use_changelog``: first write back the changelog's deltas (replaying the log only in its holes).
     ``changelog``: write a delta per applied batch of at most ``batch`` records (seeds a changelog).
     """
-    store = RocksStore(store_path(cfg, partition))
+    path = store_path(cfg, partition)
+    store = RocksStore(path)
     started = time.perf_counter()
     try:
+        check_store_matches_log(cfg, partition, store, path, *log_watermarks(cfg, partition))
         with LogReplay(cfg, partition, store, changelog, batch) as replay:
             covered = 0
             if use_changelog and topic_partitions(cfg, cfg.changelog_topic) > partition:
                 restored = restore(cfg, partition, store, replay.up_to)
                 covered = restored.covered
+                check_store_matches_log(cfg, partition, store, path, *log_watermarks(cfg, partition), restored=True)
             replay.up_to(None)
             return Rebuilt(covered + replay.applied, time.perf_counter() - started, covered)
     finally:
@@ -221,7 +231,8 @@ class LogReplay:
             records, _ = decode(msgs)
             tx = Transaction(self.store)
             apply_batch(tx, self.partition, self._count, records)
-            writes = tx.commit(msgs[-1].offset())
+            writes = tx.commit(msgs[-1].offset(), msgs[-1].timestamp()[1])
+            crash_point("restore.replay")
             if self.changelog is not None:  # the store stood at position - 1 before this batch
                 self.changelog.record(self.partition, position - 1, msgs[-1].offset(), writes,
                                       msgs[-1].timestamp()[1])

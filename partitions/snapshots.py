@@ -33,6 +33,8 @@ from pathlib import Path
 
 from rocksdict import Checkpoint
 
+from partitions.durable_files import fsync_dir, fsync_file, replace_dir
+from partitions.faults import crash_point, hold_point
 from partitions.store import RocksStore, applied_offset
 
 log = logging.getLogger(__name__)
@@ -79,18 +81,32 @@ class SnapshotStore:
 
     def take(self, partition: int, store: RocksStore, scratch: Path) -> Snapshot:
         """Checkpoint ``store`` and archive it; then apply retention."""
+        return self.publish(partition, self.checkpoint(store, scratch, partition))
+
+    def checkpoint(self, store: RocksStore, scratch: Path, partition: int) -> Path:
+        """A RocksDB checkpoint of the open ``store`` in a scratch directory (hard links of its files
+        plus its memtables flushed: fast). The only step that needs the store; ``publish`` the rest."""
         scratch.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=f"snap-p{partition}-", dir=scratch))
         try:
-            checkpoint = work / "db"
-            Checkpoint(store.db).create_checkpoint(str(checkpoint))
-            offset = _offset_of(checkpoint)
+            Checkpoint(store.db).create_checkpoint(str(work / "db"))
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+        return work
+
+    def publish(self, partition: int, work: Path) -> Snapshot:
+        """Archive a ``checkpoint`` and put it in the snapshot store (slow: a tar and an upload, done
+        without holding the store); then apply retention. Removes ``work``."""
+        try:
+            offset = _offset_of(work / "db")
             existing = [s for s in self.list(partition) if s.applied_offset == offset]
             if existing:  # nothing applied since the last one
                 return existing[0]
             archive = work / "snapshot.tar"
             with tarfile.open(archive, "w") as tar:
-                tar.add(checkpoint, arcname="db")
+                tar.add(work / "db", arcname="db")
+            hold_point("snapshot.publish")
             self._put(f"p{partition}/{offset:020d}.tar", archive)
         finally:
             shutil.rmtree(work, ignore_errors=True)
@@ -105,7 +121,10 @@ class SnapshotStore:
         return doomed
 
     def restore(self, snapshot: Snapshot, store_path: Path) -> int:
-        """Replace the store at ``store_path`` (closed) with the snapshot's contents; its applied offset."""
+        """Replace the store at ``store_path`` (closed) with the snapshot's contents; its applied offset.
+
+        Crash-safe: the snapshot is unpacked beside the store, fsynced, and renamed into place
+        (durable_files.replace_dir); a crash leaves the old store, none, or the snapshot's."""
         staging = store_path.with_name(store_path.name + ".restoring")
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
@@ -113,8 +132,8 @@ class SnapshotStore:
         self._fetch(snapshot, archive)
         with tarfile.open(archive) as tar:
             tar.extractall(staging, filter="data")
-        shutil.rmtree(store_path, ignore_errors=True)
-        os.replace(staging / "db", store_path)
+        crash_point("snapshot.unpacked")
+        replace_dir(staging / "db", store_path)
         shutil.rmtree(staging, ignore_errors=True)
         return snapshot.applied_offset
 
@@ -142,7 +161,10 @@ class DirectorySnapshots(SnapshotStore):
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_suffix(f".tmp-{os.getpid()}")  # a reader never sees half a snapshot
         shutil.copyfile(archive, tmp)
+        fsync_file(tmp)  # its bytes on disk before its name says it is a snapshot
         os.replace(tmp, target)
+        fsync_dir(target.parent)  # and the rename too
+        fsync_dir(self.root)  # and the partition's directory, if it is new
 
     def _fetch(self, snapshot: Snapshot, dest: Path) -> None:
         shutil.copyfile(snapshot.location, dest)

@@ -128,6 +128,7 @@ class RocksStore:
         self._wopts.sync = False
         self._bulk_wopts = WriteOptions()
         self._bulk_wopts.disable_wal = True
+        self._bulk_unflushed = False  # WAL-less writes sit in the memtables: flush before a WAL'd write
         self._recent: dict[bytes, bytes | None] = {}
         # The decoded rows of the latest lazy writes (invocation status): the next batch's records
         # about the same invocations start from them instead of decoding Avro again.
@@ -142,6 +143,8 @@ class RocksStore:
         return self._db.get(key) if value is _DELETED else value  # type: ignore[return-value]
 
     def write(self, puts: dict[bytes, bytes | None], objects: dict[bytes, object] | None = None) -> None:
+        if self._bulk_unflushed:  # else a crash could keep this write (WAL) and lose the ones before it
+            self.flush()
         self._db.write(_write_batch(puts.items()), self._wopts)
         recent = self._recent
         recent.update(puts)
@@ -159,17 +162,23 @@ class RocksStore:
         return self._objects.get(key)
 
     def write_restored(self, writes: dict[bytes, bytes | None]) -> None:
-        """Write a changelog restore's writes (value None: delete), bypassing the WAL: a crash loses
-        whole batches from the end (memtables flush whole), never the applied offset's consistency,
-        and the restore writes them again. ``flush`` makes them durable. The caches forget all."""
+        """Write a changelog restore's writes (value None: delete), bypassing the WAL. Each call is
+        one WriteBatch holding whole deltas and the applied offset they end at; a crash loses whole
+        batches from the end (one column family: memtables flush whole and in order), so the store
+        is at some earlier applied offset with exactly that offset's rows, and the restore writes the
+        rest again. Safe only while every later write also bypasses the WAL: a WAL'd write replayed
+        after a crash would carry a later applied offset over the lost rows, so ``write`` flushes
+        first (and ``flush`` makes them durable). The caches forget all."""
         # in key order the memtable inserts cost a quarter (measured)
         self._db.write(_write_batch(sorted(writes.items())), self._bulk_wopts)
+        self._bulk_unflushed = True
         self._recent.clear()
         self._objects.clear()
 
     def flush(self) -> None:
         """Persist the memtables (after writes that bypassed the WAL)."""
         self._db.flush()
+        self._bulk_unflushed = False
 
     def scan(self, prefix: bytes, start: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
         # Bounded at the prefix's end: unbounded, the step past the last row walks every deleted key
@@ -327,11 +336,14 @@ class Transaction:
                 rows[k] = v.encode(v.obj) if isinstance(v, Lazy) else v
         return sorted(rows.items())[:limit]
 
-    def commit(self, applied_offset: int | None) -> dict[bytes, bytes | None]:
-        """One atomic write: the batch's effects and the offset they bring the partition to.
+    def commit(self, applied_offset: int | None, mark_ms: int | None = None) -> dict[bytes, bytes | None]:
+        """One atomic write: the batch's effects and the offset they bring the partition to, with
+        ``mark_ms`` (the timestamp of the log record at that offset), by which a start tells whether
+        the log still holds the record the store saw there (partitions/log_match.py).
         Returns what it wrote (value None: deleted): the batch's changelog delta."""
         if applied_offset is not None:
-            self._writes[APPLIED_OFFSET] = str(applied_offset).encode()
+            self._writes[APPLIED_OFFSET] = (b"%d" % applied_offset if mark_ms is None
+                                            else b"%d@%d" % (applied_offset, mark_ms))
         objects = {}
         for k, v in self._writes.items():
             if isinstance(v, Lazy):
@@ -348,4 +360,11 @@ class Transaction:
 def applied_offset(store: KeyValueStore) -> int:
     """The last offset applied to this store, or -1 for a fresh one."""
     raw = store.get(APPLIED_OFFSET)
-    return int(raw) if raw is not None else -1
+    return int(raw.partition(b"@")[0]) if raw is not None else -1
+
+
+def applied_mark(store: KeyValueStore) -> int | None:
+    """The timestamp of the log record at the store's applied offset, if the store recorded it."""
+    raw = store.get(APPLIED_OFFSET)
+    mark = raw.partition(b"@")[2] if raw is not None else b""
+    return int(mark) if mark else None

@@ -16,6 +16,8 @@
 | ``dd/`` | source partition | highest outbox sequence received from it |
 | ``is/`` | invocation id | its status name: lets a status change adjust the counts without a decode |
 | ``meta/`` | epoch, outbox_next, outbox_head, applied_offset, count/<status>, inbox_depth | integers as ASCII |
+
+``meta/applied_offset`` is ``<offset>@<timestamp of the record there>`` (partitions/log_match.py).
 """
 
 from __future__ import annotations

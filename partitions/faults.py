@@ -1,0 +1,54 @@
+"""Fault injection for tests of restore, rebuild and snapshots. Never set in production.
+
+``REPRISE_FAULT_CRASH_AT=<point>:<n>``: the process SIGKILLs itself the ``n``-th time it reaches
+``point`` (a crash, not an exit: no flush, no close, what RocksDB holds only in memory is lost).
+``REPRISE_FAULT_HOLD=<point>=<path>``: on reaching ``point`` the process creates ``<path>.held``
+and waits (up to ``HOLD_LIMIT_S``) until ``<path>`` exists, so a test can act while it is stuck there.
+
+Both are read once at import: unset, each call is a dictionary lookup that finds nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+HOLD_LIMIT_S = 300.0
+
+
+def _crash_plan() -> tuple[str, int] | None:
+    raw = os.environ.get("REPRISE_FAULT_CRASH_AT", "")
+    point, _, n = raw.rpartition(":")
+    return (point, int(n)) if point and n.isdigit() else None
+
+
+def _hold_plan() -> tuple[str, Path] | None:
+    point, _, path = os.environ.get("REPRISE_FAULT_HOLD", "").partition("=")
+    return (point, Path(path)) if point and path else None
+
+
+_CRASH = _crash_plan()
+_HOLD = _hold_plan()
+_reached: dict[str, int] = {}
+
+
+def crash_point(point: str) -> None:
+    """Die here if the test asked to (the ``n``-th time this point is reached)."""
+    if _CRASH is None or _CRASH[0] != point:
+        return
+    _reached[point] = _reached.get(point, 0) + 1
+    if _reached[point] == _CRASH[1]:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def hold_point(point: str) -> None:
+    """Wait here until the test releases this point (creates the file it named)."""
+    if _HOLD is None or _HOLD[0] != point:
+        return
+    release = _HOLD[1]
+    release.with_name(release.name + ".held").touch()
+    deadline = time.monotonic() + HOLD_LIMIT_S
+    while not release.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
