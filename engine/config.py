@@ -88,6 +88,11 @@ class Config:
     # crash re-ships at most this much, which receivers drop by (partition, seq)
     outbox_report_ms: int = 200
     embedded_threads: int = 4  # worker threads (each its own event loop) for the embedded app
+    # ingress/admin_guard.py: the admin API's bearer token, or a file holding it (REPRISE_ADMIN_TOKEN[_FILE])
+    admin_token: str = field(default="", repr=False)
+    admin_token_file: str = ""
+    # engine/identity.py: an Ed25519 PKCS#8 PEM key; requests to services are then signed (request identity v1)
+    request_identity_private_key_pem_file: str = ""
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     @property
