@@ -66,6 +66,9 @@ def required_token(role: str, admin_host: str, token: str, token_file: str) -> s
 
 
 def _is_open(path: str) -> bool:
+    """``/health``, ``/metrics`` and plain paths under them (no dot segments, no empty ones)."""
+    if "/." in path or "//" in path:
+        return False
     return any(path == p or path.startswith(p + "/") for p in OPEN_PREFIXES)
 
 

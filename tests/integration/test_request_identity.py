@@ -1,0 +1,81 @@
+"""Request identity v1 against the official SDK's verification: a restate-sdk service configured with
+``identity_keys=[<the engine's public key>]`` answers the engine's signed requests and refuses an
+engine that does not sign them, which says so (docs/security.md)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.harness import ROOT, Engine, Service, call_json, post
+
+
+def keygen(path: Path) -> str:
+    made = subprocess.run([sys.executable, "-m", "engine.cli", "identity", "keygen", "--out", str(path)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60, check=True)
+    shown = subprocess.run([sys.executable, "-m", "engine.cli", "identity", "public-key", "--key", str(path)],
+                           cwd=ROOT, capture_output=True, text=True, timeout=60, check=True)
+    assert made.stdout.strip() == shown.stdout.strip()
+    assert path.stat().st_mode & 0o077 == 0, "the private key is readable by its owner only"
+    return made.stdout.strip()
+
+
+def last_failure(engine: Engine, inv: str, timeout: float = 60.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status, body = post(engine.admin + f"/invocations/{inv}", None, method="GET")
+        if status == 200 and json.loads(body)["last_failure"]:
+            return json.loads(body)["last_failure"]
+        time.sleep(0.3)
+    raise AssertionError(f"{inv} recorded no failure within {timeout}s:\n" + engine.output()[-3000:])
+
+
+@pytest.mark.parametrize("http1", [False, True], ids=["h2c", "http1"])
+def test_signed_calls_pass_the_sdks_check_and_unsigned_ones_are_refused(
+        kafka_bootstrap: str, namespace: str, tmp_path: Path, effects: Path, http1: bool) -> None:
+    key = tmp_path / "identity.pem"
+    public = keygen(key)
+    assert public.startswith("publickeyv1_")
+    svc = Service(effects, tmp_path / "signed.log", http1=http1, app="tests.services.identity_app:app",
+                  env={"REPRISE_TEST_IDENTITY_KEY": public})
+    svc.start()
+    signed = Engine(kafka_bootstrap, namespace, tmp_path / "engine",
+                    env={"REPRISE_REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE": str(key)})
+    try:
+        signed.start()
+        signed.register(svc.uri, use_http_11=http1)  # discovery is signed too
+        assert call_json(signed, "/Signed/hello", "Ada") == (200, "hello Ada")
+        assert call_json(signed, "/Signed/hello", "Bo") == (200, "hello Bo")
+        signed.stop()
+
+        # The same engine restarted without its key: the service answers 401 to every attempt.
+        unsigned = Engine(kafka_bootstrap, namespace, tmp_path / "engine")
+        try:
+            unsigned.start()
+            status, body = post(unsigned.ingress + "/Signed/hello/send", b'"Cy"', {"content-type": "application/json"})
+            assert status == 202, body
+            failure = last_failure(unsigned, json.loads(body)["invocationId"])
+            assert failure["code"] == 401 and "REPRISE_REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE" in failure["message"]
+            status, body = post(unsigned.admin + "/deployments", json.dumps(
+                {"uri": svc.uri, "use_http_11": http1, "force": True}).encode(), {"content-type": "application/json"})
+            message = json.loads(body)["message"]
+            assert status == 400 and "401" in message and "request identity" in message, message
+        finally:
+            unsigned.kill()
+    finally:
+        signed.kill()
+        svc.kill()
+
+
+def test_an_unreadable_key_stops_the_start(tmp_path: Path) -> None:
+    (tmp_path / "bad.pem").write_text("not a key")
+    out = subprocess.run([sys.executable, "-m", "engine.cli", "dev", "--kafka", "127.0.0.1:1", "--home",
+                          str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                         env={"PATH": "/usr/bin:/bin", "REPRISE_NATIVE": "0",
+                              "REPRISE_REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE": str(tmp_path / "bad.pem")})
+    assert out.returncode == 2 and "bad.pem" in out.stderr, out.stderr
