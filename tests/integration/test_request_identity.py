@@ -5,6 +5,7 @@ engine that does not sign them, which says so (docs/security.md)."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import ROOT, Engine, Service, call_json, post
+from tests.harness import ROOT, Engine, Proc, Service, call_json, free_port, post
 
 
 def keygen(path: Path) -> str:
@@ -79,3 +80,46 @@ def test_an_unreadable_key_stops_the_start(tmp_path: Path) -> None:
                          env={"PATH": "/usr/bin:/bin", "REPRISE_NATIVE": "0",
                               "REPRISE_REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE": str(tmp_path / "bad.pem")})
     assert out.returncode == 2 and "bad.pem" in out.stderr, out.stderr
+
+
+GO_SERVICE = ROOT / "tests" / "services" / "go" / "identity"
+
+
+def build_go_service(out: Path) -> Path:
+    """The Go SDK service, built here (the module cache or the Go proxy provides the SDK)."""
+    if shutil.which("go") is None:
+        pytest.skip("the Go SDK test needs the go toolchain on PATH")
+    binary = out / "signed-go"
+    built = subprocess.run(["go", "build", "-o", str(binary), "."], cwd=GO_SERVICE, capture_output=True,
+                           text=True, timeout=600)
+    if built.returncode != 0 and any(w in built.stderr for w in ("dial tcp", "proxy.golang.org", "no such host")):
+        pytest.skip(f"the Go SDK could not be downloaded: {built.stderr[-300:]}")
+    assert built.returncode == 0, built.stderr
+    return binary
+
+
+def test_the_go_sdks_with_identity_v1_accepts_only_signed_requests(
+        kafka_bootstrap: str, namespace: str, tmp_path: Path) -> None:
+    binary = build_go_service(tmp_path)
+    key = tmp_path / "identity.pem"
+    public = keygen(key)
+    port = free_port()
+    svc = Proc([str(binary)], tmp_path / "go.log", {"BIND": f"127.0.0.1:{port}", "REPRISE_TEST_IDENTITY_KEY": public})
+    svc.start()
+    svc.wait_listening(port)
+    signed = Engine(kafka_bootstrap, namespace, tmp_path / "signed",
+                    env={"REPRISE_REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE": str(key)})
+    unsigned = Engine(kafka_bootstrap, namespace + "u", tmp_path / "unsigned")
+    try:
+        signed.start()
+        signed.register(f"http://127.0.0.1:{port}")
+        assert call_json(signed, "/SignedGo/Hello", "Ada") == (200, "hello Ada")
+        unsigned.start()
+        status, body = post(unsigned.admin + "/deployments", json.dumps({"uri": f"http://127.0.0.1:{port}"}).encode(),
+                            {"content-type": "application/json"})
+        message = json.loads(body)["message"]
+        assert status == 400 and "401" in message and "request identity" in message, message
+    finally:
+        unsigned.kill()
+        signed.kill()
+        svc.kill()
