@@ -115,9 +115,11 @@ def signer_from(path: str) -> RequestSigner | None:
 
 
 def answered(status: int, body: bytes) -> str:
-    """An attempt's failure text for a non-200 answer; a 401/403 says what request identity has to do with it."""
-    text = f"deployment answered {status}: {body[:300].decode(errors='replace')}"
+    """An attempt's failure text for a non-200 answer; a 401/403 says what request identity has to do with it
+    (first, so a truncated log line still says it)."""
+    text = body[:300].decode(errors="replace")
     if status in (401, 403):
-        text += (" (a service configured with identity keys refuses requests this engine did not sign with "
-                 "one of them: set REPRISE_REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE to the matching key)")
-    return text
+        return (f"deployment answered {status}: a service configured with identity keys refuses requests this "
+                "engine did not sign with one of them (set REPRISE_REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE to the "
+                f"matching key; docs/security.md): {text}")
+    return f"deployment answered {status}: {text}"

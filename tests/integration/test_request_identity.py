@@ -26,14 +26,16 @@ def keygen(path: Path) -> str:
     return made.stdout.strip()
 
 
-def last_failure(engine: Engine, inv: str, timeout: float = 60.0) -> dict:
+def last_failure(engine: Engine, inv: str, timeout: float = 90.0) -> dict:
     deadline = time.monotonic() + timeout
+    status, body = 0, b""
     while time.monotonic() < deadline:
         status, body = post(engine.admin + f"/invocations/{inv}", None, method="GET")
         if status == 200 and json.loads(body)["last_failure"]:
             return json.loads(body)["last_failure"]
         time.sleep(0.3)
-    raise AssertionError(f"{inv} recorded no failure within {timeout}s:\n" + engine.output()[-3000:])
+    raise AssertionError(f"{inv} recorded no failure within {timeout}s (last answer {status} {body[:500]!r}):\n"
+                         + engine.output()[-3000:])
 
 
 @pytest.mark.parametrize("http1", [False, True], ids=["h2c", "http1"])
