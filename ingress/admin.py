@@ -223,7 +223,7 @@ class Admin:
                 owner = self.registry.deployment(current.deployment_id)
                 return (f"service '{s['name']}' is already served by deployment {current.deployment_id}"
                         f"{f' at {owner.uri}' if owner is not None else ''}; pass \"force\": true to move it "
-                        f"to {dep.uri} (invocations in flight keep their deployment)")
+                        f"to {dep.uri} (invocations that already ran an attempt keep their deployment)")
         return None
 
     @staticmethod
