@@ -13,7 +13,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from engine import cli_partitions, native
+from engine import cli_identity, cli_partitions, native
 from engine.config import Config
 from engine.kafka_properties import KafkaConfigError, bootstrap_of
 
@@ -24,7 +24,8 @@ def _config(args: argparse.Namespace) -> Config:
                           partitions=getattr(args, "partitions", None),
                           home=Path(args.home) if getattr(args, "home", None) else None,
                           ingress_port=getattr(args, "ingress_port", None),
-                          admin_port=getattr(args, "admin_port", None))
+                          admin_port=getattr(args, "admin_port", None),
+                          admin_token_file=getattr(args, "admin_token_file", None))
     if cfg.kafka_config:
         from engine.kafka import check_client_settings
 
@@ -67,10 +68,28 @@ def cmd_topics(args: argparse.Namespace) -> int:
     return 0
 
 
+def _refused_to_start(cfg: Config, role: str) -> bool:
+    """Refuse to start without an admin token where one is required, or with an unreadable identity key."""
+    from engine.identity import IdentityKeyError, signer_from
+    from ingress.admin_guard import AdminTokenError, required_token
+
+    try:
+        required_token(role, cfg.admin_host, cfg.admin_token, cfg.admin_token_file)
+        signer = signer_from(cfg.request_identity_private_key_pem_file)
+    except (AdminTokenError, IdentityKeyError) as e:
+        print(f"reprise: {e}", file=sys.stderr)
+        return True
+    if signer is not None:
+        print(f"reprise: requests to services are signed with {signer.key_id}", file=sys.stderr)
+    return False
+
+
 def cmd_dev(args: argparse.Namespace) -> int:
     from engine.runtime import run_dev
 
     cfg = _config(args)
+    if _refused_to_start(cfg, "dev"):
+        return 2
     kafka = None
     if not (args.kafka or os.environ.get("REPRISE_BOOTSTRAP") or (cfg.kafka_config and bootstrap_of(cfg.kafka_config))):
         from deploy.kafka.local import ForeignKafka, KafkaToolMissing
@@ -97,16 +116,28 @@ def cmd_node(args: argparse.Namespace) -> int:
     """``reprise processor`` or ``reprise ingress``: one role of a cluster, against an existing Kafka."""
     from engine.runtime import run
 
-    _run(run(_config(args), args.command))
+    cfg = _config(args)
+    if _refused_to_start(cfg, args.command):
+        return 2
+    _run(run(cfg, args.command))
     return 0
 
 
 def _admin(args: argparse.Namespace, method: str, path: str, body: object = None) -> tuple[int, object]:
     """Call the admin API; (status, decoded JSON body)."""
+    from ingress.admin_guard import AdminTokenError, read_token
+
     cfg = _config(args)
     data = json.dumps(body).encode() if body is not None else None
+    headers = {"content-type": "application/json"}
+    try:
+        token = read_token(cfg.admin_token, cfg.admin_token_file)
+    except AdminTokenError as e:
+        return 0, {"message": str(e)}
+    if token:
+        headers["authorization"] = f"Bearer {token}"
     req = urllib.request.Request(f"http://{cfg.admin_host}:{cfg.admin_port}{path}", data=data, method=method,
-                                 headers={"content-type": "application/json"})
+                                 headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=60) as resp:
             return resp.status, json.loads(resp.read() or b"null")
@@ -200,6 +231,8 @@ def _common(p: argparse.ArgumentParser, kafka: bool = True) -> None:
                        help="librdkafka settings for every client (SASL, TLS, tuning): docs/cluster.md")
     p.add_argument("--namespace", help="topic prefix (default reprise)")
     p.add_argument("--home", help="state directory (default .reprise)")
+    p.add_argument("--admin-token-file", metavar="FILE",
+                   help="the admin API's bearer token, read from FILE (else REPRISE_ADMIN_TOKEN): docs/security.md")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -269,6 +302,7 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_subscriptions)
 
     cli_partitions.add_parser(sub, _common, _config)
+    cli_identity.add_parser(sub, _config)
 
     p = sub.add_parser("native", help="compile the apply path with Cython, or show what is compiled (engine/native.py)")
     p.add_argument("action", choices=["build", "status"])

@@ -91,6 +91,11 @@ class Config:
     # Topics a Reply may be written to for a Kafka-native client: comma-separated glob patterns
     # (engine/reply_topics.py); "" means "<namespace>.replies.*". Engine topics are never allowed.
     reply_topics: str = ""
+    # ingress/admin_guard.py: the admin API's bearer token, or a file holding it (REPRISE_ADMIN_TOKEN[_FILE])
+    admin_token: str = field(default="", repr=False)
+    admin_token_file: str = ""
+    # engine/identity.py: an Ed25519 PKCS#8 PEM key; requests to services are then signed (request identity v1)
+    request_identity_private_key_pem_file: str = ""
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     @property

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from typing import Any
 
 import httpx
+
+from engine.identity import RequestSigner
+
+log = logging.getLogger(__name__)
 
 ACCEPT = ", ".join(f"application/vnd.restate.endpointmanifest.v{v}+json" for v in (4, 3, 2))
 PROTOCOL_VERSION = 6  # the one invocation protocol version Reprise speaks
@@ -27,16 +32,22 @@ def http_client(use_http_11: bool, timeout: float) -> httpx.AsyncClient:
 
 
 async def discover(uri: str, use_http_11: bool, headers: dict[str, str],
-                   timeout: float = 10.0) -> dict[str, Any]:
-    """Fetch and validate the endpoint manifest."""
+                   timeout: float = 10.0, signer: RequestSigner | None = None) -> dict[str, Any]:
+    """Fetch and validate the endpoint manifest. A refusal's body goes to this process's log, not into
+    the error: the admin client learns the status, not what the remote server chose to say."""
     url = uri.rstrip("/") + "/discover"
+    sent = {"accept": ACCEPT, **headers, **(signer.headers("/discover") if signer is not None else {})}
     try:
         async with http_client(use_http_11, timeout) as client:
-            resp = await client.get(url, headers={"accept": ACCEPT, **headers})
+            resp = await client.get(url, headers=sent)
     except httpx.HTTPError as e:
-        raise DiscoveryError(f"cannot reach {url}: {type(e).__name__}: {e}") from None
+        raise DiscoveryError(f"cannot reach {url}: {type(e).__name__}: {str(e)[:200]}") from None
     if resp.status_code != 200:
-        raise DiscoveryError(f"{url} answered {resp.status_code}: {resp.text[:200]}")
+        log.warning("discovery of %s answered %s: %s", url, resp.status_code, resp.text[:2000])
+        reason = resp.reason_phrase or "error"
+        hint = (": the deployment refuses requests without this engine's request identity (docs/security.md)"
+                if resp.status_code in (401, 403) else "; the engine's log has the response body")
+        raise DiscoveryError(f"{url} answered {resp.status_code} {reason}{hint}")
     try:
         manifest = resp.json()
     except ValueError:
@@ -57,4 +68,5 @@ def validate(manifest: dict[str, Any]) -> None:
         raise DiscoveryError("manifest lacks services")
     for s in manifest["services"]:
         if not isinstance(s, dict) or not s.get("name") or s.get("ty") not in ("SERVICE", "VIRTUAL_OBJECT", "WORKFLOW"):
-            raise DiscoveryError(f"manifest has a malformed service entry: {str(s)[:200]}")
+            raise DiscoveryError("manifest has a malformed service entry (a name and a ty of SERVICE, "
+                                 "VIRTUAL_OBJECT or WORKFLOW expected)")

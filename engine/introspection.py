@@ -36,3 +36,29 @@ class PartitionControl(Protocol):
     def snapshot(self, partition: int) -> dict[str, Any] | None:
         """Snapshot the partition now; None if this process does not own it."""
         ...
+
+
+# Credentials a client or caller sent: never shown by introspection (the journal keeps them, since the
+# handler receives them on every attempt).
+REDACTED_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie", "x-restate-jwt-v1"})
+REDACTED = "<redacted>"
+
+
+def redact_headers(value: Any) -> Any:
+    """``value`` (a described invocation or journal entry) with the values of credential headers replaced.
+
+    Headers appear as ``{"key": name, "value": ...}`` items of a ``headers`` list (Input, Call and
+    OneWayCall entries); any such list, at any depth, is redacted.
+    """
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            if k == "headers" and isinstance(v, list):
+                out[k] = [{**h, "value": REDACTED} if isinstance(h, dict) and str(h.get("key", "")).lower()
+                          in REDACTED_HEADERS else redact_headers(h) for h in v]
+            else:
+                out[k] = redact_headers(v)
+        return out
+    if isinstance(value, list):
+        return [redact_headers(v) for v in value]
+    return value

@@ -12,10 +12,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from engine.config import Config
 from engine.discovery import DiscoveryError, discover
+from engine.identity import signer_from
 from engine.ids import InvocationId
-from engine.introspection import Introspector, PartitionControl
+from engine.introspection import Introspector, PartitionControl, redact_headers
 from engine.registry import Deployment, Registry
 from engine.subscriptions import SubscriptionRegistry
+from ingress.admin_guard import guard, read_token, uri_problem
 from ingress.errors import IngressError, error_response
 from ingress.log_client import LogClient
 
@@ -29,9 +31,11 @@ class Admin:
         self.subscriptions = subscriptions
         self.log = LogClient(cfg, "admin")
         self.introspector = introspector
+        self.token = read_token(cfg.admin_token, cfg.admin_token_file)  # "": not enforced (dev on loopback)
+        self.signer = signer_from(cfg.request_identity_private_key_pem_file)  # discovery is signed too
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[self._errors])
+        app = web.Application(middlewares=[guard(self.token), self._errors])
         r = app.router
         r.add_get("/health", self.health)
         r.add_get("/partitions", self.list_partitions)
@@ -87,7 +91,7 @@ class Admin:
         found = await _in_thread(self._need_introspector().describe, inv)
         if found is None:
             return error_response(404, f"invocation {inv} not found")
-        return web.json_response(found)
+        return web.json_response(redact_headers(found))
 
     async def get_state(self, request: web.Request) -> web.Response:
         name, key = request.match_info["name"], request.match_info["key"]
@@ -186,23 +190,41 @@ class Admin:
         if not isinstance(body, dict) or not isinstance(body.get("uri"), str):
             return error_response(400, "expected a JSON object with a string 'uri'")
         uri = body["uri"].rstrip("/")
+        problem = uri_problem(uri)
+        if problem is not None:
+            return error_response(400, f"bad deployment uri {uri!r}: {problem}")
         use_http_11 = bool(body.get("use_http_11", False))
+        force = body.get("force") is True
         headers = body.get("additional_headers") or {}
         if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
             return error_response(400, "additional_headers must map names to strings")
         try:
-            manifest = await discover(uri, use_http_11, headers)
+            manifest = await discover(uri, use_http_11, headers, signer=self.signer)
         except DiscoveryError as e:
             return error_response(400, f"discovery failed: {e}")
         existing = self.registry.find_by_uri(uri)
-        if existing is not None and not body.get("force", False):
+        if existing is not None and not force:
             if existing.manifest == manifest and existing.use_http_11 == use_http_11:
                 return web.json_response(self._created(existing), status=200)
             return error_response(409, f"deployment {existing.id} at {uri} exists with a different manifest; "
                                        "pass \"force\": true to replace it")
         dep = Deployment.new(uri, use_http_11, headers, manifest)
+        taken = None if force else self._taken_over(dep)
+        if taken is not None:
+            return error_response(409, taken)
         await _in_thread(self.registry.publish, dep)
         return web.json_response(self._created(dep), status=201)
+
+    def _taken_over(self, dep: Deployment) -> str | None:
+        """Why ``dep`` may not be registered without force: it serves a service another deployment serves."""
+        for s in dep.manifest["services"]:
+            current = self.registry.service(s["name"])
+            if current is not None and current.deployment_id != dep.id:
+                owner = self.registry.deployment(current.deployment_id)
+                return (f"service '{s['name']}' is already served by deployment {current.deployment_id}"
+                        f"{f' at {owner.uri}' if owner is not None else ''}; pass \"force\": true to move it "
+                        f"to {dep.uri} (invocations that already ran an attempt keep their deployment)")
+        return None
 
     @staticmethod
     def _created(dep: Deployment) -> dict[str, Any]:

@@ -24,6 +24,7 @@ import httpx
 from engine.config import Config
 from engine.discovery import PROTOCOL_VERSION, http_client
 from engine.h2c import H2cClient, H2cError, H2cStream, WriteHold
+from engine.identity import answered, signer_from
 from engine.ids import InvocationId
 from engine.protocol import journal as pj
 from engine.protocol.framing import Frame, ProtocolError, decode_frame, iter_frames
@@ -66,6 +67,7 @@ class Invoker:
         self._h2c = H2cClient(cfg.attempt_timeout_s, cfg.invoker_connections, cfg.invoker_streams_per_connection)
         self._live: dict[tuple[str, int], LiveAttempt] = {}  # streaming attempts, by (invocation, attempt)
         self._policy = StreamPolicy(cfg.stream_calm_attempts)
+        self._signer = signer_from(cfg.request_identity_private_key_pem_file)  # None: requests go unsigned
 
     def start(self, partition: int, store: KeyValueStore, epoch: int, invocation_id: str, attempt: int) -> None:
         key = (invocation_id, attempt)
@@ -166,6 +168,8 @@ class Invoker:
         if row["key"] is not None:
             headers["x-restate-service-key"] = quote(row["key"], safe="")
         path = f"/invoke/{row['service']}/{row['handler']}"
+        if self._signer is not None:
+            headers.update(self._signer.headers(path))  # request identity v1: a cached token per path
         out = AttemptOutput(row, dep.id, self._check_command, self._retry)
         if live is not None:
             effects = await live.run(lambda: self._open_stream(dep, path, body, headers), out, emit)
@@ -204,8 +208,7 @@ class Invoker:
         except (httpx.HTTPError, H2cError) as e:
             return out.failed(503, f"{type(e).__name__} calling {dep.uri}{path}: {e}")
         if status != 200:
-            text = content[:300].decode(errors="replace")
-            return out.failed(status, f"deployment answered {status}: {text}")
+            return out.failed(status, answered(status, content))
         try:
             for frame in iter_frames(content):
                 final = out.take(frame)

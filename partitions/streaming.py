@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from engine.h2c import H2cError
+from engine.identity import answered
 from engine.protocol import journal as pj
 from engine.protocol.framing import FrameReader, ProtocolError
 from partitions.attempt_output import AttemptOutput, Effects
@@ -146,6 +147,5 @@ class LiveAttempt:
         finally:
             stream.end()
         if stream.status != 200:
-            text = bytes(error_body[:300]).decode(errors="replace")
-            return out.failed(stream.status, f"deployment answered {stream.status}: {text}")
+            return out.failed(stream.status, answered(stream.status, bytes(error_body[:300])))
         return out.unterminated()

@@ -17,8 +17,20 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
+# The cluster roles refuse to start without an admin token (docs/security.md): theirs is this one, and
+# ``post``/``request`` send it to every admin port an Engine of those roles listens on.
+ADMIN_TOKEN = "reprise-test-admin-token"
+_TOKEN_PORTS: set[int] = set()
+
+
+def _with_token(url: str, headers: dict[str, str] | None) -> dict[str, str]:
+    headers = dict(headers or {})
+    if urlsplit(url).port in _TOKEN_PORTS and not any(k.lower() == "authorization" for k in headers):
+        headers["authorization"] = f"Bearer {ADMIN_TOKEN}"
+    return headers
 
 
 def free_port() -> int:
@@ -103,9 +115,12 @@ class Engine(Proc):
                 "--home", str(home), "--admin-port", str(self.admin_port)]
         if role != "processor":
             args += ["--ingress-port", str(self.ingress_port)]
+        token = {"REPRISE_ADMIN_TOKEN": ADMIN_TOKEN} if role != "dev" else {}
+        if role != "dev":
+            _TOKEN_PORTS.add(self.admin_port)
         super().__init__(args, home / f"{role}.log", {
             "REPRISE_RETRY_INITIAL_INTERVAL_MS": "100", "REPRISE_RETRY_MAX_INTERVAL_MS": "1000",
-            "REPRISE_PARTITIONS": str(partitions), **(env or {})})
+            "REPRISE_PARTITIONS": str(partitions), **token, **(env or {})})
 
     @property
     def ingress(self) -> str:
@@ -160,7 +175,7 @@ class Service(Proc):
 
 def post(url: str, body: bytes | None = None, headers: dict[str, str] | None = None,
          timeout: float = 60.0, method: str = "POST") -> tuple[int, bytes]:
-    req = urllib.request.Request(url, data=body, headers=headers or {}, method=method)
+    req = urllib.request.Request(url, data=body, headers=_with_token(url, headers), method=method)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return resp.status, resp.read()
@@ -231,7 +246,7 @@ def log_kinds(bootstrap: str, namespace: str, timeout: float = 10.0) -> list[str
 def request(url: str, body: bytes | None = None, headers: dict[str, str] | None = None,
             method: str = "POST", timeout: float = 60.0) -> tuple[int, dict[str, str], bytes]:
     """Like ``post``, with the response headers (lower-cased names)."""
-    req = urllib.request.Request(url, data=body, headers=headers or {}, method=method)
+    req = urllib.request.Request(url, data=body, headers=_with_token(url, headers), method=method)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return resp.status, {k.lower(): v for k, v in resp.headers.items()}, resp.read()

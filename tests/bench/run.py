@@ -33,6 +33,7 @@ from tests.bench.loadgen import WORKLOADS, Result, greet, run_load  # noqa: E402
 
 PEER = ROOT.parent / "shared" / "peers" / "restate-peer.sh"
 INGRESS, ADMIN, SERVICE = "http://127.0.0.1:8080", "http://127.0.0.1:9070", "http://127.0.0.1:9080"
+ADMIN_TOKEN = "bench-admin-token"  # the cluster roles need one (docs/security.md); dev engines ignore it
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -91,7 +92,8 @@ def drain(start_count: int, accepted: int, timeout: float = 300.0) -> float:
 
 def register(admin: str = ADMIN) -> None:
     req = urllib.request.Request(admin + "/deployments", data=json.dumps({"uri": SERVICE, "force": True}).encode(),
-                                 headers={"content-type": "application/json"}, method="POST")
+                                 headers={"content-type": "application/json",
+                                          "authorization": f"Bearer {ADMIN_TOKEN}"}, method="POST")
     urllib.request.urlopen(req, timeout=60).read()
     time.sleep(1.0)
 
@@ -163,6 +165,7 @@ class RepriseSplit(Reprise):
         ns = f"bench{int(time.time())}"
         common = ["--kafka", fresh_broker(), "--namespace", ns]
         self.procs = [subprocess.Popen([py, "-m", "engine.cli", role, *common, *extra], cwd=ROOT,
+                                       env={**os.environ, "REPRISE_ADMIN_TOKEN": ADMIN_TOKEN},
                                        stdout=subprocess.DEVNULL, start_new_session=True,
                                        stderr=open(ROOT / ".reprise" / f"bench-{self.name}-{role}.log", "w"))
                       for role, extra in (("processor", ["--admin-port", "9071"]), ("ingress", []))]
