@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from engine.h2c import H2cError
+from engine.limits import LimitExceeded
 from engine.protocol import journal as pj
 from engine.protocol.framing import FrameReader, ProtocolError
 from partitions.attempt_output import AttemptOutput, Effects
@@ -107,7 +108,7 @@ class LiveAttempt:
         if self._pending:
             stream.send(b"".join(self._pending))
             self._pending.clear()
-        reader, error_body, last_heard = FrameReader(), bytearray(), time.monotonic()
+        reader, error_body, last_heard = FrameReader(out.limits.protocol_frame), bytearray(), time.monotonic()
         try:
             while True:
                 try:
@@ -125,7 +126,8 @@ class LiveAttempt:
                     break
                 last_heard = time.monotonic()
                 if stream.status != 200:
-                    error_body += chunk
+                    if len(error_body) < 300:  # only its start goes into the failure's message
+                        error_body += chunk
                     continue
                 for frame in reader.feed(chunk):
                     final = out.take(frame)
@@ -140,6 +142,9 @@ class LiveAttempt:
         except ProtocolError as e:
             stream.reset()
             return out.violation(e)
+        except LimitExceeded as e:
+            stream.reset()
+            return out.over_limit(e)
         except asyncio.CancelledError:
             stream.reset()  # the partition moved away: the handler must stop, not suspend
             raise

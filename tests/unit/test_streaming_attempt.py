@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 from engine.h2c import H2cError, Inbox
+from engine.limits import Limits
 from engine.protocol import journal as pj
 from engine.protocol import reprise_protocol_pb2 as pb
 from engine.protocol.framing import encode_frame, encode_message
@@ -56,7 +57,7 @@ END = encode_message(pb.EndMessage())
 def output() -> AttemptOutput:
     def retry(row: Any, code: int, message: str, *_: Any) -> dict[str, Any]:
         return {"outcome": {"code": code, "message": message, "retryable": True}}
-    return AttemptOutput(ROW, "dp_1", lambda *_: None, retry)
+    return AttemptOutput(ROW, "dp_1", lambda *_: None, retry, Limits(4 * 1024 * 1024))
 
 
 async def until(check: Any) -> None:
