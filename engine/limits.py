@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from engine.protocol.messages import MessageType, type_name
+
 # What a log record may carry besides its payload (Avro framing, ids, a failure's message): the
 # topics and producers are configured for max_message_bytes plus this (engine/kafka.py).
 ENVELOPE_BYTES = 64 * 1024
@@ -21,6 +23,17 @@ FAILURE_MESSAGE_CHARS = 8 * 1024
 # The code of the terminal failure when a service's output crosses a limit.
 LIMIT_CODE = 500
 SETTING = "max_message_bytes, REPRISE_MAX_MESSAGE_BYTES"
+
+
+# What a message over its limit is, in the words of the SDKs' API.
+_WHAT = {MessageType.PROPOSE_RUN_COMPLETION: "a ctx.run result", MessageType.SET_STATE_COMMAND: "a state value",
+         MessageType.OUTPUT_COMMAND: "the handler's output", MessageType.CALL_COMMAND: "a call's parameter",
+         MessageType.ONE_WAY_CALL_COMMAND: "a send's parameter"}
+
+
+def what_is(msg_type: int) -> str:
+    """A protocol message named for a user: "a ctx.run result", "a state value", ..."""
+    return _WHAT.get(msg_type, f"a {type_name(msg_type)} message")  # type: ignore[call-overload]
 
 
 class LimitExceeded(Exception):

@@ -10,7 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from engine.limits import ENTRY_OVERHEAD_BYTES, FAILURE_MESSAGE_CHARS, LIMIT_CODE, LimitExceeded, Limits, exceeded
+from engine.limits import (
+    ENTRY_OVERHEAD_BYTES,
+    FAILURE_MESSAGE_CHARS,
+    LIMIT_CODE,
+    LimitExceeded,
+    Limits,
+    exceeded,
+    what_is,
+)
 from engine.protocol import journal as pj
 from engine.protocol.framing import Frame, ProtocolError
 from engine.protocol.messages import MessageType, is_command, type_name
@@ -105,7 +113,7 @@ class AttemptOutput:
         if self._budget >= 0:
             return None
         if len(entry) > self.limits.journal_entry:
-            what = f"{_WHAT.get(t, 'a ' + type_name(t))} of {self._row['service']}/{self._row['handler']}"
+            what = f"{what_is(t)} of {self._row['service']}/{self._row['handler']}"
             return self.over_limit(LimitExceeded(exceeded(what, len(entry), self.limits.journal_entry)))
         used = self.limits.attempt_output - self._budget
         what = f"the output of one attempt of {self._row['service']}/{self._row['handler']}"
@@ -117,12 +125,6 @@ class AttemptOutput:
     def _body(self, outcome: dict[str, Any]) -> Effects:
         return {"deployment_id": self._dep, "entries": self.entries, "handler_kinds": self.kinds,
                 "outcome": outcome}
-
-
-# What a journal entry over its limit is, in the words of the SDKs' API.
-_WHAT = {MessageType.PROPOSE_RUN_COMPLETION: "a ctx.run result", MessageType.SET_STATE_COMMAND: "a state value",
-         MessageType.OUTPUT_COMMAND: "the handler's output", MessageType.CALL_COMMAND: "a call's parameter",
-         MessageType.ONE_WAY_CALL_COMMAND: "a send's parameter"}
 
 
 def failed_effects(code: int, message: str, retryable: bool, deployment_id: str | None,

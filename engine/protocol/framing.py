@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 from google.protobuf.message import DecodeError, Message
 
-from engine.limits import LimitExceeded, exceeded
+from engine.limits import LimitExceeded, exceeded, what_is
 from engine.protocol.messages import message_class, type_name, type_of
 
 _HEADER = struct.Struct(">HHI")
@@ -88,7 +88,7 @@ class FrameReader:
         while len(self._buf) - pos >= HEADER_SIZE:
             t, flags, length = _HEADER.unpack_from(self._buf, pos)
             if self._max is not None and length > self._max:
-                raise LimitExceeded(exceeded(f"a {type_name(t)} message from the service", length, self._max))
+                raise LimitExceeded(exceeded(f"{what_is(t)} from the service", length, self._max))
             stop = pos + HEADER_SIZE + length
             if stop > len(self._buf):
                 break
