@@ -85,6 +85,8 @@ class PartitionProcessor:
         # Fault injection for tests: behave as if the process died after committing a batch and before
         # shipping its outbox (REPRISE_FAULT_HOLD_OUTBOX=1). Never set in production.
         self._hold_outbox = os.environ.get("REPRISE_FAULT_HOLD_OUTBOX") == "1"
+        # ... and lose this many effects records, as if their attempts vanished (REPRISE_FAULT_LOSE_EFFECTS=n)
+        self._lose_effects = int(os.environ.get("REPRISE_FAULT_LOSE_EFFECTS", "0"))
         self.leader_ready = asyncio.Event()
 
     # lifecycle -------------------------------------------------------------------------------
@@ -423,6 +425,9 @@ class PartitionProcessor:
     def _emit_effects(self, partition: int, effects: dict[str, Any]) -> None:
         if partition not in self.leading:
             return  # the partition moved on; the new leader runs the attempt again
+        if self._lose_effects > 0:
+            self._lose_effects -= 1
+            return
         effects["outcome"] = tagged_outcome(effects["outcome"])
         refused = self.attempts.delivery(partition, effects["invocation_id"], effects["attempt"])
         self.burst.produce_record(self.cfg.log_topic, partition, "InvokerEffects", effects, on_delivery=refused)

@@ -71,3 +71,21 @@ def test_a_response_over_the_limit_over_http_1_1_fails_the_call(kafka_bootstrap:
     finally:
         eng.kill()
         svc.kill()
+
+
+def test_an_attempt_whose_record_vanished_is_re_driven_by_the_watchdog(kafka_bootstrap: str, namespace: str,
+                                                                      tmp_path: Path, effects: Path) -> None:
+    """The first effects record is lost (fault injection): its invocation stays INVOKED with nothing
+    driving it until the watchdog fails that attempt; the retry then completes the call."""
+    svc = Service(effects, tmp_path / "svc1.log", http1=True)
+    eng = Engine(kafka_bootstrap, namespace, tmp_path / "engine", env={
+        "REPRISE_FAULT_LOSE_EFFECTS": "1", "REPRISE_ATTEMPT_WATCHDOG_S": "2"})
+    try:
+        svc.start()
+        eng.start()
+        eng.register(svc.uri, use_http_11=True)
+        assert call_json(eng, "/Steps/big_run", 10, timeout=90) == (200, 10)
+        assert "no live attempt for 2 s" in eng.output()
+    finally:
+        eng.kill()
+        svc.kill()
