@@ -35,6 +35,7 @@ from partitions.tables import Tables
 
 log = logging.getLogger(__name__)
 
+_TOO_LARGE = frozenset({KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.INVALID_MSG_SIZE})
 AttemptKey = tuple[int, str, int]  # (partition, invocation id, attempt)
 
 
@@ -125,8 +126,10 @@ class AttemptGuard:
             log.error("the failure record of %s attempt %d was refused too (%s); the watchdog retries it",
                       inv, attempt, err)
             return
+        if len(self._refused) > 10_000:  # only ever grows with refusals; the watchdog covers any forgotten
+            self._refused.clear()
         self._refused.add((inv, attempt))
-        too_large = err.code() == KafkaError.MSG_SIZE_TOO_LARGE
+        too_large = err.code() in _TOO_LARGE
         message = f"Kafka refused the record of attempt {attempt}: {err.str()}"
         log.error("%s: %s", inv, message)
         self._invoker.fail_attempt(partition, store, epoch, inv, attempt, LIMIT_CODE if too_large else 500,
