@@ -257,3 +257,25 @@ def test_an_effects_record_kafka_refuses_becomes_a_failure_record_of_its_attempt
     p.feed("InvokerEffects", emitted[0])
     assert p.status(inv)["status"] == "COMPLETED"
     assert guard.delivery(0, inv, 1)(None, None) is None  # delivered: nothing to do
+
+
+def test_an_attempt_task_that_crashes_ends_in_a_failure_record_not_in_silence() -> None:
+    import asyncio
+
+    p = new_partition()
+    inv = inv_on(0)
+    invoke(p, inv)
+    _, invoker, emitted, _, _ = leader(p)
+
+    async def broken(*_: Any) -> None:
+        raise KeyError("a bug in the engine")
+
+    async def go() -> None:
+        invoker._run = broken  # type: ignore[method-assign]
+        invoker.start(0, p.store, 1, inv, 1)
+        await asyncio.gather(*list(invoker._tasks))
+    asyncio.run(go())
+    assert len(emitted) == 1 and emitted[0]["outcome"]["retryable"] is True
+    assert "KeyError" in emitted[0]["outcome"]["message"]
+    p.feed("InvokerEffects", emitted[0])
+    assert p.status(inv)["status"] == "BACKING_OFF"
