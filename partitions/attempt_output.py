@@ -103,6 +103,11 @@ class AttemptOutput:
     def violation(self, error: ProtocolError) -> Effects:
         return self.failed(571, f"protocol violation: {error}")
 
+    def has_room(self, frame: Frame) -> bool:
+        """Whether the frame fits the record being gathered (a run's notification is a few bytes
+        longer than its proposal: counted with a margin)."""
+        return len(frame.raw) + ENTRY_OVERHEAD_BYTES + 16 <= self._budget
+
     def over_limit(self, error: LimitExceeded) -> Effects:
         """Bytes from the service over a limit: terminal, since a retry would produce them again."""
         return failed_effects(LIMIT_CODE, str(error), retryable=False, deployment_id=self._dep)

@@ -90,6 +90,12 @@ class LiveAttempt:
         if self.stream is not None:
             self.stream.reset()
 
+    def _flush(self, out: AttemptOutput, emit_progress: Callable[[Effects], None]) -> None:
+        """The entries so far go to the log as a Progress record."""
+        self._awaited_runs.update(out.proposed)
+        self.progressed = True
+        emit_progress(out.progress())
+
     def close_input(self) -> None:
         if self.stream is not None:
             self.stream.end()
@@ -130,13 +136,13 @@ class LiveAttempt:
                         error_body += chunk
                     continue
                 for frame in reader.feed(chunk):
+                    if out.entries and not out.has_room(frame):  # a step's record is full: the rest go in the next
+                        self._flush(out, emit_progress)
                     final = out.take(frame)
                     if final is not None:
                         return final  # the finally below ends our input: the SDK waits for that
                 if out.wants_flush:
-                    self._awaited_runs.update(out.proposed)
-                    self.progressed = True
-                    emit_progress(out.progress())
+                    self._flush(out, emit_progress)
         except H2cError as e:
             return None if self.aborted else out.failed(503, f"stream to {stream.url} failed: {e}")
         except ProtocolError as e:
