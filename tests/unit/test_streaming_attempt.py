@@ -167,3 +167,15 @@ def test_a_streamed_attempt_cuts_its_records_where_the_next_entry_would_not_fit(
         assert final["outcome"] == {} and final["entries"] == [sets[2], OUTPUT]
         assert [p["entries"] for p in progress] == [sets[:2]]
     asyncio.run(go())
+
+
+def test_a_malformed_run_proposal_fails_the_attempt_as_a_protocol_violation_to_retry() -> None:
+    async def go() -> None:
+        stream = ScriptedStream()
+        live = LiveAttempt(known_entries=1, idle_s=1, timeout_s=5)
+        task = asyncio.create_task(live.run(lambda: _ready(stream), output(), lambda _: None))
+        stream.chunks.put(RUN + encode_frame(MessageType.PROPOSE_RUN_COMPLETION, b"\x0a\xff\xff\xff\xff\x0f"))
+        final = await asyncio.wait_for(task, 10)
+        assert final["outcome"]["code"] == 571 and final["outcome"]["retryable"] is True
+        assert "malformed" in final["outcome"]["message"] and stream.was_reset
+    asyncio.run(go())
