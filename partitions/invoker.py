@@ -158,8 +158,11 @@ class Invoker:
                 emit(effects)
         except Exception as e:  # noqa: BLE001 - a bug here must end the attempt in the log, not in silence
             log.exception("attempt %s of %s crashed", attempt, inv)
-            self.fail_attempt(partition, store, epoch, inv, attempt, 500,
-                              f"the engine failed running attempt {attempt}: {type(e).__name__}: {e}")
+            try:
+                self.fail_attempt(partition, store, epoch, inv, attempt, 500,
+                                  f"the engine failed running attempt {attempt}: {type(e).__name__}: {e}")
+            except Exception:  # noqa: BLE001 - e.g. its store closed: the watchdog (or a new leader) takes over
+                log.exception("attempt %s of %s: its failure could not be recorded", attempt, inv)
         finally:
             self._running.discard((inv, attempt))
             live = self._live.pop((inv, attempt), None)
