@@ -52,6 +52,9 @@ class Config:
     admin_port: int = 9070
     max_message_bytes: int = 4 * 1024 * 1024
     attempt_timeout_s: float = 300.0
+    # An INVOKED invocation with no live attempt in its leader for this long gets a failure record of that
+    # attempt, so it runs again (partitions/attempt_guard.py); 0: no watchdog
+    attempt_watchdog_s: float = 60.0
     eager_state_limit_bytes: int = 64 * 1024  # above this an object's state is sent lazily
     max_inflight_requests: int = 10_000  # per ingress process; past it: 429 with Retry-After
     produce_timeout_ms: int = 30_000  # the ingress answers 503 when Kafka has not acknowledged by then

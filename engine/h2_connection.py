@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import hpack
 
 from engine import h2_frames as f
+from engine.limits import LimitExceeded, exceeded
 
 WINDOW = 16 * 1024 * 1024  # receive window per connection and stream: big responses never stall
 RECEIVE_MAX_FRAME = 1 << 20  # the largest frame the peer may send us: fewer frames for big responses
@@ -82,6 +83,7 @@ class Stream:
     local_closed: bool = False  # our END_STREAM went out
     remote_closed: bool = False  # the response ended
     unacked: int = 0  # received bytes not yet given back with a WINDOW_UPDATE
+    received: int = 0  # response body bytes so far (a complete-body request)
 
     def fail(self, error: Exception) -> None:
         if not self.done.done():
@@ -123,8 +125,10 @@ class WriteHold:
 class Connection(asyncio.Protocol):
     """One HTTP/2 connection: its streams, flow control both ways and the peer's settings."""
 
-    def __init__(self, authority: str, max_requests: int, streams_cap: int = 100) -> None:
+    def __init__(self, authority: str, max_requests: int, streams_cap: int = 100,
+                 max_body: int | None = None) -> None:
         self.authority = authority.encode()
+        self.max_body = max_body  # a complete-body response past this fails its request (LimitExceeded)
         self.max_requests = max_requests
         self.streams_cap = streams_cap  # ours, below the peer's: fewer streams per connection can cost a server less
         self.streams: dict[int, Stream] = {}
@@ -194,6 +198,12 @@ class Connection(asyncio.Protocol):
             if s.inbox is not None:
                 s.inbox.put(data)
             else:
+                s.received += len(data)
+                if self.max_body is not None and s.received > self.max_body:
+                    s.fail(LimitExceeded(exceeded(f"the response from {self.authority.decode()}", s.received,
+                                                  self.max_body)))
+                    self.cancel(stream_id)
+                    return
                 s.chunks.append(data)
         if flags & f.END_STREAM:
             self._remote_ended(stream_id, s)

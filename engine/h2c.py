@@ -38,8 +38,9 @@ class H2cClient:
     """Connections per origin, opened as needed; one request per stream."""
 
     def __init__(self, timeout_s: float, max_connections_per_origin: int = 8, max_streams_per_connection: int = 100,
-                 requests_per_connection: int = REQUESTS_PER_CONNECTION) -> None:
+                 requests_per_connection: int = REQUESTS_PER_CONNECTION, max_response_bytes: int | None = None) -> None:
         self._timeout = timeout_s
+        self._max_body = max_response_bytes  # a larger complete-body response raises engine.limits.LimitExceeded
         self._per_connection = requests_per_connection
         self._streams_cap = max_streams_per_connection
         self._max = max_connections_per_origin
@@ -142,7 +143,8 @@ class H2cClient:
             loop = asyncio.get_running_loop()
             try:
                 _, conn = await asyncio.wait_for(loop.create_connection(
-                    lambda: Connection(f"{origin[0]}:{origin[1]}", self._per_connection, self._streams_cap),
+                    lambda: Connection(f"{origin[0]}:{origin[1]}", self._per_connection, self._streams_cap,
+                                       self._max_body),
                     origin[0], origin[1]),
                     self._timeout)
             except (OSError, TimeoutError) as e:

@@ -10,6 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from engine.limits import (
+    ENTRY_OVERHEAD_BYTES,
+    FAILURE_MESSAGE_CHARS,
+    LIMIT_CODE,
+    LimitExceeded,
+    Limits,
+    exceeded,
+    what_is,
+)
 from engine.protocol import journal as pj
 from engine.protocol.framing import Frame, ProtocolError
 from engine.protocol.messages import MessageType, is_command, type_name
@@ -33,8 +42,11 @@ NEEDS_RUNTIME = frozenset({
 class AttemptOutput:
     """Accumulates the journal entries of one attempt until it ends (or, streaming, until a flush)."""
 
-    def __init__(self, row: dict[str, Any], deployment_id: str, check: CommandCheck, retry: Retry) -> None:
+    def __init__(self, row: dict[str, Any], deployment_id: str, check: CommandCheck, retry: Retry,
+                 limits: Limits) -> None:
         self._row, self._dep, self._check, self._retry = row, deployment_id, check, retry
+        self.limits = limits
+        self._budget = limits.attempt_output  # what the entries taken since the last flush may still weigh
         self.entries: list[bytes] = []
         self.kinds: dict[str, str] = {}
         self.proposed: list[int] = []  # run completions proposed since the last flush
@@ -48,10 +60,16 @@ class AttemptOutput:
             refusal = self._check(self._row, frame, str(len(self.entries)), self.kinds)
             if refusal is not None:
                 return failed_effects(refusal[0], refusal[1], retryable=False, deployment_id=self._dep)
+            over = self._admit(frame.raw, t)
+            if over is not None:
+                return over
             self.entries.append(frame.raw)
             self.wants_flush = self.wants_flush or t in NEEDS_RUNTIME
         elif t == MessageType.PROPOSE_RUN_COMPLETION:
             notification = pj.run_completion_from_proposal(frame.payload)
+            over = self._admit(notification, t)
+            if over is not None:
+                return over
             self.entries.append(notification)
             self.proposed.append(int(pj.notification_id(notification)[1]))
             self.wants_flush = True
@@ -73,6 +91,7 @@ class AttemptOutput:
         """The entries so far as a Progress body (a streaming attempt that goes on); starts afresh."""
         body = self._body({"proposed": self.proposed})
         self.entries, self.kinds, self.proposed, self.wants_flush = [], {}, [], False
+        self._budget = self.limits.attempt_output
         self.journaled_any = True
         return body
 
@@ -84,6 +103,27 @@ class AttemptOutput:
     def violation(self, error: ProtocolError) -> Effects:
         return self.failed(571, f"protocol violation: {error}")
 
+    def has_room(self, frame: Frame) -> bool:
+        """Whether the frame fits the record being gathered (a run's notification is a few bytes
+        longer than its proposal: counted with a margin)."""
+        return len(frame.raw) + ENTRY_OVERHEAD_BYTES + 16 <= self._budget
+
+    def over_limit(self, error: LimitExceeded) -> Effects:
+        """Bytes from the service over a limit: terminal, since a retry would produce them again."""
+        return failed_effects(LIMIT_CODE, str(error), retryable=False, deployment_id=self._dep)
+
+    def _admit(self, entry: bytes, t: int) -> Effects | None:
+        """Count an entry against what one effects record may carry; the terminal failure if over."""
+        self._budget -= len(entry) + ENTRY_OVERHEAD_BYTES
+        if self._budget >= 0:
+            return None
+        if len(entry) > self.limits.journal_entry:
+            what = f"{what_is(t)} of {self._row['service']}/{self._row['handler']}"
+            return self.over_limit(LimitExceeded(exceeded(what, len(entry), self.limits.journal_entry)))
+        used = self.limits.attempt_output - self._budget
+        what = f"the output of one attempt of {self._row['service']}/{self._row['handler']}"
+        return self.over_limit(LimitExceeded(exceeded(what, used, self.limits.attempt_output)))
+
     def unterminated(self) -> Effects:
         return self.failed(502, "response ended without End, Suspension or Error")
 
@@ -94,6 +134,8 @@ class AttemptOutput:
 
 def failed_effects(code: int, message: str, retryable: bool, deployment_id: str | None,
             delay_ms: int | None = None) -> Effects:
+    if len(message) > FAILURE_MESSAGE_CHARS:  # a handler's error text must not make its record too big
+        message = message[:FAILURE_MESSAGE_CHARS] + f"... ({len(message) - FAILURE_MESSAGE_CHARS} more characters)"
     return {"deployment_id": deployment_id, "entries": [], "outcome": {
         "code": code, "message": message, "retryable": retryable, "next_retry_delay_ms": delay_ms}}
 

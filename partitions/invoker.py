@@ -26,6 +26,7 @@ from engine.discovery import PROTOCOL_VERSION, http_client
 from engine.h2c import H2cClient, H2cError, H2cStream, WriteHold
 from engine.identity import answered, signer_from
 from engine.ids import InvocationId
+from engine.limits import LimitExceeded, Limits, exceeded
 from engine.protocol import journal as pj
 from engine.protocol.framing import Frame, ProtocolError, decode_frame, iter_frames
 from engine.protocol.messages import MessageType, type_name
@@ -56,6 +57,7 @@ class Invoker:
     def __init__(self, cfg: Config, registry: Registry, emit: EffectsSink, max_concurrency: int = 512,
                  embedded: EmbeddedApp | None = None) -> None:
         self._cfg = cfg
+        self._limits = Limits(cfg.max_message_bytes)
         self._registry = registry
         self._emit = emit
         self._running: set[tuple[str, int]] = set()
@@ -64,7 +66,8 @@ class Invoker:
         self._clients: dict[bool, httpx.AsyncClient] = {}
         self._embedded = embedded
         # h2c prior knowledge: http:// deployments (the default)
-        self._h2c = H2cClient(cfg.attempt_timeout_s, cfg.invoker_connections, cfg.invoker_streams_per_connection)
+        self._h2c = H2cClient(cfg.attempt_timeout_s, cfg.invoker_connections, cfg.invoker_streams_per_connection,
+                              max_response_bytes=self._limits.response_body)
         self._live: dict[tuple[str, int], LiveAttempt] = {}  # streaming attempts, by (invocation, attempt)
         self._policy = StreamPolicy(cfg.stream_calm_attempts)
         self._signer = signer_from(cfg.request_identity_private_key_pem_file)  # None: requests go unsigned
@@ -92,6 +95,33 @@ class Invoker:
         live = self._live.get((invocation_id, attempt))
         if live is not None:
             live.abort()
+
+    def live_invocations(self) -> set[str]:
+        """The invocations with an attempt running (or queued) in this process."""
+        return {inv for inv, _ in self._running}
+
+    def is_live(self, invocation_id: str, attempt: int) -> bool:
+        """Whether this process runs (or has queued) that attempt now."""
+        return (invocation_id, attempt) in self._running
+
+    def fail_attempt(self, partition: int, store: KeyValueStore, epoch: int, invocation_id: str, attempt: int,
+                     code: int, message: str, retryable: bool = True) -> bool:
+        """End an attempt whose own record will never come (it was refused, or the attempt vanished)
+        with a failure record: retried by the handler's policy, or terminal. False if the invocation
+        no longer awaits that attempt."""
+        _, row = _current(store, invocation_id, attempt)
+        if row is None:
+            return False
+        self.abort(invocation_id, attempt)  # a streaming attempt still waiting would wait in vain
+        if retryable:
+            effects = self._retry(row, code, message, row["deployment_id"], False)
+        else:
+            effects = failed_effects(code, message, retryable=False, deployment_id=row["deployment_id"])
+        effects.update(invocation_id=invocation_id, attempt=attempt, epoch=epoch, timestamp_ms=_now_ms(),
+                       completion_retention_ms=None)
+        _ATTEMPTS_ENDED["failed"].inc()
+        self._emit(partition, effects)
+        return True
 
     async def drop_partition(self, partition: int) -> None:
         """Stop every attempt of a partition this process no longer leads, and wait until they stopped."""
@@ -128,8 +158,13 @@ class Invoker:
                 _ATTEMPTS_ENDED["suspended" if "completions" in outcome else
                                 "failed" if "retryable" in outcome else "ended"].inc()
                 emit(effects)
-        except Exception:
+        except Exception as e:  # noqa: BLE001 - a bug here must end the attempt in the log, not in silence
             log.exception("attempt %s of %s crashed", attempt, inv)
+            try:
+                self.fail_attempt(partition, store, epoch, inv, attempt, 500,
+                                  f"the engine failed running attempt {attempt}: {type(e).__name__}: {e}")
+            except Exception:  # noqa: BLE001 - e.g. its store closed: the watchdog (or a new leader) takes over
+                log.exception("attempt %s of %s: its failure could not be recorded", attempt, inv)
         finally:
             self._running.discard((inv, attempt))
             live = self._live.pop((inv, attempt), None)
@@ -170,7 +205,7 @@ class Invoker:
         path = f"/invoke/{row['service']}/{row['handler']}"
         if self._signer is not None:
             headers.update(self._signer.headers(path))  # request identity v1: a cached token per path
-        out = AttemptOutput(row, dep.id, self._check_command, self._retry)
+        out = AttemptOutput(row, dep.id, self._check_command, self._retry, self._limits)
         if live is not None:
             effects = await live.run(lambda: self._open_stream(dep, path, body, headers), out, emit)
         else:
@@ -205,6 +240,8 @@ class Invoker:
                                 out: AttemptOutput) -> Effects:
         try:
             status, content = await self._post(dep, path, body, headers)
+        except LimitExceeded as e:
+            return out.over_limit(e)
         except (httpx.HTTPError, H2cError) as e:
             return out.failed(503, f"{type(e).__name__} calling {dep.uri}{path}: {e}")
         if status != 200:
@@ -216,6 +253,8 @@ class Invoker:
                     return final
         except ProtocolError as e:
             return out.violation(e)
+        except LimitExceeded as e:
+            return out.over_limit(e)
         return out.unterminated()
 
     async def _post(self, dep: Deployment, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
@@ -224,12 +263,22 @@ class Invoker:
                 status, _, content = await self._embedded.request("POST", path, headers, body)
             except Exception as e:  # noqa: BLE001 - the app failed outside the protocol: retry like a 500
                 return 500, f"embedded app raised {type(e).__name__}: {e}".encode()
+            self._check_response(len(content), path)
             return status, content
         url = dep.uri.rstrip("/") + path
         if not dep.use_http_11 and url.startswith("http://"):
-            return await self._h2c.post(url, body, headers)
-        resp = await self._client(dep.use_http_11).post(url, content=body, headers=headers)
-        return resp.status_code, resp.content
+            return await self._h2c.post(url, body, headers)  # bounded by the client (max_response_bytes)
+        async with self._client(dep.use_http_11).stream("POST", url, content=body, headers=headers) as resp:
+            chunks, size = [], 0
+            async for chunk in resp.aiter_bytes():
+                size += len(chunk)
+                self._check_response(size, path)
+                chunks.append(chunk)
+            return resp.status_code, b"".join(chunks)
+
+    def _check_response(self, size: int, path: str) -> None:
+        if size > self._limits.response_body:
+            raise LimitExceeded(exceeded(f"the response to {path}", size, self._limits.response_body))
 
     def _deployment_for(self, row: dict[str, Any]) -> Deployment | str:
         if row["deployment_id"]:

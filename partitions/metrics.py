@@ -15,6 +15,8 @@ ATTEMPT_SECONDS = Histogram("reprise_attempt_seconds", "One attempt: request to 
 STREAMED_NOTIFICATIONS = Counter("reprise_streamed_notifications_total",
                                  "Notifications sent to running handlers on their open stream (no replay needed)")
 ATTEMPTS = Counter("reprise_attempts_total", "Attempts by how they ended", ["outcome"])
+WATCHDOG_REDRIVES = Counter("reprise_watchdog_redrives_total",
+                            "INVOKED attempts with no live attempt past the watchdog's bound, failed so they run again")
 ATTEMPT_MODES = Counter("reprise_attempt_modes_total",
                         "Attempts to deployments that can stream, by the mode they ran in (stream_policy.py)",
                         ["mode"])

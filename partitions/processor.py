@@ -38,6 +38,7 @@ from engine.registry import Registry
 from partitions import metrics
 from partitions.actions import AbortAttempt, Action, RunAttempt, ScheduleTimer, ShipOutbox, StreamNotification
 from partitions.apply import LogRecord, apply_batch
+from partitions.attempt_guard import AttemptGuard
 from partitions.attempt_output import tagged_outcome
 from partitions.changelog import ChangelogWriter, restore
 from partitions.embedded import EmbeddedApp
@@ -86,6 +87,8 @@ class PartitionProcessor:
         # Fault injection for tests: behave as if the process died after committing a batch and before
         # shipping its outbox (REPRISE_FAULT_HOLD_OUTBOX=1). Never set in production.
         self._hold_outbox = os.environ.get("REPRISE_FAULT_HOLD_OUTBOX") == "1"
+        # ... and lose this many effects records, as if their attempts vanished (REPRISE_FAULT_LOSE_EFFECTS=n)
+        self._lose_effects = int(os.environ.get("REPRISE_FAULT_LOSE_EFFECTS", "0"))
         self.leader_ready = asyncio.Event()
 
     # lifecycle -------------------------------------------------------------------------------
@@ -95,6 +98,9 @@ class PartitionProcessor:
         self.embedded = EmbeddedApp(self.cfg.embedded_app, self.cfg.embedded_threads) if self.cfg.embedded_app else None
         self.invoker = Invoker(self.cfg, self.registry, self._emit_effects,
                                max_concurrency=self.cfg.invoker_concurrency, embedded=self.embedded)
+        self.attempts = AttemptGuard(self.invoker, self._loop, self.stores, self.leading, self.claimed,
+                                     self.cfg.attempt_watchdog_s)
+        self.attempts.start()
         self.timers = TimerService(self._fire_timer)
         # What the loop produces (effects, timers, outbox) goes out per loop turn: engine/produce_burst.py
         self.burst = ProduceBurst(self.producer, self._loop)
@@ -137,6 +143,7 @@ class PartitionProcessor:
         self._stop.set()
         for t in self._threads:  # the apply thread gives its partitions up (and the group) on its way out
             await asyncio.get_running_loop().run_in_executor(None, t.join, 15)
+        self.attempts.close()
         await self.invoker.close()
         if self.embedded is not None:
             self.embedded.close()
@@ -440,8 +447,12 @@ class PartitionProcessor:
     def _emit_effects(self, partition: int, effects: dict[str, Any]) -> None:
         if partition not in self.leading:
             return  # the partition moved on; the new leader runs the attempt again
+        if self._lose_effects > 0:
+            self._lose_effects -= 1
+            return
         effects["outcome"] = tagged_outcome(effects["outcome"])
-        self.burst.produce_record(self.cfg.log_topic, partition, "InvokerEffects", effects)
+        refused = self.attempts.delivery(partition, effects["invocation_id"], effects["attempt"])
+        self.burst.produce_record(self.cfg.log_topic, partition, "InvokerEffects", effects, on_delivery=refused)
 
     def _fire_timer(self, partition: int, timer_key: str) -> None:
         if partition in self.leading:

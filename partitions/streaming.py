@@ -26,6 +26,7 @@ from typing import Protocol
 
 from engine.h2c import H2cError
 from engine.identity import answered
+from engine.limits import LimitExceeded
 from engine.protocol import journal as pj
 from engine.protocol.framing import FrameReader, ProtocolError
 from partitions.attempt_output import AttemptOutput, Effects
@@ -90,6 +91,12 @@ class LiveAttempt:
         if self.stream is not None:
             self.stream.reset()
 
+    def _flush(self, out: AttemptOutput, emit_progress: Callable[[Effects], None]) -> None:
+        """The entries so far go to the log as a Progress record."""
+        self._awaited_runs.update(out.proposed)
+        self.progressed = True
+        emit_progress(out.progress())
+
     def close_input(self) -> None:
         if self.stream is not None:
             self.stream.end()
@@ -108,7 +115,7 @@ class LiveAttempt:
         if self._pending:
             stream.send(b"".join(self._pending))
             self._pending.clear()
-        reader, error_body, last_heard = FrameReader(), bytearray(), time.monotonic()
+        reader, error_body, last_heard = FrameReader(out.limits.protocol_frame), bytearray(), time.monotonic()
         try:
             while True:
                 try:
@@ -126,21 +133,25 @@ class LiveAttempt:
                     break
                 last_heard = time.monotonic()
                 if stream.status != 200:
-                    error_body += chunk
+                    if len(error_body) < 300:  # only its start goes into the failure's message
+                        error_body += chunk
                     continue
                 for frame in reader.feed(chunk):
+                    if out.entries and not out.has_room(frame):  # a step's record is full: the rest go in the next
+                        self._flush(out, emit_progress)
                     final = out.take(frame)
                     if final is not None:
                         return final  # the finally below ends our input: the SDK waits for that
                 if out.wants_flush:
-                    self._awaited_runs.update(out.proposed)
-                    self.progressed = True
-                    emit_progress(out.progress())
+                    self._flush(out, emit_progress)
         except H2cError as e:
             return None if self.aborted else out.failed(503, f"stream to {stream.url} failed: {e}")
         except ProtocolError as e:
             stream.reset()
             return out.violation(e)
+        except LimitExceeded as e:
+            stream.reset()
+            return out.over_limit(e)
         except asyncio.CancelledError:
             stream.reset()  # the partition moved away: the handler must stop, not suspend
             raise

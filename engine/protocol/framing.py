@@ -8,6 +8,7 @@ from typing import NamedTuple
 
 from google.protobuf.message import DecodeError, Message
 
+from engine.limits import LimitExceeded, exceeded, what_is
 from engine.protocol.messages import message_class, type_name, type_of
 
 _HEADER = struct.Struct(">HHI")
@@ -74,16 +75,20 @@ def decode_frame(frame: Frame) -> Message:
 
 
 class FrameReader:
-    """Incremental parsing for streamed bodies: feed chunks, take whole frames."""
+    """Incremental parsing for streamed bodies: feed chunks, take whole frames. A header announcing a
+    payload over ``max_payload`` raises LimitExceeded at once: the payload is never buffered."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_payload: int | None = None) -> None:
         self._buf = bytearray()
+        self._max = max_payload
 
     def feed(self, chunk: bytes) -> list[Frame]:
         self._buf += chunk
         out, pos = [], 0
         while len(self._buf) - pos >= HEADER_SIZE:
             t, flags, length = _HEADER.unpack_from(self._buf, pos)
+            if self._max is not None and length > self._max:
+                raise LimitExceeded(exceeded(f"{what_is(t)} from the service", length, self._max))
             stop = pos + HEADER_SIZE + length
             if stop > len(self._buf):
                 break

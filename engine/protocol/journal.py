@@ -108,8 +108,7 @@ def promise_notification(t: MessageType, completion_id: int, value: bytes | None
 
 def run_completion_from_proposal(payload: bytes) -> bytes:
     """A ProposeRunCompletion becomes the RunCompletion notification the journal keeps."""
-    prop = pb.ProposeRunCompletionMessage()
-    prop.ParseFromString(payload)
+    prop = decode_frame(Frame(MessageType.PROPOSE_RUN_COMPLETION, 0, payload, b""))  # malformed: ProtocolError
     if prop.WhichOneof("result") == "failure":
         result: dict[str, Any] = {"failure": prop.failure}
     else:

@@ -80,13 +80,31 @@ def apply_batch(tx: Transaction, partition: int, partitions: int, records: Itera
         try:
             handler(ctx, rec.value, rec.timestamp_ms)
         except RejectedRecord as e:
-            tx.rollback()
-            ctx.tables.forget_reads()
-            del ctx.actions[n_actions:]
-            rejected.append((rec.offset, str(e)))
+            _undo(tx, ctx, n_actions)
+            rejected.append((rec.offset, _fail_attempt_instead(tx, ctx, rec, str(e))))
         except Exception as e:  # noqa: BLE001 - one bad record must not stop the partition
-            tx.rollback()
-            ctx.tables.forget_reads()
-            del ctx.actions[n_actions:]
-            rejected.append((rec.offset, f"{rec.kind} could not be applied: {type(e).__name__}: {e}"))
+            _undo(tx, ctx, n_actions)
+            reason = f"{rec.kind} could not be applied: {type(e).__name__}: {e}"
+            rejected.append((rec.offset, _fail_attempt_instead(tx, ctx, rec, reason)))
     return BatchResult(ctx.actions, ctx.dropped, rejected)
+
+
+def _undo(tx: Transaction, ctx: ApplyContext, n_actions: int) -> None:
+    tx.rollback()
+    ctx.tables.forget_reads()
+    del ctx.actions[n_actions:]
+
+
+def _fail_attempt_instead(tx: Transaction, ctx: ApplyContext, rec: LogRecord, reason: str) -> str:
+    """Refused effects fail their invocation (every attempt ends in the log); the reason to dead-letter."""
+    if rec.kind != "InvokerEffects":
+        return reason
+    tx.savepoint()
+    n_actions = len(ctx.actions)
+    try:
+        if invoker_effects.fail_rejected(ctx, rec.value, reason, rec.timestamp_ms):
+            return reason + " (its invocation failed)"
+    except Exception as e:  # noqa: BLE001 - the failure must not take the partition down either
+        _undo(tx, ctx, n_actions)
+        return reason + f" (failing its invocation failed too: {type(e).__name__}: {e})"
+    return reason

@@ -190,3 +190,43 @@ def _output(ctx: ApplyContext, row: dict[str, Any]) -> tuple[bytes | None, dict[
     if msg.HasField("failure"):
         return None, {"code": msg.failure.code, "message": msg.failure.message}
     return msg.value.content, None
+
+
+REJECTED_CODE = 500
+
+
+def fail_rejected(ctx: ApplyContext, rec: dict[str, Any], reason: str, now_ms: int) -> bool:
+    """Effects this module refused (and that were undone) end their invocation with a terminal
+    failure that says why, instead of leaving it INVOKED with nothing to drive it. Terminal, since
+    the same output would be refused again. Deterministic: it reads only the store and the record.
+
+    Returns whether the invocation was failed. Waiters that cannot be told (a caller whose id is
+    malformed: often why the effects were refused) are skipped, so the failure itself applies.
+    """
+    inv, attempt = rec.get("invocation_id"), rec.get("attempt")
+    if not isinstance(inv, str) or rec.get("epoch") != ctx.tables.epoch():
+        return False
+    row = ctx.tables.status(inv)
+    if row is None or row["status"] != _INVOKED or row["attempt"] != attempt:
+        return False
+    failure = {"code": REJECTED_CODE, "message": f"the engine could not apply attempt {attempt}'s output: {reason}"}
+    row["last_failure"] = failure
+    for waiters in ("attached_callers", "attached_replies"):
+        row[waiters] = [w for w in row[waiters] if _reachable(ctx, w)]
+    for single in ("caller", "reply_to"):
+        if row[single] is not None and not _reachable(ctx, row[single]):
+            ctx.drop(f"{inv}: its {single} cannot be told of its failure")
+            row[single] = None
+    lifecycle.complete(ctx, row, now_ms, None, failure, None)
+    ctx.actions.append(AbortAttempt(inv, attempt))  # a streaming attempt must not go on
+    return True
+
+
+def _reachable(ctx: ApplyContext, waiter: dict[str, Any]) -> bool:
+    if "invocation_id" not in waiter:
+        return True  # a reply target: the engine's replies topic or a Kafka client's
+    try:
+        InvocationId.parse(waiter["invocation_id"]).partition(ctx.partitions)
+    except ValueError:
+        return False
+    return True

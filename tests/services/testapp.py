@@ -281,5 +281,23 @@ async def block(ctx: restate.ObjectContext, name: str) -> str:
     return await fut
 
 
+@steps.handler()
+async def big_run(ctx: restate.Context, size: int) -> int:
+    """A step whose result weighs ``size`` bytes (the limits' tests cross them with it)."""
+    value = await ctx.run_typed("big", lambda: "a" * size, restate.RunOptions())
+    return len(value)
+
+
+@steps.handler()
+async def big_output(ctx: restate.Context, size: int) -> str:
+    return "a" * size
+
+
+@counter.handler()
+async def big_state(ctx: restate.ObjectContext, size: int) -> int:
+    ctx.set("big", "a" * size)
+    return size
+
+
 app = restate.app(services=[steps, errors, caller, counter, greeter, ticket, cart, signup, subscriptions, napper,
                             waiter])

@@ -286,10 +286,11 @@ def test_a_record_that_fails_is_undone_alone_and_the_batch_goes_on() -> None:
     tx = Transaction(p.store)
     result = apply_batch(tx, 0, N, [*records, broken])
     tx.commit(13)
-    assert [a.invocation_id for a in result.actions] == [good, other]
+    assert [a.invocation_id for a in result.actions if isinstance(a, RunAttempt)] == [good, other]
     assert [o for o, _ in result.rejected] == [11, 13]
     assert "malformed invocation id" in result.rejected[0][1]
     assert p.status(good)["journal_length"] == 1  # the broken effects left nothing behind
+    assert p.status(good)["status"] == "COMPLETED"  # but their attempt ended: its invocation failed
 
 
 def test_one_batch_gives_the_bytes_of_one_record_per_batch_even_when_a_record_fails(monkeypatch) -> None:

@@ -246,3 +246,19 @@ def test_a_hold_extended_past_started_tasks_takes_their_first_writes_too(echo: S
         finally:
             await client.aclose()
     run(go())
+
+
+def test_a_response_over_the_bound_fails_its_request_and_not_the_connection(echo: Service) -> None:
+    """The invoker's receive is bounded (engine/limits.py): past it the request fails with
+    LimitExceeded and its stream is reset; the connection goes on serving."""
+    from engine.limits import LimitExceeded
+
+    async def go() -> None:
+        client = H2cClient(timeout_s=30, max_response_bytes=1024 * 1024)
+        try:
+            with pytest.raises(LimitExceeded, match="over the limit of 1048576 bytes"):
+                await client.post(echo.uri + "/big", b"x" * (3 * 1024 * 1024), {})
+            assert await client.post(echo.uri + "/small", b"y" * 1024, {}) == (200, b"y" * 1024)
+        finally:
+            await client.aclose()
+    run(go())

@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 from engine.h2c import H2cError, Inbox
+from engine.limits import Limits
 from engine.protocol import journal as pj
 from engine.protocol import reprise_protocol_pb2 as pb
 from engine.protocol.framing import encode_frame, encode_message
@@ -56,7 +57,7 @@ END = encode_message(pb.EndMessage())
 def output() -> AttemptOutput:
     def retry(row: Any, code: int, message: str, *_: Any) -> dict[str, Any]:
         return {"outcome": {"code": code, "message": message, "retryable": True}}
-    return AttemptOutput(ROW, "dp_1", lambda *_: None, retry)
+    return AttemptOutput(ROW, "dp_1", lambda *_: None, retry, Limits(4 * 1024 * 1024))
 
 
 async def until(check: Any) -> None:
@@ -144,3 +145,37 @@ def test_an_aborted_attempt_returns_nothing_and_a_broken_stream_fails_with_its_e
 
 async def _ready(stream: ScriptedStream) -> ScriptedStream:
     return stream
+
+
+def test_a_streamed_attempt_cuts_its_records_where_the_next_entry_would_not_fit() -> None:
+    """Writes that need nothing from the runtime are gathered; past one record's limit they go out
+    as a Progress record and the attempt goes on (request/response would fail it: one record)."""
+    from engine.limits import Limits
+
+    def retry(row: Any, code: int, message: str, *_: Any) -> dict[str, Any]:
+        return {"outcome": {"code": code, "message": message, "retryable": True}}
+
+    async def go() -> None:
+        stream, progress = ScriptedStream(), []
+        out = AttemptOutput({**ROW, "service": "S", "handler": "h"}, "dp_1", lambda *_: None, retry, Limits(10_000))
+        live = LiveAttempt(known_entries=1, idle_s=1, timeout_s=5)
+        task = asyncio.create_task(live.run(lambda: _ready(stream), out, progress.append))
+        sets = [encode_message(pb.SetStateCommandMessage(key=b"k", value=pb.Value(content=b"v" * 4_000)))
+                for _ in range(3)]
+        stream.chunks.put(b"".join(sets) + OUTPUT + END)
+        final = await task
+        assert final["outcome"] == {} and final["entries"] == [sets[2], OUTPUT]
+        assert [p["entries"] for p in progress] == [sets[:2]]
+    asyncio.run(go())
+
+
+def test_a_malformed_run_proposal_fails_the_attempt_as_a_protocol_violation_to_retry() -> None:
+    async def go() -> None:
+        stream = ScriptedStream()
+        live = LiveAttempt(known_entries=1, idle_s=1, timeout_s=5)
+        task = asyncio.create_task(live.run(lambda: _ready(stream), output(), lambda _: None))
+        stream.chunks.put(RUN + encode_frame(MessageType.PROPOSE_RUN_COMPLETION, b"\x0a\xff\xff\xff\xff\x0f"))
+        final = await asyncio.wait_for(task, 10)
+        assert final["outcome"]["code"] == 571 and final["outcome"]["retryable"] is True
+        assert "malformed" in final["outcome"]["message"] and stream.was_reset
+    asyncio.run(go())
