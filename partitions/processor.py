@@ -39,7 +39,7 @@ from engine.registry import Registry
 from partitions import metrics
 from partitions.actions import AbortAttempt, Action, RunAttempt, ScheduleTimer, ShipOutbox, StreamNotification
 from partitions.apply import BatchResult, LogRecord, apply_batch
-from partitions.apply_failures import retry_transient
+from partitions.apply_failures import TransientApplyError, is_transient, retry_transient
 from partitions.attempt_output import tagged_outcome
 from partitions.changelog import ChangelogWriter, restore
 from partitions.embedded import EmbeddedApp
@@ -368,7 +368,12 @@ class PartitionProcessor:
         def apply_once() -> tuple[BatchResult, Any]:  # a transient failure leaves tx uncommitted: retried whole
             tx = Transaction(store)
             result = apply_batch(tx, partition, self.partition_count, records)
-            return result, tx.commit(msgs[-1].offset())
+            try:
+                return result, tx.commit(msgs[-1].offset())
+            except Exception as e:
+                if is_transient(e):  # a failed WriteBatch wrote nothing (the store's caches follow the write)
+                    raise TransientApplyError(msgs[-1].offset(), e) from e
+                raise
 
         result, writes = retry_transient(apply_once, on_retry=lambda e, n: log.warning(
             "partition %d: %s; retrying the batch (%d)", partition, e, n))

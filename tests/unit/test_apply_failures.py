@@ -10,7 +10,8 @@ from engine.ids import InvocationId
 from partitions import apply as apply_module
 from partitions.apply import LogRecord, apply_batch
 from partitions.apply_failures import TransientApplyError, is_transient, retry_transient
-from partitions.store import Transaction
+from partitions.processor import PartitionProcessor
+from partitions.store import MemoryStore, Transaction, applied_offset
 from schemas import codec
 from tests.unit.apply_helpers import N, inv_on, new_partition
 
@@ -90,3 +91,64 @@ def test_a_transient_failure_that_persists_propagates() -> None:
     with pytest.raises(TransientApplyError):
         retry_transient(always, attempts=4, sleep=lambda _s: None)
     assert len(calls) == 4
+
+
+class FlakyStore(MemoryStore):
+    """A store whose next writes fail as RocksDB reports an I/O error (a bare Exception)."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    def write(self, puts: Any, objects: Any = None) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise Exception("IO error: No space left on device")  # noqa: TRY002 - what rocksdict raises
+        super().write(puts, objects)
+
+
+class Msg:
+    def __init__(self, kind: str, value: dict[str, Any], offset: int) -> None:
+        self._kind, self._value, self._offset = kind, codec.encode(kind, value), offset
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        return codec.headers_for(self._kind)
+
+    def value(self) -> bytes:
+        return self._value
+
+    def offset(self) -> int:
+        return self._offset
+
+    def timestamp(self) -> tuple[int, int]:
+        return 1, 1_000
+
+    def partition(self) -> int:
+        return 0
+
+
+def _processor(store: MemoryStore) -> PartitionProcessor:
+    """Just what the apply loop's batch step needs, without Kafka."""
+    proc = PartitionProcessor.__new__(PartitionProcessor)
+    proc.stores, proc.partition_count, proc.changelog, proc.leading = {0: store}, N, None, set()
+    return proc
+
+
+def test_the_processor_retries_a_batch_whose_commit_failed_transiently() -> None:
+    inv = inv_on(0)
+    batch = [Msg("Invoke", {"invocation_id": inv, "service": "S", "handler": "h", "input": b'"x"', "created_ms": 1},
+                 0)]
+    flaky, clean = FlakyStore(failures=2), MemoryStore()
+    _processor(flaky)._apply_batch(0, batch)  # type: ignore[arg-type]
+    _processor(clean)._apply_batch(0, batch)  # type: ignore[arg-type]
+    assert flaky.failures == 0 and applied_offset(flaky) == 0
+    assert flaky.data == clean.data  # as if it had never failed: the record was not rejected
+
+
+def test_the_processor_gives_up_loudly_when_the_failure_persists() -> None:
+    batch = [Msg("Invoke", {"invocation_id": inv_on(0), "service": "S", "handler": "h", "input": b"",
+                            "created_ms": 1}, 0)]
+    store = FlakyStore(failures=100)
+    with pytest.raises(TransientApplyError):  # the apply thread fails: the process ends (engine/critical.py)
+        _processor(store)._apply_batch(0, batch)  # type: ignore[arg-type]
+    assert applied_offset(store) == -1
