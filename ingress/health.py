@@ -1,7 +1,7 @@
 """The health routes of the admin port: ``/health/live``, ``/health/ready`` and the legacy ``/health``.
 
 Each answers 200 or 503 with ``{"status": "ok"|"failing", "checks": {name: "ok" | why}}``. ``/health``
-stays a constant 200 ``{}`` for callers of old (it says only that the port answers).
+stays a constant 200 ``{}`` for callers of old (it says only that the admin API is up).
 """
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ from aiohttp import web
 from engine.health import Health
 
 
-def add_health_routes(app: web.Application, health: Health | None) -> None:
-    app.router.add_get("/health", _legacy)
+def add_health_routes(app: web.Application, health: Health | None, legacy: bool = True) -> None:
+    if legacy:
+        app.router.add_get("/health", _legacy)
     if health is None:
         return
 
@@ -29,9 +30,10 @@ def add_health_routes(app: web.Application, health: Health | None) -> None:
 
 
 def health_app(health: Health) -> web.Application:
-    """Only the health routes: what the admin port answers while the process is still starting."""
+    """Only the health routes: what the admin port answers while the process is still starting.
+    Without the legacy ``/health``: it keeps meaning what it always did, that the admin API is up."""
     app = web.Application()
-    add_health_routes(app, health)
+    add_health_routes(app, health, legacy=False)
     return app
 
 

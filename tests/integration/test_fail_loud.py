@@ -14,7 +14,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from engine.ids import InvocationId
 from schemas import codec
-from tests.harness import Engine, Proc, free_port, post, request
+from tests.harness import Engine, Proc, free_port, post, request, wait_http
 from tests.integration.test_crash_recovery import wait_until
 
 pytestmark = pytest.mark.kafka
@@ -152,8 +152,10 @@ def test_ready_only_once_the_partitions_are_caught_up(kafka_bootstrap: str, name
 
 def test_not_ready_while_kafka_is_unreachable(tmp_path: Path, namespace: str) -> None:
     eng = Engine(f"127.0.0.1:{free_port()}", namespace, tmp_path / "engine", partitions=1, role="processor")
-    eng.start()  # the admin port answers its health routes while the process waits for Kafka
+    Proc.start(eng)
     try:
+        wait_http(eng.admin + "/health/live")  # answered while the process waits for Kafka
+        assert post(eng.admin + "/health", None, method="GET")[0] == 404  # the admin API itself is not up
         status, _, body = request(eng.admin + "/health/ready", method="GET")
         assert status == 503, body
         checks = json.loads(body)["checks"]
