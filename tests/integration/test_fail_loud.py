@@ -43,6 +43,15 @@ def produce(bootstrap: str, topic: str, value: bytes | None, headers: list[tuple
     assert p.flush(30) == 0
 
 
+def ready_status(eng: Engine) -> int:
+    """/health/ready's status; 0 while the port changes hands (the health-only server started first
+    gives way to the whole admin API)."""
+    try:
+        return request(eng.admin + "/health/ready", method="GET")[0]
+    except OSError:
+        return 0
+
+
 def test_an_oversized_dead_letter_does_not_stop_the_apply_thread(kafka_bootstrap: str, namespace: str,
                                                                  tmp_path: Path) -> None:
     eng = Engine(kafka_bootstrap, namespace, tmp_path / "engine", partitions=1,
@@ -163,5 +172,28 @@ def test_not_ready_while_kafka_is_unreachable(tmp_path: Path, namespace: str) ->
         assert request(eng.admin + "/health/live", method="GET")[0] == 200
         assert eng.popen is not None
         assert eng.popen.wait(120) != 0  # it never came up: it says so with its exit code
+    finally:
+        eng.kill()
+
+
+def test_a_dev_engine_is_not_ready_while_it_catches_up(kafka_bootstrap: str, namespace: str, tmp_path: Path) -> None:
+    """Its partitions are its own from the start (no group): not ready until each claim is applied."""
+    hold = tmp_path / "hold-apply"
+    hold.touch()
+    eng = Engine(kafka_bootstrap, namespace, tmp_path / "engine", partitions=2,
+                 env={"REPRISE_FAULT_HOLD_APPLY": str(hold)})
+    Proc.start(eng)
+    try:
+        wait_http(eng.admin + "/health/live")
+
+        def checks() -> dict[str, str]:
+            return json.loads(request(eng.admin + "/health/ready", method="GET")[2])["checks"]
+
+        wait_until(lambda: "partitions" in checks(), 60, "the processor's check")
+        status, _, body = request(eng.admin + "/health/ready", method="GET")
+        assert status == 503 and json.loads(body)["checks"]["partitions"] == "catching up on partitions [0, 1]"
+        os.unlink(hold)
+        wait_until(lambda: ready_status(eng) == 200, 60, "ready")
+        assert all(p["leading"] for p in eng.admin_json("/partitions")["partitions"])
     finally:
         eng.kill()
