@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 from confluent_kafka import Producer
+from rocksdict import DbClosedError
 
 from engine import gc_policy, thread_policy
 from engine.config import Config
@@ -79,9 +80,10 @@ def fail_on_callback_error(loop: asyncio.AbstractEventLoop, context: dict[str, A
     """An exception escaping a plain event-loop callback (a batch's actions, a timer, a sweep that
     reschedules itself) would otherwise be logged and forgotten, leaving that duty undone: end the
     process instead (engine/critical.py). Other reports (a client's broken connection, a task
-    nobody awaited) keep asyncio's default handling."""
+    nobody awaited) keep asyncio's default handling, and so does a callback that found its
+    partition's store closed: the partition moved away, and its duties with it."""
     exc = context.get("exception")
-    if exc is not None and "handle" in context and not isinstance(exc, ConnectionError | OSError):
+    if exc is not None and "handle" in context and not isinstance(exc, ConnectionError | OSError | DbClosedError):
         fail_process(f"event-loop callback failed: {context.get('message')}", exc)
     loop.default_exception_handler(context)
 

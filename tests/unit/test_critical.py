@@ -94,3 +94,21 @@ def test_the_fault_injection_names_one_thread() -> None:
     """)
     assert out.returncode == critical.EXIT_CODE and "apply ran" in out.stdout, out
     assert "InjectedFault" in out.stderr
+
+
+def test_a_callback_on_a_store_closed_by_a_partition_move_is_not_fatal() -> None:
+    out = _run("""
+        import asyncio
+        from rocksdict import DbClosedError
+        from engine.runtime import fail_on_callback_error
+        def ship():
+            raise DbClosedError("DB instance already closed")
+        async def main():
+            loop = asyncio.get_running_loop()
+            loop.set_exception_handler(fail_on_callback_error)
+            loop.call_soon(ship)
+            await asyncio.sleep(0.2)
+        asyncio.run(main())
+        print("still alive")
+    """)
+    assert out.returncode == 0 and "still alive" in out.stdout, out
