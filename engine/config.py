@@ -58,6 +58,8 @@ class Config:
     eager_state_limit_bytes: int = 64 * 1024  # above this an object's state is sent lazily
     max_inflight_requests: int = 10_000  # per ingress process; past it: 429 with Retry-After
     produce_timeout_ms: int = 30_000  # the ingress answers 503 when Kafka has not acknowledged by then
+    # a call, attach or admin command waits this long for its answer, then gets 504 (the invocation goes on)
+    reply_timeout_s: float = 600.0
     snapshot_dir: str = ""  # a directory or s3://bucket/prefix for snapshots; "" means <home>/snapshots/<namespace>
     snapshot_interval_s: float = 600.0  # a processor snapshots each partition it leads this often; 0: never
     snapshot_retain: int = 3  # snapshots kept per partition

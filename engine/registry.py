@@ -113,6 +113,10 @@ class Registry:
     def stop(self) -> None:
         self._view.stop()
 
+    def loaded(self) -> bool:
+        """Every deployment on the topic at start was read (readiness)."""
+        return self._view.loaded()
+
     def sync(self, timeout: float = 5.0) -> bool:
         """Catch up with every deployment record on the topic now (see TopicView.sync)."""
         return self._view.sync(timeout)

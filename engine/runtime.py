@@ -10,17 +10,22 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 from confluent_kafka import Producer
+from rocksdict import DbClosedError
 
 from engine import gc_policy, thread_policy
 from engine.config import Config
+from engine.critical import fail_process
+from engine.health import Health
 from engine.kafka import create_topics
 from engine.registry import Deployment, Registry
 from engine.subscriptions import SubscriptionRegistry
 from ingress.admin import Admin
 from ingress.commands import CommandRouter
+from ingress.health import health_app
 from ingress.server import Ingress
 from ingress.subscriptions import SubscriptionRunner
 from partitions.embedded import EmbeddedApp
@@ -57,6 +62,36 @@ class Node:
         self.registry.stop()
 
 
+class AdminPort:
+    """The admin port: its health routes answer from the first moment (a process waiting for Kafka
+    says so: not ready, yet live), the whole admin API once its components exist."""
+
+    def __init__(self, cfg: Config, health: Health) -> None:
+        self.cfg, self.health = cfg, health
+        self._early: Callable[[], Awaitable[None]] | None = None
+
+    async def open_early(self) -> None:
+        self._early = await _serve(health_app(self.health), self.cfg.admin_host, self.cfg.admin_port)
+
+    async def serve(self, admin: Admin) -> Callable[[], Awaitable[None]]:
+        if self._early is not None:
+            await self._early()
+            self._early = None
+        return await _serve(admin.app(), self.cfg.admin_host, self.cfg.admin_port)
+
+
+def fail_on_callback_error(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """An exception escaping a plain event-loop callback (a batch's actions, a timer, a sweep that
+    reschedules itself) would otherwise be logged and forgotten, leaving that duty undone: end the
+    process instead (engine/critical.py). Other reports (a client's broken connection, a task
+    nobody awaited) keep asyncio's default handling, and so does a callback that found its
+    partition's store closed: the partition moved away, and its duties with it."""
+    exc = context.get("exception")
+    if exc is not None and "handle" in context and not isinstance(exc, ConnectionError | OSError | DbClosedError):
+        fail_process(f"event-loop callback failed: {context.get('message')}", exc)
+    loop.default_exception_handler(context)
+
+
 async def _serve(app: web.Application, host: str, port: int) -> Callable[[], Awaitable[None]]:
     """Serve an aiohttp app (the admin API); returns its close."""
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
@@ -65,19 +100,22 @@ async def _serve(app: web.Application, host: str, port: int) -> Callable[[], Awa
     return runner.cleanup
 
 
-async def _registry(cfg: Config) -> Registry:
+async def _registry(cfg: Config, port: AdminPort) -> Registry:
     loop = asyncio.get_running_loop()
     created = await loop.run_in_executor(None, create_topics, cfg)
     if created:
         log.info("created topics %s", ", ".join(created))
     registry = Registry(cfg)
     await loop.run_in_executor(None, registry.start)
+    port.health.add("registry", lambda: None if registry.loaded() else "deployments not loaded")
     return registry
 
 
-async def _start_processor(cfg: Config, registry: Registry, group: bool, producer: Producer) -> PartitionProcessor:
+async def _start_processor(cfg: Config, registry: Registry, group: bool, producer: Producer,
+                           port: AdminPort) -> PartitionProcessor:
     processor = PartitionProcessor(cfg, registry, group=group, producer=producer)
     await processor.start()
+    port.health.add("partitions", processor.readiness)
     if processor.embedded is not None:
         await _register_embedded(registry, processor.embedded)
     await asyncio.wait_for(processor.leader_ready.wait(), 120)
@@ -94,38 +132,40 @@ async def _register_embedded(registry: Registry, app: EmbeddedApp) -> None:
     log.info("embedded app %s serves %s", app.spec, ", ".join(s["name"] for s in manifest["services"]))
 
 
-async def start_engine(cfg: Config) -> Node:
+async def start_engine(cfg: Config, port: AdminPort) -> Node:
     """Everything in one process, owning every partition (no consumer group): ``reprise dev``."""
     producer = processor_producer(cfg)  # first: it gets its producer id while the rest starts
-    registry = await _registry(cfg)
-    processor = await _start_processor(cfg, registry, group=False, producer=producer)
-    node = await _with_ingress(cfg, registry, processor)
+    registry = await _registry(cfg, port)
+    processor = await _start_processor(cfg, registry, group=False, producer=producer, port=port)
+    node = await _with_ingress(cfg, registry, processor, port)
     return node
 
 
-async def start_processor(cfg: Config) -> Node:
+async def start_processor(cfg: Config, port: AdminPort) -> Node:
     """A consumer-group member: the partitions it is assigned, and an admin API for them (metrics, health)."""
     producer = processor_producer(cfg)  # first: it gets its producer id while the rest starts
-    registry = await _registry(cfg)
-    processor = await _start_processor(cfg, registry, group=True, producer=producer)
+    registry = await _registry(cfg, port)
+    processor = await _start_processor(cfg, registry, group=True, producer=producer, port=port)
     introspector = StoreIntrospector(processor.stores, processor.partition_count)
-    admin = Admin(cfg, registry, introspector, partitions=processor)
-    return Node(cfg, registry, [await _serve(admin.app(), cfg.admin_host, cfg.admin_port)], processor)
+    admin = Admin(cfg, registry, introspector, partitions=processor, health=port.health)
+    return Node(cfg, registry, [await port.serve(admin)], processor)
 
 
-async def start_ingress(cfg: Config) -> Node:
+async def start_ingress(cfg: Config, port: AdminPort) -> Node:
     """The HTTP ingress, the admin API, the subscription runner and the commands router, without partitions:
     ``reprise ingress``."""
-    return await _with_ingress(cfg, await _registry(cfg), None)
+    return await _with_ingress(cfg, await _registry(cfg, port), None, port)
 
 
-async def _with_ingress(cfg: Config, registry: Registry, processor: PartitionProcessor | None) -> Node:
+async def _with_ingress(cfg: Config, registry: Registry, processor: PartitionProcessor | None,
+                        port: AdminPort) -> Node:
     loop = asyncio.get_running_loop()
     subscriptions = SubscriptionRegistry(cfg)
     await loop.run_in_executor(None, subscriptions.start)
+    port.health.add("subscriptions", lambda: None if subscriptions.loaded() else "subscriptions not loaded")
     introspector = StoreIntrospector(processor.stores, processor.partition_count) if processor else None
-    admin = Admin(cfg, registry, introspector, subscriptions, partitions=processor)
-    closers = [await _serve(admin.app(), cfg.admin_host, cfg.admin_port)]
+    admin = Admin(cfg, registry, introspector, subscriptions, partitions=processor, health=port.health)
+    closers = [await port.serve(admin)]
     ingress = Ingress(cfg, registry)  # last: a listening ingress port says the node is up
     await ingress.start(cfg.ingress_host, cfg.ingress_port)
     closers.append(ingress.close)
@@ -144,7 +184,11 @@ async def run(cfg: Config, role: str) -> None:
         loop.add_signal_handler(sig, stop.set)
     start = {"dev": start_engine, "processor": start_processor, "ingress": start_ingress}[role]
     bound_memtables(cfg.store_memtable_mb << 20)  # before any store opens
-    node = await start(cfg)
+    loop.set_exception_handler(fail_on_callback_error)
+    port = AdminPort(cfg, Health(cfg))
+    await port.open_early()
+    node = await start(cfg, port)
+    port.health.started()
     gc_policy.settle(cfg.gc_gen0_threshold)  # started: what exists now lives as long as the process
     demoting = asyncio.create_task(thread_policy.keep_demoted()) if cfg.helper_threads_batch else None
     parts = [f"reprise {role} ready:"]

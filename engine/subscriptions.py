@@ -47,6 +47,10 @@ class SubscriptionRegistry:
     def stop(self) -> None:
         self._view.stop()
 
+    def loaded(self) -> bool:
+        """Every subscription on the topic at start was read (readiness)."""
+        return self._view.loaded()
+
     def _on_record(self, key: bytes, record: dict[str, Any] | None) -> None:
         with self._changed:
             if record is None:

@@ -7,16 +7,24 @@ from the beginning, hands each record to a callback, and keeps following it.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, KafkaException, TopicPartition
+from prometheus_client import Counter
 
 from engine.config import Config
+from engine.critical import critical_thread
 from engine.kafka import high_watermark, new_consumer, next_batch
 from schemas import codec
+
+log = logging.getLogger(__name__)
+
+SKIPPED = Counter("reprise_registry_records_skipped_total", "Records of a registry topic that did not decode "
+                  "as its kind (skipped)", ["topic"])
 
 OnRecord = Callable[[bytes, dict[str, Any] | None], None]  # (key, decoded record or None for a tombstone)
 
@@ -34,10 +42,13 @@ class TopicView:
         self._advanced = threading.Condition()
 
     def start(self, timeout: float = 30.0) -> None:
-        self._thread = threading.Thread(target=self._follow, name=f"view-{self._topic}", daemon=True)
-        self._thread.start()
+        # Critical: a process whose registry stopped following its topic would act on a stale one
+        self._thread = critical_thread(self._follow, f"view-{self._topic}")
         if not self._loaded.wait(timeout):
             raise TimeoutError(f"topic {self._topic} not readable within {timeout}s")
+
+    def loaded(self) -> bool:
+        return self._loaded.is_set()
 
     def sync(self, timeout: float = 5.0) -> bool:
         """Wait until every record now on the topic has been read: for a caller that must not act on
@@ -75,9 +86,7 @@ class TopicView:
                 for msg in next_batch(consumer, 100, 0.2):
                     if msg.error():
                         continue
-                    value = msg.value()
-                    record = codec.decode(self._kind, 1, value) if value is not None else None
-                    self._on_record(msg.key() or b"", record)
+                    self._take(msg)
                     with self._advanced:
                         self._position = msg.offset() + 1
                         self._advanced.notify_all()
@@ -85,6 +94,19 @@ class TopicView:
                         self._loaded.set()
         finally:
             consumer.close()
+
+
+    def _take(self, msg: Any) -> None:
+        """Hand one record to the callback; a record that is not of this view's kind is skipped
+        (logged and counted): the topic is writable by others, and the view must keep following it."""
+        value = msg.value()
+        try:
+            record = codec.decode(self._kind, 1, value) if value is not None else None
+            self._on_record(msg.key() or b"", record)
+        except Exception as e:  # noqa: BLE001 - whatever is wrong with the record, it is skipped
+            SKIPPED.labels(self._topic).inc()
+            log.warning("%s/%d/%d: skipped, not a %s: %s: %s", msg.topic(), msg.partition(), msg.offset(),
+                        self._kind, type(e).__name__, e)
 
 
 def _wait_for_leader(consumer: Any, topic: str, timeout: float = 30.0) -> None:

@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from engine.config import Config
 from engine.discovery import DiscoveryError, discover
+from engine.health import Health
 from engine.identity import signer_from
 from engine.ids import InvocationId
 from engine.introspection import Introspector, PartitionControl, redact_headers
@@ -19,14 +20,16 @@ from engine.registry import Deployment, Registry
 from engine.subscriptions import SubscriptionRegistry
 from ingress.admin_guard import guard, read_token, uri_problem
 from ingress.errors import IngressError, error_response
+from ingress.health import add_health_routes
 from ingress.log_client import LogClient
 
 
 class Admin:
     def __init__(self, cfg: Config, registry: Registry, introspector: Introspector | None = None,
                  subscriptions: SubscriptionRegistry | None = None,
-                 partitions: PartitionControl | None = None) -> None:
+                 partitions: PartitionControl | None = None, health: Health | None = None) -> None:
         self.registry = registry
+        self.health = health
         self.partitions = partitions
         self.subscriptions = subscriptions
         self.log = LogClient(cfg, "admin")
@@ -37,7 +40,7 @@ class Admin:
     def app(self) -> web.Application:
         app = web.Application(middlewares=[guard(self.token), self._errors])
         r = app.router
-        r.add_get("/health", self.health)
+        add_health_routes(app, self.health)
         r.add_get("/partitions", self.list_partitions)
         r.add_post("/partitions/snapshot", self.snapshot)
         r.add_post("/deployments", self.register)
@@ -158,9 +161,6 @@ class Admin:
             return error_response(reply["failure"]["code"], reply["failure"]["message"])
         answer = json.loads(reply["value"])
         return web.json_response(answer, status=answer["code"])
-
-    async def health(self, _r: web.Request) -> web.Response:
-        return web.json_response({})
 
     def _need_partitions(self) -> PartitionControl:
         if self.partitions is None:

@@ -81,7 +81,8 @@ class LogClient:
 
     async def request(self, kind: str, partition: int, record: dict[str, Any], request_id: str,
                       key: bytes | None = None) -> dict[str, Any]:
-        """Produce a record that names this client as reply_to/ack_to, and wait for the answer.
+        """Produce a record that names this client as reply_to/ack_to, and wait for the answer, at
+        most ``reply_timeout_s`` (then 504: the invocation itself goes on, a client can attach to it).
 
         The ack is not awaited: no answer can come before the record is in the log, and a record
         Kafka gave up on fails the request with 503 through its delivery report."""
@@ -91,10 +92,16 @@ class LogClient:
             if err is not None and not fut.done():
                 fut.set_exception(_unavailable(err))
 
+        def expire() -> None:  # every wait has an end: REPRISE_REPLY_TIMEOUT_S
+            if not fut.done():
+                fut.set_exception(_no_reply(self.cfg.reply_timeout_s, record.get("invocation_id")))
+
+        timer = asyncio.get_running_loop().call_later(self.cfg.reply_timeout_s, expire)
         try:
             self._produce(kind, partition, record, key, delivered, awaited=False)
             return await fut
         finally:
+            timer.cancel()
             self.replies.forget(request_id, fut)
 
     def _produce(self, kind: str, partition: int, record: dict[str, Any], key: bytes | None,
@@ -112,3 +119,10 @@ class LogClient:
 
 def _unavailable(err: KafkaError) -> IngressError:
     return IngressError(503, f"log unavailable: {err.str()}")
+
+
+def _no_reply(timeout_s: float, invocation_id: str | None) -> IngressError:
+    headers = {"x-restate-id": invocation_id} if invocation_id else {}
+    attach = (f"; it goes on: GET /restate/invocation/{invocation_id}/attach waits for its result"
+              if invocation_id else "")
+    return IngressError(504, f"no answer within {timeout_s:g} s (REPRISE_REPLY_TIMEOUT_S){attach}", headers)

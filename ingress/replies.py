@@ -7,14 +7,19 @@ import logging
 import threading
 from typing import Any
 
-from confluent_kafka import TopicPartition
+from confluent_kafka import Message, TopicPartition
+from prometheus_client import Counter
 
 from engine import local_replies
 from engine.config import Config
+from engine.critical import critical_thread
 from engine.kafka import high_watermark, new_consumer, next_batch
 from schemas import codec
 
 log = logging.getLogger(__name__)
+
+SKIPPED = Counter("reprise_reply_records_skipped_total",
+                  "Records on the replies topic that are not a well-formed Reply (skipped)")
 
 
 class ReplyListener:
@@ -32,8 +37,8 @@ class ReplyListener:
         consumer = new_consumer(self._cfg)
         high = high_watermark(consumer, self._cfg.replies_topic, 0)
         consumer.assign([TopicPartition(self._cfg.replies_topic, 0, high)])
-        self._thread = threading.Thread(target=self._follow, args=(consumer,), name="replies", daemon=True)
-        self._thread.start()
+        # Critical: without it every call of this process would wait for nothing (engine/critical.py)
+        self._thread = critical_thread(self._follow, "replies", consumer)
         local_replies.register(self.ingress_id, self.deliver)
 
     def stop(self) -> None:
@@ -61,13 +66,8 @@ class ReplyListener:
                 for m in next_batch(consumer, 500, 0.1):
                     if m.error() is not None:
                         continue
-                    try:
-                        kind, version = codec.kind_of(m.headers())
-                        reply = codec.decode(kind, version, m.value())
-                    except codec.SchemaError as e:
-                        log.warning("skipping bad reply record at offset %d: %s", m.offset(), e)
-                        continue
-                    if reply["ingress_id"] == mine:
+                    reply = _decode_reply(m)
+                    if reply is not None and reply["ingress_id"] == mine:
                         self._loop.call_soon_threadsafe(self._resolve, reply)
         finally:
             consumer.close()
@@ -81,3 +81,20 @@ class ReplyListener:
         for fut in self._waiters.pop(reply["request_id"], []):
             if not fut.done():
                 fut.set_result(reply)
+
+
+def _decode_reply(m: Message) -> dict[str, Any] | None:
+    """The Reply a record holds, or None (logged and counted) for anything else: the replies topic is
+    writable by others, and one foreign record must not stop every call of this process."""
+    try:
+        kind, version = codec.kind_of(m.headers())
+        if kind != "Reply":
+            raise codec.SchemaError(f"a {kind} record, not a Reply")
+        reply = codec.decode(kind, version, m.value() or b"")
+        if not isinstance(reply.get("ingress_id"), str) or not isinstance(reply.get("request_id"), str):
+            raise codec.SchemaError("a Reply without ingress_id and request_id")
+        return reply
+    except Exception as e:  # noqa: BLE001 - whatever is wrong with it, it is skipped
+        SKIPPED.inc()
+        log.warning("skipping record at %s/%d/%d: %s", m.topic(), m.partition(), m.offset(), e)
+        return None

@@ -2,9 +2,10 @@
 
 Per subscription, a consumer in its own group reads the topic; a keyed record invokes the object
 with that key (records of a key stay in order: same source partition, same log partition, and the
-object's inbox keeps arrival order). The source offsets are committed only after Kafka acknowledged
-every Invoke of the batch, so a crash re-delivers rather than loses (an at-least-once edge: a record
-whose Invoke was written just before a crash is invoked again).
+object's inbox keeps arrival order). A source offset is committed only after Kafka acknowledged the
+record's Invoke (ingress/subscription_batch.py), so a crash or a failed delivery re-delivers rather
+than loses (an at-least-once edge: a record whose Invoke was written just before is invoked again); a
+record that can never be an Invoke is dead-lettered. A worker that fails is started again.
 """
 
 from __future__ import annotations
@@ -12,16 +13,27 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
-from confluent_kafka import Producer
+from confluent_kafka import Message, Producer
+from prometheus_client import Counter
 
 from engine.config import Config
+from engine.critical import critical_thread
 from engine.ids import InvocationId
 from engine.kafka import log_partitions, new_consumer, next_batch, produce_record, producer_config
 from engine.registry import Registry
 from engine.subscriptions import Subscription, SubscriptionRegistry
+from ingress.subscription_batch import OnDelivery, Refused, forward_batch
 
 log = logging.getLogger(__name__)
+
+RESTART_DELAY_S = 5.0
+WORKER_FAILURES = Counter("reprise_subscription_failures_total", "Subscription workers that failed (and were "
+                          "started again)", ["subscription"])
+DEAD_LETTERED = Counter("reprise_subscription_dead_letters_total", "Source records dead-lettered", ["subscription"])
+RETRIED = Counter("reprise_subscription_retries_total", "Batches forwarded again after Kafka did not acknowledge "
+                  "every Invoke", ["subscription"])
 
 
 class SubscriptionRunner:
@@ -32,31 +44,47 @@ class SubscriptionRunner:
         self._partitions = log_partitions(cfg)
         self._running: dict[str, threading.Event] = {}
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._supervise, name="subscriptions", daemon=True)
+        self._restart_at: dict[str, float] = {}  # a failed subscription's worker starts again from then
+        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self._thread.start()
+        self._thread = critical_thread(self._supervise, "subscriptions")
 
     def stop(self) -> None:
         self._stop.set()
         for ev in self._running.values():
             ev.set()
-        self._thread.join(5)
+        if self._thread is not None:
+            self._thread.join(5)
 
     def _supervise(self) -> None:
-        """Start a worker per new subscription, stop the workers of deleted ones."""
+        """Start a worker per new subscription, stop the workers of deleted ones, and start again (after
+        a pause) a worker that failed."""
         while not self._stop.is_set():
             wanted = {s.id: s for s in self._subscriptions.all()}
             for sub_id in set(self._running) - set(wanted):
                 self._running.pop(sub_id).set()
+            now = time.monotonic()
             for sub_id, sub in wanted.items():
-                if sub_id not in self._running:
+                if sub_id not in self._running and self._restart_at.get(sub_id, 0.0) <= now:
                     stop = threading.Event()
                     self._running[sub_id] = stop
                     threading.Thread(target=self._run, args=(sub, stop), name=f"sub-{sub_id}", daemon=True).start()
             self._stop.wait(0.5)
 
     def _run(self, sub: Subscription, stop: threading.Event) -> None:
+        try:
+            self._forward(sub, stop)
+        except Exception:  # noqa: BLE001 - the supervisor starts the subscription again
+            WORKER_FAILURES.labels(sub.id).inc()
+            log.exception("subscription %s (%s -> %s/%s) failed; restarting it in %.0f s", sub.id, sub.source_topic,
+                          sub.service, sub.handler, RESTART_DELAY_S)
+            self._restart_at[sub.id] = time.monotonic() + RESTART_DELAY_S
+        finally:
+            if self._running.get(sub.id) is stop:
+                self._running.pop(sub.id, None)
+
+    def _forward(self, sub: Subscription, stop: threading.Event) -> None:
         consumer = new_consumer(self._cfg, **{"group.id": f"{self._cfg.namespace}.{sub.id}", "fetch.wait.max.ms": 50})
         producer = Producer(producer_config(self._cfg))
         consumer.subscribe([sub.source_topic])
@@ -65,29 +93,36 @@ class SubscriptionRunner:
                 msgs = [m for m in next_batch(consumer, 500, 0.2) if m.error() is None]
                 if not msgs:
                     continue
-                svc = self._registry.service(sub.service)
-                kind = svc.handlers[sub.handler].ty if svc and sub.handler in svc.handlers else None
-                keyed = bool(svc and svc.keyed)
-                for m in msgs:
-                    if keyed and not m.key():
-                        log.warning("subscription %s: %s/%d/%d has no key, but %s needs one: skipped", sub.id,
-                                    m.topic(), m.partition(), m.offset(), sub.service)
-                        continue
-                    key = m.key().decode("utf-8", "replace") if keyed else None
-                    inv = InvocationId.new(key) if key is not None else InvocationId.random()
-                    produce_record(producer, self._cfg.log_topic, inv.partition(self._partitions), "Invoke", {
-                        "invocation_id": str(inv), "service": sub.service, "handler": sub.handler, "key": key,
-                        "handler_kind": kind, "input": m.value() or b"",
-                        "headers": [{"name": k, "value": v.decode("utf-8", "replace")}
-                                    for k, v in (m.headers() or []) if v is not None],
-                        "idempotency_key": None, "caller": None, "reply_to": None, "ack_to": None,
-                        "execute_at_ms": None, "created_ms": int(time.time() * 1000)})
-                while producer.flush(5) != 0 and not stop.is_set():
-                    log.warning("subscription %s: waiting for Kafka to acknowledge its Invokes", sub.id)
-                consumer.commit(asynchronous=False)  # only now: every Invoke of the batch is durable
-        except Exception:
-            log.exception("subscription %s (%s -> %s/%s) failed", sub.id, sub.source_topic, sub.service, sub.handler)
+                out = forward_batch(producer, msgs, self._invoke_of(sub, producer), self._cfg.dead_letter_topic,
+                                    stop.is_set)
+                DEAD_LETTERED.labels(sub.id).inc(out.dead_lettered)
+                consumer.commit(offsets=out.commit, asynchronous=False)  # only what Kafka acknowledged
+                if out.rewind:  # forwarded again, after a pause: the cause (broker, network) may pass
+                    RETRIED.labels(sub.id).inc()
+                    log.warning("subscription %s: Kafka did not acknowledge every Invoke; forwarding again from %s",
+                                sub.id, ", ".join(f"{tp.partition}@{tp.offset}" for tp in out.rewind))
+                    for tp in out.rewind:
+                        consumer.seek(tp)
+                    stop.wait(1.0)
         finally:
             consumer.close()
 
+    def _invoke_of(self, sub: Subscription, producer: Producer) -> Callable[[Message, OnDelivery], None]:
+        svc = self._registry.service(sub.service)
+        kind = svc.handlers[sub.handler].ty if svc and sub.handler in svc.handlers else None
+        keyed = bool(svc and svc.keyed)
 
+        def produce_invoke(m: Message, on_delivery: OnDelivery) -> None:
+            if keyed and not m.key():
+                raise Refused(f"no key, but {sub.service} needs one")
+            key = m.key().decode("utf-8", "replace") if keyed else None
+            inv = InvocationId.new(key) if key is not None else InvocationId.random()
+            produce_record(producer, self._cfg.log_topic, inv.partition(self._partitions), "Invoke", {
+                "invocation_id": str(inv), "service": sub.service, "handler": sub.handler, "key": key,
+                "handler_kind": kind, "input": m.value() or b"",
+                "headers": [{"name": k, "value": v.decode("utf-8", "replace")}
+                            for k, v in (m.headers() or []) if v is not None],
+                "idempotency_key": None, "caller": None, "reply_to": None, "ack_to": None,
+                "execute_at_ms": None, "created_ms": int(time.time() * 1000)}, on_delivery=on_delivery)
+
+        return produce_invoke

@@ -25,6 +25,8 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Message, Producer, TopicPartition
 
 from engine.config import Config
+from engine.critical import critical_thread
+from engine.dead_letters import produce_dead_letter
 from engine.kafka import (
     log_partitions,
     new_consumer,
@@ -37,7 +39,8 @@ from engine.produce_burst import ProduceBurst
 from engine.registry import Registry
 from partitions import metrics
 from partitions.actions import AbortAttempt, Action, RunAttempt, ScheduleTimer, ShipOutbox, StreamNotification
-from partitions.apply import LogRecord, apply_batch
+from partitions.apply import BatchResult, LogRecord, apply_batch
+from partitions.apply_failures import TransientApplyError, is_transient, retry_transient
 from partitions.attempt_guard import AttemptGuard
 from partitions.attempt_output import tagged_outcome
 from partitions.changelog import ChangelogWriter, restore
@@ -90,6 +93,7 @@ class PartitionProcessor:
         # ... and lose this many effects records, as if their attempts vanished (REPRISE_FAULT_LOSE_EFFECTS=n)
         self._lose_effects = int(os.environ.get("REPRISE_FAULT_LOSE_EFFECTS", "0"))
         self.leader_ready = asyncio.Event()
+        self._assigned = False  # a group member that has had its first assignment
 
     # lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -156,9 +160,8 @@ class PartitionProcessor:
             self.stores.clear()
 
     def _spawn(self, fn: Any, name: str) -> None:
-        t = threading.Thread(target=fn, name=name, daemon=True)
-        t.start()
-        self._threads.append(t)
+        """A thread this processor cannot do without: if it fails, the process ends (engine/critical.py)."""
+        self._threads.append(critical_thread(fn, name))
 
     # ownership (apply thread) ------------------------------------------------------------------
     def _gain_all(self, partitions: list[int]) -> list[TopicPartition]:
@@ -227,6 +230,7 @@ class PartitionProcessor:
     def _on_assign(self, consumer: Any, assigned: list[TopicPartition]) -> None:
         try:
             consumer.incremental_assign(self._gain_all([tp.partition for tp in assigned]))
+            self._assigned = True  # (an empty assignment too: more processors than partitions)
         except Exception:
             log.exception("could not take over partitions %s", [tp.partition for tp in assigned])
             raise
@@ -238,7 +242,15 @@ class PartitionProcessor:
 
     def ready(self) -> bool:
         """Every owned partition is caught up and led by this process."""
-        return self.leading.issuperset(self.stores)
+        return self.readiness() is None
+
+    def readiness(self) -> str | None:
+        """None when this process owns its partitions and has caught up with each (its leadership
+        claim, appended at the log's end when it took the partition, was applied); else why not."""
+        if self.group and not self._assigned:
+            return "no partitions assigned by the consumer group yet"
+        behind = sorted(set(self.stores) - self.leading)
+        return f"catching up on partitions {behind}" if behind else None
 
     # leadership ------------------------------------------------------------------------------
     def _claim(self, partition: int, epoch: int) -> None:
@@ -294,6 +306,7 @@ class PartitionProcessor:
     # the apply loop (its own thread) -----------------------------------------------------------
     def _consume(self, consumer: Any) -> None:
         last_commit = time.monotonic()
+        _hold_for_test()
         try:
             while not self._stop.is_set():
                 msgs = next_batch(consumer, 1000, 0.1)
@@ -380,9 +393,19 @@ class PartitionProcessor:
             self._dead_letter(m, reason)
         store = self.stores[partition]
         base = applied_offset(store)  # where this batch starts from: the changelog delta's base
-        tx = Transaction(store)
-        result = apply_batch(tx, partition, self.partition_count, records)
-        writes = tx.commit(msgs[-1].offset(), msgs[-1].timestamp()[1])
+
+        def apply_once() -> tuple[BatchResult, Any]:  # a transient failure leaves tx uncommitted: retried whole
+            tx = Transaction(store)
+            result = apply_batch(tx, partition, self.partition_count, records)
+            try:
+                return result, tx.commit(msgs[-1].offset(), msgs[-1].timestamp()[1])
+            except Exception as e:
+                if is_transient(e):  # a failed WriteBatch wrote nothing (the store's caches follow the write)
+                    raise TransientApplyError(msgs[-1].offset(), e) from e
+                raise
+
+        result, writes = retry_transient(apply_once, on_retry=lambda e, n: log.warning(
+            "partition %d: %s; retrying the batch (%d)", partition, e, n))
         if self.changelog is not None:
             self.changelog.record(partition, base, msgs[-1].offset(), writes, msgs[-1].timestamp()[1])
         if result.rejected:
@@ -413,12 +436,7 @@ class PartitionProcessor:
         headers = list(msg.headers() or []) + [
             ("reprise-dead-letter-reason", reason.encode()),
             ("reprise-source", f"{msg.topic()}/{msg.partition()}/{msg.offset()}".encode())]
-        while True:
-            try:
-                self.producer.produce(self.cfg.dead_letter_topic, value=msg.value(), key=msg.key(), headers=headers)
-                return
-            except BufferError:
-                self.producer.poll(0.05)
+        produce_dead_letter(self.producer, self.cfg.dead_letter_topic, msg.key(), msg.value(), headers)
 
     # leader actions (event loop) ---------------------------------------------------------------
     def _perform(self, partition: int, actions: list[Action]) -> None:
@@ -477,6 +495,14 @@ class PartitionProcessor:
         if partition in self.leading:
             self.burst.produce_record(self.cfg.log_topic, partition, "OutboxShipped", {
                 "epoch": self.claimed[partition], "up_to_seq": up_to})
+
+
+def _hold_for_test() -> None:
+    """Fault injection for tests: the apply loop waits while the file REPRISE_FAULT_HOLD_APPLY names
+    exists (a processor that has not caught up yet). Checked once, never set in production."""
+    hold = os.environ.get("REPRISE_FAULT_HOLD_APPLY")
+    while hold and os.path.exists(hold):
+        time.sleep(0.1)
 
 
 SWEEP_LIMIT = 5_000  # invocations one RetentionSweep record forgets at most (the next sweep takes the rest)

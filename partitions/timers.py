@@ -14,6 +14,7 @@ import asyncio
 import time
 from collections.abc import Callable
 
+from engine.critical import check_task_fault, watch_task
 from partitions.store import KeyValueStore
 
 FireSink = Callable[[int, str], None]
@@ -41,7 +42,8 @@ class TimerService:
         self._per_partition.setdefault(partition, 0)
         self._load(partition)
         if self._reloader is None:
-            self._reloader = asyncio.get_running_loop().create_task(self._reload_forever())
+            # critical: without it, timers past the loaded window would never fire (engine/critical.py)
+            self._reloader = watch_task(asyncio.get_running_loop().create_task(self._reload_forever()), "timers")
 
     def schedule(self, partition: int, timer_key: str, fire_at_ms: int) -> None:
         cursor = self._cursor.get(partition)
@@ -90,6 +92,7 @@ class TimerService:
         return f"{_PREFIX}{int(time.time() * 1000):015d}/\xff"
 
     async def _reload_forever(self) -> None:
+        check_task_fault("timers")
         while True:
             await asyncio.sleep(self._reload_every)
             for partition in list(self._stores):

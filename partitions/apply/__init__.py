@@ -24,6 +24,7 @@ from partitions.apply import (
     signal,
     timer_fired,
 )
+from partitions.apply_failures import TransientApplyError, is_transient
 from partitions.context import ApplyContext
 from partitions.errors import RejectedRecord
 from partitions.store import Transaction
@@ -66,7 +67,10 @@ class BatchResult:
 
 
 def apply_batch(tx: Transaction, partition: int, partitions: int, records: Iterable[LogRecord]) -> BatchResult:
-    """Apply records in order into ``tx`` (the caller commits it with the last offset)."""
+    """Apply records in order into ``tx`` (the caller commits it with the last offset).
+
+    Raises TransientApplyError (``tx`` must then be dropped, not committed) when a record failed for
+    a reason outside it, such as MemoryError or a RocksDB I/O error."""
     ctx = ApplyContext(Tables(tx), partition, partitions, -1)
     rejected: list[tuple[int, str]] = []
     for rec in records:
@@ -83,6 +87,8 @@ def apply_batch(tx: Transaction, partition: int, partitions: int, records: Itera
             _undo(tx, ctx, n_actions)
             rejected.append((rec.offset, _fail_attempt_instead(tx, ctx, rec, str(e))))
         except Exception as e:  # noqa: BLE001 - one bad record must not stop the partition
+            if is_transient(e):  # the process failed, not the record: retry the batch (apply_failures.py)
+                raise TransientApplyError(rec.offset, e) from e
             _undo(tx, ctx, n_actions)
             reason = f"{rec.kind} could not be applied: {type(e).__name__}: {e}"
             rejected.append((rec.offset, _fail_attempt_instead(tx, ctx, rec, reason)))

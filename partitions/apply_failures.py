@@ -1,0 +1,56 @@
+"""Why a record failed to apply: the record (reject it, always) or the process (retry the batch).
+
+A replay must make the same decisions as the first pass. A record whose content makes apply() fail
+fails the same way on every replay, so rejecting it (dead letter, partition moves on) is
+deterministic. A failure of the process itself (out of memory, a RocksDB I/O error) may not happen
+on a replay; rejecting the record then would make the replayed state differ. Such a failure aborts
+the whole batch (nothing of it is committed) and the processor retries it; if it persists, the
+processor stops loudly instead of rejecting anything.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+# The process, not the record: memory, the operating system, the store's own errors.
+_TRANSIENT_TYPES: tuple[type[BaseException], ...] = (MemoryError, OSError, SystemError)
+
+
+class TransientApplyError(Exception):
+    """apply() failed for a reason outside the record: the batch is not committed and must be retried."""
+
+    def __init__(self, offset: int, cause: BaseException) -> None:
+        super().__init__(f"record at offset {offset} failed to apply for a transient reason: "
+                         f"{type(cause).__name__}: {cause}")
+        self.offset = offset
+        self.cause = cause
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True when the failure says nothing about the record. RocksDB (rocksdict) reports I/O and
+    corruption errors as a bare ``Exception``; exceptions of a record's content (``KeyError``,
+    ``ValueError``, a protobuf ``DecodeError``, ``RejectedRecord``) are all subclasses."""
+    return isinstance(exc, _TRANSIENT_TYPES) or type(exc) is Exception
+
+
+def retry_transient(fn: Callable[[], T], attempts: int = 5, first_delay_s: float = 0.1,
+                    sleep: Callable[[float], None] = time.sleep,
+                    on_retry: Callable[[TransientApplyError, int], None] | None = None) -> T:
+    """Run ``fn`` (apply one batch) again after a TransientApplyError, with doubling delays; after
+    ``attempts`` failures the last error propagates (the processor then ends, see engine/critical.py)."""
+    delay = first_delay_s
+    for attempt in range(1, attempts + 1):
+        try:
+            return fn()
+        except TransientApplyError as e:
+            if attempt == attempts:
+                raise
+            if on_retry is not None:
+                on_retry(e, attempt)
+            sleep(delay)
+            delay = min(delay * 2, 5.0)
+    raise AssertionError("unreachable")
