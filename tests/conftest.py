@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,6 +45,15 @@ def kafka_bootstrap(request: pytest.FixtureRequest) -> Iterator[str]:
     kafka.stop()
 
 
+_NAMESPACED = re.compile(r"t[0-9a-f]{10}\.")
+
+
+def _not_anothers(topic: str, own: str | None) -> bool:
+    """False for a topic of another test's namespace: tests of several checkouts may share one broker,
+    and one test's clean-up must not delete what another is still using."""
+    return own is None or topic.startswith(own + ".") or not _NAMESPACED.match(topic)
+
+
 @pytest.fixture(autouse=True)
 def _drop_topics_the_test_created(request: pytest.FixtureRequest) -> Iterator[None]:
     """Delete the topics a test created once it is done (its processes are gone by then: this fixture
@@ -57,7 +67,9 @@ def _drop_topics_the_test_created(request: pytest.FixtureRequest) -> Iterator[No
     admin = AdminClient({"bootstrap.servers": request.getfixturevalue("kafka_bootstrap")})
     before = set(admin.list_topics(timeout=30).topics)
     yield
-    created = [t for t in admin.list_topics(timeout=30).topics if t not in before and not t.startswith("__")]
+    own = request.getfixturevalue("namespace") if "namespace" in request.fixturenames else None
+    created = [t for t in admin.list_topics(timeout=30).topics
+               if t not in before and not t.startswith("__") and _not_anothers(t, own)]
     for fut in (admin.delete_topics(created, operation_timeout=30) if created else {}).values():
         try:
             fut.result(30)
