@@ -64,7 +64,17 @@ def cmd_topics(args: argparse.Namespace) -> int:
     cfg = _config(args)
     created = create_topics(cfg)
     print(f"created: {', '.join(created)}" if created else "all topics exist")
+    _warn_single_replica(cfg, "topics")
     return 0
+
+
+def _warn_single_replica(cfg: Config, role: str) -> None:
+    from engine.kafka import single_replica_warning, topic_replicas
+
+    replicas = topic_replicas(cfg, cfg.log_topic) or cfg.replication_factor  # else: as it will be created
+    warning = single_replica_warning(replicas, role)
+    if warning is not None:
+        logging.getLogger("reprise").warning(warning)
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
@@ -97,7 +107,9 @@ def cmd_node(args: argparse.Namespace) -> int:
     """``reprise processor`` or ``reprise ingress``: one role of a cluster, against an existing Kafka."""
     from engine.runtime import run
 
-    _run(run(_config(args), args.command))
+    cfg = _config(args)
+    _warn_single_replica(cfg, args.command)
+    _run(run(cfg, args.command))
     return 0
 
 
