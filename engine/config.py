@@ -54,6 +54,9 @@ class Config:
     attempt_timeout_s: float = 300.0
     eager_state_limit_bytes: int = 64 * 1024  # above this an object's state is sent lazily
     max_inflight_requests: int = 10_000  # per ingress process; past it: 429 with Retry-After
+    # clients waiting on attach at once (ingress/attach.py), per ingress process and per invocation; past it: 429
+    max_attach_waiters: int = 10_000
+    max_attach_waiters_per_invocation: int = 1_000
     produce_timeout_ms: int = 30_000  # the ingress answers 503 when Kafka has not acknowledged by then
     snapshot_dir: str = ""  # a directory or s3://bucket/prefix for snapshots; "" means <home>/snapshots/<namespace>
     snapshot_interval_s: float = 600.0  # a processor snapshots each partition it leads this often; 0: never
