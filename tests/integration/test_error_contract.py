@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 import pytest
@@ -51,7 +52,8 @@ def shared_engine(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
     (tmp / "effects").mkdir()
     svc = Service(tmp / "effects", tmp / "svc.log")
     svc.start()
-    eng = Engine(kafka_bootstrap, "tcontract" + Path(tmp).name[-6:].replace("-", ""), tmp / "engine")
+    # a namespace of its own: the temporary directory's name ("contract0") repeats across sessions
+    eng = Engine(kafka_bootstrap, "tcontract" + uuid.uuid4().hex[:10], tmp / "engine")
     try:
         eng.start()
         eng.register(svc.uri)
