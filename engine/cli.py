@@ -69,9 +69,14 @@ def cmd_topics(args: argparse.Namespace) -> int:
 
 
 def _warn_single_replica(cfg: Config, role: str) -> None:
+    from confluent_kafka import KafkaException
+
     from engine.kafka import single_replica_warning, topic_replicas
 
-    replicas = topic_replicas(cfg, cfg.log_topic) or cfg.replication_factor  # else: as it will be created
+    try:
+        replicas = topic_replicas(cfg, cfg.log_topic) or cfg.replication_factor  # else: as it will be created
+    except KafkaException:  # Kafka not reachable yet: the start that follows says so
+        return
     warning = single_replica_warning(replicas, role)
     if warning is not None:
         logging.getLogger("reprise").warning(warning)
