@@ -6,15 +6,16 @@ handed to it directly instead: engine/local_replies.py); (3) once Kafka acknowle
 seq, the leader appends OutboxShipped(up_to) to its own partition, and apply() deletes them. A crash
 between (2) and (3) re-ships on restart; receivers drop the copies by (partition, seq).
 
-Order under failure. A receiver keeps only the highest seq it applied per source partition and
-drops anything at or below it, so an entry that failed must reach its destination before any later
-entry to the same destination does, or it would be dropped as a copy. Hence: (a) an entry that
-failed stays unfinished, and OutboxShipped never reaches past an unfinished entry; (b) once an
-entry to a destination failed, later entries to that destination are held; the failed and held
-ones are then shipped one at a time, lowest seq first, each after the previous one was
-acknowledged, until none is left and the destination is batched again; (c) within one producer
-turn, a refused entry makes the turn's later entries to its destination refused too
-(ProduceBurst ``ordered``). Entries to other destinations go on meanwhile, batched as before.
+Order under failure. A log partition receiving entries keeps only the highest seq it applied per
+source partition and drops anything at or below it, so an entry that failed must reach its
+partition before any later entry to the same partition does, or it would be dropped as a copy.
+Hence: (a) an entry that failed stays unfinished, and OutboxShipped never reaches past an
+unfinished entry; (b) once an entry to a log partition failed, later entries to it are held; the
+failed and held ones are then shipped one at a time, lowest seq first, each after the previous
+one was acknowledged, until none is left and the partition is batched again; (c) within one
+producer turn, a refused entry makes the turn's later entries to its partition refused too
+(ProduceBurst ``ordered``). Entries to other destinations go on meanwhile, batched as before;
+a failed reply (its receiver keeps no high-water) is retried alone, holding nothing.
 
 What (b) cannot undo: entries to the same destination already in flight when an earlier one
 fails. The processor's producer never times a record out (``message.timeout.ms`` 0), so that takes
@@ -84,7 +85,7 @@ class OutboxShipper:
             return  # already shipped and truncated
         src.unfinished.add(seq)
         dest = (entry["topic"], entry["partition"])
-        held = src.held.get(dest)
+        held = src.held.get(dest)  # only log partitions are held: their receivers drop what comes late
         if held is not None:  # an earlier entry to it failed: this one waits behind it
             bisect.insort(held, seq)
             return
@@ -104,13 +105,18 @@ class OutboxShipper:
         if entry["partition"] < 0:  # a client's reply topic: key by request id, Kafka picks the partition
             key = codec.decode(entry["kind"], 1, entry["value"]).get("request_id", "").encode()
         self._burst.produce_encoded(self.topic_of(entry["topic"]), entry["partition"], entry["kind"], entry["value"],
-                                    key=key, on_delivery=delivered, ordered=True)
+                                    key=key, on_delivery=delivered, ordered=entry["topic"] == "log")
 
     def _acked(self, partition: int, store: KeyValueStore, src: _Source, seq: int, entry: Row,
                err: KafkaError | None) -> None:
         if self._sources.get(partition) is not src:
             return  # the partition was dropped (stepped down) since: its next leader ships it
         dest = (entry["topic"], entry["partition"])
+        if err is not None and dest[0] != "log":  # a reply: its receiver keeps no high-water, order is moot
+            log.warning("outbox entry %d of partition %d to %s not delivered (%s); retrying", seq, partition,
+                        dest[0], err)
+            self._loop.call_later(RETRY_S, self._retry_one, partition, store, src, seq, entry)
+            return
         if err is not None:
             log.warning("outbox entry %d of partition %d to %s[%d] not delivered (%s); retrying it before any "
                         "later entry to it", seq, partition, dest[0], dest[1], err)
@@ -134,6 +140,10 @@ class OutboxShipper:
         if partition not in self._flush_scheduled:
             self._flush_scheduled.add(partition)
             self._loop.call_later(self._interval, self._report, partition)
+
+    def _retry_one(self, partition: int, store: KeyValueStore, src: _Source, seq: int, entry: Row) -> None:
+        if self._sources.get(partition) is src:
+            self._produce(partition, store, src, seq, entry)
 
     def _retry(self, partition: int, store: KeyValueStore, src: _Source, dest: Destination) -> None:
         src.retry_scheduled.discard(dest)

@@ -33,11 +33,12 @@ class FakeKafka:
         self.dropped: list[int] = []
 
     def produce(self, topic: str, **kw: Any) -> None:
-        seq = codec.decode("Signal", 1, kw["value"])["source"]["seq"]
+        kind, version = codec.kind_of(kw["headers"])
+        seq = codec.decode(kind, version, kw["value"])["source"]["seq"]
         if seq in self.refuse:
             self.refuse.discard(seq)
             raise KafkaException(FAILURE)
-        self.queued.append((kw["partition"], seq, kw["on_delivery"]))
+        self.queued.append((kw.get("partition", REPLIES), seq, kw["on_delivery"]))
 
     def poll(self, _timeout: float) -> None:
         pass
@@ -50,7 +51,7 @@ class FakeKafka:
                 on_delivery(FAILURE, None)
                 continue
             tx = Transaction(self.receivers.setdefault(partition, MemoryStore()))
-            if Tables(tx).seen(SOURCE, seq):
+            if partition != REPLIES and Tables(tx).seen(SOURCE, seq):
                 self.dropped.append(seq)
             else:
                 self.applied.setdefault(partition, []).append(seq)
@@ -63,6 +64,14 @@ def signal(seq: int) -> bytes:
                                    "failure": None, "source": {"partition": SOURCE, "seq": seq}})
 
 
+def reply(seq: int) -> bytes:
+    return codec.encode("Reply", {"ingress_id": "elsewhere", "request_id": f"r{seq}", "invocation_id": f"inv{seq}",
+                                  "value": b"v", "failure": None, "source": {"partition": SOURCE, "seq": seq}})
+
+
+REPLIES = -1
+
+
 def run_shipper(destinations: list[int], refuse: set[int] = frozenset(), fail: set[int] = frozenset(),
                 ) -> tuple[FakeKafka, list[tuple[int, bool]], MemoryStore]:
     """Ship one entry per destination in turn, a few per loop turn, until every entry is reported
@@ -71,7 +80,10 @@ def run_shipper(destinations: list[int], refuse: set[int] = frozenset(), fail: s
     store = MemoryStore()
     tx = Transaction(store)
     for dest in destinations:
-        Tables(tx).outbox_append("log", dest, "Signal", signal)
+        if dest == REPLIES:
+            Tables(tx).outbox_append("replies", -1, "Reply", reply)
+        else:
+            Tables(tx).outbox_append("log", dest, "Signal", signal)
     tx.commit(None)
     kafka = FakeKafka(set(refuse), set(fail))
     reports: list[tuple[int, bool]] = []
@@ -134,3 +146,11 @@ def test_repeated_failures_on_two_receivers() -> None:
 def test_without_failures_every_entry_is_delivered_in_order_and_reported() -> None:
     kafka, reports, _ = run_shipper(DESTS)
     assert_no_loss(kafka, reports, DESTS)
+
+
+def test_a_failed_reply_is_retried_alone_and_holds_no_later_reply() -> None:
+    dests = [REPLIES, 1, REPLIES, REPLIES, 2, REPLIES, REPLIES, 1, REPLIES]
+    kafka, reports, _ = run_shipper(dests, fail={2})
+    assert reports[-1][0] == len(dests) - 1 and all(ok for _, ok in reports), reports
+    replies = kafka.applied[REPLIES]  # a reply topic dedups nothing: order among replies is free
+    assert sorted(replies) == [0, 2, 3, 5, 6, 8] and replies.index(3) < replies.index(2)
