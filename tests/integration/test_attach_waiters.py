@@ -62,7 +62,8 @@ def test_attach_waiters_are_bounded_freed_on_disconnect_and_shared(
         assert refused[0] == 429 and refused[1] == "1" and refused[2]["code"] == 429
         # an output request is answered by the partition after every Attach produced before it (one
         # producer, one partition: in order), so the row now shows what they all left behind
-        assert post(f"{eng.ingress}/restate/invocation/{inv}/output", None, {}, 60.0, "GET")[0] == 470
+        status, body = post(f"{eng.ingress}/restate/invocation/{inv}/output", None, {}, 60.0, "GET")
+        assert status == 470, body
         assert attached_clients(eng, inv) == 1
         assert not first.done() and not second.done()
 
