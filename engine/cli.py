@@ -65,6 +65,7 @@ def cmd_topics(args: argparse.Namespace) -> int:
     cfg = _config(args)
     created = create_topics(cfg)
     print(f"created: {', '.join(created)}" if created else "all topics exist")
+    _warn_single_replica(cfg, "topics")
     return 0
 
 
@@ -82,6 +83,20 @@ def _refused_to_start(cfg: Config, role: str) -> bool:
     if signer is not None:
         print(f"reprise: requests to services are signed with {signer.key_id}", file=sys.stderr)
     return False
+
+
+def _warn_single_replica(cfg: Config, role: str) -> None:
+    from confluent_kafka import KafkaException
+
+    from engine.kafka import single_replica_warning, topic_replicas
+
+    try:
+        replicas = topic_replicas(cfg, cfg.log_topic) or cfg.replication_factor  # else: as it will be created
+    except KafkaException:  # Kafka not reachable yet: the start that follows says so
+        return
+    warning = single_replica_warning(replicas, role)
+    if warning is not None:
+        logging.getLogger("reprise").warning(warning)
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
@@ -119,6 +134,7 @@ def cmd_node(args: argparse.Namespace) -> int:
     cfg = _config(args)
     if _refused_to_start(cfg, args.command):
         return 2
+    _warn_single_replica(cfg, args.command)
     _run(run(cfg, args.command))
     return 0
 

@@ -57,6 +57,9 @@ class Config:
     attempt_watchdog_s: float = 60.0
     eager_state_limit_bytes: int = 64 * 1024  # above this an object's state is sent lazily
     max_inflight_requests: int = 10_000  # per ingress process; past it: 429 with Retry-After
+    # clients waiting on attach at once (ingress/attach.py), per ingress process and per invocation; past it: 429
+    max_attach_waiters: int = 10_000
+    max_attach_waiters_per_invocation: int = 1_000
     produce_timeout_ms: int = 30_000  # the ingress answers 503 when Kafka has not acknowledged by then
     # a call, attach or admin command waits this long for its answer, then gets 504 (the invocation goes on)
     reply_timeout_s: float = 600.0

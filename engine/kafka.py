@@ -82,11 +82,36 @@ def check_client_settings(cfg: Config) -> None:
         raise KafkaConfigError(f"{cfg.kafka_config}: {e.args[0].str()}") from None
 
 
+def min_insync_replicas(replication_factor: int) -> int:
+    """2 wherever a second replica exists: with ``acks=all`` a record is then on two brokers before it
+    is acknowledged, so losing one broker loses nothing acknowledged. At RF=2 that means both replicas:
+    while one broker is down, writes are refused (503 at the ingress) rather than acknowledged on a
+    single copy; RF=3 keeps writing through the loss of one broker."""
+    return 2 if replication_factor >= 2 else 1
+
+
+def single_replica_warning(replicas: int, role: str) -> str | None:
+    """What to warn about when the log has one replica: fine for ``reprise dev``, data loss elsewhere."""
+    if replicas != 1 or role == "dev":
+        return None
+    return ("the log topic has replication factor 1: losing its broker's disk loses acknowledged "
+            "invocations; create topics with REPRISE_REPLICATION_FACTOR=3 for anything but development")
+
+
+def topic_replicas(cfg: Config, topic: str, timeout: float = 10.0) -> int:
+    """A topic's replication factor on the broker (0: no such topic)."""
+    md = new_admin(cfg).list_topics(topic, timeout=timeout)
+    found = md.topics.get(topic)
+    if found is None or found.error is not None or not found.partitions:
+        return 0
+    return min(len(p.replicas) for p in found.partitions.values())
+
+
 def topic_specs(cfg: Config) -> list[NewTopic]:
     """Every topic Reprise needs, with the settings docs/architecture.md explains."""
     max_bytes = str(cfg.max_message_bytes + 64 * 1024)
     rf = cfg.replication_factor
-    min_isr = "2" if rf >= 3 else "1"
+    min_isr = str(min_insync_replicas(rf))
     return [
         NewTopic(cfg.log_topic, cfg.partitions, rf, config={
             "cleanup.policy": "delete", "retention.ms": "-1", "max.message.bytes": max_bytes,

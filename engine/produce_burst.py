@@ -35,22 +35,28 @@ class ProduceBurst:
     def __init__(self, producer: Producer, loop: asyncio.AbstractEventLoop) -> None:
         self.producer = producer
         self._loop = loop
-        self._pending: list[tuple[str, int, str, bytes, bytes | None, Delivery | None]] = []
+        self._pending: list[tuple[str, int, str, bytes, bytes | None, Delivery | None, bool]] = []
 
     def produce_record(self, topic: str, partition: int, kind: str, record: dict[str, Any],
                        key: bytes | None = None, on_delivery: Delivery | None = None) -> None:
         self.produce_encoded(topic, partition, kind, codec.encode(kind, record), key, on_delivery)
 
     def produce_encoded(self, topic: str, partition: int, kind: str, value: bytes, key: bytes | None = None,
-                        on_delivery: Delivery | None = None) -> None:
+                        on_delivery: Delivery | None = None, ordered: bool = False) -> None:
+        """``ordered``: once such a record to (topic, partition) is refused, the turn's later ordered
+        records to it are refused too, so none of them lands ahead of the refused one."""
         if not self._pending:
             self._loop.call_soon(self.flush)
-        self._pending.append((topic, partition, kind, value, key, on_delivery))
+        self._pending.append((topic, partition, kind, value, key, on_delivery, ordered))
 
     def flush(self) -> None:
         """Produce what is queued now (the loop calls it; so may a caller that must not wait a turn)."""
         pending, self._pending = self._pending, []
-        for topic, partition, kind, value, key, on_delivery in pending:
+        refused: dict[tuple[str, int], KafkaError] = {}
+        for topic, partition, kind, value, key, on_delivery, ordered in pending:
+            if ordered and refused and (topic, partition) in refused and on_delivery is not None:
+                on_delivery(refused[(topic, partition)], None)
+                continue
             try:
                 produce_encoded(self.producer, topic, partition, kind, value, key, on_delivery)
             except Exception as e:  # noqa: BLE001 - one refused record must not drop the rest of the turn's
@@ -60,3 +66,5 @@ class ProduceBurst:
                     log.error("%s record for %s[%d] refused by the producer: %s", kind, topic, partition, err)
                 else:
                     on_delivery(err, None)
+                if ordered:
+                    refused[(topic, partition)] = err

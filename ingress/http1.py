@@ -24,6 +24,11 @@ log = logging.getLogger("reprise.ingress")
 MAX_HEAD_BYTES = 64 * 1024
 LINGER_S = 2.0  # after refusing a request: how long its unread rest is read and dropped
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# Numbers on the wire are ASCII digits only: str.isdigit() and int() also take "²" or "٣", and
+# int(x, 16) takes "0x1f", "1_0", "+a" and surrounding spaces, none of which RFC 9112 allows.
+_CONTENT_LENGTH = re.compile(r"[0-9]{1,18}")
+# chunk-size = 1*HEXDIG, then optional chunk extensions: BWS ";" ... (RFC 9112 7.1.1)
+_CHUNK_SIZE_LINE = re.compile(rb"([0-9A-Fa-f]{1,15})(?:[ \t]*;[^\r\n]*)?")
 _REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
 
 
@@ -97,13 +102,13 @@ def _body_length(headers: dict[str, str], max_body: int) -> int | None:
     if te is not None:
         if cl is not None:
             raise BadRequest(400, "both transfer-encoding and content-length")
-        if te.lower().rsplit(",", 1)[-1].strip() != "chunked":
+        if te.strip().lower() != "chunked":  # another coding would reach the handler undecoded
             raise BadRequest(501, f"transfer-encoding {te!r} not supported: use chunked or content-length")
         return None
     if cl is None:
         return 0
-    if not cl.isdigit() or len(cl) > 18:
-        raise BadRequest(400, f"bad content-length {cl!r}")
+    if not _CONTENT_LENGTH.fullmatch(cl):  # also refuses differing repeats, joined as "5, 6"
+        raise BadRequest(400, f"bad content-length {cl!r}: expected ASCII digits")
     n = int(cl)
     if n > max_body:
         raise BadRequest(413, f"request body exceeds the maximum of {max_body} bytes")
@@ -127,13 +132,10 @@ class _Chunks:
                 if len(buf) - self.pos > 1024:
                     raise BadRequest(400, "malformed chunk size line")
                 return None
-            size_field = bytes(buf[self.pos:eol]).split(b";", 1)[0].strip()
-            try:
-                n = int(size_field, 16)
-            except ValueError:
-                raise BadRequest(400, "malformed chunk size") from None
-            if n < 0:
-                raise BadRequest(400, "malformed chunk size")
+            m = _CHUNK_SIZE_LINE.fullmatch(buf, self.pos, eol)
+            if m is None:
+                raise BadRequest(400, "malformed chunk size: expected hexadecimal digits")
+            n = int(m.group(1), 16)
             if n == 0:
                 return self._trailers(buf, eol)
             if self.size + n > self.max_body:
@@ -236,6 +238,10 @@ class _Connection(asyncio.Protocol):
             complete = self._next_request()
         except BadRequest as e:
             self._answer_and_close(e.status, str(e))
+            return
+        except Exception:  # noqa: BLE001 - a parser gap still gets an answer, never a silent drop
+            log.exception("ingress could not parse a request")
+            self._answer_and_close(400, "malformed request")
             return
         if complete is None:
             return

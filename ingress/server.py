@@ -24,6 +24,7 @@ from engine.ids import (
     workflow_run_id,
 )
 from engine.registry import Registry, ServiceInfo
+from ingress.attach import AttachWaiters
 from ingress.delay import parse_delay_ms
 from ingress.errors import IngressError, error_reply
 from ingress.http1 import HttpServer, Request, Response
@@ -51,6 +52,7 @@ class Ingress:
         self.registry = registry
         self.log = LogClient(cfg, "ingress")
         self._admission = Admission(cfg.max_inflight_requests)
+        self._attached = AttachWaiters(cfg.max_attach_waiters, cfg.max_attach_waiters_per_invocation)
         self.http = HttpServer(self.handle, error_reply, cfg.max_message_bytes)
 
     async def start(self, host: str, port: int) -> None:
@@ -187,10 +189,16 @@ class Ingress:
         return await self._get_result(inv, m["mode"], svc.handlers[m["handler"]].output_content_type)
 
     async def _get_result(self, inv: InvocationId, mode: str, content_type: str | None) -> Response:
-        reply_to = self.log.reply_to(f"{mode}-{random_hex()}")
-        reply = await self.log.request("Attach", self.log.partition_of(inv), {
-            "invocation_id": str(inv), "mode": mode, "reply_to": reply_to}, reply_to["request_id"])
+        if mode == "attach":  # waits: shared and bounded (ingress/attach.py)
+            reply = await self._attached.wait(str(inv), lambda request_id: self._ask(inv, mode, request_id))
+        else:  # answered at once
+            reply = await self._ask(inv, mode, f"{mode}-{random_hex()}")
         return self._result(content_type, reply)
+
+    async def _ask(self, inv: InvocationId, mode: str, request_id: str) -> dict[str, Any]:
+        reply_to = self.log.reply_to(request_id)
+        return await self.log.request("Attach", self.log.partition_of(inv), {
+            "invocation_id": str(inv), "mode": mode, "reply_to": reply_to}, request_id)
 
     def _result(self, content_type: str | None, reply: dict[str, Any]) -> Response:
         inv = reply["invocation_id"]

@@ -68,7 +68,8 @@ class StoreIntrospector:
             entries.append({"index": i, **pj.describe(raw)} if raw is not None else {"index": i, "type": "?"})
         return {**summary(row), "partition": partition, "waiting_for": {
             "completions": row["waiting_completions"], "signals": row["waiting_signals"],
-            "named_signals": row["waiting_named"]}, "journal": entries}
+            "named_signals": row["waiting_named"]}, "attached_clients": len(row["attached_replies"]),
+            "journal": entries}
 
     def state(self, service: str, key: str) -> dict[str, str]:
         from engine.partitioning import partition_for_key

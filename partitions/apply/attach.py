@@ -9,6 +9,10 @@ from partitions.context import ApplyContext
 from partitions.status import Status
 
 NOT_READY = 470
+# Clients (reply targets) one invocation keeps waiting. An ingress shares one per invocation among its
+# clients (ingress/attach.py); what grows is idempotent calls repeated while it runs. Past the bound
+# the oldest waiter, the likeliest to be gone, is answered 503 and the new one takes its place.
+MAX_ATTACHED_REPLIES = 1_000
 
 
 def apply_attach(ctx: ApplyContext, rec: dict[str, Any], now_ms: int) -> None:
@@ -21,6 +25,17 @@ def apply_attach(ctx: ApplyContext, rec: dict[str, Any], now_ms: int) -> None:
     elif rec["mode"] == "output":
         lifecycle.send_reply(ctx, reply, inv, None, {"code": NOT_READY, "message": f"invocation {inv} not finished"})
     else:
-        if reply not in row["attached_replies"]:
-            row["attached_replies"].append(reply)
+        add_waiter(ctx, row, reply)
         ctx.tables.put_status(row)
+
+
+def add_waiter(ctx: ApplyContext, row: dict[str, Any], reply: dict[str, Any]) -> None:
+    """Someone to answer when the invocation completes; a repeated reply target is kept once."""
+    waiting = row["attached_replies"]
+    if reply in waiting or reply == row["reply_to"]:
+        return
+    if len(waiting) >= MAX_ATTACHED_REPLIES:
+        inv = row["invocation_id"]
+        lifecycle.send_reply(ctx, waiting.pop(0), inv, None, {"code": 503, "message": (
+            f"more than {MAX_ATTACHED_REPLIES} clients wait for invocation {inv}: the oldest gave way; attach again")})
+    waiting.append(reply)

@@ -8,6 +8,7 @@ from engine.ids import InvocationId
 from engine.partitioning import partition_key
 from engine.protocol import journal as pj
 from partitions import lifecycle
+from partitions.apply.attach import add_waiter
 from partitions.context import ApplyContext
 from partitions.errors import RejectedRecord
 from partitions.status import Status
@@ -89,6 +90,6 @@ def _attach(ctx: ApplyContext, row: dict[str, Any], rec: dict[str, Any]) -> None
         return
     if caller is not None and caller not in row["attached_callers"] and caller != row["caller"]:
         row["attached_callers"].append(caller)
-    if reply is not None and reply not in row["attached_replies"] and reply != row["reply_to"]:
-        row["attached_replies"].append(reply)
+    if reply is not None:
+        add_waiter(ctx, row, reply)
     ctx.tables.put_status(row)

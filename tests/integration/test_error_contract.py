@@ -30,6 +30,11 @@ ROWS = [
     ("POST", "/Steps/three", b'"x"', {**JSON, "x-big": "v" * 70_000}, 431, "request head exceeds"),
     ("POST", "/Steps/three/send?delay=soon", b'"x"', JSON, 400, "bad delay"),
     ("POST", "/Steps/three?delay=1s", b'"x"', JSON, 400, "only allowed on /send"),
+    ("POST", "/Steps/three/send?delay=10000000000000000000", b'"x"', JSON, 400, "longer than the maximum"),
+    ("POST", "/Steps/three/send?delay=P366D", b'"x"', JSON, 400, "longer than the maximum"),
+    # once: 202, then dead-lettered past the Avro long; with a key the client then waited forever
+    ("POST", "/Steps/three/send?delay=" + "9" * 26, b'"x"', {**JSON, "idempotency-key": "far"}, 400,
+     "longer than the maximum"),
     ("POST", "/SignupWorkflow/w/run/send?delay=1s", b"{}", JSON, 400, "not allowed on a workflow's run"),
     ("POST", "/SignupWorkflow/w/run", b"{}", {**JSON, "idempotency-key": "k"}, 400, "not allowed on a workflow's run"),
     ("POST", "/Steps/three", b'"x"', {**JSON, "idempotency-key": " "}, 400, "idempotency-key header is empty"),
@@ -47,7 +52,8 @@ def shared_engine(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
     (tmp / "effects").mkdir()
     svc = Service(tmp / "effects", tmp / "svc.log")
     svc.start()
-    eng = Engine(kafka_bootstrap, "tcontract" + uuid.uuid4().hex[:8], tmp / "engine")  # a fresh namespace each run
+    # a namespace of its own: the temporary directory's name ("contract0") repeats across sessions
+    eng = Engine(kafka_bootstrap, "tcontract" + uuid.uuid4().hex[:10], tmp / "engine")
     try:
         eng.start()
         eng.register(svc.uri)

@@ -95,6 +95,16 @@ def test_chunked_body_split_at_every_byte() -> None:
     run(work)
 
 
+def test_chunk_sizes_are_hex_digits_with_optional_extensions() -> None:
+    async def work(server: HttpServer) -> None:
+        reader, writer = await connect(server)
+        writer.write(b"POST /c HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n"
+                     b"A\r\n0123456789\r\n1 ;name=\"v\"\r\n!\r\n000\r\n\r\n")
+        assert json.loads((await read_response(reader))[2])["body"] == "0123456789!"
+        writer.close()
+    run(work)
+
+
 def test_expect_100_continue_is_answered_before_the_body_is_sent() -> None:
     async def work(server: HttpServer) -> None:
         reader, writer = await connect(server)
@@ -120,6 +130,25 @@ def test_expect_100_continue_is_answered_before_the_body_is_sent() -> None:
     (b"POST /x HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", 400, "both"),
     (b"POST /x HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 501, "not supported"),
     (b"GET x HTTP/1.1\r\n\r\n", 400, "bad request target"),
+    # numbers are ASCII digits only (RFC 9112), whatever Python's int() would accept
+    ("POST /x HTTP/1.1\r\nContent-Length: \u00b2\r\n\r\n".encode(), 400, "bad content-length"),
+    ("POST /x HTTP/1.1\r\nContent-Length: \u0663\r\n\r\nabc".encode(), 400, "bad content-length"),
+    ("POST /x HTTP/1.1\r\nContent-Length: \uff11\r\n\r\na".encode(), 400, "bad content-length"),
+    (b"POST /x HTTP/1.1\r\nContent-Length: +1\r\n\r\na", 400, "bad content-length"),
+    (b"POST /x HTTP/1.1\r\nContent-Length: 1 0\r\n\r\n", 400, "bad content-length"),
+    (b"POST /x HTTP/1.1\r\nContent-Length: 1_0\r\n\r\n", 400, "bad content-length"),
+    (b"POST /x HTTP/1.1\r\nContent-Length: 0x1\r\n\r\n", 400, "bad content-length"),
+    (b"POST /x HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", 400, "bad content-length"),
+    (b"POST /x HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\na", 400, "bad content-length"),
+    (b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 1\r\n\r\n", 400, "both"),
+    (b"POST /x HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501, "not supported"),
+    (b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0x1f\r\n", 400, "malformed chunk size"),
+    (b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1_0\r\n", 400, "malformed chunk size"),
+    (b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n+a\r\n", 400, "malformed chunk size"),
+    (b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n a\r\n", 400, "malformed chunk size"),
+    (b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n-0\r\n", 400, "malformed chunk size"),
+    (b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n\r\n", 400, "malformed chunk size"),
+    ("POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n\u0663\r\n".encode(), 400, "malformed chunk size"),
     (b"GET /x HTTP/1.1\r\nX: " + b"v" * 70000, 431, "request head exceeds"),
 ])
 def test_bad_requests_get_an_error_body_and_a_closed_connection(wire: bytes, status: int, message: str) -> None:
