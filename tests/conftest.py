@@ -65,9 +65,9 @@ def _drop_topics_the_test_created(request: pytest.FixtureRequest) -> Iterator[No
     from confluent_kafka.admin import AdminClient
 
     admin = AdminClient({"bootstrap.servers": request.getfixturevalue("kafka_bootstrap")})
+    own = request.getfixturevalue("namespace") if "namespace" in request.fixturenames else None
     before = set(admin.list_topics(timeout=30).topics)
     yield
-    own = request.getfixturevalue("namespace") if "namespace" in request.fixturenames else None
     created = [t for t in admin.list_topics(timeout=30).topics
                if t not in before and not t.startswith("__") and _not_anothers(t, own)]
     for fut in (admin.delete_topics(created, operation_timeout=30) if created else {}).values():
