@@ -40,6 +40,7 @@ from partitions.apply import LogRecord, apply_batch
 from partitions.attempt_output import tagged_outcome
 from partitions.changelog import ChangelogWriter, restore
 from partitions.embedded import EmbeddedApp
+from partitions.errors import Rejection
 from partitions.invoker import Invoker
 from partitions.rebuild import LogReplay, decode, log_watermarks, prepare_store, store_path
 from partitions.shipper import OutboxShipper
@@ -348,7 +349,7 @@ class PartitionProcessor:
         started = time.perf_counter()
         records, undecodable = decode(msgs)
         for m, reason in undecodable:
-            self._dead_letter(m, reason)
+            self._dead_letter(m, "unknown", Rejection.UNDECODABLE, reason)
         store = self.stores[partition]
         base = applied_offset(store)  # where this batch starts from: the changelog delta's base
         tx = Transaction(store)
@@ -358,8 +359,8 @@ class PartitionProcessor:
             self.changelog.record(partition, base, msgs[-1].offset(), writes, msgs[-1].timestamp()[1])
         if result.rejected:
             by_offset = {m.offset(): m for m in msgs}
-            for offset, reason in result.rejected:
-                self._dead_letter(by_offset[offset], reason)
+            for r in result.rejected:
+                self._dead_letter(by_offset[r.offset], r.kind, r.reason, r.message)
         metrics.records_applied(partition, len(records))
         metrics.APPLY_SECONDS.observe(time.perf_counter() - started)
         for reason in result.dropped:
@@ -374,15 +375,16 @@ class PartitionProcessor:
         else:
             self._perform(partition, actions)
 
-    def _dead_letter(self, msg: Message, reason: str) -> None:
+    def _dead_letter(self, msg: Message, kind: str, rejection: Rejection, reason: str) -> None:
         """A record the partition cannot use goes to the dead-letter topic with the reason; the
         partition moves on. Only the leader writes it, so a replay does not write it again."""
-        metrics.RECORDS_REJECTED.labels(str(msg.partition())).inc()
-        log.warning("partition %d offset %d: dead-lettered: %s", msg.partition(), msg.offset(), reason)
+        metrics.RECORDS_REJECTED.labels(str(msg.partition()), kind, rejection.value).inc()
+        log.warning("partition %d offset %d: %s rejected (%s), dead-lettered: %s", msg.partition(), msg.offset(),
+                    kind, rejection.value, reason[:500])
         if msg.partition() not in self.leading:
             return
         headers = list(msg.headers() or []) + [
-            ("reprise-dead-letter-reason", reason.encode()),
+            ("reprise-dead-letter-reason", reason.encode()), ("reprise-rejection", rejection.value.encode()),
             ("reprise-source", f"{msg.topic()}/{msg.partition()}/{msg.offset()}".encode())]
         while True:
             try:
