@@ -39,6 +39,7 @@ from partitions.actions import AbortAttempt, Action, RunAttempt, ScheduleTimer, 
 from partitions.apply import LogRecord, apply_batch
 from partitions.attempt_output import tagged_outcome
 from partitions.changelog import ChangelogWriter, restore
+from partitions.claims import Claim, Claims
 from partitions.embedded import EmbeddedApp
 from partitions.errors import Rejection
 from partitions.invoker import Invoker
@@ -76,7 +77,9 @@ class PartitionProcessor:
         self.partitions = [] if group else partitions if partitions is not None else list(range(self.partition_count))
         self.stores: dict[int, RocksStore] = {}  # the partitions this process owns now
         self.claimed: dict[int, int] = {}  # partition -> epoch this process claimed
+        self.claims = Claims(self.owner)  # when to lead, step down, claim again or yield (partitions/claims.py)
         self.leading: set[int] = set()
+        self._dropping: dict[int, asyncio.Task[None]] = {}  # a stepped-down partition's attempts being stopped
         self.snapshots = open_snapshots(cfg.snapshot_location, cfg.snapshot_retain)
         self._store_lock = threading.Lock()  # a snapshot never races a store being closed
         self._stop = threading.Event()
@@ -165,7 +168,7 @@ class PartitionProcessor:
             self.stores[partition] = store
         metrics.observe_snapshot(partition, self.snapshots.latest(partition))
         log.info("partition %d: owned; resumes after offset %d", partition, offset)
-        self._claim(partition, Tables(Transaction(store)).epoch() + 1)
+        self._claim(partition, self.claims.first(partition, Tables(Transaction(store)).epoch()))
         return TopicPartition(self.cfg.log_topic, partition, offset + 1 if offset >= 0 else OFFSET_BEGINNING)
 
     def _restore(self, partition: int, store: RocksStore) -> int:
@@ -181,6 +184,7 @@ class PartitionProcessor:
         """Stop acting for the partition at once: attempts, timers and outbox deliveries end here."""
         self.leading.discard(partition)
         self.claimed.pop(partition, None)
+        self.claims.forget(partition)
         if self.changelog is not None:
             self.changelog.flush(partition)  # the deltas of what this process applied stay valid
         if self._loop is not None and not self._loop.is_closed():
@@ -220,33 +224,39 @@ class PartitionProcessor:
             "partition": partition, "epoch": epoch, "owner": self.owner, "timestamp_ms": _now_ms()})
 
     def _check_leadership(self, partition: int, batch: list[LogRecord]) -> bool:
-        """After a batch: did our claim win, did a newer claim take the partition, or must we claim again?
+        """After a batch with claims: lead, step down, claim again or yield (partitions/claims.py).
 
-        A claim is won when the store's current (epoch, owner) is (our claim, us): an epoch alone
+        A claim holds when the store's current (epoch, owner) is (our claim, us): an epoch alone
         would not do, since two processors may claim the same number.
         """
-        claims = [r for r in batch if r.kind == "LeaderEpoch"]
+        claims = [Claim(r.value["epoch"], r.value["owner"]) for r in batch if r.kind == "LeaderEpoch"]
         if not claims:
             return False
         tables = Tables(Transaction(self.stores[partition]))
-        epoch, owner = tables.epoch(), tables.epoch_owner()
-        ours = epoch == self.claimed[partition] and owner == self.owner
-        if partition in self.leading and not ours:
-            self._loop.call_soon_threadsafe(self._step_down, partition)
+        holder = Claim(tables.epoch(), tables.epoch_owner() or "")
+        decision = self.claims.after_batch(partition, claims, holder, partition in self.leading)
+        if decision.step_down:
             self.leading.discard(partition)
-            return False
-        if ours and partition not in self.leading:
+            self._loop.call_soon_threadsafe(self._step_down, partition, holder)
+        if decision.yielded_to is not None:
+            log.warning("partition %d: %s claimed it again above our own claim: a live processor; yielding to it",
+                        partition, decision.yielded_to)
+        if decision.claim is not None:
+            log.warning("partition %d: epoch %d of %s is not ours; claiming again at %d", partition, holder.epoch,
+                        holder.owner, decision.claim)
+            self._claim(partition, decision.claim)
+        if decision.lead:
             self.leading.add(partition)
-            return True
-        if not ours and any(r.value["owner"] == self.owner and r.value["epoch"] == self.claimed[partition]
-                            for r in claims):
-            self._claim(partition, epoch + 1)  # refused: someone holds this epoch already; try above it
-        return False
+        return decision.lead
 
-    def _step_down(self, partition: int) -> None:
-        log.warning("partition %d: a newer leader claimed it; stepping down", partition)
+    def _step_down(self, partition: int, holder: Claim) -> None:
+        """Stop acting at once: timers, outbox, and the attempts, whose effects carry our old epoch
+        (apply() ignores them now) and which a later leadership of ours must be able to start again."""
+        log.warning("partition %d: epoch %d of %s is newer than ours; stepping down", partition, holder.epoch,
+                    holder.owner)
         self.timers.drop_partition(partition)
         self.shipper.drop_partition(partition)
+        self._dropping[partition] = self._loop.create_task(self.invoker.drop_partition(partition))
 
     def _become_leader(self, partition: int) -> None:
         """Resume everything left unfinished: running attempts, pending timers, unshipped outbox."""
@@ -371,7 +381,12 @@ class PartitionProcessor:
 
     def _after_batch(self, partition: int, became_leader: bool, actions: list[Action]) -> None:
         if became_leader:
-            self._become_leader(partition)
+            dropping = self._dropping.pop(partition, None)
+            if dropping is not None and not dropping.done():  # its old attempts first, or start() skips them
+                dropping.add_done_callback(lambda _t: self._become_leader(partition)
+                                           if partition in self.leading else None)
+            else:
+                self._become_leader(partition)
         else:
             self._perform(partition, actions)
 
