@@ -9,10 +9,12 @@ claim would let one such record stop the partition (no attempts, timers or outbo
    neither leads nor answers them.
 2. Its claim applied and holding: it leads.
 3. A claim it did not write now holds (its own refused, or a newer one after it led): it stops
-   acting at once, then claims again above it, once per owner.
+   acting at once, then claims again above it, once per owner that displaced it.
 4. An owner it has claimed against once claims above it again: that owner is a live processor
    that also claims again, and this one yields to it for as long as it owns the partition, so two
    live processors settle in two rounds instead of taking the partition from each other forever.
+   After a takeover the newcomer keeps the partition: the frozen process that wakes up claims
+   against it once, the newcomer answers, and the old one yields.
 
 Fencing is untouched: apply() accepts a claim only above the current epoch and ignores records
 from any other epoch, so at any point of the log exactly one epoch's records take effect.
@@ -78,7 +80,8 @@ class Claims:
         if holder == (st.epoch, self.owner):
             st.applied = True
             return Decision(lead=not leading)
-        if not st.applied:
+        refused = not st.applied
+        if refused:
             if (st.epoch, self.owner) not in applied:
                 return Decision(step_down=leading)  # our claim is still on its way: history until then
             st.applied = True  # refused: someone holds an epoch at or above it
@@ -88,7 +91,9 @@ class Claims:
         if holder.owner in st.claimed_against:
             st.yielded_to = holder.owner
             return Decision(step_down=leading, yielded_to=holder.owner)
-        if holder.owner != self.owner:  # a claim in our own name is no one to yield to
+        # A refusal answers nothing (our claim met one made before it: a processor starting from an
+        # older store claims an epoch that is taken); a claim in our own name is no one to yield to.
+        if not refused and holder.owner != self.owner:
             st.claimed_against.add(holder.owner)
         st.epoch, st.applied = holder.epoch + 1, False
         return Decision(step_down=leading, claim=st.epoch)

@@ -25,11 +25,12 @@ class Log:
 class Processor:
     """A processor's claims and what it did, reading the log from where it started."""
 
-    def __init__(self, name: str, log: Log) -> None:
+    def __init__(self, name: str, log: Log, stored: Claim | None = None, cursor: int | None = None) -> None:
+        """``stored``/``cursor``: a store behind the log (at that holder, that many records applied)."""
         self.claims, self.log, self.name = Claims(name), log, name
-        self.cursor = len(log.records)
+        self.cursor = len(log.records) if cursor is None else cursor
         self.leading = False
-        self.log.append(Claim(self.claims.first(0, log.holder.epoch), name))
+        self.log.append(Claim(self.claims.first(0, (stored or log.holder).epoch), name))
 
     def step(self) -> Decision | None:
         """Apply what the log holds beyond the cursor as one batch; act on the decision."""
@@ -96,6 +97,23 @@ def test_two_live_processors_settle_on_one_leader_in_two_rounds() -> None:
     assert new.leading and not zombie.leading
     assert log.holder.owner == "new" and len(log.records) == 4  # zombie, new, zombie again, new again
     assert zombie.claims.yielded_to(0) == "new"
+
+
+def test_after_a_takeover_from_a_stale_store_the_newcomer_keeps_the_partition() -> None:
+    """The newcomer's first claim is refused (its store is behind), so it claims above; the frozen
+    old leader wakes, claims against it once, the newcomer answers, and the old one yields."""
+    log = Log()
+    old = Processor("old", log)
+    old.step()
+    new = Processor("new", log, stored=Claim(0, ""), cursor=0)  # claims 1: taken already
+    for _ in range(3):
+        new.step()
+    assert new.leading and log.holder == Claim(2, "new")
+    for _ in range(20):
+        old.step()
+        new.step()
+    assert new.leading and not old.leading and old.claims.yielded_to(0) == "new"
+    assert [c.owner for c in log.records] == ["old", "new", "new", "old", "new"]
 
 
 def test_at_most_one_processor_holds_at_any_point_of_the_log() -> None:
