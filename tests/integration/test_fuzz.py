@@ -140,8 +140,8 @@ def test_crafted_records_of_every_kind_leave_every_partition_serving_and_the_sto
     producer = Producer({"bootstrap.servers": kafka_bootstrap, "message.max.bytes": 8 * 1024 * 1024})
     refused: list[str] = []
     for p in range(4):
-        crafter = Crafter(seed=p, partition=p, partitions=4, big=100_000, epoch=epochs[p], known_ids=known[p])
-        for i in range(25 * len(KINDS)):
+        crafter = Crafter(seed=p, partition=p, partitions=4, big=20_000, epoch=epochs[p], known_ids=known[p])
+        for i in range(20 * len(KINDS)):
             kind = KINDS[i % len(KINDS)]
             producer.produce(f"{namespace}.log", partition=p, value=crafter.encoded(kind),
                              headers=codec.headers_for(kind))
