@@ -24,7 +24,7 @@ from engine.kafka import produce_record
 from engine.partitioning import partition_for_key
 from schemas import codec
 from tests.crafted import KINDS, Crafter
-from tests.harness import ROOT, Engine, Service, call_json, request
+from tests.harness import ROOT, Engine, Service, call_json, post, request
 from tests.integration.test_crash_recovery import wait_until
 
 pytestmark = pytest.mark.kafka
@@ -169,6 +169,9 @@ def test_crafted_records_of_every_kind_leave_every_partition_serving_and_the_sto
     output = engine.output()
     assert "apply loop crashed" not in output and "Exception in thread" not in output, output[-3000:]
     assert "rejected (wrong_partition)" in output and "rejected (out_of_range)" in output
+    metrics = post(f"{engine.admin}/metrics", None, method="GET")[1].decode()
+    for kind, reason in (("Invoke", "too_large"), ("LeaderEpoch", "out_of_range"), ("Reply", "unknown_kind")):
+        assert f'reprise_records_rejected_total{{kind="{kind}",partition="0",reason="{reason}"}}' in metrics, kind
 
     # The stores are a function of the log: what the engine made of these records equals a rebuild
     # that runs every record through apply() again (no changelog).
