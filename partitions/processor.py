@@ -399,7 +399,7 @@ class PartitionProcessor:
         if msg.partition() not in self.leading:
             return
         headers = list(msg.headers() or []) + [
-            ("reprise-dead-letter-reason", reason.encode()), ("reprise-rejection", rejection.value.encode()),
+            ("reprise-dead-letter-reason", reason[:1000].encode()), ("reprise-rejection", rejection.value.encode()),
             ("reprise-source", f"{msg.topic()}/{msg.partition()}/{msg.offset()}".encode())]
         while True:
             try:
