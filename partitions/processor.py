@@ -44,7 +44,9 @@ from partitions.apply_failures import TransientApplyError, is_transient, retry_t
 from partitions.attempt_guard import AttemptGuard
 from partitions.attempt_output import tagged_outcome
 from partitions.changelog import ChangelogWriter, restore
+from partitions.claims import Claim, Claims
 from partitions.embedded import EmbeddedApp
+from partitions.errors import Rejection
 from partitions.invoker import Invoker
 from partitions.log_match import StoreAheadOfLog, check_store_matches_log
 from partitions.rebuild import LogReplay, decode, log_watermarks, prepare_store, store_path
@@ -81,7 +83,9 @@ class PartitionProcessor:
         self.partitions = [] if group else partitions if partitions is not None else list(range(self.partition_count))
         self.stores: dict[int, RocksStore] = {}  # the partitions this process owns now
         self.claimed: dict[int, int] = {}  # partition -> epoch this process claimed
+        self.claims = Claims(self.owner)  # when to lead, step down, claim again or yield (partitions/claims.py)
         self.leading: set[int] = set()
+        self._dropping: dict[int, asyncio.Task[None]] = {}  # a stepped-down partition's attempts being stopped
         self.snapshots = open_snapshots(cfg.snapshot_location, cfg.snapshot_retain)
         self._store_lock = threading.Lock()  # a snapshot never races a store being closed
         self._stop = threading.Event()
@@ -189,7 +193,7 @@ class PartitionProcessor:
             self.stores[partition] = store
         metrics.observe_snapshot(partition, self.snapshots.latest(partition))
         log.info("partition %d: owned; resumes after offset %d", partition, offset)
-        self._claim(partition, Tables(Transaction(store)).epoch() + 1)
+        self._claim(partition, self.claims.first(partition, Tables(Transaction(store)).epoch()))
         return TopicPartition(self.cfg.log_topic, partition, offset + 1 if offset >= 0 else OFFSET_BEGINNING)
 
     def _restore(self, partition: int, store: RocksStore) -> int:
@@ -211,6 +215,7 @@ class PartitionProcessor:
         """Stop acting for the partition at once: attempts, timers and outbox deliveries end here."""
         self.leading.discard(partition)
         self.claimed.pop(partition, None)
+        self.claims.forget(partition)
         if self.changelog is not None:
             self.changelog.flush(partition)  # the deltas of what this process applied stay valid
         if self._loop is not None and not self._loop.is_closed():
@@ -259,33 +264,39 @@ class PartitionProcessor:
             "partition": partition, "epoch": epoch, "owner": self.owner, "timestamp_ms": _now_ms()})
 
     def _check_leadership(self, partition: int, batch: list[LogRecord]) -> bool:
-        """After a batch: did our claim win, did a newer claim take the partition, or must we claim again?
+        """After a batch with claims: lead, step down, claim again or yield (partitions/claims.py).
 
-        A claim is won when the store's current (epoch, owner) is (our claim, us): an epoch alone
+        A claim holds when the store's current (epoch, owner) is (our claim, us): an epoch alone
         would not do, since two processors may claim the same number.
         """
-        claims = [r for r in batch if r.kind == "LeaderEpoch"]
+        claims = [Claim(r.value["epoch"], r.value["owner"]) for r in batch if r.kind == "LeaderEpoch"]
         if not claims:
             return False
         tables = Tables(Transaction(self.stores[partition]))
-        epoch, owner = tables.epoch(), tables.epoch_owner()
-        ours = epoch == self.claimed[partition] and owner == self.owner
-        if partition in self.leading and not ours:
-            self._loop.call_soon_threadsafe(self._step_down, partition)
+        holder = Claim(tables.epoch(), tables.epoch_owner() or "")
+        decision = self.claims.after_batch(partition, claims, holder, partition in self.leading)
+        if decision.step_down:
             self.leading.discard(partition)
-            return False
-        if ours and partition not in self.leading:
+            self._loop.call_soon_threadsafe(self._step_down, partition, holder)
+        if decision.yielded_to is not None:
+            log.warning("partition %d: %s claimed it again above our own claim: a live processor; yielding to it",
+                        partition, decision.yielded_to)
+        if decision.claim is not None:
+            log.warning("partition %d: epoch %d of %s is not ours; claiming again at %d", partition, holder.epoch,
+                        holder.owner, decision.claim)
+            self._claim(partition, decision.claim)
+        if decision.lead:
             self.leading.add(partition)
-            return True
-        if not ours and any(r.value["owner"] == self.owner and r.value["epoch"] == self.claimed[partition]
-                            for r in claims):
-            self._claim(partition, epoch + 1)  # refused: someone holds this epoch already; try above it
-        return False
+        return decision.lead
 
-    def _step_down(self, partition: int) -> None:
-        log.warning("partition %d: a newer leader claimed it; stepping down", partition)
+    def _step_down(self, partition: int, holder: Claim) -> None:
+        """Stop acting at once: timers, outbox, and the attempts, whose effects carry our old epoch
+        (apply() ignores them now) and which a later leadership of ours must be able to start again."""
+        log.warning("partition %d: epoch %d of %s is newer than ours; stepping down", partition, holder.epoch,
+                    holder.owner)
         self.timers.drop_partition(partition)
         self.shipper.drop_partition(partition)
+        self._dropping[partition] = self._loop.create_task(self.invoker.drop_partition(partition))
 
     def _become_leader(self, partition: int) -> None:
         """Resume everything left unfinished: running attempts, pending timers, unshipped outbox."""
@@ -390,7 +401,7 @@ class PartitionProcessor:
         started = time.perf_counter()
         records, undecodable = decode(msgs)
         for m, reason in undecodable:
-            self._dead_letter(m, reason)
+            self._dead_letter(m, "unknown", Rejection.UNDECODABLE, reason)
         store = self.stores[partition]
         base = applied_offset(store)  # where this batch starts from: the changelog delta's base
 
@@ -410,8 +421,8 @@ class PartitionProcessor:
             self.changelog.record(partition, base, msgs[-1].offset(), writes, msgs[-1].timestamp()[1])
         if result.rejected:
             by_offset = {m.offset(): m for m in msgs}
-            for offset, reason in result.rejected:
-                self._dead_letter(by_offset[offset], reason)
+            for r in result.rejected:
+                self._dead_letter(by_offset[r.offset], r.kind, r.reason, r.message)
         metrics.records_applied(partition, len(records))
         metrics.APPLY_SECONDS.observe(time.perf_counter() - started)
         for reason in result.dropped:
@@ -422,19 +433,25 @@ class PartitionProcessor:
 
     def _after_batch(self, partition: int, became_leader: bool, actions: list[Action]) -> None:
         if became_leader:
-            self._become_leader(partition)
+            dropping = self._dropping.pop(partition, None)
+            if dropping is not None and not dropping.done():  # its old attempts first, or start() skips them
+                dropping.add_done_callback(lambda _t: self._become_leader(partition)
+                                           if partition in self.leading else None)
+            else:
+                self._become_leader(partition)
         else:
             self._perform(partition, actions)
 
-    def _dead_letter(self, msg: Message, reason: str) -> None:
+    def _dead_letter(self, msg: Message, kind: str, rejection: Rejection, reason: str) -> None:
         """A record the partition cannot use goes to the dead-letter topic with the reason; the
         partition moves on. Only the leader writes it, so a replay does not write it again."""
-        metrics.RECORDS_REJECTED.labels(str(msg.partition())).inc()
-        log.warning("partition %d offset %d: dead-lettered: %s", msg.partition(), msg.offset(), reason)
+        metrics.RECORDS_REJECTED.labels(str(msg.partition()), kind, rejection.value).inc()
+        log.warning("partition %d offset %d: %s rejected (%s), dead-lettered: %s", msg.partition(), msg.offset(),
+                    kind, rejection.value, reason[:500])
         if msg.partition() not in self.leading:
             return
         headers = list(msg.headers() or []) + [
-            ("reprise-dead-letter-reason", reason.encode()),
+            ("reprise-dead-letter-reason", reason[:1000].encode()), ("reprise-rejection", rejection.value.encode()),
             ("reprise-source", f"{msg.topic()}/{msg.partition()}/{msg.offset()}".encode())]
         produce_dead_letter(self.producer, self.cfg.dead_letter_topic, msg.key(), msg.value(), headers)
 

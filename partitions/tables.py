@@ -281,6 +281,10 @@ class Tables:
         self.tx.put(b"ob/%020d" % seq, codec.encode_stored("OutboxEntry", row))
         return seq
 
+    def outbox_next(self) -> int:
+        """The sequence the next outbox entry gets: every entry ever written is below it."""
+        return _int(self.tx.get(b"meta/outbox_next"), 0)
+
     def outbox_entry(self, seq: int) -> Row | None:
         raw = self.tx.get(b"ob/%020d" % seq)
         return codec.decode_stored("OutboxEntry", raw) if raw is not None else None

@@ -3,7 +3,9 @@
 ``apply_batch`` folds a batch of decoded log records into one store transaction and returns the
 actions the leader must take. It reads no clock (a record's time is its Kafka timestamp, which is in
 the log), draws no random numbers and does no I/O, so replaying a partition rebuilds the same state.
-Each record kind has its own module; ``HANDLERS`` maps (kind, schema version) to it.
+Each record kind has its own module; ``HANDLERS`` maps (kind, schema version) to it. Before its
+handler runs, every record passes its kind's checks (``validation.VALIDATORS``): a record no engine
+would write is rejected whole, with a kind of rejection that the processor counts.
 """
 
 from __future__ import annotations
@@ -23,10 +25,11 @@ from partitions.apply import (
     retention_sweep,
     signal,
     timer_fired,
+    validation,
 )
 from partitions.apply_failures import TransientApplyError, is_transient
 from partitions.context import ApplyContext
-from partitions.errors import RejectedRecord
+from partitions.errors import RejectedRecord, Rejection
 from partitions.store import Transaction
 from partitions.tables import Tables
 
@@ -57,13 +60,23 @@ HANDLERS: dict[tuple[str, int], Handler] = {
     ("Attach", 1): attach.apply_attach,
     ("RetentionSweep", 1): retention_sweep.apply_retention_sweep,
 }
+VALIDATORS = validation.VALIDATORS  # by kind: every version of a kind passes the same checks
+
+
+class Rejected(NamedTuple):
+    """A record apply() refused: for the dead-letter topic, the log and the metric."""
+
+    offset: int
+    kind: str
+    reason: Rejection
+    message: str
 
 
 @dataclass
 class BatchResult:
     actions: list[Action]
     dropped: list[str]
-    rejected: list[tuple[int, str]]  # (offset, reason): for the dead-letter topic
+    rejected: list[Rejected]
 
 
 def apply_batch(tx: Transaction, partition: int, partitions: int, records: Iterable[LogRecord]) -> BatchResult:
@@ -72,26 +85,29 @@ def apply_batch(tx: Transaction, partition: int, partitions: int, records: Itera
     Raises TransientApplyError (``tx`` must then be dropped, not committed) when a record failed for
     a reason outside it, such as MemoryError or a RocksDB I/O error."""
     ctx = ApplyContext(Tables(tx), partition, partitions, -1)
-    rejected: list[tuple[int, str]] = []
+    rejected: list[Rejected] = []
     for rec in records:
         ctx.offset = rec.offset
         handler = HANDLERS.get((rec.kind, rec.version))
         if handler is None:
-            rejected.append((rec.offset, f"no handler for {rec.kind} v{rec.version} on the log topic"))
+            rejected.append(Rejected(rec.offset, rec.kind, Rejection.UNKNOWN_KIND,
+                                     f"no handler for {rec.kind} v{rec.version} on the log topic"))
             continue
         tx.savepoint()
         n_actions = len(ctx.actions)
         try:
+            VALIDATORS[rec.kind](ctx, rec.value)
             handler(ctx, rec.value, rec.timestamp_ms)
         except RejectedRecord as e:
             _undo(tx, ctx, n_actions)
-            rejected.append((rec.offset, _fail_attempt_instead(tx, ctx, rec, str(e))))
+            rejected.append(Rejected(rec.offset, rec.kind, e.reason, _fail_attempt_instead(tx, ctx, rec, str(e))))
         except Exception as e:  # noqa: BLE001 - one bad record must not stop the partition
             if is_transient(e):  # the process failed, not the record: retry the batch (apply_failures.py)
                 raise TransientApplyError(rec.offset, e) from e
             _undo(tx, ctx, n_actions)
             reason = f"{rec.kind} could not be applied: {type(e).__name__}: {e}"
-            rejected.append((rec.offset, _fail_attempt_instead(tx, ctx, rec, reason)))
+            reason = _fail_attempt_instead(tx, ctx, rec, reason)
+            rejected.append(Rejected(rec.offset, rec.kind, Rejection.FAILED, reason))
     return BatchResult(ctx.actions, ctx.dropped, rejected)
 
 

@@ -7,6 +7,7 @@ from typing import Any
 from engine.protocol import journal as pj
 from partitions import lifecycle
 from partitions.context import ApplyContext
+from partitions.errors import RejectedRecord, Rejection
 
 
 def apply_call_completed(ctx: ApplyContext, rec: dict[str, Any], now_ms: int) -> None:
@@ -15,6 +16,9 @@ def apply_call_completed(ctx: ApplyContext, rec: dict[str, Any], now_ms: int) ->
     row = lifecycle.live_invocation(ctx, rec["invocation_id"], "CallCompleted")
     if row is None:
         return
+    if rec["completion_id"] in row["completed_ids"]:  # a second result for one call: a replay would diverge
+        raise RejectedRecord(f"CallCompleted for {rec['invocation_id']}: expected completion {rec['completion_id']} "
+                             f"pending, found it completed in the journal", Rejection.INCONSISTENT)
     failure = rec["failure"]
     frame = pj.call_completion(rec["completion_id"], rec["value"],
                                (failure["code"], failure["message"]) if failure else None)

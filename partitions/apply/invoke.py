@@ -10,30 +10,19 @@ from engine.protocol import journal as pj
 from partitions import lifecycle
 from partitions.apply.attach import add_waiter
 from partitions.context import ApplyContext
-from partitions.errors import RejectedRecord
 from partitions.status import Status
 
 
 def invocation_id_for(ctx: ApplyContext, rec: dict[str, Any]) -> str:
-    """The record's id, or one derived from its position in the log (deterministic on replay)."""
+    """The record's id, or one derived from its position in the log (deterministic on replay).
+    Either routes to this partition: validation.invoke refused an id or a key routed elsewhere."""
     if rec["invocation_id"]:
-        try:
-            iid = InvocationId.parse(rec["invocation_id"])
-        except ValueError as e:
-            raise RejectedRecord(str(e)) from None
-        if iid.partition(ctx.partitions) != ctx.partition:
-            raise RejectedRecord(f"invocation {rec['invocation_id']} belongs to partition "
-                                 f"{iid.partition(ctx.partitions)}, found on {ctx.partition}")
         return rec["invocation_id"]
     pk = partition_key(rec["key"]) if rec["key"] is not None else ctx.partition
-    if pk % ctx.partitions != ctx.partition:
-        pk = ctx.partition  # routed by hand: the id must still point at this partition
     return str(InvocationId(pk, InvocationId.derived("", "log", ctx.partition, ctx.offset).uuid))
 
 
 def apply_invoke(ctx: ApplyContext, rec: dict[str, Any], now_ms: int) -> None:
-    if not rec["service"] or not rec["handler"]:
-        raise RejectedRecord("Invoke names no service or handler")
     if lifecycle.is_duplicate(ctx, rec, "Invoke"):
         return
     inv = invocation_id_for(ctx, rec)

@@ -1,13 +1,17 @@
 """Fuzzing the two ways in: HTTP requests at the ingress and raw records on the log topic.
 
 Whatever arrives, the engine answers (a defined status and error body) or dead-letters, never
-crashes, and every partition keeps serving afterwards.
+crashes, and every partition keeps serving afterwards. Crafted records of every internal kind
+(valid Avro, hostile values) also leave each store a function of its log.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import random
+import subprocess
+import sys
 import urllib.parse
 from collections.abc import Iterator
 
@@ -16,9 +20,11 @@ from confluent_kafka import Producer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from engine.kafka import produce_record
 from engine.partitioning import partition_for_key
 from schemas import codec
-from tests.harness import Engine, Service, call_json, request
+from tests.crafted import KINDS, Crafter
+from tests.harness import ROOT, Engine, Service, call_json, post, request
 from tests.integration.test_crash_recovery import wait_until
 
 pytestmark = pytest.mark.kafka
@@ -106,3 +112,70 @@ def test_raw_records_never_crash_or_stick_a_partition(fuzz_engine: Engine, kafka
     wait_until(lambda: fuzz_engine.popen.poll() is None, 1, "the engine to be alive")
 
 
+
+
+def _key_on(partition: int, prefix: str) -> str:
+    return next(f"{prefix}{i}" for i in range(1000) if partition_for_key(f"{prefix}{i}", 4) == partition)
+
+
+def _partitions_cli(engine: Engine, kafka: str, *args: str, **env: str) -> str:
+    out = subprocess.run([sys.executable, "-m", "engine.cli", "partitions", *args, "--kafka", kafka, "--namespace",
+                          engine.args[engine.args.index("--namespace") + 1], "--home", str(engine.home)],
+                         capture_output=True, text=True, cwd=ROOT, timeout=600, env={**os.environ, **env})
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out.stdout
+
+
+def test_crafted_records_of_every_kind_leave_every_partition_serving_and_the_store_a_function_of_its_log(
+        engine: Engine, kafka_bootstrap: str, namespace: str) -> None:
+    """Valid Avro of every internal kind with hostile values (tests/crafted.py), and oversized
+    records, produced to each partition of a running engine's log, among invocations they can name."""
+    known: dict[int, list[str]] = {p: [] for p in range(4)}
+    for p in range(4):  # targets: one completed, one suspended on a durable sleep, per partition
+        assert call_json(engine, f"/Counter/{_key_on(p, 'done')}/add", 1) == (200, 1)
+        status, out = call_json(engine, f"/Counter/{_key_on(p, 'held')}/hold/send", 3_000)
+        assert status == 202, out
+        known[p].append(out["invocationId"])
+    epochs = {row["partition"]: row["epoch"] for row in engine.admin_json("/partitions")["partitions"]}
+    producer = Producer({"bootstrap.servers": kafka_bootstrap, "message.max.bytes": 8 * 1024 * 1024})
+    refused: list[str] = []
+    for p in range(4):
+        crafter = Crafter(seed=p, partition=p, partitions=4, big=20_000, epoch=epochs[p], known_ids=known[p])
+        for i in range(20 * len(KINDS)):
+            kind = KINDS[i % len(KINDS)]
+            producer.produce(f"{namespace}.log", partition=p, value=crafter.encoded(kind),
+                             headers=codec.headers_for(kind))
+            producer.poll(0)
+        big = 3 * 1024 * 1024  # under the log's limit (4 MiB + 64 KiB): on the log, refused by the checks
+        oversized = [("Invoke", {"service": "Counter", "handler": "add", "key": "k" * big, "input": b""}),
+                     ("Signal", {"invocation_id": known[p][0], "name": "n" * big}),
+                     ("InvokerEffects", {"invocation_id": known[p][0], "attempt": 1, "epoch": epochs[p],
+                                         "timestamp_ms": 1, "deployment_id": "d" * big, "entries": [],
+                                         "outcome": {}})]
+        for kind, rec in oversized:
+            produce_record(producer, f"{namespace}.log", p, kind, rec)
+        # past the topic's limit: the broker refuses it, nothing reaches the partition
+        produce_record(producer, f"{namespace}.log", p, "Invoke",
+                       {"service": "Counter", "handler": "add", "input": b"x" * (5 * 1024 * 1024)},
+                       on_delivery=lambda err, _m: refused.append(str(err)) if err else None)
+        producer.poll(0)
+    assert producer.flush(60) == 0
+    assert len(refused) == 4 and all("MSG_SIZE_TOO_LARGE" in e for e in refused), refused
+
+    for p in range(4):  # every partition runs attempts, timers and its outbox (the reply) again
+        assert call_json(engine, f"/Counter/{_key_on(p, 'after')}/hold", 200, timeout=90) == (200, "held"), p
+        assert call_json(engine, f"/Counter/{_key_on(p, 'after')}/add", 1, timeout=90) == (200, 42), p
+    assert engine.popen is not None and engine.popen.poll() is None, "the engine died"
+    output = engine.output()
+    assert "apply loop crashed" not in output and "Exception in thread" not in output, output[-3000:]
+    assert "rejected (wrong_partition)" in output and "rejected (out_of_range)" in output
+    metrics = post(f"{engine.admin}/metrics", None, method="GET")[1].decode()
+    for kind, reason in (("Invoke", "too_large"), ("LeaderEpoch", "out_of_range"), ("Reply", "unknown_kind")):
+        assert f'reprise_records_rejected_total{{kind="{kind}",partition="0",reason="{reason}"}}' in metrics, kind
+
+    # The stores are a function of the log: what the engine made of these records equals a rebuild
+    # that runs every record through apply() again (no changelog).
+    engine.kill()
+    before = _partitions_cli(engine, kafka_bootstrap, "digest")
+    _partitions_cli(engine, kafka_bootstrap, "rebuild", "--all", REPRISE_CHANGELOG="0")
+    assert _partitions_cli(engine, kafka_bootstrap, "digest", "--no-catch-up") == before

@@ -8,7 +8,8 @@ from engine.protocol import reprise_protocol_pb2 as pb
 from engine.protocol.framing import encode_frame, encode_message
 from engine.protocol.messages import MessageType
 from partitions.actions import RunAttempt, ScheduleTimer, ShipOutbox
-from partitions.apply import LogRecord, apply_batch
+from partitions.apply import LogRecord, Rejected, apply_batch
+from partitions.errors import Rejection
 from partitions.store import Transaction, applied_offset
 from schemas import codec
 from tests.unit.apply_helpers import (
@@ -212,14 +213,14 @@ def test_delayed_invoke_is_scheduled_then_started() -> None:
 def test_state_commands_apply_when_journaled() -> None:
     p = new_partition()
     inv = inv_on(0)
-    invoke(p, inv, key="k1")
+    invoke(p, inv, key="k3")
     set_a = encode_message(pb.SetStateCommandMessage(key=b"a", value=pb.Value(content=b"1")))
     set_b = encode_message(pb.SetStateCommandMessage(key=b"b", value=pb.Value(content=b"2")))
     clear_a = encode_message(pb.ClearStateCommandMessage(key=b"a"))
     p.effects(inv, 1, [set_a, set_b, clear_a, run(1)], suspended(1))
-    assert p.tables.state("Svc", "k1") == [(b"b", b"2")]
+    assert p.tables.state("Svc", "k3") == [(b"b", b"2")]
     p.effects(inv, 1, [encode_frame(MessageType.CLEAR_ALL_STATE_COMMAND, b"")], suspended(1))
-    assert p.tables.state("Svc", "k1") == [(b"b", b"2")]  # stale attempt: ignored
+    assert p.tables.state("Svc", "k3") == [(b"b", b"2")]  # stale attempt: ignored
 
 
 def test_outbox_shipped_truncates() -> None:
@@ -268,7 +269,8 @@ def test_unknown_kind_is_rejected_not_fatal() -> None:
     p = new_partition()
     tx = Transaction(p.store)
     result = apply_batch(tx, 0, N, [LogRecord("Nope", 1, {}, 5, 0)])
-    assert result.actions == [] and result.rejected == [(5, "no handler for Nope v1 on the log topic")]
+    assert result.actions == [] and result.rejected == [
+        Rejected(5, "Nope", Rejection.UNKNOWN_KIND, "no handler for Nope v1 on the log topic")]
 
 
 def test_a_record_that_fails_is_undone_alone_and_the_batch_goes_on() -> None:
@@ -280,15 +282,16 @@ def test_a_record_that_fails_is_undone_alone_and_the_batch_goes_on() -> None:
                                       {"invocation_id": other, "service": "S", "handler": "h", "input": b""}], 10)]
     # A record that raises inside its handler, after having written: undone, reported, the rest applies.
     broken = LogRecord("InvokerEffects", 1, {"invocation_id": good, "attempt": 1, "epoch": 1, "timestamp_ms": 1,
-                                             "deployment_id": None, "entries": [b"\x04\x01garbage"],
+                                             "deployment_id": None,
+                                             "entries": [encode_frame(MessageType.CALL_COMMAND, b"\xff\xff")],
                                              "handler_kinds": {}, "completion_retention_ms": None,
                                              "outcome": {}}, 13, 1)
     tx = Transaction(p.store)
     result = apply_batch(tx, 0, N, [*records, broken])
     tx.commit(13)
     assert [a.invocation_id for a in result.actions if isinstance(a, RunAttempt)] == [good, other]
-    assert [o for o, _ in result.rejected] == [11, 13]
-    assert "malformed invocation id" in result.rejected[0][1]
+    assert [(r.offset, r.reason) for r in result.rejected] == [(11, Rejection.MALFORMED), (13, Rejection.FAILED)]
+    assert "malformed invocation id" in result.rejected[0].message
     assert p.status(good)["journal_length"] == 1  # the broken effects left nothing behind
     assert p.status(good)["status"] == "COMPLETED"  # but their attempt ended: its invocation failed
 
@@ -337,7 +340,7 @@ def test_one_batch_gives_the_bytes_of_one_record_per_batch_even_when_a_record_fa
         rejected = []
         for batch in batches:
             tx = Transaction(p.store)
-            rejected += [o for o, _ in apply_batch(tx, 0, N, batch).rejected]
+            rejected += [r.offset for r in apply_batch(tx, 0, N, batch).rejected]
             tx.commit(batch[-1].offset)
         assert {s: n for s, n in p.tables.status_counts().items() if n} == {"COMPLETED": 2}
         return p.store.data, rejected

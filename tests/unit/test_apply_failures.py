@@ -54,7 +54,7 @@ def test_a_failure_of_the_record_is_rejected_deterministically(monkeypatch: pyte
     _failing_invoke(monkeypatch, [error])
     tx = Transaction(p.store)
     result = apply_batch(tx, 0, N, [_invoke(inv_on(0), 5)])
-    assert [o for o, _ in result.rejected] == [5] and not is_transient(error)
+    assert [r.offset for r in result.rejected] == [5] and not is_transient(error)
 
 
 def test_a_retried_batch_ends_as_if_nothing_had_failed(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -16,7 +16,7 @@ def test_exclusive_calls_queue_per_key_and_shared_ones_do_not() -> None:
     assert invoke(p, first, key="k", handler_kind="EXCLUSIVE") == [RunAttempt(first, 1)]
     assert invoke(p, second, key="k", handler_kind="EXCLUSIVE") == []
     assert p.status(second)["status"] == "INBOXED" and p.tables.inbox("Svc", "k") == [second]
-    assert invoke(p, other_key, key="other", handler_kind="EXCLUSIVE") == [RunAttempt(other_key, 1)]
+    assert invoke(p, other_key, key="y", handler_kind="EXCLUSIVE") == [RunAttempt(other_key, 1)]
     assert invoke(p, shared, key="k", handler_kind="SHARED") == [RunAttempt(shared, 1)]
     sleep = encode_message(pb.SleepCommandMessage(wake_up_time=9_000, result_completion_id=1))
     p.effects(first, 1, [sleep], suspended(1))  # a suspended exclusive invocation keeps the key

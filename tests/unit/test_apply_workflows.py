@@ -13,29 +13,29 @@ from tests.unit.apply_helpers import invoke, new_partition, output, suspended
 def test_workflow_output_is_purged_after_its_retention() -> None:
     p = new_partition()
     run = str(InvocationId(0, 1))
-    invoke(p, run, key="w", handler_kind="WORKFLOW")
+    invoke(p, run, key="wf", handler_kind="WORKFLOW")
     p.effects(run, 1, [encode_message(pb.SetStateCommandMessage(key=b"s", value=pb.Value(content=b"1"))),
                        output(b"true")], {}, ts=10_000)
     [(key, timer)] = list(p.tables.timers())
     assert timer["kind"] == "cleanup" and timer["fire_at_ms"] == 10_000 + 24 * 3600 * 1000
     p.feed("TimerFired", {"timer_key": key, "epoch": 1, "timestamp_ms": timer["fire_at_ms"]})
-    assert p.tables.status(run) is None and p.tables.state("Svc", "w") == [] and p.tables.entry(run, 0) is None
+    assert p.tables.status(run) is None and p.tables.state("Svc", "wf") == [] and p.tables.entry(run, 0) is None
 
 
 def test_promise_first_completion_wins_and_wakes_the_waiter() -> None:
     p = new_partition()
     run, click, late = (str(InvocationId(0, i)) for i in (1, 2, 3))
-    invoke(p, run, key="w", handler_kind="WORKFLOW")
+    invoke(p, run, key="wf", handler_kind="WORKFLOW")
     get = encode_message(pb.GetPromiseCommandMessage(key="link", result_completion_id=1))
     p.effects(run, 1, [get], suspended(1))
     assert p.status(run)["status"] == "SUSPENDED"
-    invoke(p, click, key="w", handler_kind="SHARED")
+    invoke(p, click, key="wf", handler_kind="SHARED")
     done = encode_message(pb.CompletePromiseCommandMessage(key="link", completion_value=pb.Value(content=b'"s"'),
                                                            result_completion_id=1))
     actions = p.effects(click, 1, [done], suspended(1))
     assert RunAttempt(run, 2) in actions and RunAttempt(click, 2) in actions
     assert pj.decode(p.tables.entry(run, 2)).value.content == b'"s"'
-    invoke(p, late, key="w", handler_kind="SHARED")
+    invoke(p, late, key="wf", handler_kind="SHARED")
     again = encode_message(pb.CompletePromiseCommandMessage(key="link", completion_value=pb.Value(content=b'"x"'),
                                                             result_completion_id=1))
     p.effects(late, 1, [again], suspended(1))

@@ -127,7 +127,7 @@ def test_effects_apply_refuses_fail_their_invocation_instead_of_leaving_it_invok
     invoke(p, inv)
     garbage_state_write = encode_frame(MessageType.SET_STATE_COMMAND, b"\x0a\xff\xff\xff\xff\x0f")
     actions, result = _end_attempt(p, inv, [run(1), garbage_state_write])
-    assert [o for o, _ in result.rejected] == [p.offset]  # still dead-lettered, for an operator to see
+    assert [r.offset for r in result.rejected] == [p.offset]  # still dead-lettered, for an operator to see
     row = p.status(inv)
     assert row["status"] == "COMPLETED" and row["journal_length"] == 1  # the refused entries are not kept
     assert row["result_failure"]["code"] == 500 and "could not apply attempt 1" in row["result_failure"]["message"]
@@ -135,16 +135,15 @@ def test_effects_apply_refuses_fail_their_invocation_instead_of_leaving_it_invok
     assert any(type(a).__name__ == "ShipOutbox" for a in actions)  # the client's reply is on its way
 
 
-def test_a_bogus_caller_does_not_stop_its_invocation_from_ending() -> None:
-    """A Kafka-native Invoke naming a malformed caller: ending the invocation cannot tell the caller;
-    the failure skips that caller and the invocation completes."""
+def test_a_bogus_caller_is_refused_before_an_invocation_exists() -> None:
+    """A Kafka-native Invoke naming a malformed caller is refused when it is applied (its kind's checks,
+    partitions/apply/validation.py), so no invocation is left that could not tell its caller it ended."""
     p = new_partition()
     inv = inv_on(0)
     invoke(p, inv, caller={"invocation_id": "inv_1bogus", "completion_id": 1})
-    assert p.status(inv)["status"] == "INVOKED"
-    out = encode_message(pb.OutputCommandMessage(value=pb.Value(content=b'"ok"')))
-    _, result = _end_attempt(p, inv, [out])
-    assert result.rejected and p.status(inv)["status"] == "COMPLETED"
+    assert not any(k.startswith(b"in/") for k in p.store.data)  # refused: no invocation row
+    invoke(p, inv)
+    assert p.status(inv)["status"] == "INVOKED"  # the same id, well formed, is then accepted
 
 
 def test_refused_effects_fail_their_invocation_the_same_way_on_replay() -> None:
