@@ -205,12 +205,31 @@ def produce_encoded(producer: Producer, topic: str, partition: int, kind: str, v
         kwargs["partition"] = partition
     if on_delivery is not None:
         kwargs["on_delivery"] = on_delivery
+    produce_retrying(producer, topic, **kwargs)
+
+
+def produce_retrying(producer: Producer, topic: str, **kwargs: Any) -> None:
+    """``Producer.produce``, waiting out a full local queue (its deliveries drain it) instead of failing."""
     while True:
         try:
             producer.produce(topic, **kwargs)
             return
-        except BufferError:  # local queue full: let deliveries drain, then retry
+        except BufferError:
             producer.poll(0.05)
+
+
+def record_timestamp(cfg: Config, topic: str, partition: int, offset: int, timeout: float = 10.0) -> int | None:
+    """The timestamp of the record at ``offset`` of a topic partition (None if it cannot be read)."""
+    consumer = new_consumer(cfg, **{"fetch.wait.max.ms": 100})
+    try:
+        consumer.list_topics(topic, timeout=10)  # metadata first, or the fetch may wait ~1 s for it
+        consumer.assign([TopicPartition(topic, partition, offset)])
+        fetched = next_batch(consumer, 1, timeout)
+    finally:
+        consumer.close()
+    if not fetched or fetched[0].error() is not None or fetched[0].offset() != offset:
+        return None
+    return fetched[0].timestamp()[1]
 
 
 def new_consumer(cfg: Config, **extra: Any) -> Consumer:

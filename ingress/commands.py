@@ -28,7 +28,7 @@ from prometheus_client import Counter
 
 from engine.config import Config
 from engine.ids import InvocationId
-from engine.kafka import log_partitions, new_consumer, next_batch, produce_encoded, producer_config
+from engine.kafka import log_partitions, new_consumer, next_batch, produce_encoded, produce_retrying, producer_config
 from engine.registry import Registry
 from engine.reply_topics import ReplyTopics
 from ingress.errors import IngressError
@@ -258,22 +258,14 @@ class CommandRouter:
             ("reprise-dead-letter-reason", f"{e.code} {e.message}".encode()),
             ("reprise-source", f"{m.topic()}/{m.partition()}/{m.offset()}".encode())]
         outcome.pending += 1
-        _produce(producer, self._cfg.dead_letter_topic, value=m.value(), key=m.key(), headers=headers,
-                 on_delivery=outcome.delivered)
+        produce_retrying(producer, self._cfg.dead_letter_topic, value=m.value(), key=m.key(), headers=headers,
+                         on_delivery=outcome.delivered)
         if reply_to is None:
             return
         value = codec.encode("Reply", {"ingress_id": REPLY_INGRESS_ID, "request_id": reply_to["correlation_id"],
                                        "invocation_id": "", "value": None,
                                        "failure": {"code": e.code, "message": e.message}, "source": None})
         outcome.pending += 1
-        _produce(producer, reply_to["topic"], value=value, key=reply_to["correlation_id"].encode(),
-                 headers=codec.headers_for("Reply"), on_delivery=outcome.delivered)
+        produce_retrying(producer, reply_to["topic"], value=value, key=reply_to["correlation_id"].encode(),
+                         headers=codec.headers_for("Reply"), on_delivery=outcome.delivered)
 
-
-def _produce(producer: Producer, topic: str, **kwargs: Any) -> None:
-    while True:
-        try:
-            producer.produce(topic, **kwargs)
-            return
-        except BufferError:  # local queue full: let deliveries drain, then retry
-            producer.poll(0.05)

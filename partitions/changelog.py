@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
 from engine.config import Config
-from engine.kafka import new_consumer, next_batch, watermarks
+from engine.kafka import new_consumer, next_batch, record_timestamp, watermarks
 from partitions.faults import crash_point
 from partitions.store import RocksStore, applied_offset
 from schemas import codec
@@ -303,16 +303,10 @@ def _start_offset(cfg: Config, consumer: Consumer, partition: int, pos: int, low
     else the first delta stamped no earlier than the log record at ``pos`` (less a margin)."""
     if pos < 0:
         return low
-    reader = new_consumer(cfg)
-    try:
-        reader.list_topics(cfg.log_topic, timeout=10)  # metadata first, or the fetch may wait ~1 s for it
-        reader.assign([TopicPartition(cfg.log_topic, partition, pos)])
-        first = next_batch(reader, 1, 5.0)
-    finally:
-        reader.close()
-    if not first or first[0].error() is not None or first[0].offset() != pos:
+    stamp = record_timestamp(cfg, cfg.log_topic, partition, pos, timeout=5.0)
+    if stamp is None:
         return low  # the record is gone (retention): read the changelog from its start
-    at = max(0, first[0].timestamp()[1] - SEEK_MARGIN_MS)
+    at = max(0, stamp - SEEK_MARGIN_MS)
     found = consumer.offsets_for_times([TopicPartition(cfg.changelog_topic, partition, at)], timeout=10)
     offset = found[0].offset if found else -1
     return max(low, offset) if offset >= 0 else high

@@ -18,10 +18,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from confluent_kafka import TopicPartition
-
 from engine.config import Config
-from engine.kafka import new_consumer, next_batch
+from engine.kafka import record_timestamp
 from partitions.store import KeyValueStore, applied_mark, applied_offset
 
 
@@ -55,24 +53,10 @@ def check_store_matches_log(cfg: Config, partition: int, store: KeyValueStore, p
     mark = applied_mark(store)
     if mark is None or offset < log_start:
         return  # no mark kept (an older store), or the record is gone: nothing to compare
-    found = record_timestamp(cfg, partition, offset)
+    found = record_timestamp(cfg, cfg.log_topic, partition, offset)
     if found is not None and found != mark:
         raise StoreAheadOfLog(
             f"partition {partition}: the store at {path} applied offset {offset} from a record stamped {mark}, "
             f"but the log {cfg.log_topic} (ending at offset {log_end}) holds a record stamped {found} there: the "
             f"log is not the one the store followed (was the topic deleted and recreated, or a replica's tail "
             f"lost?). {_advice(cfg, partition, path, restored)}")
-
-
-def record_timestamp(cfg: Config, partition: int, offset: int) -> int | None:
-    """The timestamp of the log's record at ``offset`` (None if it cannot be read)."""
-    consumer = new_consumer(cfg, **{"fetch.wait.max.ms": 100})
-    try:
-        consumer.list_topics(cfg.log_topic, timeout=10)  # metadata first, or the fetch may wait ~1 s for it
-        consumer.assign([TopicPartition(cfg.log_topic, partition, offset)])
-        fetched = next_batch(consumer, 1, 10.0)
-    finally:
-        consumer.close()
-    if not fetched or fetched[0].error() is not None or fetched[0].offset() != offset:
-        return None
-    return fetched[0].timestamp()[1]
