@@ -68,9 +68,10 @@ class Cluster:
     """The processes under chaos. With ``kafka`` given, the broker is someone else's: never killed."""
 
     def __init__(self, work: Path, processors: int, ingresses: int, partitions: int, kafka: str | None = None,
-                 namespace: str = "chaos", service_env: dict[str, str] | None = None) -> None:
-        self.kafka = None if kafka else LocalKafka(home=work / "broker", port=19392, controller_port=19393,
-                                                   heap="384m")
+                 namespace: str = "chaos", service_env: dict[str, str] | None = None,
+                 broker_port: int = 19392) -> None:
+        self.kafka = None if kafka else LocalKafka(home=work / "broker", port=broker_port,
+                                                   controller_port=broker_port + 1, heap="384m")
         bootstrap = kafka or self.kafka.start()
         env = {"REPRISE_SNAPSHOT_DIR": str(work / "snapshots"), "REPRISE_SNAPSHOT_INTERVAL_S": "5",
                "REPRISE_PRODUCE_TIMEOUT_MS": "5000"}
@@ -120,8 +121,10 @@ def lost_ack(op: Op) -> str:
     return str(idempotent_invocation_id(service, key, handler, op.id))
 
 
-def client(cluster: Cluster, ops: list[Op], figures: Figures, rng: random.Random, lose: set[str]) -> None:
+def client(cluster: Cluster, ops: list[Op], figures: Figures, rng: random.Random, lose: set[str],
+           pace: float = 0.0) -> None:
     for op in ops:
+        time.sleep(pace)
         if op.id in lose:
             op.invocation_id = lost_ack(op)
             with cluster.lock:
@@ -144,17 +147,18 @@ def client(cluster: Cluster, ops: list[Op], figures: Figures, rng: random.Random
             time.sleep(0.2)
 
 
-def chaos(cluster: Cluster, figures: Figures, stop: threading.Event, rng: random.Random, every: float) -> None:
-    next_broker = time.monotonic() + 4 * every
+def chaos(cluster: Cluster, figures: Figures, stop: threading.Event, rng: random.Random, every: float,
+          broker_every: float) -> None:
+    next_broker = time.monotonic() + broker_every
     while not stop.wait(rng.uniform(every / 2, every * 1.5)):
-        if cluster.kafka is not None and time.monotonic() > next_broker:
+        if cluster.kafka is not None and broker_every > 0 and time.monotonic() > next_broker:
             pid = cluster.kafka.pid()
             if pid:
                 os.kill(pid, signal.SIGKILL)
             time.sleep(rng.uniform(0.5, 2.0))
             cluster.kafka.start()
             figures.broker_restarts += 1
-            next_broker = time.monotonic() + 4 * every
+            next_broker = time.monotonic() + broker_every
             continue
         victim = rng.choice(cluster.processors + cluster.ingresses)
         victim.kill()
@@ -177,7 +181,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--chaos-every", type=float, default=4.0, help="mean seconds between kills (0: no chaos)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--pace", type=float, default=0.0, help="seconds each client waits between invocations")
     ap.add_argument("--work", help="directory for logs and state (default: a new temporary one)")
+    ap.add_argument("--broker-every", type=float, help="seconds between broker kills (default: 4 × --chaos-every; "
+                                                       "0: never)")
+    ap.add_argument("--broker-port", type=int, default=19392, help="the port of the broker it starts (and the next)")
     ap.add_argument("--kafka", help="use this broker (never killed) instead of starting one")
     ap.add_argument("--namespace", default="chaos")
     ap.add_argument("--sabotage-lose-acknowledged", type=int, default=0,
@@ -193,9 +201,10 @@ def run_chaos(args: argparse.Namespace) -> tuple[list[str], dict[str, Any]]:
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="reprise-chaos-"))
     print(f"chaos: {args.invocations} invocations, {args.processors} processors, {args.ingresses} ingresses, "
           f"work dir {work}", flush=True)
+    broker_every = 4 * args.chaos_every if args.broker_every is None else args.broker_every
     sabotage = Sabotage(args.sabotage_lose_acknowledged, args.sabotage_duplicate_effects)
     cluster = Cluster(work, args.processors, args.ingresses, args.partitions, args.kafka, args.namespace,
-                      {"REPRISE_CHAOS_DUPLICATE_EFFECTS": str(sabotage.duplicate_effects)})
+                      {"REPRISE_CHAOS_DUPLICATE_EFFECTS": str(sabotage.duplicate_effects)}, args.broker_port)
     figures = Figures()
     try:
         cluster.start()
@@ -203,12 +212,13 @@ def run_chaos(args: argparse.Namespace) -> tuple[list[str], dict[str, Any]]:
         lose = set([op.id for op in ops if op.is_send][:sabotage.lose_acknowledged])
         stop = threading.Event()
         monkey = threading.Thread(target=chaos, args=(cluster, figures, stop, random.Random(args.seed + 1),
-                                                      args.chaos_every), daemon=True)
+                                                      args.chaos_every, broker_every), daemon=True)
         started = time.monotonic()
         if args.chaos_every > 0:
             monkey.start()
         threads = [threading.Thread(target=client, args=(cluster, ops[i::args.clients], figures,
-                                                         random.Random(args.seed + 10 + i), lose), daemon=True)
+                                                         random.Random(args.seed + 10 + i), lose, args.pace),
+                                    daemon=True)
                    for i in range(args.clients)]
         for t in threads:
             t.start()
