@@ -12,6 +12,7 @@ import asyncio
 import os
 import time
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import restate
@@ -71,4 +72,21 @@ async def steps(ctx: restate.Context, req: dict) -> list[str]:
     return tokens
 
 
-app = restate.app([latched, paced])
+ticker = restate.Service("Ticker")
+
+
+@ticker.handler()
+async def tick(ctx: restate.Context, n: int) -> None:
+    """Counts one fired timer: its number, one line."""
+    _line("ticks", str(n))
+
+
+@ticker.handler()
+async def schedule(ctx: restate.Context, req: dict) -> int:
+    """``count`` delayed one-way calls to ``tick`` numbered from ``first``: each a durable timer."""
+    for n in range(req["first"], req["first"] + req["count"]):
+        ctx.service_send(tick, n, send_delay=timedelta(milliseconds=req["delay_ms"]))
+    return req["count"]
+
+
+app = restate.app([latched, paced, ticker])
