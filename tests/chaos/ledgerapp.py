@@ -16,13 +16,18 @@ import restate
 
 LEDGER = Path(os.environ.get("REPRISE_CHAOS_LEDGER", "/tmp/reprise-chaos-ledger"))
 LEDGER.mkdir(parents=True, exist_ok=True)
+# Sabotage, to prove the checker (tests/integration/test_chaos.py): the first N effects happen twice.
+_duplicates_left = int(os.environ.get("REPRISE_CHAOS_DUPLICATE_EFFECTS", "0"))
 
 
 def record(kind: str, op: str, amount: int) -> str:
     """Append ``kind op amount token`` to this process's ledger file; the token is the step's result."""
+    global _duplicates_left
     token = uuid.uuid4().hex
+    times = 2 if _duplicates_left > 0 else 1
+    _duplicates_left -= 1
     with open(LEDGER / f"ledger-{os.getpid()}", "a") as f:
-        f.write(f"{kind} {op} {amount} {token}\n")
+        f.write(f"{kind} {op} {amount} {token}\n" * times)
     return token
 
 

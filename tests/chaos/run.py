@@ -2,14 +2,19 @@
 
     python tests/chaos/run.py [--invocations 10000] [--processors 3] [--ingresses 2] [--seed 1]
 
-Starts its own single-node Kafka (port 19392), ``--processors`` ``reprise processor`` and
-``--ingresses`` ``reprise ingress`` processes and the ledger service (tests/chaos/ledgerapp.py),
-then sends a mix of invocations from client threads, each with an idempotency key and retried
-until acknowledged, as a careful client would. Meanwhile a chaos thread SIGKILLs a random
-processor or ingress every few seconds (and starts it again), and SIGKILLs and restarts the broker.
+Starts its own single-node Kafka (port 19392; or uses ``--kafka``, whose broker it never kills),
+``--processors`` ``reprise processor`` and ``--ingresses`` ``reprise ingress`` processes and the
+ledger service (tests/chaos/ledgerapp.py), then sends a mix of invocations from client threads,
+each with an idempotency key and retried until acknowledged, as a careful client would. Every
+acknowledgement is recorded: the invocation id of each 202, the id and result of each 200.
+Meanwhile a chaos thread SIGKILLs a random processor or ingress every few seconds (and starts it
+again), and SIGKILLs and restarts the broker (its own only).
 
 Then it checks, and exits non-zero if any check fails:
-1. every invocation was acknowledged and completed with a result;
+1. every acknowledged invocation exists and completed: each is looked up by the invocation id its
+   acknowledgement carried (``/restate/invocation/{id}/attach``), never by sending it again (a send
+   again with its key would create an invocation the engine lost); a 200's result must be the one
+   the engine kept;
 2. no journaled effect happened twice: each token a journal holds is in the ledger exactly once
    (executions whose result never reached the log are counted, and allowed: that is at-least-once
    for a step, exactly once for its journaled result);
@@ -20,7 +25,6 @@ Then it checks, and exits non-zero if any check fails:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import signal
@@ -28,9 +32,7 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,18 +41,10 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from deploy.kafka.local import LocalKafka  # noqa: E402
+from engine.ids import idempotent_invocation_id  # noqa: E402
+from tests.chaos.ops import Op, http, make_ops  # noqa: E402
+from tests.chaos.verify import check_effects, verify_by_id  # noqa: E402
 from tests.harness import Engine, Service  # noqa: E402
-
-
-@dataclass
-class Op:
-    id: str
-    path: str
-    body: dict[str, Any]
-    account: str | None = None
-    amount: int = 0
-    result: Any = None
-    attempts: int = 0
 
 
 @dataclass
@@ -62,34 +56,32 @@ class Figures:
     acked: int = 0
 
 
-def http(url: str, body: dict[str, Any] | None, headers: dict[str, str], timeout: float = 30.0) -> tuple[int, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method="POST" if data is not None else "GET",
-                                 headers={"content-type": "application/json", **headers})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            raw = resp.read()
-            return resp.status, json.loads(raw) if raw else None
-    except urllib.error.HTTPError as e:
-        return e.code, None
-    except (urllib.error.URLError, ConnectionError, OSError, TimeoutError, ValueError):
-        return 0, None  # the ingress died under us, or timed out: not acknowledged
+@dataclass
+class Sabotage:
+    """Deliberate faults that prove the checks can fail (tests/integration/test_chaos.py uses them)."""
+
+    lose_acknowledged: int = 0  # this many sends get a 202 that was never produced (a lossy ingress)
+    duplicate_effects: int = 0  # the service writes this many journaled ledger lines twice
 
 
 class Cluster:
-    def __init__(self, work: Path, processors: int, ingresses: int, partitions: int) -> None:
-        self.kafka = LocalKafka(home=work / "broker", port=19392, controller_port=19393, heap="384m")
-        self.kafka.start()
+    """The processes under chaos. With ``kafka`` given, the broker is someone else's: never killed."""
+
+    def __init__(self, work: Path, processors: int, ingresses: int, partitions: int, kafka: str | None = None,
+                 namespace: str = "chaos", service_env: dict[str, str] | None = None,
+                 broker_port: int = 19392) -> None:
+        self.kafka = None if kafka else LocalKafka(home=work / "broker", port=broker_port,
+                                                   controller_port=broker_port + 1, heap="384m")
+        bootstrap = kafka or self.kafka.start()
         env = {"REPRISE_SNAPSHOT_DIR": str(work / "snapshots"), "REPRISE_SNAPSHOT_INTERVAL_S": "5",
                "REPRISE_PRODUCE_TIMEOUT_MS": "5000"}
-        ns = "chaos"
-        self.ingresses = [Engine(self.kafka.bootstrap, ns, work / f"ingress{i}", partitions, env, role="ingress")
+        self.ingresses = [Engine(bootstrap, namespace, work / f"ingress{i}", partitions, env, role="ingress")
                           for i in range(ingresses)]
-        self.processors = [Engine(self.kafka.bootstrap, ns, work / f"processor{i}", partitions,
+        self.processors = [Engine(bootstrap, namespace, work / f"processor{i}", partitions,
                                   {**env, "REPRISE_INSTANCE_ID": f"processor-{i}"}, role="processor")
                            for i in range(processors)]
         self.service = Service(work / "effects", work / "service.log", app="tests.chaos.ledgerapp:app",
-                               env={"REPRISE_CHAOS_LEDGER": str(work / "ledger")})
+                               env={"REPRISE_CHAOS_LEDGER": str(work / "ledger"), **(service_env or {})})
         self.ledger = work / "ledger"
         self.lock = threading.Lock()
 
@@ -97,7 +89,20 @@ class Cluster:
         self.service.start()
         for p in self.ingresses + self.processors:
             p.start(120)
-        self.ingresses[0].register(self.service.uri)
+        deadline = time.monotonic() + 120
+        while True:  # a loaded machine may answer 504 while the deployment is being discovered
+            try:
+                self.ingresses[0].register(self.service.uri)
+                break
+            except AssertionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
+        for url in self.urls():  # every ingress knows the services before the first client sends
+            while http(url + "/Account/a0/balance", {}, {})[0] != 200:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{url} does not know the registered services")
+                time.sleep(0.5)
 
     def urls(self) -> list[str]:
         return [i.ingress for i in self.ingresses]
@@ -106,37 +111,54 @@ class Cluster:
         for p in self.ingresses + self.processors:
             p.kill()
         self.service.kill()
-        self.kafka.stop()
+        if self.kafka is not None:
+            self.kafka.stop()
 
 
-def client(cluster: Cluster, ops: list[Op], figures: Figures, rng: random.Random) -> None:
+def lost_ack(op: Op) -> str:
+    """Sabotage: the id a lossy ingress would acknowledge this send with, without producing anything."""
+    _, service, key, handler, _send = op.path.split("/")
+    return str(idempotent_invocation_id(service, key, handler, op.id))
+
+
+def client(cluster: Cluster, ops: list[Op], figures: Figures, rng: random.Random, lose: set[str],
+           pace: float = 0.0) -> None:
     for op in ops:
+        time.sleep(pace)
+        if op.id in lose:
+            op.invocation_id = lost_ack(op)
+            with cluster.lock:
+                figures.acked += 1
+            continue
         while True:
             op.attempts += 1
-            status, out = http(rng.choice(cluster.urls()) + op.path, op.body, {"idempotency-key": op.id})
+            status, out, headers = http(rng.choice(cluster.urls()) + op.path, op.body, {"idempotency-key": op.id})
             if status in (200, 202):
-                op.result = out
+                op.invocation_id = out["invocationId"] if status == 202 else headers.get("x-restate-id")
+                op.acked_result = out if status == 200 else None
                 with cluster.lock:
                     figures.acked += 1
                 break
             with cluster.lock:
                 figures.retries[str(status or "connection")] += 1
-            if status not in (0, 429, 500, 502, 503, 504):
+            # 404: a just-restarted ingress that has not read the registered services yet
+            if status not in (0, 404, 429, 500, 502, 503, 504):
                 raise SystemExit(f"op {op.id}: unexpected answer {status} {out}")
             time.sleep(0.2)
 
 
-def chaos(cluster: Cluster, figures: Figures, stop: threading.Event, rng: random.Random, every: float) -> None:
-    next_broker = time.monotonic() + 4 * every
+def chaos(cluster: Cluster, figures: Figures, stop: threading.Event, rng: random.Random, every: float,
+          broker_every: float) -> None:
+    next_broker = time.monotonic() + broker_every
     while not stop.wait(rng.uniform(every / 2, every * 1.5)):
-        if time.monotonic() > next_broker:
+        if cluster.kafka is not None and broker_every > 0 and time.monotonic() > next_broker:
             pid = cluster.kafka.pid()
             if pid:
                 os.kill(pid, signal.SIGKILL)
             time.sleep(rng.uniform(0.5, 2.0))
             cluster.kafka.start()
             figures.broker_restarts += 1
-            next_broker = time.monotonic() + 4 * every
+            next_broker = time.monotonic() + broker_every
             continue
         victim = rng.choice(cluster.processors + cluster.ingresses)
         victim.kill()
@@ -149,72 +171,7 @@ def chaos(cluster: Cluster, figures: Figures, stop: threading.Event, rng: random
             print(f"chaos: a {victim.role} did not come back: {str(e)[-500:]}", flush=True)
 
 
-def make_ops(n: int, accounts: int, rng: random.Random) -> list[Op]:
-    ops = []
-    for i in range(n):
-        op_id = f"op{i:06d}"
-        roll = rng.random()
-        if roll < 0.8:
-            account, amount = f"a{rng.randrange(accounts)}", rng.randint(1, 100)
-            path = f"/Account/{account}/deposit" + ("/send" if roll < 0.2 else "")
-            ops.append(Op(op_id, path, {"op": op_id, "amount": amount}, account, amount))
-        else:
-            ops.append(Op(op_id, "/Steps/two", {"op": op_id}))
-    return ops
-
-
-def settle_sends(cluster: Cluster, ops: list[Op]) -> None:
-    """A one-way send is acknowledged before it runs: fetch its result by calling with the same key."""
-    for op in ops:
-        if op.path.endswith("/send"):
-            deadline = time.monotonic() + 300
-            while True:
-                status, out = http(cluster.urls()[0] + op.path.removesuffix("/send"), op.body,
-                                   {"idempotency-key": op.id}, timeout=60)
-                if status == 200:
-                    op.result = out
-                    break
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"send {op.id} never completed ({status})")
-                time.sleep(0.5)
-
-
-def check(cluster: Cluster, ops: list[Op], accounts: int) -> tuple[list[str], dict[str, int]]:
-    failures: list[str] = []
-    ledger: dict[str, list[tuple[str, str, int]]] = defaultdict(list)  # token -> [(kind, op, amount)]
-    executions: Counter[tuple[str, str]] = Counter()
-    for f in cluster.ledger.glob("ledger-*"):
-        for line in f.read_text().splitlines():
-            kind, op, amount, token = line.split()
-            ledger[token].append((kind, op, int(amount)))
-            executions[(kind, op)] += 1
-    journaled_deposits: dict[str, int] = defaultdict(int)
-    expected: dict[str, int] = defaultdict(int)
-    journaled = 0
-    for op in ops:
-        if op.result is None:
-            failures.append(f"{op.id}: no result")
-            continue
-        tokens = op.result["tokens"] if "tokens" in op.result else [op.result["token"]]
-        for token in tokens:
-            journaled += 1
-            if len(ledger.get(token, [])) != 1 or ledger[token][0][1] != op.id:
-                failures.append(f"{op.id}: journaled token {token} is in the ledger {len(ledger.get(token, []))} times")
-        if op.account is not None:
-            expected[op.account] += op.amount
-            journaled_deposits[op.account] += ledger[tokens[0]][0][2] if ledger.get(tokens[0]) else 0
-    for i in range(accounts):
-        account = f"a{i}"
-        status, balance = http(cluster.urls()[0] + f"/Account/{account}/balance", {}, {})
-        if status != 200 or balance != expected[account] or journaled_deposits[account] != expected[account]:
-            failures.append(f"{account}: balance {balance} ({status}), ledger {journaled_deposits[account]}, "
-                            f"clients {expected[account]}")
-    extra = sum(executions.values()) - journaled
-    return failures, {"journaled effects": journaled, "step executions": sum(executions.values()),
-                      "re-executions never journaled": extra}
-
-
-def main() -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--invocations", type=int, default=10_000)
     ap.add_argument("--processors", type=int, default=3)
@@ -222,51 +179,80 @@ def main() -> int:
     ap.add_argument("--partitions", type=int, default=8)
     ap.add_argument("--accounts", type=int, default=100)
     ap.add_argument("--clients", type=int, default=16)
-    ap.add_argument("--chaos-every", type=float, default=4.0, help="mean seconds between kills")
+    ap.add_argument("--chaos-every", type=float, default=4.0, help="mean seconds between kills (0: no chaos)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--pace", type=float, default=0.0, help="seconds each client waits between invocations")
     ap.add_argument("--work", help="directory for logs and state (default: a new temporary one)")
-    args = ap.parse_args()
+    ap.add_argument("--broker-every", type=float, help="seconds between broker kills (default: 4 × --chaos-every; "
+                                                       "0: never)")
+    ap.add_argument("--broker-port", type=int, default=19392, help="the port of the broker it starts (and the next)")
+    ap.add_argument("--kafka", help="use this broker (never killed) instead of starting one")
+    ap.add_argument("--namespace", default="chaos")
+    ap.add_argument("--sabotage-lose-acknowledged", type=int, default=0,
+                    help="prove the check: acknowledge this many sends without sending them")
+    ap.add_argument("--sabotage-duplicate-effects", type=int, default=0,
+                    help="prove the check: the service writes this many journaled effects twice")
+    return ap.parse_args(argv)
+
+
+def run_chaos(args: argparse.Namespace) -> tuple[list[str], dict[str, Any]]:
+    """The whole run; the failures found and the figures."""
     rng = random.Random(args.seed)
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="reprise-chaos-"))
     print(f"chaos: {args.invocations} invocations, {args.processors} processors, {args.ingresses} ingresses, "
           f"work dir {work}", flush=True)
-    cluster = Cluster(work, args.processors, args.ingresses, args.partitions)
+    broker_every = 4 * args.chaos_every if args.broker_every is None else args.broker_every
+    sabotage = Sabotage(args.sabotage_lose_acknowledged, args.sabotage_duplicate_effects)
+    cluster = Cluster(work, args.processors, args.ingresses, args.partitions, args.kafka, args.namespace,
+                      {"REPRISE_CHAOS_DUPLICATE_EFFECTS": str(sabotage.duplicate_effects)}, args.broker_port)
     figures = Figures()
     try:
         cluster.start()
         ops = make_ops(args.invocations, args.accounts, rng)
+        lose = set([op.id for op in ops if op.is_send][:sabotage.lose_acknowledged])
         stop = threading.Event()
         monkey = threading.Thread(target=chaos, args=(cluster, figures, stop, random.Random(args.seed + 1),
-                                                      args.chaos_every), daemon=True)
+                                                      args.chaos_every, broker_every), daemon=True)
         started = time.monotonic()
-        monkey.start()
+        if args.chaos_every > 0:
+            monkey.start()
         threads = [threading.Thread(target=client, args=(cluster, ops[i::args.clients], figures,
-                                                         random.Random(args.seed + 10 + i)), daemon=True)
+                                                         random.Random(args.seed + 10 + i), lose, args.pace),
+                                    daemon=True)
                    for i in range(args.clients)]
         for t in threads:
             t.start()
         last = 0
         while any(t.is_alive() for t in threads):
-            time.sleep(5)
+            time.sleep(1 if args.invocations < 1000 else 5)
             print(f"  {time.monotonic() - started:6.0f} s  acknowledged {figures.acked}/{len(ops)} "
                   f"(+{figures.acked - last})  kills {dict(figures.kills)}  broker restarts "
                   f"{figures.broker_restarts}", flush=True)
             last = figures.acked
         elapsed = time.monotonic() - started
         stop.set()
-        monkey.join(180)
-        settle_sends(cluster, ops)
-        failures, counts = check(cluster, ops, args.accounts)
+        if monkey.is_alive():
+            monkey.join(180)
+        failures = verify_by_id(cluster.urls()[0], ops)
+        found, counts = check_effects(cluster.urls()[0], cluster.ledger, ops, args.accounts)
+        failures += found
     finally:
         cluster.stop()
+    counts = {"acknowledged": f"{figures.acked} ({sum(op.is_send for op in ops)} × 202, "
+                              f"{sum(not op.is_send for op in ops)} × 200)",
+              "wall time under chaos": f"{elapsed:.1f} s ({len(ops) / elapsed:.0f} acknowledged invocations/s)",
+              "kills": dict(figures.kills), "broker SIGKILL+restart": figures.broker_restarts,
+              "restarts that failed": figures.failed_restarts,
+              "client retries": dict(figures.retries), **counts, "failures": len(failures)}
+    return failures, counts
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    failures, counts = run_chaos(args)
     print(f"\nchaos figures ({args.invocations} invocations, seed {args.seed})")
-    print(f"  wall time under chaos     {elapsed:.1f} s ({len(ops) / elapsed:.0f} acknowledged invocations/s)")
-    print(f"  kills                     {dict(figures.kills)}; broker SIGKILL+restart {figures.broker_restarts}; "
-          f"restarts that failed {figures.failed_restarts}")
-    print(f"  client retries            {dict(figures.retries)}")
     for name, value in counts.items():
-        print(f"  {name:<25} {value}")
-    print(f"  failures                  {len(failures)}")
+        print(f"  {name:<30} {value}")
     for f in failures[:20]:
         print(f"    {f}")
     print("CHAOS " + ("FAILED" if failures else "PASSED"))

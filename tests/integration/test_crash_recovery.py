@@ -36,23 +36,6 @@ def test_engine_killed_during_a_sleep_between_two_steps(engine: Engine, effects:
     assert count(effects, "k9.after") == 1
 
 
-def test_engine_killed_repeatedly_while_steps_run(engine: Engine, effects: Path) -> None:
-    """Kill the engine twice while a three-step handler runs. A step whose result was journaled never
-    runs again; only the one step in flight at each kill may run twice (at-least-once closures, as on
-    Restate). So the duplicates are bounded by the number of kills, and the invocation completes."""
-    kills = 2
-    Background(call_json, engine, "/Steps/three/send", "kk")
-    for _ in range(kills):
-        time.sleep(0.15)
-        engine.kill()
-        engine.start()
-    wait_until(lambda: count(effects, "kk.c") >= 1, 60, "the last step")
-    time.sleep(1.0)
-    runs = [count(effects, f"kk.{s}") for s in "abc"]
-    assert all(r >= 1 for r in runs)
-    assert sum(runs) - 3 <= kills, runs
-
-
 def test_service_killed_mid_attempt_is_retried(engine: Engine, service: Service, effects: Path,
                                               tmp_path: Path) -> None:
     pending = Background(call_json, engine, "/Steps/slow", "sk", 120)

@@ -1,41 +1,66 @@
-"""Fencing: two processors that both believe they own the partitions; the stale one changes nothing."""
+"""Fencing: a processor frozen mid-attempt wakes up after a new leader claimed its partitions and
+reports its attempt *before* the new leader's attempt of the same invocation ends. Both attempts
+carry the same attempt number, so only the leader epoch tells them apart: the zombie's effects
+reach the log first and must be ignored."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
-import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.harness import Background, Engine, Service, call_json, count, post
+from tests.harness import Engine, Service, call_json, count, log_kinds, post
 from tests.integration.test_crash_recovery import wait_until
 
 pytestmark = pytest.mark.kafka
 
 
-def test_a_zombie_processor_changes_nothing(kafka_bootstrap: str, namespace: str, tmp_path: Path,
-                                            service: Service, effects: Path) -> None:
+@pytest.fixture
+def latch_service(tmp_path: Path, effects: Path) -> Iterator[Service]:
+    svc = Service(effects, tmp_path / "latch-service.log", app="tests.services.latch_app:app")
+    svc.start()
+    yield svc
+    svc.kill()
+
+
+def _state(eng: Engine, key: str) -> dict:
+    return json.loads(post(f"{eng.admin}/services/Latched/state/{key}", None, method="GET")[1])["state"]
+
+
+def test_a_zombies_effects_that_reach_the_log_first_are_ignored(
+        kafka_bootstrap: str, namespace: str, tmp_path: Path, latch_service: Service, effects: Path) -> None:
     old = Engine(kafka_bootstrap, namespace, tmp_path / "old")
-    old.start()
     new = Engine(kafka_bootstrap, namespace, tmp_path / "new")
+    old.start()
     try:
-        old.register(service.uri)
-        Background(call_json, old, "/Counter/f/slow_add/send", 1)
-        wait_until(lambda: count(effects, "f.slow_add.started") == 1, 30, "the old processor's attempt")
+        old.register(latch_service.uri)
+        status, accepted = call_json(old, "/Latched/z/take/send")
+        assert status == 202, accepted
+        inv = accepted["invocationId"]
+        wait_until(lambda: count(effects, "z.started") == 1, 30, "the old leader's execution to start")
         os.killpg(old.popen.pid, signal.SIGSTOP)  # frozen mid-attempt: it still believes it leads
-        new.start()  # claims every partition with a higher epoch and re-runs the attempt
-        wait_until(lambda: count(effects, "f.slow_add.started") == 2, 30, "the new processor's attempt")
-        wait_until(lambda: json.loads(post(f"{new.admin}/services/Counter/state/f", None, method="GET")[1])
-                   ["state"] == {"value": "1"}, 30, "the new processor's result")
-        os.killpg(old.popen.pid, signal.SIGCONT)  # the zombie wakes up and reports its stale attempt
-        time.sleep(4.0)
-        assert "stepping down" in old.output(), old.output()[-3000:]
-        state = json.loads(post(f"{new.admin}/services/Counter/state/f", None, method="GET")[1])["state"]
-        assert state == {"value": "1"}, "the zombie's effects were applied"
-        assert call_json(new, "/Counter/f/add", 10) == (200, 11)
+        (effects / "z.go1").touch()  # its execution ends; the answer waits in the frozen process's socket
+        wait_until(lambda: count(effects, "z.finished") == 1, 30, "the old leader's execution to end")
+
+        new.start()  # claims every partition with a higher epoch and resumes the attempt (same number)
+        wait_until(lambda: count(effects, "z.started") == 2, 60, "the new leader's execution to start")
+        assert count(effects, "z.finished") == 1  # held on its latch: the new leader's attempt is in flight
+
+        os.killpg(old.popen.pid, signal.SIGCONT)  # the zombie wakes and reports its attempt
+        wait_until(lambda: "InvokerEffects" in log_kinds(kafka_bootstrap, namespace), 60,
+                   "the zombie's effects to reach the log")
+        assert count(effects, "z.finished") == 1, "the new leader's attempt must still be in flight"
+
+        (effects / "z.go2").touch()  # now the new leader's attempt ends
+        status, out = call_json(new, f"/restate/invocation/{inv}/attach", timeout=60)
+        assert (status, out) == (200, "execution2"), "the zombie's attempt was applied"
+        assert _state(new, "z") == {"by": '"execution2"'}
+        assert log_kinds(kafka_bootstrap, namespace).count("InvokerEffects") >= 2  # both reached the log
+        wait_until(lambda: "stepping down" in old.output(), 30, "the zombie to step down")
     finally:
         for eng in (old, new):
             if eng.popen and eng.popen.poll() is None:
