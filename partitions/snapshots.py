@@ -111,7 +111,13 @@ class SnapshotStore:
         finally:
             shutil.rmtree(work, ignore_errors=True)
         self.prune(partition)
-        return next(s for s in self.list(partition) if s.applied_offset == offset)
+        kept = self.list(partition)
+        ours = [s for s in kept if s.applied_offset == offset]
+        if ours:
+            return ours[0]
+        if kept:  # processors share the store: ``retain`` newer ones, published meanwhile, pruned ours at once
+            return kept[-1]
+        raise RuntimeError(f"partition {partition}: the snapshot at offset {offset} vanished as it was published")
 
     def prune(self, partition: int) -> list[Snapshot]:
         """Delete all but the newest ``retain`` snapshots; returns what it deleted."""

@@ -116,3 +116,19 @@ def test_the_applied_offset_carries_the_mark_of_its_record(tmp_path: Path) -> No
         assert (applied_offset(store), applied_mark(store)) == (42, 1_700_000_000_123)
     finally:
         store.close()
+
+
+def test_a_snapshot_pruned_at_once_by_newer_ones_of_other_processors_is_not_an_error(tmp_path: Path) -> None:
+    """Processors share the snapshot store: one that publishes an older snapshot than ``retain`` newer
+    ones is pruned at once; publishing then answers the newest instead of failing the snapshot thread."""
+    snaps = DirectorySnapshots(tmp_path / "snapshots", retain=1)
+    newer = tmp_path / "snapshots" / "p0" / f"{10:020d}.tar"
+    newer.parent.mkdir(parents=True)
+    newer.write_bytes(b"another processor's")
+    store = RocksStore(tmp_path / "store")
+    tx = Transaction(store)
+    tx.put(b"st/x", b"1")
+    tx.commit(5)
+    snap = snaps.take(0, store, tmp_path / "scratch")
+    store.close()
+    assert snap.applied_offset == 10 and [s.applied_offset for s in snaps.list(0)] == [10]
