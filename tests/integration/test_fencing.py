@@ -55,10 +55,15 @@ def test_a_zombies_effects_that_reach_the_log_first_are_ignored(
                    "the zombie's effects to reach the log")
         assert count(effects, "z.finished") == 1, "the new leader's attempt must still be in flight"
 
-        (effects / "z.go2").touch()  # now the new leader's attempt ends
+        # Now the new leader's attempt ends. The zombie, awake, claims against the newcomer, which
+        # answers (partitions/claims.py): stepping down stops the newcomer's attempt, so it may run
+        # again (executions 3, 4) before the two settle; whichever of its executions counts, the
+        # zombie's never does.
+        for n in range(2, 10):
+            (effects / f"z.go{n}").touch()
         status, out = call_json(new, f"/restate/invocation/{inv}/attach", timeout=60)
-        assert (status, out) == (200, "execution2"), "the zombie's attempt was applied"
-        assert _state(new, "z") == {"by": '"execution2"'}
+        assert status == 200 and out != "execution1", f"the zombie's attempt was applied: {out}"
+        assert _state(new, "z") == {"by": json.dumps(out)}
         assert log_kinds(kafka_bootstrap, namespace).count("InvokerEffects") >= 2  # both reached the log
         wait_until(lambda: "stepping down" in old.output(), 30, "the zombie to step down")
     finally:
