@@ -105,3 +105,12 @@ def engine(kafka_bootstrap: str, namespace: str, tmp_path: Path, service: Servic
     eng.register(service.uri)
     yield eng
     eng.kill()
+
+
+@pytest.fixture
+def latch_service(tmp_path: Path, effects: Path) -> Iterator[Service]:
+    """The latch service (tests/services/latch_app.py): steps the test releases, executions it can tell apart."""
+    svc = Service(effects, tmp_path / "latch-service.log", app="tests.services.latch_app:app")
+    svc.start()
+    yield svc
+    svc.kill()

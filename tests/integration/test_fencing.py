@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,14 +16,6 @@ from tests.harness import Engine, Service, call_json, count, log_kinds, post
 from tests.integration.test_crash_recovery import wait_until
 
 pytestmark = pytest.mark.kafka
-
-
-@pytest.fixture
-def latch_service(tmp_path: Path, effects: Path) -> Iterator[Service]:
-    svc = Service(effects, tmp_path / "latch-service.log", app="tests.services.latch_app:app")
-    svc.start()
-    yield svc
-    svc.kill()
 
 
 def _state(eng: Engine, key: str) -> dict:

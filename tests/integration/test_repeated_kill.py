@@ -11,7 +11,6 @@ interrupted execution is the one kept.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,14 +21,6 @@ from tests.harness import Engine, Service, call_json
 pytestmark = pytest.mark.kafka
 KILLS = 3
 STEPS = 8
-
-
-@pytest.fixture
-def latch_service(tmp_path: Path, effects: Path) -> Iterator[Service]:
-    svc = Service(effects, tmp_path / "latch-service.log", app="tests.services.latch_app:app")
-    svc.start()
-    yield svc
-    svc.kill()
 
 
 @dataclass

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,14 +17,6 @@ pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 N = int(os.environ.get("REPRISE_TEST_TIMERS", "100000"))
 BATCH = 1000
 DELAY_MS = 60_000  # every timer is scheduled well before the first one fires
-
-
-@pytest.fixture
-def latch_service(tmp_path: Path, effects: Path) -> Iterator[Service]:
-    svc = Service(effects, tmp_path / "latch-service.log", app="tests.services.latch_app:app")
-    svc.start()
-    yield svc
-    svc.kill()
 
 
 @pytest.mark.timeout(900)
