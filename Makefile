@@ -14,9 +14,9 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
-# The apply path compiled by Cython into .reprise/native (engine/native.py); only what changed is rebuilt.
+# The apply path compiled by Cython into .reprise/native (deploy/native.py); only what changed is rebuilt.
 native: venv
-	$(PY) -m engine.cli native build
+	$(PY) -m reprise native build
 
 # Starts a local Kafka, the engine and the example Greeter, registers it, invokes it, stops everything.
 demo: native
@@ -27,13 +27,13 @@ demo: native
 test: native
 	$(VENV)/bin/ruff check engine partitions ingress schemas deploy tests examples
 	REPRISE_NATIVE=0 $(PY) -m pytest -p no:cacheprovider -q tests/unit
-	$(PY) -m engine.cli kafka start
-	REPRISE_EXPECT_NATIVE=1 $(PY) -m pytest -p no:cacheprovider -m "not slow" $(PYTEST_ARGS); rc=$$?; $(PY) -m engine.cli kafka stop; exit $$rc
+	$(PY) -m reprise kafka start
+	REPRISE_EXPECT_NATIVE=1 $(PY) -m pytest -p no:cacheprovider -m "not slow" $(PYTEST_ARGS); rc=$$?; $(PY) -m reprise kafka stop; exit $$rc
 
 # The tests marked slow (minutes each: 100,000 timers through the engine), on the same kind of broker.
 test-slow: native
-	$(PY) -m engine.cli kafka start
-	$(PY) -m pytest -p no:cacheprovider -m slow $(PYTEST_ARGS); rc=$$?; $(PY) -m engine.cli kafka stop; exit $$rc
+	$(PY) -m reprise kafka start
+	$(PY) -m pytest -p no:cacheprovider -m slow $(PYTEST_ARGS); rc=$$?; $(PY) -m reprise kafka stop; exit $$rc
 
 # Every workload against Restate 1.7.12 and Reprise in alternating windows, then split in two and embedded (~30 min).
 bench: native
@@ -41,10 +41,10 @@ bench: native
 	$(PY) tests/bench/run.py
 
 kafka-start: venv
-	$(PY) -m engine.cli kafka start
+	$(PY) -m reprise kafka start
 
 kafka-stop: venv
-	$(PY) -m engine.cli kafka stop
+	$(PY) -m reprise kafka stop
 
 lint: venv
 	$(VENV)/bin/ruff check engine partitions ingress schemas deploy tests examples

@@ -1,5 +1,2 @@
-"""Reprise's engine: configuration, the CLI, the Kafka and HTTP/2 adapters, the service protocol."""
-
-from engine import native
-
-native.activate()  # before any compiled module is imported (engine/native.py)
+"""The kernel every Reprise process shares: configuration, ids and partitioning, the Kafka adapters,
+the service protocol and its limits, request identity, health and fail-loud helpers."""

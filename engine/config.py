@@ -53,7 +53,7 @@ class Config:
     max_message_bytes: int = 4 * 1024 * 1024
     attempt_timeout_s: float = 300.0
     # An INVOKED invocation with no live attempt in its leader for this long gets a failure record of that
-    # attempt, so it runs again (partitions/attempt_guard.py); 0: no watchdog
+    # attempt, so it runs again (partitions/leader/attempt_guard.py); 0: no watchdog
     attempt_watchdog_s: float = 60.0
     eager_state_limit_bytes: int = 64 * 1024  # above this an object's state is sent lazily
     max_inflight_requests: int = 10_000  # per ingress process; past it: 429 with Retry-After
@@ -70,24 +70,26 @@ class Config:
     # A stable name per processor (a StatefulSet pod's name): Kafka's static membership, so a processor
     # that restarts within the session timeout gets its partitions back with no rebalance at all.
     instance_id: str = ""
-    embedded_app: str = ""  # module:attribute of a restate-sdk app to run inside the engine (partitions/embedded.py)
+    # module:attribute of a restate-sdk app to run inside the engine (partitions/invoker/embedded.py)
+    embedded_app: str = ""
     completed_retention_s: float = 86_400.0  # plain invocations are forgotten this long after they complete; 0: kept
     retention_sweep_interval_s: float = 60.0  # how often a leader looks for completions past their retention
     # engine/gc_policy.py: the collector runs every this many allocations once started (0: Python's 700)
     gc_gen0_threshold: int = 10_000
     # engine/thread_policy.py: librdkafka's and RocksDB's threads run SCHED_BATCH (never preempt the GIL holder)
     helper_threads_batch: bool = True
-    # partitions/store.py: the memtables of all the stores a process opens share this budget (0: unbounded)
+    # partitions/state/rocks_store.py: the memtables of all the stores a process opens share this budget (0: unbounded)
     store_memtable_mb: int = 256
-    streaming: bool = True  # BIDI_STREAM deployments keep one request open across steps (partitions/streaming.py)
+    # BIDI_STREAM deployments keep one request open across steps (partitions/invoker/streaming.py)
+    streaming: bool = True
     stream_idle_ms: int = 1_000  # a streaming handler silent this long is told to suspend (input closed)
     # a handler whose streamed attempts ended this many times in a row without waiting for the runtime
-    # runs request/response until one of its attempts suspends (partitions/stream_policy.py); 0: always stream
+    # runs request/response until one of its attempts suspends (partitions/invoker/stream_policy.py); 0: always stream
     stream_calm_attempts: int = 8
     invoker_concurrency: int = 512  # attempts in flight per processor; more wait their turn
     invoker_connections: int = 8  # h2c connections per deployment origin
     invoker_streams_per_connection: int = 100  # at most this many requests at once on one connection
-    # Processors write each batch's store writes to <namespace>.changelog (partitions/changelog.py), so a
+    # Processors write each batch's store writes to <namespace>.changelog (partitions/state/changelog.py), so a
     # store is restored by writing them back rather than by replaying the log through apply()
     changelog: bool = True
     changelog_restore_behind: int = 10_000  # a store this many records behind its log restores from the changelog
@@ -168,7 +170,7 @@ class Config:
         env["retry"] = retry
         env.update({k: v for k, v in overrides.items() if v is not None})
         if env.get("kafka_config") and "bootstrap" not in env:
-            from engine.kafka_properties import bootstrap_of  # the file names the cluster unless --kafka does
+            from reprise.engine.kafka_properties import bootstrap_of  # the file names the cluster unless --kafka does
 
             file_bootstrap = bootstrap_of(str(env["kafka_config"]))
             if file_bootstrap:

@@ -7,8 +7,7 @@ import logging
 from typing import Any
 
 import httpx
-
-from engine.identity import RequestSigner
+from reprise.engine.identity import RequestSigner
 
 log = logging.getLogger(__name__)
 

@@ -15,10 +15,9 @@ from typing import Any
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
-
-from engine import critical
-from engine.config import Config
-from engine.kafka import admin_config
+from reprise.engine import critical
+from reprise.engine.config import Config
+from reprise.engine.kafka import admin_config
 
 Check = Callable[[], str | None]  # None when fine, else why not
 

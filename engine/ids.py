@@ -13,7 +13,7 @@ import os
 from collections import deque
 from dataclasses import dataclass
 
-from engine.partitioning import partition_key, partition_of_pk
+from reprise.engine.partitioning import partition_key, partition_of_pk
 
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _INDEX = {c: i for i, c in enumerate(_ALPHABET)}

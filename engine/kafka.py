@@ -15,10 +15,9 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
-
-from engine.config import Config
-from engine.kafka_properties import KafkaConfigError, settings_for
-from schemas import codec
+from reprise.engine.config import Config
+from reprise.engine.kafka_properties import KafkaConfigError, settings_for
+from reprise.schemas import codec
 
 RDKAFKA_LOG = logging.getLogger("rdkafka")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.protocol.messages import MessageType, type_name
+from reprise.engine.protocol.messages import MessageType, type_name
 
 # What a log record may carry besides its payload (Avro framing, ids, a failure's message): the
 # topics and producers are configured for max_message_bytes plus this (engine/kafka.py).

@@ -21,9 +21,8 @@ from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
-
-from engine.kafka import produce_encoded
-from schemas import codec
+from reprise.engine.kafka import produce_encoded
+from reprise.schemas import codec
 
 log = logging.getLogger(__name__)
 Delivery = Callable[[KafkaError | None, Any], None]

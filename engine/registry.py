@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import Producer
-
-from engine.config import Config
-from engine.kafka import produce_record, producer_config
-from engine.topic_view import TopicView
+from reprise.engine.config import Config
+from reprise.engine.kafka import produce_record, producer_config
+from reprise.engine.topic_view import TopicView
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +60,7 @@ class Deployment:
     @staticmethod
     def new(uri: str, use_http_11: bool, headers: dict[str, str], manifest: dict[str, Any]) -> Deployment:
         """A deployment just discovered at ``uri``, its id derived from the uri."""
-        from engine.discovery import deployment_id
+        from reprise.engine.discovery import deployment_id
 
         return Deployment.from_record({"id": deployment_id(uri), "uri": uri, "use_http_11": use_http_11,
                                        "additional_headers": headers, "manifest_json": json.dumps(manifest),

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from fnmatch import fnmatchcase
 
-from engine.config import Config
+from reprise.engine.config import Config
 
-# The outbox names the engine's own topics by these aliases (partitions/shipper.py resolves them).
+# The outbox names the engine's own topics by these aliases (partitions/leader/shipper.py resolves them).
 ALIASES = frozenset({"log", "replies"})
 KAFKA_TOPICS = frozenset({"__consumer_offsets", "__transaction_state", "__share_group_state", "__cluster_metadata"})
 _CACHE_LIMIT = 4096

@@ -9,10 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import Producer
-
-from engine.config import Config
-from engine.kafka import produce_record, producer_config
-from engine.topic_view import TopicView
+from reprise.engine.config import Config
+from reprise.engine.kafka import produce_record, producer_config
+from reprise.engine.topic_view import TopicView
 
 
 @dataclass(frozen=True)

@@ -15,11 +15,10 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, KafkaException, TopicPartition
 from prometheus_client import Counter
-
-from engine.config import Config
-from engine.critical import critical_thread
-from engine.kafka import high_watermark, new_consumer, next_batch
-from schemas import codec
+from reprise.engine.config import Config
+from reprise.engine.critical import critical_thread
+from reprise.engine.kafka import high_watermark, new_consumer, next_batch
+from reprise.schemas import codec
 
 log = logging.getLogger(__name__)
 

@@ -72,7 +72,7 @@ def main() -> int:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "REPRISE_EXAMPLE_OUTBOX": str(outbox)}
     print("starting reprise dev (local Kafka, processors, ingress :8080, admin :9070) ...", flush=True)
     namespace = f"demo{int(time.time())}"  # a fresh log and state each run, so the answers below hold
-    engine = subprocess.Popen([sys.executable, "-m", "engine.cli", "dev", "--namespace", namespace], cwd=ROOT,
+    engine = subprocess.Popen([sys.executable, "-m", "reprise", "dev", "--namespace", namespace], cwd=ROOT,
                               env=env, start_new_session=True)
     services = [subprocess.Popen([sys.executable, "-m", "hypercorn", app, "--bind", bind], cwd=ROOT, env=env,
                                  start_new_session=True) for app, bind in SERVICES.items()]

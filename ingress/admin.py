@@ -9,19 +9,18 @@ from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-
-from engine.config import Config
-from engine.discovery import DiscoveryError, discover
-from engine.health import Health
-from engine.identity import signer_from
-from engine.ids import InvocationId
-from engine.introspection import Introspector, PartitionControl, redact_headers
-from engine.registry import Deployment, Registry
-from engine.subscriptions import SubscriptionRegistry
-from ingress.admin_guard import guard, read_token, uri_problem
-from ingress.errors import IngressError, error_response
-from ingress.health import add_health_routes
-from ingress.log_client import LogClient
+from reprise.engine.config import Config
+from reprise.engine.discovery import DiscoveryError, discover
+from reprise.engine.health import Health
+from reprise.engine.identity import signer_from
+from reprise.engine.ids import InvocationId
+from reprise.engine.introspection import Introspector, PartitionControl, redact_headers
+from reprise.engine.registry import Deployment, Registry
+from reprise.engine.subscriptions import SubscriptionRegistry
+from reprise.ingress.admin_guard import guard, read_token, uri_problem
+from reprise.ingress.errors import IngressError, error_response
+from reprise.ingress.health import add_health_routes
+from reprise.ingress.log_client import LogClient
 
 
 class Admin:

@@ -19,8 +19,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from prometheus_client import Gauge
-
-from ingress.errors import IngressError
+from reprise.ingress.errors import IngressError
 
 Reply = dict[str, Any]
 StartWait = Callable[[str], Awaitable[Reply]]  # produce the Attach under this reply id, await the reply

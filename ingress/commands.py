@@ -25,16 +25,22 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from prometheus_client import Counter
-
-from engine.config import Config
-from engine.ids import InvocationId
-from engine.kafka import log_partitions, new_consumer, next_batch, produce_encoded, produce_retrying, producer_config
-from engine.registry import Registry
-from engine.reply_topics import ReplyTopics
-from ingress.errors import IngressError
-from ingress.invocation import check_body, handler_headers, invocation_id, invoke_record, log_key, target
-from ingress.log_client import ENVELOPE_BYTES
-from schemas import codec
+from reprise.engine.config import Config
+from reprise.engine.ids import InvocationId
+from reprise.engine.kafka import (
+    log_partitions,
+    new_consumer,
+    next_batch,
+    produce_encoded,
+    produce_retrying,
+    producer_config,
+)
+from reprise.engine.registry import Registry
+from reprise.engine.reply_topics import ReplyTopics
+from reprise.ingress.errors import IngressError
+from reprise.ingress.invocation import check_body, handler_headers, invocation_id, invoke_record, log_key, target
+from reprise.ingress.log_client import ENVELOPE_BYTES
+from reprise.schemas import codec
 
 log = logging.getLogger(__name__)
 

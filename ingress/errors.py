@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import orjson
 from aiohttp import web
-
-from ingress.http1 import Response
+from reprise.ingress.http1 import Response
 
 
 def _status_and_body(code: int, message: str) -> tuple[int, bytes]:

@@ -7,8 +7,7 @@ stays a constant 200 ``{}`` for callers of old (it says only that the admin API 
 from __future__ import annotations
 
 from aiohttp import web
-
-from engine.health import Health
+from reprise.engine.health import Health
 
 
 def add_health_routes(app: web.Application, health: Health | None, legacy: bool = True) -> None:

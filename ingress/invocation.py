@@ -10,10 +10,9 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
-
-from engine.ids import InvocationId, idempotent_invocation_id, workflow_run_id
-from engine.registry import Registry, ServiceInfo
-from ingress.errors import IngressError
+from reprise.engine.ids import InvocationId, idempotent_invocation_id, workflow_run_id
+from reprise.engine.registry import Registry, ServiceInfo
+from reprise.ingress.errors import IngressError
 
 # Hop-by-hop and ingress-only headers are not handed to the handler (as in Restate).
 DROP_HEADERS = frozenset({"connection", "host", "content-length", "transfer-encoding", "keep-alive",

@@ -8,22 +8,22 @@ from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
-
-from engine.config import Config
-from engine.ids import InvocationId
-from engine.kafka import LoopDeliveries, log_partitions, producer_config, topic_max_message_bytes
-from engine.produce_burst import ProduceBurst
-from ingress.errors import IngressError
-from ingress.replies import ReplyListener
+from reprise.engine.config import Config
+from reprise.engine.ids import InvocationId
+from reprise.engine.kafka import LoopDeliveries, log_partitions, producer_config, topic_max_message_bytes
+from reprise.engine.local_replies import LocalReplies
+from reprise.engine.produce_burst import ProduceBurst
+from reprise.ingress.errors import IngressError
+from reprise.ingress.replies import ReplyListener
 
 ENVELOPE_BYTES = 16 * 1024  # room for an Invoke's other fields and headers around the body
 
 
 class LogClient:
-    def __init__(self, cfg: Config, role: str) -> None:
+    def __init__(self, cfg: Config, role: str, local_replies: LocalReplies | None = None) -> None:
         self.cfg = cfg
         self.client_id = f"{role}-{uuid.uuid4().hex[:12]}"
-        self.replies = ReplyListener(cfg, self.client_id)
+        self.replies = ReplyListener(cfg, self.client_id, local_replies)
         self.partitions = log_partitions(cfg)
         self.producer: Producer | None = None
         self._deliveries: LoopDeliveries | None = None

@@ -9,12 +9,11 @@ from typing import Any
 
 from confluent_kafka import Message, TopicPartition
 from prometheus_client import Counter
-
-from engine import local_replies
-from engine.config import Config
-from engine.critical import critical_thread
-from engine.kafka import high_watermark, new_consumer, next_batch
-from schemas import codec
+from reprise.engine.config import Config
+from reprise.engine.critical import critical_thread
+from reprise.engine.kafka import high_watermark, new_consumer, next_batch
+from reprise.engine.local_replies import LocalReplies
+from reprise.schemas import codec
 
 log = logging.getLogger(__name__)
 
@@ -23,9 +22,10 @@ SKIPPED = Counter("reprise_reply_records_skipped_total",
 
 
 class ReplyListener:
-    def __init__(self, cfg: Config, ingress_id: str) -> None:
+    def __init__(self, cfg: Config, ingress_id: str, local_replies: LocalReplies | None = None) -> None:
         self._cfg = cfg
         self.ingress_id = ingress_id
+        self._local_replies = local_replies  # where partitions of this process hand replies, if any
         self._waiters: dict[str, list[asyncio.Future[dict[str, Any]]]] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -39,10 +39,12 @@ class ReplyListener:
         consumer.assign([TopicPartition(self._cfg.replies_topic, 0, high)])
         # Critical: without it every call of this process would wait for nothing (engine/critical.py)
         self._thread = critical_thread(self._follow, "replies", consumer)
-        local_replies.register(self.ingress_id, self.deliver)
+        if self._local_replies is not None:
+            self._local_replies.register(self.ingress_id, self.deliver)
 
     def stop(self) -> None:
-        local_replies.unregister(self.ingress_id)
+        if self._local_replies is not None:
+            self._local_replies.unregister(self.ingress_id)
         self._stop.set()
         if self._thread:
             self._thread.join(5)
@@ -73,7 +75,7 @@ class ReplyListener:
             consumer.close()
 
     def deliver(self, reply: dict[str, Any]) -> None:
-        """A reply from a partition in this process (engine/local_replies.py); any thread."""
+        """A reply from a partition in this process (its LocalReplies); any thread."""
         assert self._loop is not None
         self._loop.call_soon_threadsafe(self._resolve, reply)
 

@@ -14,22 +14,16 @@ from typing import Any
 from urllib.parse import unquote
 
 import orjson
-
-from engine.config import Config
-from engine.ids import (
-    InvocationId,
-    idempotent_invocation_id,
-    parse_awakeable_id,
-    random_hex,
-    workflow_run_id,
-)
-from engine.registry import Registry, ServiceInfo
-from ingress.attach import AttachWaiters
-from ingress.delay import parse_delay_ms
-from ingress.errors import IngressError, error_reply
-from ingress.http1 import HttpServer, Request, Response
-from ingress.invocation import check_body, handler_headers, invocation_id, invoke_record, log_key
-from ingress.log_client import LogClient
+from reprise.engine.config import Config
+from reprise.engine.ids import InvocationId, idempotent_invocation_id, parse_awakeable_id, random_hex, workflow_run_id
+from reprise.engine.local_replies import LocalReplies
+from reprise.engine.registry import Registry, ServiceInfo
+from reprise.ingress.attach import AttachWaiters
+from reprise.ingress.delay import parse_delay_ms
+from reprise.ingress.errors import IngressError, error_reply
+from reprise.ingress.http1 import HttpServer, Request, Response
+from reprise.ingress.invocation import check_body, handler_headers, invocation_id, invoke_record, log_key
+from reprise.ingress.log_client import LogClient
 
 DEFAULT_IDEMPOTENCY_RETENTION_MS = 24 * 3600 * 1000
 
@@ -47,10 +41,10 @@ _ROUTES: list[tuple[re.Pattern[str], str]] = [
 
 
 class Ingress:
-    def __init__(self, cfg: Config, registry: Registry) -> None:
+    def __init__(self, cfg: Config, registry: Registry, local_replies: LocalReplies | None = None) -> None:
         self.cfg = cfg
         self.registry = registry
-        self.log = LogClient(cfg, "ingress")
+        self.log = LogClient(cfg, "ingress", local_replies)
         self._admission = Admission(cfg.max_inflight_requests)
         self._attached = AttachWaiters(cfg.max_attach_waiters, cfg.max_attach_waiters_per_invocation)
         self.http = HttpServer(self.handle, error_reply, cfg.max_message_bytes)

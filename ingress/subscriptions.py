@@ -17,14 +17,13 @@ from collections.abc import Callable
 
 from confluent_kafka import Message, Producer
 from prometheus_client import Counter
-
-from engine.config import Config
-from engine.critical import critical_thread
-from engine.ids import InvocationId
-from engine.kafka import log_partitions, new_consumer, next_batch, produce_record, producer_config
-from engine.registry import Registry
-from engine.subscriptions import Subscription, SubscriptionRegistry
-from ingress.subscription_batch import OnDelivery, Refused, forward_batch
+from reprise.engine.config import Config
+from reprise.engine.critical import critical_thread
+from reprise.engine.ids import InvocationId
+from reprise.engine.kafka import log_partitions, new_consumer, next_batch, produce_record, producer_config
+from reprise.engine.registry import Registry
+from reprise.engine.subscriptions import Subscription, SubscriptionRegistry
+from reprise.ingress.subscription_batch import OnDelivery, Refused, forward_batch
 
 log = logging.getLogger(__name__)
 

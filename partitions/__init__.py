@@ -1,3 +1,2 @@
-"""Partition processors: apply(), the stores, the invoker and the leader's other actions."""
-
-import engine  # noqa: F401 - installs engine.native's import hook before any module of this package loads
+"""Partition processors, by role: the pure core (``core``), state on disk (``state``), the leader's
+actions (``leader``) and attempts against services (``invoker``); ``metrics`` is shared by them."""

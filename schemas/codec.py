@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import fastavro
-
-from schemas.avro_compiled import AvroError, Decoder, Encoder, compile_schema
+from reprise.schemas.avro_compiled import AvroError, Decoder, Encoder, compile_schema
 
 _DIR = Path(__file__).parent
 KIND_HEADER = "reprise-kind"
@@ -44,7 +43,7 @@ STORE_SCHEMAS: dict[tuple[str, int], str] = {
     ("Timer", 1): "storage/timer.v1.avsc",
     ("OutboxEntry", 1): "storage/outbox_entry.v1.avsc",
 }
-# The changelog topic's records (partitions/changelog.py): derived from the log, never applied by it.
+# The changelog topic's records (partitions/state/changelog.py): derived from the log, never applied by it.
 CHANGELOG_SCHEMAS: dict[tuple[str, int], str] = {
     ("StoreDelta", 1): "store_delta.v1.avsc",
 }

@@ -38,7 +38,7 @@ def kafka_bootstrap(request: pytest.FixtureRequest) -> Iterator[str]:
     if _reachable("127.0.0.1:9092"):
         yield "127.0.0.1:9092"
         return
-    from deploy.kafka.local import LocalKafka
+    from reprise.deploy.kafka.local import LocalKafka
 
     kafka = LocalKafka(home=Path(".reprise"))
     yield kafka.start()

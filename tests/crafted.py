@@ -12,12 +12,12 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from engine.ids import InvocationId
-from engine.partitioning import partition_for_key
-from engine.protocol import reprise_protocol_pb2 as pb
-from engine.protocol.framing import encode_frame, encode_message
-from engine.protocol.messages import MessageType
-from schemas import codec
+from reprise.engine.ids import InvocationId
+from reprise.engine.partitioning import partition_for_key
+from reprise.engine.protocol import reprise_protocol_pb2 as pb
+from reprise.engine.protocol.framing import encode_frame, encode_message
+from reprise.engine.protocol.messages import MessageType
+from reprise.schemas import codec
 
 # Every kind apply() handles, and the kinds on the log that it does not (rejected as unknown).
 KINDS = ("Invoke", "InvokerEffects", "TimerFired", "CallCompleted", "LeaderEpoch", "OutboxShipped", "Signal",
@@ -101,7 +101,7 @@ class Crafter:
         rec = self.value(codec.schema(kind), "")
         if kind == "LeaderEpoch":
             # A forged claim in a new name each time: a forger that keeps answering the leader's claims
-            # in one name makes it yield (partitions/claims.py); only the topic's ACLs stop that one.
+            # in one name makes it yield (partitions/leader/claims.py); only the topic's ACLs stop that one.
             self.owners += 1
             rec["owner"] = f"forger-{self.partition}-{self.owners}"
             rec["partition"] = self.rng.choice((self.partition, self.partition, (self.partition + 1) % 4, -1))

@@ -111,7 +111,7 @@ class Engine(Proc):
                  env: dict[str, str] | None = None, role: str = "dev") -> None:
         self.ingress_port, self.admin_port = free_port(), free_port()
         self.home, self.role = home, role
-        args = [sys.executable, "-m", "engine.cli", role, "--kafka", bootstrap, "--namespace", namespace,
+        args = [sys.executable, "-m", "reprise", role, "--kafka", bootstrap, "--namespace", namespace,
                 "--home", str(home), "--admin-port", str(self.admin_port)]
         if role != "processor":
             args += ["--ingress-port", str(self.ingress_port)]
@@ -220,8 +220,7 @@ def count(effects: Path, name: str) -> int:
 def log_kinds(bootstrap: str, namespace: str, timeout: float = 10.0) -> list[str]:
     """The kinds of every record now on the namespace's log topic, read from the start."""
     from confluent_kafka import Consumer, TopicPartition
-
-    from schemas import codec
+    from reprise.schemas import codec
 
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "tests", "enable.auto.commit": False})
     topic = f"{namespace}.log"

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from deploy.kafka.local import _HERE, LocalKafka, check_tools, wait_ready
+from reprise.deploy.kafka.local import _HERE, LocalKafka, check_tools, wait_ready
 
 NODE_TEMPLATE = """# Written by deploy/kafka/cluster.py: node {node} of a three-node KRaft cluster on loopback.
 process.roles=broker,controller

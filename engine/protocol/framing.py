@@ -7,9 +7,8 @@ from collections.abc import Iterator
 from typing import NamedTuple
 
 from google.protobuf.message import DecodeError, Message
-
-from engine.limits import LimitExceeded, exceeded, what_is
-from engine.protocol.messages import message_class, type_name, type_of
+from reprise.engine.limits import LimitExceeded, exceeded, what_is
+from reprise.engine.protocol.messages import message_class, type_name, type_of
 
 _HEADER = struct.Struct(">HHI")
 HEADER_SIZE = _HEADER.size

@@ -5,8 +5,7 @@ from __future__ import annotations
 from enum import IntEnum
 
 from google.protobuf.message import Message
-
-from engine.protocol import reprise_protocol_pb2 as pb
+from reprise.engine.protocol import reprise_protocol_pb2 as pb
 
 
 class MessageType(IntEnum):

@@ -30,14 +30,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
 
-from engine import gc_policy, native  # noqa: E402
-from engine.ids import InvocationId  # noqa: E402
-from engine.protocol import journal as pj  # noqa: E402
-from engine.protocol import reprise_protocol_pb2 as pb  # noqa: E402
-from engine.protocol.framing import encode_message  # noqa: E402
-from partitions.apply import LogRecord, apply_batch  # noqa: E402
-from partitions.store import RocksStore, Transaction  # noqa: E402
-from schemas import codec  # noqa: E402
+from reprise.deploy import native
+from reprise.engine import gc_policy  # noqa: E402
+from reprise.engine.ids import InvocationId  # noqa: E402
+from reprise.engine.protocol import journal as pj  # noqa: E402
+from reprise.engine.protocol import reprise_protocol_pb2 as pb  # noqa: E402
+from reprise.engine.protocol.framing import encode_message  # noqa: E402
+from reprise.partitions.core.apply import LogRecord, apply_batch  # noqa: E402
+from reprise.partitions.core.transaction import Transaction
+from reprise.partitions.state.rocks_store import RocksStore  # noqa: E402
+from reprise.schemas import codec  # noqa: E402
 
 PARTITIONS = 8
 
@@ -82,7 +84,7 @@ def main() -> None:
     if not args.python_gc:
         gc_policy.settle()  # as a started engine process runs its processors
     compiled = native.activate()
-    print(f"apply loop: {len(compiled)} of {len(native.MODULES)} apply-path modules compiled (engine/native.py; "
+    print(f"apply loop: {len(compiled)} of {len(native.MODULES)} apply-path modules compiled (deploy/native.py; "
           f"REPRISE_NATIVE=0 for none)")
     rates = []
     for _ in range(args.repeat):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from deploy.kafka.local import LocalKafka
+from reprise.deploy.kafka.local import LocalKafka
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 # REPRISE_BENCH_BROKER_PROPERTIES: server.properties lines (";"-separated) to try on the bench broker.

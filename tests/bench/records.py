@@ -23,8 +23,8 @@ sys.path.insert(0, str(ROOT))
 
 from confluent_kafka import Consumer, TopicPartition  # noqa: E402
 from confluent_kafka.admin import AdminClient  # noqa: E402
+from reprise.schemas import codec  # noqa: E402
 
-from schemas import codec  # noqa: E402
 from tests.bench.broker import fresh_broker, stop_broker  # noqa: E402
 from tests.bench.loadgen import WORKLOADS, greet, run_load  # noqa: E402
 from tests.bench.run import INGRESS, register, start_service, wait_http  # noqa: E402
@@ -69,7 +69,7 @@ def main() -> None:
     bootstrap = fresh_broker()
     service = start_service()
     namespace = f"records{int(time.time())}"
-    engine = subprocess.Popen([sys.executable, "-m", "engine.cli", "dev", "--kafka", bootstrap, "--namespace",
+    engine = subprocess.Popen([sys.executable, "-m", "reprise", "dev", "--kafka", bootstrap, "--namespace",
                                namespace], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               start_new_session=True)
     try:

@@ -132,7 +132,7 @@ class Reprise(Engine):
     def start(self) -> None:
         py = sys.executable
         bootstrap = fresh_broker()
-        self.proc = subprocess.Popen([py, "-m", "engine.cli", "dev", "--kafka", bootstrap, *self.ports,
+        self.proc = subprocess.Popen([py, "-m", "reprise", "dev", "--kafka", bootstrap, *self.ports,
                                       "--namespace", f"bench{int(time.time())}"], cwd=ROOT,
                                      stdout=subprocess.DEVNULL, start_new_session=True,
                                      env={**os.environ, **self.env, **_extra_env()},
@@ -164,7 +164,7 @@ class RepriseSplit(Reprise):
         py = sys.executable
         ns = f"bench{int(time.time())}"
         common = ["--kafka", fresh_broker(), "--namespace", ns]
-        self.procs = [subprocess.Popen([py, "-m", "engine.cli", role, *common, *extra], cwd=ROOT,
+        self.procs = [subprocess.Popen([py, "-m", "reprise", role, *common, *extra], cwd=ROOT,
                                        env={**os.environ, "REPRISE_ADMIN_TOKEN": ADMIN_TOKEN},
                                        stdout=subprocess.DEVNULL, start_new_session=True,
                                        stderr=open(ROOT / ".reprise" / f"bench-{self.name}-{role}.log", "w"))

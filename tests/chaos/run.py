@@ -40,8 +40,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from deploy.kafka.local import LocalKafka  # noqa: E402
-from engine.ids import idempotent_invocation_id  # noqa: E402
+from reprise.deploy.kafka.local import LocalKafka  # noqa: E402
+from reprise.engine.ids import idempotent_invocation_id  # noqa: E402
+
 from tests.chaos.ops import Op, http, make_ops  # noqa: E402
 from tests.chaos.verify import check_effects, verify_by_id  # noqa: E402
 from tests.harness import Engine, Service  # noqa: E402

@@ -34,7 +34,7 @@ def raw(url: str, body: bytes | None = None, headers: dict[str, str] | None = No
 
 def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("REPRISE_ADMIN_TOKEN")}
-    return subprocess.run([sys.executable, "-m", "engine.cli", *args], cwd=ROOT, env={**clean, **env},
+    return subprocess.run([sys.executable, "-m", "reprise", *args], cwd=ROOT, env={**clean, **env},
                           capture_output=True, text=True, timeout=120)
 
 

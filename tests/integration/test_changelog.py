@@ -1,4 +1,4 @@
-"""The changelog (partitions/changelog.py) against a real broker and real RocksDB: a store restored from
+"""The changelog (partitions/state/changelog.py) against a real broker and real RocksDB: a store restored from
 its deltas is byte for byte the store its log implies, holes, duplicates and overlaps included."""
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from reprise.engine.config import Config
+from reprise.engine.kafka import create_topics
+from reprise.partitions.state.changelog import delta_key, delta_range, delta_writes, encode_delta
+from reprise.schemas import codec
 
-from engine.config import Config
-from engine.kafka import create_topics
-from partitions.changelog import delta_key, delta_range, delta_writes, encode_delta
-from schemas import codec
 from tests.harness import ROOT, Engine, Service, call_json
 from tests.integration.test_rebuild import partitions_cli as cli
 
@@ -158,7 +158,7 @@ def test_trim_log_lets_go_of_the_log_and_the_deltas_the_snapshots_cover(engine: 
     cli(kafka_bootstrap, namespace, engine.home, "rebuild", "--all", "--from-snapshot")
     assert cli(kafka_bootstrap, namespace, engine.home, "digest", "--no-catch-up") == before
     # From the start of the topic there is no way any more: said, not a store with a hole in it
-    out = subprocess.run([sys.executable, "-m", "engine.cli", "partitions", "rebuild", "--all", "--jobs", "1",
+    out = subprocess.run([sys.executable, "-m", "reprise", "partitions", "rebuild", "--all", "--jobs", "1",
                           "--kafka", kafka_bootstrap, "--namespace", namespace, "--home", str(engine.home)],
                          capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert out.returncode == 1 and "the log starts at offset" in out.stderr, (out.stdout, out.stderr[-2000:])
@@ -169,8 +169,7 @@ def test_a_changelog_added_to_an_existing_log_gets_the_logs_partition_count(kafk
     """An engine upgraded onto a log created before the changelog (with another partition count than
     the configured one) gets a changelog that matches the log, so every partition has its deltas."""
     from confluent_kafka.admin import AdminClient, NewTopic
-
-    from engine.kafka import topic_partitions
+    from reprise.engine.kafka import topic_partitions
 
     cfg = Config(bootstrap=kafka_bootstrap, namespace=namespace, partitions=8)
     admin = AdminClient({"bootstrap.servers": kafka_bootstrap})

@@ -47,7 +47,7 @@ def test_a_zombies_effects_that_reach_the_log_first_are_ignored(
         assert count(effects, "z.finished") == 1, "the new leader's attempt must still be in flight"
 
         # Now the new leader's attempt ends. The zombie, awake, claims against the newcomer, which
-        # answers (partitions/claims.py): stepping down stops the newcomer's attempt, so it may run
+        # answers (partitions/leader/claims.py): stepping down stops the newcomer's attempt, so it may run
         # again (executions 3, 4) before the two settle; whichever of its executions counts, the
         # zombie's never does.
         for n in range(2, 10):

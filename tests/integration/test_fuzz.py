@@ -19,10 +19,10 @@ import pytest
 from confluent_kafka import Producer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from reprise.engine.kafka import produce_record
+from reprise.engine.partitioning import partition_for_key
+from reprise.schemas import codec
 
-from engine.kafka import produce_record
-from engine.partitioning import partition_for_key
-from schemas import codec
 from tests.crafted import KINDS, Crafter
 from tests.harness import ROOT, Engine, Service, call_json, post, request
 from tests.integration.test_crash_recovery import wait_until
@@ -119,7 +119,7 @@ def _key_on(partition: int, prefix: str) -> str:
 
 
 def _partitions_cli(engine: Engine, kafka: str, *args: str, **env: str) -> str:
-    out = subprocess.run([sys.executable, "-m", "engine.cli", "partitions", *args, "--kafka", kafka, "--namespace",
+    out = subprocess.run([sys.executable, "-m", "reprise", "partitions", *args, "--kafka", kafka, "--namespace",
                           engine.args[engine.args.index("--namespace") + 1], "--home", str(engine.home)],
                          capture_output=True, text=True, cwd=ROOT, timeout=600, env={**os.environ, **env})
     assert out.returncode == 0, out.stderr[-3000:]

@@ -22,7 +22,7 @@ def get(engine: Engine, path: str) -> tuple[int, dict]:
 
 
 def cli(engine: Engine, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "engine.cli", *args, "--admin-port", str(engine.admin_port)],
+    return subprocess.run([sys.executable, "-m", "reprise", *args, "--admin-port", str(engine.admin_port)],
                           capture_output=True, text=True, cwd=ROOT, timeout=60)
 
 

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.kafka
 
 
 def reprise(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "engine.cli", *args], cwd=ROOT, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "reprise", *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=120)
 
 

@@ -88,7 +88,7 @@ def test_delayed_send_waits_and_survives_a_restart(engine: Engine, effects: Path
 
 
 def test_object_calls_object_across_partitions_with_a_kill_in_between(engine: Engine, effects: Path) -> None:
-    from engine.partitioning import partition_for_key
+    from reprise.engine.partitioning import partition_for_key
 
     caller_key, target = "caller-1", next(f"t{i}" for i in range(100)
                                           if partition_for_key(f"t{i}", 4) != partition_for_key("caller-1", 4))

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.kafka
 
 def partitions_cli(kafka: str, namespace: str, home: Path, *args: str) -> str:
     """``reprise partitions <args>`` on a namespace's stores under ``home``; its output (it must succeed)."""
-    out = subprocess.run([sys.executable, "-m", "engine.cli", "partitions", *args, "--kafka", kafka,
+    out = subprocess.run([sys.executable, "-m", "reprise", "partitions", *args, "--kafka", kafka,
                           "--namespace", namespace, "--home", str(home)],
                          capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]

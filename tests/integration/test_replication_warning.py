@@ -16,7 +16,7 @@ WARNING = "the log topic has replication factor 1"
 
 def test_topics_create_and_an_ingress_warn_about_a_single_replica_log_and_dev_does_not(
         kafka_bootstrap: str, namespace: str, tmp_path: Path) -> None:
-    created = subprocess.run([sys.executable, "-m", "engine.cli", "topics", "create", "--kafka", kafka_bootstrap,
+    created = subprocess.run([sys.executable, "-m", "reprise", "topics", "create", "--kafka", kafka_bootstrap,
                               "--namespace", namespace], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert created.returncode == 0, created.stderr
     assert WARNING in created.stderr

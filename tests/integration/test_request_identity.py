@@ -17,9 +17,9 @@ from tests.harness import ROOT, Engine, Proc, Service, call_json, free_port, pos
 
 
 def keygen(path: Path) -> str:
-    made = subprocess.run([sys.executable, "-m", "engine.cli", "identity", "keygen", "--out", str(path)],
+    made = subprocess.run([sys.executable, "-m", "reprise", "identity", "keygen", "--out", str(path)],
                           cwd=ROOT, capture_output=True, text=True, timeout=60, check=True)
-    shown = subprocess.run([sys.executable, "-m", "engine.cli", "identity", "public-key", "--key", str(path)],
+    shown = subprocess.run([sys.executable, "-m", "reprise", "identity", "public-key", "--key", str(path)],
                            cwd=ROOT, capture_output=True, text=True, timeout=60, check=True)
     assert made.stdout.strip() == shown.stdout.strip()
     assert path.stat().st_mode & 0o077 == 0, "the private key is readable by its owner only"
@@ -77,7 +77,7 @@ def test_signed_calls_pass_the_sdks_check_and_unsigned_ones_are_refused(
 
 def test_an_unreadable_key_stops_the_start(tmp_path: Path) -> None:
     (tmp_path / "bad.pem").write_text("not a key")
-    out = subprocess.run([sys.executable, "-m", "engine.cli", "dev", "--kafka", "127.0.0.1:1", "--home",
+    out = subprocess.run([sys.executable, "-m", "reprise", "dev", "--kafka", "127.0.0.1:1", "--home",
                           str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=60,
                          env={"PATH": "/usr/bin:/bin", "REPRISE_NATIVE": "0",
                               "REPRISE_REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE": str(tmp_path / "bad.pem")})

@@ -1,6 +1,6 @@
 """Restore and rebuild are crash-safe at every point: a process SIGKILLed anywhere in a rebuild (from
 the changelog with holes, from a snapshot) leaves a store that, once restarted, has the digest of a
-clean rebuild from the log. Kills land at fault-injection points (partitions/faults.py)."""
+clean rebuild from the log. Kills land at fault-injection points (engine/faults.py)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
+from reprise.engine.config import Config
+from reprise.engine.kafka import create_topics
+from reprise.schemas import codec
 
-from engine.config import Config
-from engine.kafka import create_topics
-from schemas import codec
 from tests.harness import ROOT, Engine, Proc, Service, call_json
 from tests.integration.test_changelog import read_all, workload
 from tests.integration.test_rebuild import partitions_cli as cli
@@ -43,8 +43,8 @@ def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str
 def resume(kafka: str, namespace: str, home: Path, env: dict[str, str], use_changelog: bool) -> None:
     """What a restart does with the store a crash left: bring it to the log's end from its applied
     offset (as a processor does: the changelog first, or the log alone)."""
-    code = ("import sys; from pathlib import Path; from engine.config import Config; "
-            "from partitions.rebuild import catch_up; "
+    code = ("import sys; from pathlib import Path; from reprise.engine.config import Config; "
+            "from reprise.partitions.state.rebuild import catch_up; "
             f"cfg = Config(bootstrap={kafka!r}, namespace={namespace!r}, home=Path({str(home)!r}), "
             f"partitions={PARTITIONS}); "
             f"[catch_up(cfg, p, use_changelog={use_changelog}) for p in range({PARTITIONS})]")
@@ -103,7 +103,7 @@ def test_a_rebuild_killed_anywhere_restarts_to_the_digest_of_the_log(kafka_boots
         home = tmp_path / f"kill{i}"
         if point == "rebuild.removed":  # a store there to remove
             cli(kafka_bootstrap, copy, home, "rebuild", "--all")
-        out = run(["-m", "engine.cli", "partitions", "rebuild", "--all", "--jobs", "1", *extra,
+        out = run(["-m", "reprise", "partitions", "rebuild", "--all", "--jobs", "1", *extra,
                    "--kafka", kafka_bootstrap, "--namespace", copy, "--home", str(home)],
                   {**env, "REPRISE_FAULT_CRASH_AT": f"{point}:{nth}"})
         assert out.returncode in (0, -signal.SIGKILL), out.stderr[-3000:]

@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
+from reprise.engine.config import Config
+from reprise.engine.kafka import create_topics
+from reprise.partitions.core.transaction import applied_offset
+from reprise.partitions.state.rebuild import store_path
+from reprise.partitions.state.rocks_store import RocksStore
 
-from engine.config import Config
-from engine.kafka import create_topics
-from partitions.rebuild import store_path
-from partitions.store import RocksStore, applied_offset
 from tests.harness import ROOT, Engine, Proc, Service, call_json
 from tests.integration.test_rebuild import partitions_cli as cli
 
@@ -79,7 +80,7 @@ def test_a_store_ahead_of_a_recreated_log_is_refused(kafka_bootstrap: str, names
     assert f"reprise partitions rebuild --partition {p}" in said[-1]
 
     # The CLI says the same instead of digesting a store that is not the log's
-    digest = subprocess.run([sys.executable, "-m", "engine.cli", "partitions", "digest", "--kafka", kafka_bootstrap,
+    digest = subprocess.run([sys.executable, "-m", "reprise", "partitions", "digest", "--kafka", kafka_bootstrap,
                              "--namespace", namespace, "--home", str(engine.home)],
                             capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert digest.returncode == 1 and "is ahead of its log" in digest.stderr, (digest.stdout, digest.stderr[-2000:])
@@ -113,7 +114,7 @@ def test_a_log_holding_other_records_at_the_stores_offset_is_refused(kafka_boots
 
     # The changelog still holds the old log's deltas, and they fit the new log's offsets: a rebuild
     # that restores from them is refused too, and says to leave the changelog out
-    rebuild = subprocess.run([sys.executable, "-m", "engine.cli", "partitions", "rebuild", "--all", "--jobs", "1",
+    rebuild = subprocess.run([sys.executable, "-m", "reprise", "partitions", "rebuild", "--all", "--jobs", "1",
                               "--kafka", kafka_bootstrap, "--namespace", namespace, "--home", str(engine.home)],
                              capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert rebuild.returncode == 1 and "whose deltas are another log's" in rebuild.stderr, rebuild.stderr[-2000:]

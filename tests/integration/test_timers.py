@@ -6,9 +6,10 @@ import asyncio
 import time
 from pathlib import Path
 
-from partitions.store import RocksStore, Transaction
-from partitions.tables import Tables
-from partitions.timers import TimerService
+from reprise.partitions.core.tables import Tables
+from reprise.partitions.core.transaction import Transaction
+from reprise.partitions.leader.timers import TimerService
+from reprise.partitions.state.rocks_store import RocksStore
 
 N = 100_000
 

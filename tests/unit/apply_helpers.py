@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.ids import InvocationId
-from engine.protocol import journal as pj
-from engine.protocol import reprise_protocol_pb2 as pb
-from engine.protocol.framing import encode_message
-from partitions.apply import LogRecord, apply_batch
-from partitions.store import MemoryStore, Transaction
-from partitions.tables import Tables
-from schemas import codec
+from reprise.engine.ids import InvocationId
+from reprise.engine.protocol import journal as pj
+from reprise.engine.protocol import reprise_protocol_pb2 as pb
+from reprise.engine.protocol.framing import encode_message
+from reprise.partitions.core.apply import LogRecord, apply_batch
+from reprise.partitions.core.memory_store import MemoryStore
+from reprise.partitions.core.tables import Tables
+from reprise.partitions.core.transaction import Transaction
+from reprise.schemas import codec
 
 N = 4
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
-from ingress.errors import IngressError
-from ingress.server import Admission
+from reprise.ingress.errors import IngressError
+from reprise.ingress.server import Admission
 
 
 def test_past_the_limit_429_and_every_slot_comes_back() -> None:

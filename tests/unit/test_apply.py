@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from engine.ids import InvocationId
-from engine.protocol import journal as pj
-from engine.protocol import reprise_protocol_pb2 as pb
-from engine.protocol.framing import encode_frame, encode_message
-from engine.protocol.messages import MessageType
-from partitions.actions import RunAttempt, ScheduleTimer, ShipOutbox
-from partitions.apply import LogRecord, Rejected, apply_batch
-from partitions.errors import Rejection
-from partitions.store import Transaction, applied_offset
-from schemas import codec
+from reprise.engine.ids import InvocationId
+from reprise.engine.protocol import journal as pj
+from reprise.engine.protocol import reprise_protocol_pb2 as pb
+from reprise.engine.protocol.framing import encode_frame, encode_message
+from reprise.engine.protocol.messages import MessageType
+from reprise.partitions.core.actions import RunAttempt, ScheduleTimer, ShipOutbox
+from reprise.partitions.core.apply import LogRecord, Rejected, apply_batch
+from reprise.partitions.core.errors import Rejection
+from reprise.partitions.core.transaction import Transaction, applied_offset
+from reprise.schemas import codec
+
 from tests.unit.apply_helpers import (
     N,
     inv_on,
@@ -300,7 +301,7 @@ def test_one_batch_gives_the_bytes_of_one_record_per_batch_even_when_a_record_fa
     """Within a batch apply() remembers what it read (an invocation's stored status, the epoch): a
     batch holding a record that fails after writing its status must still give the same store as
     the same records applied one batch each."""
-    from partitions import lifecycle
+    from reprise.partitions.core import lifecycle
 
     a, b = str(InvocationId(0, 1)), str(InvocationId(0, 2))
     failing_offset = 4

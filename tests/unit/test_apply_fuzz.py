@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from partitions.apply import LogRecord, Rejected, apply_batch
-from partitions.errors import Rejection
-from partitions.store import APPLIED_OFFSET, Transaction
-from schemas import codec
+from reprise.partitions.core.apply import LogRecord, Rejected, apply_batch
+from reprise.partitions.core.errors import Rejection
+from reprise.partitions.core.transaction import APPLIED_OFFSET, Transaction
+from reprise.schemas import codec
+
 from tests.crafted import KINDS, Crafter
 from tests.unit.apply_helpers import N, invoke, new_partition, run, run_done, suspended
 

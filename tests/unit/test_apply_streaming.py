@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from engine.protocol import journal as pj
-from engine.protocol import reprise_protocol_pb2 as pb
-from engine.protocol.framing import encode_message
-from engine.protocol.messages import MessageType
-from partitions.actions import AbortAttempt, RunAttempt, StreamNotification
+from reprise.engine.protocol import journal as pj
+from reprise.engine.protocol import reprise_protocol_pb2 as pb
+from reprise.engine.protocol.framing import encode_message
+from reprise.engine.protocol.messages import MessageType
+from reprise.partitions.core.actions import AbortAttempt, RunAttempt, StreamNotification
+
 from tests.unit.apply_helpers import inv_on, invoke, new_partition, run, run_done, suspended
 
 

@@ -9,16 +9,16 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from reprise.engine.ids import InvocationId
+from reprise.engine.partitioning import partition_for_key
+from reprise.engine.protocol.framing import encode_frame
+from reprise.engine.protocol.messages import MessageType
+from reprise.partitions.core.apply import HANDLERS, VALIDATORS, LogRecord, Rejected, apply_batch
+from reprise.partitions.core.apply.validation import MAX_KEY_CHARS, MAX_NAME_CHARS
+from reprise.partitions.core.errors import Rejection
+from reprise.partitions.core.transaction import APPLIED_OFFSET, Transaction
+from reprise.schemas import codec
 
-from engine.ids import InvocationId
-from engine.partitioning import partition_for_key
-from engine.protocol.framing import encode_frame
-from engine.protocol.messages import MessageType
-from partitions.apply import HANDLERS, VALIDATORS, LogRecord, Rejected, apply_batch
-from partitions.apply.validation import MAX_KEY_CHARS, MAX_NAME_CHARS
-from partitions.errors import Rejection
-from partitions.store import APPLIED_OFFSET, Transaction
-from schemas import codec
 from tests.unit.apply_helpers import N, Partition, inv_on, invoke, new_partition, output, run, run_done, suspended
 
 HERE, ELSEWHERE = inv_on(0), inv_on(1)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from engine.ids import InvocationId, awakeable_id, parse_awakeable_id
-from engine.protocol import journal as pj
-from engine.protocol import reprise_protocol_pb2 as pb
-from engine.protocol.framing import encode_message
-from partitions.actions import RunAttempt
+from reprise.engine.ids import InvocationId, awakeable_id, parse_awakeable_id
+from reprise.engine.protocol import journal as pj
+from reprise.engine.protocol import reprise_protocol_pb2 as pb
+from reprise.engine.protocol.framing import encode_message
+from reprise.partitions.core.actions import RunAttempt
+
 from tests.unit.apply_helpers import invoke, new_partition, output, suspended
 
 

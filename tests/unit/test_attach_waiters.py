@@ -1,5 +1,5 @@
 """Attach waiters: shared per invocation on an ingress (ingress/attach.py), bounded there (429 with
-Retry-After) and in the invocation's row (partitions/apply/attach.py), gone when their clients are."""
+Retry-After) and in the invocation's row (partitions/core/apply/attach.py), gone when their clients are."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import asyncio
 from typing import Any
 
 import pytest
+from reprise.ingress.attach import AttachWaiters
+from reprise.ingress.errors import IngressError
+from reprise.partitions.core.apply import attach as attach_apply
+from reprise.partitions.core.apply.attach import MAX_ATTACHED_REPLIES
 
-from ingress.attach import AttachWaiters
-from ingress.errors import IngressError
-from partitions.apply import attach as attach_apply
-from partitions.apply.attach import MAX_ATTACHED_REPLIES
 from tests.unit.apply_helpers import inv_on, invoke, new_partition, outbox_records, output
 
 

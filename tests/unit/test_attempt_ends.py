@@ -6,16 +6,16 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from reprise.engine.config import Config
+from reprise.engine.limits import FAILURE_MESSAGE_CHARS, LimitExceeded, Limits
+from reprise.engine.protocol import reprise_protocol_pb2 as pb
+from reprise.engine.protocol.framing import Frame, FrameReader, ProtocolError, encode_frame, encode_message, iter_frames
+from reprise.engine.protocol.messages import MessageType
+from reprise.partitions.core.actions import AbortAttempt
+from reprise.partitions.invoker.attempt_output import AttemptOutput, failed_effects
+from reprise.partitions.invoker.invoker import Invoker
+from reprise.partitions.leader.attempt_guard import AttemptGuard, AttemptWatchdog
 
-from engine.config import Config
-from engine.limits import FAILURE_MESSAGE_CHARS, LimitExceeded, Limits
-from engine.protocol import reprise_protocol_pb2 as pb
-from engine.protocol.framing import Frame, FrameReader, ProtocolError, encode_frame, encode_message, iter_frames
-from engine.protocol.messages import MessageType
-from partitions.actions import AbortAttempt
-from partitions.attempt_guard import AttemptGuard, AttemptWatchdog
-from partitions.attempt_output import AttemptOutput, failed_effects
-from partitions.invoker import Invoker
 from tests.unit.apply_helpers import inv_on, invoke, new_partition, run
 
 LIMITS = Limits(10_000)
@@ -106,9 +106,9 @@ def test_a_malformed_suspension_is_a_protocol_error() -> None:
 
 # effects apply() refuses ----------------------------------------------------------------------------
 def _end_attempt(p: Any, inv: str, entries: list[bytes]) -> tuple[list[Any], Any]:
-    from partitions.apply import LogRecord, apply_batch
-    from partitions.store import Transaction
-    from schemas import codec
+    from reprise.partitions.core.apply import LogRecord, apply_batch
+    from reprise.partitions.core.transaction import Transaction
+    from reprise.schemas import codec
 
     p.offset += 1
     rec = {"invocation_id": inv, "attempt": 1, "epoch": 1, "timestamp_ms": 2_000, "deployment_id": "dp_1",
@@ -137,7 +137,7 @@ def test_effects_apply_refuses_fail_their_invocation_instead_of_leaving_it_invok
 
 def test_a_bogus_caller_is_refused_before_an_invocation_exists() -> None:
     """A Kafka-native Invoke naming a malformed caller is refused when it is applied (its kind's checks,
-    partitions/apply/validation.py), so no invocation is left that could not tell its caller it ended."""
+    partitions/core/apply/validation.py), so no invocation is left that could not tell its caller it ended."""
     p = new_partition()
     inv = inv_on(0)
     invoke(p, inv, caller={"invocation_id": "inv_1bogus", "completion_id": 1})

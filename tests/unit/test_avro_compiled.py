@@ -8,9 +8,8 @@ from typing import Any
 
 import fastavro
 import pytest
-
-from schemas import codec
-from schemas.avro_compiled import AvroError, compile_schema
+from reprise.schemas import codec
+from reprise.schemas.avro_compiled import AvroError, compile_schema
 
 
 def _named(schema: Any, named: dict[str, Any]) -> Any:

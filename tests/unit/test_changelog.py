@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import pytest
+from reprise.engine.config import Config
+from reprise.partitions.core.apply import LogRecord, apply_batch
+from reprise.partitions.core.memory_store import MemoryStore
+from reprise.partitions.core.transaction import Transaction
+from reprise.partitions.state.changelog import (
+    ChangelogWriter,
+    delta_key,
+    delta_range,
+    delta_writes,
+    encode_delta,
+    merge_delta,
+)
+from reprise.schemas import codec
 
-from engine.config import Config
-from partitions.apply import LogRecord, apply_batch
-from partitions.changelog import ChangelogWriter, delta_key, delta_range, delta_writes, encode_delta, merge_delta
-from partitions.store import MemoryStore, Transaction
-from schemas import codec
 from tests.bench.apply_loop import interleaved, recorded_log
 
 

@@ -1,4 +1,4 @@
-"""The leader side of fencing (partitions/claims.py), driven by claim sequences alone.
+"""The leader side of fencing (partitions/leader/claims.py), driven by claim sequences alone.
 
 ``Log`` plays the partition: it accepts a claim only above the current epoch, as apply() does, and
 hands each processor the records it has not seen yet, one batch at a time.
@@ -6,7 +6,7 @@ hands each processor the records it has not seen yet, one batch at a time.
 
 from __future__ import annotations
 
-from partitions.claims import Claim, Claims, Decision
+from reprise.partitions.leader.claims import Claim, Claims, Decision
 
 
 class Log:

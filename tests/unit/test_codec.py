@@ -6,9 +6,8 @@ from pathlib import Path
 
 import fastavro
 import pytest
-
-from partitions.attempt_output import tagged_outcome
-from schemas import codec
+from reprise.partitions.invoker.attempt_output import tagged_outcome
+from reprise.schemas import codec
 
 
 def test_every_log_kind_round_trips_with_headers() -> None:

@@ -8,16 +8,16 @@ from typing import Any
 
 import fastavro
 import pytest
+from reprise.engine.config import Config
+from reprise.engine.ids import InvocationId, idempotent_invocation_id, workflow_run_id
+from reprise.engine.partitioning import partition_for_key
+from reprise.engine.registry import HandlerInfo, ServiceInfo
+from reprise.engine.reply_topics import ReplyTopics
+from reprise.ingress.commands import MAX_DELAY_MS, CommandRouter
+from reprise.ingress.errors import IngressError
+from reprise.partitions.leader.shipper import OutboxShipper
+from reprise.schemas import codec
 
-from engine.config import Config
-from engine.ids import InvocationId, idempotent_invocation_id, workflow_run_id
-from engine.partitioning import partition_for_key
-from engine.registry import HandlerInfo, ServiceInfo
-from engine.reply_topics import ReplyTopics
-from ingress.commands import MAX_DELAY_MS, CommandRouter
-from ingress.errors import IngressError
-from partitions.shipper import OutboxShipper
-from schemas import codec
 from tests.harness import ROOT
 
 CFG = Config(namespace="ns")

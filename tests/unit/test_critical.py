@@ -6,7 +6,8 @@ import subprocess
 import sys
 import textwrap
 
-from engine import critical
+from reprise.engine import critical
+
 from tests.harness import ROOT
 
 
@@ -18,7 +19,7 @@ def _run(code: str) -> subprocess.CompletedProcess[str]:
 def test_a_failing_critical_thread_ends_the_process() -> None:
     out = _run("""
         import time
-        from engine.critical import critical_thread
+        from reprise.engine.critical import critical_thread
         def work():
             raise KeyError("boom")
         critical_thread(work, "apply")
@@ -33,7 +34,7 @@ def test_a_failing_critical_thread_ends_the_process() -> None:
 def test_a_failing_critical_task_ends_the_process() -> None:
     out = _run("""
         import asyncio
-        from engine.critical import watch_task
+        from reprise.engine.critical import watch_task
         async def work():
             raise RuntimeError("gone")
         async def main():
@@ -48,7 +49,7 @@ def test_a_failing_critical_task_ends_the_process() -> None:
 def test_a_failing_event_loop_callback_ends_the_process() -> None:
     out = _run("""
         import asyncio
-        from engine.runtime import fail_on_callback_error
+        from reprise.deploy.runtime import fail_on_callback_error
         def sweep():
             raise ValueError("bad row")
         async def main():
@@ -65,7 +66,7 @@ def test_a_failing_event_loop_callback_ends_the_process() -> None:
 def test_a_cancelled_task_and_a_finished_thread_are_not_failures() -> None:
     out = _run("""
         import asyncio, threading
-        from engine.critical import critical_thread, watch_task, dead_threads, critical_threads
+        from reprise.engine.critical import critical_thread, watch_task, dead_threads, critical_threads
         stop = threading.Event()
         t = critical_thread(stop.wait, "replies")
         assert critical_threads() == ["replies"] and dead_threads() == []
@@ -86,7 +87,7 @@ def test_the_fault_injection_names_one_thread() -> None:
     out = _run("""
         import os, time
         os.environ["REPRISE_FAULT_FAIL_THREAD"] = "snapshots"
-        from engine.critical import critical_thread
+        from reprise.engine.critical import critical_thread
         critical_thread(lambda: time.sleep(0.2), "apply").join()
         print("apply ran")
         critical_thread(lambda: time.sleep(30), "snapshots")
@@ -100,7 +101,7 @@ def test_a_callback_on_a_store_closed_by_a_partition_move_is_not_fatal() -> None
     out = _run("""
         import asyncio
         from rocksdict import DbClosedError
-        from engine.runtime import fail_on_callback_error
+        from reprise.deploy.runtime import fail_on_callback_error
         def ship():
             raise DbClosedError("DB instance already closed")
         async def main():

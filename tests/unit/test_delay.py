@@ -1,8 +1,7 @@
 from __future__ import annotations
 
 import pytest
-
-from ingress.delay import MAX_DELAY_MS, parse_delay_ms
+from reprise.ingress.delay import MAX_DELAY_MS, parse_delay_ms
 
 
 @pytest.mark.parametrize("text,ms", [

@@ -6,13 +6,12 @@ import json
 import re
 from pathlib import Path
 
+import reprise.partitions.metrics  # noqa: F401 - registers the metrics the dashboard must name
 import yaml
 from prometheus_client import REGISTRY
-
-import partitions.metrics  # noqa: F401 - registers the metrics the dashboard must name
-from engine.cli import parser
-from engine.config import Config
-from engine.kafka import topic_specs
+from reprise.deploy.cli import parser
+from reprise.engine.config import Config
+from reprise.engine.kafka import topic_specs
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 

@@ -6,9 +6,8 @@ import gc
 from collections.abc import Iterator
 
 import pytest
-
-from engine import gc_policy
-from engine.config import Config
+from reprise.engine import gc_policy
+from reprise.engine.config import Config
 
 
 @pytest.fixture

@@ -9,10 +9,9 @@ from collections.abc import Awaitable, Callable
 
 import hpack
 import pytest
-
-from engine import h2_frames as f
-from engine.h2_connection import WINDOW
-from engine.h2c import H2cClient, H2cError
+from reprise.partitions.invoker import h2_frames as f
+from reprise.partitions.invoker.h2_connection import WINDOW
+from reprise.partitions.invoker.h2c import H2cClient, H2cError
 
 
 def test_frames_split_and_reassemble_across_reads() -> None:

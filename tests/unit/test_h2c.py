@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from reprise.partitions.invoker.h2_frames import ACK, SETTINGS, frame
+from reprise.partitions.invoker.h2c import H2cClient, H2cError
 
-from engine.h2_frames import ACK, SETTINGS, frame
-from engine.h2c import H2cClient, H2cError
 from tests.harness import Proc, Service, free_port, wait_port
 
 
@@ -251,7 +251,7 @@ def test_a_hold_extended_past_started_tasks_takes_their_first_writes_too(echo: S
 def test_a_response_over_the_bound_fails_its_request_and_not_the_connection(echo: Service) -> None:
     """The invoker's receive is bounded (engine/limits.py): past it the request fails with
     LimitExceeded and its stream is reset; the connection goes on serving."""
-    from engine.limits import LimitExceeded
+    from reprise.engine.limits import LimitExceeded
 
     async def go() -> None:
         client = H2cClient(timeout_s=30, max_response_bytes=1024 * 1024)

@@ -8,9 +8,8 @@ import json
 from collections.abc import Awaitable, Callable
 
 import pytest
-
-from ingress.errors import error_reply
-from ingress.http1 import HttpServer, Request, Response, encode_response
+from reprise.ingress.errors import error_reply
+from reprise.ingress.http1 import HttpServer, Request, Response, encode_response
 
 MAX_BODY = 1000
 Client = tuple[asyncio.StreamReader, asyncio.StreamWriter]

@@ -7,10 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
+from reprise.engine import identity
+from reprise.engine.identity import IdentityKeyError, RequestSigner, base58, generate_pem, load_private_key
 from restate._internal import IdentityVerificationException, PyIdentityVerifier
-
-from engine import identity
-from engine.identity import IdentityKeyError, RequestSigner, base58, generate_pem, load_private_key
 
 # Restate's own test vector (its server's request identity tests): this key's id is known.
 RESTATE_TEST_KEY = b"""-----BEGIN PRIVATE KEY-----
@@ -91,7 +90,7 @@ def test_bad_key_files(tmp_path: Path) -> None:
 
 
 def test_redaction_of_credential_headers() -> None:
-    from engine.introspection import REDACTED, redact_headers
+    from reprise.engine.introspection import REDACTED, redact_headers
 
     described = {"id": "inv_1", "journal": [
         {"index": 0, "type": "InputCommandMessage", "headers": [

@@ -1,9 +1,8 @@
 from __future__ import annotations
 
 import pytest
-
-from engine.ids import InvocationId
-from engine.partitioning import murmur2, partition_for_key, partition_key
+from reprise.engine.ids import InvocationId
+from reprise.engine.partitioning import murmur2, partition_for_key, partition_key
 
 
 @pytest.mark.parametrize("data,signed", [
@@ -54,7 +53,7 @@ def test_malformed_ids_are_rejected(bad: str) -> None:
 def test_random_draws_are_distinct_in_range_and_not_inherited_by_a_forked_child() -> None:
     import os
 
-    from engine import ids
+    from reprise.engine import ids
 
     draws = [ids.random_bits(128) for _ in range(3 * ids._POOL_DRAWS)]  # crosses two refills
     assert len(set(draws)) == len(draws) and all(0 <= d < 2**128 for d in draws)

@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from engine.config import Config
-from engine.kafka import admin_config, consumer_config, producer_config
-from engine.kafka_properties import KafkaConfigError, load, parse, settings_for
+from reprise.engine.config import Config
+from reprise.engine.kafka import admin_config, consumer_config, producer_config
+from reprise.engine.kafka_properties import KafkaConfigError, load, parse, settings_for
 
 
 def write(tmp_path: Path, text: str) -> str:

@@ -3,8 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from deploy.kafka.local import KafkaToolMissing, LocalKafka, check_tools
+from reprise.deploy.kafka.local import KafkaToolMissing, LocalKafka, check_tools
 
 
 def test_missing_java_is_one_clear_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

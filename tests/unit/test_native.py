@@ -1,4 +1,4 @@
-"""engine/native.py: the compiled apply path is used only while it matches its source."""
+"""deploy/native.py: the compiled apply path is used only while it matches its source."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from engine import native
+from reprise.deploy import native
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -22,7 +21,8 @@ def _without_switch() -> dict[str, str]:
 
 def _import_in_subprocess(root: Path, modules: tuple[str, ...], code: str, **env: str) -> str:
     """Run ``code`` in a fresh interpreter with a CompiledFinder over ``root`` installed first."""
-    script = (f"import sys; sys.path.insert(0, {str(root)!r}); from pathlib import Path; from engine import native; "
+    script = (f"import sys; sys.path.insert(0, {str(root)!r}); from pathlib import Path; "
+              "from reprise.deploy import native; "
               f"sys.meta_path.insert(0, native.CompiledFinder.for_sources(Path({str(root)!r}), {modules!r})); {code}")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT,
                          env={**_without_switch(), "PYTHONPATH": str(ROOT), **env}, timeout=60)
@@ -67,7 +67,8 @@ def test_the_engine_imports_exactly_what_is_compiled_from_current_sources() -> N
     """Each apply-path module comes from the build when its status is ``compiled``, else from its
     source. ``make test`` builds first and sets REPRISE_EXPECT_NATIVE=1: then all must be compiled."""
     states = native.status()
-    code = ("import importlib, json; print(json.dumps({m: importlib.import_module(m).__file__ "
+    code = ("import importlib, json; from reprise.deploy import native; native.activate(); "
+            "print(json.dumps({m: importlib.import_module(m).__file__ "
             f"for m in {native.MODULES!r}}}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60,
                          env=_without_switch())

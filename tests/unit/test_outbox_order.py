@@ -1,4 +1,4 @@
-"""partitions/shipper.py under delivery failures: no entry is reported shipped before it was
+"""partitions/leader/shipper.py under delivery failures: no entry is reported shipped before it was
 delivered, and none reaches its receiver behind a later entry to the same receiver (whose high-water
 dedup would then drop it as a copy). A fake producer fails chosen entries; fake receivers apply the
 real dedup table (Tables.seen); OutboxShipped truncates the real outbox table."""
@@ -9,13 +9,13 @@ import asyncio
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
-
-from engine.config import Config
-from engine.produce_burst import ProduceBurst
-from partitions.shipper import OutboxShipper
-from partitions.store import MemoryStore, Transaction
-from partitions.tables import Tables
-from schemas import codec
+from reprise.engine.config import Config
+from reprise.engine.produce_burst import ProduceBurst
+from reprise.partitions.core.memory_store import MemoryStore
+from reprise.partitions.core.tables import Tables
+from reprise.partitions.core.transaction import Transaction
+from reprise.partitions.leader.shipper import OutboxShipper
+from reprise.schemas import codec
 
 SOURCE = 0
 FAILURE = KafkaError(KafkaError._MSG_TIMED_OUT, "injected")

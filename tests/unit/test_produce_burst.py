@@ -6,8 +6,7 @@ import asyncio
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
-
-from engine.produce_burst import ProduceBurst
+from reprise.engine.produce_burst import ProduceBurst
 
 
 class FakeProducer:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine import topic_view
-from engine.topic_view import TopicView
-from ingress import replies
-from schemas import codec
+from reprise.engine import topic_view
+from reprise.engine.topic_view import TopicView
+from reprise.ingress import replies
+from reprise.schemas import codec
 
 
 class Msg:

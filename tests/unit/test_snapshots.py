@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from partitions.rebuild import LogTruncated, prepare_store
-from partitions.snapshots import DirectorySnapshots, restore_if_newer
-from partitions.store import RocksStore, Transaction, applied_offset
+from reprise.partitions.core.transaction import Transaction, applied_offset
+from reprise.partitions.state.rebuild import LogTruncated, prepare_store
+from reprise.partitions.state.rocks_store import RocksStore
+from reprise.partitions.state.snapshots import DirectorySnapshots, restore_if_newer
 
 
 def write(store: RocksStore, offset: int, **rows: str) -> None:

@@ -11,11 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from partitions import snapshots as snapshots_module
-from partitions.rebuild import prepare_store
-from partitions.snapshots import DirectorySnapshots
-from partitions.store import APPLIED_OFFSET, RocksStore, Transaction, applied_mark, applied_offset
+from reprise.partitions.core.transaction import APPLIED_OFFSET, Transaction, applied_mark, applied_offset
+from reprise.partitions.state import snapshots as snapshots_module
+from reprise.partitions.state.rebuild import prepare_store
+from reprise.partitions.state.rocks_store import RocksStore
+from reprise.partitions.state.snapshots import DirectorySnapshots
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,7 +33,8 @@ def test_a_crash_after_a_replayed_batch_keeps_the_restored_rows_under_it(tmp_pat
     killed(f"""
 import os, signal
 from pathlib import Path
-from partitions.store import RocksStore, Transaction
+from reprise.partitions.core.transaction import Transaction
+from reprise.partitions.state.rocks_store import RocksStore
 store = RocksStore(Path({str(tmp_path / 'p0')!r}))
 store.write_restored({{b"restored": b"r", b"meta/applied_offset": b"5"}})
 tx = Transaction(store)
@@ -64,7 +65,7 @@ def test_a_crash_replacing_a_store_leaves_the_old_one_or_none(tmp_path: Path) ->
     old.close()
     killed(f"""
 from pathlib import Path
-from partitions.snapshots import DirectorySnapshots
+from reprise.partitions.state.snapshots import DirectorySnapshots
 snaps = DirectorySnapshots(Path({str(tmp_path / 'snaps')!r}))
 snaps.restore(snaps.latest(0), Path({str(tmp_path / 'p1')!r}))
 """, {"REPRISE_FAULT_CRASH_AT": "store.replace:1"})

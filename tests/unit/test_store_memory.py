@@ -1,4 +1,4 @@
-"""The stores of a process share one memtable budget (partitions/store.py ``bound_memtables``)."""
+"""The stores of a process share one memtable budget (partitions/state/rocks_store.py ``bound_memtables``)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
-from partitions.store import RocksStore, bound_memtables
+from reprise.partitions.state.rocks_store import RocksStore, bound_memtables
 
 MB = 1 << 20
 
@@ -83,7 +82,7 @@ def test_a_store_opened_before_the_budget_is_not_charged_to_it(tmp_path: Path) -
 def test_a_rebuild_worker_keeps_its_share_of_the_budget(tmp_path: Path) -> None:
     """``rebuild_many`` starts each worker process with ``start_worker``: the stores it rebuilds are
     bounded by its share, as the engine's would be, not each by RocksDB's own defaults."""
-    from partitions.rebuild import start_worker
+    from reprise.partitions.state.rebuild import start_worker
 
     start_worker(0, 8 * MB)
     store = RocksStore(tmp_path / "p0")

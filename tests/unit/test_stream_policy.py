@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from partitions.stream_policy import StreamPolicy
+from reprise.partitions.invoker.stream_policy import StreamPolicy
 
 ENDED: dict = {"outcome": {}}
 SUSPENDED: dict = {"outcome": {"completions": [3], "signals": [], "named_signals": []}}

@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from engine.h2c import H2cError, Inbox
-from engine.limits import Limits
-from engine.protocol import journal as pj
-from engine.protocol import reprise_protocol_pb2 as pb
-from engine.protocol.framing import encode_frame, encode_message
-from engine.protocol.messages import MessageType
-from partitions.attempt_output import AttemptOutput
-from partitions.streaming import LiveAttempt
+from reprise.engine.limits import Limits
+from reprise.engine.protocol import journal as pj
+from reprise.engine.protocol import reprise_protocol_pb2 as pb
+from reprise.engine.protocol.framing import encode_frame, encode_message
+from reprise.engine.protocol.messages import MessageType
+from reprise.partitions.invoker.attempt_output import AttemptOutput
+from reprise.partitions.invoker.h2c import H2cError, Inbox
+from reprise.partitions.invoker.streaming import LiveAttempt
 
 
 class ScriptedStream:
@@ -150,7 +150,7 @@ async def _ready(stream: ScriptedStream) -> ScriptedStream:
 def test_a_streamed_attempt_cuts_its_records_where_the_next_entry_would_not_fit() -> None:
     """Writes that need nothing from the runtime are gathered; past one record's limit they go out
     as a Progress record and the attempt goes on (request/response would fail it: one record)."""
-    from engine.limits import Limits
+    from reprise.engine.limits import Limits
 
     def retry(row: Any, code: int, message: str, *_: Any) -> dict[str, Any]:
         return {"outcome": {"code": code, "message": message, "retryable": True}}

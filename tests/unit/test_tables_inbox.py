@@ -1,11 +1,12 @@
-"""partitions/tables.py inbox: first in, first out, seeking past the entry taken last."""
+"""partitions/core/tables.py inbox: first in, first out, seeking past the entry taken last."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from partitions.store import RocksStore, Transaction
-from partitions.tables import Tables
+from reprise.partitions.core.tables import Tables
+from reprise.partitions.core.transaction import Transaction
+from reprise.partitions.state.rocks_store import RocksStore
 
 
 def test_inbox_pops_in_arrival_order_across_batches_and_without_a_head_row(tmp_path: Path) -> None:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
-from engine.config import Config
-from engine.kafka import single_replica_warning, topic_specs
+from reprise.engine.config import Config
+from reprise.engine.kafka import single_replica_warning, topic_specs
 
 
 @pytest.mark.parametrize(("rf", "min_isr"), [(1, "1"), (2, "2"), (3, "2"), (5, "2")])

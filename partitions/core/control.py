@@ -1,0 +1,92 @@
+"""Operator and signal transitions: cancel, kill, purge, pause, resume, and delivering signals.
+
+Each returns an HTTP-like answer (code, message) for the admin API: 200 done, 202 accepted,
+404 unknown, 409 not allowed in the invocation's state.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reprise.engine.protocol import journal as pj
+from reprise.partitions.core import lifecycle
+from reprise.partitions.core.actions import AbortAttempt
+from reprise.partitions.core.context import ApplyContext
+from reprise.partitions.core.status import Status
+
+Row = dict[str, Any]
+CANCEL_SIGNAL = 1
+
+
+def deliver_signal(ctx: ApplyContext, row: Row, now_ms: int, idx: int | None, name: str | None,
+                   value: bytes | None, failure: Row | None) -> None:
+    """Append a signal to the journal and wake the invocation if it waits for it."""
+    fail = (failure["code"], failure["message"]) if failure else None
+    lifecycle.append_entry(ctx, row, pj.signal_notification(idx if idx is not None else name, value, fail))
+    lifecycle.resume_if_awaited(ctx, row, now_ms)
+
+
+def cancel(ctx: ApplyContext, row: Row, now_ms: int) -> tuple[int, str]:
+    """Deliver the cancel signal in every state; one that never started simply ends as cancelled."""
+    status = Status(row["status"])
+    if status == Status.COMPLETED:
+        return 409, f"invocation {row['invocation_id']} already completed"
+    if status in (Status.SCHEDULED, Status.INBOXED):
+        if status == Status.INBOXED:
+            ctx.tables.inbox_remove(row["service"], row["key"], row["invocation_id"])
+        lifecycle.complete(ctx, row, now_ms, None, {"code": 409, "message": "cancelled"})
+        return 202, "cancelled before it started"
+    lifecycle.append_entry(ctx, row, pj.signal_notification(CANCEL_SIGNAL))
+    if status in (Status.BACKING_OFF, Status.PAUSED):
+        lifecycle.start_attempt(ctx, row, now_ms)  # the handler must see the signal now
+    else:
+        lifecycle.resume_if_awaited(ctx, row, now_ms)
+    return 202, "cancel signal delivered"
+
+
+def kill(ctx: ApplyContext, row: Row, now_ms: int) -> tuple[int, str]:
+    """End at once with 409 'killed', releasing the object key; the running attempt is ignored."""
+    if row["status"] == Status.COMPLETED.value:
+        return 409, f"invocation {row['invocation_id']} already completed"
+    if row["status"] == Status.INBOXED.value:
+        ctx.tables.inbox_remove(row["service"], row["key"], row["invocation_id"])
+    if row["status"] == Status.INVOKED.value:
+        ctx.actions.append(AbortAttempt(row["invocation_id"], row["attempt"]))
+    lifecycle.complete(ctx, row, now_ms, None, {"code": 409, "message": "killed"})
+    return 200, "killed"
+
+
+def purge(ctx: ApplyContext, row: Row, now_ms: int) -> tuple[int, str]:
+    """Forget a finished invocation: journal, status, and for a workflow run its state and promises."""
+    if row["status"] != Status.COMPLETED.value:
+        return 409, f"invocation {row['invocation_id']} is {row['status']}: only a completed one can be purged"
+    forget(ctx, row)
+    return 200, "purged"
+
+
+def forget(ctx: ApplyContext, row: Row) -> None:
+    ctx.tables.delete_journal(row["invocation_id"], row["journal_length"])
+    ctx.tables.delete_status(row["invocation_id"])
+    if row["handler_kind"] == "WORKFLOW" and row["key"] is not None:
+        ctx.tables.clear_all_state(row["service"], row["key"])
+        ctx.tables.clear_promises(row["service"], row["key"])
+
+
+def pause(ctx: ApplyContext, row: Row, now_ms: int) -> tuple[int, str]:
+    if row["status"] not in (Status.INVOKED.value, Status.BACKING_OFF.value, Status.SUSPENDED.value):
+        return 409, f"invocation {row['invocation_id']} is {row['status']}: it cannot be paused"
+    if row["status"] == Status.INVOKED.value:
+        ctx.actions.append(AbortAttempt(row["invocation_id"], row["attempt"]))
+    lifecycle.set_status(row, Status.PAUSED, now_ms)
+    ctx.tables.put_status(row)
+    return 200, "paused"
+
+
+def resume(ctx: ApplyContext, row: Row, now_ms: int) -> tuple[int, str]:
+    if row["status"] != Status.PAUSED.value:
+        return 409, f"invocation {row['invocation_id']} is {row['status']}: only a paused one can be resumed"
+    lifecycle.start_attempt(ctx, row, now_ms)
+    return 200, "resumed"
+
+
+COMMANDS = {"cancel": cancel, "kill": kill, "purge": purge, "pause": pause, "resume": resume}

@@ -1,0 +1,162 @@
+"""One attempt in the protocol's BIDI_STREAM mode: the handler keeps running across its steps.
+
+In request/response mode every ``ctx.run`` (call, sleep, ...) ends the attempt with a suspension and
+the next attempt replays the whole journal. Here the request stays open instead:
+
+1. Start and the journal go out as the request's first DATA; the request is not ended.
+2. Frames from the handler are gathered in an ``AttemptOutput``. When the handler needs something
+   only the runtime gives (a run's result, a call's, a sleep's, ...), the entries so far go to the
+   log as a Progress record.
+3. apply() journals them and offers every notification it appends for this attempt, in journal
+   order (``StreamNotification``); ``deliver`` writes those to the stream. Nothing reaches the
+   handler before it is durable and applied, so a replay later sees exactly what the handler saw.
+4. Silence (the handler waits for something slow: a long sleep, an awakeable) ends the request
+   body after ``idle_s``, unless a run's result is on its way; the handler then suspends as in
+   request/response mode, and the stream and its slot are freed.
+5. End, Suspension or Error end the attempt as before: the final InvokerEffects record, then the
+   request body is closed (the SDK waits for that before it finishes its response).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from reprise.engine.identity import answered
+from reprise.engine.limits import LimitExceeded
+from reprise.engine.protocol import journal as pj
+from reprise.engine.protocol.framing import FrameReader, ProtocolError
+from reprise.partitions.invoker.attempt_output import AttemptOutput, Effects
+from reprise.partitions.invoker.h2c import H2cError
+
+
+class Stream(Protocol):
+    """A full-duplex request: ``h2c.H2cStream`` or ``embedded.EmbeddedStream``."""
+
+    url: str
+    status: int
+    ended: bool
+
+    def send(self, data: bytes) -> None: ...
+    def end(self) -> None: ...
+    def reset(self) -> None: ...
+    async def read(self, timeout_s: float | None) -> bytes | None: ...
+
+
+LONGEST_RUN_WAIT_S = 30.0  # a run's result that takes longer than this (broker trouble): suspend instead
+
+
+class LiveAttempt:
+    """The state of one streaming attempt that apply() may send notifications to."""
+
+    def __init__(self, known_entries: int, idle_s: float, timeout_s: float) -> None:
+        self.next_index = known_entries  # journal entries below this went out with the request
+        self.idle_s, self.timeout_s = idle_s, timeout_s
+        self.stream: Stream | None = None
+        self._pending: list[bytes] = []  # delivered before the stream was open
+        self._awaited_runs: set[int] = set()  # run results proposed, not yet delivered
+        self.aborted = False
+        self.streamed = 0  # notifications sent on the stream (for the metrics)
+        self.progressed = False  # a Progress record was emitted: the handler waited for the runtime
+
+    @property
+    def waited(self) -> bool:
+        """Whether the handler waited on the runtime in this attempt (what streaming is for)."""
+        return self.streamed > 0 or self.progressed
+
+    @property
+    def input_open(self) -> bool:
+        return self.stream is None or not self.stream.ended
+
+    def deliver(self, index: int, frame: bytes) -> None:
+        """A durable notification of this invocation; sent unless the handler already has it."""
+        if index < self.next_index or not self.input_open:
+            return
+        self.next_index = index + 1
+        if self._awaited_runs:
+            kind, ident = pj.notification_id(frame)
+            if kind == "completion":
+                self._awaited_runs.discard(int(ident))
+        self.streamed += 1
+        if self.stream is None:
+            self._pending.append(frame)
+        else:
+            self.stream.send(frame)
+
+    def abort(self) -> None:
+        """The attempt's output no longer counts (killed, paused, superseded): stop it now."""
+        self.aborted = True
+        if self.stream is not None:
+            self.stream.reset()
+
+    def _flush(self, out: AttemptOutput, emit_progress: Callable[[Effects], None]) -> None:
+        """The entries so far go to the log as a Progress record."""
+        self._awaited_runs.update(out.proposed)
+        self.progressed = True
+        emit_progress(out.progress())
+
+    def close_input(self) -> None:
+        if self.stream is not None:
+            self.stream.end()
+
+    async def run(self, open_stream: Callable[[], Awaitable[Stream]], out: AttemptOutput,
+                  emit_progress: Callable[[Effects], None]) -> Effects | None:
+        """Drive the attempt to its end; returns the final effects body (None if aborted)."""
+        try:
+            self.stream = await open_stream()
+        except H2cError as e:
+            return None if self.aborted else out.failed(503, f"{type(e).__name__} calling the deployment: {e}")
+        stream = self.stream
+        if self.aborted:  # killed or paused while the stream was opening
+            stream.reset()
+            return None
+        if self._pending:
+            stream.send(b"".join(self._pending))
+            self._pending.clear()
+        reader, error_body, last_heard = FrameReader(out.limits.protocol_frame), bytearray(), time.monotonic()
+        try:
+            while True:
+                try:
+                    chunk = await stream.read(self.idle_s if self.input_open else self.timeout_s)
+                except TimeoutError:
+                    silent = time.monotonic() - last_heard
+                    if not self.input_open:
+                        return out.failed(504, f"no answer from {stream.url} within {self.timeout_s:.0f}s")
+                    if not self._awaited_runs or silent > LONGEST_RUN_WAIT_S:
+                        self.close_input()  # the handler waits for something slow: let it suspend
+                    continue
+                if self.aborted:
+                    return None
+                if chunk is None:
+                    break
+                last_heard = time.monotonic()
+                if stream.status != 200:
+                    if len(error_body) < 300:  # only its start goes into the failure's message
+                        error_body += chunk
+                    continue
+                for frame in reader.feed(chunk):
+                    if out.entries and not out.has_room(frame):  # a step's record is full: the rest go in the next
+                        self._flush(out, emit_progress)
+                    final = out.take(frame)
+                    if final is not None:
+                        return final  # the finally below ends our input: the SDK waits for that
+                if out.wants_flush:
+                    self._flush(out, emit_progress)
+        except H2cError as e:
+            return None if self.aborted else out.failed(503, f"stream to {stream.url} failed: {e}")
+        except ProtocolError as e:
+            stream.reset()
+            return out.violation(e)
+        except LimitExceeded as e:
+            stream.reset()
+            return out.over_limit(e)
+        except asyncio.CancelledError:
+            stream.reset()  # the partition moved away: the handler must stop, not suspend
+            raise
+        finally:
+            stream.end()
+        if stream.status != 200:
+            return out.failed(stream.status, answered(stream.status, bytes(error_body[:300])))
+        return out.unterminated()

@@ -1,0 +1,89 @@
+"""Read-only views of the partitions' stores, for the admin API, the CLI and the web page."""
+
+from __future__ import annotations
+
+import base64
+import heapq
+from typing import Any
+
+from reprise.engine.ids import InvocationId
+from reprise.engine.protocol import journal as pj
+from reprise.partitions.core.tables import Tables
+from reprise.partitions.core.transaction import KeyValueStore, Transaction
+
+
+def _text(raw: bytes | None) -> str | None:
+    if raw is None:
+        return None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "base64:" + base64.b64encode(raw).decode()
+
+
+def summary(row: dict[str, Any]) -> dict[str, Any]:
+    failure = row["result_failure"] or row["last_failure"]
+    return {
+        "id": row["invocation_id"], "target": f"{row['service']}/{row['key'] + '/' if row['key'] else ''}"
+        f"{row['handler']}", "service": row["service"], "handler": row["handler"], "key": row["key"],
+        "status": row["status"], "attempts": row["attempt"], "journal_length": row["journal_length"],
+        "created_at_ms": row["created_ms"], "modified_at_ms": row["modified_ms"],
+        "completed_at_ms": row["completed_ms"], "idempotency_key": row["idempotency_key"],
+        "last_failure": failure, "next_retry_at_ms": row["next_retry_ms"],
+        "output": _text(row["result_value"]) if row["status"] == "COMPLETED" and not row["result_failure"] else None,
+    }
+
+
+class StoreIntrospector:
+    def __init__(self, stores: dict[int, KeyValueStore], partitions: int) -> None:
+        self._stores = stores
+        self._partitions = partitions
+
+    def _tables(self, partition: int) -> Tables | None:
+        store = self._stores.get(partition)
+        return Tables(Transaction(store)) if store is not None else None
+
+    def invocations(self, status: str | None, limit: int) -> list[dict[str, Any]]:
+        rows = []
+        for store in self._stores.values():
+            tables = Tables(Transaction(store))
+            for k, _ in store.scan(b"in/"):
+                row = tables.status(k[3:].decode())
+                if row is not None and (status is None or row["status"] == status.upper()):
+                    rows.append(row)
+        return [summary(r) for r in heapq.nlargest(limit, rows, key=lambda r: r["created_ms"])]
+
+    def describe(self, invocation_id: str) -> dict[str, Any] | None:
+        try:
+            partition = InvocationId.parse(invocation_id).partition(self._partitions)
+        except ValueError:
+            return None
+        tables = self._tables(partition)
+        row = tables.status(invocation_id) if tables else None
+        if row is None:
+            return None
+        entries = []
+        for i in range(row["journal_length"]):
+            raw = tables.entry(invocation_id, i)
+            entries.append({"index": i, **pj.describe(raw)} if raw is not None else {"index": i, "type": "?"})
+        return {**summary(row), "partition": partition, "waiting_for": {
+            "completions": row["waiting_completions"], "signals": row["waiting_signals"],
+            "named_signals": row["waiting_named"]}, "attached_clients": len(row["attached_replies"]),
+            "journal": entries}
+
+    def state(self, service: str, key: str) -> dict[str, str]:
+        from reprise.engine.partitioning import partition_for_key
+
+        tables = self._tables(partition_for_key(key, self._partitions))
+        if tables is None:
+            return {}
+        return {k.decode("utf-8", "replace"): _text(v) or "" for k, v in tables.state(service, key)}
+
+    def timers(self, limit: int) -> list[dict[str, Any]]:
+        out = []
+        for partition, store in self._stores.items():
+            for key, timer in Tables(Transaction(store)).timers():
+                out.append({"partition": partition, "key": key, **timer})
+                if len(out) >= limit * 4:
+                    break
+        return sorted(out, key=lambda t: t["fire_at_ms"])[:limit]
