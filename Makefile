@@ -25,7 +25,8 @@ demo: native
 # Starts one broker for the session, runs the whole suite (compiled apply path) but the tests marked
 # slow, stops the broker (even on failure); the unit tests also run once from the sources alone (REPRISE_NATIVE=0).
 test: native
-	$(VENV)/bin/ruff check engine partitions ingress schemas deploy tests examples
+	$(VENV)/bin/ruff check reprise engine partitions ingress schemas deploy tests examples
+	$(VENV)/bin/lint-imports
 	REPRISE_NATIVE=0 $(PY) -m pytest -p no:cacheprovider -q tests/unit
 	$(PY) -m reprise kafka start
 	REPRISE_EXPECT_NATIVE=1 $(PY) -m pytest -p no:cacheprovider -m "not slow" $(PYTEST_ARGS); rc=$$?; $(PY) -m reprise kafka stop; exit $$rc
@@ -47,7 +48,8 @@ kafka-stop: venv
 	$(PY) -m reprise kafka stop
 
 lint: venv
-	$(VENV)/bin/ruff check engine partitions ingress schemas deploy tests examples
+	$(VENV)/bin/ruff check reprise engine partitions ingress schemas deploy tests examples
+	$(VENV)/bin/lint-imports
 
 proto: venv
 	bash scripts/gen-proto.sh

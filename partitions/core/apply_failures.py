@@ -5,16 +5,10 @@ fails the same way on every replay, so rejecting it (dead letter, partition move
 deterministic. A failure of the process itself (out of memory, a RocksDB I/O error) may not happen
 on a replay; rejecting the record then would make the replayed state differ. Such a failure aborts
 the whole batch (nothing of it is committed) and the processor retries it; if it persists, the
-processor stops loudly instead of rejecting anything.
+processor stops loudly instead of rejecting anything (partitions/leader/batch_retry.py).
 """
 
 from __future__ import annotations
-
-import time
-from collections.abc import Callable
-from typing import TypeVar
-
-T = TypeVar("T")
 
 # The process, not the record: memory, the operating system, the store's own errors.
 _TRANSIENT_TYPES: tuple[type[BaseException], ...] = (MemoryError, OSError, SystemError)
@@ -35,22 +29,3 @@ def is_transient(exc: BaseException) -> bool:
     corruption errors as a bare ``Exception``; exceptions of a record's content (``KeyError``,
     ``ValueError``, a protobuf ``DecodeError``, ``RejectedRecord``) are all subclasses."""
     return isinstance(exc, _TRANSIENT_TYPES) or type(exc) is Exception
-
-
-def retry_transient(fn: Callable[[], T], attempts: int = 5, first_delay_s: float = 0.1,
-                    sleep: Callable[[float], None] = time.sleep,
-                    on_retry: Callable[[TransientApplyError, int], None] | None = None) -> T:
-    """Run ``fn`` (apply one batch) again after a TransientApplyError, with doubling delays; after
-    ``attempts`` failures the last error propagates (the processor then ends, see engine/critical.py)."""
-    delay = first_delay_s
-    for attempt in range(1, attempts + 1):
-        try:
-            return fn()
-        except TransientApplyError as e:
-            if attempt == attempts:
-                raise
-            if on_retry is not None:
-                on_retry(e, attempt)
-            sleep(delay)
-            delay = min(delay * 2, 5.0)
-    raise AssertionError("unreachable")

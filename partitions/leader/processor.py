@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Message, Producer, TopicPartition
+
 from reprise.engine.config import Config
 from reprise.engine.critical import critical_thread
 from reprise.engine.dead_letters import produce_dead_letter
@@ -47,7 +48,7 @@ from reprise.partitions.core.actions import (
     StreamNotification,
 )
 from reprise.partitions.core.apply import BatchResult, LogRecord, apply_batch
-from reprise.partitions.core.apply_failures import TransientApplyError, is_transient, retry_transient
+from reprise.partitions.core.apply_failures import TransientApplyError, is_transient
 from reprise.partitions.core.errors import Rejection
 from reprise.partitions.core.tables import Tables
 from reprise.partitions.core.transaction import Transaction, applied_offset
@@ -55,6 +56,7 @@ from reprise.partitions.invoker.attempt_output import tagged_outcome
 from reprise.partitions.invoker.embedded import EmbeddedApp
 from reprise.partitions.invoker.invoker import Invoker
 from reprise.partitions.leader.attempt_guard import AttemptGuard
+from reprise.partitions.leader.batch_retry import retry_transient
 from reprise.partitions.leader.claims import Claim, Claims
 from reprise.partitions.leader.shipper import OutboxShipper
 from reprise.partitions.leader.timers import TimerService

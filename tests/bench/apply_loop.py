@@ -30,14 +30,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
 
-from reprise.deploy import native
+from reprise.deploy import native  # noqa: E402
+
+native.activate()  # before the engine's modules: the compiled apply path where built
 from reprise.engine import gc_policy  # noqa: E402
 from reprise.engine.ids import InvocationId  # noqa: E402
 from reprise.engine.protocol import journal as pj  # noqa: E402
 from reprise.engine.protocol import reprise_protocol_pb2 as pb  # noqa: E402
 from reprise.engine.protocol.framing import encode_message  # noqa: E402
 from reprise.partitions.core.apply import LogRecord, apply_batch  # noqa: E402
-from reprise.partitions.core.transaction import Transaction
+from reprise.partitions.core.transaction import Transaction  # noqa: E402
 from reprise.partitions.state.rocks_store import RocksStore  # noqa: E402
 from reprise.schemas import codec  # noqa: E402
 

@@ -37,6 +37,9 @@ sys.path.insert(0, str(ROOT))
 
 from confluent_kafka import Producer  # noqa: E402
 from confluent_kafka.admin import AdminClient  # noqa: E402
+from reprise.deploy import native  # noqa: E402
+
+native.activate()  # before the engine's modules: the compiled apply path where built
 from reprise.engine.config import Config  # noqa: E402
 from reprise.engine.kafka import create_topics, producer_config  # noqa: E402
 from reprise.engine.partitioning import partition_for_key  # noqa: E402

@@ -5,15 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from reprise.engine.ids import InvocationId
 from reprise.partitions.core import apply as apply_module
 from reprise.partitions.core.apply import LogRecord, apply_batch
-from reprise.partitions.core.apply_failures import TransientApplyError, is_transient, retry_transient
+from reprise.partitions.core.apply_failures import TransientApplyError, is_transient
 from reprise.partitions.core.memory_store import MemoryStore
 from reprise.partitions.core.transaction import Transaction, applied_offset
+from reprise.partitions.leader.batch_retry import retry_transient
 from reprise.partitions.leader.processor import PartitionProcessor
 from reprise.schemas import codec
-
 from tests.unit.apply_helpers import N, inv_on, new_partition
 
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from reprise.deploy import native
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -76,9 +77,9 @@ def test_the_engine_imports_exactly_what_is_compiled_from_current_sources() -> N
     files = json.loads(out.stdout)
     for module, state in states.items():
         if state == "compiled":
-            assert Path(files[module]).is_relative_to(native.build_dir()), module
+            assert Path(files[module]).resolve().is_relative_to(native.build_dir().resolve()), module
         else:
-            assert files[module] == str(native.source_of(module)), module
+            assert Path(files[module]).resolve() == native.source_of(module).resolve(), module
     if os.environ.get("REPRISE_EXPECT_NATIVE") == "1":
         assert set(states.values()) == {"compiled"}, states
 
