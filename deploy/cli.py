@@ -87,6 +87,7 @@ def _refused_to_start(cfg: Config, role: str) -> bool:
 
 def _warn_single_replica(cfg: Config, role: str) -> None:
     from confluent_kafka import KafkaException
+
     from reprise.engine.kafka import single_replica_warning, topic_replicas
 
     try:

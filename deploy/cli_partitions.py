@@ -43,8 +43,9 @@ def _targets(args: argparse.Namespace, cfg: Config) -> list[int]:
 
 
 def cmd_partitions(args: argparse.Namespace, cfg: Config) -> int:
+    from reprise.partitions.state.log_apply import LogTruncated
     from reprise.partitions.state.log_match import StoreAheadOfLog
-    from reprise.partitions.state.rebuild import LogTruncated, SnapshotMissing
+    from reprise.partitions.state.rebuild import SnapshotMissing
 
     try:
         return _run(args, cfg)
@@ -54,8 +55,9 @@ def cmd_partitions(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def _run(args: argparse.Namespace, cfg: Config) -> int:
-    from reprise.partitions.state.rebuild import catch_up, digest, local_partitions, rebuild_many
+    from reprise.partitions.state.rebuild import catch_up, digest, rebuild_many
     from reprise.partitions.state.rocks_store import bound_memtables
+    from reprise.partitions.state.store_files import local_partitions
 
     bound_memtables(cfg.store_memtable_mb << 20)  # as the engine's stores: before any store opens
     if args.action == "digest":
@@ -91,9 +93,10 @@ def _run(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def _snapshot(cfg: Config, partition: int, catch_up_first: bool) -> None:
-    from reprise.partitions.state.rebuild import catch_up, store_path
+    from reprise.partitions.state.rebuild import catch_up
     from reprise.partitions.state.rocks_store import RocksStore
     from reprise.partitions.state.snapshots import open_snapshots
+    from reprise.partitions.state.store_files import store_path
 
     if catch_up_first:
         catch_up(cfg, partition)
@@ -121,6 +124,7 @@ def _trim_log(cfg: Config) -> int:
     """Delete log records every retained snapshot already covers: below the oldest one's offset + 1; and
     the changelog's deltas that end before it."""
     from confluent_kafka import TopicPartition
+
     from reprise.engine.kafka import log_partitions, new_admin
     from reprise.partitions.state.changelog import first_needed
     from reprise.partitions.state.snapshots import open_snapshots

@@ -57,6 +57,7 @@ MODULES = (
     "reprise.partitions.core.tables",
     "reprise.partitions.core.transaction",
     "reprise.partitions.state.changelog",
+    "reprise.partitions.state.log_apply",
     "reprise.partitions.state.rebuild",
     "reprise.partitions.state.rocks_store",
     "reprise.schemas.avro_compiled",

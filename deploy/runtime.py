@@ -14,6 +14,8 @@ from typing import Any
 
 from aiohttp import web
 from confluent_kafka import Producer
+from rocksdict import DbClosedError
+
 from reprise.engine import gc_policy, thread_policy
 from reprise.engine.config import Config
 from reprise.engine.critical import fail_process
@@ -31,7 +33,6 @@ from reprise.partitions.invoker.embedded import EmbeddedApp
 from reprise.partitions.leader.processor import PartitionProcessor, processor_producer
 from reprise.partitions.state.introspect import StoreIntrospector
 from reprise.partitions.state.rocks_store import bound_memtables
-from rocksdict import DbClosedError
 
 log = logging.getLogger("reprise")
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import OFFSET_END, Consumer, KafkaException, Producer, TopicPartition
+
 from reprise.engine.config import Config
 from reprise.engine.kafka import high_watermark, new_consumer, next_batch, producer_config
 from reprise.schemas import codec

@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 import httpx
+
 from reprise.engine.identity import RequestSigner
 
 log = logging.getLogger(__name__)

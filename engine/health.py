@@ -15,6 +15,7 @@ from typing import Any
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
+
 from reprise.engine import critical
 from reprise.engine.config import Config
 from reprise.engine.kafka import admin_config

@@ -15,6 +15,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+
 from reprise.engine.config import Config
 from reprise.engine.kafka_properties import KafkaConfigError, settings_for
 from reprise.schemas import codec

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
+
 from reprise.engine.kafka import produce_encoded
 from reprise.schemas import codec
 

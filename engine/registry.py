@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import Producer
+
 from reprise.engine.config import Config
 from reprise.engine.kafka import produce_record, producer_config
 from reprise.engine.topic_view import TopicView

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import Producer
+
 from reprise.engine.config import Config
 from reprise.engine.kafka import produce_record, producer_config
 from reprise.engine.topic_view import TopicView

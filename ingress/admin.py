@@ -9,6 +9,7 @@ from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
 from reprise.engine.config import Config
 from reprise.engine.discovery import DiscoveryError, discover
 from reprise.engine.health import Health

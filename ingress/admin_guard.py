@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
+
 from reprise.ingress.errors import error_response
 
 TOKEN_ENV = "REPRISE_ADMIN_TOKEN"

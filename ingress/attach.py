@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from prometheus_client import Gauge
+
 from reprise.ingress.errors import IngressError
 
 Reply = dict[str, Any]

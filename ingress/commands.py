@@ -25,6 +25,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from prometheus_client import Counter
+
 from reprise.engine.config import Config
 from reprise.engine.ids import InvocationId
 from reprise.engine.kafka import (

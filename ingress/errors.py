@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import orjson
 from aiohttp import web
+
 from reprise.ingress.http1 import Response
 
 

@@ -7,6 +7,7 @@ stays a constant 200 ``{}`` for callers of old (it says only that the admin API 
 from __future__ import annotations
 
 from aiohttp import web
+
 from reprise.engine.health import Health
 
 

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
+
 from reprise.engine.ids import InvocationId, idempotent_invocation_id, workflow_run_id
 from reprise.engine.registry import Registry, ServiceInfo
 from reprise.ingress.errors import IngressError

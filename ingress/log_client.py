@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
+
 from reprise.engine.config import Config
 from reprise.engine.ids import InvocationId
 from reprise.engine.kafka import LoopDeliveries, log_partitions, producer_config, topic_max_message_bytes

@@ -9,6 +9,7 @@ from typing import Any
 
 from confluent_kafka import Message, TopicPartition
 from prometheus_client import Counter
+
 from reprise.engine.config import Config
 from reprise.engine.critical import critical_thread
 from reprise.engine.kafka import high_watermark, new_consumer, next_batch

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import unquote
 
 import orjson
+
 from reprise.engine.config import Config
 from reprise.engine.ids import InvocationId, idempotent_invocation_id, parse_awakeable_id, random_hex, workflow_run_id
 from reprise.engine.local_replies import LocalReplies

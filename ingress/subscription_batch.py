@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer, TopicPartition
+
 from reprise.engine.dead_letters import produce_dead_letter
 
 log = logging.getLogger(__name__)

@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 from confluent_kafka import Message, Producer
 from prometheus_client import Counter
+
 from reprise.engine.config import Config
 from reprise.engine.critical import critical_thread
 from reprise.engine.ids import InvocationId

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import fastavro
+
 from reprise.schemas.avro_compiled import AvroError, Decoder, Encoder, compile_schema
 
 _DIR = Path(__file__).parent

@@ -220,6 +220,7 @@ def count(effects: Path, name: str) -> int:
 def log_kinds(bootstrap: str, namespace: str, timeout: float = 10.0) -> list[str]:
     """The kinds of every record now on the namespace's log topic, read from the start."""
     from confluent_kafka import Consumer, TopicPartition
+
     from reprise.schemas import codec
 
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "tests", "enable.auto.commit": False})

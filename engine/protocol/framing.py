@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import NamedTuple
 
 from google.protobuf.message import DecodeError, Message
+
 from reprise.engine.limits import LimitExceeded, exceeded, what_is
 from reprise.engine.protocol.messages import message_class, type_name, type_of
 

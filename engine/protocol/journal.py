@@ -11,6 +11,7 @@ from typing import Any
 
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
+
 from reprise.engine.protocol import reprise_protocol_pb2 as pb
 from reprise.engine.protocol.framing import Frame, decode_frame, encode_frame, encode_message, parse_frame
 from reprise.engine.protocol.messages import MessageType, is_notification, type_name

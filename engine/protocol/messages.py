@@ -5,6 +5,7 @@ from __future__ import annotations
 from enum import IntEnum
 
 from google.protobuf.message import Message
+
 from reprise.engine.protocol import reprise_protocol_pb2 as pb
 
 

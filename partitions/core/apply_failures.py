@@ -5,7 +5,7 @@ fails the same way on every replay, so rejecting it (dead letter, partition move
 deterministic. A failure of the process itself (out of memory, a RocksDB I/O error) may not happen
 on a replay; rejecting the record then would make the replayed state differ. Such a failure aborts
 the whole batch (nothing of it is committed) and the processor retries it; if it persists, the
-processor stops loudly instead of rejecting anything (partitions/leader/batch_retry.py).
+processor stops loudly instead of rejecting anything (partitions/state/log_apply.py).
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import hpack
+
 from reprise.engine.limits import LimitExceeded, exceeded
 from reprise.partitions.invoker import h2_frames as f
 

@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+
 from reprise.engine.config import Config
 from reprise.engine.discovery import PROTOCOL_VERSION, http_client
 from reprise.engine.identity import answered, signer_from

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from confluent_kafka import KafkaError
+
 from reprise.engine.limits import LIMIT_CODE
 from reprise.engine.produce_burst import Delivery
 from reprise.partitions.core.tables import Tables

@@ -47,8 +47,7 @@ from reprise.partitions.core.actions import (
     ShipOutbox,
     StreamNotification,
 )
-from reprise.partitions.core.apply import BatchResult, LogRecord, apply_batch
-from reprise.partitions.core.apply_failures import TransientApplyError, is_transient
+from reprise.partitions.core.apply import LogRecord
 from reprise.partitions.core.errors import Rejection
 from reprise.partitions.core.tables import Tables
 from reprise.partitions.core.transaction import Transaction, applied_offset
@@ -56,15 +55,15 @@ from reprise.partitions.invoker.attempt_output import tagged_outcome
 from reprise.partitions.invoker.embedded import EmbeddedApp
 from reprise.partitions.invoker.invoker import Invoker
 from reprise.partitions.leader.attempt_guard import AttemptGuard
-from reprise.partitions.leader.batch_retry import retry_transient
 from reprise.partitions.leader.claims import Claim, Claims
 from reprise.partitions.leader.shipper import OutboxShipper
 from reprise.partitions.leader.timers import TimerService
 from reprise.partitions.state.changelog import ChangelogWriter, restore
+from reprise.partitions.state.log_apply import LogReplay, apply_messages, log_watermarks
 from reprise.partitions.state.log_match import StoreAheadOfLog, check_store_matches_log
-from reprise.partitions.state.rebuild import LogReplay, decode, log_watermarks, prepare_store, store_path
 from reprise.partitions.state.rocks_store import RocksStore
 from reprise.partitions.state.snapshots import Snapshot, open_snapshots
+from reprise.partitions.state.store_files import prepare_store, store_path
 
 log = logging.getLogger(__name__)
 
@@ -412,26 +411,11 @@ class PartitionProcessor:
 
     def _apply_batch(self, partition: int, msgs: list[Message]) -> None:
         started = time.perf_counter()
-        records, undecodable = decode(msgs)
+        result, records, undecodable = apply_messages(
+            self.stores[partition], partition, self.partition_count, msgs, self.changelog,
+            on_retry=lambda e, n: log.warning("partition %d: %s; retrying the batch (%d)", partition, e, n))
         for m, reason in undecodable:
             self._dead_letter(m, "unknown", Rejection.UNDECODABLE, reason)
-        store = self.stores[partition]
-        base = applied_offset(store)  # where this batch starts from: the changelog delta's base
-
-        def apply_once() -> tuple[BatchResult, Any]:  # a transient failure leaves tx uncommitted: retried whole
-            tx = Transaction(store)
-            result = apply_batch(tx, partition, self.partition_count, records)
-            try:
-                return result, tx.commit(msgs[-1].offset(), msgs[-1].timestamp()[1])
-            except Exception as e:
-                if is_transient(e):  # a failed WriteBatch wrote nothing (the store's caches follow the write)
-                    raise TransientApplyError(msgs[-1].offset(), e) from e
-                raise
-
-        result, writes = retry_transient(apply_once, on_retry=lambda e, n: log.warning(
-            "partition %d: %s; retrying the batch (%d)", partition, e, n))
-        if self.changelog is not None:
-            self.changelog.record(partition, base, msgs[-1].offset(), writes, msgs[-1].timestamp()[1])
         if result.rejected:
             by_offset = {m.offset(): m for m in msgs}
             for r in result.rejected:

@@ -35,6 +35,7 @@ import logging
 from collections.abc import Callable
 
 from confluent_kafka import KafkaError, Message
+
 from reprise.engine.config import Config
 from reprise.engine.local_replies import LocalReplies
 from reprise.engine.produce_burst import ProduceBurst

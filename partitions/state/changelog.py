@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
+
 from reprise.engine.config import Config
 from reprise.engine.faults import crash_point
 from reprise.engine.kafka import new_consumer, next_batch, record_timestamp, watermarks

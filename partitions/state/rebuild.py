@@ -1,6 +1,6 @@
 """Rebuilding a partition's store from its topic, and a digest to prove the result is the same.
 
-The log is the truth (ARCHITECTURE invariant 1): deleting a partition's RocksDB and replaying its
+The log is the truth: deleting a partition's RocksDB and replaying its
 topic from the start through apply() must give the same bytes. ``digest`` hashes every key and value
 of a store in key order; ``rebuild`` replays without acting (no leader actions), as fast as apply goes.
 """
@@ -8,34 +8,20 @@ of a store in key order; ``rebuild`` replays without acting (no leader actions),
 from __future__ import annotations
 
 import hashlib
-import shutil
 import time
-from pathlib import Path
 from typing import NamedTuple
 
-from confluent_kafka import OFFSET_BEGINNING, Message, TopicPartition
 from reprise.engine import gc_policy
 from reprise.engine.config import Config
 from reprise.engine.faults import crash_point
-from reprise.engine.kafka import log_partitions, new_consumer, next_batch, topic_partitions, watermarks
-from reprise.partitions.core.apply import LogRecord, apply_batch
-from reprise.partitions.core.transaction import Transaction, applied_offset
+from reprise.engine.kafka import topic_partitions
 from reprise.partitions.state.changelog import ChangelogWriter, restore
-from reprise.partitions.state.durable_files import ASIDE, remove_dir
+from reprise.partitions.state.durable_files import remove_dir
+from reprise.partitions.state.log_apply import LogReplay, log_watermarks
 from reprise.partitions.state.log_match import check_store_matches_log
 from reprise.partitions.state.rocks_store import RocksStore, bound_memtables
-from reprise.partitions.state.snapshots import SnapshotStore, open_snapshots, restore_if_newer
-from reprise.schemas import codec
-
-
-def store_path(cfg: Config, partition: int) -> Path:
-    return cfg.data_dir / "partitions" / f"p{partition}"
-
-
-def local_partitions(cfg: Config) -> list[int]:
-    root = cfg.data_dir / "partitions"
-    return sorted(int(p.name[1:]) for p in root.iterdir()
-                  if p.name.startswith("p") and p.name[1:].isdigit()) if root.exists() else []  # not p3.restoring
+from reprise.partitions.state.snapshots import open_snapshots, restore_if_newer
+from reprise.partitions.state.store_files import store_path
 
 
 def digest(cfg: Config, partition: int) -> str:
@@ -48,19 +34,6 @@ def digest(cfg: Config, partition: int) -> str:
         return h.hexdigest()
     finally:
         store.close()
-
-
-def decode(msgs: list[Message]) -> tuple[list[LogRecord], list[tuple[Message, str]]]:
-    """Log records, and the messages that do not decode (with why)."""
-    records, bad = [], []
-    for m in msgs:
-        try:
-            kind, version = codec.kind_of(m.headers())
-            records.append(LogRecord(kind, version, codec.decode(kind, version, m.value() or b""), m.offset(),
-                                     m.timestamp()[1]))
-        except codec.SchemaError as e:
-            bad.append((m, str(e)))
-    return records, bad
 
 
 class Rebuilt(NamedTuple):
@@ -124,42 +97,6 @@ class SnapshotMissing(RuntimeError):
     """A rebuild from a snapshot found none."""
 
 
-class LogTruncated(RuntimeError):
-    """The log no longer holds the records a partition's state needs, and no snapshot covers the gap."""
-
-
-def log_watermarks(cfg: Config, partition: int) -> tuple[int, int]:
-    """The first offset the log still holds for the partition (above 0 once retention deleted some),
-    and its end."""
-    consumer = new_consumer(cfg)
-    try:
-        return watermarks(consumer, cfg.log_topic, partition)
-    finally:
-        consumer.close()
-
-
-def prepare_store(snapshots: SnapshotStore, partition: int, path: Path, log_start: int) -> int:
-    """Make the local store the newest state available before a processor opens it: its applied offset.
-
-    The newest snapshot replaces the local store if it is further ahead (less to replay). If the log
-    has been trimmed past what the result needs, refuse rather than build a state with a hole in it.
-    """
-    for leftover in (ASIDE, ".restoring"):  # what a crash mid-replace or mid-restore left beside the store
-        shutil.rmtree(path.with_name(path.name + leftover), ignore_errors=True)
-    local = -1
-    if path.exists():
-        store = RocksStore(path)
-        local = applied_offset(store)
-        store.close()
-    restored = restore_if_newer(snapshots, partition, path, local)
-    offset = restored if restored is not None else local
-    if offset + 1 < log_start:
-        raise LogTruncated(f"partition {partition}: the log starts at offset {log_start}, the newest state here "
-                           f"(local store or snapshot in {snapshots.where}) ends at offset {offset}: records "
-                           f"{offset + 1}..{log_start - 1} are gone. Restore a newer snapshot into that directory.")
-    return offset
-
-
 def catch_up(cfg: Config, partition: int, use_changelog: bool = False,
              changelog: ChangelogWriter | None = None, batch: int = 5000) -> Rebuilt:
     """Apply whatever the topic holds beyond the store's applied offset, without acting.
@@ -184,58 +121,3 @@ def catch_up(cfg: Config, partition: int, use_changelog: bool = False,
         store.close()
 
 
-class LogReplay:
-    """Applies a partition's log records to its store through apply(), from the store's applied
-    offset on, without acting: a rebuild, a digest's catch-up, the holes of a changelog restore."""
-
-    def __init__(self, cfg: Config, partition: int, store: RocksStore, changelog: ChangelogWriter | None = None,
-                 batch: int = 5000) -> None:
-        self.cfg, self.partition, self.store = cfg, partition, store
-        self.changelog, self.batch = changelog, batch
-        self.applied = 0
-        self._count = log_partitions(cfg)
-        self._consumer = new_consumer(cfg, **{"fetch.wait.max.ms": 100})
-        self._assigned_at: int | None = None
-
-    def __enter__(self) -> LogReplay:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._consumer.close()
-        if self.changelog is not None:
-            self.changelog.flush()
-            self.changelog.producer.flush(60)
-
-    def up_to(self, last: int | None) -> int:
-        """Apply records up to offset ``last`` inclusive (None: the topic's current end); returns how
-        many were applied. Stops early if the topic ends first."""
-        start, end = watermarks(self._consumer, self.cfg.log_topic, self.partition)
-        if last is not None:
-            end = min(end, last + 1)
-        position = applied_offset(self.store) + 1
-        if position >= end:
-            return 0
-        if start > position:  # the consumer would silently begin at the log's new start
-            raise LogTruncated(f"partition {self.partition}: the log starts at offset {start}, the store needs "
-                               f"offset {position} on: rebuild from a snapshot (--from-snapshot)")
-        if self._assigned_at != position:  # else the consumer is already there, fetched ahead
-            self._consumer.assign([TopicPartition(self.cfg.log_topic, self.partition, position or OFFSET_BEGINNING)])
-        before = self.applied
-        while position < end:
-            fetched = next_batch(self._consumer, min(self.batch, end - position), 1.0)
-            if fetched:
-                self._assigned_at = fetched[-1].offset() + 1  # where the consumer stands now
-            msgs = [m for m in fetched if m.error() is None and m.offset() < end]
-            if not msgs:
-                continue
-            records, _ = decode(msgs)
-            tx = Transaction(self.store)
-            apply_batch(tx, self.partition, self._count, records)
-            writes = tx.commit(msgs[-1].offset(), msgs[-1].timestamp()[1])
-            crash_point("restore.replay")
-            if self.changelog is not None:  # the store stood at position - 1 before this batch
-                self.changelog.record(self.partition, position - 1, msgs[-1].offset(), writes,
-                                      msgs[-1].timestamp()[1])
-            position = msgs[-1].offset() + 1
-            self.applied += len(msgs)
-        return self.applied - before

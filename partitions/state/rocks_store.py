@@ -12,8 +12,9 @@ import itertools
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from reprise.partitions.core.transaction import _DELETED, prefix_end
 from rocksdict import BlockBasedOptions, Options, Rdict, ReadOptions, WriteBatch, WriteBufferManager, WriteOptions
+
+from reprise.partitions.core.transaction import _DELETED, prefix_end
 
 # Memtables. RocksDB's default is two of 64 MB per database, and every partition is a database of
 # its own: the engine's RSS grew 216 -> 502 MB over a make bench run on 8 partitions, and a process

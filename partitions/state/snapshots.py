@@ -31,11 +31,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from rocksdict import Checkpoint
+
 from reprise.engine.faults import crash_point, hold_point
 from reprise.partitions.core.transaction import applied_offset
 from reprise.partitions.state.durable_files import fsync_dir, fsync_file, replace_dir
 from reprise.partitions.state.rocks_store import RocksStore
-from rocksdict import Checkpoint
 
 log = logging.getLogger(__name__)
 

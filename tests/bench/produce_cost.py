@@ -23,9 +23,9 @@ sys.path.insert(0, str(ROOT))
 
 from confluent_kafka import Producer  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
+
 from reprise.engine.config import Config  # noqa: E402
 from reprise.engine.kafka import producer_config  # noqa: E402
-
 from tests.bench.broker import fresh_broker, stop_broker  # noqa: E402
 
 TOPIC = "produce-cost"

@@ -23,11 +23,11 @@ sys.path.insert(0, str(ROOT))
 
 from confluent_kafka import Consumer, TopicPartition  # noqa: E402
 from confluent_kafka.admin import AdminClient  # noqa: E402
+
 from reprise.deploy import native  # noqa: E402
 
 native.activate()  # before the engine's modules: the compiled apply path where built
 from reprise.schemas import codec  # noqa: E402
-
 from tests.bench.broker import fresh_broker, stop_broker  # noqa: E402
 from tests.bench.loadgen import WORKLOADS, greet, run_load  # noqa: E402
 from tests.bench.run import INGRESS, register, start_service, wait_http  # noqa: E402

@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from confluent_kafka import Producer  # noqa: E402
 from confluent_kafka.admin import AdminClient  # noqa: E402
+
 from reprise.deploy import native  # noqa: E402
 
 native.activate()  # before the engine's modules: the compiled apply path where built
@@ -44,9 +45,10 @@ from reprise.engine.config import Config  # noqa: E402
 from reprise.engine.kafka import create_topics, producer_config  # noqa: E402
 from reprise.engine.partitioning import partition_for_key  # noqa: E402
 from reprise.partitions.state.changelog import ChangelogWriter  # noqa: E402
-from reprise.partitions.state.rebuild import catch_up, log_watermarks, rebuild, rebuild_many, store_path  # noqa: E402
+from reprise.partitions.state.log_apply import log_watermarks  # noqa: E402
+from reprise.partitions.state.rebuild import catch_up, rebuild, rebuild_many  # noqa: E402
+from reprise.partitions.state.store_files import store_path  # noqa: E402
 from reprise.schemas import codec  # noqa: E402
-
 from tests.bench.apply_loop import recorded_log  # noqa: E402
 from tests.bench.broker import BENCH_KAFKA, fresh_broker, stop_broker  # noqa: E402
 from tests.harness import Engine, Service, call_json  # noqa: E402

@@ -42,7 +42,6 @@ sys.path.insert(0, str(ROOT))
 
 from reprise.deploy.kafka.local import LocalKafka  # noqa: E402
 from reprise.engine.ids import idempotent_invocation_id  # noqa: E402
-
 from tests.chaos.ops import Op, http, make_ops  # noqa: E402
 from tests.chaos.verify import check_effects, verify_by_id  # noqa: E402
 from tests.harness import Engine, Service  # noqa: E402

@@ -7,8 +7,8 @@ import time
 import urllib.request
 
 import pytest
-from reprise.engine.ids import InvocationId
 
+from reprise.engine.ids import InvocationId
 from tests.harness import Engine, Service, free_port, post
 
 pytestmark = pytest.mark.kafka

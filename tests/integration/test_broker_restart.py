@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from reprise.deploy.kafka.local import LocalKafka
 
+from reprise.deploy.kafka.local import LocalKafka
 from tests.harness import Background, Engine, Service, call_json, count, post
 from tests.integration.test_crash_recovery import wait_until
 

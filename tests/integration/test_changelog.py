@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+
 from reprise.engine.config import Config
 from reprise.engine.kafka import create_topics
 from reprise.partitions.state.changelog import delta_key, delta_range, delta_writes, encode_delta
 from reprise.schemas import codec
-
 from tests.harness import ROOT, Engine, Service, call_json
 from tests.integration.test_rebuild import partitions_cli as cli
 
@@ -169,6 +169,7 @@ def test_a_changelog_added_to_an_existing_log_gets_the_logs_partition_count(kafk
     """An engine upgraded onto a log created before the changelog (with another partition count than
     the configured one) gets a changelog that matches the log, so every partition has its deltas."""
     from confluent_kafka.admin import AdminClient, NewTopic
+
     from reprise.engine.kafka import topic_partitions
 
     cfg = Config(bootstrap=kafka_bootstrap, namespace=namespace, partitions=8)

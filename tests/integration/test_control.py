@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 
 import pytest
-from reprise.engine.ids import InvocationId
 
+from reprise.engine.ids import InvocationId
 from tests.harness import Background, Engine, call_json, count, post
 from tests.integration.test_crash_recovery import wait_until
 

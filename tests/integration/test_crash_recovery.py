@@ -6,10 +6,10 @@ import time
 from pathlib import Path
 
 import pytest
+
 from reprise.partitions.core.tables import Tables
 from reprise.partitions.core.transaction import Transaction, applied_offset
 from reprise.partitions.state.rocks_store import RocksStore
-
 from tests.harness import Background, Engine, Service, call_json, count
 
 pytestmark = pytest.mark.kafka

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
+
 from reprise.engine.ids import InvocationId
 from reprise.schemas import codec
-
 from tests.harness import Engine, Proc, free_port, post, request, wait_http
 from tests.integration.test_crash_recovery import wait_until
 

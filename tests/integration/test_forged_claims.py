@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 from confluent_kafka import Producer
+
 from reprise.engine.kafka import produce_record
 from reprise.engine.partitioning import partition_for_key
-
 from tests.harness import Engine, call_json
 from tests.integration.test_crash_recovery import wait_until
 

@@ -19,10 +19,10 @@ import pytest
 from confluent_kafka import Producer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from reprise.engine.kafka import produce_record
 from reprise.engine.partitioning import partition_for_key
 from reprise.schemas import codec
-
 from tests.crafted import KINDS, Crafter
 from tests.harness import ROOT, Engine, Service, call_json, post, request
 from tests.integration.test_crash_recovery import wait_until

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+
 from reprise.deploy.kafka.local import LocalKafka
 from reprise.engine.client import KafkaClient
 from reprise.engine.partitioning import partition_for_key
 from reprise.schemas import codec
-
 from tests.harness import ROOT, Engine, call_json, count, log_kinds, post
 from tests.integration.test_crash_recovery import wait_until
 

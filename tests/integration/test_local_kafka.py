@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+
 from reprise.deploy.kafka.local import LocalKafka
 
 pytestmark = pytest.mark.kafka

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource
-from reprise.deploy.kafka.cluster import LocalKafkaCluster
 
+from reprise.deploy.kafka.cluster import LocalKafkaCluster
 from tests.harness import Background, Engine, Service, call_json, post, request
 
 pytestmark = pytest.mark.kafka

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
+
 from reprise.engine.config import Config
 from reprise.engine.kafka import create_topics
 from reprise.schemas import codec
-
 from tests.harness import ROOT, Engine, Proc, Service, call_json
 from tests.integration.test_changelog import read_all, workload
 from tests.integration.test_rebuild import partitions_cli as cli

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
+
 from reprise.engine.config import Config
 from reprise.engine.kafka import create_topics
 from reprise.partitions.core.transaction import applied_offset
-from reprise.partitions.state.rebuild import store_path
 from reprise.partitions.state.rocks_store import RocksStore
-
+from reprise.partitions.state.store_files import store_path
 from tests.harness import ROOT, Engine, Proc, Service, call_json
 from tests.integration.test_rebuild import partitions_cli as cli
 

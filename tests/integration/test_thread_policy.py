@@ -7,8 +7,8 @@ import sys
 import time
 
 import pytest
-from reprise.engine.thread_policy import HELPER_PREFIXES, thread_names
 
+from reprise.engine.thread_policy import HELPER_PREFIXES, thread_names
 from tests.harness import Engine, call_json
 
 pytestmark = [pytest.mark.kafka,

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+
 from reprise.ingress.admin_guard import AdminTokenError, guard, required_token, uri_problem
 
 TOKEN = "s3cret-token"

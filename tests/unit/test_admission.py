@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from reprise.ingress.errors import IngressError
 from reprise.ingress.server import Admission
 

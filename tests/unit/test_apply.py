@@ -12,7 +12,6 @@ from reprise.partitions.core.apply import LogRecord, Rejected, apply_batch
 from reprise.partitions.core.errors import Rejection
 from reprise.partitions.core.transaction import Transaction, applied_offset
 from reprise.schemas import codec
-
 from tests.unit.apply_helpers import (
     N,
     inv_on,

@@ -12,8 +12,8 @@ from reprise.partitions.core.apply import LogRecord, apply_batch
 from reprise.partitions.core.apply_failures import TransientApplyError, is_transient
 from reprise.partitions.core.memory_store import MemoryStore
 from reprise.partitions.core.transaction import Transaction, applied_offset
-from reprise.partitions.leader.batch_retry import retry_transient
 from reprise.partitions.leader.processor import PartitionProcessor
+from reprise.partitions.state.log_apply import retry_transient
 from reprise.schemas import codec
 from tests.unit.apply_helpers import N, inv_on, new_partition
 

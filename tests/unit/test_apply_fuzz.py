@@ -13,7 +13,6 @@ from reprise.partitions.core.apply import LogRecord, Rejected, apply_batch
 from reprise.partitions.core.errors import Rejection
 from reprise.partitions.core.transaction import APPLIED_OFFSET, Transaction
 from reprise.schemas import codec
-
 from tests.crafted import KINDS, Crafter
 from tests.unit.apply_helpers import N, invoke, new_partition, run, run_done, suspended
 

@@ -9,7 +9,6 @@ from reprise.engine.protocol import reprise_protocol_pb2 as pb
 from reprise.engine.protocol.framing import encode_message
 from reprise.partitions.core.memory_store import MemoryStore
 from reprise.partitions.core.transaction import Transaction
-
 from tests.unit.apply_helpers import N, Partition, invoke, new_partition
 
 OUTPUT = encode_message(pb.OutputCommandMessage(value=pb.Value(content=b'"done"')))

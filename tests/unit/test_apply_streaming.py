@@ -7,7 +7,6 @@ from reprise.engine.protocol import reprise_protocol_pb2 as pb
 from reprise.engine.protocol.framing import encode_message
 from reprise.engine.protocol.messages import MessageType
 from reprise.partitions.core.actions import AbortAttempt, RunAttempt, StreamNotification
-
 from tests.unit.apply_helpers import inv_on, invoke, new_partition, run, run_done, suspended
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from reprise.engine.ids import InvocationId
 from reprise.engine.partitioning import partition_for_key
 from reprise.engine.protocol.framing import encode_frame
@@ -18,7 +19,6 @@ from reprise.partitions.core.apply.validation import MAX_KEY_CHARS, MAX_NAME_CHA
 from reprise.partitions.core.errors import Rejection
 from reprise.partitions.core.transaction import APPLIED_OFFSET, Transaction
 from reprise.schemas import codec
-
 from tests.unit.apply_helpers import N, Partition, inv_on, invoke, new_partition, output, run, run_done, suspended
 
 HERE, ELSEWHERE = inv_on(0), inv_on(1)

@@ -7,7 +7,6 @@ from reprise.engine.protocol import journal as pj
 from reprise.engine.protocol import reprise_protocol_pb2 as pb
 from reprise.engine.protocol.framing import encode_message
 from reprise.partitions.core.actions import RunAttempt
-
 from tests.unit.apply_helpers import invoke, new_partition, output, suspended
 
 

@@ -7,11 +7,11 @@ import asyncio
 from typing import Any
 
 import pytest
+
 from reprise.ingress.attach import AttachWaiters
 from reprise.ingress.errors import IngressError
 from reprise.partitions.core.apply import attach as attach_apply
 from reprise.partitions.core.apply.attach import MAX_ATTACHED_REPLIES
-
 from tests.unit.apply_helpers import inv_on, invoke, new_partition, outbox_records, output
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from reprise.engine.config import Config
 from reprise.engine.limits import FAILURE_MESSAGE_CHARS, LimitExceeded, Limits
 from reprise.engine.protocol import reprise_protocol_pb2 as pb
@@ -15,7 +16,6 @@ from reprise.partitions.core.actions import AbortAttempt
 from reprise.partitions.invoker.attempt_output import AttemptOutput, failed_effects
 from reprise.partitions.invoker.invoker import Invoker
 from reprise.partitions.leader.attempt_guard import AttemptGuard, AttemptWatchdog
-
 from tests.unit.apply_helpers import inv_on, invoke, new_partition, run
 
 LIMITS = Limits(10_000)

@@ -8,6 +8,7 @@ from typing import Any
 
 import fastavro
 import pytest
+
 from reprise.schemas import codec
 from reprise.schemas.avro_compiled import AvroError, compile_schema
 

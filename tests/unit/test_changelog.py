@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from reprise.engine.config import Config
 from reprise.partitions.core.apply import LogRecord, apply_batch
 from reprise.partitions.core.memory_store import MemoryStore
@@ -16,7 +17,6 @@ from reprise.partitions.state.changelog import (
     merge_delta,
 )
 from reprise.schemas import codec
-
 from tests.bench.apply_loop import interleaved, recorded_log
 
 

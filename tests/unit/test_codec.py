@@ -6,6 +6,7 @@ from pathlib import Path
 
 import fastavro
 import pytest
+
 from reprise.partitions.invoker.attempt_output import tagged_outcome
 from reprise.schemas import codec
 

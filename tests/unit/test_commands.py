@@ -8,6 +8,7 @@ from typing import Any
 
 import fastavro
 import pytest
+
 from reprise.engine.config import Config
 from reprise.engine.ids import InvocationId, idempotent_invocation_id, workflow_run_id
 from reprise.engine.partitioning import partition_for_key
@@ -17,7 +18,6 @@ from reprise.ingress.commands import MAX_DELAY_MS, CommandRouter
 from reprise.ingress.errors import IngressError
 from reprise.partitions.leader.shipper import OutboxShipper
 from reprise.schemas import codec
-
 from tests.harness import ROOT
 
 CFG = Config(namespace="ns")

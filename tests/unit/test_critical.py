@@ -7,7 +7,6 @@ import sys
 import textwrap
 
 from reprise.engine import critical
-
 from tests.harness import ROOT
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from reprise.ingress.delay import MAX_DELAY_MS, parse_delay_ms
 
 

@@ -6,9 +6,10 @@ import json
 import re
 from pathlib import Path
 
-import reprise.partitions.metrics  # noqa: F401 - registers the metrics the dashboard must name
 import yaml
 from prometheus_client import REGISTRY
+
+import reprise.partitions.metrics  # noqa: F401 - registers the metrics the dashboard must name
 from reprise.deploy.cli import parser
 from reprise.engine.config import Config
 from reprise.engine.kafka import topic_specs

@@ -6,6 +6,7 @@ import gc
 from collections.abc import Iterator
 
 import pytest
+
 from reprise.engine import gc_policy
 from reprise.engine.config import Config
 

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 
 import hpack
 import pytest
+
 from reprise.partitions.invoker import h2_frames as f
 from reprise.partitions.invoker.h2_connection import WINDOW
 from reprise.partitions.invoker.h2c import H2cClient, H2cError

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from reprise.partitions.invoker.h2_frames import ACK, SETTINGS, frame
 from reprise.partitions.invoker.h2c import H2cClient, H2cError
-
 from tests.harness import Proc, Service, free_port, wait_port
 
 

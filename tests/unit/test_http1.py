@@ -8,6 +8,7 @@ import json
 from collections.abc import Awaitable, Callable
 
 import pytest
+
 from reprise.ingress.errors import error_reply
 from reprise.ingress.http1 import HttpServer, Request, Response, encode_response
 

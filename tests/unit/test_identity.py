@@ -7,9 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
+from restate._internal import IdentityVerificationException, PyIdentityVerifier
+
 from reprise.engine import identity
 from reprise.engine.identity import IdentityKeyError, RequestSigner, base58, generate_pem, load_private_key
-from restate._internal import IdentityVerificationException, PyIdentityVerifier
 
 # Restate's own test vector (its server's request identity tests): this key's id is known.
 RESTATE_TEST_KEY = b"""-----BEGIN PRIVATE KEY-----

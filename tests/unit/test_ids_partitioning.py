@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from reprise.engine.ids import InvocationId
 from reprise.engine.partitioning import murmur2, partition_for_key, partition_key
 

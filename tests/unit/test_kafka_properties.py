@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from reprise.engine.config import Config
 from reprise.engine.kafka import admin_config, consumer_config, producer_config
 from reprise.engine.kafka_properties import KafkaConfigError, load, parse, settings_for

@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from reprise.deploy.kafka.local import KafkaToolMissing, LocalKafka, check_tools
 
 

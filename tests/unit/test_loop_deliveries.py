@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import uvloop
+
 from reprise.engine.kafka import LoopDeliveries
 
 Runner = Callable[[Coroutine[Any, Any, Any]], Any]

@@ -9,6 +9,7 @@ import asyncio
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
+
 from reprise.engine.config import Config
 from reprise.engine.produce_burst import ProduceBurst
 from reprise.partitions.core.memory_store import MemoryStore

@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
+
 from reprise.engine.produce_burst import ProduceBurst
 
 

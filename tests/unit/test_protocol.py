@@ -7,12 +7,12 @@ import json
 
 import pytest
 import restate
+
 from reprise.engine.ids import InvocationId
 from reprise.engine.protocol import journal as pj
 from reprise.engine.protocol import reprise_protocol_pb2 as pb
 from reprise.engine.protocol.framing import FrameReader, ProtocolError, decode_frame, encode_message, iter_frames
 from reprise.engine.protocol.messages import MessageType, is_command, is_notification, type_name
-
 from tests.asgi_driver import call_asgi
 
 V6 = "application/vnd.restate.invocation.v6"

@@ -8,11 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from reprise.partitions.core.transaction import Transaction, applied_offset
 from reprise.partitions.state.rocks_store import RocksStore
 from reprise.partitions.state.s3 import sign_v4
 from reprise.partitions.state.snapshots import open_snapshots, restore_if_newer
-
 from tests.harness import free_port
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from reprise.partitions.core.transaction import Transaction, applied_offset
-from reprise.partitions.state.rebuild import LogTruncated, prepare_store
+from reprise.partitions.state.log_apply import LogTruncated
 from reprise.partitions.state.rocks_store import RocksStore
 from reprise.partitions.state.snapshots import DirectorySnapshots, restore_if_newer
+from reprise.partitions.state.store_files import prepare_store
 
 
 def write(store: RocksStore, offset: int, **rows: str) -> None:

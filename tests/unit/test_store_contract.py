@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from reprise.partitions.core.memory_store import MemoryStore
 from reprise.partitions.core.transaction import APPLIED_OFFSET, KeyValueStore, Transaction, applied_offset, prefix_end
 from reprise.partitions.state.rocks_store import RocksStore

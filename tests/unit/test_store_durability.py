@@ -11,11 +11,12 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from reprise.partitions.core.transaction import APPLIED_OFFSET, Transaction, applied_mark, applied_offset
 from reprise.partitions.state import snapshots as snapshots_module
-from reprise.partitions.state.rebuild import prepare_store
 from reprise.partitions.state.rocks_store import RocksStore
 from reprise.partitions.state.snapshots import DirectorySnapshots
+from reprise.partitions.state.store_files import prepare_store
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
 from reprise.partitions.state.rocks_store import RocksStore, bound_memtables
 
 MB = 1 << 20

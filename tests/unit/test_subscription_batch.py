@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
+
 from reprise.ingress.subscription_batch import Refused, forward_batch
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from reprise.engine.config import Config
 from reprise.engine.kafka import single_replica_warning, topic_specs
 

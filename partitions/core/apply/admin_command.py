@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+
 from reprise.partitions.core import control, lifecycle
 from reprise.partitions.core.context import ApplyContext
 
