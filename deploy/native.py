@@ -61,6 +61,7 @@ MODULES = (
     "reprise.partitions.state.rebuild",
     "reprise.partitions.state.rocks_store",
     "reprise.schemas.avro_compiled",
+    "reprise.schemas.invoke",
 )
 DIRECTIVES = {"language_level": 3, "annotation_typing": False, "binding": True}
 ENV_SWITCH = "REPRISE_NATIVE"  # "0": import every module from its source

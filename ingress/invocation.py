@@ -7,13 +7,14 @@ partition of its id (``InvocationId.partition``), keyed by the object key.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
 
 import orjson
 
 from reprise.engine.ids import InvocationId, idempotent_invocation_id, workflow_run_id
 from reprise.engine.registry import Registry, ServiceInfo
 from reprise.ingress.errors import IngressError
+from reprise.schemas.invoke import new_invoke
+from reprise.schemas.records import Invoke, ReplyTo
 
 # Hop-by-hop and ingress-only headers are not handed to the handler (as in Restate).
 DROP_HEADERS = frozenset({"connection", "host", "content-length", "transfer-encoding", "keep-alive",
@@ -68,14 +69,12 @@ def invocation_id(svc: ServiceInfo, key: str | None, handler: str, idempotency_k
 
 def invoke_record(inv: InvocationId, svc: ServiceInfo, key: str | None, handler: str, body: bytes,
                   headers: list[dict[str, str]], idempotency_key: str | None, execute_at_ms: int | None,
-                  created_ms: int, reply_to: dict[str, str] | None = None) -> dict[str, Any]:
-    """The Invoke log record (schemas/invoke.v1.avsc)."""
-    return {
-        "invocation_id": str(inv), "service": svc.name, "handler": handler, "key": key,
-        "handler_kind": svc.handlers[handler].ty, "input": body, "headers": headers,
-        "idempotency_key": idempotency_key, "caller": None, "execute_at_ms": execute_at_ms,
-        "created_ms": created_ms, "reply_to": reply_to, "ack_to": None,
-    }
+                  created_ms: int, reply_to: ReplyTo | None = None) -> Invoke:
+    """The Invoke log record of a request to ``svc``'s ``handler``."""
+    return new_invoke(invocation_id=str(inv), service=svc.name, handler=handler, key=key,
+                      handler_kind=svc.handlers[handler].ty, input=body, headers=headers,  # type: ignore[arg-type]
+                      idempotency_key=idempotency_key, execute_at_ms=execute_at_ms, created_ms=created_ms,
+                      reply_to=reply_to)
 
 
 def log_key(key: str | None) -> bytes | None:

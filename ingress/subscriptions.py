@@ -25,6 +25,7 @@ from reprise.engine.kafka import log_partitions, new_consumer, next_batch, produ
 from reprise.engine.registry import Registry
 from reprise.engine.subscriptions import Subscription, SubscriptionRegistry
 from reprise.ingress.subscription_batch import OnDelivery, Refused, forward_batch
+from reprise.schemas.invoke import new_invoke
 
 log = logging.getLogger(__name__)
 
@@ -117,12 +118,12 @@ class SubscriptionRunner:
                 raise Refused(f"no key, but {sub.service} needs one")
             key = m.key().decode("utf-8", "replace") if keyed else None
             inv = InvocationId.new(key) if key is not None else InvocationId.random()
-            produce_record(producer, self._cfg.log_topic, inv.partition(self._partitions), "Invoke", {
-                "invocation_id": str(inv), "service": sub.service, "handler": sub.handler, "key": key,
-                "handler_kind": kind, "input": m.value() or b"",
-                "headers": [{"name": k, "value": v.decode("utf-8", "replace")}
-                            for k, v in (m.headers() or []) if v is not None],
-                "idempotency_key": None, "caller": None, "reply_to": None, "ack_to": None,
-                "execute_at_ms": None, "created_ms": int(time.time() * 1000)}, on_delivery=on_delivery)
+            invoke = new_invoke(
+                invocation_id=str(inv), service=sub.service, handler=sub.handler, key=key, handler_kind=kind,
+                input=m.value() or b"", headers=[{"name": k, "value": v.decode("utf-8", "replace")}
+                                                 for k, v in (m.headers() or []) if v is not None],
+                created_ms=int(time.time() * 1000))
+            produce_record(producer, self._cfg.log_topic, inv.partition(self._partitions), "Invoke", invoke,
+                           on_delivery=on_delivery)
 
         return produce_invoke

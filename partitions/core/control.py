@@ -6,15 +6,14 @@ Each returns an HTTP-like answer (code, message) for the admin API: 200 done, 20
 
 from __future__ import annotations
 
-from typing import Any
-
 from reprise.engine.protocol import journal as pj
 from reprise.partitions.core import lifecycle
 from reprise.partitions.core.actions import AbortAttempt
 from reprise.partitions.core.context import ApplyContext
 from reprise.partitions.core.status import Status
+from reprise.schemas.records import InvocationStatus
 
-Row = dict[str, Any]
+Row = InvocationStatus  # an invocation's status row (schemas/storage/invocation_status.v1.avsc)
 CANCEL_SIGNAL = 1
 
 

@@ -14,8 +14,9 @@ from reprise.partitions.core.actions import RunAttempt, ScheduleTimer, ShipOutbo
 from reprise.partitions.core.context import ApplyContext
 from reprise.partitions.core.status import Status, check_transition
 from reprise.schemas import codec
+from reprise.schemas.records import InvocationStatus
 
-Row = dict[str, Any]
+Row = InvocationStatus  # an invocation's status row (schemas/storage/invocation_status.v1.avsc)
 # The hot statuses as module globals: ``Status.INVOKED`` costs ~170 ns a lookup on Python 3.11, a global
 # ~8 ns; a member compares with a row's status name at str's speed (StrEnum keeps str.__eq__).
 _INVOKED, _COMPLETED, _SUSPENDED = Status.INVOKED, Status.COMPLETED, Status.SUSPENDED

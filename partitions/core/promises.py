@@ -8,8 +8,9 @@ from reprise.engine.protocol import journal as pj
 from reprise.engine.protocol.messages import MessageType
 from reprise.partitions.core import lifecycle
 from reprise.partitions.core.context import ApplyContext
+from reprise.schemas.records import InvocationStatus
 
-Row = dict[str, Any]
+Row = InvocationStatus  # an invocation's status row (schemas/storage/invocation_status.v1.avsc)
 
 
 def on_promise_command(ctx: ApplyContext, row: Row, t: int, msg: Any, now_ms: int) -> None:

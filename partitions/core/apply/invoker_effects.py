@@ -11,6 +11,7 @@ from reprise.partitions.core import lifecycle, promises
 from reprise.partitions.core.actions import AbortAttempt, StreamNotification
 from reprise.partitions.core.context import ApplyContext
 from reprise.partitions.core.status import Status
+from reprise.schemas.invoke import new_invoke
 
 _PROMISE_COMMANDS = (MessageType.GET_PROMISE_COMMAND, MessageType.PEEK_PROMISE_COMMAND,
                      MessageType.COMPLETE_PROMISE_COMMAND)
@@ -139,13 +140,10 @@ def _call(ctx: ApplyContext, row: dict[str, Any], t: int, msg: Any, index: int, 
     one_way = t == MessageType.ONE_WAY_CALL_COMMAND
     caller = None if one_way else {"invocation_id": inv, "completion_id": msg.result_completion_id}
     invoke_time = msg.invoke_time if one_way and msg.invoke_time else None
-    lifecycle.outbox(ctx, "log", child.partition(ctx.partitions), "Invoke", {
-        "invocation_id": str(child), "service": msg.service_name, "handler": msg.handler_name,
-        "key": key, "handler_kind": kind, "input": msg.parameter,
-        "headers": [{"name": h.key, "value": h.value} for h in msg.headers],
-        "idempotency_key": msg.idempotency_key or None, "caller": caller, "reply_to": None,
-        "execute_at_ms": invoke_time, "created_ms": 0,
-    })
+    lifecycle.outbox(ctx, "log", child.partition(ctx.partitions), "Invoke", new_invoke(
+        invocation_id=str(child), service=msg.service_name, handler=msg.handler_name, key=key, handler_kind=kind,
+        input=msg.parameter, headers=[{"name": h.key, "value": h.value} for h in msg.headers],
+        idempotency_key=msg.idempotency_key or None, caller=caller, execute_at_ms=invoke_time))
     lifecycle.append_entry(ctx, row, pj.call_invocation_id_completion(msg.invocation_id_notification_idx,
                                                                       str(child)))
 
