@@ -16,6 +16,7 @@ from typing import Any
 
 from confluent_kafka import Producer
 
+from reprise.engine.clock import now_ms
 from reprise.engine.config import Config
 from reprise.engine.kafka import produce_record, producer_config
 from reprise.engine.topic_view import TopicView
@@ -65,7 +66,7 @@ class Deployment:
 
         return Deployment.from_record({"id": deployment_id(uri), "uri": uri, "use_http_11": use_http_11,
                                        "additional_headers": headers, "manifest_json": json.dumps(manifest),
-                                       "created_ms": int(time.time() * 1000)})
+                                       "created_ms": now_ms()})
 
     @staticmethod
     def from_record(rec: dict[str, Any]) -> Deployment:

@@ -10,6 +10,7 @@ from typing import Any
 
 from confluent_kafka import Producer
 
+from reprise.engine.clock import now_ms
 from reprise.engine.config import Config
 from reprise.engine.kafka import produce_record, producer_config
 from reprise.engine.topic_view import TopicView
@@ -88,7 +89,7 @@ class SubscriptionRegistry:
         existing = self.get(sub_id)
         if existing is not None:
             return existing, False
-        sub = Subscription(sub_id, topic, service, handler, int(time.time() * 1000))
+        sub = Subscription(sub_id, topic, service, handler, now_ms())
         self._write(sub_id, sub.__dict__, True, 15.0)
         return sub, True
 

@@ -8,13 +8,13 @@ acknowledged the Invoke record (acks=all). Errors are ``{"code": N, "message": "
 from __future__ import annotations
 
 import re
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import unquote
 
 import orjson
 
+from reprise.engine.clock import now_ms
 from reprise.engine.config import Config
 from reprise.engine.ids import InvocationId, idempotent_invocation_id, parse_awakeable_id, random_hex, workflow_run_id
 from reprise.engine.local_replies import LocalReplies
@@ -92,7 +92,7 @@ class Ingress:
             raise IngressError(400, "the idempotency-key header is empty")
         inv = invocation_id(svc, key, handler, idem)
         inv_id = str(inv)
-        record = invoke_record(inv, svc, key, handler, body, headers, idem, execute_at, int(time.time() * 1000))
+        record = invoke_record(inv, svc, key, handler, body, headers, idem, execute_at, now_ms())
         partition, rkey = self.log.partition_of(inv), log_key(key)
         extra = self._idempotency_headers(svc, handler) if idem is not None else {}
         with self._admission:
@@ -126,7 +126,7 @@ class Ingress:
         if is_run:
             raise IngressError(400, "delay is not allowed on a workflow's run")
         try:
-            return int(time.time() * 1000) + parse_delay_ms(delay)
+            return now_ms() + parse_delay_ms(delay)
         except ValueError as e:
             raise IngressError(400, str(e)) from None
 

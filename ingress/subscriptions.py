@@ -18,6 +18,7 @@ from collections.abc import Callable
 from confluent_kafka import Message, Producer
 from prometheus_client import Counter
 
+from reprise.engine.clock import now_ms
 from reprise.engine.config import Config
 from reprise.engine.critical import critical_thread
 from reprise.engine.ids import InvocationId
@@ -122,7 +123,7 @@ class SubscriptionRunner:
                 invocation_id=str(inv), service=sub.service, handler=sub.handler, key=key, handler_kind=kind,
                 input=m.value() or b"", headers=[{"name": k, "value": v.decode("utf-8", "replace")}
                                                  for k, v in (m.headers() or []) if v is not None],
-                created_ms=int(time.time() * 1000))
+                created_ms=now_ms())
             produce_record(producer, self._cfg.log_topic, inv.partition(self._partitions), "Invoke", invoke,
                            on_delivery=on_delivery)
 

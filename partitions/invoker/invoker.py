@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 import httpx
 
+from reprise.engine.clock import now_ms
 from reprise.engine.config import Config
 from reprise.engine.discovery import PROTOCOL_VERSION, http_client
 from reprise.engine.identity import answered, signer_from
@@ -117,7 +118,7 @@ class Invoker:
             effects = self._retry(row, code, message, row["deployment_id"], False)
         else:
             effects = failed_effects(code, message, retryable=False, deployment_id=row["deployment_id"])
-        effects.update(invocation_id=invocation_id, attempt=attempt, epoch=epoch, timestamp_ms=_now_ms(),
+        effects.update(invocation_id=invocation_id, attempt=attempt, epoch=epoch, timestamp_ms=now_ms(),
                        completion_retention_ms=None)
         _ATTEMPTS_ENDED["failed"].inc()
         self._emit(partition, effects)
@@ -145,7 +146,7 @@ class Invoker:
 
     async def _attempt(self, partition: int, store: KeyValueStore, epoch: int, inv: str, attempt: int) -> None:
         def emit(effects: Effects) -> None:
-            effects.update(invocation_id=inv, attempt=attempt, epoch=epoch, timestamp_ms=_now_ms())
+            effects.update(invocation_id=inv, attempt=attempt, epoch=epoch, timestamp_ms=now_ms())
             self._emit(partition, effects)
 
         try:
@@ -303,7 +304,7 @@ class Invoker:
             id=iid.to_bytes(), debug_id=inv, known_entries=len(journal), state_map=[] if partial else state,
             partial_state=partial, key=row["key"] or "", random_seed=iid.random_seed(),
             retry_count_since_last_stored_entry=row["failures_since_entry"],
-            duration_since_last_stored_entry=max(0, _now_ms() - row["last_entry_ms"]))
+            duration_since_last_stored_entry=max(0, now_ms() - row["last_entry_ms"]))
         return start + b"".join(journal)
 
     def _check_command(self, row: dict[str, Any], frame: Frame, position: str,
@@ -370,7 +371,3 @@ def _current(store: KeyValueStore, inv: str, attempt: int) -> tuple[Tables, dict
     if row is None or row["status"] != "INVOKED" or row["attempt"] != attempt:
         return tables, None
     return tables, row
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)

@@ -24,6 +24,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Message, Producer, TopicPartition
 
+from reprise.engine.clock import now_ms
 from reprise.engine.config import Config
 from reprise.engine.critical import critical_thread
 from reprise.engine.dead_letters import produce_dead_letter
@@ -273,7 +274,7 @@ class PartitionProcessor:
     def _claim(self, partition: int, epoch: int) -> None:
         self.claimed[partition] = epoch
         produce_record(self.producer, self.cfg.log_topic, partition, "LeaderEpoch", {
-            "partition": partition, "epoch": epoch, "owner": self.owner, "timestamp_ms": _now_ms()})
+            "partition": partition, "epoch": epoch, "owner": self.owner, "timestamp_ms": now_ms()})
 
     def _check_leadership(self, partition: int, batch: list[LogRecord]) -> bool:
         """After a batch with claims: lead, step down, claim again or yield (partitions/leader/claims.py).
@@ -489,13 +490,13 @@ class PartitionProcessor:
     def _fire_timer(self, partition: int, timer_key: str) -> None:
         if partition in self.leading:
             self.burst.produce_record(self.cfg.log_topic, partition, "TimerFired", {
-                "timer_key": timer_key, "epoch": self.claimed[partition], "timestamp_ms": _now_ms()})
+                "timer_key": timer_key, "epoch": self.claimed[partition], "timestamp_ms": now_ms()})
 
     def _sweep_retention(self) -> None:
         """For each led partition with completions past their retention, ask it to forget them."""
         if self._stop.is_set():
             return
-        before = _now_ms() - int(self.cfg.completed_retention_s * 1000)
+        before = now_ms() - int(self.cfg.completed_retention_s * 1000)
         for p in sorted(self.leading):
             with self._store_lock:
                 store = self.stores.get(p)
@@ -520,7 +521,3 @@ def _hold_for_test() -> None:
 
 
 SWEEP_LIMIT = 5_000  # invocations one RetentionSweep record forgets at most (the next sweep takes the rest)
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)

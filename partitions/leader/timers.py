@@ -14,6 +14,7 @@ import asyncio
 import time
 from collections.abc import Callable
 
+from reprise.engine.clock import now_ms
 from reprise.engine.critical import check_task_fault, watch_task
 from reprise.partitions.core.transaction import KeyValueStore
 
@@ -66,7 +67,7 @@ class TimerService:
         store = self._stores.get(partition)
         if store is None:
             return
-        horizon = f"{_PREFIX}{int(time.time() * 1000) + self._window_ms:015d}/\xff"
+        horizon = f"{_PREFIX}{now_ms() + self._window_ms:015d}/\xff"
         room = self._max - self._per_partition.get(partition, 0)
         cursor = self._cursor[partition]
         start = (cursor + "\x00").encode() if cursor else _PREFIX.encode()
@@ -89,7 +90,7 @@ class TimerService:
             self._load(partition)
 
     def _horizon_now(self) -> str:
-        return f"{_PREFIX}{int(time.time() * 1000):015d}/\xff"
+        return f"{_PREFIX}{now_ms():015d}/\xff"
 
     async def _reload_forever(self) -> None:
         check_task_fault("timers")

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from rocksdict import Checkpoint
 
+from reprise.engine.clock import now_ms
 from reprise.engine.faults import crash_point, hold_point
 from reprise.partitions.core.transaction import applied_offset
 from reprise.partitions.state.durable_files import fsync_dir, fsync_file, replace_dir
@@ -196,7 +197,7 @@ class S3Snapshots(SnapshotStore):
             stem = obj.key.rsplit("/", 1)[-1].removesuffix(".tar")
             if stem.isdigit():
                 out.append(Snapshot(partition, int(stem), f"s3://{self.bucket.bucket}/{self.bucket.key(obj.key)}",
-                                    int(time.time() * 1000), obj.size))
+                                    now_ms(), obj.size))
         return out
 
     def _put(self, name: str, archive: Path) -> None:
