@@ -13,9 +13,10 @@ once applied (``partitions/invoker/streaming.py``): one attempt instead of one p
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -62,6 +63,7 @@ class Invoker:
         self._registry = registry
         self._emit = emit
         self._running: set[tuple[str, int]] = set()
+        self._started = 0  # attempts started, ever (batch() extends its hold past new ones)
         self._tasks: dict[asyncio.Task[None], int] = {}  # running attempt -> its partition
         self._sem = asyncio.Semaphore(max_concurrency)
         self._clients: dict[bool, httpx.AsyncClient] = {}
@@ -78,13 +80,22 @@ class Invoker:
         if key in self._running:
             return
         self._running.add(key)
+        self._started += 1
         task = asyncio.get_running_loop().create_task(self._attempt(partition, store, epoch, invocation_id, attempt))
         self._tasks[task] = partition
         task.add_done_callback(lambda t: self._tasks.pop(t, None))
 
-    def held_writes(self) -> WriteHold:
-        """``with invoker.held_writes():`` a burst of deliveries goes out as one write per connection."""
-        return self._h2c.held_writes
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """``with invoker.batch():`` what the block sends (a batch's notifications, and the first
+        requests of the attempts it starts) goes out as one socket write per connection to each
+        deployment, not one per stream; each write also wakes the service once (WriteHold)."""
+        held: WriteHold = self._h2c.held_writes
+        with held:
+            started = self._started
+            yield
+            if self._started != started:
+                held.extend_past_started_tasks()  # until the started tasks have sent their requests
 
     def deliver(self, invocation_id: str, attempt: int, index: int, frame: bytes) -> None:
         """A notification apply() made durable: to the attempt's stream, if it still streams."""

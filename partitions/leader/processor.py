@@ -458,24 +458,18 @@ class PartitionProcessor:
         if partition not in self.leading:
             return
         store = self.stores[partition]
-        # A batch's notifications and the requests of the attempts it starts: one socket write per
-        # connection to the deployment, not one per stream (each write also wakes the service).
-        started = False
-        with self.invoker.held_writes() as held:
+        with self.invoker.batch():  # the batch's sends to services leave together (Invoker.batch)
             for a in actions:
                 if isinstance(a, StreamNotification):
                     self.invoker.deliver(a.invocation_id, a.attempt, a.index, a.frame)
                 elif isinstance(a, RunAttempt):
                     self.invoker.start(partition, store, self.claimed[partition], a.invocation_id, a.attempt)
-                    started = True
                 elif isinstance(a, ScheduleTimer):
                     self.timers.schedule(partition, a.timer_key, a.fire_at_ms)
                 elif isinstance(a, ShipOutbox) and not self._hold_outbox:
                     self.shipper.ship(partition, store, a.seq)
                 elif isinstance(a, AbortAttempt):
                     self.invoker.abort(a.invocation_id, a.attempt)
-            if started:
-                held.extend_past_started_tasks()  # after the tasks start() created: their requests too
 
     def _emit_effects(self, partition: int, effects: dict[str, Any]) -> None:
         if partition not in self.leading:
