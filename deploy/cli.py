@@ -13,6 +13,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from reprise import __version__
 from reprise.deploy import cli_identity, cli_partitions, native
 from reprise.engine.config import Config
 from reprise.engine.kafka_properties import KafkaConfigError, bootstrap_of
@@ -254,6 +255,7 @@ def _common(p: argparse.ArgumentParser, kafka: bool = True) -> None:
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="reprise", description="Durable execution on Apache Kafka")
     ap.add_argument("-v", "--verbose", action="store_true")
+    ap.add_argument("--version", action="version", version=f"reprise {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("kafka", help="the local single-node Kafka broker")

@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 from prometheus_client import REGISTRY
 
@@ -69,3 +70,12 @@ def test_strimzi_topics_match_what_reprise_creates() -> None:
         d = declared[t.topic]
         assert (d["partitions"], d["replicas"]) == (t.num_partitions, t.replication_factor), t.topic
         assert {k: str(v) for k, v in d["config"].items()} == t.config, t.topic
+
+
+def test_the_cli_says_its_version(capsys: pytest.CaptureFixture[str]) -> None:
+    import reprise
+
+    with pytest.raises(SystemExit) as done:
+        parser().parse_args(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.strip() == f"reprise {reprise.__version__}"
