@@ -92,12 +92,12 @@ def _delivery(producer: Producer, topic: str, produce: Any) -> tuple[KafkaError 
 
 def test_an_outsider_cannot_write_any_of_the_engines_topics(secured: Secured) -> None:
     """A forged LeaderEpoch is the record that stopped a partition before claims were hardened; with
-    the documented ACLs no record of the client's reaches the log or any other engine topic."""
+    the documented ACLs no record of the client's reaches the log or any other engine topic, nor
+    the replies topics (the ingresses', and the client's own: only the engine answers there)."""
     producer = Producer(secured.client("orders", acks="all"))
     forged = {"partition": 0, "epoch": 1 << 40, "owner": "forger", "timestamp_ms": 0}
     landed = []
-    for name in ENGINE_TOPICS:
-        topic = f"{NAMESPACE}.{name}"
+    for topic in [*(f"{NAMESPACE}.{name}" for name in ENGINE_TOPICS), REPLY_TOPIC]:
         err, msg = _delivery(producer, topic, lambda cb, t=topic: produce_record(
             producer, t, 0, "LeaderEpoch", forged, on_delivery=cb))
         if err is None:
@@ -134,7 +134,7 @@ def test_a_command_from_the_outsider_runs_and_its_reply_arrives(secured: Secured
     try:
         low, high = replies.get_watermark_offsets(TopicPartition(REPLY_TOPIC, 0), timeout=10)
         replies.assign([TopicPartition(REPLY_TOPIC, 0, high)])
-        producer = Producer(secured.client("orders", acks="all"))
+        producer = Producer(secured.client("orders", acks="all", **{"enable.idempotence": True}))
         command = {"service": "Steps", "handler": "three", "key": None, "body": b'"cmd"',
                    "headers": {"content-type": "application/json"}, "idempotency_key": None,
                    "reply_to": {"topic": REPLY_TOPIC, "correlation_id": correlation_id}, "delay_ms": None}
