@@ -12,22 +12,32 @@ import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import (
+    AclBinding,
+    AclOperation,
+    AclPermissionType,
+    AdminClient,
+    NewTopic,
+    ResourcePatternType,
+    ResourceType,
+)
 
 from engine.kafka import produce_record
 from schemas import codec
 from tests.acl_broker import ADMIN, client_settings, secured_kafka
 from tests.doc_acls import documented_acls
-from tests.harness import Engine, Service, call_json, free_port
+from tests.harness import Engine, Service, call_json, free_port, request
+from tests.integration.test_crash_recovery import wait_until
 
 pytestmark = pytest.mark.kafka
 
 NAMESPACE = "reprise"  # the doc's; the broker is this module's own
-USERS = {ADMIN: "admin-secret", "reprise": "engine-secret", "orders": "orders-secret"}
+USERS = {ADMIN: "admin-secret", "reprise": "engine-secret", "orders": "orders-secret", "halfway": "halfway-secret"}
 REPLY_TOPIC = "reprise.replies.orders"  # the client's reply topic, created by the operator
 OTHER_REPLY_TOPIC = "reprise.replies.billing"  # another team's
 ENGINE_TOPICS = ["log", "changelog", "replies", "deployments", "subscriptions", "dead-letters"]
@@ -36,11 +46,19 @@ ENGINE_TOPICS = ["log", "changelog", "replies", "deployments", "subscriptions", 
 @dataclass
 class Secured:
     bootstrap: str
+    home: Path
     engine: Engine  # the ingress
     processor: Engine
 
     def client(self, user: str, **extra: Any) -> dict[str, Any]:
         return {"bootstrap.servers": self.bootstrap, **client_settings(user, USERS[user]), **extra}
+
+
+def _properties(home: Path, user: str) -> Path:
+    """An engine's client.properties: its own principal's SASL settings, nothing more."""
+    props = home / f"{user}.properties"
+    props.write_text("".join(f"{k}={v}\n" for k, v in client_settings(user, USERS[user]).items()))
+    return props
 
 
 def _created(futures: dict[Any, Any]) -> None:
@@ -63,9 +81,7 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured]:
         billing = Producer({"bootstrap.servers": bootstrap, **kafka.client_settings})
         billing.produce(OTHER_REPLY_TOPIC, b"another team's result")
         assert billing.flush(30) == 0
-        props = home / "engine.properties"  # the engine's client.properties: its own principal, no more
-        props.write_text("".join(f"{k}={v}\n" for k, v in client_settings("reprise", USERS["reprise"]).items()))
-        env = {"REPRISE_KAFKA_CONFIG": str(props)}
+        env = {"REPRISE_KAFKA_CONFIG": str(_properties(home, "reprise"))}
         service.start()
         ingress = Engine(bootstrap, NAMESPACE, home / "ingress", env=env, role="ingress")
         processor = Engine(bootstrap, NAMESPACE, home / "processor", env=env, role="processor")
@@ -73,7 +89,7 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured]:
         ingress.start(90)
         processor.start(90)
         ingress.register(service.uri)
-        yield Secured(bootstrap, ingress, processor)
+        yield Secured(bootstrap, home, ingress, processor)
     finally:
         for e in engines:
             e.kill()
@@ -164,3 +180,21 @@ def test_the_engine_works_end_to_end_with_only_its_acls(secured: Secured) -> Non
     assert secured.processor.popen is not None and secured.processor.popen.poll() is None
     for e in (secured.engine, secured.processor):
         assert "AUTHORIZATION_FAILED" not in e.output(), e.output()[-3000:]
+
+
+def test_a_processor_without_its_group_rule_says_so(secured: Secured) -> None:
+    """The doc's group rule left out (``User:halfway`` has the topic rule only): the processor cannot
+    join ``reprise.processors``. It must say why in its log, not sit there healthy and idle."""
+    admin = AdminClient(secured.client(ADMIN))
+    _created(admin.create_acls([AclBinding(ResourceType.TOPIC, "reprise.", ResourcePatternType.PREFIXED,
+                                           "User:halfway", "*", AclOperation.ALL, AclPermissionType.ALLOW)]))
+    processor = Engine(secured.bootstrap, NAMESPACE, secured.home / "halfway", role="processor",
+                       env={"REPRISE_KAFKA_CONFIG": str(_properties(secured.home, "halfway"))})
+    try:
+        processor.start(90)
+        wait_until(lambda: "GROUP_AUTHORIZATION_FAILED" in processor.output(), 60, "the denied group in the log")
+        assert "docs/kafka.md" in processor.output()
+        status, _, body = request(processor.admin + "/health/ready", method="GET")
+        assert status == 503 and b"no partitions assigned" in body, (status, body)
+    finally:
+        processor.kill()
