@@ -198,3 +198,17 @@ def test_a_processor_without_its_group_rule_says_so(secured: Secured) -> None:
         assert status == 503 and b"no partitions assigned" in body, (status, body)
     finally:
         processor.kill()
+
+
+def test_the_python_kafka_client_works_with_the_clients_acls(secured: Secured, monkeypatch: pytest.MonkeyPatch) -> None:
+    """engine.client.KafkaClient, given the client's SASL settings the way every Reprise command
+    takes them (``REPRISE_KAFKA_CONFIG``), calls through the commands topic with only its rules."""
+    from engine.client import KafkaClient
+
+    monkeypatch.setenv("REPRISE_KAFKA_CONFIG", str(_properties(secured.home, "orders")))
+    client = KafkaClient(secured.bootstrap, namespace=NAMESPACE, reply_topic=REPLY_TOPIC)
+    try:
+        reply = client.call("Steps", "three", b'"kc"', headers={"content-type": "application/json"})
+        assert reply.ok and json.loads(reply.value or b"null") == "kc:ABC", reply
+    finally:
+        client.close()
