@@ -69,7 +69,9 @@ def _created(futures: dict[Any, Any]) -> None:
 @pytest.fixture(scope="module")
 def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured]:
     home = tmp_path_factory.mktemp("acl")
-    kafka = secured_kafka(home / "broker", free_port(), free_port(), USERS)
+    port = free_port()
+    controller_port = next(p for p in iter(free_port, None) if p != port)
+    kafka = secured_kafka(home / "broker", port, controller_port, USERS)
     bootstrap = kafka.start(120)
     service = Service(home / "effects", home / "service.log")
     engines: list[Engine] = []
