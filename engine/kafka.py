@@ -16,6 +16,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from reprise.engine import consumer_errors
 from reprise.engine.config import Config
 from reprise.engine.kafka_properties import KafkaConfigError, settings_for
 from reprise.schemas import codec
@@ -338,4 +339,8 @@ def next_batch(consumer: Consumer, max_messages: int, timeout: float) -> list[An
     first = consumer.poll(timeout)
     if first is None:
         return []
-    return [first, *consumer.consume(max_messages - 1, 0)] if max_messages > 1 else [first]
+    batch = [first, *consumer.consume(max_messages - 1, 0)] if max_messages > 1 else [first]
+    for m in batch:  # an error in place of a record (a denied group or topic) is logged, not dropped
+        if m.error() is not None:
+            consumer_errors.report(m.error())
+    return batch

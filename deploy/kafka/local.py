@@ -48,12 +48,12 @@ def check_tools() -> None:
                                "(Debian: apt-get install maven)")
 
 
-def wait_ready(bootstrap: str, timeout: float) -> None:
-    """Until a client can fetch metadata from ``bootstrap``."""
+def wait_ready(bootstrap: str, timeout: float, client_settings: dict[str, str] | None = None) -> None:
+    """Until a client (with ``client_settings``: SASL, TLS) can fetch metadata from ``bootstrap``."""
     from confluent_kafka.admin import AdminClient
 
     deadline = time.monotonic() + timeout
-    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0, **(client_settings or {})})
     while True:
         try:
             admin.list_topics(timeout=2)
@@ -71,7 +71,8 @@ class LocalKafka:
     controller_port: int = 9093
     heap: str = "384m"
     cache: Path = field(default_factory=_default_cache)
-    extra_properties: str = ""  # server.properties lines appended to the template's (benchmarks' tuning)
+    extra_properties: str = ""  # server.properties lines appended to the template's (later lines win)
+    client_settings: dict[str, str] = field(default_factory=dict)  # what a client needs to connect (SASL)
 
     @property
     def dir(self) -> Path:
@@ -153,11 +154,11 @@ class LocalKafka:
     def start(self, timeout: float = 90.0) -> str:
         """Start the broker unless it runs; returns the bootstrap address once clients can use it."""
         if self.is_running():
-            wait_ready(self.bootstrap, timeout)
+            wait_ready(self.bootstrap, timeout, self.client_settings)
             return self.bootstrap
         if _port_open(self.port) or _port_open(self.controller_port):
             try:
-                wait_ready(self.bootstrap, 3.0)
+                wait_ready(self.bootstrap, 3.0, self.client_settings)
             except TimeoutError:
                 raise RuntimeError(f"127.0.0.1:{self.port} or :{self.controller_port} is in use by something that "
                                    "is not Kafka: free the ports or use --kafka HOST:PORT") from None
@@ -180,7 +181,7 @@ class LocalKafka:
                 tail = "\n".join(self.log_file.read_text(errors="replace").splitlines()[-20:])
                 raise RuntimeError(f"Kafka exited with {proc.returncode} during start:\n{tail}")
             try:
-                wait_ready(self.bootstrap, 1.0)
+                wait_ready(self.bootstrap, 1.0, self.client_settings)
                 return self.bootstrap
             except TimeoutError:
                 if time.monotonic() > deadline:
