@@ -48,7 +48,7 @@ from partitions.claims import Claim, Claims
 from partitions.embedded import EmbeddedApp
 from partitions.errors import Rejection
 from partitions.invoker import Invoker
-from partitions.log_match import StoreAheadOfLog, check_store_matches_log
+from partitions.log_match import check_store_matches_log_or_close
 from partitions.rebuild import LogReplay, decode, log_watermarks, prepare_store, store_path
 from partitions.shipper import OutboxShipper
 from partitions.snapshots import Snapshot, open_snapshots
@@ -182,11 +182,8 @@ class PartitionProcessor:
         low, end = log_watermarks(self.cfg, partition)
         offset = prepare_store(self.snapshots, partition, path, low)
         store = RocksStore(path)
-        try:  # a store ahead of its log (recreated, or its tail lost) is refused, not resumed on
-            check_store_matches_log(self.cfg, partition, store, path, low, end)
-        except StoreAheadOfLog:
-            store.close()
-            raise
+        # a store ahead of its log (recreated, or its tail lost) is refused, not resumed on
+        check_store_matches_log_or_close(self.cfg, partition, store, path, low, end)
         if self.changelog is not None and end - offset - 1 >= max(1, self.cfg.changelog_restore_behind):
             offset = self._restore(partition, store)  # far behind: restoring costs less than replaying
         with self._store_lock:
@@ -203,12 +200,9 @@ class PartitionProcessor:
             restored = restore(self.cfg, partition, store, replay.up_to)
         log.info("partition %d: restored %d records' writes from %d changelog deltas (%d replayed in its holes) "
                  "in %.2f s", partition, restored.covered, restored.deltas, restored.replayed, restored.seconds)
-        try:  # deltas the log does not imply (another log's) are refused too
-            check_store_matches_log(self.cfg, partition, store, store_path(self.cfg, partition),
-                                    *log_watermarks(self.cfg, partition), restored=True)
-        except StoreAheadOfLog:
-            store.close()
-            raise
+        # deltas the log does not imply (another log's) are refused too
+        check_store_matches_log_or_close(self.cfg, partition, store, store_path(self.cfg, partition),
+                                         *log_watermarks(self.cfg, partition), restored=True)
         return applied_offset(store)
 
     def _lose(self, partition: int) -> None:
