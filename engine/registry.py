@@ -17,6 +17,7 @@ from typing import Any
 from confluent_kafka import Producer
 
 from engine.config import Config
+from engine.introspection import redact_header_map
 from engine.kafka import produce_record, producer_config
 from engine.topic_view import TopicView
 
@@ -75,7 +76,9 @@ class Deployment:
                           manifest, rec["created_ms"], services)
 
     def describe(self) -> dict[str, Any]:
+        """As the admin API shows it: additional headers (Restate's field) with credential values redacted."""
         return {"id": self.id, "uri": self.uri, "use_http_11": self.use_http_11,
+                "additional_headers": redact_header_map(self.additional_headers),
                 "min_protocol_version": self.manifest.get("minProtocolVersion"),
                 "max_protocol_version": self.manifest.get("maxProtocolVersion"),
                 "protocol_mode": self.manifest.get("protocolMode"),
