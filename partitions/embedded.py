@@ -22,11 +22,13 @@ import json
 import threading
 from typing import Any
 
+from engine.h2_connection import WINDOW
 from engine.h2c import H2cError, Inbox
 from engine.limits import LimitExceeded, exceeded
 
 SCHEME = "embedded://"
 _DISCONNECT = object()  # the engine gave up on a stream: the app sees http.disconnect
+UNREAD_BYTES = WINDOW  # a stream's response the attempt has not read yet, at most (as over h2c)
 
 
 def load_app(spec: str) -> Any:
@@ -150,7 +152,8 @@ class EmbeddedStream:
         self.status = 0
         self.ended = False
         self._engine = asyncio.get_running_loop()
-        self._inbox = Inbox()  # engine loop
+        # engine loop; bounded: an app that answers faster than the attempt reads fails it (retryable)
+        self._inbox = Inbox(UNREAD_BYTES)
         self.input: asyncio.Queue[Any] = asyncio.Queue()  # worker loop (filled before it starts, then via it)
 
     # engine side -------------------------------------------------------------------------------
@@ -175,6 +178,9 @@ class EmbeddedStream:
         if status:
             self.status = status
         self._inbox.put(item)
+        if self._inbox.overflowed and not self.ended:  # the reader sees an H2cError; the app is told to stop
+            self.ended = True
+            self.worker.call_soon_threadsafe(self.input.put_nowait, _DISCONNECT)
 
     # worker side -------------------------------------------------------------------------------
     async def serve(self, app: Any, scope: dict[str, Any]) -> None:
