@@ -6,6 +6,7 @@ Only the CLI imports this module; nothing in engine/, partitions/ or ingress/ im
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import signal
 from collections.abc import Awaitable, Callable
@@ -29,6 +30,7 @@ from ingress.health import health_app
 from ingress.server import Ingress
 from ingress.subscriptions import SubscriptionRunner
 from partitions.embedded import EmbeddedApp
+from partitions.faults import crash_point
 from partitions.introspect import StoreIntrospector
 from partitions.processor import PartitionProcessor, processor_producer
 from partitions.store import bound_memtables
@@ -171,7 +173,9 @@ async def _with_ingress(cfg: Config, registry: Registry, processor: PartitionPro
     closers.append(ingress.close)
     runner = SubscriptionRunner(cfg, registry, subscriptions)
     runner.start()
-    commands = CommandRouter(cfg, registry)  # with the ingress: the same checks, ids and routing (ingress/commands.py)
+    # with the ingress: the same checks, ids and routing (ingress/commands.py); a crash test may kill it
+    # between a batch's acknowledged Invokes and its commit (partitions/faults.py)
+    commands = CommandRouter(cfg, registry, before_commit=functools.partial(crash_point, "commands.before_commit"))
     commands.start()
     return Node(cfg, registry, closers, processor, subscriptions, runner, commands)
 
