@@ -38,10 +38,27 @@ class PartitionControl(Protocol):
         ...
 
 
-# Credentials a client or caller sent: never shown by introspection (the journal keeps them, since the
-# handler receives them on every attempt).
-REDACTED_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie", "x-restate-jwt-v1"})
+# Credentials a client, a caller or an operator sent: never shown by introspection or the admin API
+# (the journal keeps them, since the handler receives them on every attempt; a deployment keeps its
+# additional headers, since the invoker sends them on every request).
+REDACTED_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie", "x-restate-jwt-v1",
+                              "x-api-key", "api-key", "apikey", "x-auth-token", "x-access-token",
+                              "x-amz-security-token", "x-goog-api-key"})
+# ... and any header whose name says it carries one (x-my-service-token, x-client-secret, ...)
+_CREDENTIAL_WORDS = ("token", "secret", "password", "passwd", "credential", "api-key", "apikey", "api_key",
+                     "session", "signature", "auth")
 REDACTED = "<redacted>"
+
+
+def is_credential_header(name: str) -> bool:
+    """True for a header whose value may be a credential, by its name (case-insensitive)."""
+    lowered = name.lower()
+    return lowered in REDACTED_HEADERS or any(word in lowered for word in _CREDENTIAL_WORDS)
+
+
+def redact_header_map(headers: dict[str, str]) -> dict[str, str]:
+    """``headers`` (name -> value) with the values of credential headers replaced."""
+    return {k: REDACTED if is_credential_header(k) else v for k, v in headers.items()}
 
 
 def redact_headers(value: Any) -> Any:
@@ -54,8 +71,9 @@ def redact_headers(value: Any) -> Any:
         out = {}
         for k, v in value.items():
             if k == "headers" and isinstance(v, list):
-                out[k] = [{**h, "value": REDACTED} if isinstance(h, dict) and str(h.get("key", "")).lower()
-                          in REDACTED_HEADERS else redact_headers(h) for h in v]
+                out[k] = [{**h, "value": REDACTED}
+                          if isinstance(h, dict) and is_credential_header(str(h.get("key", "")))
+                          else redact_headers(h) for h in v]
             else:
                 out[k] = redact_headers(v)
         return out

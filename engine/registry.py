@@ -18,6 +18,7 @@ from confluent_kafka import Producer
 
 from reprise.engine.clock import now_ms
 from reprise.engine.config import Config
+from reprise.engine.introspection import redact_header_map
 from reprise.engine.kafka import produce_record, producer_config
 from reprise.engine.topic_view import TopicView
 
@@ -76,7 +77,9 @@ class Deployment:
                           manifest, rec["created_ms"], services)
 
     def describe(self) -> dict[str, Any]:
+        """As the admin API shows it: additional headers (Restate's field) with credential values redacted."""
         return {"id": self.id, "uri": self.uri, "use_http_11": self.use_http_11,
+                "additional_headers": redact_header_map(self.additional_headers),
                 "min_protocol_version": self.manifest.get("minProtocolVersion"),
                 "max_protocol_version": self.manifest.get("maxProtocolVersion"),
                 "protocol_mode": self.manifest.get("protocolMode"),

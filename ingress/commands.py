@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,8 +90,12 @@ class _Outcome:
 
 
 class CommandRouter:
-    def __init__(self, cfg: Config, registry: Registry, partitions: int | None = None) -> None:
+    def __init__(self, cfg: Config, registry: Registry, partitions: int | None = None,
+                 before_commit: Callable[[], None] | None = None) -> None:
+        """``before_commit``: called after a batch's records were acknowledged, before its offsets are
+        committed: the window a crash test kills in (the composition root passes a fault point)."""
         self._cfg = cfg
+        self._before_commit = before_commit
         self._registry = registry
         self._partitions = partitions or log_partitions(cfg)
         self._reply_topics = ReplyTopics(cfg)
@@ -154,6 +159,8 @@ class CommandRouter:
             if p not in held:
                 commit[p] = max(commit.get(p, 0), m.offset() + 1)
         offsets = [TopicPartition(self._cfg.commands_topic, p, o) for p, o in {**commit, **held}.items()]
+        if self._before_commit is not None:
+            self._before_commit()
         try:
             consumer.commit(offsets=offsets, asynchronous=False)
         except Exception as e:  # noqa: BLE001 - e.g. the partitions moved: their new router reads them again

@@ -10,8 +10,10 @@ processor stops loudly instead of rejecting anything (partitions/state/log_apply
 
 from __future__ import annotations
 
+from reprise.partitions.core.transaction import StoreIOError
+
 # The process, not the record: memory, the operating system, the store's own errors.
-_TRANSIENT_TYPES: tuple[type[BaseException], ...] = (MemoryError, OSError, SystemError)
+_TRANSIENT_TYPES: tuple[type[BaseException], ...] = (MemoryError, OSError, SystemError, StoreIOError)
 
 
 class TransientApplyError(Exception):
@@ -25,7 +27,9 @@ class TransientApplyError(Exception):
 
 
 def is_transient(exc: BaseException) -> bool:
-    """True when the failure says nothing about the record. RocksDB (rocksdict) reports I/O and
-    corruption errors as a bare ``Exception``; exceptions of a record's content (``KeyError``,
-    ``ValueError``, a protobuf ``DecodeError``, ``RejectedRecord``) are all subclasses."""
-    return isinstance(exc, _TRANSIENT_TYPES) or type(exc) is Exception
+    """True when the failure says nothing about the record. The RocksDB store raises its I/O and
+    corruption errors as StoreIOError (rocksdict's bare ``Exception`` is wrapped where rocksdict is
+    called, partitions/state/rocks_store.py); any other exception, a bare ``Exception`` of a bug included, is
+    the record's and is rejected deterministically."""
+    return isinstance(exc, _TRANSIENT_TYPES)
+

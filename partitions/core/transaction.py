@@ -16,6 +16,15 @@ APPLIED_OFFSET = b"meta/applied_offset"
 _DELETED = object()
 
 
+class StoreIOError(Exception):
+    """The store failed, not the caller: an I/O error, corruption.
+
+    rocksdict reports these as a bare ``Exception``, which cannot be told apart from a bug's bare
+    ``Exception`` once it has left the store. The RocksDB store turns them into this type where it
+    calls rocksdict, so a failed apply is retried for this type only (apply_failures.py) and a
+    record's own failure is never mistaken for one."""
+
+
 class Lazy:
     """A value written as an object and encoded only when the batch commits (or a raw read needs it).
 

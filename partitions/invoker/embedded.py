@@ -22,10 +22,13 @@ import json
 import threading
 from typing import Any
 
+from reprise.engine.limits import LimitExceeded, exceeded
+from reprise.partitions.invoker.h2_connection import WINDOW
 from reprise.partitions.invoker.h2c import H2cError, Inbox
 
 SCHEME = "embedded://"
 _DISCONNECT = object()  # the engine gave up on a stream: the app sees http.disconnect
+UNREAD_BYTES = WINDOW  # a stream's response the attempt has not read yet, at most (as over h2c)
 
 
 def load_app(spec: str) -> Any:
@@ -50,20 +53,24 @@ class EmbeddedApp:
             self._loops.append(loop)
         self._next = itertools.cycle(self._loops)
 
-    async def request(self, method: str, path: str, headers: dict[str, str], body: bytes = b"") -> tuple[
-            int, dict[str, str], bytes]:
-        """One request to the app on a worker loop; (status, response headers, body)."""
-        fut = asyncio.run_coroutine_threadsafe(self._call(method, path, headers, body), next(self._next))
+    async def request(self, method: str, path: str, headers: dict[str, str], body: bytes = b"",
+                      max_body: int | None = None) -> tuple[int, dict[str, str], bytes]:
+        """One request to the app on a worker loop; (status, response headers, body). A response body
+        past ``max_body`` bytes raises LimitExceeded as it crosses it (the app's ``send`` fails there),
+        as the HTTP clients' bounds do: it is never collected whole."""
+        fut = asyncio.run_coroutine_threadsafe(self._call(method, path, headers, body, max_body), next(self._next))
         return await asyncio.wrap_future(fut)
 
-    async def _call(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[
-            int, dict[str, str], bytes]:
+    async def _call(self, method: str, path: str, headers: dict[str, str], body: bytes,
+                    max_body: int | None) -> tuple[int, dict[str, str], bytes]:
         scope = _scope(method, path, headers, http_version="1.1")
         sent_body = False
         response_done = asyncio.Event()
         status = 500
         out_headers: dict[str, str] = {}
         chunks: list[bytes] = []
+        size = 0
+        over: LimitExceeded | None = None
 
         async def receive() -> dict[str, Any]:
             nonlocal sent_body
@@ -74,16 +81,31 @@ class EmbeddedApp:
             return {"type": "http.disconnect"}
 
         async def send(message: dict[str, Any]) -> None:
-            nonlocal status
+            nonlocal status, size, over
+            if over is not None:
+                raise over
             if message["type"] == "http.response.start":
                 status = message["status"]
                 out_headers.update((k.decode().lower(), v.decode()) for k, v in message.get("headers", []))
             elif message["type"] == "http.response.body":
-                chunks.append(message.get("body", b""))
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if max_body is not None and size > max_body:
+                    chunks.clear()
+                    response_done.set()  # the client goes away: a receive waiting for it returns
+                    over = LimitExceeded(exceeded(f"the response to {path}", size, max_body))
+                    raise over
+                chunks.append(chunk)
                 if not message.get("more_body", False):
                     response_done.set()
 
-        await self._app(scope, receive, send)
+        try:
+            await self._app(scope, receive, send)
+        except Exception:
+            if over is None:
+                raise
+        if over is not None:  # whether the app let send's error through or swallowed it
+            raise over
         return status, out_headers, b"".join(chunks)
 
     def open_stream(self, path: str, headers: dict[str, str], body: bytes) -> EmbeddedStream:
@@ -130,7 +152,8 @@ class EmbeddedStream:
         self.status = 0
         self.ended = False
         self._engine = asyncio.get_running_loop()
-        self._inbox = Inbox()  # engine loop
+        # engine loop; bounded: an app that answers faster than the attempt reads fails it (retryable)
+        self._inbox = Inbox(UNREAD_BYTES)
         self.input: asyncio.Queue[Any] = asyncio.Queue()  # worker loop (filled before it starts, then via it)
 
     # engine side -------------------------------------------------------------------------------
@@ -155,6 +178,9 @@ class EmbeddedStream:
         if status:
             self.status = status
         self._inbox.put(item)
+        if self._inbox.overflowed and not self.ended:  # the reader sees an H2cError; the app is told to stop
+            self.ended = True
+            self.worker.call_soon_threadsafe(self.input.put_nowait, _DISCONNECT)
 
     # worker side -------------------------------------------------------------------------------
     async def serve(self, app: Any, scope: dict[str, Any]) -> None:

@@ -17,7 +17,9 @@ import hpack
 from reprise.engine.limits import LimitExceeded, exceeded
 from reprise.partitions.invoker import h2_frames as f
 
-WINDOW = 16 * 1024 * 1024  # receive window per connection and stream: big responses never stall
+# Receive window per connection and stream: big responses never stall. A streamed response's window
+# is given back as its reader takes the chunks, so at most this much of it is ever unread (Inbox).
+WINDOW = 16 * 1024 * 1024
 RECEIVE_MAX_FRAME = 1 << 20  # the largest frame the peer may send us: fewer frames for big responses
 # Retire a connection after this many requests. Servers rotate connections themselves (hypercorn's
 # keep_alive_max_requests, 1000 by default: it then sends GOAWAY and leaves the streams it had not
@@ -29,13 +31,31 @@ GOAWAY_GRACE_S = 2.0  # after a GOAWAY, streams the peer claims to process get t
 class Inbox:
     """Chunks for one reader, in order; a failure put in is raised to the reader. ``get`` waits with a
     timeout and never loses an item (``asyncio.wait_for`` around ``Queue.get`` can drop one on
-    Python 3.11 when the item and the timeout race: on a stream that would be a lost protocol frame)."""
+    Python 3.11 when the item and the timeout race: on a stream that would be a lost protocol frame).
 
-    def __init__(self) -> None:
+    Bounded: at most ``max_bytes`` unread. A stream's producer is held back before that (HTTP/2 flow
+    control: the window is given back as the reader takes, ``on_taken``); one that does not hold back
+    makes the reader's next ``get`` fail with an H2cError, retryable like any transport failure, and
+    what it puts afterwards is dropped."""
+
+    def __init__(self, max_bytes: int | None = None, on_taken: Callable[[int], None] | None = None) -> None:
         self._items: deque[bytes | None | Exception] = deque()
         self._waiter: asyncio.Future[None] | None = None
+        self.max_bytes, self._on_taken = max_bytes, on_taken
+        self.queued = 0  # unread bytes
+        self.overflowed = False
 
     def put(self, item: bytes | None | Exception) -> None:
+        if self.overflowed:
+            return
+        if isinstance(item, bytes):
+            self.queued += len(item)
+            if self.max_bytes is not None and self.queued > self.max_bytes:
+                self.overflowed = True
+                self._items.clear()
+                item = H2cError(f"the response stream sent {self.queued} bytes its reader had not taken, over "
+                                f"the bound of {self.max_bytes} (the peer overran its flow-control window)")
+                self.queued = 0
         self._items.append(item)
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
@@ -53,7 +73,11 @@ class Inbox:
                 if timer is not None:
                     timer.cancel()
         item = self._items.popleft()
-        if isinstance(item, Exception):
+        if isinstance(item, bytes):
+            self.queued -= len(item)
+            if item and self._on_taken is not None:
+                self._on_taken(len(item))
+        elif isinstance(item, Exception):
             raise item
         return item
 
@@ -196,7 +220,10 @@ class Connection(asyncio.Protocol):
         data = f.unpad(flags, payload)
         if data:
             if s.inbox is not None:
-                s.inbox.put(data)
+                s.inbox.put(data)  # its window comes back as the reader takes it (_taken)
+                if s.inbox.overflowed:  # the peer sent past the window it had: the reader sees an H2cError
+                    self.cancel(stream_id)
+                    return
             else:
                 s.received += len(data)
                 if self.max_body is not None and s.received > self.max_body:
@@ -208,10 +235,21 @@ class Connection(asyncio.Protocol):
         if flags & f.END_STREAM:
             self._remote_ended(stream_id, s)
             return
-        s.unacked += len(payload)
+        s.unacked += len(payload) if s.inbox is None else len(payload) - len(data)  # padding: back at once
         if s.unacked >= WINDOW // 2:
             self.out.append(f.window_update(stream_id, s.unacked))
             s.unacked = 0
+
+    def _taken(self, stream_id: int, n: int) -> None:
+        """A streamed response's reader took ``n`` bytes: the peer may send that much more."""
+        s = self.streams.get(stream_id)
+        if s is None or s.remote_closed:
+            return
+        s.unacked += n
+        if s.unacked >= WINDOW // 2:
+            self.out.append(f.window_update(stream_id, s.unacked))
+            s.unacked = 0
+            self._flush()
 
     def _on_headers(self, flags: int, stream_id: int, payload: bytes) -> None:
         block = f.unpad(flags, payload, priority=True)
@@ -352,7 +390,8 @@ class Connection(asyncio.Protocol):
         end_now = not body and not streamed
         s = self.streams[stream_id] = Stream(fut, self.peer_initial_window, end_after_body=not streamed,
                                               body=None if end_now else memoryview(body), local_closed=end_now,
-                                              inbox=Inbox() if streamed else None)
+                                              inbox=Inbox(WINDOW, lambda n: self._taken(stream_id, n))
+                                              if streamed else None)
         fields = [(b":method", b"POST"), (b":scheme", b"http"), (b":authority", self.authority),
                   (b":path", path.encode())]
         if not streamed:

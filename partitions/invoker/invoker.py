@@ -271,11 +271,13 @@ class Invoker:
 
     async def _post(self, dep: Deployment, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
         if self._embedded is not None and self._is_embedded(dep):
-            try:
-                status, _, content = await self._embedded.request("POST", path, headers, body)
+            try:  # bounded as it arrives, as over HTTP
+                status, _, content = await self._embedded.request("POST", path, headers, body,
+                                                                  max_body=self._limits.response_body)
+            except LimitExceeded:
+                raise
             except Exception as e:  # noqa: BLE001 - the app failed outside the protocol: retry like a 500
                 return 500, f"embedded app raised {type(e).__name__}: {e}".encode()
-            self._check_response(len(content), path)
             return status, content
         url = dep.uri.rstrip("/") + path
         if not dep.use_http_11 and url.startswith("http://"):

@@ -61,7 +61,7 @@ from reprise.partitions.leader.shipper import OutboxShipper
 from reprise.partitions.leader.timers import TimerService
 from reprise.partitions.state.changelog import ChangelogWriter, restore
 from reprise.partitions.state.log_apply import LogReplay, apply_messages, log_watermarks
-from reprise.partitions.state.log_match import StoreAheadOfLog, check_store_matches_log
+from reprise.partitions.state.log_match import check_store_matches_log_or_close
 from reprise.partitions.state.rocks_store import RocksStore
 from reprise.partitions.state.snapshots import Snapshot, open_snapshots
 from reprise.partitions.state.store_files import prepare_store, store_path
@@ -195,11 +195,8 @@ class PartitionProcessor:
         low, end = log_watermarks(self.cfg, partition)
         offset = prepare_store(self.snapshots, partition, path, low)
         store = RocksStore(path)
-        try:  # a store ahead of its log (recreated, or its tail lost) is refused, not resumed on
-            check_store_matches_log(self.cfg, partition, store, path, low, end)
-        except StoreAheadOfLog:
-            store.close()
-            raise
+        # a store ahead of its log (recreated, or its tail lost) is refused, not resumed on
+        check_store_matches_log_or_close(self.cfg, partition, store, path, low, end)
         if self.changelog is not None and end - offset - 1 >= max(1, self.cfg.changelog_restore_behind):
             offset = self._restore(partition, store)  # far behind: restoring costs less than replaying
         with self._store_lock:
@@ -216,12 +213,9 @@ class PartitionProcessor:
             restored = restore(self.cfg, partition, store, replay.up_to)
         log.info("partition %d: restored %d records' writes from %d changelog deltas (%d replayed in its holes) "
                  "in %.2f s", partition, restored.covered, restored.deltas, restored.replayed, restored.seconds)
-        try:  # deltas the log does not imply (another log's) are refused too
-            check_store_matches_log(self.cfg, partition, store, store_path(self.cfg, partition),
-                                    *log_watermarks(self.cfg, partition), restored=True)
-        except StoreAheadOfLog:
-            store.close()
-            raise
+        # deltas the log does not imply (another log's) are refused too
+        check_store_matches_log_or_close(self.cfg, partition, store, store_path(self.cfg, partition),
+                                         *log_watermarks(self.cfg, partition), restored=True)
         return applied_offset(store)
 
     def _lose(self, partition: int) -> None:

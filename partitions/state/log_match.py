@@ -60,3 +60,14 @@ def check_store_matches_log(cfg: Config, partition: int, store: KeyValueStore, p
             f"but the log {cfg.log_topic} (ending at offset {log_end}) holds a record stamped {found} there: the "
             f"log is not the one the store followed (was the topic deleted and recreated, or a replica's tail "
             f"lost?). {_advice(cfg, partition, path, restored)}")
+
+
+def check_store_matches_log_or_close(cfg: Config, partition: int, store: KeyValueStore, path: Path,
+                                     log_start: int, log_end: int, restored: bool = False) -> None:
+    """``check_store_matches_log``, closing ``store`` before a refusal propagates: the process opened
+    it to own the partition, and a refused store must not stay open (its lock held) behind the error."""
+    try:
+        check_store_matches_log(cfg, partition, store, path, log_start, log_end, restored)
+    except StoreAheadOfLog:
+        store.close()
+        raise

@@ -11,10 +11,11 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import NoReturn
 
 from rocksdict import BlockBasedOptions, Options, Rdict, ReadOptions, WriteBatch, WriteBufferManager, WriteOptions
 
-from reprise.partitions.core.transaction import _DELETED, prefix_end
+from reprise.partitions.core.transaction import _DELETED, StoreIOError, prefix_end
 
 # Memtables. RocksDB's default is two of 64 MB per database, and every partition is a database of
 # its own: the engine's RSS grew 216 -> 502 MB over a make bench run on 8 partitions, and a process
@@ -32,6 +33,15 @@ def bound_memtables(total_bytes: int) -> WriteBufferManager | None:
     global _memtable_budget
     _memtable_budget = WriteBufferManager(total_bytes, False) if total_bytes > 0 else None
     return _memtable_budget
+
+
+def _raise_store_error(e: Exception) -> NoReturn:
+    """Raise ``e`` as a StoreIOError if it is rocksdict's bare ``Exception``; else ``e`` itself
+    (a TypeError of a wrong argument is the caller's bug; a ``DbClosedError`` says the partition
+    moved away, which callers recognise by that type)."""
+    if type(e) is Exception:
+        raise StoreIOError(f"RocksDB: {e}") from e
+    raise e
 
 
 class RocksStore:
@@ -79,12 +89,20 @@ class RocksStore:
 
     def get(self, key: bytes) -> bytes | None:
         value = self._recent.get(key, _DELETED)
-        return self._db.get(key) if value is _DELETED else value  # type: ignore[return-value]
+        if value is not _DELETED:
+            return value  # type: ignore[return-value]
+        try:  # free when nothing raises (zero-cost exceptions, CPython 3.11+)
+            return self._db.get(key)
+        except Exception as e:
+            _raise_store_error(e)
 
     def write(self, puts: dict[bytes, bytes | None], objects: dict[bytes, object] | None = None) -> None:
         if self._bulk_unflushed:  # else a crash could keep this write (WAL) and lose the ones before it
             self.flush()
-        self._db.write(_write_batch(puts.items()), self._wopts)
+        try:
+            self._db.write(_write_batch(puts.items()), self._wopts)
+        except Exception as e:
+            _raise_store_error(e)
         recent = self._recent
         recent.update(puts)
         remembered = self._objects
@@ -109,17 +127,29 @@ class RocksStore:
         after a crash would carry a later applied offset over the lost rows, so ``write`` flushes
         first (and ``flush`` makes them durable). The caches forget all."""
         # in key order the memtable inserts cost a quarter (measured)
-        self._db.write(_write_batch(sorted(writes.items())), self._bulk_wopts)
+        try:
+            self._db.write(_write_batch(sorted(writes.items())), self._bulk_wopts)
+        except Exception as e:
+            _raise_store_error(e)
         self._bulk_unflushed = True
         self._recent.clear()
         self._objects.clear()
 
     def flush(self) -> None:
         """Persist the memtables (after writes that bypassed the WAL)."""
-        self._db.flush()
+        try:
+            self._db.flush()
+        except Exception as e:
+            _raise_store_error(e)
         self._bulk_unflushed = False
 
     def scan(self, prefix: bytes, start: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+        try:
+            yield from self._scan(prefix, start)
+        except Exception as e:
+            _raise_store_error(e)
+
+    def _scan(self, prefix: bytes, start: bytes | None) -> Iterator[tuple[bytes, bytes]]:
         # Bounded at the prefix's end: unbounded, the step past the last row walks every deleted key
         # that follows until a live one (the tombstones of finished invocations, until compaction
         # drops them): 183 µs a scan behind 5,000 deleted promise waiters, 2.5 µs bounded

@@ -135,3 +135,29 @@ def test_journals_shown_redact_credentials(engine: Engine) -> None:
     headers = {h["key"].lower(): h["value"] for h in described["journal"][0]["headers"]}
     assert headers["authorization"] == headers["cookie"] == headers["proxy-authorization"] == "<redacted>"
     assert headers["x-visible"] == "shown"
+
+
+def test_deployments_shown_redact_credential_headers(engine: Engine, effects: Path, tmp_path: Path) -> None:
+    """GET /deployments and /deployments/{id} show additional_headers (Restate's field) without the
+    credentials in them; the invoker still sends them (docs/security.md)."""
+    other = Service(effects, tmp_path / "other.log", env={"REPRISE_EXAMPLE_OUTBOX": str(effects)})
+    other.start()
+    try:
+        sent = {"Authorization": "Bearer dep-secret", "x-api-key": "key-secret", "x-billing-token": "tok-secret",
+                "cookie": "c=cookie-secret", "x-visible": "shown"}
+        body = {"uri": other.uri, "force": True, "additional_headers": sent}
+        status, out = raw(engine.admin + "/deployments", json.dumps(body).encode(), JSON, "POST")
+        assert status == 201, out
+        listed = engine.admin_json("/deployments")
+        one = engine.admin_json(f"/deployments/{out['id']}")
+        for shown in (listed, one):
+            text = json.dumps(shown)
+            for secret in ("dep-secret", "key-secret", "tok-secret", "cookie-secret"):
+                assert secret not in text, shown
+        assert one["additional_headers"] == {"Authorization": "<redacted>", "x-api-key": "<redacted>",
+                                             "x-billing-token": "<redacted>", "cookie": "<redacted>",
+                                             "x-visible": "shown"}
+        assert [d for d in listed["deployments"] if d["id"] == out["id"]][0]["additional_headers"] == \
+            one["additional_headers"]
+    finally:
+        other.kill()

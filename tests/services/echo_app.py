@@ -1,5 +1,6 @@
 """A tiny ASGI app for the h2c client's tests: echoes the body; headers ask for a status, a delay, or
-full duplex (each chunk echoed as it arrives, while the request is still open)."""
+full duplex (each chunk echoed as it arrives, while the request is still open), or a flood (``x-flood``
+bytes answered at once, however fast the client reads)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     headers = dict(scope["headers"])
     if headers.get(b"x-duplex"):
         await _duplex(receive, send)
+        return
+    if headers.get(b"x-flood"):
+        await _flood(int(headers[b"x-flood"]), send)
         return
     body = b""
     while True:
@@ -36,4 +40,13 @@ async def _duplex(receive: Any, send: Any) -> None:
             await send({"type": "http.response.body", "body": msg["body"], "more_body": True})
         if not msg.get("more_body"):
             break
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _flood(size: int, send: Any) -> None:
+    """``size`` bytes in 64 KiB chunks, as fast as HTTP/2 flow control lets them go."""
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    chunk = b"f" * 65536
+    for _ in range(size // len(chunk)):
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
     await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -293,7 +293,7 @@ def test_a_record_that_fails_is_undone_alone_and_the_batch_goes_on() -> None:
     assert [(r.offset, r.reason) for r in result.rejected] == [(11, Rejection.MALFORMED), (13, Rejection.FAILED)]
     assert "malformed invocation id" in result.rejected[0].message
     assert p.status(good)["journal_length"] == 1  # the broken effects left nothing behind
-    assert p.status(good)["status"] == "COMPLETED"  # but their attempt ended: its invocation failed
+    assert p.status(good)["status"] == "BACKING_OFF"  # but their attempt ended: a protocol violation, retried
 
 
 def test_one_batch_gives_the_bytes_of_one_record_per_batch_even_when_a_record_fails(monkeypatch) -> None:
@@ -326,7 +326,7 @@ def test_one_batch_gives_the_bytes_of_one_record_per_batch_even_when_a_record_fa
         # offset 5: a notification lands in a's row (its completed ids), then a malformed call raises:
         # the row as it was before this record must be what stays, lists included
         effects(a, 2, [run_done(9, b'"x"'), encode_frame(MessageType.CALL_COMMAND, b"\xff\xff")], suspended(9)),
-        effects(b, 1, [output(b'"ok"')], {}),  # b is still INVOKED attempt 1: completes now
+        effects(b, 1, [output(b'"ok"')], {}),  # b's attempt 1 failed (retried): stale
         ("LeaderEpoch", {"partition": 0, "epoch": 2, "owner": "next", "timestamp_ms": 3}),
         effects(a, 2, [output(b'"late"')], {}),  # from epoch 1: dropped
         effects(a, 2, [output(b'"A!"')], {}, epoch=2),
@@ -342,7 +342,8 @@ def test_one_batch_gives_the_bytes_of_one_record_per_batch_even_when_a_record_fa
             tx = Transaction(p.store)
             rejected += [r.offset for r in apply_batch(tx, 0, N, batch).rejected]
             tx.commit(batch[-1].offset)
-        assert {s: n for s, n in p.tables.status_counts().items() if n} == {"COMPLETED": 2}
+        # each failed record failed its attempt, retried after a backoff (a protocol violation)
+        assert {s: n for s, n in p.tables.status_counts().items() if n} == {"BACKING_OFF": 2}
         return p.store.data, rejected
 
     together, rejected_together = apply_in([records])

@@ -1,10 +1,12 @@
-"""A transient failure inside apply() (memory, RocksDB I/O) retries the batch; it never rejects the record."""
+"""A transient failure inside apply() (memory, RocksDB I/O) retries the batch; it never rejects the record.
+A failure of the record, a bare ``Exception`` of a bug included, is rejected."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
+from rocksdict import DbClosedError
 
 from reprise.engine.ids import InvocationId
 from reprise.partitions.core import apply as apply_module
@@ -14,6 +16,7 @@ from reprise.partitions.core.memory_store import MemoryStore
 from reprise.partitions.core.transaction import Transaction, applied_offset
 from reprise.partitions.leader.processor import PartitionProcessor
 from reprise.partitions.state.log_apply import retry_transient
+from reprise.partitions.state.rocks_store import RocksStore, StoreIOError
 from reprise.schemas import codec
 from tests.unit.apply_helpers import N, inv_on, new_partition
 
@@ -36,7 +39,7 @@ def _failing_invoke(monkeypatch: pytest.MonkeyPatch, errors: list[BaseException]
 
 
 @pytest.mark.parametrize("error", [MemoryError(), OSError(5, "Input/output error"),
-                                   Exception("IO error: While appending to file: 000012.log")])
+                                   StoreIOError("RocksDB: IO error: While appending to file: 000012.log")])
 def test_a_transient_failure_aborts_the_batch_instead_of_rejecting(monkeypatch: pytest.MonkeyPatch,
                                                                     error: BaseException) -> None:
     p = new_partition()
@@ -49,7 +52,8 @@ def test_a_transient_failure_aborts_the_batch_instead_of_rejecting(monkeypatch: 
     assert p.store.data == before  # nothing committed: the caller drops tx
 
 
-@pytest.mark.parametrize("error", [ValueError("bad"), KeyError("x"), TypeError("t")])
+@pytest.mark.parametrize("error", [ValueError("bad"), KeyError("x"), TypeError("t"),
+                                   Exception("a handler's bug")])  # noqa: TRY002 - a bare Exception is the record's
 def test_a_failure_of_the_record_is_rejected_deterministically(monkeypatch: pytest.MonkeyPatch,
                                                                error: BaseException) -> None:
     p = new_partition()
@@ -78,7 +82,7 @@ def test_a_retried_batch_ends_as_if_nothing_had_failed(monkeypatch: pytest.Monke
         return dict(p.store.data), retries
 
     clean, none = run([])
-    retried, retries = run([MemoryError(), Exception("IO error")])
+    retried, retries = run([MemoryError(), StoreIOError("RocksDB: IO error")])
     assert none == [] and retries == [1, 2]
     assert retried == clean
 
@@ -96,7 +100,7 @@ def test_a_transient_failure_that_persists_propagates() -> None:
 
 
 class FlakyStore(MemoryStore):
-    """A store whose next writes fail as RocksDB reports an I/O error (a bare Exception)."""
+    """A store whose next writes fail as the RocksDB store reports an I/O error."""
 
     def __init__(self, failures: int) -> None:
         super().__init__()
@@ -105,7 +109,7 @@ class FlakyStore(MemoryStore):
     def write(self, puts: Any, objects: Any = None) -> None:
         if self.failures:
             self.failures -= 1
-            raise Exception("IO error: No space left on device")  # noqa: TRY002 - what rocksdict raises
+            raise StoreIOError("RocksDB: IO error: No space left on device")
         super().write(puts, objects)
 
 
@@ -154,3 +158,53 @@ def test_the_processor_gives_up_loudly_when_the_failure_persists() -> None:
     with pytest.raises(TransientApplyError):  # the apply thread fails: the process ends (engine/critical.py)
         _processor(store)._apply_batch(0, batch)  # type: ignore[arg-type]
     assert applied_offset(store) == -1
+
+
+class FailingRdict:
+    """Stands in for rocksdict's database: every call fails as rocksdict reports an I/O error."""
+
+    def __getattr__(self, name: str) -> Any:
+        def fail(*_args: Any, **_kwargs: Any) -> None:
+            raise Exception("IO error: No space left on device")  # noqa: TRY002 - what rocksdict raises
+        return fail
+
+
+def test_the_rocks_store_reports_rocksdicts_errors_as_store_errors(tmp_path: Any) -> None:
+    store = RocksStore(tmp_path / "db")
+    real = store.db
+    store._db = FailingRdict()  # type: ignore[assignment]
+    for call in (lambda: store.get(b"k"), lambda: store.write({b"k": b"v"}), lambda: list(store.scan(b"k")),
+                 lambda: store.write_restored({b"k": b"v"}), store.flush):
+        with pytest.raises(StoreIOError) as raised:
+            call()
+        assert type(raised.value.__cause__) is Exception
+    store._db = real  # type: ignore[assignment]
+    store.close()
+    with pytest.raises(DbClosedError):  # the partition moved away: its own type, which callers recognise
+        store.get(b"k")
+
+
+def test_a_failing_rocks_store_retries_the_batch_instead_of_rejecting(tmp_path: Any) -> None:
+    """End to end through the real store: a write rocksdict fails is retried, the record is not rejected."""
+    store = RocksStore(tmp_path / "db")
+    real, failures = store.db, [2]
+
+    class FailingTwice:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+        def write(self, *args: Any) -> None:
+            if failures[0]:
+                failures[0] -= 1
+                raise Exception("IO error: No space left on device")  # noqa: TRY002 - what rocksdict raises
+            real.write(*args)
+
+    store._db = FailingTwice()  # type: ignore[assignment]
+    batch = [Msg("Invoke", {"invocation_id": inv_on(0), "service": "S", "handler": "h", "input": b'"x"',
+                            "created_ms": 1}, 0)]
+    proc = _processor(store)  # type: ignore[arg-type]
+    proc._dead_letter = lambda *a: pytest.fail(f"rejected: {a}")  # type: ignore[method-assign]
+    proc._apply_batch(0, batch)  # type: ignore[arg-type]
+    assert failures == [0] and applied_offset(store) == 0
+    store._db = real  # type: ignore[assignment]
+    store.close()

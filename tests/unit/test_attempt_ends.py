@@ -121,15 +121,69 @@ def _end_attempt(p: Any, inv: str, entries: list[bytes]) -> tuple[list[Any], Any
     return result.actions, result
 
 
-def test_effects_apply_refuses_fail_their_invocation_instead_of_leaving_it_invoked() -> None:
+def test_a_malformed_command_fails_its_attempt_as_a_protocol_violation_and_is_retried() -> None:
+    """As Restate retries what it cannot decode from a service (571, with backoff): the attempt fails,
+    later records of it are stale, a retry timer runs the next attempt, and a fixed deployment's
+    output completes the invocation."""
+    from reprise.partitions.core.actions import RunAttempt, ScheduleTimer
+    from tests.unit.apply_helpers import output as output_entry
+
     p = new_partition()
     inv = inv_on(0)
     invoke(p, inv)
     garbage_state_write = encode_frame(MessageType.SET_STATE_COMMAND, b"\x0a\xff\xff\xff\xff\x0f")
     actions, result = _end_attempt(p, inv, [run(1), garbage_state_write])
     assert [r.offset for r in result.rejected] == [p.offset]  # still dead-lettered, for an operator to see
+    assert "protocol violation" in result.rejected[0].message
     row = p.status(inv)
-    assert row["status"] == "COMPLETED" and row["journal_length"] == 1  # the refused entries are not kept
+    assert row["status"] == "BACKING_OFF" and row["journal_length"] == 1  # the refused entries are not kept
+    assert row["last_failure"]["code"] == 571 and "could not apply attempt 1" in row["last_failure"]["message"]
+    assert row["failures_since_entry"] == 1 and row["next_retry_ms"] == 2_000 + 500
+    assert AbortAttempt(inv, 1) in actions
+    timers = [a for a in actions if isinstance(a, ScheduleTimer)]
+    assert [t.fire_at_ms for t in timers] == [2_500]
+    assert not any(type(a).__name__ == "ShipOutbox" for a in actions)  # no reply: it is not over
+
+    p.effects(inv, 1, [output_entry(b'"late"')], {})  # the refused attempt's later record: stale
+    assert p.status(inv)["status"] == "BACKING_OFF"
+
+    assert p.feed("TimerFired", {"timer_key": timers[0].timer_key, "epoch": 1, "timestamp_ms": 2_500}) == \
+        [RunAttempt(inv, 2)]
+    p.effects(inv, 2, [output_entry(b'"fixed"')], {})  # the deployment, fixed, answers well
+    row = p.status(inv)
+    assert row["status"] == "COMPLETED" and row["result_value"] == b'"fixed"' and row["result_failure"] is None
+
+
+def test_a_violation_that_persists_backs_off_longer_each_time() -> None:
+    from reprise.partitions.core.actions import ScheduleTimer
+
+    p = new_partition()
+    inv = inv_on(0)
+    invoke(p, inv)
+    garbage = encode_frame(MessageType.SET_STATE_COMMAND, b"\x0a\xff\xff\xff\xff\x0f")
+    delays = []
+    for attempt in (1, 2, 3):
+        p.offset += 1
+        actions = p.effects(inv, attempt, [garbage], {}, ts=10_000 * attempt)
+        (timer,) = [a for a in actions if isinstance(a, ScheduleTimer)]
+        delays.append(timer.fire_at_ms - 10_000 * attempt)
+        p.feed("TimerFired", {"timer_key": timer.timer_key, "epoch": 1, "timestamp_ms": timer.fire_at_ms})
+    assert delays == [500, 1_000, 2_000]
+    assert p.status(inv)["status"] == "INVOKED" and p.status(inv)["attempt"] == 4
+
+
+def test_output_past_a_bound_still_fails_its_invocation_terminally() -> None:
+    """What a retry would produce again (a suspension on more ids than any attempt may await) ends the
+    invocation with a failure that says why."""
+    from reprise.partitions.core.apply.validation import MAX_AWAITED
+
+    p = new_partition()
+    inv = inv_on(0)
+    invoke(p, inv)
+    actions = p.effects(inv, 1, [run(1)], {"completions": list(range(MAX_AWAITED + 1)), "signals": [],
+                                           "named_signals": []})
+    row = p.status(inv)
+    assert row["status"] == "COMPLETED" and row["journal_length"] == 1  # the input only: nothing refused is kept
     assert row["result_failure"]["code"] == 500 and "could not apply attempt 1" in row["result_failure"]["message"]
     assert AbortAttempt(inv, 1) in actions
     assert any(type(a).__name__ == "ShipOutbox" for a in actions)  # the client's reply is on its way

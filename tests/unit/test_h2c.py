@@ -262,3 +262,68 @@ def test_a_response_over_the_bound_fails_its_request_and_not_the_connection(echo
         finally:
             await client.aclose()
     run(go())
+
+
+def test_a_streamed_response_is_held_back_while_its_reader_does_not_read(echo: Service) -> None:
+    """A streamed response's window comes back only as its reader takes chunks: a peer answering
+    faster than the attempt reads is held back with at most WINDOW unread, not buffered without end;
+    the connection's other streams go on, and the whole response arrives once it is read."""
+    from reprise.partitions.invoker.h2_connection import WINDOW
+
+    async def go() -> None:
+        client = H2cClient(timeout_s=30)
+        size = WINDOW * 5 // 2
+        try:
+            stream = await client.open_stream(echo.uri + "/flood", b"", {"x-flood": str(size)})
+            inbox = stream._s.inbox  # type: ignore[attr-defined]
+            deadline = asyncio.get_running_loop().time() + 60
+            while inbox.queued < WINDOW and not inbox.overflowed and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.05)
+            assert not inbox.overflowed, "the peer was not held back: it sent past the window"
+            assert inbox.queued == WINDOW, "the peer filled the stream's window"
+            for _ in range(40):  # 2 s more, nothing read: nothing more may arrive
+                await asyncio.sleep(0.05)
+                assert inbox.queued <= WINDOW and not inbox.overflowed
+            assert await client.post(echo.uri + "/other", b"hi", {}) == (200, b"hi")
+            got = 0
+            while (chunk := await stream.read(30)) is not None:
+                got += len(chunk)
+            assert got == size
+        finally:
+            await client.aclose()
+    run(go())
+
+
+class _Transport:
+    def __init__(self) -> None:
+        self.written = b""
+
+    def write(self, data: bytes) -> None:
+        self.written += data
+
+    def is_closing(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_peer_that_overruns_its_window_fails_the_stream_retryably() -> None:
+    """A peer ignoring flow control cannot grow the inbox past WINDOW: the reader gets an H2cError
+    (a transport failure: the attempt is retried), the stream is reset, and later DATA is dropped."""
+    from reprise.partitions.invoker import h2_frames as f
+    from reprise.partitions.invoker.h2_connection import WINDOW, Connection
+
+    async def go() -> None:
+        conn = Connection("peer:1", 100)
+        transport = _Transport()
+        conn.connection_made(transport)  # type: ignore[arg-type]
+        stream_id, s = conn.post("/x", {}, b"", streamed=True)
+        chunk = b"d" * (1 << 20)
+        for _ in range(WINDOW // len(chunk) + 2):
+            conn.data_received(f.frame(f.DATA, 0, stream_id, chunk))
+        assert s.inbox is not None and s.inbox.queued == 0 and stream_id not in conn.streams
+        assert f.rst_stream(stream_id, f.CANCEL) in transport.written
+        with pytest.raises(H2cError, match="overran its flow-control window"):
+            await s.inbox.get(1)
+    run(go())

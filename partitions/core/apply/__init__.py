@@ -100,13 +100,14 @@ def apply_batch(tx: Transaction, partition: int, partitions: int, records: Itera
             handler(ctx, rec.value, rec.timestamp_ms)
         except RejectedRecord as e:
             _undo(tx, ctx, n_actions)
-            rejected.append(Rejected(rec.offset, rec.kind, e.reason, _fail_attempt_instead(tx, ctx, rec, str(e))))
+            rejected.append(Rejected(rec.offset, rec.kind, e.reason,
+                                     _fail_attempt_instead(tx, ctx, rec, str(e), e.reason)))
         except Exception as e:  # noqa: BLE001 - one bad record must not stop the partition
             if is_transient(e):  # the process failed, not the record: retry the batch (apply_failures.py)
                 raise TransientApplyError(rec.offset, e) from e
             _undo(tx, ctx, n_actions)
             reason = f"{rec.kind} could not be applied: {type(e).__name__}: {e}"
-            reason = _fail_attempt_instead(tx, ctx, rec, reason)
+            reason = _fail_attempt_instead(tx, ctx, rec, reason, Rejection.FAILED)
             rejected.append(Rejected(rec.offset, rec.kind, Rejection.FAILED, reason))
     return BatchResult(ctx.actions, ctx.dropped, rejected)
 
@@ -117,15 +118,19 @@ def _undo(tx: Transaction, ctx: ApplyContext, n_actions: int) -> None:
     del ctx.actions[n_actions:]
 
 
-def _fail_attempt_instead(tx: Transaction, ctx: ApplyContext, rec: LogRecord, reason: str) -> str:
-    """Refused effects fail their invocation (every attempt ends in the log); the reason to dead-letter."""
+def _fail_attempt_instead(tx: Transaction, ctx: ApplyContext, rec: LogRecord, reason: str,
+                          rejection: Rejection) -> str:
+    """Refused effects fail their attempt (every attempt ends in the log): retried as a protocol
+    violation, or, past a bound, terminally. Returns the reason to dead-letter."""
     if rec.kind != "InvokerEffects":
         return reason
     tx.savepoint()
     n_actions = len(ctx.actions)
+    terminal = rejection is Rejection.TOO_LARGE
     try:
-        if invoker_effects.fail_rejected(ctx, rec.value, reason, rec.timestamp_ms):
-            return reason + " (its invocation failed)"
+        if invoker_effects.fail_rejected(ctx, rec.value, reason, rec.timestamp_ms, terminal):
+            return reason + (" (its invocation failed)" if terminal
+                             else " (its attempt failed as a protocol violation, retried)")
     except Exception as e:  # noqa: BLE001 - the failure must not take the partition down either
         _undo(tx, ctx, n_actions)
         return reason + f" (failing its invocation failed too: {type(e).__name__}: {e})"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from reprise.engine.config import RetryPolicy
 from reprise.engine.ids import InvocationId, idempotent_invocation_id, parse_awakeable_id
 from reprise.engine.protocol import journal as pj
 from reprise.engine.protocol.messages import MessageType
@@ -171,14 +172,18 @@ def _on_outcome(ctx: ApplyContext, row: dict[str, Any], outcome: dict[str, Any],
             ctx.tables.put_status(row)
             return
         row["failures_since_entry"] += 1
-        delay = outcome["next_retry_delay_ms"] or 0
-        row["next_retry_ms"] = now_ms + delay
-        lifecycle.set_status(row, Status.BACKING_OFF, now_ms)
-        ctx.tables.put_status(row)
-        lifecycle.set_timer(ctx, "retry", row["invocation_id"], now_ms + delay, row["attempt"])
+        _back_off(ctx, row, outcome["next_retry_delay_ms"] or 0, now_ms)
     else:  # Ended
         value, failure = _output(ctx, row)
         lifecycle.complete(ctx, row, now_ms, value, failure, retention_ms)
+
+
+def _back_off(ctx: ApplyContext, row: dict[str, Any], delay_ms: int, now_ms: int) -> None:
+    """The attempt failed: the next one runs after ``delay_ms`` (a durable retry timer)."""
+    row["next_retry_ms"] = now_ms + delay_ms
+    lifecycle.set_status(row, Status.BACKING_OFF, now_ms)
+    ctx.tables.put_status(row)
+    lifecycle.set_timer(ctx, "retry", row["invocation_id"], now_ms + delay_ms, row["attempt"])
 
 
 def _output(ctx: ApplyContext, row: dict[str, Any]) -> tuple[bytes | None, dict[str, Any] | None]:
@@ -190,16 +195,24 @@ def _output(ctx: ApplyContext, row: dict[str, Any]) -> tuple[bytes | None, dict[
     return msg.value.content, None
 
 
-REJECTED_CODE = 500
+REJECTED_CODE = 500  # terminal: output past a bound, which running the attempt again would produce again
+VIOLATION_CODE = 571  # Restate's PROTOCOL_VIOLATION: retried, so a fixed deployment can complete it
+# A violation backs off by the engine's default policy, counted by the row's failures: the handler's
+# own policy is the invoker's (registry and configuration), which apply() does not see.
+_VIOLATION_BACKOFF = RetryPolicy()
 
 
-def fail_rejected(ctx: ApplyContext, rec: dict[str, Any], reason: str, now_ms: int) -> bool:
-    """Effects this module refused (and that were undone) end their invocation with a terminal
-    failure that says why, instead of leaving it INVOKED with nothing to drive it. Terminal, since
-    the same output would be refused again. Deterministic: it reads only the store and the record.
+def fail_rejected(ctx: ApplyContext, rec: dict[str, Any], reason: str, now_ms: int, terminal: bool) -> bool:
+    """Effects this module refused (and that were undone) end their attempt instead of leaving it
+    INVOKED with nothing to drive it. Deterministic: it reads only the store and the record.
 
-    Returns whether the invocation was failed. Waiters that cannot be told (a caller whose id is
-    malformed: often why the effects were refused) are skipped, so the failure itself applies.
+    Output the service could send correctly another time (a malformed command: a protocol
+    violation, 571) fails the attempt and retries it with backoff, as Restate retries what it cannot
+    decode; later records of the same attempt are then stale and dropped. ``terminal`` (output past
+    a bound, which a retry would produce again) ends the invocation with a failure that says why.
+
+    Returns whether the attempt was failed. For a terminal failure, waiters that cannot be told (a
+    caller whose id is malformed: often why the effects were refused) are skipped, so it applies.
     """
     inv, attempt = rec.get("invocation_id"), rec.get("attempt")
     if not isinstance(inv, str) or rec.get("epoch") != ctx.tables.epoch():
@@ -207,6 +220,13 @@ def fail_rejected(ctx: ApplyContext, rec: dict[str, Any], reason: str, now_ms: i
     row = ctx.tables.status(inv)
     if row is None or row["status"] != _INVOKED or row["attempt"] != attempt:
         return False
+    ctx.actions.append(AbortAttempt(inv, attempt))  # a streaming attempt must not go on
+    if not terminal:
+        row["last_failure"] = {"code": VIOLATION_CODE, "message": f"protocol violation: the engine could not "
+                                                                  f"apply attempt {attempt}'s output: {reason}"}
+        row["failures_since_entry"] += 1
+        _back_off(ctx, row, _VIOLATION_BACKOFF.delay_ms(row["failures_since_entry"]), now_ms)
+        return True
     failure = {"code": REJECTED_CODE, "message": f"the engine could not apply attempt {attempt}'s output: {reason}"}
     row["last_failure"] = failure
     for waiters in ("attached_callers", "attached_replies"):
@@ -216,7 +236,6 @@ def fail_rejected(ctx: ApplyContext, rec: dict[str, Any], reason: str, now_ms: i
             ctx.drop(f"{inv}: its {single} cannot be told of its failure")
             row[single] = None
     lifecycle.complete(ctx, row, now_ms, None, failure, None)
-    ctx.actions.append(AbortAttempt(inv, attempt))  # a streaming attempt must not go on
     return True
 
 
