@@ -45,10 +45,15 @@ class Lanes:
         waiting = self.waiting.get(dest)
         if not waiting:
             del self.in_flight[dest]
-            self.waiting.pop(dest, None)
             return None
         nxt = self.in_flight[dest] = waiting.pop(0)
+        if not waiting:
+            del self.waiting[dest]
         return nxt
+
+    def backlogged(self) -> bool:
+        """Some entry waits for an acknowledgement to go (then acks are worth serving at once)."""
+        return bool(self.waiting)
 
     def blocked_by(self, dest: Destination) -> int | None:
         """The entry in flight to ``dest`` (a failed one stays in flight until it is delivered)."""

@@ -328,7 +328,8 @@ class PartitionProcessor:
         _hold_for_test(hold)
         try:
             while not self._stop.is_set():
-                msgs = next_batch(consumer, 1000, 0.1)
+                # an outbox entry waiting for the ack before it (partitions/outbox_lanes.py): serve acks soon
+                msgs = next_batch(consumer, 1000, 0.002 if self.shipper.backlogged() else 0.1)
                 if hold:
                     _hold_for_test(hold)
                 by_partition: dict[int, list[Message]] = defaultdict(list)

@@ -162,5 +162,10 @@ class OutboxShipper:
             src.reported = up_to
             self._shipped(partition, up_to)
 
+    def backlogged(self) -> bool:
+        """An entry waits in a lane for the acknowledgement of the one before it. Read by the apply
+        thread, which serves the producer's delivery reports: it then polls for them without waiting."""
+        return any(src.lanes.backlogged() for src in list(self._sources.values()))
+
     def drop_partition(self, partition: int) -> None:
         self._sources.pop(partition, None)

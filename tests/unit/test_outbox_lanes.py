@@ -51,3 +51,13 @@ def test_in_flight_never_holds_two_entries_of_one_lane() -> None:
                 if nxt is not None:
                     assert nxt > s
                     in_flight[d] = nxt
+
+
+def test_backlogged_while_an_entry_waits() -> None:
+    lanes = Lanes()
+    lanes.admit(A, 0)
+    assert not lanes.backlogged()
+    lanes.admit(A, 1)
+    assert lanes.backlogged()
+    lanes.delivered(A, 0)
+    assert not lanes.backlogged()  # 1 in flight, nothing behind it
