@@ -1,11 +1,16 @@
-"""Fault injection for tests of restore, rebuild and snapshots. Never set in production.
+"""Fault injection for tests of restore, rebuild, snapshots and the outbox. Never set in production.
 
 ``REPRISE_FAULT_CRASH_AT=<point>:<n>``: the process SIGKILLs itself the ``n``-th time it reaches
 ``point`` (a crash, not an exit: no flush, no close, what RocksDB holds only in memory is lost).
 ``REPRISE_FAULT_HOLD=<point>=<path>``: on reaching ``point`` the process creates ``<path>.held``
 and waits (up to ``HOLD_LIMIT_S``) until ``<path>`` exists, so a test can act while it is stuck there.
 
-Both are read once at import: unset, each call is a dictionary lookup that finds nothing.
+``REPRISE_FAULT_FAIL_AT=<point>:<n>``: the ``n``-th time the process reaches ``point`` the operation
+there fails (``outbox-produce``: an outbox entry for a log partition is not produced, and its
+delivery is reported failed FAILURE_REPORT_S later, as if Kafka refused its batch while later
+batches could land).
+
+All three are read once at import: unset, each call is a dictionary lookup that finds nothing.
 """
 
 from __future__ import annotations
@@ -16,10 +21,11 @@ import time
 from pathlib import Path
 
 HOLD_LIMIT_S = 300.0
+FAILURE_REPORT_S = 0.5
 
 
-def _crash_plan() -> tuple[str, int] | None:
-    raw = os.environ.get("REPRISE_FAULT_CRASH_AT", "")
+def _crash_plan(var: str = "REPRISE_FAULT_CRASH_AT") -> tuple[str, int] | None:
+    raw = os.environ.get(var, "")
     point, _, n = raw.rpartition(":")
     return (point, int(n)) if point and n.isdigit() else None
 
@@ -30,6 +36,7 @@ def _hold_plan() -> tuple[str, Path] | None:
 
 
 _CRASH = _crash_plan()
+_FAIL = _crash_plan("REPRISE_FAULT_FAIL_AT")
 _HOLD = _hold_plan()
 _reached: dict[str, int] = {}
 
@@ -41,6 +48,15 @@ def crash_point(point: str) -> None:
     _reached[point] = _reached.get(point, 0) + 1
     if _reached[point] == _CRASH[1]:
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def fail_point(point: str) -> bool:
+    """True if the operation here is to fail this time (the ``n``-th time this point is reached)."""
+    if _FAIL is None or _FAIL[0] != point:
+        return False
+    key = "fail:" + point
+    _reached[key] = _reached.get(key, 0) + 1
+    return _reached[key] == _FAIL[1]
 
 
 def hold_point(point: str) -> None:

@@ -30,6 +30,7 @@ LOG_SCHEMAS: dict[tuple[str, int], str] = {
     ("TimerFired", 1): "timer_fired.v1.avsc",
     ("CallCompleted", 1): "call_completed.v1.avsc",
     ("LeaderEpoch", 1): "leader_epoch.v1.avsc",
+    ("LeaderEpoch", 2): "leader_epoch.v2.avsc",
     ("OutboxShipped", 1): "outbox_shipped.v1.avsc",
     ("Signal", 1): "signal.v1.avsc",
     ("AdminCommand", 1): "admin_command.v1.avsc",

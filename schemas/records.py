@@ -214,13 +214,25 @@ class InvokerEffects(TypedDict):
     outcome: Suspended | AttemptFailed | Ended | Progress
 
 
-class LeaderEpoch(TypedDict):
+class LeaderEpochV1(TypedDict):
     """A processor claims a partition. Records carrying an older epoch change nothing afterwards."""
 
     partition: int
     epoch: int
     owner: str
     timestamp_ms: int
+
+
+class LeaderEpoch(TypedDict):
+    """A processor claims a partition. Records carrying an older epoch change nothing afterwards. v2 added
+    the claim its writer saw holding when it made this one (seen_owner empty: none)."""
+
+    partition: int
+    epoch: int
+    owner: str
+    timestamp_ms: int
+    seen_epoch: int
+    seen_owner: str
 
 
 class OutboxEntry(TypedDict):
@@ -325,7 +337,8 @@ BY_KIND: dict[tuple[str, int], type] = {
     ('InvokeCommand', 1): InvokeCommand,
     ('InvokerEffects', 1): InvokerEffectsV1,
     ('InvokerEffects', 2): InvokerEffects,
-    ('LeaderEpoch', 1): LeaderEpoch,
+    ('LeaderEpoch', 1): LeaderEpochV1,
+    ('LeaderEpoch', 2): LeaderEpoch,
     ('OutboxEntry', 1): OutboxEntry,
     ('OutboxShipped', 1): OutboxShipped,
     ('Reply', 1): Reply,

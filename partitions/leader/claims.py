@@ -8,22 +8,35 @@ claim would let one such record stop the partition (no attempts, timers or outbo
 1. A processor's claim is in flight until it has applied it. Claims before it are history: it
    neither leads nor answers them.
 2. Its claim applied and holding: it leads.
-3. A claim it did not write now holds (its own refused, or a newer one after it led): it stops
-   acting at once, then claims again above it, once per owner that displaced it.
-4. An owner it has claimed against once claims above it again: that owner is a live processor
+3. A takeover: the first claim above its holding claim names that claim as the one its writer saw
+   holding (LeaderEpoch v2 ``seen_*``). Its writer applied our claim and took the partition on
+   purpose (a newcomer, a new group member): this processor steps down and yields to it at once,
+   without a claim of its own. A frozen old leader that wakes up after a takeover therefore leaves
+   the newcomer alone: the newcomer never steps down, so its attempts in flight run to the end.
+4. Any other claim it did not write now holds (its own refused, or a newer one after it led, that
+   did not see it): it stops acting at once, then claims again above it, once per owner that
+   displaced it.
+5. An owner it has claimed against once claims above it again: that owner is a live processor
    that also claims again, and this one yields to it for as long as it owns the partition, so two
-   live processors settle in two rounds instead of taking the partition from each other forever.
-   After a takeover the newcomer keeps the partition: the frozen process that wakes up claims
-   against it once, the newcomer answers, and the old one yields.
+   live processors settle in two rounds instead of taking the partition from each other forever
+   (peers whose claims do not say what they saw: v1 records).
+
+Why a takeover cannot keep the old leader's attempts, nor an answered claim the newcomer's: records
+of an epoch count only until the next accepted claim, so once a claim above ours is in the log,
+nothing we produce at our epoch takes effect again. The only way not to lose the newcomer's work
+is for the old leader not to claim at all, which rule 3 gives.
 
 Fencing is untouched: apply() accepts a claim only above the current epoch and ignores records
-from any other epoch, so at any point of the log exactly one epoch's records take effect.
-A forger who keeps answering this processor's claims can still make it yield; only the topic's
-ACLs stop that (docs/kafka.md).
+from any other epoch, so at any point of the log exactly one epoch's records take effect; ``seen``
+only decides whether a displaced processor claims again, never what apply() accepts.
+A forger who keeps answering this processor's claims can still make it yield, and so can one who
+reads the log and names the holder's claim as seen; only the topic's ACLs stop those (docs/kafka.md).
+A blind forger cannot name it (owners are random ids).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -74,12 +87,23 @@ class Claims:
         st = self._partitions.get(partition)
         return st.yielded_to if st is not None else None
 
-    def after_batch(self, partition: int, applied: list[Claim], holder: Claim, leading: bool) -> Decision:
-        """``applied``: the batch's claims, in order; ``holder``: the store's (epoch, owner) after it."""
+    def after_batch(self, partition: int, applied: list[Claim], holder: Claim, leading: bool,
+                    seen: Mapping[Claim, Claim] | None = None) -> Decision:
+        """``applied``: the batch's claims, in order; ``holder``: the store's (epoch, owner) after it;
+        ``seen``: for the batch's claims that say so, the claim their writer saw holding."""
         st = self._partitions[partition]
-        if holder == (st.epoch, self.owner):
+        ours = Claim(st.epoch, self.owner)
+        if holder == ours:
             st.applied = True
             return Decision(lead=not leading)
+        taker = _taken_over_by(ours, st.applied, applied, seen or {})
+        if taker is not None:
+            st.applied = True
+            st.answered_up_to = max(st.answered_up_to, holder.epoch)
+            if st.yielded_to is not None:
+                return Decision(step_down=leading)
+            st.yielded_to = taker
+            return Decision(step_down=leading, yielded_to=taker)
         refused = not st.applied
         if refused:
             if (st.epoch, self.owner) not in applied:
@@ -97,3 +121,20 @@ class Claims:
             st.claimed_against.add(holder.owner)
         st.epoch, st.applied = holder.epoch + 1, False
         return Decision(step_down=leading, claim=st.epoch)
+
+
+def _taken_over_by(ours: Claim, applied_before: bool, batch: list[Claim], seen: Mapping[Claim, Claim]) -> str | None:
+    """The owner of the claim that displaced ours in this batch if its writer saw ours holding, else None.
+
+    The claim that displaced ours is the first one above it after it (apply() accepts a claim only
+    above the current epoch); claims before ours in the batch are history."""
+    if ours in batch:
+        rest = batch[batch.index(ours) + 1:]
+    elif applied_before:
+        rest = batch
+    else:
+        return None  # ours is still on its way
+    for c in rest:
+        if c.epoch > ours.epoch:
+            return c.owner if seen.get(c) == ours and c.owner != ours.owner else None
+    return None

@@ -203,7 +203,9 @@ class PartitionProcessor:
             self.stores[partition] = store
         metrics.observe_snapshot(partition, self.snapshots.latest(partition))
         log.info("partition %d: owned; resumes after offset %d", partition, offset)
-        self._claim(partition, self.claims.first(partition, Tables(Transaction(store)).epoch()))
+        tables = Tables(Transaction(store))
+        held = Claim(tables.epoch(), tables.epoch_owner() or "")
+        self._claim(partition, self.claims.first(partition, held.epoch), held)
         return TopicPartition(self.cfg.log_topic, partition, offset + 1 if offset >= 0 else OFFSET_BEGINNING)
 
     def _restore(self, partition: int, store: RocksStore) -> int:
@@ -265,10 +267,12 @@ class PartitionProcessor:
         return f"catching up on partitions {behind}" if behind else None
 
     # leadership ------------------------------------------------------------------------------
-    def _claim(self, partition: int, epoch: int) -> None:
+    def _claim(self, partition: int, epoch: int, seen: Claim) -> None:
+        """Claim above ``seen``, the claim holding in our store: its owner yields to us at once."""
         self.claimed[partition] = epoch
         produce_record(self.producer, self.cfg.log_topic, partition, "LeaderEpoch", {
-            "partition": partition, "epoch": epoch, "owner": self.owner, "timestamp_ms": now_ms()})
+            "partition": partition, "epoch": epoch, "owner": self.owner, "timestamp_ms": now_ms(),
+            "seen_epoch": seen.epoch, "seen_owner": seen.owner})
 
     def _check_leadership(self, partition: int, batch: list[LogRecord]) -> bool:
         """After a batch with claims: lead, step down, claim again or yield (partitions/leader/claims.py).
@@ -276,22 +280,25 @@ class PartitionProcessor:
         A claim holds when the store's current (epoch, owner) is (our claim, us): an epoch alone
         would not do, since two processors may claim the same number.
         """
-        claims = [Claim(r.value["epoch"], r.value["owner"]) for r in batch if r.kind == "LeaderEpoch"]
-        if not claims:
+        values = [r.value for r in batch if r.kind == "LeaderEpoch"]
+        if not values:
             return False
+        claims = [Claim(v["epoch"], v["owner"]) for v in values]
+        seen = {Claim(v["epoch"], v["owner"]): Claim(v["seen_epoch"], v["seen_owner"])
+                for v in values if v.get("seen_owner")}  # v2 records name the claim they saw holding
         tables = Tables(Transaction(self.stores[partition]))
         holder = Claim(tables.epoch(), tables.epoch_owner() or "")
-        decision = self.claims.after_batch(partition, claims, holder, partition in self.leading)
+        decision = self.claims.after_batch(partition, claims, holder, partition in self.leading, seen)
         if decision.step_down:
             self.leading.discard(partition)
             self._loop.call_soon_threadsafe(self._step_down, partition, holder)
         if decision.yielded_to is not None:
-            log.warning("partition %d: %s claimed it again above our own claim: a live processor; yielding to it",
-                        partition, decision.yielded_to)
+            log.warning("partition %d: %s took it over from our claim (or claimed again above it): a live "
+                        "processor; yielding to it", partition, decision.yielded_to)
         if decision.claim is not None:
             log.warning("partition %d: epoch %d of %s is not ours; claiming again at %d", partition, holder.epoch,
                         holder.owner, decision.claim)
-            self._claim(partition, decision.claim)
+            self._claim(partition, decision.claim, holder)
         if decision.lead:
             self.leading.add(partition)
         return decision.lead
@@ -324,10 +331,14 @@ class PartitionProcessor:
     # the apply loop (its own thread) -----------------------------------------------------------
     def _consume(self, consumer: Any) -> None:
         last_commit = time.monotonic()
-        _hold_for_test()
+        hold = os.environ.get("REPRISE_FAULT_HOLD_APPLY")  # tests only: _hold_for_test
+        _hold_for_test(hold)
         try:
             while not self._stop.is_set():
-                msgs = next_batch(consumer, 1000, 0.1)
+                # an outbox entry waiting for the ack before it (partitions/leader/outbox_lanes.py): serve acks soon
+                msgs = next_batch(consumer, 1000, 0.002 if self.shipper.backlogged() else 0.1)
+                if hold:
+                    _hold_for_test(hold)
                 by_partition: dict[int, list[Message]] = defaultdict(list)
                 for m in msgs:
                     if m.error() is None:
@@ -500,10 +511,10 @@ class PartitionProcessor:
                 "epoch": self.claimed[partition], "up_to_seq": up_to})
 
 
-def _hold_for_test() -> None:
+def _hold_for_test(hold: str | None) -> None:
     """Fault injection for tests: the apply loop waits while the file REPRISE_FAULT_HOLD_APPLY names
-    exists (a processor that has not caught up yet). Checked once, never set in production."""
-    hold = os.environ.get("REPRISE_FAULT_HOLD_APPLY")
+    exists, at its start (a processor that has not caught up yet) and before applying each batch
+    (a woken process that acts before it reads the log). Never set in production."""
     while hold and os.path.exists(hold):
         time.sleep(0.1)
 

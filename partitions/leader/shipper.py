@@ -6,22 +6,14 @@ handed to it directly instead: engine/local_replies.py); (3) once Kafka acknowle
 seq, the leader appends OutboxShipped(up_to) to its own partition, and apply() deletes them. A crash
 between (2) and (3) re-ships on restart; receivers drop the copies by (partition, seq).
 
-Order under failure. A log partition receiving entries keeps only the highest seq it applied per
-source partition and drops anything at or below it, so an entry that failed must reach its
-partition before any later entry to the same partition does, or it would be dropped as a copy.
-Hence: (a) an entry that failed stays unfinished, and OutboxShipped never reaches past an
-unfinished entry; (b) once an entry to a log partition failed, later entries to it are held; the
-failed and held ones are then shipped one at a time, lowest seq first, each after the previous
-one was acknowledged, until none is left and the partition is batched again; (c) within one
-producer turn, a refused entry makes the turn's later entries to its partition refused too
-(ProduceBurst ``ordered``). Entries to other destinations go on meanwhile, batched as before;
-a failed reply (its receiver keeps no high-water) is retried alone, holding nothing.
-
-What (b) cannot undo: entries to the same destination already in flight when an earlier one
-fails. The processor's producer never times a record out (``message.timeout.ms`` 0), so that takes
-a permanent broker error on one batch while a later batch succeeds; it is logged as an error.
-An entry that keeps failing holds its destination (retried every RETRY_S, a warning each time):
-wedged and loud, never dropped.
+Order under failure (partitions/leader/outbox_lanes.py). A log partition receiving entries keeps only
+the highest seq it applied per source partition and drops anything at or below it, so an entry
+must reach its partition before any later entry to it does, even when its delivery fails. Hence
+at most one entry is in flight per receiving log partition: the next goes once the previous one was
+acknowledged; a failed one is retried (every RETRY_S, a warning each time) while the entries
+behind it wait, and OutboxShipped never reaches past an unfinished entry. An entry that keeps
+failing holds its partition: wedged and loud, never dropped. Entries to other partitions go on
+meanwhile; a failed reply (its receiver keeps no high-water) is retried alone, holding nothing.
 
 An entry addressed where it may not go (a Reply to a topic the operator does not allow,
 engine/reply_topics.py) is never produced: it is dropped with a warning and counts as delivered.
@@ -30,12 +22,12 @@ engine/reply_topics.py) is never produced: it is dropped with a warning and coun
 from __future__ import annotations
 
 import asyncio
-import bisect
 import logging
 from collections.abc import Callable
 
 from confluent_kafka import KafkaError, Message
 
+from reprise.engine import faults
 from reprise.engine.config import Config
 from reprise.engine.local_replies import LocalReplies
 from reprise.engine.produce_burst import ProduceBurst
@@ -43,26 +35,24 @@ from reprise.engine.reply_topics import ReplyTopics
 from reprise.partitions import metrics
 from reprise.partitions.core.tables import Row, Tables
 from reprise.partitions.core.transaction import KeyValueStore, Transaction
+from reprise.partitions.leader.outbox_lanes import Destination, Lanes
 from reprise.schemas import codec
 
 log = logging.getLogger(__name__)
 ShippedSink = Callable[[int, int], None]
-Destination = tuple[str, int]  # (topic, partition); partition -1: Kafka picks it by key
 RETRY_S = 0.5
 
 
 class _Source:
     """One led partition's shipping state."""
 
-    __slots__ = ("unfinished", "acked_max", "reported", "held", "probing", "retry_scheduled")
+    __slots__ = ("unfinished", "acked_max", "reported", "lanes")
 
     def __init__(self) -> None:
-        self.unfinished: set[int] = set()  # produced and not acknowledged, or failed and not yet delivered
+        self.unfinished: set[int] = set()  # produced and not acknowledged, or failed, or waiting in a lane
         self.acked_max = -1
         self.reported = -1
-        self.held: dict[Destination, list[int]] = {}  # destinations with a failed entry: seqs to ship, in order
-        self.probing: dict[Destination, int] = {}  # the one held entry in flight to each such destination
-        self.retry_scheduled: set[Destination] = set()
+        self.lanes = Lanes()  # log partitions: one entry in flight each
 
 
 class OutboxShipper:
@@ -98,11 +88,8 @@ class OutboxShipper:
             metrics.REPLIES_REFUSED.inc()
             self._loop.call_soon(self._acked, partition, store, src, seq, entry, None)
             return
-        dest = (entry["topic"], entry["partition"])
-        held = src.held.get(dest)  # only log partitions are held: their receivers drop what comes late
-        if held is not None:  # an earlier entry to it failed: this one waits behind it
-            bisect.insort(held, seq)
-            return
+        if entry["topic"] == "log" and not src.lanes.admit((entry["topic"], entry["partition"]), seq):
+            return  # an earlier entry to that partition is in flight: this one goes after it
         self._produce(partition, store, src, seq, entry)
 
     def _produce(self, partition: int, store: KeyValueStore, src: _Source, seq: int, entry: Row) -> None:
@@ -116,6 +103,10 @@ class OutboxShipper:
         def delivered(err: KafkaError | None, _msg: Message) -> None:
             self._loop.call_soon_threadsafe(self._acked, partition, store, src, seq, entry, err)
 
+        if entry["topic"] == "log" and faults.fail_point("outbox-produce"):  # tests only: as if its batch failed
+            self._loop.call_later(faults.FAILURE_REPORT_S, self._acked, partition, store, src, seq, entry,
+                                  KafkaError(KafkaError._FAIL, "injected fault"))
+            return
         key = None
         if entry["partition"] < 0:  # a client's reply topic: key by request id, Kafka picks the partition
             key = codec.decode(entry["kind"], 1, entry["value"]).get("request_id", "").encode()
@@ -136,31 +127,15 @@ class OutboxShipper:
         if self._sources.get(partition) is not src:
             return  # the partition was dropped (stepped down) since: its next leader ships it
         dest = (entry["topic"], entry["partition"])
-        if err is not None and dest[0] != "log":  # a reply: its receiver keeps no high-water, order is moot
-            log.warning("outbox entry %d of partition %d to %s not delivered (%s); retrying", seq, partition,
-                        dest[0], err)
+        if err is not None:  # retried; a log entry stays in flight in its lane, so nothing behind it goes first
+            log.warning("outbox entry %d of partition %d to %s[%d] not delivered (%s); retrying it", seq, partition,
+                        dest[0], dest[1], err)
             self._loop.call_later(RETRY_S, self._retry_one, partition, store, src, seq, entry)
-            return
-        if err is not None:
-            log.warning("outbox entry %d of partition %d to %s[%d] not delivered (%s); retrying it before any "
-                        "later entry to it", seq, partition, dest[0], dest[1], err)
-            held = src.held.setdefault(dest, [])
-            if seq not in held:
-                bisect.insort(held, seq)
-            if src.probing.get(dest) == seq:
-                del src.probing[dest]
-            if dest not in src.retry_scheduled:
-                src.retry_scheduled.add(dest)
-                self._loop.call_later(RETRY_S, self._retry, partition, store, src, dest)
             return
         src.unfinished.discard(seq)
         src.acked_max = max(src.acked_max, seq)
-        if src.probing.get(dest) == seq:
-            del src.probing[dest]
-            self._release_next(partition, store, src, dest)
-        elif (held := src.held.get(dest)) and held[0] < seq:
-            log.error("outbox entry %d of partition %d reached %s[%d] before the failed entry %d: the receiver may "
-                      "drop %d as a copy", seq, partition, dest[0], dest[1], held[0], held[0])
+        if dest[0] == "log":
+            self._ship_next(partition, store, src, dest, seq)
         if partition not in self._flush_scheduled:
             self._flush_scheduled.add(partition)
             self._loop.call_later(self._interval, self._report, partition)
@@ -169,25 +144,16 @@ class OutboxShipper:
         if self._sources.get(partition) is src:
             self._produce(partition, store, src, seq, entry)
 
-    def _retry(self, partition: int, store: KeyValueStore, src: _Source, dest: Destination) -> None:
-        src.retry_scheduled.discard(dest)
-        if self._sources.get(partition) is src and dest not in src.probing:
-            self._release_next(partition, store, src, dest)
-
-    def _release_next(self, partition: int, store: KeyValueStore, src: _Source, dest: Destination) -> None:
-        """Ship a held destination's lowest entry alone; with none left, the destination is no longer held."""
-        held = src.held.get(dest)
+    def _ship_next(self, partition: int, store: KeyValueStore, src: _Source, dest: Destination, seq: int) -> None:
+        """``seq`` reached ``dest``: the lowest entry waiting for it goes now."""
         tables = Tables(Transaction(store))
-        while held:
-            seq = held.pop(0)
-            entry = tables.outbox_entry(seq)
-            if entry is None:  # cannot happen while it is unfinished (never reported); kept safe
-                src.unfinished.discard(seq)
-                continue
-            src.probing[dest] = seq
-            self._produce(partition, store, src, seq, entry)
-            return
-        src.held.pop(dest, None)
+        while (nxt := src.lanes.delivered(dest, seq)) is not None:
+            entry = tables.outbox_entry(nxt)
+            if entry is not None:
+                self._produce(partition, store, src, nxt, entry)
+                return
+            src.unfinished.discard(nxt)  # cannot happen while it is unfinished (never reported); kept safe
+            seq = nxt
 
     def _report(self, partition: int) -> None:
         self._flush_scheduled.discard(partition)
@@ -199,6 +165,11 @@ class OutboxShipper:
         if up_to > src.reported:
             src.reported = up_to
             self._shipped(partition, up_to)
+
+    def backlogged(self) -> bool:
+        """An entry waits in a lane for the acknowledgement of the one before it. Read by the apply
+        thread, which serves the producer's delivery reports: it then polls for them without waiting."""
+        return any(src.lanes.backlogged() for src in list(self._sources.values()))
 
     def drop_partition(self, partition: int) -> None:
         self._sources.pop(partition, None)

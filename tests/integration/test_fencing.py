@@ -24,7 +24,8 @@ def _state(eng: Engine, key: str) -> dict:
 
 def test_a_zombies_effects_that_reach_the_log_first_are_ignored(
         kafka_bootstrap: str, namespace: str, tmp_path: Path, latch_service: Service, effects: Path) -> None:
-    old = Engine(kafka_bootstrap, namespace, tmp_path / "old")
+    hold = tmp_path / "hold-apply"  # the zombie, once woken, acts before it reads the newcomer's claim
+    old = Engine(kafka_bootstrap, namespace, tmp_path / "old", env={"REPRISE_FAULT_HOLD_APPLY": str(hold)})
     new = Engine(kafka_bootstrap, namespace, tmp_path / "new")
     old.start()
     try:
@@ -41,20 +42,24 @@ def test_a_zombies_effects_that_reach_the_log_first_are_ignored(
         wait_until(lambda: count(effects, "z.started") == 2, 60, "the new leader's execution to start")
         assert count(effects, "z.finished") == 1  # held on its latch: the new leader's attempt is in flight
 
+        hold.touch()
         os.killpg(old.popen.pid, signal.SIGCONT)  # the zombie wakes and reports its attempt
         wait_until(lambda: "InvokerEffects" in log_kinds(kafka_bootstrap, namespace), 60,
                    "the zombie's effects to reach the log")
         assert count(effects, "z.finished") == 1, "the new leader's attempt must still be in flight"
+        hold.unlink()  # and now it reads the log: the newcomer's claim
 
-        # Now the new leader's attempt ends. The zombie, awake, claims against the newcomer, which
-        # answers (partitions/leader/claims.py): stepping down stops the newcomer's attempt, so it may run
-        # again (executions 3, 4) before the two settle; whichever of its executions counts, the
-        # zombie's never does.
-        for n in range(2, 10):
+        # The zombie sees the newcomer's claim name its own as the one it took over
+        # (partitions/leader/claims.py) and yields without claiming back, so the newcomer never steps
+        # down: its execution in flight is the one that counts once it ends.
+        wait_until(lambda: "yielding to it" in old.output(), 60, "the zombie to yield")
+        assert "stepping down" not in new.output()
+        for n in range(2, 10):  # more latches than executions: a regression fails on the asserts, not a hang
             (effects / f"z.go{n}").touch()
         status, out = call_json(new, f"/restate/invocation/{inv}/attach", timeout=60)
-        assert status == 200 and out != "execution1", f"the zombie's attempt was applied: {out}"
-        assert _state(new, "z") == {"by": json.dumps(out)}
+        assert (status, out) == (200, "execution2"), f"not the newcomer's execution in flight: {out}"
+        assert _state(new, "z") == {"by": '"execution2"'}
+        assert count(effects, "z.started") == 2, "the newcomer's attempt was stopped and run again"
         assert log_kinds(kafka_bootstrap, namespace).count("InvokerEffects") >= 2  # both reached the log
         wait_until(lambda: "stepping down" in old.output(), 30, "the zombie to step down")
     finally:

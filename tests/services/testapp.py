@@ -203,6 +203,14 @@ async def later(ctx: restate.Context, req: dict) -> str:
 
 
 @caller.handler()
+async def fan_out(ctx: restate.Context, req: dict) -> int:
+    """One-way calls Counter/<key>/add(1), ``n`` times, to one key: ``n`` outbox entries to one partition."""
+    for _ in range(req["n"]):
+        ctx.object_send(add, key=req["key"], arg=1)
+    return req["n"]
+
+
+@caller.handler()
 async def call_unknown(ctx: restate.Context) -> str:
     return await ctx.generic_call("NoSuchService", "nope", b"")  # type: ignore[return-value]
 

@@ -155,3 +155,17 @@ def test_a_failed_reply_is_retried_alone_and_holds_no_later_reply() -> None:
     assert reports[-1][0] == len(dests) - 1 and all(ok for _, ok in reports), reports
     replies = kafka.applied[REPLIES]  # a reply topic dedups nothing: order among replies is free
     assert sorted(replies) == [0, 2, 3, 5, 6, 8] and replies.index(3) < replies.index(2)
+
+
+def test_entries_in_flight_behind_a_failing_one_do_not_overtake_it() -> None:
+    """Three entries to one receiver go out in one turn and the first one's batch fails while the
+    later ones land: the receiver's high-water would then drop the first when it is re-sent."""
+    dests = [1, 1, 1, 2, 1]
+    kafka, reports, _ = run_shipper(dests, fail={0})
+    assert_no_loss(kafka, reports, dests)
+
+
+def test_a_failure_behind_a_failure_on_two_receivers_in_one_turn() -> None:
+    dests = [1, 2, 1, 2, 1, 2, 1, 2]
+    kafka, reports, _ = run_shipper(dests, fail={0, 3, 4})
+    assert_no_loss(kafka, reports, dests)

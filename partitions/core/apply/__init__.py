@@ -54,6 +54,7 @@ HANDLERS: dict[tuple[str, int], Handler] = {
     ("TimerFired", 1): timer_fired.apply_timer_fired,
     ("CallCompleted", 1): call_completed.apply_call_completed,
     ("LeaderEpoch", 1): leadership.apply_leader_epoch,
+    ("LeaderEpoch", 2): leadership.apply_leader_epoch,  # v2 adds the claim its writer saw holding
     ("OutboxShipped", 1): leadership.apply_outbox_shipped,
     ("Signal", 1): signal.apply_signal,
     ("AdminCommand", 1): admin_command.apply_admin_command,
