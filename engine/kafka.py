@@ -1,7 +1,7 @@
 """Kafka plumbing every process shares: client settings, topics, record production.
 
-Settings follow PERFORMANCE-NOTES.md: acks=all with idempotence (durable before visible), no linger
-on the latency path, fetches that return as soon as data is there.
+The settings (docs/architecture.md says why): acks=all with idempotence (durable before visible), no
+linger on the latency path, fetches that return as soon as data is there.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def producer_config(cfg: Config, **extra: Any) -> dict[str, Any]:
         "acks": "all",
         "enable.idempotence": True,
         # 0, not 1: a call crosses two producers (its Invoke, then its effects), and at 1 ms greet's
-        # p50 at C=1 was 7.0-7.1 ms against 3.9-4.4 at 0 (eleventh session, tests/bench/ab.py). Under
+        # p50 at C=1 was 7.0-7.1 ms against 3.9-4.4 at 0 (tests/bench/ab.py). Under
         # load batches still form while requests are in flight; C=64 throughput moved within the drift.
         "linger.ms": 0,
         "retry.backoff.ms": 10,
@@ -258,12 +258,12 @@ class LoopDeliveries:
     """Serves a producer's delivery reports on the event loop, polling while any are outstanding.
 
     A thread blocked in ``poll()`` is woken for every acknowledged batch and then has to wake the
-    loop: two thread wake-ups per ack, ~40 µs of CPU each on the 2-core VM (docs/benchmarks.md, tenth
-    session). Polled from the loop, a report costs a timer tick while a record is unacknowledged;
+    loop: two thread wake-ups per ack, ~40 µs of CPU each on a 2-core VM (docs/benchmarks.md).
+    Polled from the loop, a report costs a timer tick while a record is unacknowledged;
     callbacks run on the loop, so they may settle futures directly.
 
     ``poll(0)`` drops the GIL, and under load the apply thread then keeps it: ~90 µs of wall time per
-    poll against 0.5 µs uncontended (eleventh session). So the loop polls every ``interval_s`` only
+    poll against 0.5 µs uncontended. So the loop polls every ``interval_s`` only
     while someone awaits an ack (a one-way send answers 202 once its record is in the log); when the
     records outstanding are calls, whose reports matter only if Kafka gave up on them (a 503 after
     ``message.timeout.ms``), every ``relaxed_s``.

@@ -123,7 +123,7 @@ _HEADER_FIELDS: dict[tuple[str, str], bytes] = {}
 def input_command(headers: list[tuple[str, str]], body: bytes) -> bytes:
     """The InputCommand entry every invocation starts with, encoded by hand from cached header
     fields: through protobuf's classes it cost ~8 µs with five headers, ~13% of the apply thread
-    under one-way sends (py-spy, twelfth session). The bytes are those protobuf writes
+    under one-way sends (py-spy). The bytes are those protobuf writes
     (tests/unit/test_protocol.py)."""
     cache = _HEADER_FIELDS
     parts = []

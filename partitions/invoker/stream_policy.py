@@ -6,7 +6,7 @@ A handler that never waits (a greeting, a state update with its state sent eager
 and costs the service more: its request body stays open until the engine ends it, and the SDK waits
 for that end as one more event before it ends its response. With restate-sdk under hypercorn that
 was 3–12% of the service's CPU per one-way send, 9% on average over five alternating pairs
-(docs/benchmarks.md, fifteenth session).
+(docs/benchmarks.md).
 
 So a handler streams until its attempts have ended ``calm`` times in a row without waiting for
 anything, then runs request/response until one of its attempts suspends (it waited for something
