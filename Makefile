@@ -38,7 +38,7 @@ test-slow: native
 
 # Every workload against Restate 1.7.12 and Reprise in alternating windows, then split in two and embedded (~30 min).
 bench: native
-	bash ../shared/peers/restate-peer.sh install
+	$(PY) -m tests.bench.restate_peer install
 	$(PY) tests/bench/run.py
 
 kafka-start: venv

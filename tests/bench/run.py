@@ -28,10 +28,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.bench import restate_peer  # noqa: E402
 from tests.bench.broker import broker_pid, fresh_broker, stop_broker  # noqa: E402
 from tests.bench.loadgen import WORKLOADS, Result, greet, run_load  # noqa: E402
 
-PEER = ROOT.parent / "shared" / "peers" / "restate-peer.sh"
 INGRESS, ADMIN, SERVICE = "http://127.0.0.1:8080", "http://127.0.0.1:9070", "http://127.0.0.1:9080"
 ADMIN_TOKEN = "bench-admin-token"  # the cluster roles need one (docs/security.md); dev engines ignore it
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -112,12 +112,10 @@ class Restate(Engine):
     name = "restate"
 
     def start(self) -> None:
-        subprocess.run(["bash", str(PEER), "start"], check=True)
-        pid = int((Path.home() / ".cache" / "reprise-peer" / "server.pid").read_text())
-        self.pids = {"restate-server": pid}
+        self.pids = {"restate-server": restate_peer.start()}
 
     def stop(self) -> None:
-        subprocess.run(["bash", str(PEER), "stop"], check=False)
+        restate_peer.stop()
 
 
 class Reprise(Engine):
