@@ -45,13 +45,13 @@ def kafka_bootstrap(request: pytest.FixtureRequest) -> Iterator[str]:
     kafka.stop()
 
 
-_NAMESPACED = re.compile(r"t[0-9a-f]{10}\.")
+_NAMESPACED = re.compile(r"t[0-9a-f]{10}[.-]")  # a test's namespace, or a namespace derived from it (``<ns>-copy``)
 
 
 def _not_anothers(topic: str, own: str | None) -> bool:
     """False for a topic of another test's namespace: tests of several checkouts may share one broker,
     and one test's clean-up must not delete what another is still using."""
-    return own is None or topic.startswith(own + ".") or not _NAMESPACED.match(topic)
+    return own is None or topic.startswith((own + ".", own + "-")) or not _NAMESPACED.match(topic)
 
 
 @pytest.fixture(autouse=True)
