@@ -135,6 +135,24 @@ def module_engine(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
 
 
 @pytest.fixture
+def own_engine(kafka_bootstrap: str, namespace: str, tmp_path: Path) -> Iterator[Engine]:
+    """In a module whose tests share ``module_engine``: an engine, service and effects directory
+    (``<tmp_path>/own-effects``) of the test's own, for a test that looks at more than its own keys."""
+    mine = tmp_path / "own-effects"
+    mine.mkdir()
+    svc = Service(mine, tmp_path / "service.log", env={"REPRISE_EXAMPLE_OUTBOX": str(mine)})
+    eng = Engine(kafka_bootstrap, namespace, tmp_path / "engine")
+    try:
+        svc.start()
+        eng.start()
+        eng.register(svc.uri)
+        yield eng
+    finally:
+        eng.kill()
+        svc.kill()
+
+
+@pytest.fixture
 def latch_service(tmp_path: Path, effects: Path) -> Iterator[Service]:
     """The latch service (tests/services/latch_app.py): steps the test releases, executions it can tell apart."""
     svc = Service(effects, tmp_path / "latch-service.log", app="tests.services.latch_app:app")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,16 +21,6 @@ def engine(module_engine: Engine) -> Engine:
 @pytest.fixture
 def effects(module_effects: Path) -> Path:
     return module_effects
-
-
-@pytest.fixture
-def own_engine(kafka_bootstrap: str, namespace: str, tmp_path: Path, service: Service) -> Iterator[Engine]:
-    """An engine of its own, for a test that looks at its whole log."""
-    eng = Engine(kafka_bootstrap, namespace, tmp_path / "engine")
-    eng.start()
-    eng.register(service.uri)
-    yield eng
-    eng.kill()
 
 
 def test_three_run_steps_return_the_right_value_and_each_runs_once(engine: Engine, effects: Path) -> None:
