@@ -61,7 +61,7 @@ def test_100k_timers_through_the_engine_fire_exactly_once(kafka_bootstrap: str, 
         time.sleep(3)  # a timer that fires twice has the chance to show
         fired = read_ticks(ticks)
         print(f"{N} timers scheduled in {scheduled:.0f} s ({early_fired} fired by then); "
-              f"all fired {time.monotonic() - started:.0f} s after the start")
+              f"{len(fired)} fired by {time.monotonic() - started:.0f} s after the start")
         counts = Counter(n for n, _ in fired)
         assert sorted(counts) == list(range(N)), f"{len(counts)} distinct of {N} fired"
         assert [n for n, c in counts.items() if c > 1] == [], "timers fired more than once"
