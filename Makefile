@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-slow bench venv native kafka-start kafka-stop lint proto clean
+.PHONY: demo test bench venv native kafka-start kafka-stop lint proto clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,19 +22,14 @@ native: venv
 demo: native
 	$(PY) examples/demo.py
 
-# Starts one broker for the session, runs the whole suite (compiled apply path) but the tests marked
-# slow, stops the broker (even on failure); the unit tests also run once from the sources alone (REPRISE_NATIVE=0).
+# Starts one broker for the session, runs the whole suite (compiled apply path), stops the broker (even
+# on failure); the unit tests also run once from the sources alone (REPRISE_NATIVE=0).
 test: native
 	$(VENV)/bin/ruff check reprise engine partitions ingress schemas deploy tests examples
 	$(VENV)/bin/lint-imports
 	REPRISE_NATIVE=0 $(PY) -m pytest -p no:cacheprovider -q tests/unit
 	$(PY) -m reprise kafka start
-	REPRISE_EXPECT_NATIVE=1 $(PY) -m pytest -p no:cacheprovider -m "not slow" $(PYTEST_ARGS); rc=$$?; $(PY) -m reprise kafka stop; exit $$rc
-
-# The tests marked slow (minutes each: 100,000 timers through the engine), on the same kind of broker.
-test-slow: native
-	$(PY) -m reprise kafka start
-	$(PY) -m pytest -p no:cacheprovider -m slow $(PYTEST_ARGS); rc=$$?; $(PY) -m reprise kafka stop; exit $$rc
+	REPRISE_EXPECT_NATIVE=1 $(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; $(PY) -m reprise kafka stop; exit $$rc
 
 # Every workload against Restate 1.7.12 and Reprise in alternating windows, then split in two and embedded (~30 min).
 bench: native

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from confluent_kafka.admin import AdminClient
 
 from tests.harness import Engine, Service
 
@@ -19,8 +20,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def _reachable(bootstrap: str) -> bool:
-    from confluent_kafka.admin import AdminClient
-
     try:
         AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=3)
         return True
@@ -45,13 +44,13 @@ def kafka_bootstrap(request: pytest.FixtureRequest) -> Iterator[str]:
     kafka.stop()
 
 
-_NAMESPACED = re.compile(r"t[0-9a-f]{10}\.")
+_NAMESPACED = re.compile(r"t[0-9a-f]{10}[.-]")  # a test's namespace, or a namespace derived from it (``<ns>-copy``)
 
 
 def _not_anothers(topic: str, own: str | None) -> bool:
     """False for a topic of another test's namespace: tests of several checkouts may share one broker,
     and one test's clean-up must not delete what another is still using."""
-    return own is None or topic.startswith(own + ".") or not _NAMESPACED.match(topic)
+    return own is None or topic.startswith((own + ".", own + "-")) or not _NAMESPACED.match(topic)
 
 
 @pytest.fixture(autouse=True)
@@ -62,15 +61,16 @@ def _drop_topics_the_test_created(request: pytest.FixtureRequest) -> Iterator[No
     if "kafka_bootstrap" not in request.fixturenames:
         yield
         return
-    from confluent_kafka.admin import AdminClient
-
     admin = AdminClient({"bootstrap.servers": request.getfixturevalue("kafka_bootstrap")})
     own = request.getfixturevalue("namespace") if "namespace" in request.fixturenames else None
     before = set(admin.list_topics(timeout=30).topics)
     yield
-    created = [t for t in admin.list_topics(timeout=30).topics
-               if t not in before and not t.startswith("__") and _not_anothers(t, own)]
-    for fut in (admin.delete_topics(created, operation_timeout=30) if created else {}).values():
+    _delete_topics(admin, [t for t in admin.list_topics(timeout=30).topics
+                           if t not in before and not t.startswith("__") and _not_anothers(t, own)])
+
+
+def _delete_topics(admin: AdminClient, topics: list[str]) -> None:
+    for fut in (admin.delete_topics(topics, operation_timeout=30) if topics else {}).values():
         try:
             fut.result(30)
         except Exception:  # noqa: BLE001 - already gone, or the test broke the broker: nothing to clean
@@ -105,6 +105,51 @@ def engine(kafka_bootstrap: str, namespace: str, tmp_path: Path, service: Servic
     eng.register(service.uri)
     yield eng
     eng.kill()
+
+
+@pytest.fixture(scope="module")
+def module_effects(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("effects")
+
+
+@pytest.fixture(scope="module")
+def module_engine(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory,
+                  module_effects: Path) -> Iterator[Engine]:
+    """One engine with the test service registered (over h2c), shared by the tests of a module that
+    ask for it: for tests independent of each other (keys and effect names of their own, nothing
+    asserted about the namespace as a whole), where an engine each would cost only its start."""
+    home = tmp_path_factory.mktemp("module-engine")
+    svc = Service(module_effects, home / "service.log", env={"REPRISE_EXAMPLE_OUTBOX": str(module_effects)})
+    eng = Engine(kafka_bootstrap, "t" + uuid.uuid4().hex[:10], home / "engine")
+    try:
+        svc.start()
+        eng.start()
+        eng.register(svc.uri)
+        yield eng
+    finally:
+        eng.kill()
+        svc.kill()
+        admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+        ns = eng.args[eng.args.index("--namespace") + 1]
+        _delete_topics(admin, [t for t in admin.list_topics(timeout=30).topics if t.startswith(ns + ".")])
+
+
+@pytest.fixture
+def own_engine(kafka_bootstrap: str, namespace: str, tmp_path: Path) -> Iterator[Engine]:
+    """In a module whose tests share ``module_engine``: an engine, service and effects directory
+    (``<tmp_path>/own-effects``) of the test's own, for a test that looks at more than its own keys."""
+    mine = tmp_path / "own-effects"
+    mine.mkdir()
+    svc = Service(mine, tmp_path / "service.log", env={"REPRISE_EXAMPLE_OUTBOX": str(mine)})
+    eng = Engine(kafka_bootstrap, namespace, tmp_path / "engine")
+    try:
+        svc.start()
+        eng.start()
+        eng.register(svc.uri)
+        yield eng
+    finally:
+        eng.kill()
+        svc.kill()
 
 
 @pytest.fixture

@@ -15,6 +15,17 @@ from tests.integration.test_crash_recovery import wait_until
 pytestmark = pytest.mark.kafka
 
 
+@pytest.fixture
+def engine(module_engine: Engine) -> Engine:
+    """One engine for the module: each test uses keys and effect names of its own."""
+    return module_engine
+
+
+@pytest.fixture
+def effects(module_effects: Path) -> Path:
+    return module_effects
+
+
 def admin(engine: Engine, inv: str, command: str) -> tuple[int, dict]:
     status, body = post(f"{engine.admin}/invocations/{inv}/{command}", b"", method="PATCH")
     return status, json.loads(body)

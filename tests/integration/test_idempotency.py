@@ -12,6 +12,17 @@ from tests.harness import Engine, count, request
 pytestmark = pytest.mark.kafka
 
 
+@pytest.fixture
+def engine(module_engine: Engine) -> Engine:
+    """One engine for the module: each test uses keys, idempotency keys and effect names of its own."""
+    return module_engine
+
+
+@pytest.fixture
+def effects(module_effects: Path) -> Path:
+    return module_effects
+
+
 def idem(key: str) -> dict[str, str]:
     return {"content-type": "application/json", "idempotency-key": key}
 

@@ -12,6 +12,17 @@ from tests.harness import Engine, Service, call_json, count, log_kinds, post
 pytestmark = pytest.mark.kafka
 
 
+@pytest.fixture
+def engine(module_engine: Engine) -> Engine:
+    """One engine for the module: each test uses keys and effect names of its own."""
+    return module_engine
+
+
+@pytest.fixture
+def effects(module_effects: Path) -> Path:
+    return module_effects
+
+
 def test_three_run_steps_return_the_right_value_and_each_runs_once(engine: Engine, effects: Path) -> None:
     status, out = call_json(engine, "/Steps/three", "abc")
     assert (status, out) == (200, "abc:ABC")
@@ -42,8 +53,9 @@ def test_method_other_than_get_or_post_gets_405(engine: Engine) -> None:
     assert status == 405 and json.loads(body)["code"] == 405
 
 
-def test_bad_requests_get_clear_errors_and_write_nothing(engine: Engine, kafka_bootstrap: str,
+def test_bad_requests_get_clear_errors_and_write_nothing(own_engine: Engine, kafka_bootstrap: str,
                                                          namespace: str) -> None:
+    engine = own_engine
     status, body = post(engine.ingress + "/Steps/three", b"{bad json", {"content-type": "application/json"})
     out = json.loads(body)
     assert status == 400 and out["code"] == 400 and "malformed JSON" in out["message"]

@@ -15,6 +15,18 @@ from tests.integration.test_crash_recovery import wait_until
 pytestmark = pytest.mark.kafka
 
 
+@pytest.fixture
+def engine(module_engine: Engine) -> Engine:
+    """One engine for the module (tests that kill it start it again): each test uses keys and effect
+    names of its own."""
+    return module_engine
+
+
+@pytest.fixture
+def effects(module_effects: Path) -> Path:
+    return module_effects
+
+
 def test_200_concurrent_adds_on_one_key_do_not_interleave(engine: Engine) -> None:
     with ThreadPoolExecutor(64) as pool:
         results = list(pool.map(lambda _: call_json(engine, "/Counter/hot/add", 1, 180), range(200)))

@@ -76,16 +76,18 @@ ticker = restate.Service("Ticker")
 
 
 @ticker.handler()
-async def tick(ctx: restate.Context, n: int) -> None:
-    """Counts one fired timer: its number, one line."""
-    _line("ticks", str(n))
+async def tick(ctx: restate.Context, req: list[int]) -> None:
+    """Counts one fired timer, ``[number, not_before_ms]``: one line, its number and the wall-clock
+    milliseconds it ran at, so the test sees each fire and whether any came before its due time."""
+    _line("ticks", f"{req[0]} {int(time.time() * 1000) - req[1]}")
 
 
 @ticker.handler()
 async def schedule(ctx: restate.Context, req: dict) -> int:
-    """``count`` delayed one-way calls to ``tick`` numbered from ``first``: each a durable timer."""
+    """``count`` one-way calls to ``tick`` numbered from ``first``, each delayed by ``delay_ms``: each a
+    durable timer. ``not_before_ms`` is a wall-clock time at or before the one they are due at."""
     for n in range(req["first"], req["first"] + req["count"]):
-        ctx.service_send(tick, n, send_delay=timedelta(milliseconds=req["delay_ms"]))
+        ctx.service_send(tick, [n, req["not_before_ms"]], send_delay=timedelta(milliseconds=req["delay_ms"]))
     return req["count"]
 
 
