@@ -22,8 +22,9 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Message, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, Message, Producer, TopicPartition
 
+from reprise.engine import faults
 from reprise.engine.clock import now_ms
 from reprise.engine.config import Config
 from reprise.engine.critical import critical_thread
@@ -487,9 +488,20 @@ class PartitionProcessor:
         self.burst.produce_record(self.cfg.log_topic, partition, "InvokerEffects", effects, on_delivery=refused)
 
     def _fire_timer(self, partition: int, timer_key: str) -> None:
-        if partition in self.leading:
-            self.burst.produce_record(self.cfg.log_topic, partition, "TimerFired", {
-                "timer_key": timer_key, "epoch": self.claimed[partition], "timestamp_ms": now_ms()})
+        if partition not in self.leading:
+            return
+
+        def delivered(err: KafkaError | None, _msg: Message | None) -> None:
+            if err is not None:  # the timer left memory when it fired: arm it again, or it waits for a new leader
+                log.warning("partition %d: timer %s not fired (%s); firing again", partition, timer_key, err)
+                self._loop.call_soon_threadsafe(self.timers.refire, partition, timer_key)
+
+        if faults.fail_point("timer-fired"):  # tests only: as if Kafka refused the record
+            self._loop.call_later(faults.FAILURE_REPORT_S, delivered, KafkaError(KafkaError._FAIL, "injected"), None)
+            return
+        self.burst.produce_record(self.cfg.log_topic, partition, "TimerFired", {
+            "timer_key": timer_key, "epoch": self.claimed[partition], "timestamp_ms": now_ms()},
+            on_delivery=delivered)
 
     def _sweep_retention(self) -> None:
         """For each led partition with completions past their retention, ask it to forget them."""

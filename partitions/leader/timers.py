@@ -99,6 +99,12 @@ class TimerService:
             for partition in list(self._stores):
                 self._load(partition)
 
+    def refire(self, partition: int, timer_key: str, delay_s: float = 1.0) -> None:
+        """Fire a timer again after ``delay_s``: its TimerFired record did not reach the log. Harmless if
+        it did after all: apply() acts on a timer once and ignores a second fire of a deleted one."""
+        if partition in self._stores:
+            self._add(partition, timer_key, now_ms() + int(delay_s * 1000))
+
     def drop_partition(self, partition: int) -> None:
         for key in [k for k in self._handles if k[0] == partition]:
             self._handles.pop(key).cancel()

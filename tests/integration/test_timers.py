@@ -75,3 +75,25 @@ def test_a_new_timer_inside_the_window_is_scheduled_at_once(tmp_path: Path) -> N
     asyncio.run(run())
     store.close()
     assert len(fired) == 1 and fired[0].endswith("/a")
+
+
+def test_a_timer_fired_again_after_a_refusal_fires_once_more(tmp_path: Path) -> None:
+    store = RocksStore(tmp_path / "p0")
+    fired: list[str] = []
+
+    async def run() -> None:
+        timers = TimerService(lambda p, k: fired.append(k), window_s=30.0, reload_every_s=60.0)
+        timers.start_partition(0, store)
+        soon = int(time.time() * 1000) + 50
+        key = Tables.timer_key(soon, "a")
+        timers.schedule(0, key, soon)
+        await asyncio.sleep(0.3)
+        assert fired == [key]  # fired, and gone from memory
+        timers.refire(0, key, delay_s=0.1)  # its record was refused
+        timers.refire(1, key, delay_s=0.1)  # a partition this leader no longer serves: nothing
+        await asyncio.sleep(0.5)
+        timers.close()
+
+    asyncio.run(run())
+    store.close()
+    assert len(fired) == 2 and fired[0] == fired[1]
