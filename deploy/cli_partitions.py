@@ -46,10 +46,11 @@ def cmd_partitions(args: argparse.Namespace, cfg: Config) -> int:
     from reprise.partitions.state.log_apply import LogTruncated
     from reprise.partitions.state.log_match import StoreAheadOfLog
     from reprise.partitions.state.rebuild import SnapshotMissing
+    from reprise.partitions.state.rocks_store import StoreLocked
 
     try:
         return _run(args, cfg)
-    except (SnapshotMissing, LogTruncated, StoreAheadOfLog) as e:
+    except (SnapshotMissing, LogTruncated, StoreAheadOfLog, StoreLocked) as e:
         print(f"reprise: {e}", file=sys.stderr)
         return 1
 

@@ -35,6 +35,10 @@ def bound_memtables(total_bytes: int) -> WriteBufferManager | None:
     return _memtable_budget
 
 
+class StoreLocked(RuntimeError):
+    """The store is open in another process (RocksDB allows one): a running processor, most likely."""
+
+
 def _raise_store_error(e: Exception) -> NoReturn:
     """Raise ``e`` as a StoreIOError if it is rocksdict's bare ``Exception``; else ``e`` itself
     (a TypeError of a wrong argument is the caller's bug; a ``DbClosedError`` says the partition
@@ -72,7 +76,13 @@ class RocksStore:
         opts.set_write_buffer_size(WRITE_BUFFER_BYTES)
         if _memtable_budget is not None:
             opts.set_write_buffer_manager(_memtable_budget)
-        self._db = Rdict(str(path), options=opts)
+        try:
+            self._db = Rdict(str(path), options=opts)
+        except Exception as e:
+            if "lock" in str(e).lower():
+                raise StoreLocked(f"the store {path} is open in another process (a processor running on this "
+                                  "home?): stop it first") from None
+            _raise_store_error(e)
         self._wopts = WriteOptions()
         self._wopts.sync = False
         self._bulk_wopts = WriteOptions()

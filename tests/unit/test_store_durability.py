@@ -134,3 +134,19 @@ def test_a_snapshot_pruned_at_once_by_newer_ones_of_other_processors_is_not_an_e
     snap = snaps.take(0, store, tmp_path / "scratch")
     store.close()
     assert snap.applied_offset == 10 and [s.applied_offset for s in snaps.list(0)] == [10]
+
+
+def test_a_store_open_elsewhere_says_stop_it_first(tmp_path: Path) -> None:
+    from reprise.partitions.state.rocks_store import StoreLocked
+
+    held = RocksStore(tmp_path / "data" / "reprise" / "partitions" / "p0")
+    try:
+        with pytest.raises(StoreLocked, match="stop it first"):
+            RocksStore(tmp_path / "data" / "reprise" / "partitions" / "p0")
+        out = subprocess.run([sys.executable, "-m", "reprise", "partitions", "digest", "--no-catch-up",
+                              "--home", str(tmp_path), "--kafka", "127.0.0.1:1"],
+                             cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 1, out.stderr
+        assert "stop it first" in out.stderr and "Traceback" not in out.stderr
+    finally:
+        held.close()
