@@ -19,6 +19,8 @@ import asyncio
 import importlib
 import itertools
 import json
+import os
+import sys
 import threading
 from typing import Any
 
@@ -32,10 +34,13 @@ UNREAD_BYTES = WINDOW  # a stream's response the attempt has not read yet, at mo
 
 
 def load_app(spec: str) -> Any:
-    """``package.module:attribute`` -> the object."""
+    """``package.module:attribute`` -> the object. The module is looked up from the working directory
+    too, as uvicorn and hypercorn do: the installed ``reprise`` command does not put it on the path."""
     module, _, attr = spec.partition(":")
     if not module or not attr:
         raise ValueError(f"embedded app {spec!r}: expected module:attribute, e.g. examples.greeter.app:app")
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
     return getattr(importlib.import_module(module), attr)
 
 
