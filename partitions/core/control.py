@@ -32,7 +32,7 @@ def cancel(ctx: ApplyContext, row: Row, now_ms: int) -> tuple[int, str]:
         return 409, f"invocation {row['invocation_id']} already completed"
     if status in (Status.SCHEDULED, Status.INBOXED):
         if status == Status.INBOXED:
-            ctx.tables.inbox_remove(row["service"], row["key"], row["invocation_id"])
+            ctx.tables.objects.remove(row["service"], row["key"], row["invocation_id"])
         lifecycle.complete(ctx, row, now_ms, None, {"code": 409, "message": "cancelled"})
         return 202, "cancelled before it started"
     lifecycle.append_entry(ctx, row, pj.signal_notification(CANCEL_SIGNAL))
@@ -48,7 +48,7 @@ def kill(ctx: ApplyContext, row: Row, now_ms: int) -> tuple[int, str]:
     if row["status"] == Status.COMPLETED.value:
         return 409, f"invocation {row['invocation_id']} already completed"
     if row["status"] == Status.INBOXED.value:
-        ctx.tables.inbox_remove(row["service"], row["key"], row["invocation_id"])
+        ctx.tables.objects.remove(row["service"], row["key"], row["invocation_id"])
     if row["status"] == Status.INVOKED.value:
         ctx.actions.append(AbortAttempt(row["invocation_id"], row["attempt"]))
     lifecycle.complete(ctx, row, now_ms, None, {"code": 409, "message": "killed"})
@@ -64,11 +64,11 @@ def purge(ctx: ApplyContext, row: Row, now_ms: int) -> tuple[int, str]:
 
 
 def forget(ctx: ApplyContext, row: Row) -> None:
-    ctx.tables.delete_journal(row["invocation_id"], row["journal_length"])
-    ctx.tables.delete_status(row["invocation_id"])
+    ctx.tables.journals.delete(row["invocation_id"], row["journal_length"])
+    ctx.tables.invocations.delete(row["invocation_id"])
     if row["handler_kind"] == "WORKFLOW" and row["key"] is not None:
-        ctx.tables.clear_all_state(row["service"], row["key"])
-        ctx.tables.clear_promises(row["service"], row["key"])
+        ctx.tables.state.clear_all(row["service"], row["key"])
+        ctx.tables.promises.clear(row["service"], row["key"])
 
 
 def pause(ctx: ApplyContext, row: Row, now_ms: int) -> tuple[int, str]:
@@ -77,7 +77,7 @@ def pause(ctx: ApplyContext, row: Row, now_ms: int) -> tuple[int, str]:
     if row["status"] == Status.INVOKED.value:
         ctx.actions.append(AbortAttempt(row["invocation_id"], row["attempt"]))
     lifecycle.set_status(row, Status.PAUSED, now_ms)
-    ctx.tables.put_status(row)
+    ctx.tables.invocations.put(row)
     return 200, "paused"
 
 

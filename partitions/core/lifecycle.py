@@ -35,13 +35,13 @@ def start_attempt(ctx: ApplyContext, row: Row, now_ms: int) -> None:
     row["attempt"] += 1
     row["waiting_completions"], row["waiting_signals"], row["waiting_named"] = [], [], []
     row["next_retry_ms"] = None
-    ctx.tables.put_status(row)
+    ctx.tables.invocations.put(row)
     ctx.actions.append(RunAttempt(row["invocation_id"], row["attempt"]))
 
 
 def from_stale_leader(ctx: ApplyContext, rec: dict[str, Any], what: str) -> bool:
     """A leader-produced record (effects, timer, outbox progress) under an epoch that is not current."""
-    epoch = ctx.tables.epoch()
+    epoch = ctx.tables.leadership.epoch()
     if rec["epoch"] != epoch:
         ctx.drop(f"{what}: expected epoch {epoch}, found {rec['epoch']}")
         return True
@@ -51,7 +51,7 @@ def from_stale_leader(ctx: ApplyContext, rec: dict[str, Any], what: str) -> bool
 def is_duplicate(ctx: ApplyContext, rec: dict[str, Any], kind: str) -> bool:
     """A record another partition's outbox shipped again: its (partition, seq) was applied before."""
     src = rec.get("source")
-    if src is not None and ctx.tables.seen(src["partition"], src["seq"]):
+    if src is not None and ctx.tables.dedup.seen(src["partition"], src["seq"]):
         ctx.drop(f"{kind} from partition {src['partition']} seq {src['seq']} already applied")
         return True
     return False
@@ -59,7 +59,7 @@ def is_duplicate(ctx: ApplyContext, rec: dict[str, Any], kind: str) -> bool:
 
 def live_invocation(ctx: ApplyContext, inv: str, kind: str) -> Row | None:
     """The invocation a record is for, unless it is gone or completed (then the record changes nothing)."""
-    row = ctx.tables.status(inv)
+    row = ctx.tables.invocations.get(inv)
     if row is None or row["status"] == _COMPLETED:
         ctx.drop(f"{kind} for {inv}: invocation is gone or completed")
         return None
@@ -74,24 +74,24 @@ def needs_lock(row: Row) -> bool:
 def admit(ctx: ApplyContext, row: Row, now_ms: int) -> None:
     """Start an invocation that may run now, or queue it behind its object key."""
     if needs_lock(row):
-        holder = ctx.tables.lock_holder(row["service"], row["key"])
+        holder = ctx.tables.objects.lock_holder(row["service"], row["key"])
         if holder is not None and holder != row["invocation_id"]:
             set_status(row, Status.INBOXED, now_ms)
-            ctx.tables.put_status(row)
-            ctx.tables.inbox_push(row["service"], row["key"], row["invocation_id"])
+            ctx.tables.invocations.put(row)
+            ctx.tables.objects.push(row["service"], row["key"], row["invocation_id"])
             return
-        ctx.tables.set_lock(row["service"], row["key"], row["invocation_id"])
+        ctx.tables.objects.set_lock(row["service"], row["key"], row["invocation_id"])
     start_attempt(ctx, row, now_ms)
 
 
 def release(ctx: ApplyContext, row: Row, now_ms: int) -> None:
     """An exclusive invocation ended: hand its key to the next one in the inbox."""
-    if not needs_lock(row) or ctx.tables.lock_holder(row["service"], row["key"]) != row["invocation_id"]:
+    if not needs_lock(row) or ctx.tables.objects.lock_holder(row["service"], row["key"]) != row["invocation_id"]:
         return
-    nxt = ctx.tables.inbox_pop(row["service"], row["key"])
-    ctx.tables.set_lock(row["service"], row["key"], nxt)
+    nxt = ctx.tables.objects.pop(row["service"], row["key"])
+    ctx.tables.objects.set_lock(row["service"], row["key"], nxt)
     if nxt is not None:
-        waiting = ctx.tables.status(nxt)
+        waiting = ctx.tables.invocations.get(nxt)
         if waiting is None:
             raise KeyError(f"inbox of {row['service']}/{row['key']}: expected invocation {nxt}, found none")
         start_attempt(ctx, waiting, now_ms)
@@ -104,7 +104,7 @@ def append_entry(ctx: ApplyContext, row: Row, frame: bytes) -> int:
     attempt sees every notification in journal order, as a replay later would.
     """
     index = row["journal_length"]
-    ctx.tables.put_entry(row["invocation_id"], index, frame)
+    ctx.tables.journals.put(row["invocation_id"], index, frame)
     row["journal_length"] = index + 1
     t = pj.frame_type(frame)
     if is_notification(t):
@@ -130,7 +130,7 @@ def resume_if_awaited(ctx: ApplyContext, row: Row, now_ms: int) -> None:
     if row["status"] == _SUSPENDED and is_awaited_present(row):
         start_attempt(ctx, row, now_ms)
     else:
-        ctx.tables.put_status(row)
+        ctx.tables.invocations.put(row)
 
 
 def outbox(ctx: ApplyContext, topic: str, partition: int, kind: str, record: dict[str, Any]) -> None:
@@ -141,7 +141,7 @@ def outbox(ctx: ApplyContext, topic: str, partition: int, kind: str, record: dic
     def encode(seq: int) -> bytes:
         return codec.encode(kind, {**record, "source": {"partition": ctx.partition, "seq": seq}})
 
-    ctx.actions.append(ShipOutbox(ctx.tables.outbox_append(topic, partition, kind, encode)))
+    ctx.actions.append(ShipOutbox(ctx.tables.outbox.append(topic, partition, kind, encode)))
 
 
 DEFAULT_RETENTION_MS = 24 * 3600 * 1000  # workflow and idempotent outputs: a day unless the manifest says otherwise
@@ -158,7 +158,7 @@ def complete(ctx: ApplyContext, row: Row, now_ms: int, value: bytes | None,
     row["result_value"], row["result_failure"] = value, failure
     row["completed_ms"] = now_ms
     row["waiting_completions"], row["waiting_signals"], row["waiting_named"] = [], [], []
-    ctx.tables.put_status(row)
+    ctx.tables.invocations.put(row)
     callers = ([row["caller"]] if row["caller"] else []) + row["attached_callers"]
     replies = ([row["reply_to"]] if row["reply_to"] else []) + row["attached_replies"]
     for caller in callers:
@@ -169,7 +169,7 @@ def complete(ctx: ApplyContext, row: Row, now_ms: int, value: bytes | None,
     if row["handler_kind"] == "WORKFLOW" or row["idempotency_key"] is not None:
         set_timer(ctx, "cleanup", row["invocation_id"], now_ms + (retention_ms or DEFAULT_RETENTION_MS))
     else:  # forgotten by a RetentionSweep once REPRISE_COMPLETED_RETENTION_S has passed
-        ctx.tables.index_completed(row["invocation_id"], now_ms)
+        ctx.tables.completions.index(row["invocation_id"], now_ms)
 
 
 def send_result_to_caller(ctx: ApplyContext, caller: Row, value: bytes | None, failure: Row | None) -> None:
@@ -190,7 +190,7 @@ def send_reply(ctx: ApplyContext, reply: Row, inv: str, value: bytes | None, fai
 
 def set_timer(ctx: ApplyContext, kind: str, inv: str, fire_at_ms: int, completion_id: int = 0) -> str:
     key = ctx.tables.timer_key(fire_at_ms, f"{inv}/{kind}/{completion_id}")
-    ctx.tables.put_timer(key, {"kind": kind, "invocation_id": inv, "fire_at_ms": fire_at_ms,
+    ctx.tables.timers.put(key, {"kind": kind, "invocation_id": inv, "fire_at_ms": fire_at_ms,
                                "completion_id": completion_id})
     ctx.actions.append(ScheduleTimer(key, fire_at_ms))
     return key

@@ -20,11 +20,11 @@ def on_promise_command(ctx: ApplyContext, row: Row, t: int, msg: Any, now_ms: in
                                                  {"code": 400, "message": "promises exist only in workflows"}))
         return
     service, key, name = row["service"], row["key"], msg.key
-    current = ctx.tables.promise(service, key, name)
+    current = ctx.tables.promises.get(service, key, name)
     cid = msg.result_completion_id
     if t == MessageType.GET_PROMISE_COMMAND:
         if current is None:
-            ctx.tables.add_promise_waiter(service, key, name, row["invocation_id"], cid)
+            ctx.tables.promises.add_waiter(service, key, name, row["invocation_id"], cid)
         else:
             lifecycle.append_entry(ctx, row, _result(t, cid, *current))
     elif t == MessageType.PEEK_PROMISE_COMMAND:
@@ -40,10 +40,10 @@ def on_promise_command(ctx: ApplyContext, row: Row, t: int, msg: Any, now_ms: in
         value = msg.completion_value.content if which == "completion_value" else None
         failure = ({"code": msg.completion_failure.code, "message": msg.completion_failure.message}
                    if which == "completion_failure" else None)
-        ctx.tables.complete_promise(service, key, name, value, failure)
+        ctx.tables.promises.complete(service, key, name, value, failure)
         lifecycle.append_entry(ctx, row, pj.promise_notification(MessageType.COMPLETE_PROMISE_COMPLETION, cid,
                                                                  None, None, void_if_empty=True))
-        for inv, waiter_cid in ctx.tables.take_promise_waiters(service, key, name):
+        for inv, waiter_cid in ctx.tables.promises.take_waiters(service, key, name):
             _wake(ctx, row, inv, waiter_cid, value, failure, now_ms)
 
 
@@ -57,7 +57,7 @@ def _wake(ctx: ApplyContext, completer: Row, inv: str, cid: int, value: bytes | 
     if inv == completer["invocation_id"]:
         lifecycle.append_entry(ctx, completer, frame)
         return
-    waiter = ctx.tables.status(inv)
+    waiter = ctx.tables.invocations.get(inv)
     if waiter is None or waiter["status"] == "COMPLETED":
         return
     lifecycle.append_entry(ctx, waiter, frame)

@@ -1,4 +1,4 @@
-"""Typed access to a partition's tables, all in one keyspace with a prefix per table.
+"""A partition's tables, all in one keyspace with a prefix per table; one class per table.
 
 | prefix | key | value |
 |---|---|---|
@@ -13,11 +13,16 @@
 | ``pw/`` | len:service len:workflow id / promise name / invocation / completion id | empty: a waiter |
 | ``ib/`` | len:service len:object key / sequence (20 digits) | an invocation waiting for the key, in arrival order |
 | ``ih/`` | len:service len:object key | the ``ib/`` key taken last from the object's inbox (the next pop seeks there) |
+| ``cr/`` | completion time (15 digits) / invocation id | empty: completed plain invocations, for retention |
 | ``dd/`` | source partition | highest outbox sequence received from it |
 | ``is/`` | invocation id | its status name: lets a status change adjust the counts without a decode |
 | ``meta/`` | epoch, outbox_next, outbox_head, applied_offset, count/<status>, inbox_depth | integers as ASCII |
 
 ``meta/applied_offset`` is ``<offset>@<timestamp of the record there>`` (partitions/state/log_match.py).
+
+Each table has a read-only view (``...View``) and, for apply(), a class that also writes.
+``TablesView`` gathers the views: what the invoker and introspection read; ``Tables`` the writable
+tables: what apply() changes, one Transaction under all of them.
 """
 
 from __future__ import annotations
@@ -33,6 +38,16 @@ Row = dict[str, Any]
 
 def _int(raw: bytes | None, default: int) -> int:
     return int(raw) if raw is not None else default
+
+
+def _count(tx: Transaction, key: bytes, delta: int) -> None:
+    tx.put(key, str(_int(tx.get(key), 0) + delta).encode())
+
+
+def _object(service: str, key: str) -> bytes:
+    """A virtual object's key, length-prefixed, so keys containing '/' cannot collide with one another."""
+    s, k = service.encode(), key.encode()
+    return b"%d:%s%d:%s" % (len(s), s, len(k), k)
 
 
 def _encode_status(row: object) -> bytes:
@@ -53,21 +68,25 @@ def _private_copy(row: Row) -> Row:
     return copy
 
 
-class Tables:
+class _Table:
+    __slots__ = ("tx",)
+
     def __init__(self, tx: Transaction) -> None:
         self.tx = tx
-        # invocation id -> its stored status name (None: no such invocation), as status() last read it:
-        # put_status then needs no read of is/ (for a new invocation, a RocksDB miss)
+
+
+class InvocationsView(_Table):
+    """``in/``, ``is/``, ``rn/`` and the status counts: one row per invocation."""
+
+    __slots__ = ("_read_status",)
+
+    def __init__(self, tx: Transaction) -> None:
+        super().__init__(tx)
+        # invocation id -> its stored status name (None: no such invocation), as get() last read it:
+        # put() then needs no read of is/ (for a new invocation, a RocksDB miss)
         self._read_status: dict[str, str | None] = {}
-        self._epoch: int | None = None  # read once per batch: every leader-made record checks it
 
-    def forget_reads(self) -> None:
-        """Drop what was remembered from reads: the transaction was rolled back to a savepoint."""
-        self._read_status.clear()
-        self._epoch = None
-
-    # invocation status
-    def status(self, inv: str) -> Row | None:
+    def get(self, inv: str) -> Row | None:
         key = b"in/" + inv.encode()
         written = self.tx.object_at(key)
         if written is not None:  # written in this batch or a recent one: no Avro decode
@@ -78,7 +97,19 @@ class Tables:
         self._read_status[inv] = row["status"] if row is not None else None
         return row
 
-    def put_status(self, row: Row) -> None:
+    def counts(self) -> dict[str, int]:
+        """How many invocations this partition holds, by status (kept as they change, not counted)."""
+        return {k[len(b"meta/count/"):].decode(): int(v) for k, v in self.tx.scan(b"meta/count/")}
+
+    def invoked_ids(self) -> Iterator[str]:
+        for k, _ in self.tx.scan(b"rn/"):
+            yield k[3:].decode()
+
+
+class Invocations(InvocationsView):
+    __slots__ = ()
+
+    def put(self, row: Row) -> None:
         inv_text = row["invocation_id"]
         inv = inv_text.encode()
         self.tx.put_lazy(b"in/" + inv, dict(row), _encode_status)
@@ -87,37 +118,37 @@ class Tables:
         old = self.tx.get(b"is/" + inv) if read is _UNREAD else (read.encode() if read is not None else None)
         if old != status:
             self.tx.put(b"is/" + inv, status)
-            self._count(b"meta/count/" + status, 1)
+            _count(self.tx, b"meta/count/" + status, 1)
             if old is not None:
-                self._count(b"meta/count/" + old, -1)
+                _count(self.tx, b"meta/count/" + old, -1)
             if status == b"INVOKED":  # rn/ lists exactly the INVOKED rows (resumed on leadership)
                 self.tx.put(b"rn/" + inv, b"")
             elif old == b"INVOKED":
                 self.tx.delete(b"rn/" + inv)
 
-    def _count(self, key: bytes, delta: int) -> None:
-        self.tx.put(key, str(_int(self.tx.get(key), 0) + delta).encode())
+    def delete(self, inv: str) -> None:
+        key = inv.encode()
+        self._read_status.pop(inv, None)
+        self.tx.delete(b"in/" + key)
+        self.tx.delete(b"rn/" + key)
+        old = self.tx.get(b"is/" + key)
+        if old is not None:
+            self.tx.delete(b"is/" + key)
+            _count(self.tx, b"meta/count/" + old, -1)
 
-    def status_counts(self) -> dict[str, int]:
-        """How many invocations this partition holds, by status (kept as they change, not counted)."""
-        return {k[len(b"meta/count/"):].decode(): int(v) for k, v in self.tx.scan(b"meta/count/")}
+    def forget_reads(self) -> None:
+        self._read_status.clear()
 
-    def inbox_depth(self) -> int:
-        """Invocations waiting behind an object's lock, over all keys of the partition."""
-        return _int(self.tx.get(b"meta/inbox_depth"), 0)
 
-    def invoked_ids(self) -> Iterator[str]:
-        for k, _ in self.tx.scan(b"rn/"):
-            yield k[3:].decode()
+class JournalsView(_Table):
+    """``jn/``: each invocation's journal, one framed protocol message per entry."""
 
-    # journal
+    __slots__ = ()
+
     def entry(self, inv: str, index: int) -> bytes | None:
         return self.tx.get(b"jn/%s/%010d" % (inv.encode(), index))
 
-    def put_entry(self, inv: str, index: int, frame: bytes) -> None:
-        self.tx.put(b"jn/%s/%010d" % (inv.encode(), index), frame)
-
-    def journal(self, inv: str, length: int) -> list[bytes]:
+    def read(self, inv: str, length: int) -> list[bytes]:
         out = []
         for i in range(length):
             e = self.entry(inv, i)
@@ -126,89 +157,132 @@ class Tables:
             out.append(e)
         return out
 
-    # user state
-    @staticmethod
-    def _state_prefix(service: str, key: str) -> bytes:
-        return b"st/" + Tables._object(service, key) + b"/"
 
-    def state(self, service: str, key: str) -> list[tuple[bytes, bytes]]:
-        prefix = self._state_prefix(service, key)
+class Journals(JournalsView):
+    __slots__ = ()
+
+    def put(self, inv: str, index: int, frame: bytes) -> None:
+        self.tx.put(b"jn/%s/%010d" % (inv.encode(), index), frame)
+
+    def delete(self, inv: str, length: int) -> None:
+        for i in range(length):
+            self.tx.delete(b"jn/%s/%010d" % (inv.encode(), i))
+
+
+class UserStateView(_Table):
+    """``st/``: a virtual object's or workflow's state, by name."""
+
+    __slots__ = ()
+
+    @staticmethod
+    def _prefix(service: str, key: str) -> bytes:
+        return b"st/" + _object(service, key) + b"/"
+
+    def get(self, service: str, key: str, name: bytes) -> bytes | None:
+        return self.tx.get(self._prefix(service, key) + name)
+
+    def all(self, service: str, key: str) -> list[tuple[bytes, bytes]]:
+        prefix = self._prefix(service, key)
         return [(k[len(prefix):], v) for k, v in self.tx.scan(prefix)]
 
-    def set_state(self, service: str, key: str, name: bytes, value: bytes) -> None:
-        self.tx.put(self._state_prefix(service, key) + name, value)
 
-    def clear_state(self, service: str, key: str, name: bytes) -> None:
-        self.tx.delete(self._state_prefix(service, key) + name)
+class UserState(UserStateView):
+    __slots__ = ()
 
-    def clear_all_state(self, service: str, key: str) -> None:
-        for k, _ in self.tx.scan(self._state_prefix(service, key)):
+    def set(self, service: str, key: str, name: bytes, value: bytes) -> None:
+        self.tx.put(self._prefix(service, key) + name, value)
+
+    def clear(self, service: str, key: str, name: bytes) -> None:
+        self.tx.delete(self._prefix(service, key) + name)
+
+    def clear_all(self, service: str, key: str) -> None:
+        for k, _ in self.tx.scan(self._prefix(service, key)):
             self.tx.delete(k)
 
-    # virtual object keys: the exclusive lock and the inbox behind it
-    @staticmethod
-    def _object(service: str, key: str) -> bytes:
-        """Length-prefixed, so keys containing '/' cannot collide with one another."""
-        s, k = service.encode(), key.encode()
-        return b"%d:%s%d:%s" % (len(s), s, len(k), k)
+
+class ObjectsView(_Table):
+    """``lk/``, ``ib/``, ``ih/``: each virtual object key's exclusive lock and the inbox behind it."""
+
+    __slots__ = ()
 
     def lock_holder(self, service: str, key: str) -> str | None:
-        raw = self.tx.get(b"lk/" + self._object(service, key))
+        raw = self.tx.get(b"lk/" + _object(service, key))
         return raw.decode() if raw is not None else None
+
+    def waiting(self, service: str, key: str) -> list[str]:
+        """The invocations in the key's inbox, oldest first."""
+        return [v.decode() for _, v in self.tx.scan(b"ib/%s/" % _object(service, key))]
+
+    def depth(self) -> int:
+        """Invocations waiting behind an object's lock, over all keys of the partition."""
+        return _int(self.tx.get(b"meta/inbox_depth"), 0)
+
+
+class Objects(ObjectsView):
+    __slots__ = ()
 
     def set_lock(self, service: str, key: str, inv: str | None) -> None:
         if inv is None:
-            self.tx.delete(b"lk/" + self._object(service, key))
+            self.tx.delete(b"lk/" + _object(service, key))
         else:
-            self.tx.put(b"lk/" + self._object(service, key), inv.encode())
+            self.tx.put(b"lk/" + _object(service, key), inv.encode())
 
-    def inbox_push(self, service: str, key: str, inv: str) -> None:
+    def push(self, service: str, key: str, inv: str) -> None:
         seq = _int(self.tx.get(b"meta/inbox_next"), 0)
         self.tx.put(b"meta/inbox_next", str(seq + 1).encode())
-        self.tx.put(b"ib/%s/%020d" % (self._object(service, key), seq), inv.encode())
-        self._count(b"meta/inbox_depth", 1)
+        self.tx.put(b"ib/%s/%020d" % (_object(service, key), seq), inv.encode())
+        _count(self.tx, b"meta/inbox_depth", 1)
 
-    def inbox_pop(self, service: str, key: str) -> str | None:
+    def pop(self, service: str, key: str) -> str | None:
         """The oldest invocation waiting for the key, removed from the inbox.
 
         The scan starts at the entry taken last: from the prefix's start it would walk the deleted
         entries of every earlier invocation of the key (RocksDB keeps them as tombstones until
         compaction), 69 µs a pop at first and 430 µs after 5,000 on one hot key (measured).
         A store without the ``ih/`` row (older, or the key's first pop) scans from the start."""
-        obj = self._object(service, key)
+        obj = _object(service, key)
         head = self.tx.get(b"ih/" + obj)
         for k, v in self.tx.scan(b"ib/%s/" % obj, head):
             self.tx.put(b"ih/" + obj, k)
             self.tx.delete(k)
-            self._count(b"meta/inbox_depth", -1)
+            _count(self.tx, b"meta/inbox_depth", -1)
             return v.decode()
         return None
 
-    def inbox(self, service: str, key: str) -> list[str]:
-        return [v.decode() for _, v in self.tx.scan(b"ib/%s/" % self._object(service, key))]
+    def remove(self, service: str, key: str, inv: str) -> None:
+        for k, v in self.tx.scan(b"ib/%s/" % _object(service, key)):
+            if v.decode() == inv:
+                self.tx.delete(k)
+                _count(self.tx, b"meta/inbox_depth", -1)
 
-    def state_get(self, service: str, key: str, name: bytes) -> bytes | None:
-        return self.tx.get(self._state_prefix(service, key) + name)
 
-    # durable promises (workflows)
-    def promise(self, service: str, key: str, name: str) -> tuple[bytes | None, Row | None] | None:
+class PromisesView(_Table):
+    """``pm/``, ``pw/``: a workflow's durable promises and the invocations waiting for them."""
+
+    __slots__ = ()
+
+    def get(self, service: str, key: str, name: str) -> tuple[bytes | None, Row | None] | None:
         """(value, None) or (None, failure) once completed; None while pending."""
-        raw = self.tx.get(b"pm/" + self._object(service, key) + b"/" + name.encode())
+        raw = self.tx.get(b"pm/" + _object(service, key) + b"/" + name.encode())
         if raw is None:
             return None
         if raw[:1] == b"V":
             return raw[1:], None
         return None, codec.decode("Failure", 1, raw[1:])
 
-    def complete_promise(self, service: str, key: str, name: str, value: bytes | None, failure: Row | None) -> None:
+
+class Promises(PromisesView):
+    __slots__ = ()
+
+    def complete(self, service: str, key: str, name: str, value: bytes | None, failure: Row | None) -> None:
         body = b"V" + (value or b"") if failure is None else b"F" + codec.encode("Failure", failure)
-        self.tx.put(b"pm/" + self._object(service, key) + b"/" + name.encode(), body)
+        self.tx.put(b"pm/" + _object(service, key) + b"/" + name.encode(), body)
 
-    def add_promise_waiter(self, service: str, key: str, name: str, inv: str, completion_id: int) -> None:
-        self.tx.put(b"pw/%s/%s/%s/%d" % (self._object(service, key), name.encode(), inv.encode(), completion_id), b"")
+    def add_waiter(self, service: str, key: str, name: str, inv: str, completion_id: int) -> None:
+        self.tx.put(b"pw/%s/%s/%s/%d" % (_object(service, key), name.encode(), inv.encode(), completion_id), b"")
 
-    def take_promise_waiters(self, service: str, key: str, name: str) -> list[tuple[str, int]]:
-        prefix = b"pw/%s/%s/" % (self._object(service, key), name.encode())
+    def take_waiters(self, service: str, key: str, name: str) -> list[tuple[str, int]]:
+        prefix = b"pw/%s/%s/" % (_object(service, key), name.encode())
         out = []
         for k, _ in self.tx.scan(prefix):
             inv, cid = k[len(prefix):].rsplit(b"/", 1)
@@ -216,64 +290,85 @@ class Tables:
             self.tx.delete(k)
         return out
 
-    def clear_promises(self, service: str, key: str) -> None:
+    def clear(self, service: str, key: str) -> None:
         for prefix in (b"pm/", b"pw/"):
-            for k, _ in self.tx.scan(prefix + self._object(service, key) + b"/"):
+            for k, _ in self.tx.scan(prefix + _object(service, key) + b"/"):
                 self.tx.delete(k)
 
-    def inbox_remove(self, service: str, key: str, inv: str) -> None:
-        for k, v in self.tx.scan(b"ib/%s/" % self._object(service, key)):
-            if v.decode() == inv:
-                self.tx.delete(k)
-                self._count(b"meta/inbox_depth", -1)
 
-    def delete_journal(self, inv: str, length: int) -> None:
-        for i in range(length):
-            self.tx.delete(b"jn/%s/%010d" % (inv.encode(), i))
+class CompletionsView(_Table):
+    """``cr/``: completed plain invocations by completion time, for retention (apply/retention_sweep.py)."""
 
-    def delete_status(self, inv: str) -> None:
-        key = inv.encode()
-        self._read_status.pop(inv, None)
-        self.tx.delete(b"in/" + key)
-        self.tx.delete(b"rn/" + key)
-        old = self.tx.get(b"is/" + key)
-        if old is not None:
-            self.tx.delete(b"is/" + key)
-            self._count(b"meta/count/" + old, -1)
+    __slots__ = ()
 
-    # retention of completed plain invocations (apply/retention_sweep.py)
-    def index_completed(self, inv: str, completed_ms: int) -> None:
-        self.tx.put(b"cr/%015d/%s" % (completed_ms, inv.encode()), b"")
-
-    def completed_before(self, before_ms: int, limit: int) -> list[tuple[bytes, str]]:
+    def before(self, before_ms: int, limit: int) -> list[tuple[bytes, str]]:
         """(index key, invocation id) of up to ``limit`` completions older than ``before_ms``, oldest first."""
         rows = self.tx.scan_below(b"cr/", b"cr/%015d" % before_ms, limit)
         return [(k, k[19:].decode()) for k, _ in rows]
 
-    def unindex_completed(self, index_key: bytes) -> None:
+
+class Completions(CompletionsView):
+    __slots__ = ()
+
+    def index(self, inv: str, completed_ms: int) -> None:
+        self.tx.put(b"cr/%015d/%s" % (completed_ms, inv.encode()), b"")
+
+    def unindex(self, index_key: bytes) -> None:
         self.tx.delete(index_key)
 
-    # timers
+
+class TimersView(_Table):
+    """``tm/``: durable timers, by due time."""
+
+    __slots__ = ()
+
     @staticmethod
-    def timer_key(fire_at_ms: int, timer_id: str) -> str:
+    def key(fire_at_ms: int, timer_id: str) -> str:
         return f"tm/{fire_at_ms:015d}/{timer_id}"
 
-    def put_timer(self, timer_key: str, row: Row) -> None:
-        self.tx.put(timer_key.encode(), codec.encode_stored("Timer", row))
-
-    def timer(self, timer_key: str) -> Row | None:
+    def get(self, timer_key: str) -> Row | None:
         raw = self.tx.get(timer_key.encode())
         return codec.decode_stored("Timer", raw) if raw is not None else None
 
-    def delete_timer(self, timer_key: str) -> None:
-        self.tx.delete(timer_key.encode())
-
-    def timers(self) -> Iterator[tuple[str, Row]]:
+    def all(self) -> Iterator[tuple[str, Row]]:
         for k, v in self.tx.scan(b"tm/"):
             yield k.decode(), codec.decode_stored("Timer", v)
 
-    # outbox
-    def outbox_append(self, topic: str, partition: int, kind: str, encode: Callable[[int], bytes]) -> int:
+
+class Timers(TimersView):
+    __slots__ = ()
+
+    def put(self, timer_key: str, row: Row) -> None:
+        self.tx.put(timer_key.encode(), codec.encode_stored("Timer", row))
+
+    def delete(self, timer_key: str) -> None:
+        self.tx.delete(timer_key.encode())
+
+
+class OutboxView(_Table):
+    """``ob/``: what this partition sends to other partitions and to reply topics, in order."""
+
+    __slots__ = ()
+
+    def next(self) -> int:
+        """The sequence the next outbox entry gets: every entry ever written is below it."""
+        return _int(self.tx.get(b"meta/outbox_next"), 0)
+
+    def entry(self, seq: int) -> Row | None:
+        raw = self.tx.get(b"ob/%020d" % seq)
+        return codec.decode_stored("OutboxEntry", raw) if raw is not None else None
+
+    def pending(self) -> list[int]:
+        """Entries not shipped yet: from the head on. Every entry below it was deleted, and seeking
+        to it skips their tombstones (a new leader's scan would walk every entry ever shipped)."""
+        head = _int(self.tx.get(b"meta/outbox_head"), 0)
+        return [int(k[3:]) for k, _ in self.tx.scan(b"ob/", b"ob/%020d" % head)]
+
+
+class Outbox(OutboxView):
+    __slots__ = ()
+
+    def append(self, topic: str, partition: int, kind: str, encode: Callable[[int], bytes]) -> int:
         """Store the next outbox entry; ``encode(seq)`` builds its body, which carries its own seq."""
         seq = _int(self.tx.get(b"meta/outbox_next"), 0)
         self.tx.put(b"meta/outbox_next", str(seq + 1).encode())
@@ -281,28 +376,19 @@ class Tables:
         self.tx.put(b"ob/%020d" % seq, codec.encode_stored("OutboxEntry", row))
         return seq
 
-    def outbox_next(self) -> int:
-        """The sequence the next outbox entry gets: every entry ever written is below it."""
-        return _int(self.tx.get(b"meta/outbox_next"), 0)
-
-    def outbox_entry(self, seq: int) -> Row | None:
-        raw = self.tx.get(b"ob/%020d" % seq)
-        return codec.decode_stored("OutboxEntry", raw) if raw is not None else None
-
-    def outbox_truncate(self, up_to: int) -> None:
+    def truncate(self, up_to: int) -> None:
         head = _int(self.tx.get(b"meta/outbox_head"), 0)
         for seq in range(head, up_to + 1):
             self.tx.delete(b"ob/%020d" % seq)
         if up_to + 1 > head:
             self.tx.put(b"meta/outbox_head", str(up_to + 1).encode())
 
-    def outbox_pending(self) -> list[int]:
-        """Entries not shipped yet: from the head on. Every entry below it was deleted, and seeking
-        to it skips their tombstones (a new leader's scan would walk every entry ever shipped)."""
-        head = _int(self.tx.get(b"meta/outbox_head"), 0)
-        return [int(k[3:]) for k, _ in self.tx.scan(b"ob/", b"ob/%020d" % head)]
 
-    # duplicate suppression for records from other partitions
+class Dedup(_Table):
+    """``dd/``: per source partition, the highest outbox sequence applied from it."""
+
+    __slots__ = ()
+
     def seen(self, source_partition: int, seq: int) -> bool:
         """True if (partition, seq) was applied before; otherwise remember it."""
         key = b"dd/%d" % source_partition
@@ -311,17 +397,73 @@ class Tables:
         self.tx.put(key, str(seq).encode())
         return False
 
-    # leadership
+
+class LeadershipView(_Table):
+    """``meta/epoch``, ``meta/epoch_owner``: the claim that holds the partition."""
+
+    __slots__ = ("_epoch",)
+
+    def __init__(self, tx: Transaction) -> None:
+        super().__init__(tx)
+        self._epoch: int | None = None  # read once per batch: every leader-made record checks it
+
     def epoch(self) -> int:
         if self._epoch is None:
             self._epoch = _int(self.tx.get(b"meta/epoch"), 0)
         return self._epoch
 
-    def set_epoch(self, epoch: int, owner: str) -> None:
+    def owner(self) -> str | None:
+        raw = self.tx.get(b"meta/epoch_owner")
+        return raw.decode() if raw is not None else None
+
+
+class Leadership(LeadershipView):
+    __slots__ = ()
+
+    def set(self, epoch: int, owner: str) -> None:
         self._epoch = epoch
         self.tx.put(b"meta/epoch", str(epoch).encode())
         self.tx.put(b"meta/epoch_owner", owner.encode())
 
-    def epoch_owner(self) -> str | None:
-        raw = self.tx.get(b"meta/epoch_owner")
-        return raw.decode() if raw is not None else None
+    def forget_reads(self) -> None:
+        self._epoch = None
+
+
+class TablesView:
+    """Every table, read only: what the invoker and introspection read of a partition."""
+
+    timer_key = staticmethod(TimersView.key)
+
+    def __init__(self, tx: Transaction) -> None:
+        self.tx = tx
+        self.invocations = InvocationsView(tx)
+        self.journals = JournalsView(tx)
+        self.state = UserStateView(tx)
+        self.objects = ObjectsView(tx)
+        self.promises = PromisesView(tx)
+        self.completions = CompletionsView(tx)
+        self.timers = TimersView(tx)
+        self.outbox = OutboxView(tx)
+        self.leadership = LeadershipView(tx)
+
+
+class Tables(TablesView):
+    """Every table, read and written by apply() through one Transaction."""
+
+    def __init__(self, tx: Transaction) -> None:  # not super().__init__: it would build views for nothing
+        self.tx = tx
+        self.invocations: Invocations = Invocations(tx)
+        self.journals: Journals = Journals(tx)
+        self.state: UserState = UserState(tx)
+        self.objects: Objects = Objects(tx)
+        self.promises: Promises = Promises(tx)
+        self.completions: Completions = Completions(tx)
+        self.timers: Timers = Timers(tx)
+        self.outbox: Outbox = Outbox(tx)
+        self.dedup = Dedup(tx)
+        self.leadership: Leadership = Leadership(tx)
+
+    def forget_reads(self) -> None:
+        """Drop what was remembered from reads: the transaction was rolled back to a savepoint."""
+        self.invocations.forget_reads()
+        self.leadership.forget_reads()

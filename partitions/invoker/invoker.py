@@ -33,7 +33,7 @@ from reprise.engine.protocol.framing import Frame, ProtocolError, decode_frame, 
 from reprise.engine.protocol.messages import MessageType, type_name
 from reprise.engine.registry import Deployment, Registry
 from reprise.partitions import metrics
-from reprise.partitions.core.tables import Tables
+from reprise.partitions.core.tables import TablesView
 from reprise.partitions.core.transaction import KeyValueStore, Transaction
 from reprise.partitions.invoker.attempt_output import AttemptOutput, Effects, failed_effects
 from reprise.partitions.invoker.embedded import EmbeddedApp, EmbeddedStream
@@ -307,11 +307,11 @@ class Invoker:
         dep = self._registry.deployment(svc.deployment_id)
         return dep if dep is not None else f"Deployment {svc.deployment_id} of '{row['service']}' not found"
 
-    def _request_body(self, tables: Tables, row: dict[str, Any]) -> bytes:
+    def _request_body(self, tables: TablesView, row: dict[str, Any]) -> bytes:
         inv = row["invocation_id"]
         iid = InvocationId.parse(inv)
-        journal = tables.journal(inv, row["journal_length"])
-        state = tables.state(row["service"], row["key"]) if row["key"] is not None else []
+        journal = tables.journals.read(inv, row["journal_length"])
+        state = tables.state.all(row["service"], row["key"]) if row["key"] is not None else []
         partial = sum(len(k) + len(v) for k, v in state) > self._cfg.eager_state_limit_bytes
         start = pj.start_message(
             id=iid.to_bytes(), debug_id=inv, known_entries=len(journal), state_map=[] if partial else state,
@@ -377,10 +377,10 @@ class Invoker:
         return out
 
 
-def _current(store: KeyValueStore, inv: str, attempt: int) -> tuple[Tables, dict[str, Any] | None]:
+def _current(store: KeyValueStore, inv: str, attempt: int) -> tuple[TablesView, dict[str, Any] | None]:
     """The invocation's row as stored now, or None unless it still awaits this attempt."""
-    tables = Tables(Transaction(store))
-    row = tables.status(inv)
+    tables = TablesView(Transaction(store))
+    row = tables.invocations.get(inv)
     if row is None or row["status"] != "INVOKED" or row["attempt"] != attempt:
         return tables, None
     return tables, row

@@ -28,7 +28,7 @@ from confluent_kafka import KafkaError
 
 from reprise.engine.limits import LIMIT_CODE
 from reprise.engine.produce_burst import Delivery
-from reprise.partitions.core.tables import Tables
+from reprise.partitions.core.tables import TablesView
 from reprise.partitions.core.transaction import KeyValueStore, Transaction
 from reprise.partitions.invoker.invoker import Invoker
 from reprise.partitions.metrics import WATCHDOG_REDRIVES
@@ -77,11 +77,11 @@ def invoked_attempts(stores: Mapping[int, KeyValueStore], leading: Iterable[int]
         store = stores.get(partition)
         if store is None:
             continue
-        tables = Tables(Transaction(store))
-        for inv in tables.invoked_ids():
+        tables = TablesView(Transaction(store))
+        for inv in tables.invocations.invoked_ids():
             if inv in live_ids:
                 continue
-            row = tables.status(inv)
+            row = tables.invocations.get(inv)
             if row is not None and row["status"] == "INVOKED":
                 yield partition, inv, row["attempt"]
 

@@ -51,7 +51,7 @@ from reprise.partitions.core.actions import (
 )
 from reprise.partitions.core.apply import LogRecord
 from reprise.partitions.core.errors import Rejection
-from reprise.partitions.core.tables import Tables
+from reprise.partitions.core.tables import TablesView
 from reprise.partitions.core.transaction import Transaction, applied_offset
 from reprise.partitions.invoker.attempt_output import tagged_outcome
 from reprise.partitions.invoker.embedded import EmbeddedApp
@@ -204,8 +204,8 @@ class PartitionProcessor:
             self.stores[partition] = store
         metrics.observe_snapshot(partition, self.snapshots.latest(partition))
         log.info("partition %d: owned; resumes after offset %d", partition, offset)
-        tables = Tables(Transaction(store))
-        held = Claim(tables.epoch(), tables.epoch_owner() or "")
+        tables = TablesView(Transaction(store))
+        held = Claim(tables.leadership.epoch(), tables.leadership.owner() or "")
         self._claim(partition, self.claims.first(partition, held.epoch), held)
         return TopicPartition(self.cfg.log_topic, partition, offset + 1 if offset >= 0 else OFFSET_BEGINNING)
 
@@ -287,8 +287,8 @@ class PartitionProcessor:
         claims = [Claim(v["epoch"], v["owner"]) for v in values]
         seen = {Claim(v["epoch"], v["owner"]): Claim(v["seen_epoch"], v["seen_owner"])
                 for v in values if v.get("seen_owner")}  # v2 records name the claim they saw holding
-        tables = Tables(Transaction(self.stores[partition]))
-        holder = Claim(tables.epoch(), tables.epoch_owner() or "")
+        tables = TablesView(Transaction(self.stores[partition]))
+        holder = Claim(tables.leadership.epoch(), tables.leadership.owner() or "")
         decision = self.claims.after_batch(partition, claims, holder, partition in self.leading, seen)
         if decision.step_down:
             self.leading.discard(partition)
@@ -315,13 +315,13 @@ class PartitionProcessor:
 
     def _become_leader(self, partition: int) -> None:
         """Resume everything left unfinished: running attempts, pending timers, unshipped outbox."""
-        tables = Tables(Transaction(self.stores[partition]))
+        tables = TablesView(Transaction(self.stores[partition]))
         actions: list[Action] = []
-        for inv in tables.invoked_ids():
-            row = tables.status(inv)
+        for inv in tables.invocations.invoked_ids():
+            row = tables.invocations.get(inv)
             if row is not None:
                 actions.append(RunAttempt(inv, row["attempt"]))
-        actions.extend(ShipOutbox(seq) for seq in tables.outbox_pending())
+        actions.extend(ShipOutbox(seq) for seq in tables.outbox.pending())
         self.timers.start_partition(partition, self.stores[partition])
         log.info("partition %d: leader at epoch %d; resuming %d actions", partition,
                  self.claimed[partition], len(actions))
@@ -370,8 +370,8 @@ class PartitionProcessor:
     def _report(self, consumer: Any) -> None:
         metrics.LEADING.set(len(self.leading))
         for p, store in self.stores.items():
-            tables = Tables(Transaction(store))
-            metrics.observe_tables(p, tables.status_counts(), tables.inbox_depth())
+            tables = TablesView(Transaction(store))
+            metrics.observe_tables(p, tables.invocations.counts(), tables.objects.depth())
             try:
                 _, high = consumer.get_watermark_offsets(TopicPartition(self.cfg.log_topic, p), cached=True)
             except Exception:  # noqa: BLE001 - a metric must never stop the apply loop
@@ -511,7 +511,7 @@ class PartitionProcessor:
         for p in sorted(self.leading):
             with self._store_lock:
                 store = self.stores.get(p)
-                due = store is not None and Tables(Transaction(store)).completed_before(before, 1)
+                due = store is not None and TablesView(Transaction(store)).completions.before(before, 1)
             if due:
                 self.burst.produce_record(self.cfg.log_topic, p, "RetentionSweep", {
                     "epoch": self.claimed[p], "before_ms": before, "limit": SWEEP_LIMIT})

@@ -33,7 +33,7 @@ from reprise.engine.local_replies import LocalReplies
 from reprise.engine.produce_burst import ProduceBurst
 from reprise.engine.reply_topics import ReplyTopics
 from reprise.partitions import metrics
-from reprise.partitions.core.tables import Row, Tables
+from reprise.partitions.core.tables import Row, TablesView
 from reprise.partitions.core.transaction import KeyValueStore, Transaction
 from reprise.partitions.leader.outbox_lanes import Destination, Lanes
 from reprise.schemas import codec
@@ -78,7 +78,7 @@ class OutboxShipper:
             src = self._sources[partition] = _Source()
         if seq in src.unfinished or seq <= src.reported:
             return
-        entry = Tables(Transaction(store)).outbox_entry(seq)
+        entry = TablesView(Transaction(store)).outbox.entry(seq)
         if entry is None:
             return  # already shipped and truncated
         src.unfinished.add(seq)
@@ -146,9 +146,9 @@ class OutboxShipper:
 
     def _ship_next(self, partition: int, store: KeyValueStore, src: _Source, dest: Destination, seq: int) -> None:
         """``seq`` reached ``dest``: the lowest entry waiting for it goes now."""
-        tables = Tables(Transaction(store))
+        tables = TablesView(Transaction(store))
         while (nxt := src.lanes.delivered(dest, seq)) is not None:
-            entry = tables.outbox_entry(nxt)
+            entry = tables.outbox.entry(nxt)
             if entry is not None:
                 self._produce(partition, store, src, nxt, entry)
                 return

@@ -8,7 +8,7 @@ from typing import Any
 
 from reprise.engine.ids import InvocationId
 from reprise.engine.protocol import journal as pj
-from reprise.partitions.core.tables import Tables
+from reprise.partitions.core.tables import TablesView
 from reprise.partitions.core.transaction import KeyValueStore, Transaction
 
 
@@ -39,16 +39,16 @@ class StoreIntrospector:
         self._stores = stores
         self._partitions = partitions
 
-    def _tables(self, partition: int) -> Tables | None:
+    def _tables(self, partition: int) -> TablesView | None:
         store = self._stores.get(partition)
-        return Tables(Transaction(store)) if store is not None else None
+        return TablesView(Transaction(store)) if store is not None else None
 
     def invocations(self, status: str | None, limit: int) -> list[dict[str, Any]]:
         rows = []
         for store in self._stores.values():
-            tables = Tables(Transaction(store))
+            tables = TablesView(Transaction(store))
             for k, _ in store.scan(b"in/"):
-                row = tables.status(k[3:].decode())
+                row = tables.invocations.get(k[3:].decode())
                 if row is not None and (status is None or row["status"] == status.upper()):
                     rows.append(row)
         return [summary(r) for r in heapq.nlargest(limit, rows, key=lambda r: r["created_ms"])]
@@ -59,12 +59,12 @@ class StoreIntrospector:
         except ValueError:
             return None
         tables = self._tables(partition)
-        row = tables.status(invocation_id) if tables else None
+        row = tables.invocations.get(invocation_id) if tables else None
         if row is None:
             return None
         entries = []
         for i in range(row["journal_length"]):
-            raw = tables.entry(invocation_id, i)
+            raw = tables.journals.entry(invocation_id, i)
             entries.append({"index": i, **pj.describe(raw)} if raw is not None else {"index": i, "type": "?"})
         return {**summary(row), "partition": partition, "waiting_for": {
             "completions": row["waiting_completions"], "signals": row["waiting_signals"],
@@ -77,12 +77,12 @@ class StoreIntrospector:
         tables = self._tables(partition_for_key(key, self._partitions))
         if tables is None:
             return {}
-        return {k.decode("utf-8", "replace"): _text(v) or "" for k, v in tables.state(service, key)}
+        return {k.decode("utf-8", "replace"): _text(v) or "" for k, v in tables.state.all(service, key)}
 
     def timers(self, limit: int) -> list[dict[str, Any]]:
         out = []
         for partition, store in self._stores.items():
-            for key, timer in Tables(Transaction(store)).timers():
+            for key, timer in TablesView(Transaction(store)).timers.all():
                 out.append({"partition": partition, "key": key, **timer})
                 if len(out) >= limit * 4:
                     break

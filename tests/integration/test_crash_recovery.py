@@ -57,7 +57,7 @@ def _rows(home: Path, namespace: str) -> list[dict]:
     for db in sorted((home / "data" / namespace / "partitions").iterdir()):
         store = RocksStore(db)
         tables = Tables(Transaction(store))
-        rows += [tables.status(k[3:].decode()) for k, _ in store.scan(b"in/")]
+        rows += [tables.invocations.get(k[3:].decode()) for k, _ in store.scan(b"in/")]
         store.close()
     return rows
 
@@ -69,7 +69,7 @@ def _snapshot(home: Path, namespace: str) -> tuple[dict[int, int], dict[str, str
         offsets[int(db.name[1:])] = applied_offset(store)
         tables = Tables(Transaction(store))
         for k, _ in store.scan(b"in/"):
-            row = tables.status(k[3:].decode())
+            row = tables.invocations.get(k[3:].decode())
             statuses[row["invocation_id"]] = row["status"]
         store.close()
     return offsets, statuses

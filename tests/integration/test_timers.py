@@ -20,7 +20,7 @@ def _fill(store: RocksStore, start_ms: int, spread_ms: int) -> None:
     for i in range(N):
         fire_at = start_ms + (i * spread_ms) // N
         key = tables.timer_key(fire_at, f"inv{i:06d}/sleep/1")
-        tables.put_timer(key, {"kind": "sleep", "invocation_id": f"inv{i:06d}", "fire_at_ms": fire_at,
+        tables.timers.put(key, {"kind": "sleep", "invocation_id": f"inv{i:06d}", "fire_at_ms": fire_at,
                                "completion_id": 1})
     tx.commit(0)
 

@@ -49,7 +49,7 @@ class Partition:
         return Tables(Transaction(self.store))
 
     def status(self, inv: str) -> dict[str, Any]:
-        row = self.tables.status(inv)
+        row = self.tables.invocations.get(inv)
         assert row is not None
         return row
 
@@ -99,7 +99,7 @@ def suspended(*cids: int) -> dict[str, Any]:
 
 def outbox_records(p: Partition) -> list[tuple[str, dict[str, Any]]]:
     out = []
-    for seq in p.tables.outbox_pending():
-        e = p.tables.outbox_entry(seq)
+    for seq in p.tables.outbox.pending():
+        e = p.tables.outbox.entry(seq)
         out.append((e["kind"], codec.decode(e["kind"], 1, e["value"])))
     return out

@@ -31,8 +31,8 @@ def test_invoke_creates_journal_and_asks_for_attempt_one() -> None:
     assert invoke(p, inv) == [RunAttempt(inv, 1)]
     row = p.status(inv)
     assert (row["status"], row["attempt"], row["journal_length"]) == ("INVOKED", 1, 1)
-    assert pj.frame_type(p.tables.entry(inv, 0)) == MessageType.INPUT_COMMAND
-    assert list(p.tables.invoked_ids()) == [inv]
+    assert pj.frame_type(p.tables.journals.entry(inv, 0)) == MessageType.INPUT_COMMAND
+    assert list(p.tables.invocations.invoked_ids()) == [inv]
     assert applied_offset(p.store) == p.offset
 
 
@@ -87,7 +87,7 @@ def test_end_completes_and_replies_through_the_outbox() -> None:
     [(kind, reply)] = outbox_records(p)
     assert kind == "Reply" and reply["value"] == b'"done"' and reply["request_id"] == inv
     assert reply["source"] == {"partition": 0, "seq": 0}
-    assert list(p.tables.invoked_ids()) == []
+    assert list(p.tables.invocations.invoked_ids()) == []
 
 
 def test_terminal_failure_output_is_the_result() -> None:
@@ -134,8 +134,8 @@ def test_sleep_suspends_until_its_timer_fires() -> None:
     assert timer.fire_at_ms == 9_000 and p.status(inv)["status"] == "SUSPENDED"
     assert p.feed("TimerFired", {"timer_key": timer.timer_key, "epoch": 1, "timestamp_ms": 9_000}) == \
         [RunAttempt(inv, 2)]
-    assert pj.frame_type(p.tables.entry(inv, 2)) == MessageType.SLEEP_COMPLETION
-    assert list(p.tables.timers()) == []
+    assert pj.frame_type(p.tables.journals.entry(inv, 2)) == MessageType.SLEEP_COMPLETION
+    assert list(p.tables.timers.all()) == []
 
 
 def test_effects_from_a_stale_attempt_or_epoch_are_ignored() -> None:
@@ -155,7 +155,7 @@ def test_effects_from_a_stale_attempt_or_epoch_are_ignored() -> None:
 def test_older_leader_epoch_is_refused() -> None:
     p = new_partition()
     p.feed("LeaderEpoch", {"partition": 0, "epoch": 1, "owner": "late", "timestamp_ms": 0})
-    assert p.tables.epoch() == 1 and "expected above 1" in p.dropped[-1]
+    assert p.tables.leadership.epoch() == 1 and "expected above 1" in p.dropped[-1]
 
 
 def test_call_creates_child_through_outbox_and_result_resumes_caller() -> None:
@@ -171,7 +171,7 @@ def test_call_creates_child_through_outbox_and_result_resumes_caller() -> None:
     [(kind, child)] = outbox_records(p)
     assert kind == "Invoke" and child["service"] == "Other" and child["input"] == b'"p"'
     assert child["caller"] == {"invocation_id": inv, "completion_id": 2}
-    child_id = pj.decode(p.tables.entry(inv, 2)).invocation_id
+    child_id = pj.decode(p.tables.journals.entry(inv, 2)).invocation_id
     assert child["invocation_id"] == child_id
     done = {"invocation_id": inv, "completion_id": 2, "value": b'"r"', "source": {"partition": 3, "seq": 0}}
     assert p.feed("CallCompleted", done) == [RunAttempt(inv, 2)]
@@ -188,8 +188,8 @@ def test_child_completion_goes_to_the_callers_partition() -> None:
                       "caller": {"invocation_id": caller, "completion_id": 5},
                       "source": {"partition": 2, "seq": 0}})
     p.effects(child, 1, [output(b'"r"')], {})
-    [seq] = p.tables.outbox_pending()
-    entry = p.tables.outbox_entry(seq)
+    [seq] = p.tables.outbox.pending()
+    entry = p.tables.outbox.entry(seq)
     assert (entry["kind"], entry["topic"], entry["partition"]) == ("CallCompleted", "log", 2)
 
 
@@ -218,9 +218,9 @@ def test_state_commands_apply_when_journaled() -> None:
     set_b = encode_message(pb.SetStateCommandMessage(key=b"b", value=pb.Value(content=b"2")))
     clear_a = encode_message(pb.ClearStateCommandMessage(key=b"a"))
     p.effects(inv, 1, [set_a, set_b, clear_a, run(1)], suspended(1))
-    assert p.tables.state("Svc", "k3") == [(b"b", b"2")]
+    assert p.tables.state.all("Svc", "k3") == [(b"b", b"2")]
     p.effects(inv, 1, [encode_frame(MessageType.CLEAR_ALL_STATE_COMMAND, b"")], suspended(1))
-    assert p.tables.state("Svc", "k3") == [(b"b", b"2")]  # stale attempt: ignored
+    assert p.tables.state.all("Svc", "k3") == [(b"b", b"2")]  # stale attempt: ignored
 
 
 def test_outbox_shipped_truncates() -> None:
@@ -228,16 +228,16 @@ def test_outbox_shipped_truncates() -> None:
     inv = inv_on(0)
     invoke(p, inv)
     p.effects(inv, 1, [output(b"1")], {})
-    assert p.tables.outbox_pending() == [0]
+    assert p.tables.outbox.pending() == [0]
     p.feed("OutboxShipped", {"epoch": 1, "up_to_seq": 0})
-    assert p.tables.outbox_pending() == []
+    assert p.tables.outbox.pending() == []
     ids = (InvocationId.derived(f"o{n}", "test", n) for n in range(1000))
     for other in [str(i) for i in ids if i.partition(N) == 0][:2]:
         invoke(p, other)
         p.effects(other, 1, [output(b"2")], {})
-    assert p.tables.outbox_pending() == [1, 2]
+    assert p.tables.outbox.pending() == [1, 2]
     p.feed("OutboxShipped", {"epoch": 1, "up_to_seq": 1})
-    assert p.tables.outbox_pending() == [2]  # from the head on, past the deleted entries
+    assert p.tables.outbox.pending() == [2]  # from the head on, past the deleted entries
 
 
 def test_invoke_without_id_derives_a_deterministic_one_on_this_partition() -> None:
@@ -258,7 +258,7 @@ def test_replaying_the_same_records_gives_the_same_bytes() -> None:
         invoke(p, inv)
         p.effects(inv, 1, [run(1), run_done(1, b'"A"')], suspended(1))
         p.effects(inv, 2, [], {"code": 500, "message": "x", "retryable": True, "next_retry_delay_ms": 5})
-        key = next(iter(p.tables.timers()))[0]
+        key = next(iter(p.tables.timers.all()))[0]
         p.feed("TimerFired", {"timer_key": key, "epoch": 1, "timestamp_ms": 3_000})
         p.effects(inv, 3, [output(b'"ok"')], {})
         return p.store.data
@@ -343,7 +343,7 @@ def test_one_batch_gives_the_bytes_of_one_record_per_batch_even_when_a_record_fa
             rejected += [r.offset for r in apply_batch(tx, 0, N, batch).rejected]
             tx.commit(batch[-1].offset)
         # each failed record failed its attempt, retried after a backoff (a protocol violation)
-        assert {s: n for s, n in p.tables.status_counts().items() if n} == {"BACKING_OFF": 2}
+        assert {s: n for s, n in p.tables.invocations.counts().items() if n} == {"BACKING_OFF": 2}
         return p.store.data, rejected
 
     together, rejected_together = apply_in([records])

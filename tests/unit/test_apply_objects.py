@@ -15,17 +15,17 @@ def test_exclusive_calls_queue_per_key_and_shared_ones_do_not() -> None:
     first, second, other_key, shared = (str(InvocationId(0, i + 1)) for i in range(4))
     assert invoke(p, first, key="k", handler_kind="EXCLUSIVE") == [RunAttempt(first, 1)]
     assert invoke(p, second, key="k", handler_kind="EXCLUSIVE") == []
-    assert p.status(second)["status"] == "INBOXED" and p.tables.inbox("Svc", "k") == [second]
+    assert p.status(second)["status"] == "INBOXED" and p.tables.objects.waiting("Svc", "k") == [second]
     assert invoke(p, other_key, key="y", handler_kind="EXCLUSIVE") == [RunAttempt(other_key, 1)]
     assert invoke(p, shared, key="k", handler_kind="SHARED") == [RunAttempt(shared, 1)]
     sleep = encode_message(pb.SleepCommandMessage(wake_up_time=9_000, result_completion_id=1))
     p.effects(first, 1, [sleep], suspended(1))  # a suspended exclusive invocation keeps the key
-    assert p.status(first)["status"] == "SUSPENDED" and p.tables.lock_holder("Svc", "k") == first
+    assert p.status(first)["status"] == "SUSPENDED" and p.tables.objects.lock_holder("Svc", "k") == first
     assert p.status(second)["status"] == "INBOXED"
-    key = next(iter(p.tables.timers()))[0]
+    key = next(iter(p.tables.timers.all()))[0]
     p.feed("TimerFired", {"timer_key": key, "epoch": 1, "timestamp_ms": 9_000})
     actions = p.effects(first, 2, [output(b"1")], {})
-    assert RunAttempt(second, 1) in actions and p.tables.lock_holder("Svc", "k") == second
+    assert RunAttempt(second, 1) in actions and p.tables.objects.lock_holder("Svc", "k") == second
 
 
 def test_status_counts_and_inbox_depth_follow_every_change() -> None:
@@ -36,13 +36,13 @@ def test_status_counts_and_inbox_depth_follow_every_change() -> None:
     def truth() -> tuple[dict[str, int], int]:
         counts: dict[str, int] = {}
         for inv in ids:
-            row = p.tables.status(inv)
+            row = p.tables.invocations.get(inv)
             if row is not None:
                 counts[row["status"]] = counts.get(row["status"], 0) + 1
-        return counts, len(p.tables.inbox("Svc", "k"))
+        return counts, len(p.tables.objects.waiting("Svc", "k"))
 
     def kept() -> tuple[dict[str, int], int]:
-        return {s: n for s, n in p.tables.status_counts().items() if n}, p.tables.inbox_depth()
+        return {s: n for s, n in p.tables.invocations.counts().items() if n}, p.tables.objects.depth()
 
     for inv in ids:
         invoke(p, inv, key="k", handler_kind="EXCLUSIVE")
@@ -59,12 +59,12 @@ def test_lock_passes_in_arrival_order() -> None:
     ids = [str(InvocationId(0, i + 1)) for i in range(3)]
     for inv in ids:
         invoke(p, inv, key="k", handler_kind="EXCLUSIVE")
-    assert p.tables.inbox("Svc", "k") == ids[1:]
+    assert p.tables.objects.waiting("Svc", "k") == ids[1:]
     for i, inv in enumerate(ids):
         actions = p.effects(inv, 1, [output(b"1")], {})
         nxt = [a for a in actions if isinstance(a, RunAttempt)]
         assert nxt == ([RunAttempt(ids[i + 1], 1)] if i + 1 < len(ids) else [])
-    assert p.tables.lock_holder("Svc", "k") is None and p.tables.inbox("Svc", "k") == []
+    assert p.tables.objects.lock_holder("Svc", "k") is None and p.tables.objects.waiting("Svc", "k") == []
 
 
 def test_lazy_state_round_trip_in_apply() -> None:
@@ -76,7 +76,7 @@ def test_lazy_state_round_trip_in_apply() -> None:
     get_b = encode_message(pb.GetLazyStateCommandMessage(key=b"b", result_completion_id=2))
     keys = encode_message(pb.GetLazyStateKeysCommandMessage(result_completion_id=3))
     assert p.effects(inv, 1, [set_a, get_a, get_b, keys], suspended(3)) == [RunAttempt(inv, 2)]
-    entries = [pj.decode(p.tables.entry(inv, i)) for i in range(p.status(inv)["journal_length"])]
+    entries = [pj.decode(p.tables.journals.entry(inv, i)) for i in range(p.status(inv)["journal_length"])]
     notes = {e.completion_id: e for e in entries if hasattr(e, "completion_id") and e.completion_id}
     assert notes[1].value.content == b'"1"'
     assert notes[2].HasField("void")

@@ -31,12 +31,12 @@ def completed(p: Partition, n: int, **extra: Any) -> list[str]:
 def test_a_completion_older_than_the_cutoff_is_forgotten_with_its_journal() -> None:
     p = new_partition()
     [inv] = completed(p, 1)
-    assert p.tables.journal(inv, 2)
+    assert p.tables.journals.read(inv, 2)
     sweep(p, before_ms=2_000)  # completed at 2,000: not before it
-    assert p.tables.status(inv) is not None
+    assert p.tables.invocations.get(inv) is not None
     sweep(p, before_ms=2_001)
-    assert p.tables.status(inv) is None and p.tables.entry(inv, 0) is None
-    assert p.tables.completed_before(10**12, 10) == []
+    assert p.tables.invocations.get(inv) is None and p.tables.journals.entry(inv, 0) is None
+    assert p.tables.completions.before(10**12, 10) == []
 
 
 def test_idempotent_invocations_keep_their_own_retention() -> None:
@@ -44,27 +44,27 @@ def test_idempotent_invocations_keep_their_own_retention() -> None:
     [inv] = completed(p, 1, idempotency_key="once")
     sweep(p, before_ms=10**12)
     assert p.status(inv)["status"] == "COMPLETED"  # its cleanup timer forgets it, not the sweep
-    assert [t["kind"] for _, t in p.tables.timers()] == ["cleanup"]
+    assert [t["kind"] for _, t in p.tables.timers.all()] == ["cleanup"]
 
 
 def test_one_sweep_forgets_at_most_its_limit_oldest_first_and_a_stale_one_nothing() -> None:
     p = new_partition()
     ids = completed(p, 3)
     sweep(p, before_ms=10**12, limit=5, epoch=0)  # an older leader's: ignored
-    assert all(p.tables.status(i) is not None for i in ids)
+    assert all(p.tables.invocations.get(i) is not None for i in ids)
     sweep(p, before_ms=10**12, limit=2)
-    assert [p.tables.status(i) is None for i in ids] == [True, True, False]
+    assert [p.tables.invocations.get(i) is None for i in ids] == [True, True, False]
     sweep(p, before_ms=10**12, limit=2)
-    assert p.tables.status(ids[2]) is None
+    assert p.tables.invocations.get(ids[2]) is None
 
 
 def test_a_purged_invocation_leaves_only_its_index_entry_which_the_sweep_drops() -> None:
     p = new_partition()
     [inv] = completed(p, 1)
     p.feed("AdminCommand", {"invocation_id": inv, "command": "purge", "reply_to": None})
-    assert p.tables.status(inv) is None and len(p.tables.completed_before(10**12, 10)) == 1
+    assert p.tables.invocations.get(inv) is None and len(p.tables.completions.before(10**12, 10)) == 1
     sweep(p, before_ms=10**12)
-    assert p.tables.completed_before(10**12, 10) == []
+    assert p.tables.completions.before(10**12, 10) == []
 
 
 def test_scan_below_merges_the_transactions_writes_and_reads_only_what_it_needs() -> None:

@@ -158,7 +158,7 @@ def test_valid_records_of_the_same_kinds_still_apply() -> None:
     assert feed(p, "CallCompleted", {"invocation_id": HERE, "completion_id": 2, "value": b"1"})[1] == []
     assert feed(p, "Signal", {"invocation_id": HERE, "name": "go"})[1] == []
     assert feed(p, "LeaderEpoch", {"partition": 0, "epoch": 1_001, "owner": "far", "timestamp_ms": 1})[1] == []
-    assert feed(p, "OutboxShipped", {"epoch": 1_001, "up_to_seq": p.tables.outbox_next() - 1})[1] == []
+    assert feed(p, "OutboxShipped", {"epoch": 1_001, "up_to_seq": p.tables.outbox.next() - 1})[1] == []
     assert feed(p, "InvokerEffects", _effects(attempt=2, epoch=1_001, entries=[output(b"1")],
                                               handler_kinds={"0": "SHARED"}))[1] == []
     assert p.status(HERE)["status"] == "COMPLETED"

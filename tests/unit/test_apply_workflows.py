@@ -16,10 +16,11 @@ def test_workflow_output_is_purged_after_its_retention() -> None:
     invoke(p, run, key="wf", handler_kind="WORKFLOW")
     p.effects(run, 1, [encode_message(pb.SetStateCommandMessage(key=b"s", value=pb.Value(content=b"1"))),
                        output(b"true")], {}, ts=10_000)
-    [(key, timer)] = list(p.tables.timers())
+    [(key, timer)] = list(p.tables.timers.all())
     assert timer["kind"] == "cleanup" and timer["fire_at_ms"] == 10_000 + 24 * 3600 * 1000
     p.feed("TimerFired", {"timer_key": key, "epoch": 1, "timestamp_ms": timer["fire_at_ms"]})
-    assert p.tables.status(run) is None and p.tables.state("Svc", "wf") == [] and p.tables.entry(run, 0) is None
+    assert p.tables.invocations.get(run) is None and p.tables.state.all("Svc", "wf") == []
+    assert p.tables.journals.entry(run, 0) is None
 
 
 def test_promise_first_completion_wins_and_wakes_the_waiter() -> None:
@@ -34,12 +35,12 @@ def test_promise_first_completion_wins_and_wakes_the_waiter() -> None:
                                                            result_completion_id=1))
     actions = p.effects(click, 1, [done], suspended(1))
     assert RunAttempt(run, 2) in actions and RunAttempt(click, 2) in actions
-    assert pj.decode(p.tables.entry(run, 2)).value.content == b'"s"'
+    assert pj.decode(p.tables.journals.entry(run, 2)).value.content == b'"s"'
     invoke(p, late, key="wf", handler_kind="SHARED")
     again = encode_message(pb.CompletePromiseCommandMessage(key="link", completion_value=pb.Value(content=b'"x"'),
                                                             result_completion_id=1))
     p.effects(late, 1, [again], suspended(1))
-    assert pj.decode(p.tables.entry(late, 2)).failure.code == 409
+    assert pj.decode(p.tables.journals.entry(late, 2)).failure.code == 409
 
 
 def test_awakeable_ids_round_trip_and_signals_resume() -> None:
@@ -50,7 +51,7 @@ def test_awakeable_ids_round_trip_and_signals_resume() -> None:
     p.effects(inv, 1, [], {"completions": [], "signals": [1, 17], "named_signals": ["go"]})
     assert p.feed("Signal", {"invocation_id": inv, "name": "other", "value": b"1"}) == []
     assert p.feed("Signal", {"invocation_id": inv, "idx": 17, "value": b'"v"'}) == [RunAttempt(inv, 2)]
-    assert pj.notification_id(p.tables.entry(inv, 2)) == ("signal", 17)
+    assert pj.notification_id(p.tables.journals.entry(inv, 2)) == ("signal", 17)
 
 
 def test_admin_commands_answer_through_replies() -> None:
@@ -65,4 +66,4 @@ def test_admin_commands_answer_through_replies() -> None:
     p.feed("AdminCommand", {"invocation_id": inv, "command": "kill", "reply_to": reply_to})
     assert p.status(inv)["result_failure"] == {"code": 409, "message": "killed"}
     p.feed("AdminCommand", {"invocation_id": inv, "command": "purge", "reply_to": reply_to})
-    assert p.tables.status(inv) is None
+    assert p.tables.invocations.get(inv) is None

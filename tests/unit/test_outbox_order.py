@@ -52,7 +52,7 @@ class FakeKafka:
                 on_delivery(FAILURE, None)
                 continue
             tx = Transaction(self.receivers.setdefault(partition, MemoryStore()))
-            if partition != REPLIES and Tables(tx).seen(SOURCE, seq):
+            if partition != REPLIES and Tables(tx).dedup.seen(SOURCE, seq):
                 self.dropped.append(seq)
             else:
                 self.applied.setdefault(partition, []).append(seq)
@@ -82,9 +82,9 @@ def run_shipper(destinations: list[int], refuse: set[int] = frozenset(), fail: s
     tx = Transaction(store)
     for dest in destinations:
         if dest == REPLIES:
-            Tables(tx).outbox_append("replies", -1, "Reply", reply)
+            Tables(tx).outbox.append("replies", -1, "Reply", reply)
         else:
-            Tables(tx).outbox_append("log", dest, "Signal", signal)
+            Tables(tx).outbox.append("log", dest, "Signal", signal)
     tx.commit(None)
     kafka = FakeKafka(set(refuse), set(fail))
     reports: list[tuple[int, bool]] = []
@@ -93,7 +93,7 @@ def run_shipper(destinations: list[int], refuse: set[int] = frozenset(), fail: s
         delivered = {s for seqs in kafka.applied.values() for s in seqs}
         reports.append((up_to, all(s in delivered for s in range(up_to + 1))))
         t = Transaction(store)
-        Tables(t).outbox_truncate(up_to)  # what apply() does with OutboxShipped
+        Tables(t).outbox.truncate(up_to)  # what apply() does with OutboxShipped
         t.commit(None)
 
     async def main() -> None:
@@ -141,7 +141,7 @@ def test_an_entry_whose_delivery_failed_is_retried_before_later_entries_to_its_r
 def test_repeated_failures_on_two_receivers() -> None:
     kafka, reports, store = run_shipper(DESTS, refuse={0, 4}, fail={5, 9})
     assert_no_loss(kafka, reports, DESTS)
-    assert Tables(Transaction(store)).outbox_pending() == []
+    assert Tables(Transaction(store)).outbox.pending() == []
 
 
 def test_without_failures_every_entry_is_delivered_in_order_and_reported() -> None:

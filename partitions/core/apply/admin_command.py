@@ -12,7 +12,7 @@ from reprise.partitions.core.context import ApplyContext
 
 def apply_admin_command(ctx: ApplyContext, rec: dict[str, Any], now_ms: int) -> None:
     inv, command = rec["invocation_id"], rec["command"]
-    row = ctx.tables.status(inv)
+    row = ctx.tables.invocations.get(inv)
     if command not in control.COMMANDS:
         code, message = 400, f"unknown command {command!r}: expected one of {', '.join(control.COMMANDS)}"
     elif row is None:

@@ -17,7 +17,7 @@ MAX_ATTACHED_REPLIES = 1_000
 
 def apply_attach(ctx: ApplyContext, rec: dict[str, Any], now_ms: int) -> None:
     inv, reply = rec["invocation_id"], rec["reply_to"]
-    row = ctx.tables.status(inv)
+    row = ctx.tables.invocations.get(inv)
     if row is None:
         lifecycle.send_reply(ctx, reply, inv, None, {"code": 404, "message": f"invocation {inv} not found"})
     elif row["status"] == Status.COMPLETED.value:
@@ -26,7 +26,7 @@ def apply_attach(ctx: ApplyContext, rec: dict[str, Any], now_ms: int) -> None:
         lifecycle.send_reply(ctx, reply, inv, None, {"code": NOT_READY, "message": f"invocation {inv} not finished"})
     else:
         add_waiter(ctx, row, reply)
-        ctx.tables.put_status(row)
+        ctx.tables.invocations.put(row)
 
 
 def add_waiter(ctx: ApplyContext, row: dict[str, Any], reply: dict[str, Any]) -> None:

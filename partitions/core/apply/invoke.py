@@ -26,7 +26,7 @@ def apply_invoke(ctx: ApplyContext, rec: dict[str, Any], now_ms: int) -> None:
     if lifecycle.is_duplicate(ctx, rec, "Invoke"):
         return
     inv = invocation_id_for(ctx, rec)
-    existing = ctx.tables.status(inv)
+    existing = ctx.tables.invocations.get(inv)
     if existing is not None:
         _attach(ctx, existing, rec)
         return
@@ -48,7 +48,7 @@ def apply_invoke(ctx: ApplyContext, rec: dict[str, Any], now_ms: int) -> None:
     execute_at = rec["execute_at_ms"]
     if execute_at is not None and execute_at > now_ms:
         lifecycle.set_status(row, Status.SCHEDULED, now_ms)
-        ctx.tables.put_status(row)
+        ctx.tables.invocations.put(row)
         lifecycle.set_timer(ctx, "invoke", inv, execute_at)
         return
     lifecycle.admit(ctx, row, now_ms)
@@ -81,4 +81,4 @@ def _attach(ctx: ApplyContext, row: dict[str, Any], rec: dict[str, Any]) -> None
         row["attached_callers"].append(caller)
     if reply is not None:
         add_waiter(ctx, row, reply)
-    ctx.tables.put_status(row)
+    ctx.tables.invocations.put(row)

@@ -34,7 +34,7 @@ def apply_effects(ctx: ApplyContext, rec: dict[str, Any], now_ms: int) -> None:
     progress = "proposed" in rec["outcome"]
     if lifecycle.from_stale_leader(ctx, rec, f"effects of {inv} attempt {rec['attempt']}"):
         return
-    row = ctx.tables.status(inv)
+    row = ctx.tables.invocations.get(inv)
     if row is None or row["status"] != _INVOKED or row["attempt"] != rec["attempt"]:
         found = "no invocation" if row is None else f"{row['status']} attempt {row['attempt']}"
         ctx.drop(f"effects of {inv}: expected INVOKED attempt {rec['attempt']}, found {found}")
@@ -52,7 +52,7 @@ def apply_effects(ctx: ApplyContext, rec: dict[str, Any], now_ms: int) -> None:
     if rec["entries"]:
         row["failures_since_entry"], row["last_entry_ms"] = 0, now_ms
     if progress:
-        ctx.tables.put_status(row)
+        ctx.tables.invocations.put(row)
         return
     # The attempt is over: nothing more is streamed to it.
     if len(ctx.actions) > first_action:
@@ -69,11 +69,11 @@ def _on_command(ctx: ApplyContext, row: dict[str, Any], frame: bytes, index: int
         _apply_state(ctx, row, t, pj.decode(frame))
     elif t == MessageType.GET_LAZY_STATE_COMMAND:
         msg = pj.decode(frame)
-        value = ctx.tables.state_get(row["service"], row["key"], msg.key) if row["key"] is not None else None
+        value = ctx.tables.state.get(row["service"], row["key"], msg.key) if row["key"] is not None else None
         lifecycle.append_entry(ctx, row, pj.lazy_state_completion(msg.result_completion_id, value))
     elif t == MessageType.GET_LAZY_STATE_KEYS_COMMAND:
         msg = pj.decode(frame)
-        keys = [k for k, _ in ctx.tables.state(row["service"], row["key"])] if row["key"] is not None else []
+        keys = [k for k, _ in ctx.tables.state.all(row["service"], row["key"])] if row["key"] is not None else []
         lifecycle.append_entry(ctx, row, pj.lazy_state_keys_completion(msg.result_completion_id, keys))
     elif t == MessageType.SLEEP_COMMAND:
         msg = pj.decode(frame)
@@ -119,11 +119,11 @@ def _apply_state(ctx: ApplyContext, row: dict[str, Any], t: int, msg: Any) -> No
     if row["key"] is None:
         return  # plain services have no state; the SDK refuses before this point
     if t == MessageType.SET_STATE_COMMAND:
-        ctx.tables.set_state(row["service"], row["key"], msg.key, msg.value.content)
+        ctx.tables.state.set(row["service"], row["key"], msg.key, msg.value.content)
     elif t == MessageType.CLEAR_STATE_COMMAND:
-        ctx.tables.clear_state(row["service"], row["key"], msg.key)
+        ctx.tables.state.clear(row["service"], row["key"], msg.key)
     else:
-        ctx.tables.clear_all_state(row["service"], row["key"])
+        ctx.tables.state.clear_all(row["service"], row["key"])
 
 
 def _call(ctx: ApplyContext, row: dict[str, Any], t: int, msg: Any, index: int, kind: str | None) -> None:
@@ -159,7 +159,7 @@ def _on_outcome(ctx: ApplyContext, row: dict[str, Any], outcome: dict[str, Any],
             lifecycle.start_attempt(ctx, row, now_ms)
         else:
             lifecycle.set_status(row, Status.SUSPENDED, now_ms)
-            ctx.tables.put_status(row)
+            ctx.tables.invocations.put(row)
     elif "retryable" in outcome:  # AttemptFailed
         failure = {"code": outcome["code"], "message": outcome["message"]}
         row["last_failure"] = failure
@@ -169,7 +169,7 @@ def _on_outcome(ctx: ApplyContext, row: dict[str, Any], outcome: dict[str, Any],
         if outcome["on_exhausted"] == "PAUSE":
             row["failures_since_entry"] += 1
             lifecycle.set_status(row, Status.PAUSED, now_ms)
-            ctx.tables.put_status(row)
+            ctx.tables.invocations.put(row)
             return
         row["failures_since_entry"] += 1
         _back_off(ctx, row, outcome["next_retry_delay_ms"] or 0, now_ms)
@@ -182,14 +182,14 @@ def _back_off(ctx: ApplyContext, row: dict[str, Any], delay_ms: int, now_ms: int
     """The attempt failed: the next one runs after ``delay_ms`` (a durable retry timer)."""
     row["next_retry_ms"] = now_ms + delay_ms
     lifecycle.set_status(row, Status.BACKING_OFF, now_ms)
-    ctx.tables.put_status(row)
+    ctx.tables.invocations.put(row)
     lifecycle.set_timer(ctx, "retry", row["invocation_id"], now_ms + delay_ms, row["attempt"])
 
 
 def _output(ctx: ApplyContext, row: dict[str, Any]) -> tuple[bytes | None, dict[str, Any] | None]:
     if row["output_index"] is None:
         return b"", None  # ended without output: an empty success, as Restate treats it
-    msg = pj.decode(ctx.tables.entry(row["invocation_id"], row["output_index"]))
+    msg = pj.decode(ctx.tables.journals.entry(row["invocation_id"], row["output_index"]))
     if msg.HasField("failure"):
         return None, {"code": msg.failure.code, "message": msg.failure.message}
     return msg.value.content, None
@@ -215,9 +215,9 @@ def fail_rejected(ctx: ApplyContext, rec: dict[str, Any], reason: str, now_ms: i
     caller whose id is malformed: often why the effects were refused) are skipped, so it applies.
     """
     inv, attempt = rec.get("invocation_id"), rec.get("attempt")
-    if not isinstance(inv, str) or rec.get("epoch") != ctx.tables.epoch():
+    if not isinstance(inv, str) or rec.get("epoch") != ctx.tables.leadership.epoch():
         return False
-    row = ctx.tables.status(inv)
+    row = ctx.tables.invocations.get(inv)
     if row is None or row["status"] != _INVOKED or row["attempt"] != attempt:
         return False
     ctx.actions.append(AbortAttempt(inv, attempt))  # a streaming attempt must not go on

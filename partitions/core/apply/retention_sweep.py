@@ -18,8 +18,8 @@ from reprise.partitions.core.status import Status
 def apply_retention_sweep(ctx: ApplyContext, rec: dict[str, Any], now_ms: int) -> None:
     if lifecycle.from_stale_leader(ctx, rec, f"RetentionSweep before {rec['before_ms']}"):
         return
-    for index_key, inv in ctx.tables.completed_before(rec["before_ms"], rec["limit"]):
-        row = ctx.tables.status(inv)
+    for index_key, inv in ctx.tables.completions.before(rec["before_ms"], rec["limit"]):
+        row = ctx.tables.invocations.get(inv)
         if row is not None and row["status"] == Status.COMPLETED.value:
             control.forget(ctx, row)  # a purged one is gone already: only its index entry is left
-        ctx.tables.unindex_completed(index_key)
+        ctx.tables.completions.unindex(index_key)

@@ -14,12 +14,12 @@ def apply_timer_fired(ctx: ApplyContext, rec: dict[str, Any], now_ms: int) -> No
     key = rec["timer_key"]
     if lifecycle.from_stale_leader(ctx, rec, f"timer {key}"):
         return
-    timer = ctx.tables.timer(key)
+    timer = ctx.tables.timers.get(key)
     if timer is None:
         ctx.drop(f"timer {key}: expected a pending timer, found none (already fired)")
         return
-    ctx.tables.delete_timer(key)
-    row = ctx.tables.status(timer["invocation_id"])
+    ctx.tables.timers.delete(key)
+    row = ctx.tables.invocations.get(timer["invocation_id"])
     if timer["kind"] == "cleanup" and row is not None and row["status"] == Status.COMPLETED.value:
         control.forget(ctx, row)
         return

@@ -207,13 +207,13 @@ def leader_epoch(ctx: ApplyContext, rec: Record) -> None:
         raise reject(Rejection.WRONG_PARTITION, f"LeaderEpoch for partition {rec['partition']}, "
                                                 f"found on {ctx.partition}")
     name(rec["owner"], "LeaderEpoch owner")
-    in_range(rec["epoch"], 1, ctx.tables.epoch() + MAX_EPOCH_STEP, "LeaderEpoch epoch")
+    in_range(rec["epoch"], 1, ctx.tables.leadership.epoch() + MAX_EPOCH_STEP, "LeaderEpoch epoch")
 
 
 def outbox_shipped(ctx: ApplyContext, rec: Record) -> None:
     """Up to an entry the outbox has written: past it, truncating would walk sequences that never were."""
     in_range(rec["epoch"], 0, 2**63 - 1, "OutboxShipped epoch")
-    in_range(rec["up_to_seq"], -1, ctx.tables.outbox_next() - 1, "OutboxShipped up_to_seq")
+    in_range(rec["up_to_seq"], -1, ctx.tables.outbox.next() - 1, "OutboxShipped up_to_seq")
 
 
 def signal(ctx: ApplyContext, rec: Record) -> None:
