@@ -22,9 +22,8 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Message, Producer, TopicPartition
 
-from reprise.engine import faults
 from reprise.engine.clock import now_ms
 from reprise.engine.config import Config
 from reprise.engine.critical import critical_thread
@@ -53,11 +52,11 @@ from reprise.partitions.core.apply import LogRecord
 from reprise.partitions.core.errors import Rejection
 from reprise.partitions.core.tables import TablesView
 from reprise.partitions.core.transaction import Transaction, applied_offset
-from reprise.partitions.invoker.attempt_output import tagged_outcome
 from reprise.partitions.invoker.embedded import EmbeddedApp
 from reprise.partitions.invoker.invoker import Invoker
 from reprise.partitions.leader.attempt_guard import AttemptGuard
 from reprise.partitions.leader.claims import Claim, Claims
+from reprise.partitions.leader.leader_records import LeaderRecords
 from reprise.partitions.leader.shipper import OutboxShipper
 from reprise.partitions.leader.timers import TimerService
 from reprise.partitions.state.changelog import ChangelogWriter, restore
@@ -107,8 +106,6 @@ class PartitionProcessor:
         # Fault injection for tests: behave as if the process died after committing a batch and before
         # shipping its outbox (REPRISE_FAULT_HOLD_OUTBOX=1). Never set in production.
         self._hold_outbox = os.environ.get("REPRISE_FAULT_HOLD_OUTBOX") == "1"
-        # ... and lose this many effects records, as if their attempts vanished (REPRISE_FAULT_LOSE_EFFECTS=n)
-        self._lose_effects = int(os.environ.get("REPRISE_FAULT_LOSE_EFFECTS", "0"))
         self.leader_ready = asyncio.Event()
         self._assigned = False  # a group member that has had its first assignment
 
@@ -117,15 +114,16 @@ class PartitionProcessor:
         self._loop = asyncio.get_running_loop()
         self.producer = self._producer or processor_producer(self.cfg)
         self.embedded = EmbeddedApp(self.cfg.embedded_app, self.cfg.embedded_threads) if self.cfg.embedded_app else None
-        self.invoker = Invoker(self.cfg, self.registry, self._emit_effects,
-                               max_concurrency=self.cfg.invoker_concurrency, embedded=self.embedded)
-        self.attempts = AttemptGuard(self.invoker, self._loop, self.stores, self.leading, self.claimed,
-                                     self.cfg.attempt_watchdog_s)
-        self.attempts.start()
-        self.timers = TimerService(self._fire_timer)
         # What the loop produces (effects, timers, outbox) goes out per loop turn: engine/produce_burst.py
         self.burst = ProduceBurst(self.producer, self._loop)
-        self.shipper = OutboxShipper(self.cfg, self.burst, self._loop, self._outbox_shipped,
+        self.records = LeaderRecords(self.cfg.log_topic, self.burst, self._loop, self.leading, self.claimed)
+        self.invoker = Invoker(self.cfg, self.registry, self.records.effects,
+                               max_concurrency=self.cfg.invoker_concurrency, embedded=self.embedded)
+        self.attempts = self.records.attempts = AttemptGuard(self.invoker, self._loop, self.stores, self.leading,
+                                                             self.claimed, self.cfg.attempt_watchdog_s)
+        self.attempts.start()
+        self.timers = self.records.timers = TimerService(self.records.timer_fired)
+        self.shipper = OutboxShipper(self.cfg, self.burst, self._loop, self.records.outbox_shipped,
                                      report_interval_s=self.cfg.outbox_report_ms / 1000,
                                      local_replies=self.local_replies)
         self.changelog = self._changelog_writer()
@@ -477,32 +475,6 @@ class PartitionProcessor:
                 elif isinstance(a, AbortAttempt):
                     self.invoker.abort(a.invocation_id, a.attempt)
 
-    def _emit_effects(self, partition: int, effects: dict[str, Any]) -> None:
-        if partition not in self.leading:
-            return  # the partition moved on; the new leader runs the attempt again
-        if self._lose_effects > 0:
-            self._lose_effects -= 1
-            return
-        effects["outcome"] = tagged_outcome(effects["outcome"])
-        refused = self.attempts.delivery(partition, effects["invocation_id"], effects["attempt"])
-        self.burst.produce_record(self.cfg.log_topic, partition, "InvokerEffects", effects, on_delivery=refused)
-
-    def _fire_timer(self, partition: int, timer_key: str) -> None:
-        if partition not in self.leading:
-            return
-
-        def delivered(err: KafkaError | None, _msg: Message | None) -> None:
-            if err is not None:  # the timer left memory when it fired: arm it again, or it waits for a new leader
-                log.warning("partition %d: timer %s not fired (%s); firing again", partition, timer_key, err)
-                self._loop.call_soon_threadsafe(self.timers.refire, partition, timer_key)
-
-        if faults.fail_point("timer-fired"):  # tests only: as if Kafka refused the record
-            self._loop.call_later(faults.FAILURE_REPORT_S, delivered, KafkaError(KafkaError._FAIL, "injected"), None)
-            return
-        self.burst.produce_record(self.cfg.log_topic, partition, "TimerFired", {
-            "timer_key": timer_key, "epoch": self.claimed[partition], "timestamp_ms": now_ms()},
-            on_delivery=delivered)
-
     def _sweep_retention(self) -> None:
         """For each led partition with completions past their retention, ask it to forget them."""
         if self._stop.is_set():
@@ -513,14 +485,8 @@ class PartitionProcessor:
                 store = self.stores.get(p)
                 due = store is not None and TablesView(Transaction(store)).completions.before(before, 1)
             if due:
-                self.burst.produce_record(self.cfg.log_topic, p, "RetentionSweep", {
-                    "epoch": self.claimed[p], "before_ms": before, "limit": SWEEP_LIMIT})
+                self.records.retention_sweep(p, before)
         self._loop.call_later(self.cfg.retention_sweep_interval_s, self._sweep_retention)
-
-    def _outbox_shipped(self, partition: int, up_to: int) -> None:
-        if partition in self.leading:
-            self.burst.produce_record(self.cfg.log_topic, partition, "OutboxShipped", {
-                "epoch": self.claimed[partition], "up_to_seq": up_to})
 
 
 def _hold_for_test(hold: str | None) -> None:
@@ -530,5 +496,3 @@ def _hold_for_test(hold: str | None) -> None:
     while hold and os.path.exists(hold):
         time.sleep(0.1)
 
-
-SWEEP_LIMIT = 5_000  # invocations one RetentionSweep record forgets at most (the next sweep takes the rest)
