@@ -38,8 +38,8 @@ MODULES = (
     "engine.protocol.messages", "partitions.actions", "partitions.apply.admin_command",
     "partitions.apply.attach", "partitions.apply.call_completed", "partitions.apply.invoke",
     "partitions.apply.invoker_effects", "partitions.apply.leadership", "partitions.apply.retention_sweep",
-    "partitions.apply.signal", "partitions.apply.timer_fired", "partitions.apply.validation", "partitions.changelog",
-    "partitions.lifecycle",
+    "partitions.apply.signal", "partitions.apply.timer_fired", "partitions.apply.validation",
+    "partitions.apply.validation_fast", "partitions.changelog", "partitions.lifecycle",
     "partitions.promises", "partitions.rebuild", "partitions.status", "partitions.store", "partitions.tables",
     "schemas.avro_compiled",
 )

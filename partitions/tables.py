@@ -60,11 +60,13 @@ class Tables:
         # put_status then needs no read of is/ (for a new invocation, a RocksDB miss)
         self._read_status: dict[str, str | None] = {}
         self._epoch: int | None = None  # read once per batch: every leader-made record checks it
+        self._outbox_next: int | None = None  # read once per batch: replies append, OutboxShipped checks it
 
     def forget_reads(self) -> None:
         """Drop what was remembered from reads: the transaction was rolled back to a savepoint."""
         self._read_status.clear()
         self._epoch = None
+        self._outbox_next = None
 
     # invocation status
     def status(self, inv: str) -> Row | None:
@@ -275,7 +277,8 @@ class Tables:
     # outbox
     def outbox_append(self, topic: str, partition: int, kind: str, encode: Callable[[int], bytes]) -> int:
         """Store the next outbox entry; ``encode(seq)`` builds its body, which carries its own seq."""
-        seq = _int(self.tx.get(b"meta/outbox_next"), 0)
+        seq = self.outbox_next()
+        self._outbox_next = seq + 1
         self.tx.put(b"meta/outbox_next", str(seq + 1).encode())
         row = {"seq": seq, "topic": topic, "partition": partition, "kind": kind, "value": encode(seq)}
         self.tx.put(b"ob/%020d" % seq, codec.encode_stored("OutboxEntry", row))
@@ -283,7 +286,9 @@ class Tables:
 
     def outbox_next(self) -> int:
         """The sequence the next outbox entry gets: every entry ever written is below it."""
-        return _int(self.tx.get(b"meta/outbox_next"), 0)
+        if self._outbox_next is None:
+            self._outbox_next = _int(self.tx.get(b"meta/outbox_next"), 0)
+        return self._outbox_next
 
     def outbox_entry(self, seq: int) -> Row | None:
         raw = self.tx.get(b"ob/%020d" % seq)
