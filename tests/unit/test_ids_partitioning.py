@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from reprise.engine.ids import InvocationId
@@ -14,6 +16,39 @@ from reprise.engine.partitioning import murmur2, partition_for_key, partition_ke
 ])
 def test_murmur2_matches_kafka(data: bytes, signed: int) -> None:
     assert murmur2(data) == signed & 0xFFFFFFFF
+
+
+def _murmur2_bytewise(data: bytes) -> int:
+    """Kafka's loop transcribed word by word from Java: what the struct-reading murmur2 must equal."""
+    m, mask = 0x5BD1E995, 0xFFFFFFFF
+    h = (0x9747B28C ^ len(data)) & mask
+    n4 = len(data) // 4
+    for i in range(n4):
+        j = i * 4
+        k = data[j] | (data[j + 1] << 8) | (data[j + 2] << 16) | (data[j + 3] << 24)
+        k = (k * m) & mask
+        k ^= k >> 24
+        k = (k * m) & mask
+        h = (h * m) & mask
+        h ^= k
+    rest, tail = len(data) & 3, n4 * 4
+    if rest == 3:
+        h ^= data[tail + 2] << 16
+    if rest >= 2:
+        h ^= data[tail + 1] << 8
+    if rest >= 1:
+        h ^= data[tail]
+        h = (h * m) & mask
+    h ^= h >> 13
+    h = (h * m) & mask
+    return h ^ (h >> 15)
+
+
+def test_murmur2_agrees_with_kafkas_loop_at_every_length() -> None:
+    rng = random.Random(5)
+    for n in [*range(300), 1_000, 4_099]:  # every tail length, and past the precompiled word counts
+        data = bytes(rng.randrange(256) for _ in range(n))
+        assert murmur2(data) == _murmur2_bytewise(data), n
 
 
 def test_partition_is_positive_hash_mod_count() -> None:
