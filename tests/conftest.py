@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import uuid
@@ -118,19 +119,12 @@ def module_engine(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
     """One engine with the test service registered (over h2c), shared by the tests of a module that
     ask for it: for tests independent of each other (keys and effect names of their own, nothing
     asserted about the namespace as a whole), where an engine each would cost only its start."""
-    home = tmp_path_factory.mktemp("module-engine")
-    svc = Service(module_effects, home / "service.log", env={"REPRISE_EXAMPLE_OUTBOX": str(module_effects)})
-    eng = Engine(kafka_bootstrap, "t" + uuid.uuid4().hex[:10], home / "engine")
+    home, ns = tmp_path_factory.mktemp("module-engine"), "t" + uuid.uuid4().hex[:10]
     try:
-        svc.start()
-        eng.start()
-        eng.register(svc.uri)
-        yield eng
+        with _engine_serving(kafka_bootstrap, ns, home, module_effects) as eng:
+            yield eng
     finally:
-        eng.kill()
-        svc.kill()
         admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
-        ns = eng.args[eng.args.index("--namespace") + 1]
         _delete_topics(admin, [t for t in admin.list_topics(timeout=30).topics if t.startswith(ns + ".")])
 
 
@@ -140,8 +134,15 @@ def own_engine(kafka_bootstrap: str, namespace: str, tmp_path: Path) -> Iterator
     (``<tmp_path>/own-effects``) of the test's own, for a test that looks at more than its own keys."""
     mine = tmp_path / "own-effects"
     mine.mkdir()
-    svc = Service(mine, tmp_path / "service.log", env={"REPRISE_EXAMPLE_OUTBOX": str(mine)})
-    eng = Engine(kafka_bootstrap, namespace, tmp_path / "engine")
+    with _engine_serving(kafka_bootstrap, namespace, tmp_path, mine) as eng:
+        yield eng
+
+
+@contextlib.contextmanager
+def _engine_serving(kafka_bootstrap: str, namespace: str, home: Path, effects: Path) -> Iterator[Engine]:
+    """An engine under ``home`` with the test service (writing to ``effects``) registered; both killed after."""
+    svc = Service(effects, home / "service.log", env={"REPRISE_EXAMPLE_OUTBOX": str(effects)})
+    eng = Engine(kafka_bootstrap, namespace, home / "engine")
     try:
         svc.start()
         eng.start()
