@@ -6,7 +6,6 @@ Only the CLI imports this module; nothing in engine/, partitions/ or ingress/ im
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import signal
 from collections.abc import Awaitable, Callable
@@ -20,7 +19,6 @@ from rocksdict import DbClosedError
 from reprise.engine import gc_policy, thread_policy
 from reprise.engine.config import Config
 from reprise.engine.critical import fail_process
-from reprise.engine.faults import crash_point
 from reprise.engine.health import Health
 from reprise.engine.kafka import create_topics
 from reprise.engine.local_replies import LocalReplies
@@ -176,9 +174,7 @@ async def _with_ingress(cfg: Config, registry: Registry, processor: PartitionPro
     closers.append(ingress.close)
     runner = SubscriptionRunner(cfg, registry, subscriptions)
     runner.start()
-    # with the ingress: the same checks, ids and routing (ingress/commands.py); a crash test may kill it
-    # between a batch's acknowledged Invokes and its commit (engine/faults.py)
-    commands = CommandRouter(cfg, registry, before_commit=functools.partial(crash_point, "commands.before_commit"))
+    commands = CommandRouter(cfg, registry)  # with the ingress: the same checks, ids and routing
     commands.start()
     return Node(cfg, registry, closers, processor, subscriptions, runner, commands)
 

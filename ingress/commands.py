@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +27,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from prometheus_client import Counter
 
 from reprise.engine.config import Config
+from reprise.engine.faults import crash_point
 from reprise.engine.ids import InvocationId
 from reprise.engine.kafka import (
     log_partitions,
@@ -90,12 +90,8 @@ class _Outcome:
 
 
 class CommandRouter:
-    def __init__(self, cfg: Config, registry: Registry, partitions: int | None = None,
-                 before_commit: Callable[[], None] | None = None) -> None:
-        """``before_commit``: called after a batch's records were acknowledged, before its offsets are
-        committed: the window a crash test kills in (the composition root passes a fault point)."""
+    def __init__(self, cfg: Config, registry: Registry, partitions: int | None = None) -> None:
         self._cfg = cfg
-        self._before_commit = before_commit
         self._registry = registry
         self._partitions = partitions or log_partitions(cfg)
         self._reply_topics = ReplyTopics(cfg)
@@ -159,8 +155,7 @@ class CommandRouter:
             if p not in held:
                 commit[p] = max(commit.get(p, 0), m.offset() + 1)
         offsets = [TopicPartition(self._cfg.commands_topic, p, o) for p, o in {**commit, **held}.items()]
-        if self._before_commit is not None:
-            self._before_commit()
+        crash_point("commands.before_commit")  # tests only: the window between the acks and the commit
         try:
             consumer.commit(offsets=offsets, asynchronous=False)
         except Exception as e:  # noqa: BLE001 - e.g. the partitions moved: their new router reads them again
