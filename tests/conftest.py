@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import uuid
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from tests.harness import Engine, Service
+from tests.harness import Engine, Service, engine_serving
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -121,7 +120,7 @@ def module_engine(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
     asserted about the namespace as a whole), where an engine each would cost only its start."""
     home, ns = tmp_path_factory.mktemp("module-engine"), "t" + uuid.uuid4().hex[:10]
     try:
-        with _engine_serving(kafka_bootstrap, ns, home, module_effects) as eng:
+        with engine_serving(kafka_bootstrap, ns, home, module_effects) as eng:
             yield eng
     finally:
         admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
@@ -134,23 +133,8 @@ def own_engine(kafka_bootstrap: str, namespace: str, tmp_path: Path) -> Iterator
     (``<tmp_path>/own-effects``) of the test's own, for a test that looks at more than its own keys."""
     mine = tmp_path / "own-effects"
     mine.mkdir()
-    with _engine_serving(kafka_bootstrap, namespace, tmp_path, mine) as eng:
+    with engine_serving(kafka_bootstrap, namespace, tmp_path, mine) as eng:
         yield eng
-
-
-@contextlib.contextmanager
-def _engine_serving(kafka_bootstrap: str, namespace: str, home: Path, effects: Path) -> Iterator[Engine]:
-    """An engine under ``home`` with the test service (writing to ``effects``) registered; both killed after."""
-    svc = Service(effects, home / "service.log", env={"REPRISE_EXAMPLE_OUTBOX": str(effects)})
-    eng = Engine(kafka_bootstrap, namespace, home / "engine")
-    try:
-        svc.start()
-        eng.start()
-        eng.register(svc.uri)
-        yield eng
-    finally:
-        eng.kill()
-        svc.kill()
 
 
 @pytest.fixture

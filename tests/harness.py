@@ -5,6 +5,7 @@ Both run as subprocesses so a test can SIGKILL them, exactly as a crash would.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -15,6 +16,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -252,3 +254,18 @@ def request(url: str, body: bytes | None = None, headers: dict[str, str] | None 
             return resp.status, {k.lower(): v for k, v in resp.headers.items()}, resp.read()
     except urllib.error.HTTPError as e:
         return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read()
+
+
+@contextlib.contextmanager
+def engine_serving(kafka_bootstrap: str, namespace: str, home: Path, effects: Path) -> Iterator[Engine]:
+    """An engine under ``home`` with the test service (writing to ``effects``) registered; both killed after."""
+    svc = Service(effects, home / "service.log", env={"REPRISE_EXAMPLE_OUTBOX": str(effects)})
+    eng = Engine(kafka_bootstrap, namespace, home / "engine")
+    try:
+        svc.start()
+        eng.start()
+        eng.register(svc.uri)
+        yield eng
+    finally:
+        eng.kill()
+        svc.kill()

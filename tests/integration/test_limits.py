@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import Engine, Service, call_json
+from tests.harness import Engine, Service, call_json, engine_serving
 
 pytestmark = pytest.mark.kafka
 
@@ -21,16 +21,8 @@ def engine_h2c(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -
     """One engine and the test service over h2c (the SDK's BIDI_STREAM mode: a streaming attempt)."""
     tmp = tmp_path_factory.mktemp("limits")
     (tmp / "effects").mkdir()
-    svc = Service(tmp / "effects", tmp / "svc.log")
-    eng = Engine(kafka_bootstrap, "tlimits" + uuid.uuid4().hex[:8], tmp / "engine")
-    try:
-        svc.start()
-        eng.start()
-        eng.register(svc.uri)
+    with engine_serving(kafka_bootstrap, "tlimits" + uuid.uuid4().hex[:8], tmp, tmp / "effects") as eng:
         yield eng
-    finally:
-        eng.kill()
-        svc.kill()
 
 
 def _fails_naming_the_limit(engine: Engine, path: str, value: object, what: str) -> None:
