@@ -44,7 +44,8 @@ def kafka_bootstrap(request: pytest.FixtureRequest) -> Iterator[str]:
     kafka.stop()
 
 
-_NAMESPACED = re.compile(r"t[0-9a-f]{10}[.-]")  # a test's namespace, or a namespace derived from it (``<ns>-copy``)
+# A test's namespace (``t<hex>``, ``tfuzz<hex>``...) or one derived from it (``<ns>-copy``).
+_NAMESPACED = re.compile(r"t[a-z]*[0-9a-f]{8,}[.-]")
 
 
 def _not_anothers(topic: str, own: str | None) -> bool:

@@ -13,6 +13,7 @@ import random
 import subprocess
 import sys
 import urllib.parse
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -37,7 +38,7 @@ def fuzz_engine(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) 
     (tmp / "effects").mkdir()
     svc = Service(tmp / "effects", tmp / "svc.log")
     svc.start()
-    eng = Engine(kafka_bootstrap, "tfuzz" + str(random.randrange(10**8)), tmp / "engine")
+    eng = Engine(kafka_bootstrap, "tfuzz" + uuid.uuid4().hex[:10], tmp / "engine")
     eng.start()
     eng.register(svc.uri)
     yield eng
