@@ -195,6 +195,7 @@ def test_forged_creates_are_rejected_before_they_touch_state(what: str, change: 
     before = dict(p.store.data)
     rejected = _feed_rejected(p, command("create", sid, **change))
     assert rejected, what
+    assert rejected[0].reason != "failed", rejected  # refused by the checks, not by the handler failing
     assert p.tables.schedules.get(sid) is None and list(p.tables.timers.all()) == []
     assert {k: v for k, v in p.store.data.items() if not k.startswith(b"meta/applied")} == \
         {k: v for k, v in before.items() if not k.startswith(b"meta/applied")}
