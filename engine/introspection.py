@@ -25,6 +25,10 @@ class Introspector(Protocol):
         """Pending durable timers, soonest first."""
         ...
 
+    def schedules(self) -> list[dict[str, Any]]:
+        """Durable cron schedules, by id."""
+        ...
+
 
 class PartitionControl(Protocol):
     """What a processor's admin API may do to the partitions it owns."""

@@ -19,6 +19,7 @@ from reprise.engine.introspection import Introspector, PartitionControl, redact_
 from reprise.engine.registry import Deployment, Registry
 from reprise.engine.subscriptions import SubscriptionRegistry
 from reprise.ingress.admin_guard import guard, read_token, uri_problem
+from reprise.ingress.admin_schedules import ScheduleRoutes
 from reprise.ingress.errors import IngressError, error_response
 from reprise.ingress.health import add_health_routes
 from reprise.ingress.log_client import LogClient
@@ -59,6 +60,7 @@ class Admin:
         r.add_delete("/subscriptions/{id}", self.delete_subscription)
         r.add_patch("/invocations/{id}/{command}", self.invocation_command)
         r.add_delete("/invocations/{id}", self.invocation_command)  # legacy: ?mode=cancel|kill|purge
+        ScheduleRoutes(self.registry, self.log, self._need_introspector).add_to(r)
         self.log.serve_with(app)
         return app
 

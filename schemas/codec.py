@@ -36,6 +36,7 @@ LOG_SCHEMAS: dict[tuple[str, int], str] = {
     ("AdminCommand", 1): "admin_command.v1.avsc",
     ("Attach", 1): "attach.v1.avsc",
     ("RetentionSweep", 1): "retention_sweep.v1.avsc",
+    ("ScheduleCommand", 1): "schedule_command.v1.avsc",
     ("Reply", 1): "reply.v1.avsc",
     ("Deployment", 1): "deployment.v1.avsc",
     ("Subscription", 1): "subscription.v1.avsc",
@@ -44,6 +45,7 @@ STORE_SCHEMAS: dict[tuple[str, int], str] = {
     ("InvocationStatus", 1): "storage/invocation_status.v1.avsc",
     ("Timer", 1): "storage/timer.v1.avsc",
     ("OutboxEntry", 1): "storage/outbox_entry.v1.avsc",
+    ("Schedule", 1): "storage/schedule.v1.avsc",
 }
 # The changelog topic's records (partitions/state/changelog.py): derived from the log, never applied by it.
 CHANGELOG_SCHEMAS: dict[tuple[str, int], str] = {

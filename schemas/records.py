@@ -274,6 +274,46 @@ class RetentionSweep(TypedDict):
     limit: int
 
 
+class Schedule(TypedDict):
+    """A durable cron schedule and where it is: its next tick has a timer of kind 'schedule' unless it is paused."""
+
+    schedule_id: str
+    cron: str
+    timezone: str
+    catch_up: str
+    service: str
+    handler: str
+    key: str | None
+    handler_kind: str | None
+    input: bytes
+    paused: bool
+    created_ms: int
+    next_tick_ms: int | None
+    timer_key: str | None
+    fired: int
+    skipped: int
+    last_tick_ms: int | None
+    last_fired_ms: int | None
+    last_invocation_id: str | None
+
+
+class ScheduleCommand(TypedDict):
+    """An operator's command for one durable cron schedule, on the partition of its id: create, pause,
+    resume or delete."""
+
+    schedule_id: str
+    op: str
+    cron: str | None
+    timezone: str
+    catch_up: str
+    service: str | None
+    handler: str | None
+    key: str | None
+    handler_kind: str | None
+    input: bytes
+    reply_to: ReplyTo | None
+
+
 class Signal(TypedDict):
     """A signal for an invocation's journal: an awakeable's result (idx >= 17), cancel (idx 1), or a named signal."""
 
@@ -343,6 +383,8 @@ BY_KIND: dict[tuple[str, int], type] = {
     ('OutboxShipped', 1): OutboxShipped,
     ('Reply', 1): Reply,
     ('RetentionSweep', 1): RetentionSweep,
+    ('Schedule', 1): Schedule,
+    ('ScheduleCommand', 1): ScheduleCommand,
     ('Signal', 1): Signal,
     ('StoreDelta', 1): StoreDelta,
     ('Subscription', 1): Subscription,

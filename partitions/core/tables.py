@@ -16,6 +16,7 @@
 | ``cr/`` | completion time (15 digits) / invocation id | empty: completed plain invocations, for retention |
 | ``dd/`` | source partition | highest outbox sequence received from it |
 | ``is/`` | invocation id | its status name: lets a status change adjust the counts without a decode |
+| ``sc/`` | schedule id | Schedule (Avro): a durable cron schedule (``schedules_table.py``) |
 | ``meta/`` | epoch, outbox_next, outbox_head, applied_offset, count/<status>, inbox_depth | integers as ASCII |
 
 ``meta/applied_offset`` is ``<offset>@<timestamp of the record there>`` (partitions/state/log_match.py).
@@ -30,6 +31,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from reprise.partitions.core.schedules_table import Schedules, SchedulesView
 from reprise.partitions.core.transaction import Transaction
 from reprise.schemas import codec
 
@@ -455,6 +457,7 @@ class TablesView:
         self.timers = TimersView(tx)
         self.outbox = OutboxView(tx)
         self.leadership = LeadershipView(tx)
+        self.schedules = SchedulesView(tx)
 
 
 class Tables(TablesView):
@@ -472,6 +475,7 @@ class Tables(TablesView):
         self.outbox: Outbox = Outbox(tx)
         self.dedup = Dedup(tx)
         self.leadership: Leadership = Leadership(tx)
+        self.schedules: Schedules = Schedules(tx)
 
     def forget_reads(self) -> None:
         """Drop what was remembered from reads: the transaction was rolled back to a savepoint."""

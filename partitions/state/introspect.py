@@ -8,6 +8,7 @@ from typing import Any
 
 from reprise.engine.ids import InvocationId
 from reprise.engine.protocol import journal as pj
+from reprise.partitions.core.apply.schedule import describe as describe_schedule
 from reprise.partitions.core.tables import TablesView
 from reprise.partitions.core.transaction import KeyValueStore, Transaction
 
@@ -87,3 +88,9 @@ class StoreIntrospector:
                 if len(out) >= limit * 4:
                     break
         return sorted(out, key=lambda t: t["fire_at_ms"])[:limit]
+
+    def schedules(self) -> list[dict[str, Any]]:
+        """The durable cron schedules of the partitions held here, by id."""
+        out = [{**describe_schedule(row), "partition": partition} for partition, store in self._stores.items()
+               for row in TablesView(Transaction(store)).schedules.all()]
+        return sorted(out, key=lambda s: s["id"])

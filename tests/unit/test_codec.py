@@ -29,6 +29,8 @@ def test_every_log_kind_round_trips_with_headers() -> None:
         "RetentionSweep": {"epoch": 3, "before_ms": 1_000, "limit": 10},
         "Attach": {"invocation_id": "i", "mode": "output",
                    "reply_to": {"topic": "replies", "ingress_id": "a", "request_id": "r"}},
+        "ScheduleCommand": {"schedule_id": "nightly", "op": "create", "cron": "0 3 * * *", "timezone": "UTC",
+                            "service": "S", "handler": "h", "input": b"{}"},
     }
     assert set(samples) == {k for (k, _) in codec.LOG_SCHEMAS}
     for kind, rec in samples.items():

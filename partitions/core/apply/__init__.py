@@ -23,6 +23,7 @@ from reprise.partitions.core.apply import (
     invoker_effects,
     leadership,
     retention_sweep,
+    schedule,
     signal,
     timer_fired,
     validation_fast,
@@ -60,6 +61,7 @@ HANDLERS: dict[tuple[str, int], Handler] = {
     ("AdminCommand", 1): admin_command.apply_admin_command,
     ("Attach", 1): attach.apply_attach,
     ("RetentionSweep", 1): retention_sweep.apply_retention_sweep,
+    ("ScheduleCommand", 1): schedule.apply_schedule_command,
 }
 # by kind: every version of a kind passes the same checks (validation.py's; validation_fast.py decides
 # the common records in one pass and hands the rest to them)

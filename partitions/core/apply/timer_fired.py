@@ -6,6 +6,7 @@ from typing import Any
 
 from reprise.engine.protocol import journal as pj
 from reprise.partitions.core import control, lifecycle
+from reprise.partitions.core.apply import schedule
 from reprise.partitions.core.context import ApplyContext
 from reprise.partitions.core.status import Status
 
@@ -19,6 +20,9 @@ def apply_timer_fired(ctx: ApplyContext, rec: dict[str, Any], now_ms: int) -> No
         ctx.drop(f"timer {key}: expected a pending timer, found none (already fired)")
         return
     ctx.tables.timers.delete(key)
+    if timer["kind"] == schedule.TIMER_KIND:
+        schedule.fire(ctx, key, timer["invocation_id"], now_ms)
+        return
     row = ctx.tables.invocations.get(timer["invocation_id"])
     if timer["kind"] == "cleanup" and row is not None and row["status"] == Status.COMPLETED.value:
         control.forget(ctx, row)

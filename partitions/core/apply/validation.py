@@ -18,6 +18,7 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
+from reprise.engine import schedules as schedule_spec
 from reprise.engine.ids import PREFIX, InvocationId
 from reprise.engine.partitioning import partition_for_key
 from reprise.partitions.core.context import ApplyContext
@@ -247,9 +248,47 @@ def retention_sweep(ctx: ApplyContext, rec: Record) -> None:
     in_range(rec["limit"], 1, MAX_SWEEP_LIMIT, "RetentionSweep limit")
 
 
+def schedule_command(ctx: ApplyContext, rec: Record) -> None:
+    """What the admin API writes: an id of this partition, a known op, and for create a cron
+    expression that parses in a known zone, a known catch-up policy, a target and a bounded body."""
+    sid = rec["schedule_id"]
+    try:
+        schedule_spec.check_id(sid)
+    except schedule_spec.ScheduleError as e:
+        raise reject(Rejection.MALFORMED, str(e)) from None
+    owner = schedule_spec.owner_partition(sid, ctx.partitions)
+    if owner != ctx.partition:
+        raise reject(Rejection.WRONG_PARTITION,
+                     f"schedule {sid} belongs to partition {owner}, found on {ctx.partition}")
+    if rec["op"] not in schedule_spec.OPS:
+        raise reject(Rejection.UNKNOWN_VALUE, f"ScheduleCommand op {rec['op'][:64]!r}: expected one of "
+                                              f"{', '.join(schedule_spec.OPS)}")
+    if rec["op"] != "create":
+        return
+    if rec["catch_up"] not in schedule_spec.CATCH_UP:
+        raise reject(Rejection.UNKNOWN_VALUE, f"ScheduleCommand catch_up {rec['catch_up'][:64]!r}: expected skip, "
+                                              f"once or all")
+    if rec["handler_kind"] not in HANDLER_KINDS:
+        raise reject(Rejection.UNKNOWN_VALUE, f"ScheduleCommand handler_kind {str(rec['handler_kind'])[:64]!r}: "
+                                              f"expected EXCLUSIVE, SHARED, WORKFLOW or none")
+    name(rec["service"], "ScheduleCommand service")
+    name(rec["handler"], "ScheduleCommand handler")
+    name(rec["key"], "ScheduleCommand key", required=rec["handler_kind"] is not None, limit=MAX_KEY_CHARS)
+    if len(rec["input"]) > schedule_spec.MAX_BODY_BYTES:
+        raise reject(Rejection.TOO_LARGE, f"ScheduleCommand body: expected at most {schedule_spec.MAX_BODY_BYTES} "
+                                          f"bytes, found {len(rec['input'])}")
+    if rec["cron"] is None:
+        raise reject(Rejection.MALFORMED, "ScheduleCommand create: expected a cron expression, found none")
+    try:  # parsed at a fixed time: the record alone decides, as on every replay
+        schedule_spec.check_cron(rec["cron"], rec["timezone"], 0)
+    except schedule_spec.ScheduleError as e:
+        raise reject(Rejection.MALFORMED, str(e)) from None
+
+
 # One per kind apply() handles on the log (tests/unit/test_apply_validation.py checks none is missing).
 VALIDATORS: dict[str, Validator] = {
     "Invoke": invoke, "InvokerEffects": invoker_effects, "TimerFired": timer_fired,
     "CallCompleted": call_completed, "LeaderEpoch": leader_epoch, "OutboxShipped": outbox_shipped,
     "Signal": signal, "AdminCommand": admin_command, "Attach": attach, "RetentionSweep": retention_sweep,
+    "ScheduleCommand": schedule_command,
 }
