@@ -141,6 +141,15 @@ class _Compiler:
         self.consts[name] = value
         return name
 
+    def default_value(self, schema: Any, default: Any) -> Any:
+        """A field's default as the encoder takes it: Avro writes a bytes or fixed default as a JSON string
+        whose code points are the bytes, and a union's default belongs to its first branch."""
+        first = schema[0] if isinstance(schema, list) else schema
+        kind = first if isinstance(first, str) else first.get("type")
+        if kind in ("bytes", "fixed") and isinstance(default, str):
+            return default.encode("latin-1")
+        return default
+
     def resolve(self, schema: Any) -> Any:
         if isinstance(schema, dict) and "name" in schema:
             self.named.setdefault(schema["name"], schema)
@@ -171,7 +180,8 @@ class _Compiler:
         for field in schema["fields"]:
             x = self.var("x")
             if "default" in field:
-                enc.append(f"    {x} = r.get({field['name']!r}, {self.const(field['default'])})")
+                default = self.default_value(field["type"], field["default"])
+                enc.append(f"    {x} = r.get({field['name']!r}, {self.const(default)})")
             else:
                 enc.append(f"    {x} = r[{field['name']!r}]")
             self.encode(field["type"], x, enc, 1)
