@@ -13,6 +13,8 @@ from confluent_kafka.admin import AdminClient
 
 from tests.harness import Engine, Service, engine_serving
 
+pytest_plugins = ["reprise.testing.plugin"]  # reprise.testing's fixtures, as its pytest11 entry point loads them
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--kafka-bootstrap", default=os.environ.get("REPRISE_TEST_KAFKA"),
