@@ -89,12 +89,12 @@ def _line(r: dict[str, Any]) -> str:
 
 async def _replay_all(cfg: Config, uri: str, http1: bool, service: str | None, invocation: str | None,
                       since_ms: int | None) -> list[dict[str, Any]]:
-    from reprise.partitions.invoker.replay import Deployment
+    from reprise.partitions.invoker.replay import ReplayTarget
     from reprise.partitions.state.recorded import recorded_invocations
 
     loop = asyncio.get_running_loop()
     recorded = await loop.run_in_executor(None, lambda: list(recorded_invocations(cfg, service, invocation, since_ms)))
-    deployment = Deployment(uri, http1=http1)
+    deployment = ReplayTarget(uri, http1=http1)
     try:
         results = []
         for inv in sorted(recorded, key=lambda r: r.created_ms):

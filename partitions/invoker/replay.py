@@ -132,8 +132,8 @@ def _error(result: ReplayResult, journal: list[bytes], err: Any) -> ReplayResult
     return result
 
 
-class Deployment:
-    """Where the new code runs: ``http://…`` (h2c, or HTTP/1.1 with ``http1``) or ``embedded://module:app``."""
+class ReplayTarget:
+    """The deployment of the new code: ``http://…`` (h2c, or HTTP/1.1 with ``http1``) or ``embedded://module:app``."""
 
     def __init__(self, uri: str, http1: bool = False, timeout_s: float = 60.0) -> None:
         self.uri = uri.rstrip("/")

@@ -18,7 +18,7 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from reprise.deploy.cli import main
-from tests.harness import Engine, call_json
+from tests.harness import Engine, call_json, post
 
 pytestmark = pytest.mark.kafka
 
@@ -50,8 +50,11 @@ def recorded(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> 
         assert status == 202, out
         ids["napping"] = out["invocationId"]
         deadline = time.monotonic() + 60
-        while eng.admin_json(f"/invocations/{ids['napping']}")["status"] != "SUSPENDED":
-            assert time.monotonic() < deadline, "napping never suspended at its sleep"
+        while True:  # accepted (202) once in the log; described once applied, suspended once it slept
+            status, body = post(f"{eng.admin}/invocations/{ids['napping']}", method="GET")
+            if status == 200 and json.loads(body)["status"] == "SUSPENDED":
+                break
+            assert time.monotonic() < deadline, f"napping never suspended at its sleep: {status} {body!r}"
             time.sleep(0.2)
         for inv in eng.admin_json("/invocations")["invocations"]:
             ids.setdefault(inv["handler"], inv["id"])

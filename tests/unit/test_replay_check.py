@@ -17,7 +17,7 @@ from reprise.engine.ids import InvocationId
 from reprise.engine.protocol import journal as pj
 from reprise.engine.protocol import reprise_protocol_pb2 as pb
 from reprise.engine.protocol.framing import encode_message
-from reprise.partitions.invoker.replay import Deployment, ReplayResult, command_position, judge, pending_run
+from reprise.partitions.invoker.replay import ReplayResult, ReplayTarget, command_position, judge, pending_run
 
 V2 = "embedded://tests.services.replay_v2:app"
 
@@ -33,7 +33,7 @@ def _run_done(completion: int, value: bytes) -> bytes:
 
 def _replay(journal: list[bytes], handler: str, status: str) -> ReplayResult:
     async def go() -> ReplayResult:
-        deployment = Deployment(V2)
+        deployment = ReplayTarget(V2)
         try:
             return await deployment.replay(str(InvocationId.random()), "Steps", handler, None, status, journal)
         finally:
