@@ -4,7 +4,7 @@ Reads the journals from the log (``partitions/state/recorded.py``), replays each
 deployment (``partitions/invoker/replay.py``) and prints one verdict per invocation: ``ok``, or
 ``diverged`` at the first journal entry where the new code took another path (Restate's journal
 mismatch, 570). Nothing is written anywhere. Exit 0 when every invocation replayed clean, 1 when
-any diverged or could not be replayed, 2 when there was nothing to check it against (bad arguments).
+any diverged or could not be replayed, 2 for bad arguments or a log that cannot be read.
 """
 
 from __future__ import annotations
@@ -57,7 +57,13 @@ def cmd_replay(args: argparse.Namespace, cfg: Config) -> int:
             print(f"reprise: --invocation: {e}", file=sys.stderr)
             return 2
     since_ms = int((time.time() - args.since) * 1000) if args.since is not None else None
-    results = asyncio.run(_replay_all(cfg, args.deployment, args.http1, args.service, args.invocation, since_ms))
+    from confluent_kafka import KafkaException
+
+    try:
+        results = asyncio.run(_replay_all(cfg, args.deployment, args.http1, args.service, args.invocation, since_ms))
+    except (RuntimeError, KafkaException) as e:  # no log topic, or no broker: nothing to replay from
+        print(f"reprise: {e}", file=sys.stderr)
+        return 2
     diverged = [r for r in results if r["verdict"] != "ok"]
     if args.output == "json":
         print(json.dumps({"replayed": len(results), "ok": len(results) - len(diverged),

@@ -12,13 +12,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from confluent_kafka.admin import AdminClient
 
 from reprise.deploy.cli import main
-from tests.harness import Engine, call_json, post
+from tests.harness import Engine, Service, call_json, post
 
 pytestmark = pytest.mark.kafka
 
@@ -141,3 +142,23 @@ def test_filters_pick_the_invocations_to_replay(recorded: dict[str, Any], capsys
     assert code == 0 and [r["invocation_id"] for r in out["invocations"]] == [recorded["ids"]["unchanged"]]
     code, out = _replay(recorded, capsys, "--deployment", V2, "--service", "Nobody", "--since", "1h")
     assert code == 0 and out["replayed"] == 0
+
+
+def test_a_deployment_over_http_replays_the_same(recorded: dict[str, Any], capsys: pytest.CaptureFixture[str],
+                                                 tmp_path: Path) -> None:
+    service = Service(recorded["effects"], tmp_path / "v2.log", app=V2.removeprefix("embedded://"))
+    service.start()  # hypercorn: h2c, as a deployment is usually served
+    try:
+        code, out = _replay(recorded, capsys, "--deployment", service.uri)
+    finally:
+        service.kill()
+    assert code == 1
+    assert sorted((r["target"], r["verdict"], r["entry"]) for r in out["invocations"]) == [
+        ("Steps/napping", "ok", None), ("Steps/swapped", "diverged", 1), ("Steps/unchanged", "ok", None)]
+    assert not list(recorded["effects"].glob("replay-v2-*"))
+
+
+def test_a_namespace_without_a_log_is_an_error_not_a_clean_replay(recorded: dict[str, Any],
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    code, _ = _cli({**recorded, "namespace": recorded["namespace"] + "-none"}, capsys, "--deployment", V2)
+    assert code == 2
