@@ -64,3 +64,17 @@ def test_a_cluster_role_with_the_controls_requested_does_not_start(monkeypatch: 
     with pytest.raises(SystemExit) as ended:
         asyncio.run(runtime.run(cfg, "processor"))  # before anything opens: no broker is needed
     assert ended.value.code == 2
+
+
+def test_the_pytest_plugin_is_inert_until_a_fixture_is_used() -> None:
+    """Installed, its pytest11 entry point loads it into every pytest run of the environment: loading it
+    must start nothing and import no Kafka client, engine or HTTP client."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, reprise.testing.plugin; "
+             "print(sorted(m for m in ('confluent_kafka', 'httpx', 'reprise.testing.engine', 'reprise.deploy') "
+             "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
