@@ -10,8 +10,12 @@ the response goes nowhere (nothing is written to Kafka).
 The new code must not go past the recorded journal either (a step after it would run its closure).
 So the journal of an invocation in flight gets one more known entry, a command no handler can emit
 (``REPLAY_END_NAME``): the SDK compares the new code's next command with it and stops there with a
-mismatch at that index, which this module reports as a clean end of the recording. An in-flight
-handler waiting for a result the journal lacks suspends instead (the body is closed), also clean.
+mismatch at that index, which this module reports as a clean end of the recording. A handler that
+instead waits at the end of its recording for a result not journaled yet meets the unread marker
+there (the SDK calls that a mismatch too); it is replayed once more without the marker, along the
+same path of matched commands, and then suspends (the body is closed): clean. Unless a step of the
+recording is still in flight: without the marker the SDK would run it, so that case is reported as
+not replayable rather than replayed.
 """
 
 from __future__ import annotations
@@ -82,18 +86,11 @@ def command_position(journal: list[bytes], command_index: int) -> int | None:
     return None
 
 
-def pending_run(journal: list[bytes]) -> int | None:
-    """The position of the journal's last command if it is a run whose completion is not journaled."""
-    for i in range(len(journal) - 1, -1, -1):
-        t = pj.frame_type(journal[i])
-        if is_command(t):
-            if t != MessageType.RUN_COMMAND:
-                return None
-            completion = pj.decode(journal[i]).result_completion_id
-            done = any(pj.frame_type(e) == MessageType.RUN_COMPLETION and pj.notification_id(e)[1] == completion
-                       for e in journal[i + 1:])
-            return None if done else i
-    return None
+def pending_runs(journal: list[bytes]) -> list[int]:
+    """The positions of the runs whose completion is not journaled (steps in flight when it was recorded)."""
+    done = {pj.notification_id(e)[1] for e in journal if pj.frame_type(e) == MessageType.RUN_COMPLETION}
+    return [i for i, e in enumerate(journal)
+            if pj.frame_type(e) == MessageType.RUN_COMMAND and pj.decode(e).result_completion_id not in done]
 
 
 def judge(invocation_id: str, target: str, status: str, journal: list[bytes], response: bytes) -> ReplayResult:
@@ -160,10 +157,14 @@ class ReplayTarget:
         if in_flight and result.verdict == "diverged" and AWAIT_MISMATCH in result.message:
             # It awaited a result the journal lacks while the end marker was still unread: either the
             # recording stops at that await (clean), or commands the new code skipped remain (diverged).
-            pending = pending_run(journal)
-            if pending is not None and result.entry == pending:
+            pending = pending_runs(journal)
+            if result.entry is not None and result.entry in pending:
                 # The recording stops inside this step (its closure was running): a resume runs it again.
                 return ReplayResult(invocation_id, target, status, "ok")
+            if pending:  # replaying on without the marker would let the SDK run that step's closure
+                return ReplayResult(invocation_id, target, status, "error", message=(
+                    f"the recording stops with a step in flight (entry {pending[0]}) while the new code waits "
+                    "elsewhere: it cannot be replayed further without running that step"))
             # Without the marker the same path (every command on it matched a recorded one, so no
             # closure runs) reaches the same await, and suspends if it consumed the whole recording.
             result = await self._once(path, invocation_id, target, status, key, journal, headers, False)

@@ -46,7 +46,7 @@ def recorded(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> 
         ids = {}
         for handler in ("swapped", "unchanged"):
             status, out = call_json(eng, f"/Steps/{handler}", "ada")
-            assert (status, out) == (200, "fetched ada, stored")
+            assert (status, out) == (200, "fetched ada, stored"), eng.output()[-3000:]
         status, out = call_json(eng, "/Steps/napping/send", "bob")
         assert status == 202, out
         ids["napping"] = out["invocationId"]
@@ -55,7 +55,8 @@ def recorded(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> 
             status, body = post(f"{eng.admin}/invocations/{ids['napping']}", method="GET")
             if status == 200 and json.loads(body)["status"] == "SUSPENDED":
                 break
-            assert time.monotonic() < deadline, f"napping never suspended at its sleep: {status} {body!r}"
+            assert time.monotonic() < deadline, (f"napping never suspended at its sleep: {status} {body!r}\n"
+                                                 + eng.output()[-3000:])
             time.sleep(0.2)
         for inv in eng.admin_json("/invocations")["invocations"]:
             ids.setdefault(inv["handler"], inv["id"])

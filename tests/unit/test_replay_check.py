@@ -17,7 +17,7 @@ from reprise.engine.ids import InvocationId
 from reprise.engine.protocol import journal as pj
 from reprise.engine.protocol import reprise_protocol_pb2 as pb
 from reprise.engine.protocol.framing import encode_message
-from reprise.partitions.invoker.replay import ReplayResult, ReplayTarget, command_position, judge, pending_run
+from reprise.partitions.invoker.replay import ReplayResult, ReplayTarget, command_position, judge, pending_runs
 
 V2 = "embedded://tests.services.replay_v2:app"
 
@@ -53,7 +53,7 @@ INPUT = pj.input_command([], b'"ada"')
 
 def test_a_recording_that_stops_inside_a_step_replays_clean_without_running_it(effects: Path) -> None:
     journal = [INPUT, _run("fetch", 1)]
-    assert pending_run(journal) == 1
+    assert pending_runs(journal) == [1]
     result = _replay(journal, "napping", "BACKING_OFF")
     assert result.verdict == "ok", result
     assert not list(effects.glob("replay-v2-*")), "the replay ran the step's closure"
@@ -71,7 +71,7 @@ def test_a_completed_journal_whose_steps_swapped_diverges_at_the_first(effects: 
 def test_command_positions_count_commands_only() -> None:
     journal = [INPUT, _run("a", 1), _run_done(1, b"1"), _run("b", 2), _run_done(2, b"2")]
     assert [command_position(journal, i) for i in range(4)] == [0, 1, 3, None]
-    assert pending_run(journal) is None
+    assert pending_runs(journal) == []
 
 
 def test_an_error_other_than_a_mismatch_is_no_verdict_on_determinism() -> None:
