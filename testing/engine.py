@@ -140,6 +140,12 @@ class EmbeddedEngine:
         self._control("/timers/advance", {"ms": ms})
         self._skew_ms += ms
 
+    def timer_skew(self) -> timedelta:
+        """How far ``advance`` has moved the engine's timer clock ahead, as the engine reports it."""
+        resp = httpx.get(f"http://127.0.0.1:{self.control_port}/timers", timeout=30)
+        resp.raise_for_status()
+        return timedelta(milliseconds=resp.json()["skew_ms"])
+
     def invocation(self, invocation_id: str) -> dict[str, Any]:
         return self.client.invocation(invocation_id)
 

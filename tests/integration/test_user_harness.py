@@ -61,11 +61,14 @@ def test_a_crash_mid_invocation_resumes_and_completed_steps_do_not_run_again(rep
                                                                              outbox: Path) -> None:
     client, user = reprise_engine.client, "bob-" + uuid.uuid4().hex[:6]
     # input (1), "pay" and its result (3), "subscribe a" and its result (5): the engine dies there
+    reprise_engine.advance(timedelta(minutes=1))
+    skew = reprise_engine.timer_skew()
     reprise_engine.crash_after(entries=5)
     inv = client.send("SubscriptionService", "add", {"user": user, "items": ["a", "b", "c"]})
     reprise_engine.wait_crashed()
     assert len(_lines(outbox, "subscriptions", user)) < 3, "the crash came after the invocation had finished"
     reprise_engine.restart()
+    assert reprise_engine.timer_skew() == skew  # the timers' clock keeps its lead across the restart
     assert client.attach(inv) == f"subscribed {user} to 3 items"
     assert len(_lines(outbox, "payments", user)) == 1  # journaled before the crash: never run again
     assert sorted(set(_lines(outbox, "subscriptions", user))) == [f"{user} a", f"{user} b", f"{user} c"]
