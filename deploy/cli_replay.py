@@ -49,6 +49,8 @@ def add_parser(sub: argparse._SubParsersAction, common: Callable[[argparse.Argum
 
 
 def cmd_replay(args: argparse.Namespace, cfg: Config) -> int:
+    from confluent_kafka import KafkaException
+
     from reprise.engine.ids import InvocationId
 
     if args.invocation is not None:
@@ -61,25 +63,23 @@ def cmd_replay(args: argparse.Namespace, cfg: Config) -> int:
     if args.deployment.startswith("embedded://"):
         # the SDK, in this process, logs every mismatch it answers with (a traceback each): the report says it once
         logging.getLogger("restate").setLevel(logging.CRITICAL)
-    from confluent_kafka import KafkaException
-
     try:
         results = asyncio.run(_replay_all(cfg, args.deployment, args.http1, args.service, args.invocation, since_ms))
     except (RuntimeError, KafkaException) as e:  # no log topic, or no broker: nothing to replay from
         print(f"reprise: {e}", file=sys.stderr)
         return 2
-    diverged = [r for r in results if r["verdict"] != "ok"]
+    not_ok = [r for r in results if r["verdict"] != "ok"]
     if args.output == "json":
-        print(json.dumps({"replayed": len(results), "ok": len(results) - len(diverged),
+        print(json.dumps({"replayed": len(results), "ok": len(results) - len(not_ok),
                           "diverged": sum(r["verdict"] == "diverged" for r in results),
                           "errors": sum(r["verdict"] == "error" for r in results), "invocations": results}, indent=2))
     else:
         for r in results:
             print(_line(r))
-        print(f"{len(results)} replayed, {len(results) - len(diverged)} ok, "
+        print(f"{len(results)} replayed, {len(results) - len(not_ok)} ok, "
               f"{sum(r['verdict'] == 'diverged' for r in results)} diverged, "
               f"{sum(r['verdict'] == 'error' for r in results)} could not be replayed")
-    return 1 if diverged else 0
+    return 1 if not_ok else 0
 
 
 def _line(r: dict[str, Any]) -> str:
