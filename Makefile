@@ -25,7 +25,7 @@ demo: native
 # Starts one broker for the session, runs the whole suite (compiled apply path), stops the broker (even
 # on failure); the unit tests also run once from the sources alone (REPRISE_NATIVE=0).
 test: native
-	$(VENV)/bin/ruff check reprise engine partitions ingress schemas deploy tests examples
+	$(VENV)/bin/ruff check reprise engine partitions ingress schemas deploy testing tests examples
 	$(VENV)/bin/lint-imports
 	REPRISE_NATIVE=0 $(PY) -m pytest -p no:cacheprovider -q tests/unit
 	$(PY) -m reprise kafka start
@@ -43,7 +43,7 @@ kafka-stop: venv
 	$(PY) -m reprise kafka stop
 
 lint: venv
-	$(VENV)/bin/ruff check reprise engine partitions ingress schemas deploy tests examples
+	$(VENV)/bin/ruff check reprise engine partitions ingress schemas deploy testing tests examples
 	$(VENV)/bin/lint-imports
 
 proto: venv

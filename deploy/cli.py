@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 
 from reprise import __version__
-from reprise.deploy import cli_identity, cli_partitions, cli_schedules, native
+from reprise.deploy import cli_identity, cli_partitions, cli_replay, cli_schedules, native
 from reprise.engine.config import Config
 from reprise.engine.kafka_properties import KafkaConfigError, bootstrap_of
 
@@ -322,6 +322,7 @@ def parser() -> argparse.ArgumentParser:
     cli_partitions.add_parser(sub, _common, _config)
     cli_identity.add_parser(sub, _config)
     cli_schedules.add_parser(sub, _common, _admin, _print)
+    cli_replay.add_parser(sub, _common, _config)
 
     p = sub.add_parser("native", help="compile the apply path with Cython, or show what is compiled (deploy/native.py)")
     p.add_argument("action", choices=["build", "status"])

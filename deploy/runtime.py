@@ -16,6 +16,7 @@ from aiohttp import web
 from confluent_kafka import Producer
 from rocksdict import DbClosedError
 
+from reprise.deploy import test_controls
 from reprise.engine import gc_policy, thread_policy
 from reprise.engine.config import Config
 from reprise.engine.critical import fail_process
@@ -186,11 +187,18 @@ async def run(cfg: Config, role: str) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     start = {"dev": start_engine, "processor": start_processor, "ingress": start_ingress}[role]
+    refused = test_controls.refusal(role)
+    if refused is not None:
+        log.error("reprise: %s", refused)
+        raise SystemExit(2)
     bound_memtables(cfg.store_memtable_mb << 20)  # before any store opens
     loop.set_exception_handler(fail_on_callback_error)
     port = AdminPort(cfg, Health(cfg))
     await port.open_early()
     node = await start(cfg, port)
+    controls = await test_controls.open_if_requested(node.processor) if role == "dev" else None
+    if controls is not None:  # reprise.testing asked for them (deploy/test_controls.py)
+        node.closers.append(controls)
     port.health.started()
     gc_policy.settle(cfg.gc_gen0_threshold)  # started: what exists now lives as long as the process
     demoting = asyncio.create_task(thread_policy.keep_demoted()) if cfg.helper_threads_batch else None

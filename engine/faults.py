@@ -11,6 +11,10 @@ delivery is reported failed FAILURE_REPORT_S later, as if Kafka refused its batc
 batches could land).
 
 All three are read once at import: unset, each call is a dictionary lookup that finds nothing.
+
+``arm_journal_crash(n)``: the process SIGKILLs itself once ``n`` more journal entries are committed to
+its stores (``journal_committed``, called after each applied batch). Armed only by the test controls
+of ``reprise dev`` (deploy/test_controls.py, for ``reprise.testing``); unarmed, a call is one comparison.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ _CRASH = _crash_plan()
 _FAIL = _crash_plan("REPRISE_FAULT_FAIL_AT")
 _HOLD = _hold_plan()
 _reached: dict[str, int] = {}
+_journal_entries_left: int | None = None
 
 
 def crash_point(point: str) -> None:
@@ -68,3 +73,19 @@ def hold_point(point: str) -> None:
     deadline = time.monotonic() + HOLD_LIMIT_S
     while not release.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
+
+
+def arm_journal_crash(entries: int) -> None:
+    """Die once ``entries`` more journal entries are committed (``entries`` >= 1)."""
+    global _journal_entries_left
+    _journal_entries_left = max(1, entries)
+
+
+def journal_committed(writes: dict[bytes, bytes | None]) -> None:
+    """After a batch's commit: count the journal entries it wrote, and die if the armed count is reached."""
+    global _journal_entries_left
+    if _journal_entries_left is None:
+        return
+    _journal_entries_left -= sum(1 for k, v in writes.items() if v is not None and k.startswith(b"jn/"))
+    if _journal_entries_left <= 0:
+        os.kill(os.getpid(), signal.SIGKILL)

@@ -6,6 +6,9 @@ most ``max_loaded`` at a time, and later loads (periodic, or when memory runs lo
 A new timer at or before the cursor is scheduled at once; one after it waits for its load. So 100,000
 pending timers cost memory for those near their due time, not for all of them. A fired timer produces
 a record; apply() acts on it and deletes the row, so a timer fires once even if produced twice.
+
+``advance(ms)`` moves the service's clock ahead (timers due within it fire now): for the test
+controls of ``reprise dev`` only (deploy/test_controls.py), never reachable in a cluster role.
 """
 
 from __future__ import annotations
@@ -35,6 +38,23 @@ class TimerService:
         self._cursor: dict[int, str] = {}
         self._reloader: asyncio.Task[None] | None = None
         self.peak_loaded = 0
+        self.skew_ms = 0  # how far advance() moved this service's clock ahead of the wall clock
+
+    def _now_ms(self) -> int:
+        return now_ms() + self.skew_ms
+
+    def advance(self, ms: int) -> None:
+        """Move the clock ahead by ``ms``: what is loaded is scheduled again against it, and loads go on
+        from where they stood, now up to the later horizon."""
+        self.skew_ms += max(0, ms)
+        loaded = list(self._handles)
+        for key in loaded:
+            self._handles.pop(key).cancel()
+            self._per_partition[key[0]] -= 1
+        for partition, timer_key in loaded:
+            self._add(partition, timer_key, int(timer_key[len(_PREFIX):len(_PREFIX) + 15]))
+        for partition in list(self._stores):
+            self._load(partition)
 
     def start_partition(self, partition: int, store: KeyValueStore) -> None:
         """Begin serving a partition's timers (on becoming its leader)."""
@@ -57,7 +77,7 @@ class TimerService:
         if key in self._handles:
             return
         loop = asyncio.get_running_loop()
-        delay = max(0.0, fire_at_ms / 1000 - time.time())
+        delay = max(0.0, (fire_at_ms - self.skew_ms) / 1000 - time.time())
         self._handles[key] = loop.call_at(loop.time() + delay, self._due, partition, timer_key)
         self._per_partition[partition] = self._per_partition.get(partition, 0) + 1
         self.peak_loaded = max(self.peak_loaded, len(self._handles))
@@ -67,7 +87,7 @@ class TimerService:
         store = self._stores.get(partition)
         if store is None:
             return
-        horizon = f"{_PREFIX}{now_ms() + self._window_ms:015d}/\xff"
+        horizon = f"{_PREFIX}{self._now_ms() + self._window_ms:015d}/\xff"
         room = self._max - self._per_partition.get(partition, 0)
         cursor = self._cursor[partition]
         start = (cursor + "\x00").encode() if cursor else _PREFIX.encode()
@@ -90,7 +110,7 @@ class TimerService:
             self._load(partition)
 
     def _horizon_now(self) -> str:
-        return f"{_PREFIX}{now_ms():015d}/\xff"
+        return f"{_PREFIX}{self._now_ms():015d}/\xff"
 
     async def _reload_forever(self) -> None:
         check_task_fault("timers")
@@ -103,7 +123,7 @@ class TimerService:
         """Fire a timer again after ``delay_s``: its TimerFired record did not reach the log. Harmless if
         it did after all: apply() acts on a timer once and ignores a second fire of a deleted one."""
         if partition in self._stores:
-            self._add(partition, timer_key, now_ms() + int(delay_s * 1000))
+            self._add(partition, timer_key, self._now_ms() + int(delay_s * 1000))
 
     def drop_partition(self, partition: int) -> None:
         for key in [k for k in self._handles if k[0] == partition]:

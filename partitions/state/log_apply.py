@@ -16,7 +16,7 @@ from typing import NamedTuple, TypeVar
 from confluent_kafka import OFFSET_BEGINNING, Message, TopicPartition
 
 from reprise.engine.config import Config
-from reprise.engine.faults import crash_point
+from reprise.engine.faults import crash_point, journal_committed
 from reprise.engine.kafka import log_partitions, new_consumer, next_batch, watermarks
 from reprise.partitions.core.apply import BatchResult, LogRecord, apply_batch
 from reprise.partitions.core.apply_failures import TransientApplyError, is_transient
@@ -58,6 +58,7 @@ def apply_messages(store: KeyValueStore, partition: int, partition_count: int, m
             raise
 
     result, writes = retry_transient(once, on_retry=on_retry, sleep=sleep)
+    journal_committed(writes)  # tests only (reprise.testing's crash after n entries): else one comparison
     if fault_point is not None:
         crash_point(fault_point)
     if changelog is not None:

@@ -81,6 +81,10 @@ def test_the_wheel_installs_and_runs_outside_the_repository(kafka_bootstrap: str
     where = subprocess.check_output([str(python), "-c", "import reprise.engine; print(reprise.engine.__file__)"],
                                     cwd=empty, env=env, text=True).strip()
     assert Path(where).is_relative_to(target), where  # the installed package, not the repository's
+    plugins = subprocess.check_output([str(python), "-c", "import importlib.metadata as m, reprise.testing.plugin; "
+                                       "print(sorted(e.value for e in m.entry_points(group='pytest11')))"],
+                                      cwd=empty, env=env, text=True)
+    assert "reprise.testing.plugin" in plugins  # reprise.testing ships in the wheel, its pytest plugin registered
 
     ingress, admin = free_port(), free_port()
     log = (tmp_path / "dev.log").open("wb")
