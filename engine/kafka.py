@@ -96,7 +96,7 @@ def unreachable(cfg: Config, timeout: float = 15.0) -> str | None:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            admin.list_topics(timeout=min(1.0, max(0.1, deadline - time.monotonic())))
+            admin.list_topics(timeout=min(0.25, max(0.05, deadline - time.monotonic())))
             return None
         except KafkaException as e:
             last = e.args[0]

@@ -35,9 +35,12 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert exited.value.code == cli_errors.USAGE
 
 
-def test_unreachable_kafka_exits_3_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+def test_unreachable_kafka_exits_3_with_one_line(capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REPRISE_ADMIN_TOKEN", "a-token")  # which the cluster roles need before anything else
     dead = f"127.0.0.1:{free_port()}"
-    for argv in (["topics", "create", "--bootstrap-server", dead], ["partitions", "snapshots", "--kafka", dead]):
+    for argv in (["topics", "create", "--bootstrap-server", dead], ["partitions", "snapshots", "--kafka", dead],
+                 ["dev", "--kafka", dead], ["processor", "--bootstrap-server", dead]):
         code, out, err = run(capsys, *argv)
         assert code == cli_errors.KAFKA_UNREACHABLE, (argv, err)
         assert dead in _one_line(err) and out == ""
