@@ -282,7 +282,8 @@ class LoopDeliveries:
     """Serves a producer's delivery reports on the event loop, polling while any are outstanding.
 
     A thread blocked in ``poll()`` is woken for every acknowledged batch and then has to wake the
-    loop: two thread wake-ups per ack, ~40 µs of CPU each on a 2-core VM (docs/benchmarks.md).
+    loop: two thread wake-ups per ack, ~40 µs of CPU each on a 2-core VM (docs/benchmarks.md,
+    "Thread wake-ups").
     Polled from the loop, a report costs a timer tick while a record is unacknowledged;
     callbacks run on the loop, so they may settle futures directly.
 
