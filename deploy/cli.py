@@ -12,6 +12,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from reprise import __version__
 from reprise.deploy import cli_completion, cli_errors, cli_identity, cli_output, cli_partitions, native
@@ -196,22 +197,28 @@ def cmd_register(args: argparse.Namespace) -> int:
                           {"uri": args.uri, "use_http_11": args.http1, "force": args.force}))
 
 
-def _handlers(svc: dict) -> str:
+def _object(out: object) -> dict[str, Any]:
+    """An admin API body that is a JSON object (every 200 of the commands below is one)."""
+    return out if isinstance(out, dict) else {}
+
+
+def _handlers(svc: dict[str, Any]) -> str:
     return ", ".join(f"{h['name']}{' (' + h['ty'].lower() + ')' if h.get('ty') else ''}"
                      for h in svc.get("handlers", []))
 
 
 def cmd_services(args: argparse.Namespace) -> int:
     if args.name:
-        status, svc = _admin(args, "GET", f"/services/{urllib.parse.quote(args.name, safe='')}")
+        status, out = _admin(args, "GET", f"/services/{urllib.parse.quote(args.name, safe='')}")
         if status != 200:
-            return _print(status, svc)
+            return _print(status, out)
+        svc = _object(out)
         return cli_output.emit_fields(args, svc, [(k, _handlers(svc) if k == "handlers" else v)
-                                                  for k, v in svc.items()])  # type: ignore[union-attr]
+                                                  for k, v in svc.items()])
     status, out = _admin(args, "GET", "/services")
     if status != 200:
         return _print(status, out)
-    services = out["services"]  # type: ignore[index]
+    services = _object(out).get("services", [])
     return cli_output.emit(args, out, ["NAME", "TYPE", "HANDLERS"],
                            [(s["name"], s.get("ty", ""), _handlers(s)) for s in services])
 
@@ -223,22 +230,23 @@ def cmd_invocations(args: argparse.Namespace) -> int:
         if status != 200:
             return _print(status, out)
         rows = [(inv["id"], inv["status"], inv["target"], inv["attempts"], _failure(inv.get("last_failure")))
-                for inv in out["invocations"]]  # type: ignore[index]
+                for inv in _object(out).get("invocations", [])]
         return cli_output.emit(args, out, ["ID", "STATUS", "TARGET", "ATTEMPTS", "LAST FAILURE"], rows)
     if not args.id:
         print("reprise: an invocation id is required", file=sys.stderr)
         return 2
     if args.action == "describe":
-        status, inv = _admin(args, "GET", f"/invocations/{args.id}")
+        status, out = _admin(args, "GET", f"/invocations/{args.id}")
         if status != 200:
-            return _print(status, inv)
+            return _print(status, out)
+        inv = _object(out)
         return cli_output.emit_fields(args, inv, [(k, _failure(v) if k == "last_failure" else v)
-                                                  for k, v in inv.items() if k != "journal"]  # type: ignore[union-attr]
+                                                  for k, v in inv.items() if k != "journal"]
                                       + [(f"journal[{e['index']}]", e) for e in inv.get("journal", [])])
     return _print(*_admin(args, "PATCH", f"/invocations/{args.id}/{args.action}"))
 
 
-def _failure(failure: dict | None) -> str:
+def _failure(failure: dict[str, Any] | None) -> str:
     return f"{failure.get('code')} {str(failure.get('message', ''))[:60]}" if failure else ""
 
 
@@ -259,14 +267,14 @@ def cmd_subscriptions(args: argparse.Namespace) -> int:
     if status != 200:
         return _print(status, out)
     return cli_output.emit(args, out, ["ID", "SOURCE", "SINK"],
-                           [(s["id"], s["source"], s["sink"]) for s in out["subscriptions"]])  # type: ignore[index]
+                           [(s["id"], s["source"], s["sink"]) for s in _object(out).get("subscriptions", [])])
 
 
 def cmd_state(args: argparse.Namespace) -> int:
     status, out = _admin(args, "GET", f"/services/{args.service}/state/{urllib.parse.quote(args.key, safe='')}")
     if status != 200:
         return _print(status, out)
-    state = out.get("state", {})  # type: ignore[union-attr]
+    state = _object(out).get("state", {})
     return cli_output.emit(args, out, ["NAME", "VALUE"], sorted(state.items()))
 
 

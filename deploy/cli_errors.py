@@ -43,7 +43,7 @@ def for_http_status(status: int) -> int:
 
 def for_exception(e: BaseException) -> CliError | None:
     """The CliError an exception of a command stands for; None: a bug, left to its traceback."""
-    from confluent_kafka import KafkaException
+    from confluent_kafka import KafkaError, KafkaException
 
     from reprise.engine.kafka_properties import KafkaConfigError
     from reprise.partitions.state.rocks_store import StoreLocked
@@ -56,7 +56,7 @@ def for_exception(e: BaseException) -> CliError | None:
         return CliError(STORE_LOCKED, str(e))
     if isinstance(e, KafkaException):
         err = e.args[0] if e.args else None
-        text = err.str() if hasattr(err, "str") else str(e)
+        text = err.str() if isinstance(err, KafkaError) else str(e)
         return CliError(KAFKA_UNREACHABLE if _transport(err) else FAILED, f"Kafka: {text}")
     if isinstance(e, OSError) and e.errno == errno.EADDRINUSE:
         return CliError(PORT_IN_USE, f"{e.strerror}: another process listens on a port this command needs "

@@ -92,7 +92,8 @@ def unreachable(cfg: Config, timeout: float = 15.0) -> str | None:
     tried each of them (``_ALL_BROKERS_DOWN``) rather than after ``timeout``. Silent: a command that
     stops on it says so in one line."""
     errors: list[KafkaError] = []
-    admin = AdminClient({**admin_config(cfg), "error_cb": errors.append, "log_level": 0})
+    settings: dict[str, Any] = {**admin_config(cfg), "error_cb": errors.append, "log_level": 0}
+    admin = AdminClient(settings)
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -104,7 +105,7 @@ def unreachable(cfg: Config, timeout: float = 15.0) -> str | None:
         fatal = [e for e in errors if e.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._RESOLVE,
                                                    KafkaError._AUTHENTICATION, KafkaError._SSL)]
         if fatal or time.monotonic() >= deadline:
-            return f"no Kafka broker answers at {cfg.bootstrap}: {(fatal or [last])[-1].str()}"
+            return f"cannot reach Kafka at {cfg.bootstrap}: {(fatal or [last])[-1].str()}"
 
 
 def min_insync_replicas(replication_factor: int) -> int:
@@ -366,6 +367,7 @@ def next_batch(consumer: Consumer, max_messages: int, timeout: float) -> list[An
         return []
     batch = [first, *consumer.consume(max_messages - 1, 0)] if max_messages > 1 else [first]
     for m in batch:  # an error in place of a record (a denied group or topic) is logged, not dropped
-        if m.error() is not None:
-            kafka_errors.report(m.error())
+        err = m.error()
+        if err is not None:
+            kafka_errors.report(err)
     return batch
