@@ -33,6 +33,9 @@ OUTAGE_INTERVAL_S = 30.0
 # librdkafka retries a connection at most every reconnect.backoff.max.ms (10 s by default): quieter
 # than that for longer, every client it has is connected again.
 OUTAGE_QUIET_S = 12.0
+# A progress line says the connections are still failing: only within this long of the latest failure
+# (the ticks come every second), never in the quiet that may be the outage's end.
+OUTAGE_RECENT_S = 2.0
 _last_logged: dict[int, float] = {}  # error code -> when it was last logged (monotonic)
 
 
@@ -69,13 +72,14 @@ class Outage:
             if now - self._last_failure >= self._quiet:
                 self.since = None
                 ended = True
-            elif now - self._last_logged >= self._interval:
+            elif now - self._last_logged >= self._interval and now - self._last_failure <= OUTAGE_RECENT_S:
                 self._last_logged = now
                 ended = False
             else:
                 return True
         if ended:
-            self._log.info("Kafka connections healthy again: they failed for %.0f s", self._last_failure - since)
+            self._log.info("Kafka connections healthy again: they failed for %.0f s (from the first failure to the "
+                           "last)", self._last_failure - since)
             return False
         self._log.warning("Kafka connections failing for %.0f s: %s", now - since, self._detail)
         return True

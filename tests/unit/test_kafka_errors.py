@@ -55,9 +55,13 @@ def test_a_new_outage_after_one_ended_is_logged_again(caplog: pytest.LogCaptureF
     with caplog.at_level(logging.INFO, logger="reprise.test_outage"):
         assert outage.failed("down", 0.0)
         assert not outage.failed("down", 5.0)
-        assert not outage.tick(17.0)  # quiet for 12 s: ended
+        assert not outage.failed("down", 25.0)
+        assert outage.tick(31.0)  # quiet since 25: not "still failing", though an interval has passed
+        assert not outage.tick(37.0)  # quiet for 12 s: ended
         assert outage.failed("down again", 100.0)
-    assert [level for level, _ in _records(caplog)] == ["WARNING", "INFO", "WARNING"]
+    logged = _records(caplog)
+    assert [level for level, _ in logged] == ["WARNING", "INFO", "WARNING"], logged
+    assert "they failed for 25 s" in logged[1][1]
 
 
 def test_transport_errors_and_failed_connects_feed_the_outage_and_other_errors_are_logged(
