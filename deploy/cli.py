@@ -12,11 +12,22 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from reprise import __version__
-from reprise.deploy import cli_identity, cli_partitions, cli_replay, cli_schedules, native
+from reprise.deploy import (
+    cli_completion,
+    cli_errors,
+    cli_identity,
+    cli_output,
+    cli_partitions,
+    cli_replay,
+    cli_schedules,
+    native,
+)
+from reprise.deploy.cli_errors import CliError
 from reprise.engine.config import Config
-from reprise.engine.kafka_properties import KafkaConfigError, bootstrap_of
+from reprise.engine.kafka_properties import bootstrap_of
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -32,6 +43,15 @@ def _config(args: argparse.Namespace) -> Config:
 
         check_client_settings(cfg)
     return cfg
+
+
+def _kafka_reachable(cfg: Config) -> None:
+    """Stop with exit code 3 and one line when no broker answers, before anything waits on one."""
+    from reprise.engine.kafka import unreachable
+
+    why = unreachable(cfg)
+    if why is not None:
+        raise CliError(cli_errors.KAFKA_UNREACHABLE, why)
 
 
 def _local_kafka(cfg: Config):  # noqa: ANN202 - deploy is imported lazily: only these commands need it
@@ -52,6 +72,9 @@ def cmd_kafka(args: argparse.Namespace) -> int:
                 print(f"{e}: using it (reprise kafka stop will leave it running)")
         elif args.action == "stop":
             print("kafka stopped" if kafka.stop() else "kafka was not running")
+        elif cli_output.wants_json(args):
+            pid = kafka.pid()
+            cli_output.print_json({"running": pid is not None, "pid": pid, "bootstrap": kafka.bootstrap})
         else:
             print(kafka.status())
     except KafkaToolMissing as e:
@@ -64,6 +87,7 @@ def cmd_topics(args: argparse.Namespace) -> int:
     from reprise.engine.kafka import create_topics
 
     cfg = _config(args)
+    _kafka_reachable(cfg)
     created = create_topics(cfg)
     print(f"created: {', '.join(created)}" if created else "all topics exist")
     _warn_single_replica(cfg, "topics")
@@ -107,7 +131,9 @@ def cmd_dev(args: argparse.Namespace) -> int:
     if _refused_to_start(cfg, "dev"):
         return 2
     kafka = None
-    if not (args.kafka or os.environ.get("REPRISE_BOOTSTRAP") or (cfg.kafka_config and bootstrap_of(cfg.kafka_config))):
+    if args.kafka or os.environ.get("REPRISE_BOOTSTRAP") or (cfg.kafka_config and bootstrap_of(cfg.kafka_config)):
+        _kafka_reachable(cfg)
+    else:
         from reprise.deploy.kafka.local import ForeignKafka, KafkaToolMissing
 
         kafka = _local_kafka(cfg)
@@ -135,6 +161,7 @@ def cmd_node(args: argparse.Namespace) -> int:
     cfg = _config(args)
     if _refused_to_start(cfg, args.command):
         return 2
+    _kafka_reachable(cfg)
     _warn_single_replica(cfg, args.command)
     _run(run(cfg, args.command))
     return 0
@@ -165,10 +192,11 @@ def _admin(args: argparse.Namespace, method: str, path: str, body: object = None
 
 
 def _print(status: int, out: object, ok: int = 300) -> int:
+    """Print an admin API answer: its JSON body, or its error as one line; the exit code (docs/cli.md)."""
     if status == 0 or status >= ok:
         message = out.get("message", out) if isinstance(out, dict) else out
         print(f"reprise: {status or 'error'}: {message}", file=sys.stderr)
-        return 1
+        return cli_errors.for_http_status(status) or cli_errors.FAILED
     print(json.dumps(out, indent=2))
     return 0
 
@@ -178,14 +206,30 @@ def cmd_register(args: argparse.Namespace) -> int:
                           {"uri": args.uri, "use_http_11": args.http1, "force": args.force}))
 
 
+def _object(out: object) -> dict[str, Any]:
+    """An admin API body that is a JSON object (every 200 of the commands below is one)."""
+    return out if isinstance(out, dict) else {}
+
+
+def _handlers(svc: dict[str, Any]) -> str:
+    return ", ".join(f"{h['name']}{' (' + h['ty'].lower() + ')' if h.get('ty') else ''}"
+                     for h in svc.get("handlers", []))
+
+
 def cmd_services(args: argparse.Namespace) -> int:
+    if args.name:
+        status, out = _admin(args, "GET", f"/services/{urllib.parse.quote(args.name, safe='')}")
+        if status != 200:
+            return _print(status, out)
+        svc = _object(out)
+        return cli_output.emit_fields(args, svc, [(k, _handlers(svc) if k == "handlers" else v)
+                                                  for k, v in svc.items()])
     status, out = _admin(args, "GET", "/services")
     if status != 200:
         return _print(status, out)
-    for svc in out["services"]:  # type: ignore[index]
-        handlers = ", ".join(f"{h['name']}{' (' + h['ty'].lower() + ')' if h['ty'] else ''}" for h in svc["handlers"])
-        print(f"{svc['name']:<24} {svc['ty']:<15} {handlers}")
-    return 0
+    services = _object(out).get("services", [])
+    return cli_output.emit(args, out, ["NAME", "TYPE", "HANDLERS"],
+                           [(s["name"], s.get("ty", ""), _handlers(s)) for s in services])
 
 
 def cmd_invocations(args: argparse.Namespace) -> int:
@@ -194,17 +238,25 @@ def cmd_invocations(args: argparse.Namespace) -> int:
         status, out = _admin(args, "GET", "/invocations" + query)
         if status != 200:
             return _print(status, out)
-        for inv in out["invocations"]:  # type: ignore[index]
-            failure = inv["last_failure"]
-            print(f"{inv['id']}  {inv['status']:<11} {inv['target']:<40} attempts={inv['attempts']}"
-                  + (f"  last failure: {failure['code']} {failure['message'][:60]}" if failure else ""))
-        return 0
+        rows = [(inv["id"], inv["status"], inv["target"], inv["attempts"], _failure(inv.get("last_failure")))
+                for inv in _object(out).get("invocations", [])]
+        return cli_output.emit(args, out, ["ID", "STATUS", "TARGET", "ATTEMPTS", "LAST FAILURE"], rows)
     if not args.id:
         print("reprise: an invocation id is required", file=sys.stderr)
         return 2
     if args.action == "describe":
-        return _print(*_admin(args, "GET", f"/invocations/{args.id}"))
+        status, out = _admin(args, "GET", f"/invocations/{args.id}")
+        if status != 200:
+            return _print(status, out)
+        inv = _object(out)
+        return cli_output.emit_fields(args, inv, [(k, _failure(v) if k == "last_failure" else v)
+                                                  for k, v in inv.items() if k != "journal"]
+                                      + [(f"journal[{e['index']}]", e) for e in inv.get("journal", [])])
     return _print(*_admin(args, "PATCH", f"/invocations/{args.id}/{args.action}"))
+
+
+def _failure(failure: dict[str, Any] | None) -> str:
+    return f"{failure.get('code')} {str(failure.get('message', ''))[:60]}" if failure else ""
 
 
 def cmd_subscriptions(args: argparse.Namespace) -> int:
@@ -223,13 +275,16 @@ def cmd_subscriptions(args: argparse.Namespace) -> int:
     status, out = _admin(args, "GET", "/subscriptions")
     if status != 200:
         return _print(status, out)
-    for sub in out["subscriptions"]:  # type: ignore[index]
-        print(f"{sub['id']}  {sub['source']} -> {sub['sink']}")
-    return 0
+    return cli_output.emit(args, out, ["ID", "SOURCE", "SINK"],
+                           [(s["id"], s["source"], s["sink"]) for s in _object(out).get("subscriptions", [])])
 
 
 def cmd_state(args: argparse.Namespace) -> int:
-    return _print(*_admin(args, "GET", f"/services/{args.service}/state/{urllib.parse.quote(args.key, safe='')}"))
+    status, out = _admin(args, "GET", f"/services/{args.service}/state/{urllib.parse.quote(args.key, safe='')}")
+    if status != 200:
+        return _print(status, out)
+    state = _object(out).get("state", {})
+    return cli_output.emit(args, out, ["NAME", "VALUE"], sorted(state.items()))
 
 
 def _run(coro: object) -> None:
@@ -242,10 +297,11 @@ def _run(coro: object) -> None:
 
 
 def _common(p: argparse.ArgumentParser, kafka: bool = True) -> None:
-    if kafka:
-        p.add_argument("--kafka", metavar="HOST:PORT", help="use this Kafka instead of the local one")
-        p.add_argument("--kafka-config", metavar="FILE",
-                       help="librdkafka settings for every client (SASL, TLS, tuning): docs/cluster.md")
+    if kafka:  # each under its own name and under the name Kafka's own tools give it
+        p.add_argument("--kafka", "--bootstrap-server", dest="kafka", metavar="HOST:PORT",
+                       help="use this Kafka instead of the local one")
+        p.add_argument("--kafka-config", "--command-config", dest="kafka_config", metavar="FILE",
+                       help="Kafka client properties for every client (SASL, TLS, tuning): docs/cluster.md")
     p.add_argument("--namespace", help="topic prefix (default reprise)")
     p.add_argument("--home", help="state directory (default .reprise)")
     p.add_argument("--admin-token-file", metavar="FILE",
@@ -260,6 +316,7 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("kafka", help="the local single-node Kafka broker")
     p.add_argument("action", choices=["start", "stop", "status"])
+    cli_output.add_flag(p)  # with status
     _common(p, kafka=False)
     p.set_defaults(fn=cmd_kafka)
 
@@ -296,7 +353,9 @@ def parser() -> argparse.ArgumentParser:
     _common(p, kafka=False)
     p.set_defaults(fn=cmd_register)
 
-    p = sub.add_parser("services", help="list registered services and their handlers")
+    p = sub.add_parser("services", help="list registered services and their handlers, or describe one")
+    p.add_argument("name", nargs="?", help="describe this service")
+    cli_output.add_flag(p)
     p.add_argument("--admin-port", type=int)
     _common(p, kafka=False)
     p.set_defaults(fn=cmd_services)
@@ -306,6 +365,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("id", nargs="?")
     p.add_argument("--status", help="with ls: only this status (e.g. SUSPENDED)")
     p.add_argument("--limit", type=int, default=50)
+    cli_output.add_flag(p)
     p.add_argument("--admin-port", type=int)
     _common(p, kafka=False)
     p.set_defaults(fn=cmd_invocations)
@@ -315,6 +375,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("id", nargs="?", help="with delete: the subscription id")
     p.add_argument("--topic", help="with create: the Kafka topic to read")
     p.add_argument("--target", help="with create: Service/handler to invoke")
+    cli_output.add_flag(p)
     p.add_argument("--admin-port", type=int)
     _common(p, kafka=False)
     p.set_defaults(fn=cmd_subscriptions)
@@ -332,9 +393,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["get"])
     p.add_argument("service")
     p.add_argument("key")
+    cli_output.add_flag(p)
     p.add_argument("--admin-port", type=int)
     _common(p, kafka=False)
     p.set_defaults(fn=cmd_state)
+
+    cli_completion.add_parser(sub, parser)
     return ap
 
 
@@ -346,9 +410,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         return args.fn(args)
-    except KafkaConfigError as e:
-        print(f"reprise: {e}", file=sys.stderr)
-        return 2
+    except Exception as e:
+        failure = cli_errors.for_exception(e)
+        if failure is None:  # a bug: its traceback is what to report
+            raise
+        return cli_errors.fail(failure)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import replace
 
+from reprise.deploy import cli_output
 from reprise.engine import gc_policy
 from reprise.engine.config import Config
 
@@ -30,6 +31,7 @@ def add_parser(sub: argparse._SubParsersAction, common: Callable[[argparse.Argum
     p.add_argument("--no-catch-up", action="store_true",
                    help="with digest or snapshot: use the store as it is, without first applying the rest of "
                         "the topic")
+    cli_output.add_flag(p)  # digest and snapshots
     common(p)
     p.set_defaults(fn=lambda args: cmd_partitions(args, config(args)))
 
@@ -43,14 +45,20 @@ def _targets(args: argparse.Namespace, cfg: Config) -> list[int]:
 
 
 def cmd_partitions(args: argparse.Namespace, cfg: Config) -> int:
+    """Exits as docs/cli.md says: 3 without a broker, 6 with a store a running processor holds."""
+    from reprise.deploy.cli_errors import KAFKA_UNREACHABLE, CliError
+    from reprise.engine.kafka import unreachable
     from reprise.partitions.state.log_apply import LogTruncated
     from reprise.partitions.state.log_match import StoreAheadOfLog
     from reprise.partitions.state.rebuild import SnapshotMissing
-    from reprise.partitions.state.rocks_store import StoreLocked
 
+    local_only = args.action in ("digest", "snapshot") and args.no_catch_up  # the store as it is: no broker
+    why = None if local_only else unreachable(cfg)
+    if why is not None:
+        raise CliError(KAFKA_UNREACHABLE, why)
     try:
         return _run(args, cfg)
-    except (SnapshotMissing, LogTruncated, StoreAheadOfLog, StoreLocked) as e:
+    except (SnapshotMissing, LogTruncated, StoreAheadOfLog) as e:
         print(f"reprise: {e}", file=sys.stderr)
         return 1
 
@@ -62,13 +70,15 @@ def _run(args: argparse.Namespace, cfg: Config) -> int:
 
     bound_memtables(cfg.store_memtable_mb << 20)  # as the engine's stores: before any store opens
     if args.action == "digest":
+        digests = []
         for p in local_partitions(cfg):
             if not args.no_catch_up:  # the state the whole log implies, not where a stop left it
                 catch_up(cfg, p)
-            print(f"partition {p} digest {digest(cfg, p)}")
-        return 0
+            digests.append({"partition": p, "digest": digest(cfg, p)})
+        lines = [f"partition {d['partition']} digest {d['digest']}" for d in digests]
+        return _emit(args, {"partitions": digests}, lines)
     if args.action == "snapshots":
-        return _list_snapshots(cfg)
+        return _list_snapshots(args, cfg)
     if args.action == "trim-log":
         return _trim_log(cfg)
     targets = _targets(args, cfg)
@@ -110,14 +120,24 @@ def _snapshot(cfg: Config, partition: int, catch_up_first: bool) -> None:
     print(f"partition {partition} snapshot at offset {snap.applied_offset}: {snap.location} ({snap.size_bytes} bytes)")
 
 
-def _list_snapshots(cfg: Config) -> int:
+def _list_snapshots(args: argparse.Namespace, cfg: Config) -> int:
     from reprise.engine.kafka import log_partitions
     from reprise.partitions.state.snapshots import open_snapshots
 
     snapshots = open_snapshots(cfg.snapshot_location, cfg.snapshot_retain)
-    for p in range(log_partitions(cfg)):
-        for s in snapshots.list(p):
-            print(f"partition {p} offset {s.applied_offset} bytes {s.size_bytes} at {s.location}")
+    found = [{"partition": p, "applied_offset": s.applied_offset, "size_bytes": s.size_bytes,
+              "location": str(s.location)} for p in range(log_partitions(cfg)) for s in snapshots.list(p)]
+    return _emit(args, {"snapshots": found}, [f"partition {s['partition']} offset {s['applied_offset']} bytes "
+                                              f"{s['size_bytes']} at {s['location']}" for s in found])
+
+
+def _emit(args: argparse.Namespace, data: object, lines: list[str]) -> int:
+    """JSON, or the lines scripts of earlier versions read (one per partition or snapshot)."""
+    if cli_output.wants_json(args):
+        cli_output.print_json(data)
+    else:
+        for line in lines:
+            print(line)
     return 0
 
 

@@ -4,7 +4,7 @@ Why: apply() runs per record in pure Python, and the processor's core rate decid
 partition replays its log (rebuild, a new leader catching up) and what one apply thread sustains.
 Compiled unchanged by Cython (no type declarations, ``annotation_typing`` off, so the semantics stay
 Python's), the modules below apply ~35% more records per second (``tests/bench/apply_loop.py``;
-docs/benchmarks.md). Only the apply path is compiled: compiling the event loop's
+docs/benchmarks.md, "The compiled apply path"). Only the apply path is compiled: compiling the event loop's
 modules as well (ingress, invoker, HTTP/2) measured slower under load, not faster.
 
 The sources stay the truth. ``reprise native build`` (``make native``, which ``make test``,

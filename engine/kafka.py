@@ -16,18 +16,20 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from reprise.engine import consumer_errors
+from reprise.engine import kafka_errors
 from reprise.engine.config import Config
 from reprise.engine.kafka_properties import KafkaConfigError, settings_for
 from reprise.schemas import codec
 
 RDKAFKA_LOG = logging.getLogger("rdkafka")
+RDKAFKA_LOG.addFilter(kafka_errors.ConnectFailures())  # a broker outage is one line an interval, not a flood
 
 
 def producer_config(cfg: Config, **extra: Any) -> dict[str, Any]:
     return {
         "bootstrap.servers": cfg.bootstrap,
         "logger": RDKAFKA_LOG,
+        "error_cb": kafka_errors.client_error,
         "acks": "all",
         "enable.idempotence": True,
         # 0, not 1: a call crosses two producers (its Invoke, then its effects), and at 1 ms greet's
@@ -46,6 +48,7 @@ def consumer_config(cfg: Config, **extra: Any) -> dict[str, Any]:
     return {
         "bootstrap.servers": cfg.bootstrap,
         "logger": RDKAFKA_LOG,
+        "error_cb": kafka_errors.client_error,
         "group.id": f"{cfg.namespace}.unused",
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
@@ -65,7 +68,8 @@ def consumer_config(cfg: Config, **extra: Any) -> dict[str, Any]:
 
 
 def admin_config(cfg: Config) -> dict[str, Any]:
-    return {"bootstrap.servers": cfg.bootstrap, "logger": RDKAFKA_LOG, **settings_for(cfg.kafka_config, "admin")}
+    return {"bootstrap.servers": cfg.bootstrap, "logger": RDKAFKA_LOG, "error_cb": kafka_errors.client_error,
+            **settings_for(cfg.kafka_config, "admin")}
 
 
 def new_admin(cfg: Config) -> AdminClient:
@@ -81,6 +85,27 @@ def check_client_settings(cfg: Config) -> None:
         AdminClient(admin_config(cfg))
     except KafkaException as e:
         raise KafkaConfigError(f"{cfg.kafka_config}: {e.args[0].str()}") from None
+
+
+def unreachable(cfg: Config, timeout: float = 15.0) -> str | None:
+    """Why no broker answers at the bootstrap servers (None: one does), known as soon as librdkafka has
+    tried each of them (``_ALL_BROKERS_DOWN``) rather than after ``timeout``. Silent: a command that
+    stops on it says so in one line."""
+    errors: list[KafkaError] = []
+    settings: dict[str, Any] = {**admin_config(cfg), "error_cb": errors.append, "log_level": 0}
+    admin = AdminClient(settings)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            admin.list_topics(timeout=min(0.25, max(0.05, deadline - time.monotonic())))
+            return None
+        except KafkaException as e:
+            last = e.args[0]
+        admin.poll(0)  # serves error_cb
+        fatal = [e for e in errors if e.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._RESOLVE,
+                                                   KafkaError._AUTHENTICATION, KafkaError._SSL)]
+        if fatal or time.monotonic() >= deadline:
+            return f"cannot reach Kafka at {cfg.bootstrap}: {(fatal or [last])[-1].str()}"
 
 
 def min_insync_replicas(replication_factor: int) -> int:
@@ -258,7 +283,8 @@ class LoopDeliveries:
     """Serves a producer's delivery reports on the event loop, polling while any are outstanding.
 
     A thread blocked in ``poll()`` is woken for every acknowledged batch and then has to wake the
-    loop: two thread wake-ups per ack, ~40 µs of CPU each on a 2-core VM (docs/benchmarks.md).
+    loop: two thread wake-ups per ack, ~40 µs of CPU each on a 2-core VM (docs/benchmarks.md,
+    "Thread wake-ups").
     Polled from the loop, a report costs a timer tick while a record is unacknowledged;
     callbacks run on the loop, so they may settle futures directly.
 
@@ -341,6 +367,7 @@ def next_batch(consumer: Consumer, max_messages: int, timeout: float) -> list[An
         return []
     batch = [first, *consumer.consume(max_messages - 1, 0)] if max_messages > 1 else [first]
     for m in batch:  # an error in place of a record (a denied group or topic) is logged, not dropped
-        if m.error() is not None:
-            consumer_errors.report(m.error())
+        err = m.error()
+        if err is not None:
+            kafka_errors.report(err)
     return batch

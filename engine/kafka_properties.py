@@ -7,12 +7,18 @@ format of the ``client.properties`` a managed Kafka hands out. A plain key appli
 in Kafka Streams. ``bootstrap.servers`` in the file is the cluster unless ``--kafka`` or
 ``REPRISE_BOOTSTRAP`` names one.
 
+The same file Kafka's own tools take with ``--command-config`` works too: the Java client's keys that
+librdkafka names differently are translated (``sasl.jaas.config`` with a username and password, a
+PEM ``ssl.truststore.location``); one with no librdkafka equivalent (a JKS truststore) is refused
+with what to use instead.
+
 The settings Reprise's guarantees rest on cannot be overridden; naming one is an error at start,
 as is a key librdkafka does not know (it says so when the client is built).
 """
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -52,8 +58,32 @@ def parse(text: str, source: str = "kafka config") -> dict[Role | None, dict[str
         if key == "bootstrap.servers" and role is not None:
             raise KafkaConfigError(f"{source}:{number}: bootstrap.servers applies to every client, "
                                    f"not to {role} clients only")
-        by_role[role][key] = value
+        by_role[role].update(_from_java(key, value, f"{source}:{number}"))
+    for settings in by_role.values():
+        truststore_type = settings.pop("ssl.truststore.type", "PEM").upper()
+        if "ssl.truststore.location" in settings:
+            if truststore_type != "PEM":
+                raise KafkaConfigError(f"{source}: a {truststore_type} truststore cannot be read by librdkafka: "
+                                       "convert it to PEM and name it with ssl.ca.location")
+            settings["ssl.ca.location"] = settings.pop("ssl.truststore.location")
     return by_role
+
+
+_JAAS_CREDENTIALS = re.compile(r'(username|password)\s*=\s*"((?:[^"\\]|\\.)*)"')
+
+
+def _from_java(key: str, value: str, where: str) -> dict[str, str]:
+    """A Java client setting as librdkafka's (most keys are the same in both)."""
+    if key == "sasl.jaas.config":
+        found = {k: re.sub(r"\\(.)", r"\1", v) for k, v in _JAAS_CREDENTIALS.findall(value)}  # JAAS escapes
+        if not ("PlainLoginModule" in value or "ScramLoginModule" in value) or set(found) != {"username", "password"}:
+            raise KafkaConfigError(f"{where}: only a PLAIN or SCRAM sasl.jaas.config with a username and password "
+                                   "translates to librdkafka; set sasl.username / sasl.password "
+                                   "(or sasl.oauthbearer.*)")
+        return {"sasl.username": found["username"], "sasl.password": found["password"]}
+    if key == "ssl.endpoint.identification.algorithm" and not value:
+        return {key: "none"}  # Java's empty value: no hostname check
+    return {key: value}
 
 
 @lru_cache(maxsize=8)

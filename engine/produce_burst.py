@@ -3,7 +3,7 @@
 With ``linger.ms`` 0 a produce that finds librdkafka's queue empty wakes the producer's broker
 thread, and confluent-kafka holds the GIL through that: ~25 µs a call on the 2-core VM, against
 2-3 µs for each record produced right behind it, to any partition (measured standalone on
-2026-12-01 by tests/bench/produce_cost.py; docs/benchmarks.md). The engine's
+2026-12-01 by tests/bench/produce_cost.py; docs/benchmarks.md, "Producing at linger.ms 0"). The engine's
 loop produces a record per request (the ingress's Invoke) and per attempt (InvokerEffects) as
 events arrive; gathered per turn, one wake-up serves them all. The cost: a record reaches
 librdkafka one loop turn later.

@@ -8,7 +8,7 @@ process runs, until the scheduler gives its core back. Measured (2 cores, two bu
 it): a ``produce`` call took 39-83 µs of wall time on average (p99 0.3-2.4 ms) against 6.5-7.1 µs
 (p99 22-27 µs) with librdkafka's threads in ``SCHED_BATCH``; in the engine under one-way sends the
 ingress's and invoker's produce calls averaged 39-115 µs (p99 0.55-1.7 ms) for 7-16 µs of CPU, and
-15-24 µs with the policy (docs/benchmarks.md).
+15-24 µs with the policy (docs/benchmarks.md, "Helper threads in SCHED_BATCH").
 A ``SCHED_BATCH`` thread gets the same share of the CPU as before (same nice level); it only waits
 for the current thread's slice instead of cutting in. Unprivileged; Linux only (elsewhere a no-op).
 

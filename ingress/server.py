@@ -227,7 +227,8 @@ class Admission:
     """Bounded in-flight requests: past the limit, 429 with Retry-After instead of an unbounded queue.
 
     A plain context manager: ``contextlib.asynccontextmanager`` (a generator and an awaitable per
-    request) was ~2% of the engine's samples under one-way sends (docs/benchmarks.md)."""
+    request) was ~2% of the engine's samples under one-way sends (docs/benchmarks.md, "The ingress's
+    admission bound")."""
 
     __slots__ = ("limit", "inflight")
 

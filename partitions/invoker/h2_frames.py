@@ -2,10 +2,11 @@
 
 Why by hand: the invoker makes one or more HTTP/2 requests per attempt, and the ``h2`` state machine
 (with ``hyperframe`` and ``hpack``'s encoder) was a quarter of the engine's CPU on the greet benchmark
-(docs/benchmarks.md). A client that only POSTs needs little of it: frames are a 9-byte header and a
-payload, and request headers can be sent as HPACK literals that never touch a dynamic table. Response
-header blocks are decoded with ``hpack.Decoder`` (the server may use its dynamic table and Huffman).
-The connection's state (streams, flow control, settings) lives in ``reprise.partitions.invoker.h2c``.
+(docs/benchmarks.md, "The invoker's HTTP/2 client"). A client that only POSTs needs little of it: frames
+are a 9-byte header and a payload, and request headers can be sent as HPACK literals that never touch a
+dynamic table. Response header blocks are decoded with ``hpack.Decoder`` (the server may use its dynamic
+table and Huffman). The connection's state (streams, flow control, settings) lives in
+``reprise.partitions.invoker.h2c``.
 """
 
 from __future__ import annotations

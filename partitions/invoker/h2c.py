@@ -1,11 +1,11 @@
 """A lean HTTP/2 cleartext (prior knowledge) client for the invoker.
 
-Why not httpx: an attempt is one POST with a body in and a body out, thousands per second; httpx
-and httpcore spend more CPU on their anyio machinery per request than the engine spends applying
-the attempt's records, and the ``h2`` state machine alone was a quarter of the engine's CPU on the
-greet benchmark (docs/benchmarks.md). Here a request is a stream on a shared connection driven by an
-``asyncio.Protocol`` that reads and writes frames itself (``reprise.partitions.invoker.h2_frames``): no task, no event
-objects, no per-request locks.
+Why not httpx: an attempt is one POST with a body in and a body out, thousands per second; httpx and
+httpcore spend more CPU on their anyio machinery per request than the engine spends applying the
+attempt's records, and the ``h2`` state machine alone was a quarter of the engine's CPU on the greet
+benchmark (docs/benchmarks.md, "The invoker's HTTP/2 client"). Here a request is a stream on a shared
+connection driven by an ``asyncio.Protocol`` that reads and writes frames itself
+(``reprise.partitions.invoker.h2_frames``): no task, no event objects, no per-request locks.
 
 Only what the invoker needs: POST with a complete body, the complete response body back, flow
 control both ways, many streams per connection and more connections when the peer's

@@ -5,8 +5,8 @@ call's, a promise's, a sleep): the result is streamed to it instead of a suspens
 A handler that never waits (a greeting, a state update with its state sent eagerly) gains nothing,
 and costs the service more: its request body stays open until the engine ends it, and the SDK waits
 for that end as one more event before it ends its response. With restate-sdk under hypercorn that
-was 3–12% of the service's CPU per one-way send, 9% on average over five alternating pairs
-(docs/benchmarks.md).
+was 9% of the service's CPU per one-way send, on average over five alternating pairs
+(docs/benchmarks.md, "Request/response for handlers that never wait").
 
 So a handler streams until its attempts have ended ``calm`` times in a row without waiting for
 anything, then runs request/response until one of its attempts suspends (it waited for something

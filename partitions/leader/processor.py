@@ -348,7 +348,7 @@ class PartitionProcessor:
                 if self.changelog is not None:
                     self.changelog.tick()
                 # Delivery reports (the shipper's acks) are served here, not on a thread of their own:
-                # a thread woken per report cost ~40 µs of CPU a wake-up on this VM (docs/benchmarks.md)
+                # a thread woken per report cost ~40 µs of CPU a wake-up on a 2-core VM (docs/benchmarks.md)
                 self.producer.poll(0)
                 if time.monotonic() - last_commit > 1.0:  # group offsets: a lag signal only
                     last_commit = time.monotonic()

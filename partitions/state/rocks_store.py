@@ -22,7 +22,7 @@ from reprise.partitions.core.transaction import _DELETED, StoreIOError, prefix_e
 # owning 24 could hold 3 GB of memtables. As in Kafka Streams' stores: 16 MB memtables, and one
 # budget per process (``bound_memtables``) that all its stores' memtables share: past it, the store
 # being written flushes its memtable. Smaller memtables are also cheaper to insert into (a skip list
-# a quarter the size: 23-key writes 58 -> 43 us measured, docs/benchmarks.md).
+# a quarter the size: 23-key writes 58 -> 43 us measured, docs/benchmarks.md, "RocksDB settings").
 WRITE_BUFFER_BYTES = 16 << 20
 _memtable_budget: WriteBufferManager | None = None
 
@@ -60,7 +60,7 @@ class RocksStore:
     RECENT = 8192  # cached values; trimmed to half when exceeded
     # Remembered rows: enough for the invocations a processor has in flight (the invoker runs up to
     # 512 at once); each row is a dozen objects the garbage collector walks on a full collection, which
-    # engine/gc_policy.py makes rare. (1,024 was tried: docs/benchmarks.md.)
+    # engine/gc_policy.py makes rare. (1,024 was tried: docs/benchmarks.md, "RocksDB settings".)
     OBJECTS = 2048
 
     def __init__(self, path: Path) -> None:
@@ -69,7 +69,7 @@ class RocksStore:
         opts.create_if_missing(True)
         # Bloom filters: every new invocation looks up an id that is not there (is it a duplicate?);
         # without them a miss reads an index block per overlapping file (8.7 µs vs 3.4 µs measured
-        # on 500k random ids in six files; docs/benchmarks.md)
+        # on 500k random ids in six files; docs/benchmarks.md, "RocksDB settings")
         table = BlockBasedOptions()
         table.set_bloom_filter(10, False)
         opts.set_block_based_table_factory(table)
@@ -163,7 +163,7 @@ class RocksStore:
         # Bounded at the prefix's end: unbounded, the step past the last row walks every deleted key
         # that follows until a live one (the tombstones of finished invocations, until compaction
         # drops them): 183 µs a scan behind 5,000 deleted promise waiters, 2.5 µs bounded
-        # (docs/benchmarks.md)
+        # (docs/benchmarks.md, "RocksDB settings")
         bound = prefix_end(prefix)
         if bound is None:
             it = self._db.iter()

@@ -1,6 +1,6 @@
 """Alternating A/B runs of two (or more) checkouts of Reprise on one broker and one service process.
 
-A full ``make bench`` starts a fresh broker per engine, and this machine drifts ±15-30% between
+A full ``make bench`` starts a fresh broker per engine, and a shared VM drifts ±15-30% between
 minutes: a change below that is invisible in its throughput. Here the broker's JIT stays warm, the
 checkouts alternate (A B, B A, ...) on fresh namespaces, and each row reports what drifts less:
 the engine's CPU and voluntary context switches per request. Figures only, nothing asserted.

@@ -11,7 +11,7 @@ an invocation's records fall into different batches; 0 keeps each invocation's r
 The garbage collector runs as in a started engine (``engine/gc_policy.py``); ``--python-gc`` keeps
 Python's defaults.
 
-Each repetition starts from an empty store; it prints each rate and the best. This machine's speed
+Each repetition starts from an empty store; it prints each rate and the best. A shared VM's speed
 drifts by ±30% from minute to minute, so to compare two versions of the code count instructions
 instead, which valgrind does deterministically (to ~0.1%): the loop's share is the difference
 between a run with ``--repeat 1`` and one with ``--repeat 0`` (which only builds the records):

@@ -4,7 +4,7 @@ Why not the dev/test broker (``.reprise/kafka``): it keeps every namespace ever 
 holding a few thousand partitions fills its 384 MB heap and runs back-to-back full GCs of ~0.35 s
 each (measured on 2026-11-30: 145 full GCs, 52 s of pauses, old generation 100% full, 4,248
 partitions). Every produce waiting on an ack then waits out the pause: that was the p99 of one-way
-sends. The issue asks for fresh data per engine; this is what makes it so for the log too.
+sends. Every engine is measured on fresh data; this makes it so for the log too.
 """
 
 from __future__ import annotations

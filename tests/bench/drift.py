@@ -1,7 +1,7 @@
-"""How fast this machine is right now, over time: a fixed pure-Python loop, per CPU-second.
+"""How fast the machine it runs on is right now, over time: a fixed pure-Python loop, per CPU-second.
 
 Nothing else needs to run. On the benchmarks' 2-core VM, idle, it ranged 1,177–1,783 loops per
-CPU-second over two minutes (docs/benchmarks.md): the CPU-second itself is not a fixed amount of
+CPU-second over two minutes (docs/benchmarks.md, "Machine drift"): the CPU-second itself is not a fixed amount of
 work there, so a figure measured minutes apart from another compares machines as much as code.
 
     python tests/bench/drift.py [probes 24] [seconds between them 5]

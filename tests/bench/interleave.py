@@ -1,7 +1,8 @@
 """Restate and Reprise measured in alternating slices of each row, so both see the same machine.
 
-This machine's speed drifts by a fifth within seconds, with nothing else running: a fixed pure-Python
-loop ran 1,177 to 1,783 times per CPU-second across two idle minutes (docs/benchmarks.md). A row
+A shared VM's speed drifts by a fifth within seconds, with nothing else running: a fixed pure-Python
+loop ran 1,177 to 1,783 times per CPU-second across two idle minutes (docs/benchmarks.md, "Machine
+drift"). A row
 measured for one engine and then, minutes later, for the other compares two machines as much as two
 engines: the same build ran 277 and then 404 req/s, two minutes apart.
 

@@ -10,7 +10,10 @@ Uses the benchmarks' own broker, fresh (tests/bench/broker.py). Prints figures; 
 2. **takeover**: an ingress and two ``reprise processor`` members; one is SIGKILLed and stays dead:
    the time until calls on every partition are answered again (the group's session timeout, then
    the survivor's catch-up). Measured at the default session timeout (6 s, the smallest a default
-   broker accepts) and at ``--fast-session-ms`` (2 s; the local broker allows down to 1 s).
+   broker accepts) and at ``--fast-session-ms`` (2 s; the local broker allows down to 1 s). Then the
+   same with each processor given a ``REPRISE_INSTANCE_ID`` (static membership) and one stopped by
+   SIGTERM: a static member does not leave the group when it stops, so its partitions move after one
+   session timeout here too.
 3. **rebuild**: a partition's topic filled with recorded invocations (Invoke, two InvokerEffects,
    OutboxShipped each), replayed into a fresh store: records/s of ``partitions rebuild`` from the log
    through apply(); then from the changelog (written as a live processor writes it, one delta per
@@ -26,6 +29,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -101,17 +105,20 @@ def measure_restart(work: Path, rounds: int) -> list[float]:
     return figures
 
 
-def measure_takeover(work: Path, rounds: int, session_ms: int | None = None) -> list[float]:
+def measure_takeover(work: Path, rounds: int, session_ms: int | None = None, sigterm_static: bool = False,
+                     bootstrap: str = BOOTSTRAP) -> list[float]:
     service = Service(work / "effects", work / "service2.log", app="tests.bench.benchapp:app")
     service.start()
     figures = []
     try:
         for r in range(rounds):
-            ns = f"take{int(time.time())}{r}s{session_ms or 0}"
-            ingress = Engine(BOOTSTRAP, ns, work / f"t{r}-ingress", PARTITIONS, role="ingress")
-            env = {"REPRISE_GROUP_SESSION_TIMEOUT_MS": str(session_ms)} if session_ms else None
-            a = Engine(BOOTSTRAP, ns, work / f"t{r}-a{session_ms}", PARTITIONS, role="processor", env=env)
-            b = Engine(BOOTSTRAP, ns, work / f"t{r}-b{session_ms}", PARTITIONS, role="processor", env=env)
+            ns = f"take{int(time.time())}{r}s{session_ms or 0}{'t' if sigterm_static else ''}"
+            ingress = Engine(bootstrap, ns, work / f"t{r}-ingress", PARTITIONS, role="ingress")
+            env = {"REPRISE_GROUP_SESSION_TIMEOUT_MS": str(session_ms)} if session_ms else {}
+            a_env = {**env, "REPRISE_INSTANCE_ID": f"{ns}-a"} if sigterm_static else env
+            b_env = {**env, "REPRISE_INSTANCE_ID": f"{ns}-b"} if sigterm_static else env
+            a = Engine(bootstrap, ns, work / f"t{r}-a{session_ms}", PARTITIONS, role="processor", env=a_env)
+            b = Engine(bootstrap, ns, work / f"t{r}-b{session_ms}", PARTITIONS, role="processor", env=b_env)
             try:
                 for p in (ingress, a, b):
                     p.start(120)
@@ -121,7 +128,10 @@ def measure_takeover(work: Path, rounds: int, session_ms: int | None = None) -> 
                 while not (a.admin_json("/partitions")["partitions"] and b.admin_json("/partitions")["partitions"]):
                     time.sleep(0.2)
                 started = time.monotonic()
-                a.kill()
+                if sigterm_static:
+                    a.stop(signal.SIGTERM)  # a clean stop; it returns once the process has exited
+                else:
+                    a.kill()
                 figures.append(until_served(ingress, keys, started))
             finally:
                 for p in (ingress, a, b):
@@ -240,6 +250,9 @@ def main() -> None:
                   + ", ".join(f"{s:.2f} s" for s in takeover), flush=True)
             takeover = measure_takeover(work, args.rounds, args.fast_session_ms)
             print(f"takeover, session timeout {args.fast_session_ms} ms: "
+                  + ", ".join(f"{s:.2f} s" for s in takeover), flush=True)
+            takeover = measure_takeover(work, args.rounds, sigterm_static=True)
+            print("takeover (SIGTERM of one of two static members, the other serving all): "
                   + ", ".join(f"{s:.2f} s" for s in takeover), flush=True)
         if args.only in (None, "rebuild"):
             sizes = [int(n) for n in args.delta_records.split(",")]

@@ -2,7 +2,7 @@
 
 Both engines get a fresh data directory, the same restate-sdk service process (hypercorn, h2c) and
 the same load generator. Restate and Reprise are measured in alternating windows of each row
-(``interleave.py``: this machine's speed drifts within seconds); ``--sequential`` runs one engine's
+(``interleave.py``: a shared VM's speed drifts within seconds); ``--sequential`` runs one engine's
 rows and then the other's instead. The split and embedded Reprise columns run after them, one
 engine at a time. Prints a table and one line per row:
 ``RATIO <workload> C=<n> <reprise_rps/restate_rps>``. Figures only: nothing here asserts a speed.

@@ -9,7 +9,7 @@ that over its CPU per send, and how an engine drives it (frames, wake-ups, strea
 
 Each spec is an engine (``restate`` or ``reprise``), optionally with ``VAR~value;...`` for Reprise
 (``AB_DIR~/path`` runs another checkout). Runs alternate in the order given; repeat a spec to get
-its spread (this machine drifts ±25% between minutes). Syscall counts come from ``perf stat``
+its spread (a shared VM drifts ±25% between minutes). Syscall counts come from ``perf stat``
 (kernel tracepoints) when ``perf`` is installed; ``getpid`` counts asyncio's running-loop lookups in
 Python 3.11, so it moves with the asyncio operations the service makes per send.
 """

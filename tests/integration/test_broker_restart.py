@@ -1,4 +1,5 @@
-"""A broker that restarts: sends and calls during the outage get 503; invocations in flight complete after it."""
+"""A broker that restarts: sends and calls during the outage get 503; invocations in flight complete after it;
+the outage is logged as a few lines (when it starts, while it lasts, when it ends), not a line per failure."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ def test_broker_restart(own_broker: LocalKafka, tmp_path: Path, service: Service
         assert call_json(eng, "/Steps/three", "before") == (200, "before:ABC")
         sleeping = Background(call_json, eng, "/Steps/sleepy", {"name": "br", "ms": 3000}, 120)
         wait_until(lambda: count(effects, "br.before") == 1, 30, "the step before the sleep")
+        before_outage = len(eng.output())
         own_broker.stop()
         status, body = post(eng.ingress + "/Steps/three/send", b'"during"', {"content-type": "application/json"},
                             timeout=60)
@@ -45,5 +47,14 @@ def test_broker_restart(own_broker: LocalKafka, tmp_path: Path, service: Service
         assert sleeping.result() == (200, "slept")
         assert count(effects, "br.before") == 1 and count(effects, "br.after") == 1
         assert call_json(eng, "/Steps/three", "after") == (200, "after:ABC")
+
+        def outage_lines() -> list[str]:
+            lines = eng.output()[before_outage:].splitlines()
+            return [line for line in lines if " WARNING " in line or " ERROR " in line]
+
+        assert any("Kafka connections failing" in line for line in outage_lines()), outage_lines()[:20]
+        assert len(outage_lines()) <= 12, "\n".join(outage_lines()[:20])  # unfolded: a line per failed connect
+        wait_until(lambda: "Kafka connections healthy again" in eng.output(), 60, "the end of the outage logged")
+        assert len(outage_lines()) <= 12, "\n".join(outage_lines())
     finally:
         eng.kill()

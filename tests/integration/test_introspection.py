@@ -50,14 +50,14 @@ def test_cli(engine: Engine, effects: Path) -> None:
     out = cli(engine, "services")
     assert out.returncode == 0 and "Counter" in out.stdout and "get (shared)" in out.stdout
     assert call_json(engine, "/Counter/cli/add", 3) == (200, 3)
-    out = cli(engine, "state", "get", "Counter", "cli")
+    out = cli(engine, "state", "get", "Counter", "cli", "-o", "json")
     assert out.returncode == 0 and json.loads(out.stdout)["state"] == {"value": "3"}
     status, sent = call_json(engine, "/Waiter/awake/send", "cli1")
     wait_until(lambda: get(engine, f"/invocations/{sent['invocationId']}")[1].get("status") == "SUSPENDED", 30,
                "the handler to suspend on its awakeable")
     out = cli(engine, "invocations", "ls", "--status", "SUSPENDED")
     assert out.returncode == 0 and sent["invocationId"] in out.stdout
-    out = cli(engine, "invocations", "describe", sent["invocationId"])
+    out = cli(engine, "invocations", "describe", sent["invocationId"], "-o", "json")
     assert out.returncode == 0 and json.loads(out.stdout)["status"] == "SUSPENDED"
     out = cli(engine, "invocations", "kill", sent["invocationId"])
     assert out.returncode == 0

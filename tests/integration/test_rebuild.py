@@ -1,4 +1,5 @@
-"""Invariant 1: a partition's store is a function of its log. Rebuilt from the topic, the digest is the same."""
+"""Invariant 1 (docs/architecture.md): a partition's store is a function of its log. Rebuilt from the topic,
+the digest is the same."""
 
 from __future__ import annotations
 

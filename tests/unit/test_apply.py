@@ -251,7 +251,7 @@ def test_invoke_without_id_derives_a_deterministic_one_on_this_partition() -> No
 
 
 def test_replaying_the_same_records_gives_the_same_bytes() -> None:
-    """Invariant 1 in miniature: the store is a function of the log."""
+    """Invariant 1 (docs/architecture.md) in miniature: the store is a function of the log."""
     def scenario() -> dict[bytes, bytes]:
         p = new_partition()
         inv = inv_on(0)

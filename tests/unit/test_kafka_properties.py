@@ -74,3 +74,26 @@ def test_the_file_names_the_cluster_unless_the_command_line_does(tmp_path: Path,
     monkeypatch.delenv("REPRISE_BOOTSTRAP")
     monkeypatch.setenv("REPRISE_KAFKA_CONFIG", path)
     assert Config.from_env().bootstrap == "broker-a:9092"
+
+
+def test_the_java_clients_properties_file_kafkas_tools_take_is_translated() -> None:
+    by_role = parse('security.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\n'
+                    'sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required '
+                    'username="alice" password="s3\\"cr=t";\n'
+                    'ssl.truststore.type=PEM\nssl.truststore.location=/etc/ca.pem\n'
+                    'ssl.endpoint.identification.algorithm=\n')
+    assert by_role[None] == {"security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512",
+                             "sasl.username": "alice", "sasl.password": 's3"cr=t',
+                             "ssl.ca.location": "/etc/ca.pem", "ssl.endpoint.identification.algorithm": "none"}
+    with pytest.raises(KafkaConfigError, match="JKS truststore .* ssl.ca.location"):
+        parse("ssl.truststore.location=/etc/trust.jks\nssl.truststore.type=JKS\n", "f")
+    with pytest.raises(KafkaConfigError, match=r"f:1: only a PLAIN or SCRAM"):
+        parse('sasl.jaas.config=com.sun.security.auth.module.Krb5LoginModule required useKeyTab=true;\n', "f")
+
+
+def test_a_translated_file_builds_clients(tmp_path: Path) -> None:
+    from reprise.engine.kafka import check_client_settings
+
+    path = write(tmp_path, 'security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\nsasl.jaas.config=org.apache.'
+                           'kafka.common.security.plain.PlainLoginModule required username="u" password="p";\n')
+    check_client_settings(Config.from_env(bootstrap="127.0.0.1:1", kafka_config=path))  # librdkafka takes every key
