@@ -13,7 +13,9 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
 
 APPLIED_OFFSET = b"meta/applied_offset"
-_DELETED = object()
+ABSENT = object()
+"""A marker no stored value equals: "no entry at all" where ``None`` means "deleted" (an undo
+record of a key the batch had not written yet; a store's cache that does not hold the key)."""
 
 
 class StoreIOError(Exception):
@@ -80,13 +82,13 @@ class Transaction:
 
     def put(self, key: bytes, value: bytes) -> None:
         if self._undo is not None and key not in self._undo:  # _remember, inlined: the hottest call in apply
-            self._undo[key] = self._writes.get(key, _DELETED)
+            self._undo[key] = self._writes.get(key, ABSENT)
         self._writes[key] = value
 
     def put_lazy(self, key: bytes, obj: object, encode: Callable[[object], bytes]) -> None:
         """Write ``obj``; ``encode(obj)`` makes its bytes at commit. ``obj`` must not change afterwards."""
         if self._undo is not None and key not in self._undo:
-            self._undo[key] = self._writes.get(key, _DELETED)
+            self._undo[key] = self._writes.get(key, ABSENT)
         self._writes[key] = Lazy(obj, encode)  # type: ignore[assignment]
 
     def object_at(self, key: bytes) -> object | None:
@@ -104,7 +106,7 @@ class Transaction:
 
     def _remember(self, key: bytes) -> None:
         if self._undo is not None and key not in self._undo:
-            self._undo[key] = self._writes.get(key, _DELETED)
+            self._undo[key] = self._writes.get(key, ABSENT)
 
     def savepoint(self) -> None:
         """Start recording what the next record changes, so a failing record can be undone alone."""
@@ -113,7 +115,7 @@ class Transaction:
     def rollback(self) -> None:
         """Undo every write since the savepoint."""
         for key, previous in (self._undo or {}).items():
-            if previous is _DELETED:
+            if previous is ABSENT:
                 self._writes.pop(key, None)
                 self._forget_index()  # keys left _writes: positions in it moved
             else:
