@@ -27,7 +27,6 @@ from reprise.partitions.invoker.invoker import Invoker
 from reprise.partitions.leader.claims import Claim
 from reprise.partitions.leader.shipper import OutboxShipper
 from reprise.partitions.leader.timers import TimerService
-from reprise.partitions.state.rocks_store import RocksStore
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +55,7 @@ class LeaderActions:
     """Performs the actions of the partitions this process leads."""
 
     def __init__(self, invoker: Invoker, timers: TimerService, shipper: OutboxShipper,
-                 stores: Mapping[int, RocksStore], led: Led, leader_ready: asyncio.Event,
+                 stores: Mapping[int, KeyValueStore], led: Led, leader_ready: asyncio.Event,
                  loop: asyncio.AbstractEventLoop, hold_outbox: bool = False) -> None:
         """``hold_outbox``: fault injection for tests, as if the process died after committing a batch
         and before shipping its outbox. Never set in production."""
