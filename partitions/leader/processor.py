@@ -25,12 +25,13 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
-from confluent_kafka import Consumer, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from reprise.engine.clock import now_ms
 from reprise.engine.config import Config
+from reprise.engine.consumed import ConsumedRecord
 from reprise.engine.critical import critical_thread
 from reprise.engine.dead_letters import produce_dead_letter
 from reprise.engine.kafka import (
@@ -104,8 +105,7 @@ class PartitionProcessor:
         self.embedded = EmbeddedApp(self.cfg.embedded_app, self.cfg.embedded_threads) if self.cfg.embedded_app else None
         # What the loop produces (effects, timers, outbox) goes out per loop turn: engine/produce_burst.py
         self.burst = ProduceBurst(self.producer, loop)
-        self.leadership = Leadership(self.owner, self._append_claim,
-                                     lambda p, holder: loop.call_soon_threadsafe(self._step_down, p, holder), now_ms)
+        self.leadership = Leadership(self.owner, self._append_claim, self._step_down_soon, now_ms)
         self.leading, self.claimed = self.leadership.leading, self.leadership.claimed
         self.changelog = self._changelog_writer()
         self.ownership = Ownership(self.cfg, self.snapshots, self.changelog, self.leadership, self._release)
@@ -169,8 +169,9 @@ class PartitionProcessor:
     def _append_claim(self, partition: int, claim: LeaderEpoch) -> None:
         produce_record(self.producer, self.cfg.log_topic, partition, "LeaderEpoch", claim)
 
-    def _step_down(self, partition: int, holder: Claim) -> None:
-        self.actions.step_down(partition, holder)
+    def _step_down_soon(self, partition: int, holder: Claim) -> None:
+        """From the apply thread: the event loop stops the partition's actions at once."""
+        self._loop.call_soon_threadsafe(self.actions.step_down, partition, holder)
 
     def _release(self, partition: int) -> None:
         """From the apply thread: the event loop stops the partition's actions; wait for it."""
@@ -229,10 +230,11 @@ class PartitionProcessor:
         try:
             while not self._stop.is_set():
                 # an outbox entry waiting for the ack before it (partitions/leader/outbox_lanes.py): serve acks soon
-                msgs = next_batch(consumer, 1000, 0.002 if self.shipper.backlogged() else 0.1)
+                wait_s = 0.002 if self.shipper.backlogged() else 0.1
+                msgs = cast(list[ConsumedRecord], next_batch(consumer, 1000, wait_s))  # errors left out below
                 if hold:
                     _hold_for_test(hold)
-                by_partition: dict[int, list[Message]] = defaultdict(list)
+                by_partition: dict[int, list[ConsumedRecord]] = defaultdict(list)
                 for m in msgs:
                     if m.error() is None:
                         by_partition[m.partition()].append(m)
@@ -258,7 +260,7 @@ class PartitionProcessor:
             consumer.close()  # in a group: revokes (so releases) every partition, then leaves
             self.ownership.lose_all()
 
-    def _apply_batch(self, partition: int, msgs: list[Message]) -> None:
+    def _apply_batch(self, partition: int, msgs: list[ConsumedRecord]) -> None:
         started = time.perf_counter()
         store = self.stores[partition]
         result, records, undecodable = apply_messages(
@@ -290,7 +292,7 @@ class PartitionProcessor:
             if high >= 0:
                 metrics.CONSUMER_LAG.labels(str(p)).set(max(0, high - applied_offset(store) - 1))
 
-    def _dead_letter(self, msg: Message, kind: str, rejection: Rejection, reason: str) -> None:
+    def _dead_letter(self, msg: ConsumedRecord, kind: str, rejection: Rejection, reason: str) -> None:
         """A record the partition cannot use goes to the dead-letter topic with the reason; the
         partition moves on. Only the leader writes it, so a replay does not write it again."""
         metrics.RECORDS_REJECTED.labels(str(msg.partition()), kind, rejection.value).inc()

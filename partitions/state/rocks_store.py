@@ -86,7 +86,7 @@ class RocksStore:
         self._wopts = WriteOptions()
         self._wopts.sync = False
         self._bulk_wopts = WriteOptions()
-        self._bulk_wopts.disable_wal = True
+        self._bulk_wopts.disable_wal = True  # type: ignore[method-assign,assignment]  # a property; rocksdict's stub says a method
         self._bulk_unflushed = False  # WAL-less writes sit in the memtables: flush before a WAL'd write
         self._recent: dict[bytes, bytes | None] = {}
         # The decoded rows of the latest lazy writes (invocation status): the next batch's records
