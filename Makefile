@@ -27,6 +27,7 @@ demo: native
 test: native
 	$(VENV)/bin/ruff check reprise engine partitions ingress schemas deploy testing tests examples
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 	REPRISE_NATIVE=0 $(PY) -m pytest -p no:cacheprovider -q tests/unit
 	$(PY) -m reprise kafka start
 	REPRISE_EXPECT_NATIVE=1 $(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; $(PY) -m reprise kafka stop; exit $$rc
@@ -45,6 +46,7 @@ kafka-stop: venv
 lint: venv
 	$(VENV)/bin/ruff check reprise engine partitions ingress schemas deploy testing tests examples
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 proto: venv
 	bash scripts/gen-proto.sh

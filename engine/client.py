@@ -68,7 +68,7 @@ class KafkaClient:
         """Produce the command naming the reply topic, and wait for its Reply record there."""
         if self.reply_topic is None:
             raise ValueError("call() needs a reply_topic")
-        self._follow_replies()
+        self._follow_replies(self.reply_topic)
         correlation_id = uuid.uuid4().hex
         self._produce(self._command(service, handler, payload, key, idempotency_key, headers,
                                     {"topic": self.reply_topic, "correlation_id": correlation_id}, None), timeout)
@@ -83,17 +83,17 @@ class KafkaClient:
                     return Reply(rec["invocation_id"], rec["value"], rec["failure"])
         raise TimeoutError(f"no reply for command {correlation_id} within {timeout}s")
 
-    def _follow_replies(self) -> None:
+    def _follow_replies(self, reply_topic: str) -> None:
         if self._consumer is not None:
             return
         self._consumer = new_consumer(self.cfg, **{"group.id": f"kafka-client-{uuid.uuid4().hex[:12]}"})
-        md = self._consumer.list_topics(self.reply_topic, timeout=10).topics[self.reply_topic]
+        md = self._consumer.list_topics(reply_topic, timeout=10).topics[reply_topic]
         if md.error is not None:
             raise KafkaException(md.error)
         assignment = []
         for p in md.partitions:
-            end = high_watermark(self._consumer, self.reply_topic, p)
-            assignment.append(TopicPartition(self.reply_topic, p, end if end >= 0 else OFFSET_END))
+            end = high_watermark(self._consumer, reply_topic, p)
+            assignment.append(TopicPartition(reply_topic, p, end if end >= 0 else OFFSET_END))
         self._consumer.assign(assignment)
 
     def close(self) -> None:

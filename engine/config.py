@@ -150,7 +150,7 @@ class Config:
     def from_env(**overrides: object) -> Config:
         """Defaults, then ``REPRISE_<FIELD>`` variables, then explicit overrides (None is ignored)."""
         cfg = Config()
-        env: dict[str, object] = {}
+        env: dict[str, Any] = {}  # field name -> its value, each of its field's type
         for f in fields(Config):
             raw = os.environ.get(f"REPRISE_{f.name.upper()}")
             if raw is None or f.name == "retry":
@@ -164,7 +164,8 @@ class Config:
         for name in ("initial_interval_ms", "max_interval_ms", "max_attempts"):
             raw = os.environ.get(f"REPRISE_RETRY_{name.upper()}")
             if raw is not None:
-                retry = replace(retry, **{name: int(raw)})
+                changed: dict[str, Any] = {name: int(raw)}  # one of the policy's int fields
+                retry = replace(retry, **changed)
         if os.environ.get("REPRISE_RETRY_ON_MAX_ATTEMPTS"):
             retry = replace(retry, on_max_attempts=os.environ["REPRISE_RETRY_ON_MAX_ATTEMPTS"].upper())
         env["retry"] = retry

@@ -49,7 +49,8 @@ def _produce(producer: Producer, topic: str, key: bytes | None, value: bytes | N
              on_delivery: Any) -> None:
     while True:
         try:
-            producer.produce(topic, value=value, key=key, headers=headers, on_delivery=on_delivery)
+            kafka_headers: list[tuple[str, str | bytes | None]] = list(headers)
+            producer.produce(topic, value=value, key=key, headers=kafka_headers, on_delivery=on_delivery)
             return
         except BufferError:
             producer.poll(0.05)

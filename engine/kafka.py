@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -218,7 +218,7 @@ def topic_max_message_bytes(cfg: Config, topic: str, timeout: float = 10.0) -> i
     return int(entries["max.message.bytes"].value)
 
 
-def produce_record(producer: Producer, topic: str, partition: int, kind: str, record: dict[str, Any],
+def produce_record(producer: Producer, topic: str, partition: int, kind: str, record: Mapping[str, Any],
                    key: bytes | None = None, on_delivery: Callable[..., None] | None = None) -> None:
     """Encode ``record`` as ``kind`` and produce it with its schema headers."""
     produce_encoded(producer, topic, partition, kind, codec.encode(kind, record), key, on_delivery)
@@ -367,7 +367,6 @@ def next_batch(consumer: Consumer, max_messages: int, timeout: float) -> list[An
         return []
     batch = [first, *consumer.consume(max_messages - 1, 0)] if max_messages > 1 else [first]
     for m in batch:  # an error in place of a record (a denied group or topic) is logged, not dropped
-        err = m.error()
-        if err is not None:
+        if (err := m.error()) is not None:
             kafka_errors.report(err)
     return batch

@@ -51,7 +51,7 @@ def parse(text: str, source: str = "kafka config") -> dict[Role | None, dict[str
         role: Role | None = None
         prefix, dot, rest = key.partition(".")
         if dot and prefix in ROLES:
-            role, key = prefix, rest  # type: ignore[assignment]
+            role, key = prefix, rest
         if key in PINNED:
             raise KafkaConfigError(f"{source}:{number}: {key} is set by Reprise (its delivery guarantees "
                                    "depend on it) and cannot be overridden")

@@ -1,6 +1,7 @@
 """Prometheus metrics of the partition processor (served by the admin API at /metrics)."""
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -74,5 +75,5 @@ def forget_partition(partition: int) -> None:
         INVOCATIONS.remove(*labels)
 
 
-def _label_sets(gauge: Gauge) -> list[tuple[str, ...]]:
+def _label_sets(gauge: Gauge) -> list[Sequence[str]]:
     return list(gauge._metrics)  # noqa: SLF001 - prometheus_client has no public listing of children

@@ -11,6 +11,7 @@ fastavro parses the schemas; the bytes are written and read by code compiled per
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +91,7 @@ def schema(kind: str, version: int | None = None) -> Any:
         raise SchemaError(f"unknown record kind {kind!r} version {version}") from None
 
 
-def encode(kind: str, record: dict[str, Any]) -> bytes:
+def encode(kind: str, record: Mapping[str, Any]) -> bytes:
     """Schemaless Avro body of ``record`` under the current version of ``kind``."""
     try:
         encoder = _ENCODERS[kind]
@@ -140,7 +141,7 @@ def kind_of(headers: list[tuple[str, bytes]] | None) -> tuple[str, int]:
     return kind, version
 
 
-def encode_stored(kind: str, record: dict[str, Any]) -> bytes:
+def encode_stored(kind: str, record: Mapping[str, Any]) -> bytes:
     """A stored value: one version byte, then the Avro body."""
     return bytes((CURRENT[kind],)) + encode(kind, record)
 

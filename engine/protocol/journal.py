@@ -7,6 +7,7 @@ appends and read the fields apply() needs.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from google.protobuf.json_format import MessageToDict
@@ -94,7 +95,7 @@ def lazy_state_keys_completion(completion_id: int, keys: list[bytes]) -> bytes:
                          state_keys=pb.StateKeys(keys=keys))
 
 
-def promise_notification(t: MessageType, completion_id: int, value: bytes | None, failure: dict[str, Any] | None,
+def promise_notification(t: MessageType, completion_id: int, value: bytes | None, failure: Mapping[str, Any] | None,
                          void_if_empty: bool = False) -> bytes:
     """A promise command's completion: value, failure, or (peek of a pending one, complete ok) void."""
     if failure is not None:

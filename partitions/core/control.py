@@ -11,17 +11,17 @@ from reprise.partitions.core import lifecycle
 from reprise.partitions.core.actions import AbortAttempt
 from reprise.partitions.core.context import ApplyContext
 from reprise.partitions.core.status import Status
-from reprise.schemas.records import InvocationStatus
+from reprise.schemas.records import Failure, InvocationStatus
 
 Row = InvocationStatus  # an invocation's status row (schemas/storage/invocation_status.v1.avsc)
 CANCEL_SIGNAL = 1
 
 
-def deliver_signal(ctx: ApplyContext, row: Row, now_ms: int, idx: int | None, name: str | None,
-                   value: bytes | None, failure: Row | None) -> None:
-    """Append a signal to the journal and wake the invocation if it waits for it."""
+def deliver_signal(ctx: ApplyContext, row: Row, now_ms: int, signal: int | str, value: bytes | None,
+                   failure: Failure | None) -> None:
+    """Append signal ``signal`` (an index, or a name) to the journal and wake the invocation if it waits for it."""
     fail = (failure["code"], failure["message"]) if failure else None
-    lifecycle.append_entry(ctx, row, pj.signal_notification(idx if idx is not None else name, value, fail))
+    lifecycle.append_entry(ctx, row, pj.signal_notification(signal, value, fail))
     lifecycle.resume_if_awaited(ctx, row, now_ms)
 
 
@@ -32,7 +32,7 @@ def cancel(ctx: ApplyContext, row: Row, now_ms: int) -> tuple[int, str]:
         return 409, f"invocation {row['invocation_id']} already completed"
     if status in (Status.SCHEDULED, Status.INBOXED):
         if status == Status.INBOXED:
-            ctx.tables.objects.remove(row["service"], row["key"], row["invocation_id"])
+            ctx.tables.objects.remove(row["service"], _inbox_key(row), row["invocation_id"])
         lifecycle.complete(ctx, row, now_ms, None, {"code": 409, "message": "cancelled"})
         return 202, "cancelled before it started"
     lifecycle.append_entry(ctx, row, pj.signal_notification(CANCEL_SIGNAL))
@@ -48,7 +48,7 @@ def kill(ctx: ApplyContext, row: Row, now_ms: int) -> tuple[int, str]:
     if row["status"] == Status.COMPLETED.value:
         return 409, f"invocation {row['invocation_id']} already completed"
     if row["status"] == Status.INBOXED.value:
-        ctx.tables.objects.remove(row["service"], row["key"], row["invocation_id"])
+        ctx.tables.objects.remove(row["service"], _inbox_key(row), row["invocation_id"])
     if row["status"] == Status.INVOKED.value:
         ctx.actions.append(AbortAttempt(row["invocation_id"], row["attempt"]))
     lifecycle.complete(ctx, row, now_ms, None, {"code": 409, "message": "killed"})
@@ -86,6 +86,14 @@ def resume(ctx: ApplyContext, row: Row, now_ms: int) -> tuple[int, str]:
         return 409, f"invocation {row['invocation_id']} is {row['status']}: only a paused one can be resumed"
     lifecycle.start_attempt(ctx, row, now_ms)
     return 200, "resumed"
+
+
+def _inbox_key(row: Row) -> str:
+    """The object key an INBOXED invocation waits for (only keyed invocations queue)."""
+    key = row["key"]
+    if key is None:
+        raise KeyError(f"invocation {row['invocation_id']} is INBOXED without an object key")
+    return key
 
 
 COMMANDS = {"cancel": cancel, "kill": kill, "purge": purge, "pause": pause, "resume": resume}

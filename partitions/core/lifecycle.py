@@ -5,6 +5,7 @@ Each function reads and writes the invocation's row and appends the actions the 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from reprise.engine.ids import InvocationId
@@ -14,7 +15,7 @@ from reprise.partitions.core.actions import RunAttempt, ScheduleTimer, ShipOutbo
 from reprise.partitions.core.context import ApplyContext
 from reprise.partitions.core.status import Status, check_transition
 from reprise.schemas import codec
-from reprise.schemas.records import InvocationStatus
+from reprise.schemas.records import Caller, Failure, InvocationStatus, ReplyTo
 
 Row = InvocationStatus  # an invocation's status row (schemas/storage/invocation_status.v1.avsc)
 # The hot statuses as module globals: ``Status.INVOKED`` costs ~170 ns a lookup on Python 3.11, a global
@@ -66,30 +67,34 @@ def live_invocation(ctx: ApplyContext, inv: str, kind: str) -> Row | None:
     return row
 
 
-def needs_lock(row: Row) -> bool:
-    """Exclusive handlers of a keyed service run one at a time per key (unknown kind: exclusive)."""
-    return row["key"] is not None and row["handler_kind"] in (None, "EXCLUSIVE")
+def lock_key(row: Row) -> str | None:
+    """The object key the invocation must hold while it runs, or None: exclusive handlers of a keyed
+    service run one at a time per key (unknown kind: exclusive)."""
+    key = row["key"]
+    return key if key is not None and row["handler_kind"] in (None, "EXCLUSIVE") else None
 
 
 def admit(ctx: ApplyContext, row: Row, now_ms: int) -> None:
     """Start an invocation that may run now, or queue it behind its object key."""
-    if needs_lock(row):
-        holder = ctx.tables.objects.lock_holder(row["service"], row["key"])
+    key = lock_key(row)
+    if key is not None:
+        holder = ctx.tables.objects.lock_holder(row["service"], key)
         if holder is not None and holder != row["invocation_id"]:
             set_status(row, Status.INBOXED, now_ms)
             ctx.tables.invocations.put(row)
-            ctx.tables.objects.push(row["service"], row["key"], row["invocation_id"])
+            ctx.tables.objects.push(row["service"], key, row["invocation_id"])
             return
-        ctx.tables.objects.set_lock(row["service"], row["key"], row["invocation_id"])
+        ctx.tables.objects.set_lock(row["service"], key, row["invocation_id"])
     start_attempt(ctx, row, now_ms)
 
 
 def release(ctx: ApplyContext, row: Row, now_ms: int) -> None:
     """An exclusive invocation ended: hand its key to the next one in the inbox."""
-    if not needs_lock(row) or ctx.tables.objects.lock_holder(row["service"], row["key"]) != row["invocation_id"]:
+    key = lock_key(row)
+    if key is None or ctx.tables.objects.lock_holder(row["service"], key) != row["invocation_id"]:
         return
-    nxt = ctx.tables.objects.pop(row["service"], row["key"])
-    ctx.tables.objects.set_lock(row["service"], row["key"], nxt)
+    nxt = ctx.tables.objects.pop(row["service"], key)
+    ctx.tables.objects.set_lock(row["service"], key, nxt)
     if nxt is not None:
         waiting = ctx.tables.invocations.get(nxt)
         if waiting is None:
@@ -109,9 +114,11 @@ def append_entry(ctx: ApplyContext, row: Row, frame: bytes) -> int:
     t = pj.frame_type(frame)
     if is_notification(t):
         kind, ident = pj.notification_id(frame)
-        target = {"completion": "completed_ids", "signal": "signal_ids", "named": "named_signals"}[kind]
-        if ident not in row[target]:
-            row[target].append(ident)
+        # the id's type follows its kind (an int for completions and signals, a name for named signals)
+        present: list[Any] = (row["completed_ids"] if kind == "completion" else
+                              row["signal_ids"] if kind == "signal" else row["named_signals"])
+        if ident not in present:
+            present.append(ident)
         if row["status"] == _INVOKED:
             ctx.actions.append(StreamNotification(row["invocation_id"], row["attempt"], index, frame))
     elif t == _OUTPUT_COMMAND:
@@ -133,7 +140,7 @@ def resume_if_awaited(ctx: ApplyContext, row: Row, now_ms: int) -> None:
         ctx.tables.invocations.put(row)
 
 
-def outbox(ctx: ApplyContext, topic: str, partition: int, kind: str, record: dict[str, Any]) -> None:
+def outbox(ctx: ApplyContext, topic: str, partition: int, kind: str, record: Mapping[str, Any]) -> None:
     """Queue a record for another partition (or a reply topic); the leader ships it.
 
     The body carries (this partition, outbox sequence) so the receiver can drop a re-shipped copy.
@@ -148,7 +155,7 @@ DEFAULT_RETENTION_MS = 24 * 3600 * 1000  # workflow and idempotent outputs: a da
 
 
 def complete(ctx: ApplyContext, row: Row, now_ms: int, value: bytes | None,
-             failure: dict[str, Any] | None, retention_ms: int | None = None) -> None:
+             failure: Failure | None, retention_ms: int | None = None) -> None:
     """End the invocation with a value or a failure and send the result to whoever waits for it.
 
     A workflow run (or an idempotent invocation) keeps its output, and a workflow its state and
@@ -172,14 +179,14 @@ def complete(ctx: ApplyContext, row: Row, now_ms: int, value: bytes | None,
         ctx.tables.completions.index(row["invocation_id"], now_ms)
 
 
-def send_result_to_caller(ctx: ApplyContext, caller: Row, value: bytes | None, failure: Row | None) -> None:
+def send_result_to_caller(ctx: ApplyContext, caller: Caller, value: bytes | None, failure: Failure | None) -> None:
     target = InvocationId.parse(caller["invocation_id"]).partition(ctx.partitions)
     outbox(ctx, "log", target, "CallCompleted", {
         "invocation_id": caller["invocation_id"], "completion_id": caller["completion_id"],
         "value": value, "failure": failure})
 
 
-def send_reply(ctx: ApplyContext, reply: Row, inv: str, value: bytes | None, failure: Row | None) -> None:
+def send_reply(ctx: ApplyContext, reply: ReplyTo, inv: str, value: bytes | None, failure: Failure | None) -> None:
     """To the engine's replies topic (one partition), or to a Kafka client's own reply topic, where
     the record is keyed by request id and Kafka's partitioner picks the partition (-1)."""
     partition = 0 if reply["topic"] == "replies" else -1

@@ -8,7 +8,7 @@ from reprise.engine.protocol import journal as pj
 from reprise.engine.protocol.messages import MessageType
 from reprise.partitions.core import lifecycle
 from reprise.partitions.core.context import ApplyContext
-from reprise.schemas.records import InvocationStatus
+from reprise.schemas.records import Failure, InvocationStatus
 
 Row = InvocationStatus  # an invocation's status row (schemas/storage/invocation_status.v1.avsc)
 
@@ -38,7 +38,7 @@ def on_promise_command(ctx: ApplyContext, row: Row, t: int, msg: Any, now_ms: in
             return
         which = msg.WhichOneof("completion")
         value = msg.completion_value.content if which == "completion_value" else None
-        failure = ({"code": msg.completion_failure.code, "message": msg.completion_failure.message}
+        failure: Failure | None = ({"code": msg.completion_failure.code, "message": msg.completion_failure.message}
                    if which == "completion_failure" else None)
         ctx.tables.promises.complete(service, key, name, value, failure)
         lifecycle.append_entry(ctx, row, pj.promise_notification(MessageType.COMPLETE_PROMISE_COMPLETION, cid,
@@ -47,11 +47,11 @@ def on_promise_command(ctx: ApplyContext, row: Row, t: int, msg: Any, now_ms: in
             _wake(ctx, row, inv, waiter_cid, value, failure, now_ms)
 
 
-def _result(t: int, cid: int, value: bytes | None, failure: Row | None) -> bytes:
+def _result(t: int, cid: int, value: bytes | None, failure: Failure | None) -> bytes:
     return pj.promise_notification(MessageType.GET_PROMISE_COMPLETION, cid, value, failure)
 
 
-def _wake(ctx: ApplyContext, completer: Row, inv: str, cid: int, value: bytes | None, failure: Row | None,
+def _wake(ctx: ApplyContext, completer: Row, inv: str, cid: int, value: bytes | None, failure: Failure | None,
           now_ms: int) -> None:
     frame = _result(MessageType.GET_PROMISE_COMMAND, cid, value, failure)
     if inv == completer["invocation_id"]:

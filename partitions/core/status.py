@@ -15,7 +15,7 @@ class Status(StrEnum):
     COMPLETED = "COMPLETED"  # output (or failure) kept for its retention
 
 
-_ALLOWED: dict[Status | None, set[Status]] = {
+_ALLOWED: dict[str | None, set[Status]] = {  # a member, or its name: a StrEnum hashes as its str
     None: {Status.SCHEDULED, Status.INBOXED, Status.INVOKED, Status.COMPLETED},
     Status.SCHEDULED: {Status.INBOXED, Status.INVOKED, Status.COMPLETED},
     Status.INBOXED: {Status.INVOKED, Status.COMPLETED},

@@ -29,13 +29,12 @@ tables: what apply() changes, one Transaction under all of them.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import cast
 
 from reprise.partitions.core.schedules_table import Schedules, SchedulesView
 from reprise.partitions.core.transaction import Transaction
 from reprise.schemas import codec
-
-Row = dict[str, Any]
+from reprise.schemas.records import Failure, InvocationStatus, OutboxEntry, Timer
 
 
 def _int(raw: bytes | None, default: int) -> int:
@@ -53,20 +52,22 @@ def _object(service: str, key: str) -> bytes:
 
 
 def _encode_status(row: object) -> bytes:
-    return codec.encode_stored("InvocationStatus", row)  # type: ignore[arg-type]
+    return codec.encode_stored("InvocationStatus", cast(InvocationStatus, row))
 
 
-_UNREAD = object()
-# A row's lists that apply() changes in place (append_entry, attach); the rest are replaced whole.
-_LISTS_CHANGED_IN_PLACE = ("completed_ids", "signal_ids", "named_signals", "attached_callers", "attached_replies")
+_UNREAD = "\0unread"  # compared by identity: no status read yet (None: read, no such invocation)
 
 
-def _private_copy(row: Row) -> Row:
+def _private_copy(row: InvocationStatus) -> InvocationStatus:
     """A row a record may change without touching ``row``: the object a pending write (or a record
-    rolled back to it) will encode. A shallow copy would share its lists."""
-    copy = dict(row)
-    for name in _LISTS_CHANGED_IN_PLACE:
-        copy[name] = list(copy[name])
+    rolled back to it) will encode. A shallow copy would share its lists; these are the lists apply()
+    changes in place (append_entry, attach), the rest are replaced whole."""
+    copy = row.copy()
+    copy["completed_ids"] = list(row["completed_ids"])
+    copy["signal_ids"] = list(row["signal_ids"])
+    copy["named_signals"] = list(row["named_signals"])
+    copy["attached_callers"] = list(row["attached_callers"])
+    copy["attached_replies"] = list(row["attached_replies"])
     return copy
 
 
@@ -88,14 +89,15 @@ class InvocationsView(_Table):
         # put() then needs no read of is/ (for a new invocation, a RocksDB miss)
         self._read_status: dict[str, str | None] = {}
 
-    def get(self, inv: str) -> Row | None:
+    def get(self, inv: str) -> InvocationStatus | None:
         key = b"in/" + inv.encode()
         written = self.tx.object_at(key)
+        row: InvocationStatus | None
         if written is not None:  # written in this batch or a recent one: no Avro decode
-            row = _private_copy(written)  # type: ignore[arg-type]
+            row = _private_copy(cast(InvocationStatus, written))
         else:
             raw = self.tx.get(key)
-            row = codec.decode_stored("InvocationStatus", raw) if raw is not None else None
+            row = cast(InvocationStatus, codec.decode_stored("InvocationStatus", raw)) if raw is not None else None
         self._read_status[inv] = row["status"] if row is not None else None
         return row
 
@@ -111,10 +113,10 @@ class InvocationsView(_Table):
 class Invocations(InvocationsView):
     __slots__ = ()
 
-    def put(self, row: Row) -> None:
+    def put(self, row: InvocationStatus) -> None:
         inv_text = row["invocation_id"]
         inv = inv_text.encode()
-        self.tx.put_lazy(b"in/" + inv, dict(row), _encode_status)
+        self.tx.put_lazy(b"in/" + inv, row.copy(), _encode_status)
         status = row["status"].encode()
         read = self._read_status.pop(inv_text, _UNREAD)
         old = self.tx.get(b"is/" + inv) if read is _UNREAD else (read.encode() if read is not None else None)
@@ -263,20 +265,20 @@ class PromisesView(_Table):
 
     __slots__ = ()
 
-    def get(self, service: str, key: str, name: str) -> tuple[bytes | None, Row | None] | None:
+    def get(self, service: str, key: str, name: str) -> tuple[bytes | None, Failure | None] | None:
         """(value, None) or (None, failure) once completed; None while pending."""
         raw = self.tx.get(b"pm/" + _object(service, key) + b"/" + name.encode())
         if raw is None:
             return None
         if raw[:1] == b"V":
             return raw[1:], None
-        return None, codec.decode("Failure", 1, raw[1:])
+        return None, cast(Failure, codec.decode("Failure", 1, raw[1:]))
 
 
 class Promises(PromisesView):
     __slots__ = ()
 
-    def complete(self, service: str, key: str, name: str, value: bytes | None, failure: Row | None) -> None:
+    def complete(self, service: str, key: str, name: str, value: bytes | None, failure: Failure | None) -> None:
         body = b"V" + (value or b"") if failure is None else b"F" + codec.encode("Failure", failure)
         self.tx.put(b"pm/" + _object(service, key) + b"/" + name.encode(), body)
 
@@ -328,19 +330,19 @@ class TimersView(_Table):
     def key(fire_at_ms: int, timer_id: str) -> str:
         return f"tm/{fire_at_ms:015d}/{timer_id}"
 
-    def get(self, timer_key: str) -> Row | None:
+    def get(self, timer_key: str) -> Timer | None:
         raw = self.tx.get(timer_key.encode())
-        return codec.decode_stored("Timer", raw) if raw is not None else None
+        return cast(Timer, codec.decode_stored("Timer", raw)) if raw is not None else None
 
-    def all(self) -> Iterator[tuple[str, Row]]:
+    def all(self) -> Iterator[tuple[str, Timer]]:
         for k, v in self.tx.scan(b"tm/"):
-            yield k.decode(), codec.decode_stored("Timer", v)
+            yield k.decode(), cast(Timer, codec.decode_stored("Timer", v))
 
 
 class Timers(TimersView):
     __slots__ = ()
 
-    def put(self, timer_key: str, row: Row) -> None:
+    def put(self, timer_key: str, row: Timer) -> None:
         self.tx.put(timer_key.encode(), codec.encode_stored("Timer", row))
 
     def delete(self, timer_key: str) -> None:
@@ -362,9 +364,9 @@ class OutboxView(_Table):
             self._next = _int(self.tx.get(b"meta/outbox_next"), 0)
         return self._next
 
-    def entry(self, seq: int) -> Row | None:
+    def entry(self, seq: int) -> OutboxEntry | None:
         raw = self.tx.get(b"ob/%020d" % seq)
-        return codec.decode_stored("OutboxEntry", raw) if raw is not None else None
+        return cast(OutboxEntry, codec.decode_stored("OutboxEntry", raw)) if raw is not None else None
 
     def pending(self) -> list[int]:
         """Entries not shipped yet: from the head on. Every entry below it was deleted, and seeking

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable, Iterator
-from typing import Protocol
+from typing import Protocol, cast
 
 APPLIED_OFFSET = b"meta/applied_offset"
-_DELETED = object()
+ABSENT = object()
+"""A marker no stored value equals: "no entry at all" where ``None`` means "deleted" (an undo
+record of a key the batch had not written yet; a store's cache that does not hold the key)."""
 
 
 class StoreIOError(Exception):
@@ -63,8 +65,8 @@ class Transaction:
 
     def __init__(self, store: KeyValueStore) -> None:
         self._store = store
-        self._writes: dict[bytes, bytes | None] = {}
-        self._undo: dict[bytes, object] | None = None
+        self._writes: dict[bytes, bytes | Lazy | None] = {}  # None: deleted
+        self._undo: dict[bytes, bytes | Lazy | None | object] | None = None  # ABSENT: not written before
         # The written keys by table (their first 3 bytes), built by scans as they need it: a scan
         # looks at its table's writes only, not at every write of the batch (_written_under). A
         # batch of 1,000 virtual-object calls, each popping its key's inbox: 516k -> 200k
@@ -80,14 +82,14 @@ class Transaction:
 
     def put(self, key: bytes, value: bytes) -> None:
         if self._undo is not None and key not in self._undo:  # _remember, inlined: the hottest call in apply
-            self._undo[key] = self._writes.get(key, _DELETED)
+            self._undo[key] = self._writes.get(key, ABSENT)
         self._writes[key] = value
 
     def put_lazy(self, key: bytes, obj: object, encode: Callable[[object], bytes]) -> None:
         """Write ``obj``; ``encode(obj)`` makes its bytes at commit. ``obj`` must not change afterwards."""
         if self._undo is not None and key not in self._undo:
-            self._undo[key] = self._writes.get(key, _DELETED)
-        self._writes[key] = Lazy(obj, encode)  # type: ignore[assignment]
+            self._undo[key] = self._writes.get(key, ABSENT)
+        self._writes[key] = Lazy(obj, encode)
 
     def object_at(self, key: bytes) -> object | None:
         """The object written lazily at ``key``, by this transaction or (committed) by an earlier one
@@ -104,7 +106,7 @@ class Transaction:
 
     def _remember(self, key: bytes) -> None:
         if self._undo is not None and key not in self._undo:
-            self._undo[key] = self._writes.get(key, _DELETED)
+            self._undo[key] = self._writes.get(key, ABSENT)
 
     def savepoint(self) -> None:
         """Start recording what the next record changes, so a failing record can be undone alone."""
@@ -113,11 +115,11 @@ class Transaction:
     def rollback(self) -> None:
         """Undo every write since the savepoint."""
         for key, previous in (self._undo or {}).items():
-            if previous is _DELETED:
+            if previous is ABSENT:
                 self._writes.pop(key, None)
                 self._forget_index()  # keys left _writes: positions in it moved
             else:
-                self._writes[key] = previous  # type: ignore[assignment]
+                self._writes[key] = cast(bytes | Lazy | None, previous)
         self._undo = {}
 
     def _forget_index(self) -> None:
@@ -165,11 +167,11 @@ class Transaction:
             if k >= stop or len(rows) >= limit + len(pending):
                 break
             rows[k] = v
-        for k, v in pending.items():
-            if v is None:
+        for k, w in pending.items():
+            if w is None:
                 rows.pop(k, None)
             else:
-                rows[k] = v.encode(v.obj) if isinstance(v, Lazy) else v
+                rows[k] = w.encode(w.obj) if isinstance(w, Lazy) else w
         return sorted(rows.items())[:limit]
 
     def commit(self, applied_offset: int | None, mark_ms: int | None = None) -> dict[bytes, bytes | None]:
@@ -180,12 +182,12 @@ class Transaction:
         if applied_offset is not None:
             self._writes[APPLIED_OFFSET] = (b"%d" % applied_offset if mark_ms is None
                                             else b"%d@%d" % (applied_offset, mark_ms))
-        objects = {}
+        objects: dict[bytes, object] = {}
         for k, v in self._writes.items():
             if isinstance(v, Lazy):
                 objects[k] = v.obj
                 self._writes[k] = v.encode(v.obj)
-        written = self._writes
+        written = cast(dict[bytes, bytes | None], self._writes)  # every Lazy encoded above
         if written:
             self._store.write(written, objects)
         self._writes = {}

@@ -22,10 +22,11 @@ from reprise.engine.limits import (
 from reprise.engine.protocol import journal as pj
 from reprise.engine.protocol.framing import Frame, ProtocolError
 from reprise.engine.protocol.messages import MessageType, is_command, type_name
+from reprise.schemas.records import InvocationStatus
 
 Effects = dict[str, Any]
 # (row, frame, position, kinds) -> (code, message) of a terminal refusal, or None
-CommandCheck = Callable[[dict[str, Any], Frame, str, dict[str, str]], "tuple[int, str] | None"]
+CommandCheck = Callable[[InvocationStatus, Frame, str, dict[str, str]], "tuple[int, str] | None"]
 # (row, code, message, deployment id, has entries, entries, delay) -> an AttemptFailed body
 Retry = Callable[..., Effects]
 
@@ -42,7 +43,7 @@ NEEDS_RUNTIME = frozenset({
 class AttemptOutput:
     """Accumulates the journal entries of one attempt until it ends (or, streaming, until a flush)."""
 
-    def __init__(self, row: dict[str, Any], deployment_id: str, check: CommandCheck, retry: Retry,
+    def __init__(self, row: InvocationStatus, deployment_id: str, check: CommandCheck, retry: Retry,
                  limits: Limits) -> None:
         self._row, self._dep, self._check, self._retry = row, deployment_id, check, retry
         self.limits = limits

@@ -11,6 +11,7 @@ import asyncio
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 import hpack
 
@@ -197,7 +198,8 @@ class Connection(asyncio.Protocol):
             self._flush()
             self.usable, self.closed = False, True
             self._fail_all(H2cError(f"HTTP/2 protocol error: {e}"))
-            self.transport.close()
+            if self.transport is not None:
+                self.transport.close()
             return
         self._flush()
 
@@ -276,7 +278,7 @@ class Connection(asyncio.Protocol):
         cached = self.indexed_blocks.get(block)
         if cached is not None:
             return cached
-        headers = self.decoder.decode(block, raw=True)
+        headers = cast(list[tuple[bytes, bytes]], self.decoder.decode(block, raw=True))  # raw: a list of bytes pairs
         if all(b & 0x80 and b != 0xFF for b in block):
             if len(self.indexed_blocks) < 64:
                 self.indexed_blocks[block] = headers

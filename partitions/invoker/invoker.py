@@ -36,10 +36,11 @@ from reprise.partitions import metrics
 from reprise.partitions.core.tables import TablesView
 from reprise.partitions.core.transaction import KeyValueStore, Transaction
 from reprise.partitions.invoker.attempt_output import AttemptOutput, Effects, failed_effects
-from reprise.partitions.invoker.embedded import EmbeddedApp, EmbeddedStream
-from reprise.partitions.invoker.h2c import H2cClient, H2cError, H2cStream, WriteHold
+from reprise.partitions.invoker.embedded import EmbeddedApp
+from reprise.partitions.invoker.h2c import H2cClient, H2cError, WriteHold
 from reprise.partitions.invoker.stream_policy import StreamPolicy
-from reprise.partitions.invoker.streaming import LiveAttempt
+from reprise.partitions.invoker.streaming import LiveAttempt, Stream
+from reprise.schemas.records import InvocationStatus
 
 log = logging.getLogger(__name__)
 CONTENT_TYPE = f"application/vnd.restate.invocation.v{PROTOCOL_VERSION}"
@@ -243,7 +244,7 @@ class Invoker:
                 and dep.uri.startswith("http://"))
 
     async def _open_stream(self, dep: Deployment, path: str, body: bytes,
-                           headers: dict[str, str]) -> H2cStream | EmbeddedStream:
+                           headers: dict[str, str]) -> Stream:
         if self._embedded is not None and self._is_embedded(dep):
             return self._embedded.open_stream(path, headers, body)
         return await self._h2c.open_stream(dep.uri.rstrip("/") + path, body, headers)
@@ -294,7 +295,7 @@ class Invoker:
         if size > self._limits.response_body:
             raise LimitExceeded(exceeded(f"the response to {path}", size, self._limits.response_body))
 
-    def _deployment_for(self, row: dict[str, Any]) -> Deployment | str:
+    def _deployment_for(self, row: InvocationStatus) -> Deployment | str:
         if row["deployment_id"]:
             dep = self._registry.deployment(row["deployment_id"])
             if dep is not None:
@@ -307,7 +308,7 @@ class Invoker:
         dep = self._registry.deployment(svc.deployment_id)
         return dep if dep is not None else f"Deployment {svc.deployment_id} of '{row['service']}' not found"
 
-    def _request_body(self, tables: TablesView, row: dict[str, Any]) -> bytes:
+    def _request_body(self, tables: TablesView, row: InvocationStatus) -> bytes:
         inv = row["invocation_id"]
         iid = InvocationId.parse(inv)
         journal = tables.journals.read(inv, row["journal_length"])
@@ -320,7 +321,7 @@ class Invoker:
             duration_since_last_stored_entry=max(0, now_ms() - row["last_entry_ms"]))
         return start + b"".join(journal)
 
-    def _check_command(self, row: dict[str, Any], frame: Frame, position: str,
+    def _check_command(self, row: InvocationStatus, frame: Frame, position: str,
                        kinds: dict[str, str]) -> tuple[int, str] | None:
         """Refuse what must not be journaled: writes from a shared handler, calls to unknown targets.
 
@@ -345,7 +346,7 @@ class Invoker:
                 kinds[position] = handler.ty
         return None
 
-    def _retention_ms(self, row: dict[str, Any]) -> int | None:
+    def _retention_ms(self, row: InvocationStatus) -> int | None:
         """How long the output is kept: a workflow's completion or an idempotent call's retention."""
         if row["handler_kind"] == "WORKFLOW":
             return self._options(row).get("workflowCompletionRetention")
@@ -353,12 +354,12 @@ class Invoker:
             return self._options(row).get("idempotencyRetention")
         return None
 
-    def _options(self, row: dict[str, Any]) -> dict[str, Any]:
+    def _options(self, row: InvocationStatus) -> dict[str, Any]:
         svc = self._registry.service(row["service"])
         handler = svc.handlers.get(row["handler"]) if svc is not None else None
         return handler.options if handler is not None else {}
 
-    def _retry(self, row: dict[str, Any], code: int, message: str, dep_id: str | None, has_entries: bool,
+    def _retry(self, row: InvocationStatus, code: int, message: str, dep_id: str | None, has_entries: bool,
                entries: list[bytes] | None = None, delay_ms: int | None = None) -> dict[str, Any]:
         """A failed attempt: the next delay, or (out of attempts) what the retry policy says to do."""
         policy = self._cfg.retry.overridden(self._options(row))
@@ -377,7 +378,7 @@ class Invoker:
         return out
 
 
-def _current(store: KeyValueStore, inv: str, attempt: int) -> tuple[TablesView, dict[str, Any] | None]:
+def _current(store: KeyValueStore, inv: str, attempt: int) -> tuple[TablesView, InvocationStatus | None]:
     """The invocation's row as stored now, or None unless it still awaits this attempt."""
     tables = TablesView(Transaction(store))
     row = tables.invocations.get(inv)

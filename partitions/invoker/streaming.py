@@ -33,11 +33,15 @@ from reprise.partitions.invoker.h2c import H2cError
 
 
 class Stream(Protocol):
-    """A full-duplex request: ``h2c.H2cStream`` or ``embedded.EmbeddedStream``."""
+    """A full-duplex request: ``h2c.H2cStream`` or ``embedded.EmbeddedStream``. Its attempt reads
+    these, never sets them."""
 
-    url: str
-    status: int
-    ended: bool
+    @property
+    def url(self) -> str: ...
+    @property
+    def status(self) -> int: ...
+    @property
+    def ended(self) -> bool: ...
 
     def send(self, data: bytes) -> None: ...
     def end(self) -> None: ...

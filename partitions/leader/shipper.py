@@ -33,10 +33,11 @@ from reprise.engine.local_replies import LocalReplies
 from reprise.engine.produce_burst import ProduceBurst
 from reprise.engine.reply_topics import ReplyTopics
 from reprise.partitions import metrics
-from reprise.partitions.core.tables import Row, TablesView
+from reprise.partitions.core.tables import TablesView
 from reprise.partitions.core.transaction import KeyValueStore, Transaction
 from reprise.partitions.leader.outbox_lanes import Destination, Lanes
 from reprise.schemas import codec
+from reprise.schemas.records import OutboxEntry
 
 log = logging.getLogger(__name__)
 ShippedSink = Callable[[int, int], None]
@@ -92,7 +93,7 @@ class OutboxShipper:
             return  # an earlier entry to that partition is in flight: this one goes after it
         self._produce(partition, store, src, seq, entry)
 
-    def _produce(self, partition: int, store: KeyValueStore, src: _Source, seq: int, entry: Row) -> None:
+    def _produce(self, partition: int, store: KeyValueStore, src: _Source, seq: int, entry: OutboxEntry) -> None:
         local = self._local_replies
         if entry["topic"] == "replies" and local is not None and local.any_registered() and local.deliver(
                 codec.decode(entry["kind"], 1, entry["value"])):
@@ -122,7 +123,7 @@ class OutboxShipper:
             return f"a {kind} addressed to topic {topic!r}: only Replies leave the log"
         return None if topic == "replies" else self._reply_topics.refusal(topic)
 
-    def _acked(self, partition: int, store: KeyValueStore, src: _Source, seq: int, entry: Row,
+    def _acked(self, partition: int, store: KeyValueStore, src: _Source, seq: int, entry: OutboxEntry,
                err: KafkaError | None) -> None:
         if self._sources.get(partition) is not src:
             return  # the partition was dropped (stepped down) since: its next leader ships it
@@ -140,7 +141,7 @@ class OutboxShipper:
             self._flush_scheduled.add(partition)
             self._loop.call_later(self._interval, self._report, partition)
 
-    def _retry_one(self, partition: int, store: KeyValueStore, src: _Source, seq: int, entry: Row) -> None:
+    def _retry_one(self, partition: int, store: KeyValueStore, src: _Source, seq: int, entry: OutboxEntry) -> None:
         if self._sources.get(partition) is src:
             self._produce(partition, store, src, seq, entry)
 

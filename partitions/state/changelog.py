@@ -29,10 +29,12 @@ import time
 from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any, cast
 
-from confluent_kafka import Consumer, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from reprise.engine.config import Config
+from reprise.engine.consumed import ConsumedRecord
 from reprise.engine.faults import crash_point
 from reprise.engine.kafka import new_consumer, next_batch, record_timestamp, watermarks
 from reprise.partitions.core.transaction import applied_offset
@@ -177,7 +179,7 @@ class ChangelogWriter:
                      "(a restore replays those records from the log)", partition, pending.base + 1, pending.last,
                      len(value))
             return
-        kwargs = {"value": value, "key": delta_key(pending.base, pending.last), "partition": partition,
+        kwargs: dict[str, Any] = {"value": value, "key": delta_key(pending.base, pending.last), "partition": partition,
                   "headers": codec.headers_for("StoreDelta")}
         if pending.timestamp_ms > 0:
             kwargs["timestamp"] = pending.timestamp_ms
@@ -284,7 +286,7 @@ def first_needed(cfg: Config, partition: int, pos: int) -> int:
 
 
 def _records(cfg: Config, consumer: Consumer, partition: int, pos: int,
-             span: tuple[int, int]) -> Iterator[Message]:
+             span: tuple[int, int]) -> Iterator[ConsumedRecord]:
     """The partition's changelog records from where a delta for a store at ``pos`` may be, up to the
     end of ``span`` (the changelog's (first, end) offsets when the caller began)."""
     low, end = span
@@ -293,7 +295,7 @@ def _records(cfg: Config, consumer: Consumer, partition: int, pos: int,
         return
     consumer.assign([TopicPartition(cfg.changelog_topic, partition, position)])
     while position < end:
-        for m in next_batch(consumer, 5000, 1.0):
+        for m in cast(list[ConsumedRecord], next_batch(consumer, 5000, 1.0)):
             if m.error() is None and m.offset() < end:
                 position = m.offset() + 1
                 yield m

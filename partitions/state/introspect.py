@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import heapq
+from collections.abc import Mapping
 from typing import Any
 
 from reprise.engine.ids import InvocationId
@@ -11,6 +12,7 @@ from reprise.engine.protocol import journal as pj
 from reprise.partitions.core.apply.schedule import describe as describe_schedule
 from reprise.partitions.core.tables import TablesView
 from reprise.partitions.core.transaction import KeyValueStore, Transaction
+from reprise.schemas.records import InvocationStatus
 
 
 def _text(raw: bytes | None) -> str | None:
@@ -22,7 +24,7 @@ def _text(raw: bytes | None) -> str | None:
         return "base64:" + base64.b64encode(raw).decode()
 
 
-def summary(row: dict[str, Any]) -> dict[str, Any]:
+def summary(row: InvocationStatus) -> dict[str, Any]:
     failure = row["result_failure"] or row["last_failure"]
     return {
         "id": row["invocation_id"], "target": f"{row['service']}/{row['key'] + '/' if row['key'] else ''}"
@@ -36,7 +38,7 @@ def summary(row: dict[str, Any]) -> dict[str, Any]:
 
 
 class StoreIntrospector:
-    def __init__(self, stores: dict[int, KeyValueStore], partitions: int) -> None:
+    def __init__(self, stores: Mapping[int, KeyValueStore], partitions: int) -> None:
         self._stores = stores
         self._partitions = partitions
 
@@ -60,8 +62,8 @@ class StoreIntrospector:
         except ValueError:
             return None
         tables = self._tables(partition)
-        row = tables.invocations.get(invocation_id) if tables else None
-        if row is None:
+        row = tables.invocations.get(invocation_id) if tables is not None else None
+        if tables is None or row is None:
             return None
         entries = []
         for i in range(row["journal_length"]):
@@ -81,7 +83,7 @@ class StoreIntrospector:
         return {k.decode("utf-8", "replace"): _text(v) or "" for k, v in tables.state.all(service, key)}
 
     def timers(self, limit: int) -> list[dict[str, Any]]:
-        out = []
+        out: list[dict[str, Any]] = []
         for partition, store in self._stores.items():
             for key, timer in TablesView(Transaction(store)).timers.all():
                 out.append({"partition": partition, "key": key, **timer})

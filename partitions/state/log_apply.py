@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import NamedTuple, TypeVar
+from typing import NamedTuple, TypeVar, cast
 
-from confluent_kafka import OFFSET_BEGINNING, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
 from reprise.engine.config import Config
+from reprise.engine.consumed import ConsumedRecord
 from reprise.engine.faults import crash_point, journal_committed
 from reprise.engine.kafka import log_partitions, new_consumer, next_batch, watermarks
 from reprise.partitions.core.apply import BatchResult, LogRecord, apply_batch
@@ -33,10 +34,10 @@ class AppliedBatch(NamedTuple):
 
     result: BatchResult
     records: list[LogRecord]
-    undecodable: list[tuple[Message, str]]
+    undecodable: list[tuple[ConsumedRecord, str]]
 
 
-def apply_messages(store: KeyValueStore, partition: int, partition_count: int, msgs: list[Message],
+def apply_messages(store: KeyValueStore, partition: int, partition_count: int, msgs: list[ConsumedRecord],
                    changelog: ChangelogWriter | None = None, fault_point: str | None = None,
                    on_retry: Callable[[TransientApplyError, int], None] | None = None,
                    sleep: Callable[[float], None] = time.sleep) -> AppliedBatch:
@@ -66,7 +67,7 @@ def apply_messages(store: KeyValueStore, partition: int, partition_count: int, m
     return AppliedBatch(result, records, undecodable)
 
 
-def decode(msgs: list[Message]) -> tuple[list[LogRecord], list[tuple[Message, str]]]:
+def decode(msgs: list[ConsumedRecord]) -> tuple[list[LogRecord], list[tuple[ConsumedRecord, str]]]:
     """Log records, and the messages that do not decode (with why)."""
     records, bad = [], []
     for m in msgs:
@@ -151,7 +152,7 @@ class LogReplay:
             self._consumer.assign([TopicPartition(self.cfg.log_topic, self.partition, position or OFFSET_BEGINNING)])
         before = self.applied
         while position < end:
-            fetched = next_batch(self._consumer, min(self.batch, end - position), 1.0)
+            fetched = cast(list[ConsumedRecord], next_batch(self._consumer, min(self.batch, end - position), 1.0))
             if fetched:
                 self._assigned_at = fetched[-1].offset() + 1  # where the consumer stands now
             msgs = [m for m in fetched if m.error() is None and m.offset() < end]

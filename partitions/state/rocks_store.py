@@ -15,7 +15,7 @@ from typing import NoReturn
 
 from rocksdict import BlockBasedOptions, Options, Rdict, ReadOptions, WriteBatch, WriteBufferManager, WriteOptions
 
-from reprise.partitions.core.transaction import _DELETED, StoreIOError, prefix_end
+from reprise.partitions.core.transaction import ABSENT, StoreIOError, prefix_end
 
 # Memtables. RocksDB's default is two of 64 MB per database, and every partition is a database of
 # its own: the engine's RSS grew 216 -> 502 MB over a make bench run on 8 partitions, and a process
@@ -86,7 +86,7 @@ class RocksStore:
         self._wopts = WriteOptions()
         self._wopts.sync = False
         self._bulk_wopts = WriteOptions()
-        self._bulk_wopts.disable_wal = True
+        self._bulk_wopts.disable_wal = True  # type: ignore[method-assign,assignment]  # a property; rocksdict's stub says a method
         self._bulk_unflushed = False  # WAL-less writes sit in the memtables: flush before a WAL'd write
         self._recent: dict[bytes, bytes | None] = {}
         # The decoded rows of the latest lazy writes (invocation status): the next batch's records
@@ -98,8 +98,8 @@ class RocksStore:
         return self._db
 
     def get(self, key: bytes) -> bytes | None:
-        value = self._recent.get(key, _DELETED)
-        if value is not _DELETED:
+        value = self._recent.get(key, ABSENT)
+        if value is not ABSENT:
             return value  # type: ignore[return-value]
         try:  # free when nothing raises (zero-cost exceptions, CPython 3.11+)
             return self._db.get(key)

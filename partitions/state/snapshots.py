@@ -22,6 +22,7 @@ must keep everything (``retention.ms=-1``, the default Reprise creates it with).
 
 from __future__ import annotations
 
+import builtins
 import logging
 import os
 import shutil
@@ -121,7 +122,7 @@ class SnapshotStore:
             return kept[-1]
         raise RuntimeError(f"partition {partition}: the snapshot at offset {offset} vanished as it was published")
 
-    def prune(self, partition: int) -> list[Snapshot]:
+    def prune(self, partition: int) -> builtins.list[Snapshot]:  # (``list`` here is the method above)
         """Delete all but the newest ``retain`` snapshots; returns what it deleted."""
         doomed = self.list(partition)[:-self.retain]
         for s in doomed:

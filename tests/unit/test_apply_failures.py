@@ -14,6 +14,7 @@ from reprise.partitions.core.apply import LogRecord, apply_batch
 from reprise.partitions.core.apply_failures import TransientApplyError, is_transient
 from reprise.partitions.core.memory_store import MemoryStore
 from reprise.partitions.core.transaction import Transaction, applied_offset
+from reprise.partitions.leader.leadership import Leadership
 from reprise.partitions.leader.processor import PartitionProcessor
 from reprise.partitions.state.log_apply import retry_transient
 from reprise.partitions.state.rocks_store import RocksStore, StoreIOError
@@ -136,7 +137,9 @@ class Msg:
 def _processor(store: MemoryStore) -> PartitionProcessor:
     """Just what the apply loop's batch step needs, without Kafka."""
     proc = PartitionProcessor.__new__(PartitionProcessor)
-    proc.stores, proc.partition_count, proc.changelog, proc.leading = {0: store}, N, None, set()
+    proc.stores, proc.partition_count, proc.changelog = {0: store}, N, None  # type: ignore[dict-item]
+    proc.leadership = Leadership("me", lambda _p, _claim: None, lambda _p, _holder: None, lambda: 0)
+    proc.leading = proc.leadership.leading
     return proc
 
 

@@ -7,6 +7,7 @@ from typing import Any
 from reprise.partitions.core import lifecycle
 from reprise.partitions.core.context import ApplyContext
 from reprise.partitions.core.status import Status
+from reprise.schemas.records import InvocationStatus, ReplyTo
 
 NOT_READY = 470
 # Clients (reply targets) one invocation keeps waiting. An ingress shares one per invocation among its
@@ -29,7 +30,7 @@ def apply_attach(ctx: ApplyContext, rec: dict[str, Any], now_ms: int) -> None:
         ctx.tables.invocations.put(row)
 
 
-def add_waiter(ctx: ApplyContext, row: dict[str, Any], reply: dict[str, Any]) -> None:
+def add_waiter(ctx: ApplyContext, row: InvocationStatus, reply: ReplyTo) -> None:
     """Someone to answer when the invocation completes; a repeated reply target is kept once."""
     waiting = row["attached_replies"]
     if reply in waiting or reply == row["reply_to"]:

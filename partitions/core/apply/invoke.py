@@ -11,6 +11,7 @@ from reprise.partitions.core import lifecycle
 from reprise.partitions.core.apply.attach import add_waiter
 from reprise.partitions.core.context import ApplyContext
 from reprise.partitions.core.status import Status
+from reprise.schemas.records import Failure, InvocationStatus
 
 
 def invocation_id_for(ctx: ApplyContext, rec: dict[str, Any]) -> str:
@@ -30,9 +31,9 @@ def apply_invoke(ctx: ApplyContext, rec: dict[str, Any], now_ms: int) -> None:
     if existing is not None:
         _attach(ctx, existing, rec)
         return
-    row: dict[str, Any] = {
+    row: InvocationStatus = {  # status "": none yet (set_status gives it its first)
         "invocation_id": inv, "service": rec["service"], "handler": rec["handler"], "key": rec["key"],
-        "handler_kind": rec["handler_kind"], "status": None, "attempt": 0, "journal_length": 0,
+        "handler_kind": rec["handler_kind"], "status": "", "attempt": 0, "journal_length": 0,
         "completed_ids": [], "signal_ids": [], "named_signals": [], "waiting_completions": [],
         "waiting_signals": [], "waiting_named": [], "deployment_id": None,
         "idempotency_key": rec["idempotency_key"], "caller": rec["caller"], "reply_to": rec["reply_to"],
@@ -54,14 +55,14 @@ def apply_invoke(ctx: ApplyContext, rec: dict[str, Any], now_ms: int) -> None:
     lifecycle.admit(ctx, row, now_ms)
 
 
-def _attach(ctx: ApplyContext, row: dict[str, Any], rec: dict[str, Any]) -> None:
+def _attach(ctx: ApplyContext, row: InvocationStatus, rec: dict[str, Any]) -> None:
     """The same invocation again (same id: same idempotency key): its caller gets the one result."""
     inv = row["invocation_id"]
     caller, reply = rec["caller"], rec["reply_to"]
     if rec["ack_to"] is not None:
         lifecycle.send_reply(ctx, rec["ack_to"], inv, b"PreviouslyAccepted", None)
     if row["handler_kind"] == "WORKFLOW":
-        refusal = {"code": 409, "message": f"the workflow {row['service']}/{row['key']} was already invoked"}
+        refusal: Failure = {"code": 409, "message": f"the workflow {row['service']}/{row['key']} was already invoked"}
         if caller is not None:
             lifecycle.send_result_to_caller(ctx, caller, None, refusal)
         if reply is not None:

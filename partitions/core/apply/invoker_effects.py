@@ -13,6 +13,7 @@ from reprise.partitions.core.actions import AbortAttempt, StreamNotification
 from reprise.partitions.core.context import ApplyContext
 from reprise.partitions.core.status import Status
 from reprise.schemas.invoke import new_invoke
+from reprise.schemas.records import Caller, Failure, InvocationStatus
 
 _PROMISE_COMMANDS = (MessageType.GET_PROMISE_COMMAND, MessageType.PEEK_PROMISE_COMMAND,
                      MessageType.COMPLETE_PROMISE_COMMAND)
@@ -60,7 +61,7 @@ def apply_effects(ctx: ApplyContext, rec: dict[str, Any], now_ms: int) -> None:
     _on_outcome(ctx, row, rec["outcome"], now_ms, rec["completion_retention_ms"])
 
 
-def _on_command(ctx: ApplyContext, row: dict[str, Any], frame: bytes, index: int, kind: str | None,
+def _on_command(ctx: ApplyContext, row: InvocationStatus, frame: bytes, index: int, kind: str | None,
                 now_ms: int) -> None:
     """The runtime's side of each journaled command (state, timers, calls)."""
     t = pj.frame_type(frame)
@@ -103,7 +104,7 @@ def _on_command(ctx: ApplyContext, row: dict[str, Any], frame: bytes, index: int
 
 
 def _send_signal(ctx: ApplyContext, target: str, idx: int | None, name: str | None, value: bytes | None,
-                 failure: dict[str, Any] | None) -> None:
+                 failure: Failure | None) -> None:
     """Signals travel to the target's partition through the outbox, like calls."""
     try:
         partition = InvocationId.parse(target).partition(ctx.partitions)
@@ -114,7 +115,7 @@ def _send_signal(ctx: ApplyContext, target: str, idx: int | None, name: str | No
         "invocation_id": target, "idx": idx, "name": name, "value": value, "failure": failure})
 
 
-def _apply_state(ctx: ApplyContext, row: dict[str, Any], t: int, msg: Any) -> None:
+def _apply_state(ctx: ApplyContext, row: InvocationStatus, t: int, msg: Any) -> None:
     """State changes take effect as soon as they are journaled, so a retry sees its own writes."""
     if row["key"] is None:
         return  # plain services have no state; the SDK refuses before this point
@@ -126,7 +127,7 @@ def _apply_state(ctx: ApplyContext, row: dict[str, Any], t: int, msg: Any) -> No
         ctx.tables.state.clear_all(row["service"], row["key"])
 
 
-def _call(ctx: ApplyContext, row: dict[str, Any], t: int, msg: Any, index: int, kind: str | None) -> None:
+def _call(ctx: ApplyContext, row: InvocationStatus, t: int, msg: Any, index: int, kind: str | None) -> None:
     """Create the child invocation on its partition and tell the caller its id at once.
 
     The child's id is derived from the call's position in the journal, or, with an idempotency key,
@@ -139,7 +140,7 @@ def _call(ctx: ApplyContext, row: dict[str, Any], t: int, msg: Any, index: int, 
     else:
         child = InvocationId.derived(key if key is not None else f"{inv}/{index}", "call", inv, index)
     one_way = t == MessageType.ONE_WAY_CALL_COMMAND
-    caller = None if one_way else {"invocation_id": inv, "completion_id": msg.result_completion_id}
+    caller: Caller | None = None if one_way else {"invocation_id": inv, "completion_id": msg.result_completion_id}
     invoke_time = msg.invoke_time if one_way and msg.invoke_time else None
     lifecycle.outbox(ctx, "log", child.partition(ctx.partitions), "Invoke", new_invoke(
         invocation_id=str(child), service=msg.service_name, handler=msg.handler_name, key=key, handler_kind=kind,
@@ -149,7 +150,7 @@ def _call(ctx: ApplyContext, row: dict[str, Any], t: int, msg: Any, index: int, 
                                                                       str(child)))
 
 
-def _on_outcome(ctx: ApplyContext, row: dict[str, Any], outcome: dict[str, Any], now_ms: int,
+def _on_outcome(ctx: ApplyContext, row: InvocationStatus, outcome: dict[str, Any], now_ms: int,
                 retention_ms: int | None) -> None:
     if "completions" in outcome:  # Suspended
         row["waiting_completions"] = list(outcome["completions"])
@@ -161,7 +162,7 @@ def _on_outcome(ctx: ApplyContext, row: dict[str, Any], outcome: dict[str, Any],
             lifecycle.set_status(row, Status.SUSPENDED, now_ms)
             ctx.tables.invocations.put(row)
     elif "retryable" in outcome:  # AttemptFailed
-        failure = {"code": outcome["code"], "message": outcome["message"]}
+        failure: Failure = {"code": outcome["code"], "message": outcome["message"]}
         row["last_failure"] = failure
         if not outcome["retryable"] or outcome["on_exhausted"] == "KILL":
             lifecycle.complete(ctx, row, now_ms, None, failure, retention_ms)
@@ -174,11 +175,11 @@ def _on_outcome(ctx: ApplyContext, row: dict[str, Any], outcome: dict[str, Any],
         row["failures_since_entry"] += 1
         _back_off(ctx, row, outcome["next_retry_delay_ms"] or 0, now_ms)
     else:  # Ended
-        value, failure = _output(ctx, row)
-        lifecycle.complete(ctx, row, now_ms, value, failure, retention_ms)
+        value, error = _output(ctx, row)
+        lifecycle.complete(ctx, row, now_ms, value, error, retention_ms)
 
 
-def _back_off(ctx: ApplyContext, row: dict[str, Any], delay_ms: int, now_ms: int) -> None:
+def _back_off(ctx: ApplyContext, row: InvocationStatus, delay_ms: int, now_ms: int) -> None:
     """The attempt failed: the next one runs after ``delay_ms`` (a durable retry timer)."""
     row["next_retry_ms"] = now_ms + delay_ms
     lifecycle.set_status(row, Status.BACKING_OFF, now_ms)
@@ -186,10 +187,14 @@ def _back_off(ctx: ApplyContext, row: dict[str, Any], delay_ms: int, now_ms: int
     lifecycle.set_timer(ctx, "retry", row["invocation_id"], now_ms + delay_ms, row["attempt"])
 
 
-def _output(ctx: ApplyContext, row: dict[str, Any]) -> tuple[bytes | None, dict[str, Any] | None]:
-    if row["output_index"] is None:
+def _output(ctx: ApplyContext, row: InvocationStatus) -> tuple[bytes | None, Failure | None]:
+    index = row["output_index"]
+    if index is None:
         return b"", None  # ended without output: an empty success, as Restate treats it
-    msg = pj.decode(ctx.tables.journals.entry(row["invocation_id"], row["output_index"]))
+    entry = ctx.tables.journals.entry(row["invocation_id"], index)
+    if entry is None:
+        raise KeyError(f"{row['invocation_id']}: no journal entry {index}, which the row names as its output")
+    msg = pj.decode(entry)
     if msg.HasField("failure"):
         return None, {"code": msg.failure.code, "message": msg.failure.message}
     return msg.value.content, None
@@ -227,23 +232,23 @@ def fail_rejected(ctx: ApplyContext, rec: dict[str, Any], reason: str, now_ms: i
         row["failures_since_entry"] += 1
         _back_off(ctx, row, _VIOLATION_BACKOFF.delay_ms(row["failures_since_entry"]), now_ms)
         return True
-    failure = {"code": REJECTED_CODE, "message": f"the engine could not apply attempt {attempt}'s output: {reason}"}
+    failure: Failure = {"code": REJECTED_CODE,
+                        "message": f"the engine could not apply attempt {attempt}'s output: {reason}"}
     row["last_failure"] = failure
-    for waiters in ("attached_callers", "attached_replies"):
-        row[waiters] = [w for w in row[waiters] if _reachable(ctx, w)]
-    for single in ("caller", "reply_to"):
-        if row[single] is not None and not _reachable(ctx, row[single]):
-            ctx.drop(f"{inv}: its {single} cannot be told of its failure")
-            row[single] = None
+    # a reply target (the engine's replies topic or a Kafka client's) can always be told
+    row["attached_callers"] = [c for c in row["attached_callers"] if _reachable(ctx, c)]
+    caller = row["caller"]
+    if caller is not None and not _reachable(ctx, caller):
+        ctx.drop(f"{inv}: its caller cannot be told of its failure")
+        row["caller"] = None
     lifecycle.complete(ctx, row, now_ms, None, failure, None)
     return True
 
 
-def _reachable(ctx: ApplyContext, waiter: dict[str, Any]) -> bool:
-    if "invocation_id" not in waiter:
-        return True  # a reply target: the engine's replies topic or a Kafka client's
+def _reachable(ctx: ApplyContext, caller: Caller) -> bool:
+    """A calling invocation's id routes to a partition (a malformed one is often why effects were refused)."""
     try:
-        InvocationId.parse(waiter["invocation_id"]).partition(ctx.partitions)
+        InvocationId.parse(caller["invocation_id"]).partition(ctx.partitions)
     except ValueError:
         return False
     return True

@@ -17,4 +17,5 @@ def apply_signal(ctx: ApplyContext, rec: dict[str, Any], now_ms: int) -> None:
     if rec["idx"] == control.CANCEL_SIGNAL:
         control.cancel(ctx, row, now_ms)
         return
-    control.deliver_signal(ctx, row, now_ms, rec["idx"], rec["name"], rec["value"], rec["failure"])
+    signal = rec["idx"] if rec["idx"] is not None else rec["name"]
+    control.deliver_signal(ctx, row, now_ms, signal, rec["value"], rec["failure"])

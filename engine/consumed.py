@@ -1,0 +1,26 @@
+"""A record as a consumer returned it, typed as the code that applies it reads it.
+
+confluent-kafka's ``Message`` types its offset, timestamp and partition as optional, because a
+consumer also returns errors in a record's place (``error()`` not None), which have none. A record
+that is not such an error always has them. Code that has left the errors out reads its messages
+through this interface, cast once per fetched batch; the records are the same objects.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from confluent_kafka import KafkaError
+
+
+class ConsumedRecord(Protocol):
+    """A fetched record whose ``error()`` is None (or a batch about to be filtered by it)."""
+
+    def error(self) -> KafkaError | None: ...
+    def topic(self) -> str: ...
+    def partition(self) -> int: ...
+    def offset(self) -> int: ...
+    def timestamp(self) -> tuple[int, int]: ...
+    def key(self) -> bytes | None: ...
+    def value(self) -> bytes | None: ...
+    def headers(self) -> list[tuple[str, bytes]] | None: ...
