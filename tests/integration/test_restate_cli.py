@@ -69,7 +69,8 @@ class Cli:
             self.env["RESTATE_AUTH_TOKEN"] = token
 
     def __call__(self, *args: str) -> str:
-        done = subprocess.run([str(self.exe), "-y", "--request-timeout", "60000", "--connect-timeout", "10000", *args], env=self.env, capture_output=True, timeout=120)
+        done = subprocess.run([str(self.exe), "-y", "--request-timeout", "60000", "--connect-timeout", "10000", *args],
+                              env=self.env, capture_output=True, timeout=120)
         out = done.stdout.decode(errors="replace") + done.stderr.decode(errors="replace")
         assert done.returncode == 0, f"restate {' '.join(args)} exited {done.returncode}:\n{out}"
         return out
