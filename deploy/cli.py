@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 
 from reprise import __version__
-from reprise.deploy import cli_identity, cli_partitions, native
+from reprise.deploy import cli_deployments, cli_identity, cli_partitions, native
 from reprise.engine.config import Config
 from reprise.engine.kafka_properties import KafkaConfigError, bootstrap_of
 
@@ -183,7 +183,8 @@ def cmd_services(args: argparse.Namespace) -> int:
     if status != 200:
         return _print(status, out)
     for svc in out["services"]:  # type: ignore[index]
-        handlers = ", ".join(f"{h['name']}{' (' + h['ty'].lower() + ')' if h['ty'] else ''}" for h in svc["handlers"])
+        handlers = ", ".join(f"{h['name']}{' (' + h['ty'].lower() + ')' if h.get('ty') else ''}"
+                             for h in svc["handlers"])
         print(f"{svc['name']:<24} {svc['ty']:<15} {handlers}")
     return 0
 
@@ -204,7 +205,8 @@ def cmd_invocations(args: argparse.Namespace) -> int:
         return 2
     if args.action == "describe":
         return _print(*_admin(args, "GET", f"/invocations/{args.id}"))
-    return _print(*_admin(args, "PATCH", f"/invocations/{args.id}/{args.action}"))
+    status, out = _admin(args, "PATCH", f"/invocations/{args.id}/{args.action}")
+    return _print(status, out if status >= 300 else {"invocation": args.id, args.action: status})
 
 
 def cmd_subscriptions(args: argparse.Namespace) -> int:
@@ -321,6 +323,7 @@ def parser() -> argparse.ArgumentParser:
 
     cli_partitions.add_parser(sub, _common, _config)
     cli_identity.add_parser(sub, _config)
+    cli_deployments.add_parser(sub, _common, _admin)
 
     p = sub.add_parser("native", help="compile the apply path with Cython, or show what is compiled (deploy/native.py)")
     p.add_argument("action", choices=["build", "status"])
