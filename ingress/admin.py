@@ -55,6 +55,7 @@ class Admin:
         r.add_get("/ui", self.ui)
         r.add_post("/subscriptions", self.create_subscription)
         r.add_get("/subscriptions", self.list_subscriptions)
+        r.add_get("/subscriptions/{id}", self.get_subscription)
         r.add_delete("/subscriptions/{id}", self.delete_subscription)
         r.add_patch("/invocations/{id}/{command}", self.invocation_command)
         r.add_delete("/invocations/{id}", self.invocation_command)  # legacy: ?mode=cancel|kill|purge
@@ -136,10 +137,21 @@ class Admin:
         if svc is None or target[1] not in svc.handlers:
             return error_response(404, f"handler '{'/'.join(target)}' not found")
         sub, created = await _in_thread(subs.create, topic, target[0], target[1])
-        return web.json_response(sub.describe(), status=201 if created else 200)
+        return web.json_response(sub.describe(), status=201 if created else 200,
+                                 headers={"location": f"subscriptions/{sub.id}"})
 
-    async def list_subscriptions(self, _r: web.Request) -> web.Response:
-        return web.json_response({"subscriptions": [s.describe() for s in self._need_subscriptions().all()]})
+    async def list_subscriptions(self, request: web.Request) -> web.Response:
+        """Restate's filters: ``?sink=service://S/h`` and ``?source=kafka://cluster/topic``."""
+        sink, source = request.query.get("sink"), request.query.get("source")
+        subs = [s.describe() for s in self._need_subscriptions().all()]
+        return web.json_response({"subscriptions": [s for s in subs if (sink is None or s["sink"] == sink)
+                                                    and (source is None or s["source"] == source)]})
+
+    async def get_subscription(self, request: web.Request) -> web.Response:
+        sub = self._need_subscriptions().get(request.match_info["id"])
+        if sub is None:
+            return error_response(404, f"The requested subscription '{request.match_info['id']}' does not exist")
+        return web.json_response(sub.describe())
 
     async def delete_subscription(self, request: web.Request) -> web.Response:
         if not await _in_thread(self._need_subscriptions().delete, request.match_info["id"]):

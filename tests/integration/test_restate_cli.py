@@ -16,11 +16,12 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from tests.harness import ADMIN_TOKEN, ROOT, Engine, Service, call_json, post
+from tests.harness import ADMIN_TOKEN, ROOT, Engine, Service, call_json, post, request
 
 pytestmark = pytest.mark.kafka
 
@@ -165,6 +166,23 @@ def test_services_list_describe_config_view(topo: Topology) -> None:
     assert "VirtualObject" in described and "slow_add" in described and "JSON integer" in described, described
     config = topo.cli("services", "config", "view", "Napper")
     assert "Workflow retention time:  1d" in config and "Public:  true" in config, config
+
+
+def test_services_config_patch_is_honoured(topo: Topology) -> None:
+    _registered(topo)
+    topo.cli("services", "config", "patch", "Errors", "--public", "false")
+    status, body = post(topo.engine.ingress + "/Errors/terminal", b'"x"', {"content-type": "application/json"})
+    assert (status, json.loads(body)["message"]) == (400, "the invoked service is not public")
+    topo.cli("services", "config", "patch", "Errors", "--public", "true")
+    assert "Public:  true" in topo.cli("services", "config", "view", "Errors")
+    topo.cli("services", "config", "patch", "Steps", "--idempotency-retention", "2h")
+    status, body = post(topo.engine.ingress + "/Steps/three", b'"cfg"', {"content-type": "application/json",
+                                                                        "idempotency-key": "cfg-1"})
+    assert status == 200, body
+    status, headers, _ = request(topo.engine.ingress + "/Steps/three", b'"cfg"',
+                                 {"content-type": "application/json", "idempotency-key": "cfg-1"})
+    expires = datetime.fromisoformat(headers["idempotency-expires"].replace("Z", "+00:00"))
+    assert timedelta(hours=1) < expires - datetime.now(UTC) <= timedelta(hours=2, minutes=1), expires
 
 
 def test_invocations_cancel_kill_purge(topo: Topology) -> None:
