@@ -21,8 +21,8 @@ JSON = {"content-type": "application/json"}
 
 
 def _versioned(effects: Path, log: Path, version: str, port: int | None = None) -> Service:
-    svc = Service(effects, log, http1=True, app="tests.services.versioned_app:app", port=port,
-                  env={"REPRISE_TEST_VERSION": version})  # uvicorn: every sleep suspends the invocation
+    svc = Service(effects, log, http1=True, app="examples.upgrade.app:app", port=port,
+                  env={"VERSION": version})  # uvicorn: every sleep suspends the invocation
     svc.start()
     return svc
 

@@ -1,5 +1,8 @@
-"""One service, deployed twice with different code: ``$REPRISE_TEST_VERSION`` (``v1``, ``v2``) is what
-it answers. An invocation that began on v1 must end on v1 (its journal was written by v1's code)."""
+"""One service deployed twice with different code (docs/upgrades.md): ``$VERSION`` (``v1``, ``v2``) is
+what it answers. An invocation that began on v1 ends on v1: its journal was written by v1's code.
+
+Run ``VERSION=v1 uvicorn examples.upgrade.app:app --port 9081`` and ``VERSION=v2 ... --port 9082``.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from datetime import timedelta
 
 import restate
 
-VERSION = os.environ.get("REPRISE_TEST_VERSION", "v1")
+VERSION = os.environ.get("VERSION", "v1")
 
 versioned = restate.Service("Versioned")
 
