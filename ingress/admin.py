@@ -178,6 +178,8 @@ class Admin:
             return error_response(e.code, e.message)
         if reply["failure"] is not None:
             return error_response(reply["failure"]["code"], reply["failure"]["message"])
+        if request.method == "DELETE":
+            return web.Response(status=202)  # Restate's answer to the legacy DELETE ?mode=...
         return web.Response(status=json.loads(reply["value"])["code"])  # Restate answers success without a body
 
     def _need_partitions(self) -> PartitionControl:
