@@ -61,9 +61,13 @@ class StoreIntrospector:
         counts: dict[str, int] = {}
         for store in self._stores.values():
             tables = TablesView(Transaction(store))
-            for k, _ in store.scan(b"in/"):
+            if not any(n for status, n in tables.invocations.counts().items() if status != "COMPLETED"):
+                continue  # nothing runs here: no scan
+            for k, status in store.scan(b"is/"):  # the status index: only rows not completed are decoded
+                if status == b"COMPLETED":
+                    continue
                 row = tables.invocations.get(k[3:].decode())
-                if row is not None and row["deployment_id"] and row["status"] != "COMPLETED":
+                if row is not None and row["deployment_id"]:
                     counts[row["deployment_id"]] = counts.get(row["deployment_id"], 0) + 1
         return counts
 
