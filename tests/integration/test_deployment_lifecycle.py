@@ -61,7 +61,7 @@ def test_an_upgrade_keeps_a_suspended_invocation_on_its_deployment(kafka_bootstr
         engine.start()
         status, first = _register(engine, v1.uri)
         assert status == 201, first
-        status, body = post(engine.ingress + "/Versioned/nap/send", b"8000", JSON)
+        status, body = post(engine.ingress + "/Versioned/nap/send", b"20000", JSON)  # outlasts the checks below
         assert status == 202, body
         pinned = json.loads(body)["invocationId"]
         _wait(lambda: _status(engine, pinned) == "SUSPENDED", 60, "the invocation to suspend on v1")
