@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import ADMIN_TOKEN, ROOT, Engine, Service, call_json, post, request
+from tests.harness import ADMIN_TOKEN, ROOT, Engine, Proc, Service, call_json, post, request, wait_http
 
 pytestmark = pytest.mark.kafka
 
@@ -96,8 +96,10 @@ def _start_topology(kind: str, bootstrap: str, home: Path, exe: Path) -> Iterato
             engines += [Engine(bootstrap, ns, home / "ingress", partitions=2, role="ingress"),
                         Engine(bootstrap, ns, home / "p1", partitions=2, role="processor"),
                         Engine(bootstrap, ns, home / "p2", partitions=2, role="processor")]
+        for e in engines:  # the three processes start side by side
+            Proc.start(e)
         for e in engines:
-            e.start(90)
+            wait_http(e.admin + "/health" if e.role == "processor" else e.ingress + "/restate/health", 90)
         front = engines[0]
         cli = Cli(exe, front.admin, front.ingress, home / "cli-config", ADMIN_TOKEN if kind != "dev" else None)
         yield Topology(front, service, cli)
