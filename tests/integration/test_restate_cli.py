@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import ADMIN_TOKEN, ROOT, Engine, Proc, Service, call_json, post, request, wait_http
+from tests.harness import ADMIN_TOKEN, ROOT, Engine, Proc, Service, post, request, wait_http
 
 pytestmark = pytest.mark.kafka
 
@@ -192,18 +192,27 @@ def test_invocations_cancel_kill_purge(topo: Topology) -> None:
     if not _has_query(topo):
         pytest.xfail("restate invocations cancel|kill|purge select their invocations with POST /query, "
                      "which this admin API does not answer yet")
-    cancelled = json.loads(post(topo.engine.ingress + "/Counter/cli-c/block/send", b'"x"',
-                                {"content-type": "application/json"})[1])["invocationId"]
-    killed = json.loads(post(topo.engine.ingress + "/Counter/cli-k/block/send", b'"x"',
-                             {"content-type": "application/json"})[1])["invocationId"]
-    time.sleep(1)
-    assert "Cancelled 1 invocations" in topo.cli("invocations", "cancel", cancelled)
-    assert killed in topo.cli("invocations", "kill", killed)
-    assert call_json(topo.engine, "/Steps/three", "cli-p") == (200, "cli-p:ABC")
-    done = json.loads(post(topo.engine.ingress + "/Steps/three/send", b'"cli-q"',
-                           {"content-type": "application/json"})[1])["invocationId"]
-    time.sleep(2)
-    assert "Purged 1 invocations" in topo.cli("invocations", "purge", done)
+
+    def send(path: str, body: bytes) -> str:
+        status, out = post(topo.engine.ingress + path, body, {"content-type": "application/json"})
+        return json.loads(out)["invocationId"]
+
+    cancelled, killed = send("/Counter/cli-c/block/send", b'"x"'), send("/Counter/cli-k/block/send", b'"x"')
+    _until(topo, ("invocations", "cancel", cancelled), "Cancelled 1 invocations")
+    _until(topo, ("invocations", "kill", killed), "Killed 1 invocations")
+    done = send("/Steps/three/send", b'"cli-q"')
+    assert post(f"{topo.engine.ingress}/restate/invocation/{done}/attach", None, method="GET")[0] == 200
+    _until(topo, ("invocations", "purge", done), "Purged 1 invocations")
+
+
+def _until(topo: Topology, args: tuple[str, ...], expected: str, timeout: float = 30.0) -> None:
+    """Run the CLI until its answer says ``expected``: the invocation it selects may not be visible yet."""
+    deadline = time.monotonic() + timeout
+    out = topo.cli(*args)
+    while expected not in out and time.monotonic() < deadline:
+        time.sleep(0.5)
+        out = topo.cli(*args)
+    assert expected in out, out
 
 
 def test_deployments_remove(topo: Topology) -> None:
