@@ -59,7 +59,7 @@ class Admin:
         r.add_delete("/subscriptions/{id}", self.delete_subscription)
         r.add_patch("/invocations/{id}/{command}", self.invocation_command)
         r.add_delete("/invocations/{id}", self.invocation_command)  # legacy: ?mode=cancel|kill|purge
-        add_versioned_paths(r)
+        add_versioned_paths(r)  # last: every route above is served under /v2../v4 too (Restate's CLI calls /v4/...)
         self.log.serve_with(app)
         return app
 
@@ -81,6 +81,8 @@ class Admin:
             return await handler(request)
         except IngressError as e:
             return error_response(e.code, e.message)
+        except TimeoutError as e:  # Kafka did not acknowledge, or read back, a registry record in time
+            return error_response(503, f"the deployments topic did not answer in time: {e}")
 
     async def list_invocations(self, request: web.Request) -> web.Response:
         try:
