@@ -158,6 +158,21 @@ def test_deployments_register_list_describe(topo: Topology) -> None:
     assert "Counter [2]" in topo.cli("deployments", "list")
 
 
+def test_running_invocations_are_counted_where_every_partition_is_held(topo: Topology) -> None:
+    """``reprise dev`` holds every partition: it counts a deployment's invocations and removes a drained
+    one without force. An ingress holds none: it cannot count, so without force it refuses."""
+    dep = _registered(topo)
+    status, body = post(f"{topo.engine.admin}/deployments/{dep}", None, method="GET")
+    described = json.loads(body)
+    if topo.engine.role == "dev":
+        assert isinstance(described["active_invocations"], int), described
+    else:
+        assert "active_invocations" not in described, described
+        status, body = post(f"{topo.engine.admin}/deployments/{dep}", None, method="DELETE")
+        assert status == 409 and "cannot tell" in json.loads(body)["message"], body
+        assert post(f"{topo.engine.admin}/deployments/{dep}", None, method="GET")[0] == 200
+
+
 def test_services_list_describe_config_view(topo: Topology) -> None:
     _registered(topo)
     listed = topo.cli("services", "list")
