@@ -293,7 +293,7 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("register", help="register a service deployment (POST /deployments)")
     p.add_argument("uri")
     p.add_argument("--http1", action="store_true", help="the deployment speaks HTTP/1.1 (e.g. uvicorn)")
-    p.add_argument("--force", action="store_true")
+    p.add_argument("--force", action="store_true", help="replace a deployment already registered at this uri")
     p.add_argument("--admin-port", type=int)
     _common(p, kafka=False)
     p.set_defaults(fn=cmd_register)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -33,6 +34,7 @@ from reprise.ingress.admin_schema import (
 )
 from reprise.ingress.errors import IngressError
 
+log = logging.getLogger(__name__)
 # deployment id -> invocations not completed that are pinned to it; None: this process cannot tell
 PinnedCounter = Callable[[], "dict[str, int] | None"]
 
@@ -78,6 +80,9 @@ class RegistryRoutes:
         existing = self.registry.deployment(deployment_id(uri))
         location = {"location": f"deployments/{deployment_id(uri)}"}
         if existing is not None and not force:  # Restate: the deployment already exists, nothing changes
+            if manifest["services"] != existing.manifest.get("services"):  # (a PATCH also differs)
+                log.warning("deployment %s at %s now serves a different manifest; it stays registered as it was "
+                            "(register it with force to replace it)", existing.id, uri)
             return web.json_response(registered(existing, self.cfg), status=200, headers=location)
         if not breaking:
             self._check_compatible(manifest)
