@@ -1,7 +1,6 @@
 """Deployment lifecycle: v2 of a service takes new invocations while one suspended on v1 stays pinned to
 v1 (across a restart of the engine); a deployment with invocations still on it is removed only with
-force; a forced re-registration drops the services the deployment no longer serves. Checked over the
-admin API and ``reprise deployments ls|describe|rm``.
+force. Checked over the admin API and ``reprise deployments ls|describe|rm``.
 """
 
 from __future__ import annotations
@@ -92,31 +91,3 @@ def test_an_upgrade_keeps_a_suspended_invocation_on_its_deployment(kafka_bootstr
         engine.kill()
         v1.kill()
         v2.kill()
-
-
-def test_a_forced_reregistration_drops_the_services_it_no_longer_serves(engine: Engine, effects: Path,
-                                                                        tmp_path: Path) -> None:
-    greeter = Service(effects, tmp_path / "all.log", app="tests.services.testapp:app")
-    greeter.start()
-    port = greeter.port
-    try:
-        status, out = post(engine.admin + "/deployments", json.dumps({"uri": greeter.uri}).encode(), JSON)
-        assert status == 201, out
-        assert "Counter" in {s["name"] for s in json.loads(out)["services"]}
-        greeter.kill()
-        greeter = Service(effects, tmp_path / "greeter.log", app="examples.greeter.app:app", port=port)
-        greeter.start()
-        forced = json.dumps({"uri": greeter.uri, "force": True}).encode()
-        deadline = time.monotonic() + 30
-        status, out = post(engine.admin + "/deployments", forced, JSON)
-        while status == 400 and b"cannot reach" in out and time.monotonic() < deadline:  # still starting
-            time.sleep(0.5)
-            status, out = post(engine.admin + "/deployments", forced, JSON)
-        assert status == 200, out
-        dep = json.loads(out)["id"]
-        served = {s["name"]: s["deployment_id"] for s in engine.admin_json("/services")["services"]}
-        assert served["Greeter"] == dep and dep not in {v for k, v in served.items() if k != "Greeter"}, served
-        deployment = engine.admin_json(f"/deployments/{dep}")
-        assert [s["name"] for s in deployment["services"]] == ["Greeter"]
-    finally:
-        greeter.kill()

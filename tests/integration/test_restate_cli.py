@@ -202,6 +202,38 @@ def test_services_config_patch_is_honoured(topo: Topology) -> None:
     assert timedelta(hours=1) < expires - datetime.now(UTC) <= timedelta(hours=2, minutes=1), expires
 
 
+def test_a_forced_reregistration_drops_the_services_it_no_longer_serves(topo: Topology, tmp_path: Path) -> None:
+    _registered(topo)
+    effects = tmp_path / "effects"
+    effects.mkdir()
+    everything = Service(effects, tmp_path / "all.log")
+    everything.start()
+    port, greeter = everything.port, None
+    try:
+        out = topo.cli("deployments", "register", everything.uri)
+        assert "Counter" in out, out
+        everything.kill()
+        greeter = Service(effects, tmp_path / "greeter.log", app="examples.greeter.app:app", port=port)
+        greeter.start()
+        forced, deadline = json.dumps({"uri": greeter.uri, "force": True}).encode(), time.monotonic() + 30
+        while time.monotonic() < deadline:  # until the greeter answers discovery on the old port
+            status, out = post(topo.engine.admin + "/deployments", forced, {"content-type": "application/json"})
+            if status != 400 or b"cannot reach" not in out:
+                break
+            time.sleep(0.5)
+        assert status == 200, out
+        dep = json.loads(out)["id"]
+        services = json.loads(post(topo.engine.admin + "/services", None, method="GET")[1])["services"]
+        served = {s["name"]: s["deployment_id"] for s in services}
+        assert served["Greeter"] == dep and dep not in {v for k, v in served.items() if k != "Greeter"}, served
+        described = topo.cli("deployments", "describe", dep)
+        assert "Greeter" in described and "Counter" not in described, described
+    finally:
+        everything.kill()
+        if greeter is not None:
+            greeter.kill()
+
+
 def test_invocations_cancel_kill_purge(topo: Topology) -> None:
     _registered(topo)
     if not _has_query(topo):
