@@ -17,6 +17,7 @@ from typing import Any
 from reprise import __version__
 from reprise.deploy import (
     cli_completion,
+    cli_deployments,
     cli_errors,
     cli_identity,
     cli_output,
@@ -252,7 +253,8 @@ def cmd_invocations(args: argparse.Namespace) -> int:
         return cli_output.emit_fields(args, inv, [(k, _failure(v) if k == "last_failure" else v)
                                                   for k, v in inv.items() if k != "journal"]
                                       + [(f"journal[{e['index']}]", e) for e in inv.get("journal", [])])
-    return _print(*_admin(args, "PATCH", f"/invocations/{args.id}/{args.action}"))
+    status, out = _admin(args, "PATCH", f"/invocations/{args.id}/{args.action}")
+    return _print(status, out if status >= 300 else {"invocation": args.id, args.action: status})
 
 
 def _failure(failure: dict[str, Any] | None) -> str:
@@ -348,7 +350,7 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("register", help="register a service deployment (POST /deployments)")
     p.add_argument("uri")
     p.add_argument("--http1", action="store_true", help="the deployment speaks HTTP/1.1 (e.g. uvicorn)")
-    p.add_argument("--force", action="store_true")
+    p.add_argument("--force", action="store_true", help="replace a deployment already registered at this uri")
     p.add_argument("--admin-port", type=int)
     _common(p, kafka=False)
     p.set_defaults(fn=cmd_register)
@@ -384,6 +386,7 @@ def parser() -> argparse.ArgumentParser:
     cli_identity.add_parser(sub, _config)
     cli_schedules.add_parser(sub, _common, _admin, _print)
     cli_replay.add_parser(sub, _common, _config)
+    cli_deployments.add_parser(sub, _common, _admin)
 
     p = sub.add_parser("native", help="compile the apply path with Cython, or show what is compiled (deploy/native.py)")
     p.add_argument("action", choices=["build", "status"])

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 
 from reprise.engine.identity import RequestSigner
+from reprise.engine.ids import b62
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +22,9 @@ class DiscoveryError(Exception):
 
 
 def deployment_id(uri: str) -> str:
-    return "dp_" + hashlib.sha256(uri.encode()).hexdigest()[:26]
+    """Restate's form (``dp_1`` and a base62 u128: its CLI parses ids), derived from the uri so that
+    registering the same uri again names the same deployment."""
+    return "dp_1" + b62(int.from_bytes(hashlib.sha256(uri.encode()).digest()[:16], "big"), 22)
 
 
 def http_client(use_http_11: bool, timeout: float) -> httpx.AsyncClient:

@@ -17,6 +17,11 @@ class Introspector(Protocol):
         """One invocation with its journal decoded to readable form, or None if unknown here."""
         ...
 
+    def pinned_counts(self) -> dict[str, int] | None:
+        """Invocations not completed, per the deployment id they are pinned to; None unless this
+        process holds every partition."""
+        ...
+
     def state(self, service: str, key: str) -> dict[str, str]:
         """An object's or workflow's state (values as UTF-8 text where they are)."""
         ...

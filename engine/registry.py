@@ -32,6 +32,8 @@ class HandlerInfo:
     input_required: bool = False
     output_content_type: str | None = None
     options: dict[str, Any] = field(default_factory=dict)  # retry policy, retentions: service's, then handler's
+    public: bool = True  # false: only other services may call it (the manifest's ingressPrivate)
+    manifest: dict[str, Any] = field(default_factory=dict)  # the handler's manifest entry, as discovered
 
 
 @dataclass(frozen=True)
@@ -40,13 +42,16 @@ class ServiceInfo:
     ty: str  # SERVICE | VIRTUAL_OBJECT | WORKFLOW
     deployment_id: str
     handlers: dict[str, HandlerInfo]
+    public: bool = True  # false: the ingress refuses calls from outside (ingressPrivate, PATCH public)
+    revision: int = 1  # bumped by every registration that serves the service
+    manifest: dict[str, Any] = field(default_factory=dict)  # the service's manifest entry, with PATCHed options
 
     @property
     def keyed(self) -> bool:
         return self.ty in ("VIRTUAL_OBJECT", "WORKFLOW")
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "ty": self.ty, "deployment_id": self.deployment_id,
+        return {"name": self.name, "ty": self.ty, "deployment_id": self.deployment_id, "revision": self.revision,
                 "handlers": [{"name": h.name, "ty": h.ty} for h in self.handlers.values()]}
 
 
@@ -72,7 +77,9 @@ class Deployment:
     @staticmethod
     def from_record(rec: dict[str, Any]) -> Deployment:
         manifest = json.loads(rec["manifest_json"])
-        services = [parse_service(s, rec["id"]) for s in manifest.get("services", [])]
+        revisions = manifest.get("_revisions") or {}
+        services = [parse_service(s, rec["id"], int(revisions.get(s.get("name"), 1)))
+                    for s in manifest.get("services", [])]
         return Deployment(rec["id"], rec["uri"], rec["use_http_11"], dict(rec["additional_headers"]),
                           manifest, rec["created_ms"], services)
 
@@ -85,19 +92,28 @@ class Deployment:
                 "protocol_mode": self.manifest.get("protocolMode"),
                 "services": [s.describe() for s in self.services], "created_at_ms": self.created_ms}
 
+    def revision_of(self, service: str) -> int:
+        return int((self.manifest.get("_revisions") or {}).get(service, 1))
 
-def parse_service(s: dict[str, Any], deployment_id: str) -> ServiceInfo:
+
+OPTION_KEYS = ("idempotencyRetention", "workflowCompletionRetention", "journalRetention", "inactivityTimeout",
+               "abortTimeout")
+
+
+def parse_service(s: dict[str, Any], deployment_id: str, revision: int = 1) -> ServiceInfo:
     ty = s.get("ty", "SERVICE")
     default = {"VIRTUAL_OBJECT": "EXCLUSIVE", "WORKFLOW": "WORKFLOW"}.get(ty)
     handlers = {}
-    inherited = {k: v for k, v in s.items() if k.startswith("retryPolicy") or k.endswith("Retention")}
+    inherited = {k: v for k, v in s.items() if k.startswith("retryPolicy") or k in OPTION_KEYS}
+    service_public = not s.get("ingressPrivate", False)
     for h in s.get("handlers", []):
         inp = h.get("input") or {}
         out = h.get("output") or {}
-        own = {k: v for k, v in h.items() if k.startswith("retryPolicy") or k.endswith("Retention")}
+        own = {k: v for k, v in h.items() if k.startswith("retryPolicy") or k in OPTION_KEYS}
         handlers[h["name"]] = HandlerInfo(h["name"], h.get("ty", default), bool(inp.get("required")),
-                                          out.get("contentType"), {**inherited, **own})
-    return ServiceInfo(s["name"], ty, deployment_id, handlers)
+                                          out.get("contentType"), {**inherited, **own},
+                                          service_public and not h.get("ingressPrivate", False), h)
+    return ServiceInfo(s["name"], ty, deployment_id, handlers, service_public, revision, s)
 
 
 class Registry:
@@ -125,9 +141,14 @@ class Registry:
         """Catch up with every deployment record on the topic now (see TopicView.sync)."""
         return self._view.sync(timeout)
 
-    def _on_record(self, _key: bytes, record: dict[str, Any] | None) -> None:
+    def _on_record(self, key: bytes, record: dict[str, Any] | None) -> None:
         if record is not None:
             self._add(Deployment.from_record(record))
+        else:  # a removed deployment (a tombstone on the compacted topic)
+            with self._lock:
+                if self._deployments.pop(key.decode(errors="replace"), None) is not None:
+                    self._services = _latest_services(self._deployments.values())
+                self._lock.notify_all()
 
     def _add(self, dep: Deployment) -> None:
         with self._lock:
@@ -135,11 +156,7 @@ class Registry:
             if old is not None and old.created_ms > dep.created_ms:
                 return
             self._deployments[dep.id] = dep
-            for svc in dep.services:  # a later deployment of a service is its newest revision
-                cur = self._services.get(svc.name)
-                if cur is None or cur.deployment_id == dep.id or \
-                        self._deployments[cur.deployment_id].created_ms <= dep.created_ms:
-                    self._services[svc.name] = svc
+            self._services = _latest_services(self._deployments.values())
             self._lock.notify_all()
 
     def publish(self, dep: Deployment, timeout: float = 15.0) -> None:
@@ -158,9 +175,24 @@ class Registry:
                 if not self._lock.wait(max(0.0, deadline - time.monotonic())):
                     raise TimeoutError("deployment record not read back from Kafka")
 
+    def remove(self, dep_id: str, timeout: float = 15.0) -> None:
+        """Delete a deployment (a tombstone) and wait until this view no longer has it. Its services fall
+        back to their newest revision on another deployment, or are gone with it."""
+        if self._producer is None:
+            self._producer = Producer(producer_config(self._cfg))
+        self._producer.produce(self._cfg.deployments_topic, value=None, key=dep_id.encode(), partition=0)
+        if self._producer.flush(timeout) != 0:
+            raise TimeoutError("deployment removal not acknowledged by Kafka")
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while dep_id in self._deployments:
+                if not self._lock.wait(max(0.0, deadline - time.monotonic())):
+                    raise TimeoutError("deployment removal not read back from Kafka")
+
     def _has(self, dep: Deployment) -> bool:
+        """This view holds ``dep``, or a later registration of its id (a PATCH keeps ``created_ms``)."""
         cur = self._deployments.get(dep.id)
-        return cur is not None and cur.created_ms >= dep.created_ms
+        return cur is not None and (cur.created_ms > dep.created_ms or cur == dep)
 
     def service(self, name: str) -> ServiceInfo | None:
         with self._lock:
@@ -181,3 +213,14 @@ class Registry:
     def find_by_uri(self, uri: str) -> Deployment | None:
         with self._lock:
             return next((d for d in self._deployments.values() if d.uri == uri), None)
+
+
+def _latest_services(deployments: Any) -> dict[str, ServiceInfo]:
+    """Each service as its newest revision serves it (ties: the later registration)."""
+    best: dict[str, tuple[tuple[int, int], ServiceInfo]] = {}
+    for dep in deployments:
+        for svc in dep.services:
+            rank = (svc.revision, dep.created_ms)
+            if svc.name not in best or rank >= best[svc.name][0]:
+                best[svc.name] = (rank, svc)
+    return {name: svc for name, (_rank, svc) in best.items()}

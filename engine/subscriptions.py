@@ -26,7 +26,7 @@ class Subscription:
 
     def describe(self) -> dict[str, Any]:
         return {"id": self.id, "source": f"kafka://default/{self.source_topic}",
-                "sink": f"service://{self.service}/{self.handler}"}
+                "sink": f"service://{self.service}/{self.handler}", "options": {}}
 
 
 def subscription_id(topic: str, service: str, handler: str) -> str:

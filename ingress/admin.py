@@ -11,15 +11,16 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from reprise.engine.config import Config
-from reprise.engine.discovery import DiscoveryError, discover
 from reprise.engine.health import Health
 from reprise.engine.identity import signer_from
 from reprise.engine.ids import InvocationId
 from reprise.engine.introspection import Introspector, PartitionControl, redact_headers
-from reprise.engine.registry import Deployment, Registry
+from reprise.engine.registry import Registry
 from reprise.engine.subscriptions import SubscriptionRegistry
-from reprise.ingress.admin_guard import guard, read_token, uri_problem
+from reprise.ingress.admin_guard import guard, read_token
+from reprise.ingress.admin_registry import RegistryRoutes
 from reprise.ingress.admin_schedules import ScheduleRoutes
+from reprise.ingress.admin_version import add_versioned_paths, version_information
 from reprise.ingress.errors import IngressError, error_response
 from reprise.ingress.health import add_health_routes
 from reprise.ingress.log_client import LogClient
@@ -29,6 +30,7 @@ class Admin:
     def __init__(self, cfg: Config, registry: Registry, introspector: Introspector | None = None,
                  subscriptions: SubscriptionRegistry | None = None,
                  partitions: PartitionControl | None = None, health: Health | None = None) -> None:
+        self.cfg = cfg
         self.registry = registry
         self.health = health
         self.partitions = partitions
@@ -44,11 +46,8 @@ class Admin:
         add_health_routes(app, self.health)
         r.add_get("/partitions", self.list_partitions)
         r.add_post("/partitions/snapshot", self.snapshot)
-        r.add_post("/deployments", self.register)
-        r.add_get("/deployments", self.list_deployments)
-        r.add_get("/deployments/{id}", self.get_deployment)
-        r.add_get("/services", self.list_services)
-        r.add_get("/services/{name}", self.get_service)
+        RegistryRoutes(self.cfg, self.registry, self.signer, self._pinned_counts).add_to(r)
+        r.add_get("/version", self.version)
         r.add_get("/metrics", self.metrics)
         r.add_get("/invocations", self.list_invocations)
         r.add_get("/invocations/{id}", self.describe_invocation)
@@ -57,12 +56,21 @@ class Admin:
         r.add_get("/ui", self.ui)
         r.add_post("/subscriptions", self.create_subscription)
         r.add_get("/subscriptions", self.list_subscriptions)
+        r.add_get("/subscriptions/{id}", self.get_subscription)
         r.add_delete("/subscriptions/{id}", self.delete_subscription)
         r.add_patch("/invocations/{id}/{command}", self.invocation_command)
         r.add_delete("/invocations/{id}", self.invocation_command)  # legacy: ?mode=cancel|kill|purge
         ScheduleRoutes(self.registry, self.log, self._need_introspector).add_to(r)
+        add_versioned_paths(r)  # last: every route above is served under /v2../v4 too (Restate's CLI calls /v4/...)
         self.log.serve_with(app)
         return app
+
+    def _pinned_counts(self) -> dict[str, int] | None:
+        """Invocations still running per deployment: known where this process holds every partition."""
+        return self.introspector.pinned_counts() if self.introspector is not None else None
+
+    async def version(self, _r: web.Request) -> web.Response:
+        return web.json_response(version_information(self.cfg))
 
     def _need_introspector(self) -> Introspector:
         if self.introspector is None:
@@ -75,6 +83,8 @@ class Admin:
             return await handler(request)
         except IngressError as e:
             return error_response(e.code, e.message)
+        except TimeoutError as e:  # Kafka did not acknowledge, or read back, a registry record in time
+            return error_response(503, f"the deployments topic did not answer in time: {e}")
 
     async def list_invocations(self, request: web.Request) -> web.Response:
         try:
@@ -131,10 +141,21 @@ class Admin:
         if svc is None or target[1] not in svc.handlers:
             return error_response(404, f"handler '{'/'.join(target)}' not found")
         sub, created = await _in_thread(subs.create, topic, target[0], target[1])
-        return web.json_response(sub.describe(), status=201 if created else 200)
+        return web.json_response(sub.describe(), status=201 if created else 200,
+                                 headers={"location": f"subscriptions/{sub.id}"})
 
-    async def list_subscriptions(self, _r: web.Request) -> web.Response:
-        return web.json_response({"subscriptions": [s.describe() for s in self._need_subscriptions().all()]})
+    async def list_subscriptions(self, request: web.Request) -> web.Response:
+        """Restate's filters: ``?sink=service://S/h`` and ``?source=kafka://cluster/topic``."""
+        sink, source = request.query.get("sink"), request.query.get("source")
+        subs = [s.describe() for s in self._need_subscriptions().all()]
+        return web.json_response({"subscriptions": [s for s in subs if (sink is None or s["sink"] == sink)
+                                                    and (source is None or s["source"] == source)]})
+
+    async def get_subscription(self, request: web.Request) -> web.Response:
+        sub = self._need_subscriptions().get(request.match_info["id"])
+        if sub is None:
+            return error_response(404, f"The requested subscription '{request.match_info['id']}' does not exist")
+        return web.json_response(sub.describe())
 
     async def delete_subscription(self, request: web.Request) -> web.Response:
         if not await _in_thread(self._need_subscriptions().delete, request.match_info["id"]):
@@ -151,7 +172,7 @@ class Admin:
         try:
             inv = InvocationId.parse(request.match_info["id"])
         except ValueError as e:
-            return error_response(400, str(e))
+            return error_response(400, f"The request field 'invocation_id' is invalid. Reason: {e}")
         request_id = f"admin-{uuid.uuid4().hex}"
         try:
             reply = await self.log.request("AdminCommand", self.log.partition_of(inv), {
@@ -161,8 +182,9 @@ class Admin:
             return error_response(e.code, e.message)
         if reply["failure"] is not None:
             return error_response(reply["failure"]["code"], reply["failure"]["message"])
-        answer = json.loads(reply["value"])
-        return web.json_response(answer, status=answer["code"])
+        if request.method == "DELETE":
+            return web.Response(status=202)  # Restate's answer to the legacy DELETE ?mode=...
+        return web.Response(status=json.loads(reply["value"])["code"])  # Restate answers success without a body
 
     def _need_partitions(self) -> PartitionControl:
         if self.partitions is None:
@@ -183,74 +205,6 @@ class Admin:
         if wanted is not None and taken[0] is None:
             return error_response(404, f"partition {wanted} is not owned by this processor")
         return web.json_response({"snapshots": [t for t in taken if t is not None]})
-
-    async def register(self, request: web.Request) -> web.Response:
-        try:
-            body: Any = json.loads(await request.read() or b"null")
-        except ValueError:
-            return error_response(400, "body is not JSON: expected {\"uri\": \"http://...\"}")
-        if not isinstance(body, dict) or not isinstance(body.get("uri"), str):
-            return error_response(400, "expected a JSON object with a string 'uri'")
-        uri = body["uri"].rstrip("/")
-        problem = uri_problem(uri)
-        if problem is not None:
-            return error_response(400, f"bad deployment uri {uri!r}: {problem}")
-        use_http_11 = bool(body.get("use_http_11", False))
-        force = body.get("force") is True
-        headers = body.get("additional_headers") or {}
-        if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
-            return error_response(400, "additional_headers must map names to strings")
-        try:
-            manifest = await discover(uri, use_http_11, headers, signer=self.signer)
-        except DiscoveryError as e:
-            return error_response(400, f"discovery failed: {e}")
-        existing = self.registry.find_by_uri(uri)
-        if existing is not None and not force:
-            if existing.manifest == manifest and existing.use_http_11 == use_http_11:
-                return web.json_response(self._created(existing), status=200)
-            return error_response(409, f"deployment {existing.id} at {uri} exists with a different manifest; "
-                                       "pass \"force\": true to replace it")
-        dep = Deployment.new(uri, use_http_11, headers, manifest)
-        taken = None if force else self._taken_over(dep)
-        if taken is not None:
-            return error_response(409, taken)
-        await _in_thread(self.registry.publish, dep)
-        return web.json_response(self._created(dep), status=201)
-
-    def _taken_over(self, dep: Deployment) -> str | None:
-        """Why ``dep`` may not be registered without force: it serves a service another deployment serves."""
-        for s in dep.manifest["services"]:
-            current = self.registry.service(s["name"])
-            if current is not None and current.deployment_id != dep.id:
-                owner = self.registry.deployment(current.deployment_id)
-                return (f"service '{s['name']}' is already served by deployment {current.deployment_id}"
-                        f"{f' at {owner.uri}' if owner is not None else ''}; pass \"force\": true to move it "
-                        f"to {dep.uri} (invocations that already ran an attempt keep their deployment)")
-        return None
-
-    @staticmethod
-    def _created(dep: Deployment) -> dict[str, Any]:
-        d = dep.describe()
-        return {"id": d["id"], "services": d["services"], "min_protocol_version": d["min_protocol_version"],
-                "max_protocol_version": d["max_protocol_version"], "sdk_version": dep.manifest.get("_sdk")}
-
-    async def list_deployments(self, _r: web.Request) -> web.Response:
-        return web.json_response({"deployments": [d.describe() for d in self.registry.deployments()]})
-
-    async def get_deployment(self, request: web.Request) -> web.Response:
-        dep = self.registry.deployment(request.match_info["id"])
-        if dep is None:
-            return error_response(404, f"deployment {request.match_info['id']} not found")
-        return web.json_response(dep.describe())
-
-    async def list_services(self, _r: web.Request) -> web.Response:
-        return web.json_response({"services": [s.describe() for s in self.registry.services()]})
-
-    async def get_service(self, request: web.Request) -> web.Response:
-        svc = self.registry.service(request.match_info["name"])
-        if svc is None:
-            return error_response(404, f"service '{request.match_info['name']}' not found")
-        return web.json_response(svc.describe())
 
     async def metrics(self, _r: web.Request) -> web.Response:
         return web.Response(body=generate_latest(), headers={"content-type": CONTENT_TYPE_LATEST})

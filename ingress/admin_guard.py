@@ -69,6 +69,8 @@ def _is_open(path: str) -> bool:
     """``/health``, ``/metrics`` and plain paths under them (no dot segments, no empty ones)."""
     if "/." in path or "//" in path:
         return False
+    if path[:2] == "/v" and path[2:3].isdigit() and path[3:4] == "/":  # Restate's versioned paths: /v4/health
+        path = path[3:]
     return any(path == p or path.startswith(p + "/") for p in OPEN_PREFIXES)
 
 

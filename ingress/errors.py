@@ -1,4 +1,5 @@
-"""Restate's error body for every non-2xx answer: ``{"code": N, "message": "..."}``."""
+"""Restate's error bodies: the ingress's ``{"code": N, "message": "..."}``, and the admin API's
+``{"message": "...", "restate_code": null}`` (Restate's ``ErrorDescriptionResponse``)."""
 
 from __future__ import annotations
 
@@ -18,11 +19,11 @@ def error_reply(code: int, message: str, source: str = "ingress") -> Response:
     return Response(status, body, {"content-type": "application/json", "x-restate-error-source": source})
 
 
-def error_response(code: int, message: str, source: str = "ingress") -> web.Response:
-    """The error as an aiohttp response (the admin API)."""
-    status, body = _status_and_body(code, message)
-    return web.Response(status=status, body=body, content_type="application/json",
-                        headers={"x-restate-error-source": source})
+def error_response(code: int, message: str, restate_code: str | None = None) -> web.Response:
+    """The error as the admin API answers it: the status carries the code, the body Restate's fields
+    (``restate_code`` names a documented Restate error, e.g. ``META0003``, where one applies)."""
+    status = code if 400 <= code <= 599 else 500
+    return web.json_response({"message": message, "restate_code": restate_code}, status=status)
 
 
 class IngressError(Exception):

@@ -152,8 +152,11 @@ class Ingress:
             if len(rest) != 1:
                 raise IngressError(400, f"bad path for service '{svc.name}': expected /{svc.name}/{{handler}}[/send]")
             key, handler = None, rest[0]
-        if handler not in svc.handlers:
+        target = svc.handlers.get(handler)
+        if target is None:
             raise IngressError(404, f"handler '{svc.name}/{handler}' not found")
+        if not target.public:  # ingressPrivate in the manifest, or PATCH /services/{s} {"public": false}
+            raise IngressError(400, "the invoked service is not public")
         return svc, key, handler, send
 
     # results ------------------------------------------------------------------------------------

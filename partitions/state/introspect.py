@@ -56,6 +56,24 @@ class StoreIntrospector:
                     rows.append(row)
         return [summary(r) for r in heapq.nlargest(limit, rows, key=lambda r: r["created_ms"])]
 
+    def pinned_counts(self) -> dict[str, int] | None:
+        """Invocations not completed, per the deployment they are pinned to (a full scan: admin only);
+        None unless this process holds every partition (it could not tell about the others)."""
+        if len(self._stores) < self._partitions:
+            return None
+        counts: dict[str, int] = {}
+        for store in self._stores.values():
+            tables = TablesView(Transaction(store))
+            if not any(n for status, n in tables.invocations.counts().items() if status != "COMPLETED"):
+                continue  # nothing runs here: no scan
+            for k, status in store.scan(b"is/"):  # the status index: only rows not completed are decoded
+                if status == b"COMPLETED":
+                    continue
+                row = tables.invocations.get(k[3:].decode())
+                if row is not None and row["deployment_id"]:
+                    counts[row["deployment_id"]] = counts.get(row["deployment_id"], 0) + 1
+        return counts
+
     def describe(self, invocation_id: str) -> dict[str, Any] | None:
         try:
             partition = InvocationId.parse(invocation_id).partition(self._partitions)

@@ -54,7 +54,7 @@ def test_an_ingress_admin_api_needs_its_token(kafka_bootstrap: str, namespace: s
                                    ("PATCH", "/invocations/inv_1/kill", None), ("GET", "/ui/../services", None),
                                    ("GET", "/health/../services", None), ("GET", "/metrics/../services", None)):
             status, out = raw(eng.admin + path, body, JSON if body else {}, method)
-            assert status == 401 and out["code"] == 401, (method, path, status)
+            assert status == 401 and "Bearer" in out["message"], (method, path, status)
             status, _ = raw(eng.admin + path, body, {**(JSON if body else {}), "authorization": "Bearer nope"},
                             method)
             assert status == 401
@@ -76,29 +76,26 @@ def test_an_ingress_admin_api_needs_its_token(kafka_bootstrap: str, namespace: s
 def test_bodies_must_be_json_and_uris_plain_http(engine: Engine, service: Service) -> None:
     status, out = raw(engine.admin + "/deployments", json.dumps({"uri": service.uri}).encode(),
                       {"content-type": "text/plain"}, "POST")
-    assert status == 415 and out["code"] == 415
+    assert status == 415 and "application/json" in out["message"]
     for uri in ("ftp://127.0.0.1:1", "http://127.0.0.1:1/?x=1", "http://127.0.0.1:1/#f", "http://u:p@127.0.0.1:1",
                 "embedded://tests.services.testapp:app"):
         status, out = raw(engine.admin + "/deployments", json.dumps({"uri": uri}).encode(), JSON, "POST")
-        assert status == 400 and out["code"] == 400 and "bad deployment uri" in out["message"], (uri, out)
+        assert status == 400 and "bad deployment uri" in out["message"], (uri, out)
 
 
-def test_taking_over_a_service_needs_force(engine: Engine, effects: Path, tmp_path: Path) -> None:
+def test_a_new_deployment_of_a_service_is_its_next_revision(engine: Engine, effects: Path, tmp_path: Path) -> None:
+    """As in Restate: a second deployment serving the same services needs no force; it serves each
+    one's next revision, and the first deployment stays registered for invocations pinned to it."""
     first = {d["id"]: d["uri"] for d in engine.admin_json("/deployments")["deployments"]}
+    (old_id,) = first
     other = Service(effects, tmp_path / "other.log", env={"REPRISE_EXAMPLE_OUTBOX": str(effects)})
     other.start()
     try:
         status, out = raw(engine.admin + "/deployments", json.dumps({"uri": other.uri}).encode(), JSON, "POST")
-        assert status == 409 and out["code"] == 409, out
-        (old_id,) = first
-        assert "is already served by deployment " + old_id in out["message"] and "force" in out["message"]
-        assert "service 'Steps'" in out["message"] or "service '" in out["message"]
-        steps = engine.admin_json("/services/Steps")
-        assert steps["deployment_id"] == old_id, "a refused registration changed nothing"
-        status, out = raw(engine.admin + "/deployments", json.dumps({"uri": other.uri, "force": True}).encode(),
-                          JSON, "POST")
         assert status == 201, out
-        assert engine.admin_json("/services/Steps")["deployment_id"] == out["id"] != old_id
+        steps = engine.admin_json("/services/Steps")
+        assert (steps["deployment_id"], steps["revision"]) == (out["id"], 2) and out["id"] != old_id
+        assert set(first) < {d["id"] for d in engine.admin_json("/deployments")["deployments"]}
     finally:
         other.kill()
 

@@ -18,7 +18,7 @@ def metric(engine: Engine, name: str) -> float:
 
 
 def test_steps_run_in_one_attempt_with_results_streamed_back(engine: Engine, effects: Path) -> None:
-    assert engine.admin_json("/deployments")["deployments"][0]["protocol_mode"] == "BIDI_STREAM"
+    assert engine.admin_json("/deployments")["deployments"][0]["protocol_type"] == "BidiStream"
     status, out = call_json(engine, "/Steps/three", "st")
     assert (status, out) == (200, "st:ABC")
     assert [count(effects, f"st.{s}") for s in "abc"] == [1, 1, 1]

@@ -41,7 +41,7 @@ def ts_service(engine: Engine, effects: Path, tmp_path: Path) -> Iterator[str]:
 def test_a_typescript_sdk_service_runs_unmodified(engine: Engine, effects: Path, ts_service: str) -> None:
     deployments = engine.admin_json("/deployments")["deployments"]
     ts = next(d for d in deployments if d["uri"] == ts_service)
-    assert ts["protocol_mode"] == "BIDI_STREAM"
+    assert ts["protocol_type"] == "BidiStream"
     assert {s["name"] for s in ts["services"]} == {"TsGreeter", "TsCounter"}
 
     status, out = call_json(engine, "/TsGreeter/steps", "ts1")

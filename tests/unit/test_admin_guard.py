@@ -114,3 +114,13 @@ def test_cluster_roles_refuse_to_start_without_a_token(tmp_path: Path) -> None:
 def test_deployment_uris(uri: str, problem: Any) -> None:
     found = uri_problem(uri)
     assert (found is None) if problem is None else (found is not None and problem in found), found
+
+
+def test_restates_versioned_health_path_is_open_and_the_rest_is_not() -> None:
+    async def run() -> list[int]:
+        app = web.Application(middlewares=[guard(TOKEN)])
+        for path in ("/v4/health", "/v4/services", "/v4x/health"):
+            app.router.add_get(path, _ok)
+        async with TestClient(TestServer(app)) as client:
+            return [(await client.get(p)).status for p in ("/v4/health", "/v4/services", "/v4x/health")]
+    assert asyncio.run(run()) == [200, 401, 401]

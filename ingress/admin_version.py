@@ -1,0 +1,34 @@
+"""``GET /version`` and the versioned paths (``/v2/...`` to ``/v4/...``) Restate's CLI calls.
+
+Restate serves its admin API both at ``/<path>`` and ``/v<N>/<path>`` for each admin API version it
+supports; its CLI reads ``/version`` and then uses the highest version both sides know.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from reprise import __version__
+from reprise.engine.config import Config
+
+ADMIN_API_VERSIONS = (2, 3, 4)
+RESTATE_VERSION = "1.7.12"  # the Restate release whose admin API this one follows (docs/admin-api.md)
+
+
+def version_information(cfg: Config) -> dict[str, Any]:
+    host = cfg.ingress_host if cfg.ingress_host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+    return {"version": RESTATE_VERSION, "min_admin_api_version": ADMIN_API_VERSIONS[0],
+            "max_admin_api_version": ADMIN_API_VERSIONS[-1],
+            "ingress_endpoint": f"http://{host}:{cfg.ingress_port}/", "features": {},
+            "reprise_version": __version__}
+
+
+def add_versioned_paths(router: web.UrlDispatcher) -> None:
+    """Serve every route registered so far under ``/v2`` .. ``/v4`` too."""
+    routes = [(r.method, r.resource.canonical, r.handler) for r in router.routes()
+              if r.method != "HEAD" and r.resource is not None]
+    for version in ADMIN_API_VERSIONS:
+        for method, path, handler in routes:
+            router.add_route(method, f"/v{version}{path}", handler)
