@@ -165,12 +165,12 @@ _finder: NativeFinder | None = None
 _states: dict[str, str] = {}
 
 
-def activate() -> list[str]:
+def activate(modules: tuple[str, ...] = MODULES, root: Path = ROOT) -> list[str]:
     """Install the import hook once; returns the modules it loads compiled. Raises NativeNotLoaded
     under REPRISE_EXPECT_NATIVE=1 if any would load from source (unless REPRISE_NATIVE=0)."""
     global _finder
     if _finder is None:
-        finder, states = NativeFinder.planned()
+        finder, states = NativeFinder.planned(modules, root)
         pure = {m: s for m, s in states.items() if s not in (COMPILED, SWITCHED_OFF)}
         if pure and os.environ.get(EXPECT_SWITCH) == "1":
             raise NativeNotLoaded(f"{EXPECT_SWITCH}=1 but {len(pure)} apply-path module(s) would run from source "
