@@ -58,6 +58,7 @@ def _source_copy(dest: Path) -> Path:
     return dest
 
 
+@pytest.mark.timeout(900)  # the build compiles the apply path: minutes on a busy machine
 def test_the_wheel_installs_and_runs_outside_the_repository(kafka_bootstrap: str, namespace: str,
                                                              tmp_path: Path) -> None:
     dist, venv, empty = tmp_path / "dist", tmp_path / "venv", tmp_path / "empty"

@@ -328,7 +328,7 @@ def test_kubernetes_secrets_and_volumes_hold_what_the_processes_need() -> None:
 
 def strimzi_versions() -> set[str]:
     text = (K8S / "kafka.yaml").read_text() + (K8S / "README.md").read_text()
-    found = re.findall(r"strimzi[^\n]*?\b(0\.\d+(?:\.\d+)?)\b", text, re.IGNORECASE)  # Strimzi is 0.x
+    found = re.findall(r"strimzi[^\n]*?(?<![\d.])(0\.\d+(?:\.\d+)?)\b", text, re.IGNORECASE)  # Strimzi is 0.x
     return {v if v.count(".") == 2 else v + ".0" for v in found}
 
 
