@@ -366,3 +366,28 @@ def test_the_storage_classes_are_kustomize_parameters(tmp_path: Path) -> None:
     assert len(classes) >= 3
     for name, (cls, modes) in classes.items():
         assert cls == ("rwx-under-test" if "ReadWriteMany" in modes else "rwo-under-test"), name
+
+
+def test_the_image_health_check_passes_only_while_the_admin_port_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    import http.server
+    import threading
+
+    class Live(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the standard library's name
+            self.send_response(200 if self.path == "/health/live" else 503)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Live)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("REPRISE_ADMIN_PORT", str(server.server_address[1]))
+        assert healthcheck.main(["live"]) == 0
+        assert healthcheck.main(["ready"]) == 1  # a 503
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert healthcheck.main(["live"]) == 1  # nothing listens
+    assert healthcheck.main(["nonsense"]) == 2
