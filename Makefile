@@ -14,9 +14,11 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
-# The apply path compiled by Cython into .reprise/native (deploy/native.py); only what changed is rebuilt.
+# The apply path compiled by Cython beside its sources (setup.py, deploy/native_build.py), as the editable
+# install does; only what changed is rebuilt. Then what is loaded compiled, per module.
 native: venv
-	$(PY) -m reprise native build
+	$(PY) setup.py -q build_ext --inplace
+	$(PY) -m reprise native | tail -1
 
 # Starts a local Kafka, the engine and the example Greeter, registers it, invokes it, stops everything.
 demo: native
@@ -52,4 +54,5 @@ proto: venv
 	bash scripts/gen-proto.sh
 
 clean:
-	rm -rf $(VENV) .reprise
+	rm -rf $(VENV) .reprise build reprise/native-build.json
+	find engine partitions schemas -name '*.so' -delete

@@ -388,8 +388,8 @@ def parser() -> argparse.ArgumentParser:
     cli_replay.add_parser(sub, _common, _config)
     cli_deployments.add_parser(sub, _common, _admin)
 
-    p = sub.add_parser("native", help="compile the apply path with Cython, or show what is compiled (deploy/native.py)")
-    p.add_argument("action", choices=["build", "status"])
+    p = sub.add_parser("native", help="which apply-path modules run compiled and which pure (deploy/native.py)")
+    p.add_argument("action", nargs="?", choices=["status"], default="status")
     p.set_defaults(fn=lambda a: native.main([a.action]))
 
     p = sub.add_parser("state", help="read a virtual object's or workflow's state")

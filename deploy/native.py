@@ -1,4 +1,4 @@
-"""Optional compiled build of the apply path: the same Python modules, compiled by Cython.
+"""The compiled apply path: the same Python modules, compiled by Cython when the package is built.
 
 Why: apply() runs per record in pure Python, and the processor's core rate decides how fast a
 partition replays its log (rebuild, a new leader catching up) and what one apply thread sustains.
@@ -7,31 +7,37 @@ Python's), the modules below apply ~35% more records per second (``tests/bench/a
 docs/benchmarks.md, "The compiled apply path"). Only the apply path is compiled: compiling the event loop's
 modules as well (ingress, invoker, HTTP/2) measured slower under load, not faster.
 
-The sources stay the truth. ``reprise native build`` (``make native``, which ``make test``,
-``demo`` and ``bench`` run) compiles into ``.reprise/native/<interpreter>/`` and records each source's
-SHA-256. ``activate()``, called by the entry points (the ``reprise`` command, the test suite's conftest, the
-benchmarks) before they import the engine, installs an import hook that loads a
-compiled module only while its recorded hash matches the source: an edited module is imported from
-its ``.py`` until the next build, never stale. ``REPRISE_NATIVE=0`` imports everything from source.
+Nothing compiles at run time. Building the package compiles them (``setup.py``'s build_ext,
+``deploy/native_build.py``): a wheel carries each extension beside its source, an editable install
+or ``make native`` puts them beside the sources of the checkout, and where Cython or a C compiler is
+missing the build succeeds without them. The build records each compiled source's SHA-256 in
+``native-build.json`` in the ``reprise`` package folder. ``activate()``, called by the entry points
+(the ``reprise`` command, the test suite, the benchmarks) before they import the engine, installs an
+import hook that decides for each module: its extension while the recorded hash matches the source
+(an edited module is imported from its ``.py`` until the next build, never stale), else its source.
+``REPRISE_NATIVE=0`` imports every module from source; ``REPRISE_EXPECT_NATIVE=1`` makes
+``activate()`` fail when a module would not load compiled. ``reprise native`` reports what is loaded.
+
+This module uses the standard library only: the build imports it before any dependency is installed.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
 import json
-import logging
 import os
-import shutil
 import sys
 import sysconfig
-import tempfile
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+# The folder of the ``reprise`` package, as imported (in a checkout its sub-packages are links to the
+# repository's folders, and the extensions sit beside the sources there).
+ROOT = Path(__file__).absolute().parent.parent
 # The modules a record's apply() runs through: decode, apply, tables, the stored rows' codec, ids. Not
 # package ``__init__`` modules: a compiled package would look for its uncompiled submodules in the build.
 MODULES = (
@@ -66,141 +72,131 @@ MODULES = (
 )
 DIRECTIVES = {"language_level": 3, "annotation_typing": False, "binding": True}
 ENV_SWITCH = "REPRISE_NATIVE"  # "0": import every module from its source
+EXPECT_SWITCH = "REPRISE_EXPECT_NATIVE"  # "1": activate() raises unless every module loads compiled
+MANIFEST = "native-build.json"  # in the top package's folder: {cache tag: {module: SHA-256 of its source}}
+EXTENSION_SUFFIX: str = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
+
+COMPILED = "compiled"
+SWITCHED_OFF, NOT_BUILT, SOURCE_CHANGED = f"pure ({ENV_SWITCH}=0)", "pure (not compiled)", "pure (source changed)"
 
 
-def build_dir(root: Path = ROOT) -> Path:
-    return root / ".reprise" / "native" / sys.implementation.cache_tag
+class NativeNotLoaded(RuntimeError):
+    """REPRISE_EXPECT_NATIVE=1 and some apply-path module would be imported from its source."""
 
 
 def source_of(module: str, root: Path = ROOT) -> Path:
-    """A module's source under ``root``: the folder that holds the sub-packages of ``reprise`` (the
-    repository in a checkout, the installed ``reprise`` package in a wheel)."""
-    parts = module.split(".")
-    if parts[0] == "reprise":
-        parts = parts[1:]
-    return root.joinpath(*parts).with_suffix(".py")
+    """A module's source under ``root``, the folder of its top-level package."""
+    return root.joinpath(*module.split(".")[1:]).with_suffix(".py")
 
 
-def _sha256(path: Path) -> str:
+def extension_of(module: str, root: Path = ROOT) -> Path:
+    """Where the build puts a module's compiled extension: beside its source."""
+    source = source_of(module, root)
+    return source.with_name(source.stem + EXTENSION_SUFFIX)
+
+
+def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _manifest(out: Path) -> dict[str, Any]:
+def read_manifest(folder: Path) -> dict[str, str]:
+    """The source hashes the build recorded for this interpreter's extensions in ``folder``."""
     try:
-        return json.loads((out / "manifest.json").read_text())
-    except (OSError, ValueError):
+        return json.loads((folder / MANIFEST).read_text()).get(sys.implementation.cache_tag, {})
+    except (OSError, ValueError, AttributeError):
         return {}
+
+
+def write_manifest(folder: Path, built: dict[str, str]) -> None:
+    """Record ``built`` (module -> source hash) for this interpreter, keeping what other builds recorded."""
+    try:
+        everything = json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError):
+        everything = {}
+    everything[sys.implementation.cache_tag] = built
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(everything, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, folder / MANIFEST)  # never a half-written manifest
 
 
 def enabled() -> bool:
     return os.environ.get(ENV_SWITCH, "1") != "0"
 
 
-def status(modules: tuple[str, ...] = MODULES, root: Path = ROOT) -> dict[str, str]:
-    """Each module's state: ``compiled`` (built from its current source), ``stale`` or ``missing``."""
-    return _states(_manifest(build_dir(root)).get("modules", {}), modules, root)
-
-
-def _states(built: dict[str, Any], modules: tuple[str, ...], root: Path) -> dict[str, str]:
-    out = build_dir(root)
+def plan(modules: tuple[str, ...] = MODULES, root: Path = ROOT) -> dict[str, str]:
+    """What each module will be imported as: ``compiled``, or pure and why."""
+    if not enabled():
+        return dict.fromkeys(modules, SWITCHED_OFF)
+    recorded = read_manifest(root)
     states = {}
     for m in modules:
-        entry = built.get(m)
-        if entry is None or not (out / entry["file"]).exists():
-            states[m] = "missing"
+        if m not in recorded or not extension_of(m, root).is_file():
+            states[m] = NOT_BUILT
         else:
-            states[m] = "compiled" if entry["sha256"] == _sha256(source_of(m, root)) else "stale"
+            states[m] = COMPILED if recorded[m] == sha256(source_of(m, root)) else SOURCE_CHANGED
     return states
 
 
-def build(modules: tuple[str, ...] = MODULES, root: Path = ROOT) -> list[str]:
-    """Compile the modules that are missing or stale; returns those compiled. Raises if Cython or the
-    C compiler fails (a build that silently fell back would hide that the engine runs uncompiled)."""
-    from Cython.Build import cythonize  # build-time only: the engine runs without Cython installed
-    from setuptools import Distribution, Extension
+class NativeFinder(importlib.abc.MetaPathFinder):
+    """Imports each apply-path module from the file ``plan()`` chose. It must decide for the pure ones
+    too: Python's own finder would prefer an extension beside the source, stale or switched off."""
 
-    out = build_dir(root)
-    todo = [m for m, s in status(modules, root).items() if s != "compiled"]
-    if not todo:
-        return []
-    out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out) as tmp:
-        # Copies of the sources, so that Cython's C files and objects stay out of the source tree
-        copies = {m: Path(tmp, "src", source_of(m, root).relative_to(root)) for m in todo}
-        for m, copy in copies.items():
-            copy.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source_of(m, root), copy)
-        # -w: the C that Cython generates trips gcc's -Warray-bounds on CPython's own inline helpers
-        exts = [Extension(m, [str(copy)], extra_compile_args=["-w"]) for m, copy in copies.items()]
-        dist = Distribution({"ext_modules": cythonize(exts, compiler_directives=DIRECTIVES, quiet=True,
-                                                      nthreads=os.cpu_count() or 1)})
-        cmd: Any = dist.get_command_obj("build_ext")
-        cmd.build_lib, cmd.build_temp, cmd.parallel = str(Path(tmp, "lib")), str(Path(tmp, "obj")), os.cpu_count()
-        cmd.ensure_finalized()
-        cmd.run()
-        manifest = _manifest(out)
-        built = manifest.setdefault("modules", {})
-        suffix = sysconfig.get_config_var("EXT_SUFFIX")
-        for m, copy in copies.items():
-            target = out / (m.replace(".", "/") + suffix)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(Path(tmp, "lib", m.replace(".", "/") + suffix), target)
-            # The hash of the source that was compiled (the copy), not of the file as it is now
-            built[m] = {"file": str(target.relative_to(out)), "sha256": _sha256(copy)}
-        Path(tmp, "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
-        os.replace(Path(tmp, "manifest.json"), out / "manifest.json")  # never a half-written manifest
-    return todo
-
-
-class CompiledFinder(importlib.abc.MetaPathFinder):
-    """Finds the compiled module built from a module's current source, else leaves it to the next finder."""
-
-    def __init__(self, compiled: dict[str, Path]) -> None:
-        self.compiled = compiled  # module -> its extension file
+    def __init__(self, files: dict[str, Path]) -> None:
+        self.files = files  # module -> its extension or its source
 
     @classmethod
-    def for_sources(cls, root: Path = ROOT, modules: tuple[str, ...] = MODULES) -> CompiledFinder:
-        """The modules of ``modules`` whose build matches their source now (none if ``REPRISE_NATIVE=0``)."""
-        if not enabled():
-            return cls({})
-        out = build_dir(root)
-        built = _manifest(out).get("modules", {})  # read once: every process start reads it
-        return cls({m: out / built[m]["file"] for m, state in _states(built, modules, root).items()
-                    if state == "compiled"})
+    def planned(cls, modules: tuple[str, ...] = MODULES, root: Path = ROOT) -> tuple[NativeFinder, dict[str, str]]:
+        states = plan(modules, root)
+        return cls({m: extension_of(m, root) if s == COMPILED else source_of(m, root)
+                    for m, s in states.items()}), states
 
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> importlib.machinery.ModuleSpec | None:
-        found = self.compiled.get(fullname)
+        found = self.files.get(fullname)
         if found is None:
             return None
+        if found.suffix == ".py":
+            return importlib.util.spec_from_file_location(fullname, found)
         return importlib.util.spec_from_file_location(
             fullname, found, loader=importlib.machinery.ExtensionFileLoader(fullname, str(found)))
 
 
-_finder: CompiledFinder | None = None
+_finder: NativeFinder | None = None
+_states: dict[str, str] = {}
 
 
-def activate() -> list[str]:
-    """Install the import hook once; returns the modules it loads compiled."""
+def activate(modules: tuple[str, ...] = MODULES, root: Path = ROOT) -> list[str]:
+    """Install the import hook once; returns the modules it loads compiled. Raises NativeNotLoaded
+    under REPRISE_EXPECT_NATIVE=1 if any would load from source (unless REPRISE_NATIVE=0)."""
     global _finder
     if _finder is None:
-        _finder = CompiledFinder.for_sources()
+        finder, states = NativeFinder.planned(modules, root)
+        pure = {m: s for m, s in states.items() if s not in (COMPILED, SWITCHED_OFF)}
+        if pure and os.environ.get(EXPECT_SWITCH) == "1":
+            raise NativeNotLoaded(f"{EXPECT_SWITCH}=1 but {len(pure)} apply-path module(s) would run from source "
+                                  f"({', '.join(f'{m}: {s}' for m, s in sorted(pure.items()))}); build the "
+                                  f"package with Cython and a C compiler (make native)")
+        _finder = finder
+        _states.update(states)
         sys.meta_path.insert(0, _finder)
-    return sorted(_finder.compiled)
+    return sorted(m for m, s in _states.items() if s == COMPILED)
+
+
+def loaded(modules: tuple[str, ...] = MODULES) -> dict[str, str]:
+    """Each module as this process imported it: ``compiled`` (an extension) or pure and why."""
+    activate()
+    out = {}
+    for m in modules:
+        compiled = isinstance(importlib.import_module(m).__spec__.loader, importlib.machinery.ExtensionFileLoader)
+        out[m] = COMPILED if compiled else _states.get(m, NOT_BUILT)
+    return out
 
 
 def main(argv: list[str]) -> int:
-    command = argv[0] if argv else "status"
-    if command == "build":
-        if not enabled():
-            print(f"native: not built ({ENV_SWITCH}=0: every module runs from its source)")
-            return 0
-        logging.disable(logging.INFO)  # setuptools logs every compiler command at INFO
-        done = build()
-        print(f"native: compiled {len(done)} module(s) into {build_dir()}" if done else "native: up to date")
-        return 0
-    if command == "status":
-        for m, s in status().items():
-            print(f"{s:9s} {m}")
-        return 0
-    print("usage: reprise native build|status", file=sys.stderr)
-    return 2
+    """``reprise native``: each apply-path module, compiled or pure, as this installation loads it."""
+    states = loaded()
+    for m, s in states.items():
+        print(f"{s:24s} {m}")
+    compiled = sum(s == COMPILED for s in states.values())
+    print(f"native: {compiled} of {len(states)} apply-path modules compiled")
+    return 0

@@ -8,7 +8,7 @@ the engine's CPU and voluntary context switches per request. Figures only, nothi
     python tests/bench/ab.py new=.,old=/tmp/wt_old 3 counter_1000_keys:64,greet:64
 
 Each checkout needs its own ``.venv`` (a symlink to this one will do) and runs its apply path compiled
-only if built there (``reprise native build`` in the checkout; ``deploy/native.py``); ``dir:VAR~value;VAR~value``
+only if built there (``make native`` in the checkout; ``deploy/native.py``); ``dir:VAR~value;VAR~value``
 runs a checkout with extra environment (``REPRISE_GC_GEN0_THRESHOLD~0``). ``AB_PYSPY=DIR`` records a
 py-spy profile of the engine (collapsed stacks, GIL holders only) per side, round and row into DIR;
 compiled modules do not show in py-spy's stacks (``REPRISE_NATIVE=0`` for a profile of everything).

@@ -1,15 +1,19 @@
 """The built wheel, installed into a fresh virtualenv and run from an empty folder, outside the
-repository: ``reprise --version``, then ``reprise dev`` with an embedded restate-sdk app of the
-folder's own, one invocation through its ingress, and a clean stop.
+repository: ``reprise --version``, ``reprise native`` (the apply path compiled when the wheel was
+built, loaded from the wheel), then ``reprise dev`` with an embedded restate-sdk app of the folder's
+own, one invocation through its ingress, and a clean stop.
 
 The dependencies come from the suite's own environment (a ``.pth`` file): resolving them again from
 PyPI would take a minute and test pip, not the wheel. What this proves is the wheel itself: its
-namespace, its data files (schemas, broker templates, the admin page) and its command.
+namespace, its data files (schemas, broker templates, the admin page), its compiled extensions and its
+command. The extensions are compiled without optimisation (``CFLAGS=-O0``): what is tested is that the
+wheel carries and loads them, and that compiles them several times faster.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import site
@@ -17,10 +21,12 @@ import subprocess
 import sys
 import textwrap
 import urllib.request
+import zipfile
 from pathlib import Path
 
 import pytest
 
+from reprise.deploy import native
 from tests.harness import free_port, wait_http
 
 pytestmark = pytest.mark.kafka
@@ -52,14 +58,20 @@ def _source_copy(dest: Path) -> Path:
     return dest
 
 
+@pytest.mark.timeout(900)  # the build compiles the apply path: minutes on a busy machine
 def test_the_wheel_installs_and_runs_outside_the_repository(kafka_bootstrap: str, namespace: str,
                                                              tmp_path: Path) -> None:
     dist, venv, empty = tmp_path / "dist", tmp_path / "venv", tmp_path / "empty"
     source = _source_copy(tmp_path / "source")  # no build/ left from an earlier build can leak in
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dist), str(source)],
-                           capture_output=True, text=True, timeout=300)
+                           capture_output=True, text=True, timeout=900, env={**os.environ, "CFLAGS": "-O0"})
     assert built.returncode == 0, built.stderr[-2000:]
     wheel = next(dist.glob("reprise_engine-*.whl"))
+    with zipfile.ZipFile(wheel) as z:  # every apply-path module compiled, beside its source
+        names = set(z.namelist())
+    expected = {str(native.extension_of(m, Path("reprise"))) for m in native.MODULES}
+    assert expected <= names, sorted(expected - names)
+    assert "reprise/" + native.MANIFEST in names
     subprocess.run([getattr(sys, "_base_executable", sys.executable), "-m", "venv", "--without-pip", str(venv)],
                    check=True, timeout=120)
     python = venv / "bin" / "python"
@@ -72,11 +84,19 @@ def test_the_wheel_installs_and_runs_outside_the_repository(kafka_bootstrap: str
     empty.mkdir()
     (empty / "hello_app.py").write_text(APP)
     env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HOME": str(tmp_path), "REPRISE_EMBEDDED_APP": "hello_app:app",
-           "REPRISE_PARTITIONS": "2"}
+           "REPRISE_PARTITIONS": "2", native.EXPECT_SWITCH: "1"}
 
     version = subprocess.run([str(venv / "bin" / "reprise"), "--version"], cwd=empty, env=env,
                              capture_output=True, text=True, timeout=60)
     assert version.stdout.strip() == "reprise 0.1.0", version.stderr
+
+    report = subprocess.run([str(venv / "bin" / "reprise"), "native"], cwd=empty, env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert report.returncode == 0, report.stderr[-2000:]
+    states = dict(reversed(line.rsplit(maxsplit=1)) for line in report.stdout.splitlines()[:-1])
+    assert states == dict.fromkeys(native.MODULES, native.COMPILED), report.stdout
+    assert report.stdout.splitlines()[-1] == f"native: {len(native.MODULES)} of {len(native.MODULES)} apply-path " \
+                                             "modules compiled"
 
     where = subprocess.check_output([str(python), "-c", "import reprise.engine; print(reprise.engine.__file__)"],
                                     cwd=empty, env=env, text=True).strip()

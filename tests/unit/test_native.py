@@ -1,4 +1,5 @@
-"""deploy/native.py: the compiled apply path is used only while it matches its source."""
+"""The compiled apply path: built with the package where it can be (deploy/native_build.py), loaded only
+while it matches its source, pure Python otherwise (deploy/native.py)."""
 
 from __future__ import annotations
 
@@ -13,61 +14,96 @@ import pytest
 from reprise.deploy import native
 
 ROOT = Path(__file__).resolve().parent.parent.parent
+MODULES = ("nativepkg.calc", "nativepkg.other")
+SETUP = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); from pathlib import Path; from setuptools import setup; "
+         "from reprise.deploy.native_build import OptionalBuildExt, extensions; "
+         f"setup(name='nativepkg', packages=['nativepkg'], ext_modules=extensions({MODULES!r}, Path('nativepkg')), "
+         "cmdclass={'build_ext': OptionalBuildExt}, script_args=['-q', 'build_ext', '--inplace'])")
 
 
 def _without_switch() -> dict[str, str]:
     """This environment without REPRISE_NATIVE (``make test`` also runs the unit tests with it at 0)."""
-    return {k: v for k, v in os.environ.items() if k != native.ENV_SWITCH}
+    return {k: v for k, v in os.environ.items() if k not in (native.ENV_SWITCH, native.EXPECT_SWITCH)}
 
 
-def _import_in_subprocess(root: Path, modules: tuple[str, ...], code: str, **env: str) -> str:
-    """Run ``code`` in a fresh interpreter with a CompiledFinder over ``root`` installed first."""
-    script = (f"import sys; sys.path.insert(0, {str(root)!r}); from pathlib import Path; "
+def _build(project: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """``build_ext --inplace`` of the package in ``project``, as ``make native`` runs it for Reprise."""
+    return subprocess.run([sys.executable, "-c", SETUP], capture_output=True, text=True, cwd=project, timeout=300,
+                          env={**_without_switch(), "CFLAGS": "-O0", **env})  # unoptimised: compiles faster
+
+
+def _run(project: Path, code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``code`` in a fresh interpreter after ``activate()`` over the package in ``project``."""
+    script = (f"import sys; sys.path[:0] = [{str(project)!r}, {str(ROOT)!r}]; from pathlib import Path; "
               "from reprise.deploy import native; "
-              f"sys.meta_path.insert(0, native.CompiledFinder.for_sources(Path({str(root)!r}), {modules!r})); {code}")
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT,
-                         env={**_without_switch(), "PYTHONPATH": str(ROOT), **env}, timeout=60)
+              f"native.activate({MODULES!r}, Path({str(project / 'nativepkg')!r})); {code}")
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=project, timeout=60,
+                          env={**_without_switch(), **env})
+
+
+def _show(project: Path, **env: str) -> tuple[str, str]:
+    """The file ``nativepkg.calc`` was imported from, and its answer."""
+    out = _run(project, "import nativepkg.calc as m; print(m.__file__, m.answer())", **env)
     assert out.returncode == 0, out.stderr
-    return out.stdout.strip()
+    path, answer = out.stdout.split()
+    return path, answer
 
 
-def test_a_module_runs_compiled_until_its_source_changes(tmp_path: Path) -> None:
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
     pkg = tmp_path / "nativepkg"
     pkg.mkdir()
     (pkg / "__init__.py").write_text("")
     (pkg / "calc.py").write_text("def answer():\n    return 41 + 1\n")
-    modules = ("nativepkg.calc",)
-    show = "import nativepkg.calc as m; print(m.__file__, m.answer())"
-
-    assert native.status(modules, tmp_path) == {"nativepkg.calc": "missing"}
-    assert native.build(modules, tmp_path) == ["nativepkg.calc"]
-    assert native.status(modules, tmp_path) == {"nativepkg.calc": "compiled"}
-    assert native.build(modules, tmp_path) == []  # up to date: nothing compiled again
-    path, answer = _import_in_subprocess(tmp_path, modules, show).split()
-    assert Path(path).parent == native.build_dir(tmp_path) / "nativepkg" and answer == "42"
-
-    # Switched off: the source
-    path, _ = _import_in_subprocess(tmp_path, modules, show, REPRISE_NATIVE="0").split()
-    assert path == str(pkg / "calc.py")
-
-    # Edited after the build: the source, never the stale build
-    (pkg / "calc.py").write_text("def answer():\n    return 43\n")
-    assert native.status(modules, tmp_path) == {"nativepkg.calc": "stale"}
-    path, answer = _import_in_subprocess(tmp_path, modules, show).split()
-    assert path == str(pkg / "calc.py") and answer == "43"
-
-    # Rebuilt: compiled again, from the new source
-    assert native.build(modules, tmp_path) == ["nativepkg.calc"]
-    path, answer = _import_in_subprocess(tmp_path, modules, show).split()
-    assert path.endswith(".so") and answer == "43"
-    manifest = json.loads((native.build_dir(tmp_path) / "manifest.json").read_text())
-    assert set(manifest["modules"]) == {"nativepkg.calc"}
+    (pkg / "other.py").write_text("def answer():\n    return 7\n")
+    return tmp_path
 
 
-def test_the_engine_imports_exactly_what_is_compiled_from_current_sources() -> None:
-    """Each apply-path module comes from the build when its status is ``compiled``, else from its
+def test_a_module_runs_compiled_until_its_source_changes(project: Path) -> None:
+    pkg = project / "nativepkg"
+    assert _show(project) == (str(pkg / "calc.py"), "42")  # not built: its source
+    built = _build(project)
+    assert built.returncode == 0, built.stderr
+    for m in MODULES:
+        assert native.extension_of(m, pkg).is_file(), m  # beside its source
+    assert set(json.loads((pkg / native.MANIFEST).read_text())[sys.implementation.cache_tag]) == set(MODULES)
+    assert _show(project) == (str(native.extension_of("nativepkg.calc", pkg)), "42")
+    assert _show(project, REPRISE_NATIVE="0") == (str(pkg / "calc.py"), "42")  # switched off: the source wins
+
+    (pkg / "calc.py").write_text("def answer():\n    return 41 + 2\n")
+    assert _show(project) == (str(pkg / "calc.py"), "43")  # edited: never the stale build
+    other = native.extension_of("nativepkg.other", pkg).stat().st_mtime_ns
+    rebuilt = _build(project)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert _show(project) == (str(native.extension_of("nativepkg.calc", pkg)), "43")
+    assert native.extension_of("nativepkg.other", pkg).stat().st_mtime_ns == other  # unchanged: not rebuilt
+
+
+def test_the_build_succeeds_pure_without_cython_or_a_compiler(project: Path) -> None:
+    stub = project / "no-cython" / "Cython"
+    stub.mkdir(parents=True)
+    (stub / "__init__.py").write_text("raise ImportError('no Cython here')\n")
+    without_cython = _build(project, PYTHONPATH=str(stub.parent))
+    without_compiler = _build(project, CC="false", LDSHARED="false")
+    for built, why in ((without_cython, "Cython is not installed"), (without_compiler, "the C compiler failed")):
+        assert built.returncode == 0, built.stderr
+        assert f"{why}: 2 apply-path module(s) stay pure Python" in built.stderr, built.stderr
+    assert not list((project / "nativepkg").glob("*" + native.EXTENSION_SUFFIX))
+    assert _show(project) == (str(project / "nativepkg" / "calc.py"), "42")
+
+
+def test_expecting_compiled_modules_fails_loudly_when_they_are_not(project: Path) -> None:
+    failed = _run(project, "print('started')", REPRISE_EXPECT_NATIVE="1")
+    assert failed.returncode != 0 and "started" not in failed.stdout
+    assert "NativeNotLoaded" in failed.stderr and "nativepkg.calc: pure (not compiled)" in failed.stderr
+    assert _run(project, "print('started')", REPRISE_EXPECT_NATIVE="1", REPRISE_NATIVE="0").stdout == "started\n"
+
+
+def test_the_engine_imports_exactly_what_is_compiled_from_current_sources(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each apply-path module comes from its extension when ``plan()`` says ``compiled``, else from its
     source. ``make test`` builds first and sets REPRISE_EXPECT_NATIVE=1: then all must be compiled."""
-    states = native.status()
+    monkeypatch.delenv(native.ENV_SWITCH, raising=False)
+    states = native.plan()
     code = ("import importlib, json; from reprise.deploy import native; native.activate(); "
             "print(json.dumps({m: importlib.import_module(m).__file__ "
             f"for m in {native.MODULES!r}}}))")
@@ -76,12 +112,10 @@ def test_the_engine_imports_exactly_what_is_compiled_from_current_sources() -> N
     assert out.returncode == 0, out.stderr
     files = json.loads(out.stdout)
     for module, state in states.items():
-        if state == "compiled":
-            assert Path(files[module]).resolve().is_relative_to(native.build_dir().resolve()), module
-        else:
-            assert Path(files[module]).resolve() == native.source_of(module).resolve(), module
-    if os.environ.get("REPRISE_EXPECT_NATIVE") == "1":
-        assert set(states.values()) == {"compiled"}, states
+        expected = native.extension_of(module) if state == native.COMPILED else native.source_of(module)
+        assert Path(files[module]).resolve() == expected.resolve(), module
+    if os.environ.get(native.EXPECT_SWITCH) == "1":
+        assert set(states.values()) == {native.COMPILED}, states
 
 
 @pytest.mark.parametrize("module", native.MODULES)

@@ -1,0 +1,82 @@
+"""Compiles the apply path when the package is built: ``setup.py``'s build_ext (deploy/native.py says why).
+
+Optional by design: without Cython, or where the C compiler fails, the build still succeeds and says
+so, and the modules it could not compile run from their sources. Each compiled module's source hash
+goes to ``native-build.json`` in the top package's folder (the wheel's, or the checkout's for an
+in-place build), which is how the installed package knows an extension still matches its source.
+In place (editable installs, ``make native``) only the modules whose source changed are compiled again.
+
+Imported by ``setup.py`` before any dependency is installed: standard library and setuptools only.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from setuptools import Extension
+from setuptools.command.build_ext import build_ext
+
+from reprise.deploy import native
+
+
+def extensions(modules: tuple[str, ...] = native.MODULES, root: Path = Path("reprise")) -> list[Extension]:
+    """One optional extension per module, from its ``.py`` under ``root`` (relative to setup.py's folder)."""
+    flags = [] if os.name == "nt" else ["-w"]  # Cython's C trips gcc's -Warray-bounds on CPython's own inlines
+    return [Extension(m, [str(native.source_of(m, root))], optional=True, extra_compile_args=flags) for m in modules]
+
+
+class OptionalBuildExt(build_ext):
+    """build_ext that Cythonizes the ``.py`` extensions first, and falls back to pure Python without failing."""
+
+    def finalize_options(self) -> None:
+        super().finalize_options()
+        if not self.parallel:
+            self.parallel = os.cpu_count() or 1
+
+    def run(self) -> None:
+        if not self.extensions:
+            return
+        build_py: Any = self.get_finalized_command("build_py")
+        top = self.extensions[0].name.split(".")[0]
+        folder = Path(build_py.get_package_dir(top)) if self.inplace else Path(self.build_lib, top)
+        recorded = native.read_manifest(folder) if self.inplace else {}
+        hashes = {e.name: native.sha256(Path(e.sources[0])) for e in self.extensions}
+        if self.inplace:  # only what changed since the last in-place build
+            self.extensions = [e for e in self.extensions if recorded.get(e.name) != hashes[e.name]
+                               or not self._inplace_file(build_py, e.name).is_file()]
+            if not self.extensions:
+                return
+        try:
+            from Cython.Build import cythonize
+        except ImportError:
+            self._pure(len(self.extensions), "Cython is not installed")
+            self.extensions = []
+            return
+        for e in self.extensions:  # a failed compile must not leave an older build to be copied in place
+            Path(self.build_lib, self.get_ext_filename(e.name)).unlink(missing_ok=True)
+        try:
+            generated = cythonize(self.extensions, compiler_directives=native.DIRECTIVES, quiet=True, force=True,
+                                  build_dir=os.path.join(self.build_temp, "cython"), nthreads=os.cpu_count() or 1)
+        except Exception as e:  # noqa: BLE001 - any Cython failure leaves the package pure, not unbuildable
+            self._pure(len(self.extensions), f"Cython failed: {e}")
+            self.extensions = []
+            return
+        c_sources = {g.name: g.sources for g in generated}
+        for e in self.extensions:  # the finalized extensions, now from their C (setuptools keeps state on them)
+            e.sources = c_sources[e.name]
+        super().run()  # optional extensions: a compiler error is a warning
+        built = {e.name for e in self.extensions if Path(self.build_lib, self.get_ext_filename(e.name)).is_file()}
+        native.write_manifest(folder, {**recorded, **{m: hashes[m] for m in built}})
+        if len(built) < len(self.extensions):
+            self._pure(len(self.extensions) - len(built), "the C compiler failed")
+
+    def _inplace_file(self, build_py: Any, module: str) -> Path:
+        package, _, _ = module.rpartition(".")
+        return Path(build_py.get_package_dir(package), Path(self.get_ext_filename(module)).name)
+
+    def _pure(self, count: int, why: str) -> None:
+        print(f"reprise: {why}: {count} apply-path module(s) stay pure Python (`reprise native` reports "
+              f"what is compiled)", file=sys.stderr)
