@@ -36,6 +36,7 @@ from reprise.engine.kafka import (
     producer_config,
     topic_partitions,
 )
+from reprise.engine.kafka_stats import KAFKA_STATS
 from reprise.engine.local_replies import LocalReplies
 from reprise.engine.produce_burst import ProduceBurst
 from reprise.engine.registry import Registry
@@ -57,6 +58,7 @@ from reprise.partitions.invoker.invoker import Invoker
 from reprise.partitions.leader.attempt_guard import AttemptGuard
 from reprise.partitions.leader.claims import Claim, Claims
 from reprise.partitions.leader.leader_records import LeaderRecords
+from reprise.partitions.leader.partition_gauges import PartitionGauges
 from reprise.partitions.leader.shipper import OutboxShipper
 from reprise.partitions.leader.timers import TimerService
 from reprise.partitions.state.changelog import ChangelogWriter, restore
@@ -75,7 +77,8 @@ def processor_producer(cfg: Config) -> Producer:
     processor's first record is its leadership claim; a process that makes it first thing, before
     creating topics and reading the registry, serves sooner after a restart."""
     # Effects, timers and outbox records must never be given up on: no delivery timeout.
-    return Producer(producer_config(cfg, **{"message.timeout.ms": 0}))
+    return Producer(producer_config(cfg, **{"message.timeout.ms": 0},
+                                    **KAFKA_STATS.settings(cfg, "processor-producer")))
 
 
 class PartitionProcessor:
@@ -89,6 +92,7 @@ class PartitionProcessor:
         self.local_replies = local_replies  # ingresses in this process: replies to them skip Kafka
         self._producer = producer  # made early (processor_producer) so that its first claim need not wait
         self.registry = registry
+        metrics.label_services_of(registry)
         self.owner = owner or f"proc-{uuid.uuid4().hex[:12]}"
         self.partition_count = log_partitions(cfg)
         self.group = group
@@ -133,7 +137,7 @@ class PartitionProcessor:
             "partition.assignment.strategy": "cooperative-sticky"}
         if self.group and self.cfg.instance_id:
             consumer_settings["group.instance.id"] = self.cfg.instance_id
-        consumer = new_consumer(self.cfg, **consumer_settings)
+        consumer = new_consumer(self.cfg, **consumer_settings, **KAFKA_STATS.settings(self.cfg, "processor-consumer"))
         # The log's metadata in the consumer's cache before it is assigned: else a fetch can wait for
         # librdkafka's once-a-second scan of unknown topics (restarts took ~0.9 s longer, measured)
         consumer.list_topics(self.cfg.log_topic, timeout=10)
@@ -146,6 +150,8 @@ class PartitionProcessor:
         self._spawn(lambda: self._consume(consumer), "apply")
         if self.cfg.snapshot_interval_s > 0:
             self._spawn(self._snapshot_periodically, "snapshots")
+        PartitionGauges(self.stores, self._store_lock, self.changelog, self.cfg.metrics_sample_interval_s,
+                        self._stop).start()
         if self.cfg.completed_retention_s > 0:
             self._loop.call_later(self.cfg.retention_sweep_interval_s, self._sweep_retention)
 
@@ -212,6 +218,7 @@ class PartitionProcessor:
         with the changelog's deltas first: writing them back is ~10x faster than applying records."""
         with LogReplay(self.cfg, partition, store) as replay:
             restored = restore(self.cfg, partition, store, replay.up_to)
+        metrics.RESTORE_SECONDS.observe(restored.seconds)
         log.info("partition %d: restored %d records' writes from %d changelog deltas (%d replayed in its holes) "
                  "in %.2f s", partition, restored.covered, restored.deltas, restored.replayed, restored.seconds)
         # deltas the log does not imply (another log's) are refused too
@@ -241,6 +248,7 @@ class PartitionProcessor:
         await self.invoker.drop_partition(partition)
 
     def _on_assign(self, consumer: Any, assigned: list[TopicPartition]) -> None:
+        metrics.rebalanced("assign", len(assigned))
         try:
             consumer.incremental_assign(self._gain_all([tp.partition for tp in assigned]))
             self._assigned = True  # (an empty assignment too: more processors than partitions)
@@ -249,6 +257,7 @@ class PartitionProcessor:
             raise
 
     def _on_revoke(self, consumer: Any, revoked: list[TopicPartition]) -> None:
+        metrics.rebalanced("revoke", len(revoked))
         for tp in revoked:
             self._lose(tp.partition)
         consumer.incremental_unassign(revoked)
@@ -367,6 +376,7 @@ class PartitionProcessor:
 
     def _report(self, consumer: Any) -> None:
         metrics.LEADING.set(len(self.leading))
+        metrics.PARTITIONS_OWNED.set(len(self.stores))
         for p, store in self.stores.items():
             tables = TablesView(Transaction(store))
             metrics.observe_tables(p, tables.invocations.counts(), tables.objects.depth())
@@ -427,6 +437,8 @@ class PartitionProcessor:
                 self._dead_letter(by_offset[r.offset], r.kind, r.reason, r.message)
         metrics.records_applied(partition, len(records))
         metrics.APPLY_SECONDS.observe(time.perf_counter() - started)
+        if partition in self.leading:  # a follower catching up replays completions its leader counted
+            metrics.INVOCATIONS_COMPLETED.count(result.completed)
         for reason in result.dropped:
             log.debug("partition %d: %s", partition, reason)
         became_leader = self._check_leadership(partition, records)
