@@ -69,7 +69,7 @@ class Ingress:
         by route kind and status, with the registered service and handler it named (ingress/metrics.py)."""
         started = perf_counter()
         INGRESS.in_flight += 1
-        kind, service, handler, status = "send" if request.path.endswith("/send") else "call", "", "", 500
+        kind, service, handler, status = "", "", "", 500
         try:
             if request.path.startswith("/restate/"):
                 for pattern, name in _ROUTES:
@@ -96,6 +96,8 @@ class Ingress:
             raise
         finally:  # a handler that raised anything else is answered 500 by the HTTP layer
             INGRESS.in_flight -= 1
+            if not kind:  # refused before it was routed: a call or a send by its path
+                kind = "send" if request.path.endswith("/send") else "call"
             INGRESS.observe(kind, status, service, handler, perf_counter() - started)
 
     async def health(self, request: Request, _params: dict[str, str]) -> Response:
