@@ -17,7 +17,8 @@ from reprise.partitions.state.rocks_store import RocksStore
 
 log = logging.getLogger(__name__)
 
-TIMERS_COUNTED_UP_TO = 100_000  # a count past it would hold the store's lock for longer than a sample is worth
+TIMERS_COUNTED_UP_TO = 100_000  # a count past it costs more than a sample is worth
+_TIMERS_PER_LOCK = 1_000  # keys counted per hold of the store lock (the event loop takes it too)
 _TIMERS = b"tm/"  # partitions/core/tables.py: durable timers, by due time
 
 
@@ -41,15 +42,28 @@ class PartitionGauges:
             self.sample()
 
     def sample(self) -> None:
-        for partition in list(self.stores):
+        for partition, store in list(self.stores.items()):
+            try:
+                timers = self._count_timers(partition, store)
+                with self.store_lock:
+                    if timers is None or self.stores.get(partition) is not store:  # gone: forgotten, not sampled
+                        continue
+                    metrics.observe_store(partition, store.size_estimates(), timers,
+                                          TablesView(Transaction(store)).outbox.backlog(),
+                                          self.changelog.lag(partition) if self.changelog is not None else None)
+            except Exception:  # noqa: BLE001 - a metric must never take a partition down
+                log.warning("partition %d: sampling its store for metrics failed", partition, exc_info=True)
+
+    def _count_timers(self, partition: int, store: RocksStore) -> int | None:
+        """The partition's durable timers, up to the cap, a thousand keys per hold of the lock
+        (None: the store went away meanwhile)."""
+        counted, start = 0, None
+        while counted < TIMERS_COUNTED_UP_TO:
             with self.store_lock:
-                store = self.stores.get(partition)
-                if store is None:  # gone since the listing: forgotten, not sampled
-                    continue
-                try:
-                    metrics.observe_store(
-                        partition, store.size_estimates(), store.count(_TIMERS, TIMERS_COUNTED_UP_TO),
-                        TablesView(Transaction(store)).outbox.backlog(),
-                        self.changelog.lag(partition) if self.changelog is not None else None)
-                except Exception:  # noqa: BLE001 - a metric must never take a partition down
-                    log.warning("partition %d: sampling its store for metrics failed", partition, exc_info=True)
+                if self.stores.get(partition) is not store:
+                    return None
+                n, start = store.count(_TIMERS, min(_TIMERS_PER_LOCK, TIMERS_COUNTED_UP_TO - counted), start)
+            counted += n
+            if start is None:
+                break
+        return counted

@@ -180,21 +180,23 @@ class RocksStore:
             it.next()
         del it
 
-    def count(self, prefix: bytes, limit: int) -> int:
-        """How many rows ``prefix`` holds, counted up to ``limit`` (keys only; for metrics)."""
+    def count(self, prefix: bytes, limit: int, start: bytes | None = None) -> tuple[int, bytes | None]:
+        """Rows of ``prefix`` from ``start`` on, counted up to ``limit`` (keys only; for metrics), and
+        the key to go on from (None: the prefix has no more)."""
         bounded = ReadOptions()
         bound = prefix_end(prefix)
         if bound is not None:
             bounded.set_iterate_upper_bound(bound)
         try:
             it = self._db.iter(bounded)
-            it.seek(prefix)
+            it.seek(max(prefix, start) if start is not None else prefix)
             n = 0
             while n < limit and it.valid() and it.key().startswith(prefix):
                 n += 1
                 it.next()
+            rest = it.key() if it.valid() and it.key().startswith(prefix) else None
             del it
-            return n
+            return n, rest
         except Exception as e:
             _raise_store_error(e)
 

@@ -172,3 +172,21 @@ def test_librdkafka_statistics_keep_a_few_numbers_per_client() -> None:
     assert value("reprise_kafka_fetch_queue_messages", topic="ns.log", partition="0") == 2
     assert len([k for k in s if k[0] == "reprise_kafka_consumer_lag_records"]) == 1  # not consumed here: none
     assert summarize({}).brokers == []
+
+
+def test_timers_are_counted_in_steps_up_to_the_cap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from reprise.partitions.leader import partition_gauges
+
+    store = RocksStore(tmp_path / "p8")
+    store.write({b"tm/%015d/t" % i: b"t" for i in range(25)} | {b"ob/x": b"o", b"in/y": b"i"})
+    assert store.count(b"tm/", 10) == (10, b"tm/000000000000010/t")
+    assert store.count(b"tm/", 100, b"tm/000000000000020/t") == (5, None)
+    monkeypatch.setattr(partition_gauges, "_TIMERS_PER_LOCK", 4)
+    gauges = PartitionGauges({8: store}, threading.Lock(), None, 1.0, threading.Event())
+    assert gauges._count_timers(8, store) == 25  # noqa: SLF001
+    monkeypatch.setattr(partition_gauges, "TIMERS_COUNTED_UP_TO", 10)
+    assert gauges._count_timers(8, store) == 10  # noqa: SLF001
+    assert PartitionGauges({}, threading.Lock(), None, 1.0, threading.Event())._count_timers(8, store) is None  # noqa: SLF001
+    store.close()
