@@ -13,17 +13,20 @@ requests that named none that is registered).
 
 from __future__ import annotations
 
+import asyncio
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from time import perf_counter
 
+from aiohttp import web
 from prometheus_client import REGISTRY
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 # call, send: POST /{service}/...[/send]; attach, output: the /restate/... result routes by mode;
 # awakeable: resolve or reject; health: /restate/health; protocol: refused by the HTTP layer before
-# routing (malformed, 413 body too large, 431 head too large, 505 HTTP version)
-KINDS = ("call", "send", "attach", "output", "awakeable", "health", "protocol")
+# routing (malformed, 413 body too large, 431 head too large, 505 HTTP version); admin: the admin API
+KINDS = ("call", "send", "attach", "output", "awakeable", "health", "protocol", "admin")
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 _LABELS = ["kind", "status", "service", "handler"]
 _BOUNDS = [repr(b) for b in BUCKETS]
@@ -92,3 +95,22 @@ class IngressMetrics(Collector):
 
 INGRESS = IngressMetrics()
 REGISTRY.register(INGRESS)
+
+
+@web.middleware
+async def count_admin_requests(request: web.Request,
+                               handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    """The admin API's requests (aiohttp), as kind ``admin``: by status, with their latency."""
+    started, status = perf_counter(), 500
+    try:
+        resp = await handler(request)
+        status = resp.status
+        return resp
+    except web.HTTPException as e:
+        status = e.status
+        raise
+    except asyncio.CancelledError:
+        status = 499
+        raise
+    finally:
+        INGRESS.observe("admin", status, "", "", perf_counter() - started)

@@ -95,6 +95,9 @@ def test_ingress_processor_and_kafka_metrics_move_with_the_work(module_engine: E
     assert calls(after, kind="call", status="404", service="", handler="") == 1
     assert calls(after, kind="protocol", status="400") == 1
     assert not series(after, "reprise_ingress_requests_total", service="NoSuchService")
+    assert calls(after, kind="admin", status="200") >= 2  # the scrapes themselves: the admin API's requests
+    assert post(eng.admin + "/deployments/nope", method="GET")[0] == 404
+    assert total(scrape(eng), "reprise_ingress_requests_total", kind="admin", status="404") >= 1
     latency = ("reprise_ingress_request_seconds_count", "reprise_ingress_request_seconds_bucket")
     labels = {"kind": "call", "status": "200", "service": "Counter", "handler": "add"}
     assert total(after, latency[0], **labels) - total(before, latency[0], **labels) == 3
