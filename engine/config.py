@@ -106,6 +106,10 @@ class Config:
     admin_token_file: str = ""
     # engine/identity.py: an Ed25519 PKCS#8 PEM key; requests to services are then signed (request identity v1)
     request_identity_private_key_pem_file: str = ""
+    # docs/metrics.md: librdkafka's statistics every this many ms (engine/kafka_stats.py), and the processor's
+    # store gauges every this many s (partitions/leader/partition_gauges.py); 0: never
+    kafka_stats_interval_ms: int = 5_000
+    metrics_sample_interval_s: float = 5.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     @property

@@ -24,6 +24,7 @@ from reprise.ingress.admin_version import add_versioned_paths, version_informati
 from reprise.ingress.errors import IngressError, error_response
 from reprise.ingress.health import add_health_routes
 from reprise.ingress.log_client import LogClient
+from reprise.ingress.metrics import count_admin_requests
 
 
 class Admin:
@@ -41,7 +42,7 @@ class Admin:
         self.signer = signer_from(cfg.request_identity_private_key_pem_file)  # discovery is signed too
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[guard(self.token), self._errors])
+        app = web.Application(middlewares=[count_admin_requests, guard(self.token), self._errors])
         r = app.router
         add_health_routes(app, self.health)
         r.add_get("/partitions", self.list_partitions)

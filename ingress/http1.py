@@ -321,6 +321,8 @@ class _Connection(asyncio.Protocol):
         """Refuse, then close lingering: the client may still be sending a body it will not read an
         answer for until it is done, and closing with unread input would reset the connection and
         lose the answer. So: answer, half-close, drop what still arrives, close on EOF or after a while."""
+        if self.server.on_refused is not None:
+            self.server.on_refused(status)
         self.transport.write(encode_response(self.server.error(status, message), False))
         self.draining = True
         self.buf.clear()
@@ -351,9 +353,11 @@ def _origin_form(target: str) -> str:
 class HttpServer:
     """Serves ``handler`` on a port until ``close``."""
 
-    def __init__(self, handler: Handler, error: ErrorResponse, max_body: int, idle_timeout_s: float = 75.0) -> None:
+    def __init__(self, handler: Handler, error: ErrorResponse, max_body: int, idle_timeout_s: float = 75.0,
+                 on_refused: Callable[[int], None] | None = None) -> None:
         self.handler = handler
         self.error = error
+        self.on_refused = on_refused  # told the status of each request refused before the handler saw it
         self.max_body = max_body
         self.idle_timeout_s = idle_timeout_s
         self.connections: set[_Connection] = set()

@@ -12,6 +12,7 @@ from confluent_kafka import KafkaError, Message, Producer
 from reprise.engine.config import Config
 from reprise.engine.ids import InvocationId
 from reprise.engine.kafka import LoopDeliveries, log_partitions, producer_config, topic_max_message_bytes
+from reprise.engine.kafka_stats import KAFKA_STATS
 from reprise.engine.local_replies import LocalReplies
 from reprise.engine.produce_burst import ProduceBurst
 from reprise.ingress.errors import IngressError
@@ -47,7 +48,8 @@ class LogClient:
             raise RuntimeError(f"the configured maximum body ({self.cfg.max_message_bytes} bytes) does not fit the "
                                f"topic {self.cfg.log_topic} (max.message.bytes={limit}): lower "
                                f"REPRISE_MAX_MESSAGE_BYTES or raise the topic's limit")
-        self.producer = Producer(producer_config(self.cfg, **{"message.timeout.ms": self.cfg.produce_timeout_ms}))
+        self.producer = Producer(producer_config(self.cfg, **{"message.timeout.ms": self.cfg.produce_timeout_ms},
+                                                 **KAFKA_STATS.settings(self.cfg, "ingress-producer")))
         self._deliveries = LoopDeliveries(self.producer, asyncio.get_running_loop())
         self._burst = ProduceBurst(self.producer, asyncio.get_running_loop())
         self.replies.start()

@@ -7,8 +7,10 @@ acknowledged the Invoke record (acks=all). Errors are ``{"code": N, "message": "
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import UTC, datetime, timedelta
+from time import perf_counter
 from typing import Any
 from urllib.parse import unquote
 
@@ -25,6 +27,7 @@ from reprise.ingress.errors import IngressError, error_reply
 from reprise.ingress.http1 import HttpServer, Request, Response
 from reprise.ingress.invocation import check_body, handler_headers, invocation_id, invoke_record, log_key
 from reprise.ingress.log_client import LogClient
+from reprise.ingress.metrics import INGRESS
 
 DEFAULT_IDEMPOTENCY_RETENTION_MS = 24 * 3600 * 1000
 
@@ -39,6 +42,9 @@ _ROUTES: list[tuple[re.Pattern[str], str]] = [
                 r"/(?P<mode>attach|output)"), "idempotent_result"),
     (re.compile(r"/restate/(?:awakeables|a)/(?P<id>[^/]+)/(?P<action>resolve|reject)"), "awakeable"),
 ]
+# the metrics' route kind of each route ("": its mode, attach or output)
+_KIND_OF_ROUTE = {"health": "health", "workflow_result": "", "invocation_result": "", "idempotent_result": "",
+                  "awakeable": "awakeable"}
 
 
 class Ingress:
@@ -48,7 +54,7 @@ class Ingress:
         self.log = LogClient(cfg, "ingress", local_replies)
         self._admission = Admission(cfg.max_inflight_requests)
         self._attached = AttachWaiters(cfg.max_attach_waiters, cfg.max_attach_waiters_per_invocation)
-        self.http = HttpServer(self.handle, error_reply, cfg.max_message_bytes)
+        self.http = HttpServer(self.handle, error_reply, cfg.max_message_bytes, on_refused=INGRESS.refused)
 
     async def start(self, host: str, port: int) -> None:
         self.log.start()
@@ -59,19 +65,40 @@ class Ingress:
         self.log.stop()
 
     async def handle(self, request: Request) -> Response:
-        """Route a request; an IngressError becomes Restate's error body."""
+        """Route a request; an IngressError becomes Restate's error body. Every answer is counted
+        by route kind and status, with the registered service and handler it named (ingress/metrics.py)."""
+        started = perf_counter()
+        INGRESS.in_flight += 1
+        kind, service, handler, status = "", "", "", 500
         try:
             if request.path.startswith("/restate/"):
                 for pattern, name in _ROUTES:
                     m = pattern.fullmatch(request.path)
                     if m is not None:
                         params = {k: unquote(v) for k, v in m.groupdict().items()}
-                        return await getattr(self, name)(request, params)
-            return await self.invoke(request)
+                        kind = _KIND_OF_ROUTE[name] or params["mode"]
+                        resp = await getattr(self, name)(request, params)
+                        status = resp.status
+                        return resp
+            _check_method(request)
+            svc, key, handler, send = self._route(request.path)
+            kind, service = "send" if send else "call", svc.name
+            resp = await self.invoke(request, svc, key, handler, send)
+            status = resp.status
+            return resp
         except IngressError as e:
             resp = error_reply(e.code, e.message)
             resp.headers.update(e.headers)
+            status = resp.status
             return resp
+        except asyncio.CancelledError:
+            status = 499  # the client went away before its answer (as nginx counts it)
+            raise
+        finally:  # a handler that raised anything else is answered 500 by the HTTP layer
+            INGRESS.in_flight -= 1
+            if not kind:  # refused before it was routed: a call or a send by its path
+                kind = "send" if request.path.endswith("/send") else "call"
+            INGRESS.observe(kind, status, service, handler, perf_counter() - started)
 
     async def health(self, request: Request, _params: dict[str, str]) -> Response:
         if request.method not in ("GET", "HEAD"):
@@ -79,9 +106,8 @@ class Ingress:
         return Response(200, b"{}", {"content-type": "application/json"})
 
     # call and send ---------------------------------------------------------------------------
-    async def invoke(self, request: Request) -> Response:
-        _check_method(request)
-        svc, key, handler, send = self._route(request.path)
+    async def invoke(self, request: Request, svc: ServiceInfo, key: str | None, handler: str, send: bool) -> Response:
+        """A call or a send to a handler ``handle`` routed the request to."""
         body = request.body
         check_body(body, request.headers.get("content-type", ""))
         headers = handler_headers(request.header_list)

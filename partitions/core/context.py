@@ -16,6 +16,9 @@ class ApplyContext:
     offset: int
     actions: list[Action] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
+    # (offset, service, handler, outcome) of each invocation the batch completed: the processor counts
+    # them; the offset lets a record that is rolled back take its own out again
+    completed: list[tuple[int, str, str, str]] = field(default_factory=list)
 
     def drop(self, reason: str) -> None:
         """Record why a record changed nothing (counted by the processor, useful in tests)."""

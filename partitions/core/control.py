@@ -33,7 +33,7 @@ def cancel(ctx: ApplyContext, row: Row, now_ms: int) -> tuple[int, str]:
     if status in (Status.SCHEDULED, Status.INBOXED):
         if status == Status.INBOXED:
             ctx.tables.objects.remove(row["service"], _inbox_key(row), row["invocation_id"])
-        lifecycle.complete(ctx, row, now_ms, None, {"code": 409, "message": "cancelled"})
+        lifecycle.complete(ctx, row, now_ms, None, {"code": 409, "message": "cancelled"}, outcome="cancelled")
         return 202, "cancelled before it started"
     lifecycle.append_entry(ctx, row, pj.signal_notification(CANCEL_SIGNAL))
     if status in (Status.BACKING_OFF, Status.PAUSED):
@@ -51,7 +51,7 @@ def kill(ctx: ApplyContext, row: Row, now_ms: int) -> tuple[int, str]:
         ctx.tables.objects.remove(row["service"], _inbox_key(row), row["invocation_id"])
     if row["status"] == Status.INVOKED.value:
         ctx.actions.append(AbortAttempt(row["invocation_id"], row["attempt"]))
-    lifecycle.complete(ctx, row, now_ms, None, {"code": 409, "message": "killed"})
+    lifecycle.complete(ctx, row, now_ms, None, {"code": 409, "message": "killed"}, outcome="killed")
     return 200, "killed"
 
 

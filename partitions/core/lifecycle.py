@@ -155,8 +155,10 @@ DEFAULT_RETENTION_MS = 24 * 3600 * 1000  # workflow and idempotent outputs: a da
 
 
 def complete(ctx: ApplyContext, row: Row, now_ms: int, value: bytes | None,
-             failure: Failure | None, retention_ms: int | None = None) -> None:
+             failure: Failure | None, retention_ms: int | None = None,
+             outcome: str | None = None) -> None:
     """End the invocation with a value or a failure and send the result to whoever waits for it.
+    ``outcome`` (succeeded, failed, cancelled, killed; by default from ``failure``) is what it is counted as.
 
     A workflow run (or an idempotent invocation) keeps its output, and a workflow its state and
     promises, for its retention; then a cleanup timer forgets them, and the id may run again.
@@ -166,6 +168,8 @@ def complete(ctx: ApplyContext, row: Row, now_ms: int, value: bytes | None,
     row["completed_ms"] = now_ms
     row["waiting_completions"], row["waiting_signals"], row["waiting_named"] = [], [], []
     ctx.tables.invocations.put(row)
+    ctx.completed.append((ctx.offset, row["service"], row["handler"],
+                          outcome or ("succeeded" if failure is None else "failed")))
     callers = ([row["caller"]] if row["caller"] else []) + row["attached_callers"]
     replies = ([row["reply_to"]] if row["reply_to"] else []) + row["attached_replies"]
     for caller in callers:

@@ -368,6 +368,10 @@ class OutboxView(_Table):
         raw = self.tx.get(b"ob/%020d" % seq)
         return cast(OutboxEntry, codec.decode_stored("OutboxEntry", raw)) if raw is not None else None
 
+    def backlog(self) -> int:
+        """How many entries are not acknowledged as shipped yet (two reads, no scan)."""
+        return self.next() - _int(self.tx.get(b"meta/outbox_head"), 0)
+
     def pending(self) -> list[int]:
         """Entries not shipped yet: from the head on. Every entry below it was deleted, and seeking
         to it skips their tombstones (a new leader's scan would walk every entry ever shipped)."""

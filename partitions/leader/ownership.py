@@ -92,6 +92,7 @@ class Ownership:
     def _restore(self, partition: int, store: RocksStore) -> int:
         with LogReplay(self.cfg, partition, store) as replay:
             restored = restore(self.cfg, partition, store, replay.up_to)
+        metrics.RESTORE_SECONDS.observe(restored.seconds)
         log.info("partition %d: restored %d records' writes from %d changelog deltas (%d replayed in its holes) "
                  "in %.2f s", partition, restored.covered, restored.deltas, restored.replayed, restored.seconds)
         # deltas the log does not imply (another log's) are refused too
@@ -126,6 +127,7 @@ class Ownership:
 
     # the consumer group's rebalance callbacks (on the apply thread, inside its poll) ----------------
     def on_assign(self, consumer: Any, assigned: list[TopicPartition]) -> None:
+        metrics.rebalanced("assign", len(assigned))
         try:
             consumer.incremental_assign(self.gain_all([tp.partition for tp in assigned]))
             self.assigned = True  # (an empty assignment too: more processors than partitions)
@@ -134,6 +136,7 @@ class Ownership:
             raise
 
     def on_revoke(self, consumer: Any, revoked: list[TopicPartition]) -> None:
+        metrics.rebalanced("revoke", len(revoked))
         for tp in revoked:
             self.lose(tp.partition)
         consumer.incremental_unassign(revoked)

@@ -42,6 +42,7 @@ from reprise.engine.kafka import (
     producer_config,
     topic_partitions,
 )
+from reprise.engine.kafka_stats import KAFKA_STATS
 from reprise.engine.local_replies import LocalReplies
 from reprise.engine.produce_burst import ProduceBurst
 from reprise.engine.registry import Registry
@@ -57,6 +58,7 @@ from reprise.partitions.leader.leader_actions import LeaderActions
 from reprise.partitions.leader.leader_records import LeaderRecords
 from reprise.partitions.leader.leadership import Leadership
 from reprise.partitions.leader.ownership import Ownership, readiness
+from reprise.partitions.leader.partition_gauges import PartitionGauges
 from reprise.partitions.leader.retention_sweeps import RetentionSweeps
 from reprise.partitions.leader.shipper import OutboxShipper
 from reprise.partitions.leader.timers import TimerService
@@ -75,7 +77,8 @@ def processor_producer(cfg: Config) -> Producer:
     processor's first record is its leadership claim; a process that makes it first thing, before
     creating topics and reading the registry, serves sooner after a restart."""
     # Effects, timers and outbox records must never be given up on: no delivery timeout.
-    return Producer(producer_config(cfg, **{"message.timeout.ms": 0}))
+    return Producer(producer_config(cfg, **{"message.timeout.ms": 0},
+                                    **KAFKA_STATS.settings(cfg, "processor-producer")))
 
 
 class PartitionProcessor:
@@ -89,6 +92,7 @@ class PartitionProcessor:
         self.local_replies = local_replies  # ingresses in this process: replies to them skip Kafka
         self._producer = producer  # made early (processor_producer) so that its first claim need not wait
         self.registry = registry
+        metrics.label_services_of(registry)
         self.owner = owner or f"proc-{uuid.uuid4().hex[:12]}"
         self.partition_count = log_partitions(cfg)
         self.group = group
@@ -138,6 +142,8 @@ class PartitionProcessor:
         if self.cfg.snapshot_interval_s > 0:
             self._spawn(lambda: self.snapshot_schedule.run(self._stop, self.cfg.snapshot_interval_s,
                                                            lambda: self.leading), "snapshots")
+        PartitionGauges(self.stores, self.ownership.lock, self.changelog, self.cfg.metrics_sample_interval_s,
+                        self._stop).start()
         if self.cfg.completed_retention_s > 0:
             RetentionSweeps(loop, self.cfg.retention_sweep_interval_s, self.cfg.completed_retention_s, self.stores,
                             self.ownership.lock, self.leading, self.records.retention_sweep, self._stop,
@@ -150,7 +156,7 @@ class PartitionProcessor:
             "partition.assignment.strategy": "cooperative-sticky"}
         if self.group and self.cfg.instance_id:
             settings["group.instance.id"] = self.cfg.instance_id
-        consumer = new_consumer(self.cfg, **settings)
+        consumer = new_consumer(self.cfg, **settings, **KAFKA_STATS.settings(self.cfg, "processor-consumer"))
         # The log's metadata in the consumer's cache before it is assigned: else a fetch can wait for
         # librdkafka's once-a-second scan of unknown topics (restarts took ~0.9 s longer, measured)
         consumer.list_topics(self.cfg.log_topic, timeout=10)
@@ -274,6 +280,8 @@ class PartitionProcessor:
                 self._dead_letter(by_offset[r.offset], r.kind, r.reason, r.message)
         metrics.records_applied(partition, len(records))
         metrics.APPLY_SECONDS.observe(time.perf_counter() - started)
+        if partition in self.leading:  # a follower catching up replays completions its leader counted
+            metrics.INVOCATIONS_COMPLETED.count(result.completed)
         for reason in result.dropped:
             log.debug("partition %d: %s", partition, reason)
         became_leader = self.leadership.after_batch(partition, store, records)
@@ -282,6 +290,7 @@ class PartitionProcessor:
 
     def _report(self, consumer: Consumer) -> None:
         metrics.LEADING.set(len(self.leading))
+        metrics.PARTITIONS_OWNED.set(len(self.stores))
         for p, store in self.stores.items():
             tables = TablesView(Transaction(store))
             metrics.observe_tables(p, tables.invocations.counts(), tables.objects.depth())

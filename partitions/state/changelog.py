@@ -158,6 +158,12 @@ class ChangelogWriter:
                 or time.monotonic() - pending.started >= self.max_delay_s):
             self.flush(partition)
 
+    def lag(self, partition: int) -> int:
+        """Log records the partition's store applied whose writes are not produced yet (a metric; may
+        be read from another thread: a delta just produced reads as 0 or as its size)."""
+        pending = self._pending.get(partition)
+        return 0 if pending is None else pending.last - pending.base
+
     def tick(self) -> None:
         """Produce the deltas that have waited ``max_delay_s``."""
         now = time.monotonic()

@@ -180,8 +180,39 @@ class RocksStore:
             it.next()
         del it
 
+    def count(self, prefix: bytes, limit: int, start: bytes | None = None) -> tuple[int, bytes | None]:
+        """Rows of ``prefix`` from ``start`` on, counted up to ``limit`` (keys only; for metrics), and
+        the key to go on from (None: the prefix has no more)."""
+        bounded = ReadOptions()
+        bound = prefix_end(prefix)
+        if bound is not None:
+            bounded.set_iterate_upper_bound(bound)
+        try:
+            it = self._db.iter(bounded)
+            it.seek(max(prefix, start) if start is not None else prefix)
+            n = 0
+            while n < limit and it.valid() and it.key().startswith(prefix):
+                n += 1
+                it.next()
+            rest = it.key() if it.valid() and it.key().startswith(prefix) else None
+            del it
+            return n, rest
+        except Exception as e:
+            _raise_store_error(e)
+
+    def size_estimates(self) -> dict[str, int]:
+        """RocksDB's own estimates of the store's size, by what they measure (for metrics)."""
+        return {name: self._db.property_int_value(prop) or 0 for name, prop in _SIZE_PROPERTIES}
+
     def close(self) -> None:
         self._db.close()
+
+
+# (metric label, RocksDB property): what the processor reports of each store's size
+_SIZE_PROPERTIES = (("live_data_bytes", "rocksdb.estimate-live-data-size"),
+                    ("sst_bytes", "rocksdb.total-sst-files-size"),
+                    ("memtable_bytes", "rocksdb.cur-size-all-mem-tables"),
+                    ("keys", "rocksdb.estimate-num-keys"))
 
 
 def _write_batch(writes: Iterable[tuple[bytes, bytes | None]]) -> WriteBatch:

@@ -17,6 +17,7 @@ from reprise.engine.kafka import create_topics
 from reprise.partitions.state.changelog import delta_key, delta_range, delta_writes, encode_delta
 from reprise.schemas import codec
 from tests.harness import ROOT, Engine, Service, call_json
+from tests.integration.test_metrics import scrape, total
 from tests.integration.test_rebuild import partitions_cli as cli
 
 pytestmark = pytest.mark.kafka
@@ -137,6 +138,7 @@ def test_a_processor_without_its_store_restores_from_the_changelog(engine: Engin
     restored = [line for line in engine.output().splitlines() if "changelog deltas" in line]
     assert len(restored) == PARTITIONS, engine.output()[-3000:]
     assert any(" from 0 changelog deltas" not in line for line in restored)
+    assert total(scrape(engine), "reprise_restore_seconds_count") == PARTITIONS  # one restore timed each
 
 
 def test_trim_log_lets_go_of_the_log_and_the_deltas_the_snapshots_cover(engine: Engine, kafka_bootstrap: str,

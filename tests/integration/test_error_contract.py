@@ -97,6 +97,8 @@ def test_overload_gets_429_with_retry_after(kafka_bootstrap: str, namespace: str
             urllib.request.urlopen(urllib.request.Request(eng.ingress + "/Steps/three", b'"x"', JSON), timeout=30)
         assert refused.value.code == 429 and refused.value.headers["retry-after"] == "1"
         assert json.loads(refused.value.read())["code"] == 429
+        from tests.integration.test_metrics import scrape, total
+        assert total(scrape(eng), "reprise_ingress_overloaded_total") == 1  # counted (docs/metrics.md)
         awakeable = (effects / "ov.awakeable").read_text().strip()
         assert post(f"{eng.ingress}/restate/awakeables/{awakeable}/resolve", b'"ok"', JSON)[0] == 202
         assert busy.result() == (200, "woken with ok")

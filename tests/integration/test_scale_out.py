@@ -10,6 +10,7 @@ import pytest
 
 from tests.harness import Engine, Service, call_json
 from tests.integration.test_crash_recovery import wait_until
+from tests.integration.test_metrics import scrape, total
 
 pytestmark = pytest.mark.kafka
 PARTITIONS = 4
@@ -63,6 +64,10 @@ def test_processors_share_take_over_and_restore_from_snapshots(kafka_bootstrap: 
         taken = b.admin_json("/partitions/snapshot", method="POST")["snapshots"]
         assert {s["partition"] for s in taken} == set(owned(b)), taken
         snapshotted = set(owned(b))
+        moved = scrape(a)  # the first processor was given every partition, then gave b its share
+        assert total(moved, "reprise_rebalance_partitions_total", event="assign") >= PARTITIONS
+        assert total(moved, "reprise_rebalance_partitions_total", event="revoke") >= len(snapshotted)
+        assert total(moved, "reprise_rebalances_total", event="revoke") >= 1
 
         a.kill()  # a crash: its partitions move once the group notices (session timeout)
         wait_until(lambda: settled(b), 60, "the survivor to take every partition")

@@ -82,6 +82,7 @@ class BatchResult:
     actions: list[Action]
     dropped: list[str]
     rejected: list[Rejected]
+    completed: list[tuple[int, str, str, str]]  # ApplyContext.completed: invocations the batch ended
 
 
 def apply_batch(tx: Transaction, partition: int, partitions: int, records: Iterable[LogRecord]) -> BatchResult:
@@ -114,13 +115,15 @@ def apply_batch(tx: Transaction, partition: int, partitions: int, records: Itera
             reason = f"{rec.kind} could not be applied: {type(e).__name__}: {e}"
             reason = _fail_attempt_instead(tx, ctx, rec, reason, Rejection.FAILED)
             rejected.append(Rejected(rec.offset, rec.kind, Rejection.FAILED, reason))
-    return BatchResult(ctx.actions, ctx.dropped, rejected)
+    return BatchResult(ctx.actions, ctx.dropped, rejected, ctx.completed)
 
 
 def _undo(tx: Transaction, ctx: ApplyContext, n_actions: int) -> None:
     tx.rollback()
     ctx.tables.forget_reads()
     del ctx.actions[n_actions:]
+    while ctx.completed and ctx.completed[-1][0] == ctx.offset:  # the record's completions are undone too
+        ctx.completed.pop()
 
 
 def _fail_attempt_instead(tx: Transaction, ctx: ApplyContext, rec: LogRecord, reason: str,
