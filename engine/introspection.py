@@ -26,6 +26,29 @@ class Introspector(Protocol):
         ...
 
 
+class TableSource(Protocol):
+    """Rows of the SQL introspection tables (engine/introspection_schema.py) from the partitions a process owns."""
+
+    def owned(self) -> set[int]:
+        """The partitions whose stores this process holds now."""
+        ...
+
+    def scan(self, table: str, partitions: set[int], max_rows: int, deadline: float) -> Any:
+        """One ``pyarrow.RecordBatch`` of ``table`` over ``partitions`` (each owned here), reading at most
+        ``max_rows`` rows and stopping at ``deadline`` (time.monotonic()); raises
+        ``reprise.engine.introspection.ScanRefused`` when it would go past either, or a partition is
+        not owned here any more."""
+        ...
+
+
+class ScanRefused(Exception):
+    """A scan that may not run or finish: past its row budget or deadline, or a partition owned elsewhere."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class PartitionControl(Protocol):
     """What a processor's admin API may do to the partitions it owns."""
 

@@ -19,6 +19,7 @@ from reprise.engine.introspection import Introspector, PartitionControl, redact_
 from reprise.engine.registry import Deployment, Registry
 from reprise.engine.subscriptions import SubscriptionRegistry
 from reprise.ingress.admin_guard import guard, read_token, uri_problem
+from reprise.ingress.cluster import ClusterReads
 from reprise.ingress.errors import IngressError, error_response
 from reprise.ingress.health import add_health_routes
 from reprise.ingress.log_client import LogClient
@@ -27,8 +28,10 @@ from reprise.ingress.log_client import LogClient
 class Admin:
     def __init__(self, cfg: Config, registry: Registry, introspector: Introspector | None = None,
                  subscriptions: SubscriptionRegistry | None = None,
-                 partitions: PartitionControl | None = None, health: Health | None = None) -> None:
+                 partitions: PartitionControl | None = None, health: Health | None = None,
+                 cluster: ClusterReads | None = None) -> None:
         self.registry = registry
+        self.cluster = cluster  # POST /query and the routes other processes' cluster-wide reads use
         self.health = health
         self.partitions = partitions
         self.subscriptions = subscriptions
@@ -59,6 +62,8 @@ class Admin:
         r.add_delete("/subscriptions/{id}", self.delete_subscription)
         r.add_patch("/invocations/{id}/{command}", self.invocation_command)
         r.add_delete("/invocations/{id}", self.invocation_command)  # legacy: ?mode=cancel|kill|purge
+        if self.cluster is not None:
+            self.cluster.add_routes(app, self.registry)
         self.log.serve_with(app)
         return app
 

@@ -7,9 +7,11 @@ import heapq
 from typing import Any
 
 from reprise.engine.ids import InvocationId
+from reprise.engine.introspection import ScanRefused
 from reprise.engine.protocol import journal as pj
 from reprise.partitions.core.tables import TablesView
 from reprise.partitions.core.transaction import KeyValueStore, Transaction
+from reprise.partitions.state.sql_scan import PartitionScan, ScanBudget, ServiceTypes
 
 
 def _text(raw: bytes | None) -> str | None:
@@ -87,3 +89,33 @@ class StoreIntrospector:
                 if len(out) >= limit * 4:
                     break
         return sorted(out, key=lambda t: t["fire_at_ms"])[:limit]
+
+
+class StoreTables:
+    """The SQL introspection tables over the stores this process owns (engine.introspection.TableSource)."""
+
+    def __init__(self, stores: dict[int, Any], service_types: ServiceTypes) -> None:
+        self._stores = stores  # the processor's own dict: it changes as partitions come and go
+        self._types = service_types
+
+    def owned(self) -> set[int]:
+        return set(self._stores)
+
+    def scan(self, table: str, partitions: set[int], max_rows: int, deadline: float) -> Any:
+        from reprise.engine.introspection_schema import batch  # pyarrow: imported by the first query only
+
+        budget = ScanBudget(max_rows, deadline)
+        rows: list[dict[str, Any]] = []
+        for p in sorted(partitions):
+            store = self._stores.get(p)
+            if store is None:
+                raise ScanRefused(409, f"partition {p} is not owned by this process")
+            try:
+                rows += PartitionScan(store.db, self._types, budget).rows(table)
+            except ScanRefused:
+                raise
+            except Exception as e:  # noqa: BLE001 - closed under the scan: the partition moved away
+                if p not in self._stores:
+                    raise ScanRefused(409, f"partition {p} moved away during the scan") from None
+                raise ScanRefused(500, f"partition {p}: {e}") from e
+        return batch(table, rows)
