@@ -6,6 +6,8 @@ import base64
 import heapq
 from typing import Any
 
+from prometheus_client import Counter
+
 from reprise.engine.ids import InvocationId
 from reprise.engine.introspection import ScanRefused
 from reprise.engine.protocol import journal as pj
@@ -91,6 +93,11 @@ class StoreIntrospector:
         return sorted(out, key=lambda t: t["fire_at_ms"])[:limit]
 
 
+# Partitions read for SQL queries: what a filter on the partition key saves shows here
+QUERY_SCANS = Counter("reprise_query_partition_scans", "Partition scans for SQL introspection queries, by partition",
+                      ["partition"])
+
+
 class StoreTables:
     """The SQL introspection tables over the stores this process owns (engine.introspection.TableSource)."""
 
@@ -107,6 +114,7 @@ class StoreTables:
         budget = ScanBudget(max_rows, deadline)
         rows: list[dict[str, Any]] = []
         for p in sorted(partitions):
+            QUERY_SCANS.labels(str(p)).inc()
             store = self._stores.get(p)
             if store is None:
                 raise ScanRefused(409, f"partition {p} is not owned by this process")
