@@ -12,6 +12,8 @@ import socket
 import threading
 import time
 
+from confluent_kafka.admin import AdminClient
+
 from reprise.engine.config import Config
 from reprise.engine.kafka import new_admin
 
@@ -42,6 +44,7 @@ class Members:
         self._lock = threading.Lock()
         self._owners: dict[int, str] = {}
         self._at = -1e9
+        self._admin: AdminClient | None = None
 
     def owners(self, fresh: bool = False) -> dict[int, str]:
         with self._lock:
@@ -51,8 +54,9 @@ class Members:
             return dict(self._owners)
 
     def _describe(self) -> dict[int, str]:
-        admin = new_admin(self._cfg)
-        group = admin.describe_consumer_groups([self._group], request_timeout=10)[self._group].result(timeout=15)
+        if self._admin is None:
+            self._admin = new_admin(self._cfg)
+        group = self._admin.describe_consumer_groups([self._group], request_timeout=10)[self._group].result(timeout=15)
         owners = {}
         for member in group.members:
             if not member.client_id.startswith(_PREFIX) or member.assignment is None:

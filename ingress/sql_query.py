@@ -68,12 +68,19 @@ _STRING = r"'((?:[^']|'')*)'"
 _PK = re.compile(r"\b(?:\w+\.)?partition_key\s*=\s*(\d+)", re.I)
 _KEY = re.compile(r"\b(?:\w+\.)?(?:target_service_key|service_key)\s*=\s*" + _STRING, re.I)
 _ID = re.compile(r"\b(?:\w+\.)?id\s*(?:=\s*" + _STRING + r"|in\s*\(([^)]*)\))", re.I)
-_LITERAL = re.compile(_STRING)
+_LITERAL_OR_COMMENT = re.compile(r"'(?:[^']|'')*'|--[^\n]*|/\*.*?\*/", re.S)
+
+
+def _bare(sql: str, literals: bool = False) -> str:
+    """``sql`` without its comments and (unless ``literals``) with its string literals emptied; one pass,
+    so a quote in a comment or a comment marker in a literal is read as what it is."""
+    return _LITERAL_OR_COMMENT.sub(
+        lambda m: (m.group(0) if literals else "''") if m.group(0).startswith("'") else " ", sql)
 
 
 def referenced(sql: str) -> list[str]:
     """The introspection tables ``sql`` names (outside string literals)."""
-    bare = _LITERAL.sub("''", sql)
+    bare = _bare(sql)
     return [t for t in SCHEMAS if re.search(rf"\b{t}\b", bare, re.I)]
 
 
@@ -81,10 +88,11 @@ def pushdown(sql: str, partitions: int) -> set[int] | None:
     """The partitions a statement over one partitioned table can need, from its top-level equalities
     on partition_key, the service key or the invocation id (ANDed); None: all of them. Any OR or NOT
     outside a string literal, or the table named twice, and the statement scans everything."""
-    bare = _LITERAL.sub("''", sql).lower()
+    bare = _bare(sql).lower()
     if re.search(r"\b(or|not)\b", bare) or sum(len(re.findall(rf"\b{t}\b", bare)) for t in PARTITIONED) != 1:
         return None
     chosen: set[int] | None = None
+    sql = _bare(sql, literals=True)
 
     def narrow(found: set[int]) -> None:
         nonlocal chosen

@@ -20,7 +20,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from tests.harness import ADMIN_TOKEN, Engine, Service, call_json, post, request
+from tests.harness import ADMIN_TOKEN, ROOT, Engine, Service, call_json, post, request
 from tests.integration.test_crash_recovery import wait_until
 from tests.restate_cli import install_cli, run_cli
 
@@ -133,6 +133,17 @@ def test_the_queries_of_restates_introspection_docs_from_every_admin_api(topolog
         by_status = {r["status"]: r["n"] for r in rows(admin, "select status, count(*) as n from sys_invocation "
                                                               "group by status")}
         assert by_status["suspended"] >= 2 and by_status["pending"] >= 1 and by_status["completed"] >= 1
+
+
+def test_the_examples_of_the_introspection_docs_run(topology: Seeded) -> None:
+    page = (ROOT / "docs" / "introspection.md").read_text()
+    examples = re.findall(r"```sql\n(.*?)```", page, re.S)
+    assert len(examples) >= 8
+    for sql in examples:
+        status, _, body = query(topology.ingress, sql)
+        assert status == 200, f"{sql}: {status} {body!r}"
+    journal = rows(topology.ingress, next(e for e in examples if "sys_journal j" in e))
+    assert [r["entry_type"] for r in journal][-1] == "Command: Sleep"
 
 
 def test_admin_reads_answer_for_every_partition_from_any_process(topology: Seeded) -> None:

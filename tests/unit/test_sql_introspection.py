@@ -41,6 +41,9 @@ KEYED = str(InvocationId.new("k"))
     ("select * from state join sys_inbox on state.service_key = sys_inbox.service_key where state.service_key = 'k'",
      None),
     ("select * from sys_invocation where id = 'inv_nonsense'", None),
+    # comments are not statements: a quote or a filter in one changes nothing
+    ("-- the state's rows\nselect * from state where service_key = 'k'", {partition_for_key("k", N)}),
+    ("select * from state /* where service_key = 'k' */", None),
 ])
 def test_pushdown_selects_only_the_partitions_a_filter_names(sql: str, expected: set[int] | None) -> None:
     assert sql_query.pushdown(sql, N) == expected
