@@ -27,7 +27,7 @@ from aiohttp import web
 from reprise.engine.cluster_members import Members
 from reprise.engine.config import Config
 from reprise.engine.ids import InvocationId
-from reprise.engine.introspection import Introspector, ScanRefused, TableSource
+from reprise.engine.introspection import Introspector, ScanRefused, TableSource, redact_headers
 from reprise.engine.partitioning import partition_for_key
 from reprise.engine.registry import Registry
 from reprise.ingress.errors import IngressError
@@ -189,7 +189,7 @@ class ClusterReads:
             return web.json_response({"message": f"cannot answer {op!r} here"},
                                      status=409 if self._local is None else 400)
         got = await _in_thread(getattr(self._local, op), *body.get("args", []))
-        return web.Response(body=orjson.dumps(got), content_type="application/json")
+        return web.Response(body=orjson.dumps(redact_headers(got)), content_type="application/json")
 
 
 async def _in_thread(fn: Any, *args: Any) -> Any:

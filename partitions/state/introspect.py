@@ -108,22 +108,32 @@ class StoreTables:
     def owned(self) -> set[int]:
         return set(self._stores)
 
+    CHUNK = 4096  # rows held as Python objects at once: they become an Arrow batch, then go
+
     def scan(self, table: str, partitions: set[int], max_rows: int, deadline: float) -> Any:
-        from reprise.engine.introspection_schema import batch  # pyarrow: imported by the first query only
+        import pyarrow as pa  # imported by the first query only
+
+        from reprise.engine.introspection_schema import SCHEMAS, batch
 
         budget = ScanBudget(max_rows, deadline)
-        rows: list[dict[str, Any]] = []
+        batches, chunk = [], []
         for p in sorted(partitions):
             QUERY_SCANS.labels(str(p)).inc()
             store = self._stores.get(p)
             if store is None:
                 raise ScanRefused(409, f"partition {p} is not owned by this process")
             try:
-                rows += PartitionScan(store.db, self._types, budget).rows(table)
+                for row in PartitionScan(store.db, self._types, budget).rows(table):
+                    chunk.append(row)
+                    if len(chunk) >= self.CHUNK:
+                        batches.append(batch(table, chunk))
+                        chunk = []
             except ScanRefused:
                 raise
             except Exception as e:  # noqa: BLE001 - closed under the scan: the partition moved away
                 if p not in self._stores:
                     raise ScanRefused(409, f"partition {p} moved away during the scan") from None
                 raise ScanRefused(500, f"partition {p}: {e}") from e
-        return batch(table, rows)
+        batches.append(batch(table, chunk))
+        return pa.Table.from_batches(batches, schema=SCHEMAS[table]).combine_chunks().to_batches()[0] \
+            if len(batches) > 1 else batches[0]

@@ -213,7 +213,8 @@ class PartitionScan:
         self._types = service_types
         self._budget = budget
 
-    def rows(self, table: str) -> list[Row]:
+    def rows(self, table: str) -> Iterator[Row]:
+        """The table's rows, one at a time: the caller turns them into Arrow batches as they come."""
         return getattr(self, "_" + table)()  # type: ignore[no-any-return]
 
     def _statuses(self) -> Iterator[Row]:
@@ -221,64 +222,55 @@ class PartitionScan:
             self._budget.take()
             yield codec.decode_stored("InvocationStatus", raw)
 
-    def _sys_invocation(self) -> list[Row]:
-        return [invocation_row(r, self._types) for r in self._statuses()]
+    def _sys_invocation(self) -> Iterator[Row]:
+        return (invocation_row(r, self._types) for r in self._statuses())
 
     _sys_invocation_status = _sys_invocation  # its columns are a subset: the batch keeps only its own
 
-    def _sys_idempotency(self) -> list[Row]:
-        return [{"partition_key": InvocationId.parse(r["invocation_id"]).pk, "service_name": r["service"],
+    def _sys_idempotency(self) -> Iterator[Row]:
+        return ({"partition_key": InvocationId.parse(r["invocation_id"]).pk, "service_name": r["service"],
                  "service_key": r["key"], "service_handler": r["handler"], "idempotency_key": r["idempotency_key"],
-                 "invocation_id": r["invocation_id"]} for r in self._statuses() if r["idempotency_key"]]
+                 "invocation_id": r["invocation_id"]} for r in self._statuses() if r["idempotency_key"])
 
-    def _sys_journal(self) -> list[Row]:
-        rows: list[Row] = []
+    def _sys_journal(self) -> Iterator[Row]:
         current, frames = None, []
         for k, v in self._r.scan(b"jn/"):
             self._budget.take()
             inv = k[3:].rsplit(b"/", 1)[0].decode()
             if inv != current and current is not None:
-                rows += journal_rows(current, frames)
+                yield from journal_rows(current, frames)
                 frames = []
             current = inv
             frames.append(v)
         if current is not None:
-            rows += journal_rows(current, frames)
-        return rows
+            yield from journal_rows(current, frames)
 
-    def _state(self) -> list[Row]:
-        rows = []
+    def _state(self) -> Iterator[Row]:
         for k, v in self._r.scan(b"st/"):
             self._budget.take()
             service, key, name = _object(k[3:])
-            rows.append({"partition_key": partition_key(key), "service_name": service, "service_key": key,
-                         "key": name.decode("utf-8", "replace"), "key_length": len(name), "value_utf8": _text(v),
-                         "value": v, "value_length": len(v)})
-        return rows
+            yield {"partition_key": partition_key(key), "service_name": service, "service_key": key,
+                   "key": name.decode("utf-8", "replace"), "key_length": len(name), "value_utf8": _text(v),
+                   "value": v, "value_length": len(v)}
 
-    def _sys_inbox(self) -> list[Row]:
-        rows = []
+    def _sys_inbox(self) -> Iterator[Row]:
         for k, v in self._r.scan(b"ib/"):
             self._budget.take()
             service, key, seq = _object(k[3:])
             inv = v.decode()
             raw = self._r.get(b"in/" + v)
             created = codec.decode_stored("InvocationStatus", raw)["created_ms"] if raw is not None else None
-            rows.append({"partition_key": partition_key(key), "service_name": service, "service_key": key,
-                         "id": inv, "sequence_number": int(seq), "created_at": _ts(created)})
-        return rows
+            yield {"partition_key": partition_key(key), "service_name": service, "service_key": key,
+                   "id": inv, "sequence_number": int(seq), "created_at": _ts(created)}
 
-    def _sys_keyed_service_status(self) -> list[Row]:
-        rows = []
+    def _sys_keyed_service_status(self) -> Iterator[Row]:
         for k, v in self._r.scan(b"lk/"):
             self._budget.take()
             service, key, _ = _object(k[3:] + b"/")
-            rows.append({"partition_key": partition_key(key), "service_name": service, "service_key": key,
-                         "invocation_id": v.decode()})
-        return rows
+            yield {"partition_key": partition_key(key), "service_name": service, "service_key": key,
+                   "invocation_id": v.decode()}
 
-    def _sys_promise(self) -> list[Row]:
-        rows = []
+    def _sys_promise(self) -> Iterator[Row]:
         for k, v in self._r.scan(b"pm/"):
             self._budget.take()
             service, key, name = _object(k[3:])
@@ -290,5 +282,4 @@ class PartitionScan:
             else:
                 failure = codec.decode("Failure", 1, v[1:])
                 row["completion_failure"] = f"[{failure['code']}] {failure['message']}"
-            rows.append(row)
-        return rows
+            yield row

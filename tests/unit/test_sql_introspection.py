@@ -16,8 +16,9 @@ import pytest
 from reprise.engine.ids import InvocationId
 from reprise.engine.introspection import ScanRefused
 from reprise.engine.introspection_schema import SCHEMAS, batch
-from reprise.engine.partitioning import partition_for_key
+from reprise.engine.partitioning import partition_for_key, partition_key
 from reprise.ingress import sql_query
+from reprise.partitions.state.introspect import StoreTables
 from reprise.partitions.state.rocks_store import RocksStore
 from reprise.partitions.state.sql_scan import PartitionScan, ScanBudget
 from tests.harness import ROOT
@@ -63,10 +64,10 @@ def test_a_scan_reads_rows_and_never_shows_credential_headers(tmp_path: Path) ->
            headers=[{"name": "authorization", "value": "Bearer s3cret"}, {"name": "x-trace", "value": "t1"}])
     store = _store_of(tmp_path, dict(p.store.data))
     scan = PartitionScan(store.db, lambda name: "VIRTUAL_OBJECT", ScanBudget(1_000, time.monotonic() + 30))
-    (row,) = scan.rows("sys_invocation")
+    (row,) = list(scan.rows("sys_invocation"))
     assert (row["id"], row["status"], row["target"], row["target_service_ty"]) == (
         inv, "running", f"Svc/{key}/h", "virtual_object")
-    (entry,) = scan.rows("sys_journal")
+    (entry,) = list(scan.rows("sys_journal"))
     assert entry["entry_type"] == "Command: Input" and entry["raw"] is None
     assert "s3cret" not in entry["entry_json"] and "t1" in entry["entry_json"]
     assert batch("sys_journal", [entry]).num_rows == 1
@@ -75,14 +76,20 @@ def test_a_scan_reads_rows_and_never_shows_credential_headers(tmp_path: Path) ->
 
 def test_a_scan_stops_at_its_row_budget_and_its_deadline(tmp_path: Path) -> None:
     store = _store_of(tmp_path, {b"st/3:Svc1:k/n%03d" % i: b"v" for i in range(300)})
-    rows = PartitionScan(store.db, lambda name: None, ScanBudget(300, time.monotonic() + 30)).rows("state")
-    assert len(rows) == 300 and rows[0]["service_key"] == "k" and rows[0]["partition_key"] > 0
+    tables = StoreTables({2: store}, lambda name: None)
+    tables.CHUNK = 64  # several Arrow batches, answered as one
+    got = tables.scan("state", {2}, 300, time.monotonic() + 30)
+    assert got.num_rows == 300 and got.column("service_key")[0].as_py() == "k"
+    assert got.column("partition_key")[0].as_py() == partition_key("k")
     with pytest.raises(ScanRefused) as refused:
-        PartitionScan(store.db, lambda name: None, ScanBudget(299, time.monotonic() + 30)).rows("state")
+        tables.scan("state", {2}, 299, time.monotonic() + 30)
     assert refused.value.status == 400
     with pytest.raises(ScanRefused) as late:
-        PartitionScan(store.db, lambda name: None, ScanBudget(1_000, time.monotonic() - 1)).rows("state")
+        tables.scan("state", {2}, 1_000, time.monotonic() - 1)
     assert late.value.status == 504
+    with pytest.raises(ScanRefused) as elsewhere:
+        tables.scan("state", {1}, 1_000, time.monotonic() + 30)
+    assert elsewhere.value.status == 409
     store.close()
 
 
