@@ -145,6 +145,21 @@ class ClusterReads:
     def state(self, service: str, key: str) -> dict[str, str]:
         return self._one(partition_for_key(key, self.partitions), "state", service, key)  # type: ignore[no-any-return]
 
+    def pinned_counts(self) -> dict[str, int] | None:
+        """Invocations not completed, per the deployment they are pinned to, over the whole cluster
+        (read like ``sys_invocation_status``); None while some partition has no owner to ask."""
+        try:
+            rows = self.scan("sys_invocation_status", None, self.cfg.query_scan_limit,
+                             time.monotonic() + self.cfg.query_timeout_s)
+        except (IngressError, ScanRefused):
+            return None
+        counts: dict[str, int] = {}
+        for dep, status in zip(rows.column("pinned_deployment_id").to_pylist(), rows.column("status").to_pylist(),
+                               strict=True):
+            if dep and status != "completed":
+                counts[dep] = counts.get(dep, 0) + 1
+        return counts
+
     def timers(self, limit: int) -> list[dict[str, Any]]:
         return sorted(self._all("timers", limit), key=lambda t: t["fire_at_ms"])[:limit]
 
