@@ -58,7 +58,10 @@ class ClusterReads:
         rest = wanted - here
         if not rest:
             return here, {}
-        owners = self._members.owners(fresh) if self._members is not None else {}
+        try:
+            owners = self._members.owners(fresh) if self._members is not None else {}
+        except Exception as e:  # noqa: BLE001 - the broker did not describe the group: ask again later
+            raise IngressError(503, f"could not learn which processor owns what: {e}") from None
         missing = sorted(p for p in rest if p not in owners)
         if missing:
             raise IngressError(503, f"partitions {missing} have no owner right now (processors starting, "
