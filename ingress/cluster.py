@@ -15,6 +15,7 @@ empty answer.
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import time
 from collections import defaultdict
@@ -167,13 +168,22 @@ class ClusterReads:
         return sorted(self._all("timers", limit), key=lambda t: t["fire_at_ms"])[:limit]
 
     # routes ----------------------------------------------------------------------------------
+    # Statements, and scans served to other processes, running at once in this process; more wait.
+    # Each holds its rows in memory (up to REPRISE_QUERY_SCAN_LIMIT), and a worker thread. Two
+    # separate gates: a statement waiting on another process's scan never holds up the scans asked here.
+    CONCURRENT = 2
+
     def add_routes(self, app: web.Application, registry: Registry) -> None:
+        statements = asyncio.Semaphore(self.CONCURRENT)
+        self._scans = asyncio.Semaphore(self.CONCURRENT)
+
         async def query(request: web.Request) -> web.Response:
             from reprise.ingress import sql_query
 
             limits = sql_query.QueryLimits.of(self.cfg)
             try:
-                return await sql_query.handle(request, self.scan, registry, self.partitions, limits)
+                async with statements:
+                    return await sql_query.handle(request, self.scan, registry, self.partitions, limits)
             except IngressError as e:
                 return sql_query.error(e.code, e.message)
 
@@ -193,8 +203,9 @@ class ClusterReads:
         if table not in SCHEMAS:
             return sql_query.error(400, f"no table {table!r}")
         try:
-            got = await _in_thread(self._tables.scan, table, parts, int(body["max_rows"]),
-                                   time.monotonic() + float(body["timeout_s"]))
+            async with self._scans:
+                got = await _in_thread(self._tables.scan, table, parts, int(body["max_rows"]),
+                                       time.monotonic() + float(body["timeout_s"]))
         except ScanRefused as e:
             return sql_query.error(e.status, str(e))
         return web.Response(body=sql_query.as_arrow(sql_query.Answer(got.schema, [got], False)),
@@ -211,6 +222,4 @@ class ClusterReads:
 
 
 async def _in_thread(fn: Any, *args: Any) -> Any:
-    import asyncio
-
     return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
