@@ -154,6 +154,8 @@ def test_admin_reads_answer_for_every_partition_from_any_process(topology: Seede
         assert status == 200 and json.loads(body)["status"] == "SUSPENDED", body
         status, body = post(admin.admin + "/invocations?status=SUSPENDED", None, method="GET")
         assert {topology.ids["sleepy"], topology.ids["hold"]} <= {i["id"] for i in json.loads(body)["invocations"]}
+        timers = json.loads(post(admin.admin + "/timers", None, method="GET")[1])["timers"]
+        assert {topology.ids["sleepy"], topology.ids["hold"]} <= {t["invocation_id"] for t in timers}
 
 
 def test_arrow_is_the_default_answer_and_errors_are_restates(dev: Seeded) -> None:
