@@ -6,7 +6,7 @@ What this process owns it reads itself; the rest it asks of the owners' admin AP
 the processors' consumer group (engine/cluster_members.py), over two internal routes that answer
 from the answering process's own partitions only (so a request never travels further):
 
-* ``POST /cluster/scan`` ``{"table", "partitions", "max_rows", "timeout_s"}``: an Arrow IPC stream;
+* ``POST /cluster/scan`` ``{"table", "partitions", "selection", "max_rows", "timeout_s"}``: an Arrow IPC stream;
 * ``POST /cluster/introspect`` ``{"op", "args"}``: the JSON of an ``Introspector`` method.
 
 A partition nobody owns at the moment (processors rebalancing, or all down) is a 503, never an
@@ -28,7 +28,7 @@ from aiohttp import web
 from reprise.engine.cluster_members import Members
 from reprise.engine.config import Config
 from reprise.engine.ids import InvocationId
-from reprise.engine.introspection import Introspector, ScanRefused, TableSource, redact_headers
+from reprise.engine.introspection import Introspector, ScanRefused, Selection, TableSource, redact_headers
 from reprise.engine.partitioning import partition_for_key
 from reprise.engine.registry import Registry
 from reprise.ingress.errors import IngressError
@@ -86,30 +86,31 @@ class ClusterReads:
         return resp
 
     # SQL tables ------------------------------------------------------------------------------
-    def scan(self, table: str, wanted: set[int] | None, max_rows: int, deadline: float) -> pa.RecordBatch:
+    def scan(self, table: str, selection: Selection, max_rows: int, deadline: float) -> pa.RecordBatch:
         """sql_query.ScanFn over the whole cluster: once more with fresh ownership if a partition moved."""
         try:
-            return self._scan(table, wanted, max_rows, deadline, False)
+            return self._scan(table, selection, max_rows, deadline, False)
         except IngressError as e:
             if e.code != 503:
                 raise
-            return self._scan(table, wanted, max_rows, deadline, True)
+            return self._scan(table, selection, max_rows, deadline, True)
 
-    def _scan(self, table: str, wanted: set[int] | None, max_rows: int, deadline: float,
+    def _scan(self, table: str, selection: Selection, max_rows: int, deadline: float,
               fresh: bool) -> pa.RecordBatch:
         import pyarrow as pa
 
         from reprise.engine.introspection_schema import SCHEMAS
 
-        here, remote = self._placed(set(range(self.partitions)) if wanted is None else wanted, fresh)
+        wanted = set(range(self.partitions)) if selection.partitions is None else set(selection.partitions)
+        here, remote = self._placed(wanted, fresh)
         batches = []
         if here:
             assert self._tables is not None
-            batches.append(self._tables.scan(table, here, max_rows, deadline))
+            batches.append(self._tables.scan(table, here, max_rows, deadline, selection))
             max_rows -= batches[-1].num_rows
         for url, parts in remote.items():
             resp = self._remote(url, "/cluster/scan", {"table": table, "partitions": sorted(parts),
-                                                        "max_rows": max_rows,
+                                                        "selection": selection.to_json(), "max_rows": max_rows,
                                                         "timeout_s": max(0.0, deadline - time.monotonic())})
             got = pa.ipc.open_stream(resp.content).read_all()
             max_rows -= got.num_rows
@@ -153,7 +154,7 @@ class ClusterReads:
         """Invocations not completed, per the deployment they are pinned to, over the whole cluster
         (read like ``sys_invocation_status``); None while some partition has no owner to ask."""
         try:
-            rows = self.scan("sys_invocation_status", None, self.cfg.query_scan_limit,
+            rows = self.scan("sys_invocation_status", Selection(), self.cfg.query_scan_limit,
                              time.monotonic() + self.cfg.query_timeout_s)
         except (IngressError, ScanRefused):
             return None
@@ -200,12 +201,13 @@ class ClusterReads:
             return sql_query.error(409, "this process owns no partitions")
         body = orjson.loads(await request.read())
         table, parts = body["table"], set(body["partitions"])
+        selection = Selection.from_json(body.get("selection") or {})
         if table not in SCHEMAS:
             return sql_query.error(400, f"no table {table!r}")
         try:
             async with self._scans:
                 got = await _in_thread(self._tables.scan, table, parts, int(body["max_rows"]),
-                                       time.monotonic() + float(body["timeout_s"]))
+                                       time.monotonic() + float(body["timeout_s"]), selection)
         except ScanRefused as e:
             return sql_query.error(e.status, str(e))
         return web.Response(body=sql_query.as_arrow(sql_query.Answer(got.schema, [got], False)),

@@ -5,8 +5,8 @@ The body is ``{"query": "..."}``. The answer is an Arrow IPC stream unless the r
 timestamps as ISO 8601 (``...Z``), durations as ISO 8601 (``PT86400S``) and bytes as hex. Errors
 are ``{"message": "Datafusion error: ..."}`` (400 for SQL the parser refuses, 500 otherwise).
 
-Every table the statement names is scanned (``tables``: the whole cluster's partitions, or only the
-ones a filter on ``partition_key``, a key or an invocation id selects) into record batches and the
+Every table the statement names is scanned (the whole cluster's partitions, or only what a filter on
+``partition_key``, an object or an invocation id selects: ``selection``) into record batches and the
 statement runs over them. Bounds: rows read (``REPRISE_QUERY_SCAN_LIMIT``), rows answered
 (``REPRISE_QUERY_ROW_LIMIT``; more are cut off and ``x-reprise-truncated: true`` says so) and time
 (``REPRISE_QUERY_TIMEOUT_S``).
@@ -29,14 +29,14 @@ from datafusion import SessionConfig, SessionContext
 
 from reprise.engine.config import Config
 from reprise.engine.ids import InvocationId
-from reprise.engine.introspection import ScanRefused
+from reprise.engine.introspection import ScanRefused, Selection
 from reprise.engine.introspection_schema import PARTITIONED, SCHEMAS
 from reprise.engine.partitioning import partition_for_key, partition_of_pk
 from reprise.engine.registry import Registry
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
-# (table, partitions or None for all, max rows, deadline) -> one record batch of the table
-ScanFn = Callable[[str, "set[int] | None", int, float], pa.RecordBatch]
+# (table, what the statement selects, max rows, deadline) -> one record batch of the table
+ScanFn = Callable[[str, Selection, int, float], pa.RecordBatch]
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,7 @@ class Answer:
 _STRING = r"'((?:[^']|'')*)'"
 _PK = re.compile(r"\b(?:\w+\.)?partition_key\s*=\s*(\d+)", re.I)
 _KEY = re.compile(r"\b(?:\w+\.)?(?:target_service_key|service_key)\s*=\s*" + _STRING, re.I)
+_SERVICE = re.compile(r"\b(?:\w+\.)?(?:target_service_name|service_name)\s*=\s*" + _STRING, re.I)
 _ID = re.compile(r"\b(?:\w+\.)?id\s*(?:=\s*" + _STRING + r"|in\s*\(([^)]*)\))", re.I)
 _LITERAL_OR_COMMENT = re.compile(r"'(?:[^']|'')*'|--[^\n]*|/\*.*?\*/", re.S)
 
@@ -84,31 +85,46 @@ def referenced(sql: str) -> list[str]:
     return [t for t in SCHEMAS if re.search(rf"\b{t}\b", bare, re.I)]
 
 
-def pushdown(sql: str, partitions: int) -> set[int] | None:
-    """The partitions a statement over one partitioned table can need, from its top-level equalities
-    on partition_key, the service key or the invocation id (ANDed); None: all of them. Any OR or NOT
-    outside a string literal, or the table named twice, and the statement scans everything."""
+def selection(sql: str, partitions: int) -> Selection:
+    """What a statement over one partitioned table can need, from its top-level equalities (ANDed):
+    the partitions that ``partition_key``, a service key or an invocation ``id`` (``=`` or ``IN``)
+    name, and those ids, or the (service_name, service_key) objects both name. Any OR or NOT outside
+    a string literal, or a partitioned table named twice, and the statement reads everything."""
     bare = _bare(sql).lower()
     if re.search(r"\b(or|not)\b", bare) or sum(len(re.findall(rf"\b{t}\b", bare)) for t in PARTITIONED) != 1:
-        return None
-    chosen: set[int] | None = None
+        return Selection()
     sql = _bare(sql, literals=True)
+    chosen: set[int] | None = None
+    ids: set[str] | None = None
+    keys: set[str] | None = None
+    services: set[str] | None = None
 
-    def narrow(found: set[int]) -> None:
-        nonlocal chosen
-        chosen = found if chosen is None else chosen & found
+    def both(a: set[Any] | None, b: set[Any]) -> set[Any]:
+        return b if a is None else a & b
 
     for m in _PK.finditer(sql):
-        narrow({partition_of_pk(int(m.group(1)), partitions)})
+        chosen = both(chosen, {partition_of_pk(int(m.group(1)), partitions)})
     for m in _KEY.finditer(sql):
-        narrow({partition_for_key(m.group(1).replace("''", "'"), partitions)})
+        keys = both(keys, {m.group(1).replace("''", "'")})
+    for m in _SERVICE.finditer(sql):
+        services = both(services, {m.group(1).replace("''", "'")})
     for m in _ID.finditer(sql):
-        ids = [m.group(1)] if m.group(1) is not None else re.findall(_STRING, m.group(2))
+        found = [m.group(1)] if m.group(1) is not None else re.findall(_STRING, m.group(2))
+        found = [i.replace("''", "'") for i in found]
         try:
-            narrow({InvocationId.parse(i).partition(partitions) for i in ids})
+            for i in found:
+                InvocationId.parse(i)
         except ValueError:
-            return None
-    return chosen
+            return Selection()
+        ids = both(ids, set(found))
+    if keys is not None:
+        chosen = both(chosen, {partition_for_key(k, partitions) for k in keys})
+    if ids is not None:
+        chosen = both(chosen, {InvocationId.parse(i).partition(partitions) for i in ids})
+    objects = {(s, k) for s in services for k in keys} if services is not None and keys is not None else None
+    return Selection(frozenset(chosen) if chosen is not None else None,
+                     frozenset(ids) if ids is not None else None,
+                     frozenset(objects) if objects is not None else None)
 
 
 def run(sql: str, scan: ScanFn, registry: Registry, partitions: int, limits: QueryLimits) -> Answer:
@@ -117,7 +133,7 @@ def run(sql: str, scan: ScanFn, registry: Registry, partitions: int, limits: Que
     config = SessionConfig().with_information_schema(True).with_default_catalog_and_schema("restate", "public")
     ctx = SessionContext(config)
     named = set(referenced(sql))
-    wanted = pushdown(sql, partitions)
+    wanted = selection(sql, partitions)
     budget = limits.scan
     for table, schema in SCHEMAS.items():
         if table not in named:

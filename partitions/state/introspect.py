@@ -9,7 +9,7 @@ from typing import Any
 from prometheus_client import Counter
 
 from reprise.engine.ids import InvocationId
-from reprise.engine.introspection import ScanRefused
+from reprise.engine.introspection import ScanRefused, Selection
 from reprise.engine.protocol import journal as pj
 from reprise.partitions.core.tables import TablesView
 from reprise.partitions.core.transaction import KeyValueStore, Transaction
@@ -110,7 +110,8 @@ class StoreTables:
 
     CHUNK = 4096  # rows held as Python objects at once: they become an Arrow batch, then go
 
-    def scan(self, table: str, partitions: set[int], max_rows: int, deadline: float) -> Any:
+    def scan(self, table: str, partitions: set[int], max_rows: int, deadline: float,
+             selection: Selection | None = None) -> Any:
         import pyarrow as pa  # imported by the first query only
 
         from reprise.engine.introspection_schema import SCHEMAS, batch
@@ -123,7 +124,7 @@ class StoreTables:
             if store is None:
                 raise ScanRefused(409, f"partition {p} is not owned by this process")
             try:
-                for row in PartitionScan(store.db, self._types, budget).rows(table):
+                for row in PartitionScan(store.db, self._types, budget, selection).rows(table):
                     chunk.append(row)
                     if len(chunk) >= self.CHUNK:
                         batches.append(batch(table, chunk))

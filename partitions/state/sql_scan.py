@@ -17,7 +17,7 @@ from typing import Any
 from google.protobuf.json_format import MessageToDict
 
 from reprise.engine.ids import InvocationId
-from reprise.engine.introspection import REDACTED, ScanRefused, is_credential_header
+from reprise.engine.introspection import REDACTED, ScanRefused, Selection, is_credential_header
 from reprise.engine.partitioning import partition_key
 from reprise.engine.protocol import journal as pj
 from reprise.engine.protocol.messages import MessageType, is_notification
@@ -205,20 +205,45 @@ def journal_rows(inv: str, frames: list[bytes]) -> list[Row]:
     return rows
 
 
-class PartitionScan:
-    """The rows of each introspection table in one partition's store, read from one snapshot."""
+def _object_key(service: str, key: str) -> bytes:
+    """The ``len:service len:key`` part of a table key (tables.py ``_object``)."""
+    s, k = service.encode(), key.encode()
+    return b"%d:%s%d:%s" % (len(s), s, len(k), k)
 
-    def __init__(self, db: Any, service_types: ServiceTypes, budget: ScanBudget) -> None:
+
+class PartitionScan:
+    """The rows of each introspection table in one partition's store, read from one snapshot.
+
+    With ``ids`` a table keyed by invocation reads only those invocations' rows; with ``objects`` a
+    table keyed by object only those objects' rows (seeks, not a scan of the partition)."""
+
+    def __init__(self, db: Any, service_types: ServiceTypes, budget: ScanBudget,
+                 selection: Selection | None = None) -> None:
         self._r = SnapshotReader(db)
         self._types = service_types
         self._budget = budget
+        self._ids = selection.ids if selection is not None else None
+        self._objects = selection.objects if selection is not None else None
 
     def rows(self, table: str) -> Iterator[Row]:
         """The table's rows, one at a time: the caller turns them into Arrow batches as they come."""
         return getattr(self, "_" + table)()  # type: ignore[no-any-return]
 
+    def _prefixes(self, table: bytes) -> list[bytes]:
+        """Where an object-keyed table's rows are: the selected objects', else the whole table."""
+        if self._objects is None:
+            return [table]
+        return [table + _object_key(s, k) + b"/" for s, k in sorted(self._objects)]
+
     def _statuses(self) -> Iterator[Row]:
-        for _, raw in self._r.scan(b"in/"):
+        if self._ids is not None:
+            found = ((b"", self._r.get(b"in/" + i.encode())) for i in sorted(self._ids))
+            rows: Iterator[tuple[bytes, bytes | None]] = found
+        else:
+            rows = self._r.scan(b"in/")
+        for _, raw in rows:
+            if raw is None:
+                continue
             self._budget.take()
             yield codec.decode_stored("InvocationStatus", raw)
 
@@ -233,53 +258,65 @@ class PartitionScan:
                  "invocation_id": r["invocation_id"]} for r in self._statuses() if r["idempotency_key"])
 
     def _sys_journal(self) -> Iterator[Row]:
-        current, frames = None, []
-        for k, v in self._r.scan(b"jn/"):
-            self._budget.take()
-            inv = k[3:].rsplit(b"/", 1)[0].decode()
-            if inv != current and current is not None:
+        prefixes = [b"jn/" + i.encode() + b"/" for i in sorted(self._ids)] if self._ids is not None else [b"jn/"]
+        for prefix in prefixes:
+            current, frames = None, []
+            for k, v in self._r.scan(prefix):
+                self._budget.take()
+                inv = k[3:].rsplit(b"/", 1)[0].decode()
+                if inv != current and current is not None:
+                    yield from journal_rows(current, frames)
+                    frames = []
+                current = inv
+                frames.append(v)
+            if current is not None:
                 yield from journal_rows(current, frames)
-                frames = []
-            current = inv
-            frames.append(v)
-        if current is not None:
-            yield from journal_rows(current, frames)
 
     def _state(self) -> Iterator[Row]:
-        for k, v in self._r.scan(b"st/"):
-            self._budget.take()
-            service, key, name = _object(k[3:])
-            yield {"partition_key": partition_key(key), "service_name": service, "service_key": key,
-                   "key": name.decode("utf-8", "replace"), "key_length": len(name), "value_utf8": _text(v),
-                   "value": v, "value_length": len(v)}
+        for prefix in self._prefixes(b"st/"):
+            for k, v in self._r.scan(prefix):
+                self._budget.take()
+                service, key, name = _object(k[3:])
+                yield {"partition_key": partition_key(key), "service_name": service, "service_key": key,
+                       "key": name.decode("utf-8", "replace"), "key_length": len(name), "value_utf8": _text(v),
+                       "value": v, "value_length": len(v)}
 
     def _sys_inbox(self) -> Iterator[Row]:
-        for k, v in self._r.scan(b"ib/"):
-            self._budget.take()
-            service, key, seq = _object(k[3:])
-            inv = v.decode()
-            raw = self._r.get(b"in/" + v)
-            created = codec.decode_stored("InvocationStatus", raw)["created_ms"] if raw is not None else None
-            yield {"partition_key": partition_key(key), "service_name": service, "service_key": key,
-                   "id": inv, "sequence_number": int(seq), "created_at": _ts(created)}
+        for prefix in self._prefixes(b"ib/"):
+            for k, v in self._r.scan(prefix):
+                self._budget.take()
+                service, key, seq = _object(k[3:])
+                raw = self._r.get(b"in/" + v)
+                created = codec.decode_stored("InvocationStatus", raw)["created_ms"] if raw is not None else None
+                yield {"partition_key": partition_key(key), "service_name": service, "service_key": key,
+                       "id": v.decode(), "sequence_number": int(seq), "created_at": _ts(created)}
 
     def _sys_keyed_service_status(self) -> Iterator[Row]:
-        for k, v in self._r.scan(b"lk/"):
+        if self._objects is not None:
+            held = ((b"lk/" + _object_key(s, k), self._r.get(b"lk/" + _object_key(s, k)))
+                    for s, k in sorted(self._objects))
+            rows: Iterator[tuple[bytes, bytes | None]] = held
+        else:
+            rows = self._r.scan(b"lk/")
+        for k, v in rows:
+            if v is None:
+                continue
             self._budget.take()
             service, key, _ = _object(k[3:] + b"/")
             yield {"partition_key": partition_key(key), "service_name": service, "service_key": key,
                    "invocation_id": v.decode()}
 
     def _sys_promise(self) -> Iterator[Row]:
-        for k, v in self._r.scan(b"pm/"):
-            self._budget.take()
-            service, key, name = _object(k[3:])
-            row: Row = {"partition_key": partition_key(key), "service_name": service, "service_key": key,
-                        "key": name.decode(), "completed": True}
-            if v[:1] == b"V":
-                row["completion_success_value"] = v[1:]
-                row["completion_success_value_utf8"] = _text(v[1:])
-            else:
-                failure = codec.decode("Failure", 1, v[1:])
-                row["completion_failure"] = f"[{failure['code']}] {failure['message']}"
-            yield row
+        for prefix in self._prefixes(b"pm/"):
+            for k, v in self._r.scan(prefix):
+                self._budget.take()
+                service, key, name = _object(k[3:])
+                row: Row = {"partition_key": partition_key(key), "service_name": service, "service_key": key,
+                            "key": name.decode(), "completed": True}
+                if v[:1] == b"V":
+                    row["completion_success_value"] = v[1:]
+                    row["completion_success_value_utf8"] = _text(v[1:])
+                else:
+                    failure = codec.decode("Failure", 1, v[1:])
+                    row["completion_failure"] = f"[{failure['code']}] {failure['message']}"
+                yield row

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pytest
 
 from reprise.engine.ids import InvocationId
-from reprise.engine.introspection import ScanRefused
+from reprise.engine.introspection import ScanRefused, Selection
 from reprise.engine.introspection_schema import SCHEMAS, batch
 from reprise.engine.partitioning import partition_for_key, partition_key
 from reprise.ingress import sql_query
@@ -47,7 +47,19 @@ KEYED = str(InvocationId.new("k"))
     ("select * from state /* where service_key = 'k' */", None),
 ])
 def test_pushdown_selects_only_the_partitions_a_filter_names(sql: str, expected: set[int] | None) -> None:
-    assert sql_query.pushdown(sql, N) == expected
+    assert sql_query.selection(sql, N).partitions == expected
+
+
+def test_pushdown_names_the_ids_and_objects_a_filter_names() -> None:
+    other = str(InvocationId.new("j"))
+    got = sql_query.selection(f"select * from sys_journal where id = '{KEYED}'", N)
+    assert got.ids == {KEYED} and got.objects is None
+    got = sql_query.selection(f"select * from sys_invocation i where i.id in ('{KEYED}', '{other}') and "
+                              f"i.id = '{KEYED}'", N)
+    assert got.ids == {KEYED} and got.partitions == {partition_for_key("k", N)}
+    got = sql_query.selection("select * from state where service_name = 'C' and service_key = 'it''s'", N)
+    assert got.objects == {("C", "it's")} and got.partitions == {partition_for_key("it's", N)} and got.ids is None
+    assert sql_query.selection("select * from state where service_key = 'k'", N).objects is None
 
 
 def _store_of(tmp_path: Path, writes: dict[bytes, bytes | None]) -> RocksStore:
@@ -74,6 +86,20 @@ def test_a_scan_reads_rows_and_never_shows_credential_headers(tmp_path: Path) ->
     store.close()
 
 
+def test_a_selection_of_ids_reads_only_those_invocations(tmp_path: Path) -> None:
+    p = new_partition()
+    keys = [k for k in (f"sel{i}" for i in range(200)) if partition_for_key(k, N) == 0][:3]
+    invs = [str(InvocationId.new(k)) for k in keys]
+    for k, inv in zip(keys, invs, strict=True):
+        invoke(p, inv, key=k, handler_kind="EXCLUSIVE")
+    store = _store_of(tmp_path, dict(p.store.data))
+    chosen = Selection(ids=frozenset({invs[1]}))
+    for table in ("sys_invocation", "sys_journal"):
+        budget = ScanBudget(1, time.monotonic() + 30)  # one row: a scan of the partition would pass it
+        assert [r["id"] for r in PartitionScan(store.db, lambda name: None, budget, chosen).rows(table)] == [invs[1]]
+    store.close()
+
+
 def test_a_scan_stops_at_its_row_budget_and_its_deadline(tmp_path: Path) -> None:
     store = _store_of(tmp_path, {b"st/3:Svc1:k/n%03d" % i: b"v" for i in range(300)})
     tables = StoreTables({2: store}, lambda name: None)
@@ -87,6 +113,10 @@ def test_a_scan_stops_at_its_row_budget_and_its_deadline(tmp_path: Path) -> None
     with pytest.raises(ScanRefused) as late:
         tables.scan("state", {2}, 1_000, time.monotonic() - 1)
     assert late.value.status == 504
+    one = Selection(objects=frozenset({("Svc2", "b")}))  # read by a seek: the 300 other rows cost nothing
+    store.write({b"st/4:Svc21:b/x": b"y"})
+    got = tables.scan("state", {2}, 5, time.monotonic() + 30, one)
+    assert got.to_pylist()[0]["key"] == "x" and got.num_rows == 1
     with pytest.raises(ScanRefused) as elsewhere:
         tables.scan("state", {1}, 1_000, time.monotonic() + 30)
     assert elsewhere.value.status == 409
@@ -104,8 +134,8 @@ class _NoRegistry:
 def test_only_the_named_tables_are_scanned_and_the_answer_is_cut_at_the_row_limit() -> None:
     scanned: list[tuple[str, set[int] | None]] = []
 
-    def scan(table: str, partitions: set[int] | None, max_rows: int, deadline: float) -> pa.RecordBatch:
-        scanned.append((table, partitions))
+    def scan(table: str, selection: Selection, max_rows: int, deadline: float) -> pa.RecordBatch:
+        scanned.append((table, selection.partitions))
         return batch(table, [{"partition_key": 1, "service_name": "C", "service_key": "k", "key": "a"}])
 
     limits = sql_query.QueryLimits(rows=10, scan=100, timeout_s=30)
