@@ -18,21 +18,24 @@ from rocksdict import DbClosedError
 
 from reprise.deploy import test_controls
 from reprise.engine import gc_policy, thread_policy
+from reprise.engine.cluster_members import Members
 from reprise.engine.config import Config
 from reprise.engine.critical import fail_process
 from reprise.engine.health import Health
-from reprise.engine.kafka import create_topics
+from reprise.engine.kafka import create_topics, log_partitions
 from reprise.engine.local_replies import LocalReplies
 from reprise.engine.registry import Deployment, Registry
 from reprise.engine.subscriptions import SubscriptionRegistry
 from reprise.ingress.admin import Admin
+from reprise.ingress.admin_guard import read_token
+from reprise.ingress.cluster import ClusterReads
 from reprise.ingress.commands import CommandRouter
 from reprise.ingress.health import health_app
 from reprise.ingress.server import Ingress
 from reprise.ingress.subscriptions import SubscriptionRunner
 from reprise.partitions.invoker.embedded import EmbeddedApp
 from reprise.partitions.leader.processor import PartitionProcessor, processor_producer
-from reprise.partitions.state.introspect import StoreIntrospector
+from reprise.partitions.state.introspect import StoreIntrospector, StoreTables
 from reprise.partitions.state.rocks_store import bound_memtables
 
 log = logging.getLogger("reprise")
@@ -150,8 +153,8 @@ async def start_processor(cfg: Config, port: AdminPort) -> Node:
     producer = processor_producer(cfg)  # first: it gets its producer id while the rest starts
     registry = await _registry(cfg, port)
     processor = await _start_processor(cfg, registry, group=True, producer=producer, port=port)
-    introspector = StoreIntrospector(processor.stores, processor.partition_count)
-    admin = Admin(cfg, registry, introspector, partitions=processor, health=port.health)
+    cluster = _cluster_reads(cfg, registry, processor)
+    admin = Admin(cfg, registry, cluster, partitions=processor, health=port.health, cluster=cluster)
     return Node(cfg, registry, [await port.serve(admin)], processor)
 
 
@@ -167,8 +170,8 @@ async def _with_ingress(cfg: Config, registry: Registry, processor: PartitionPro
     subscriptions = SubscriptionRegistry(cfg)
     await loop.run_in_executor(None, subscriptions.start)
     port.health.add("subscriptions", lambda: None if subscriptions.loaded() else "subscriptions not loaded")
-    introspector = StoreIntrospector(processor.stores, processor.partition_count) if processor else None
-    admin = Admin(cfg, registry, introspector, subscriptions, partitions=processor, health=port.health)
+    cluster = await loop.run_in_executor(None, _cluster_reads, cfg, registry, processor)
+    admin = Admin(cfg, registry, cluster, subscriptions, partitions=processor, health=port.health, cluster=cluster)
     closers = [await port.serve(admin)]
     ingress = Ingress(cfg, registry, local_replies)  # last: a listening ingress port says the node is up
     await ingress.start(cfg.ingress_host, cfg.ingress_port)
@@ -178,6 +181,21 @@ async def _with_ingress(cfg: Config, registry: Registry, processor: PartitionPro
     commands = CommandRouter(cfg, registry)  # with the ingress: the same checks, ids and routing
     commands.start()
     return Node(cfg, registry, closers, processor, subscriptions, runner, commands)
+
+
+def _cluster_reads(cfg: Config, registry: Registry, processor: PartitionProcessor | None) -> ClusterReads:
+    """Admin reads for the whole cluster: from the processor's own stores, and from the other owners'
+    admin APIs (found through the processors' group) for the rest; ``reprise dev`` owns everything."""
+    def service_type(name: str) -> str | None:
+        svc = registry.service(name)
+        return svc.ty if svc is not None else None
+
+    token = read_token(cfg.admin_token, cfg.admin_token_file)
+    if processor is None:
+        return ClusterReads(cfg, log_partitions(cfg), token, members=Members(cfg))
+    return ClusterReads(cfg, processor.partition_count, token, StoreIntrospector(processor.stores,
+                        processor.partition_count), StoreTables(processor.stores, service_type),
+                        Members(cfg) if processor.group else None)
 
 
 async def run(cfg: Config, role: str) -> None:

@@ -104,6 +104,13 @@ class Config:
     # ingress/admin_guard.py: the admin API's bearer token, or a file holding it (REPRISE_ADMIN_TOKEN[_FILE])
     admin_token: str = field(default="", repr=False)
     admin_token_file: str = ""
+    # engine/cluster_members.py: this processor's admin API as other processes reach it ("": host and port)
+    admin_advertised_url: str = ""
+    # POST /query (ingress/sql_query.py): rows an answer holds at most, rows a query may read from the
+    # stores at most, and how long it may run
+    query_row_limit: int = 10_000
+    query_scan_limit: int = 200_000
+    query_timeout_s: float = 30.0
     # engine/identity.py: an Ed25519 PKCS#8 PEM key; requests to services are then signed (request identity v1)
     request_identity_private_key_pem_file: str = ""
     # docs/metrics.md: librdkafka's statistics every this many ms (engine/kafka_stats.py), and the processor's

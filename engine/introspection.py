@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 
@@ -33,6 +34,54 @@ class Introspector(Protocol):
     def schedules(self) -> list[dict[str, Any]]:
         """Durable cron schedules, by id."""
         ...
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What a statement's filters let a scan skip: the partitions to read (None: all), and within
+    them only these invocation ids or (service, key) objects (None: every row). Read off the
+    statement's top-level equalities (ingress/sql_query.py); a table uses what it is keyed by."""
+
+    partitions: frozenset[int] | None = None
+    ids: frozenset[str] | None = None
+    objects: frozenset[tuple[str, str]] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"partitions": sorted(self.partitions) if self.partitions is not None else None,
+                "ids": sorted(self.ids) if self.ids is not None else None,
+                "objects": sorted(self.objects) if self.objects is not None else None}
+
+    @staticmethod
+    def from_json(raw: dict[str, Any]) -> Selection:
+        def of(v: Any, item: Any) -> Any:
+            return frozenset(item(x) for x in v) if v is not None else None
+        return Selection(of(raw.get("partitions"), int), of(raw.get("ids"), str),
+                         of(raw.get("objects"), lambda o: (str(o[0]), str(o[1]))))
+
+
+class TableSource(Protocol):
+    """Rows of the SQL introspection tables (engine/introspection_schema.py) from the partitions a process owns."""
+
+    def owned(self) -> set[int]:
+        """The partitions whose stores this process holds now."""
+        ...
+
+    def scan(self, table: str, partitions: set[int], max_rows: int, deadline: float,
+             selection: Selection | None = None) -> Any:
+        """One ``pyarrow.RecordBatch`` of ``table`` over ``partitions`` (each owned here; only the rows
+        ``selection`` names when it names ids or objects), reading at most
+        ``max_rows`` rows and stopping at ``deadline`` (time.monotonic()); raises
+        ``reprise.engine.introspection.ScanRefused`` when it would go past either, or a partition is
+        not owned here any more."""
+        ...
+
+
+class ScanRefused(Exception):
+    """A scan that may not run or finish: past its row budget or deadline, or a partition owned elsewhere."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class PartitionControl(Protocol):

@@ -21,6 +21,7 @@ from reprise.ingress.admin_guard import guard, read_token
 from reprise.ingress.admin_registry import RegistryRoutes
 from reprise.ingress.admin_schedules import ScheduleRoutes
 from reprise.ingress.admin_version import add_versioned_paths, version_information
+from reprise.ingress.cluster import ClusterReads
 from reprise.ingress.errors import IngressError, error_response
 from reprise.ingress.health import add_health_routes
 from reprise.ingress.log_client import LogClient
@@ -30,9 +31,11 @@ from reprise.ingress.metrics import count_admin_requests
 class Admin:
     def __init__(self, cfg: Config, registry: Registry, introspector: Introspector | None = None,
                  subscriptions: SubscriptionRegistry | None = None,
-                 partitions: PartitionControl | None = None, health: Health | None = None) -> None:
+                 partitions: PartitionControl | None = None, health: Health | None = None,
+                 cluster: ClusterReads | None = None) -> None:
         self.cfg = cfg
         self.registry = registry
+        self.cluster = cluster  # POST /query and the routes other processes' cluster-wide reads use
         self.health = health
         self.partitions = partitions
         self.subscriptions = subscriptions
@@ -62,6 +65,8 @@ class Admin:
         r.add_patch("/invocations/{id}/{command}", self.invocation_command)
         r.add_delete("/invocations/{id}", self.invocation_command)  # legacy: ?mode=cancel|kill|purge
         ScheduleRoutes(self.registry, self.log, self._need_introspector).add_to(r)
+        if self.cluster is not None:
+            self.cluster.add_routes(app, self.registry)
         add_versioned_paths(r)  # last: every route above is served under /v2../v4 too (Restate's CLI calls /v4/...)
         self.log.serve_with(app)
         return app

@@ -30,6 +30,7 @@ from typing import Any, cast
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from reprise.engine.clock import now_ms
+from reprise.engine.cluster_members import processor_client_id
 from reprise.engine.config import Config
 from reprise.engine.consumed import ConsumedRecord
 from reprise.engine.critical import critical_thread
@@ -156,6 +157,8 @@ class PartitionProcessor:
             "partition.assignment.strategy": "cooperative-sticky"}
         if self.group and self.cfg.instance_id:
             settings["group.instance.id"] = self.cfg.instance_id
+        if self.group:  # how other processes find this one's admin API (engine/cluster_members.py)
+            settings["client.id"] = processor_client_id(self.cfg)
         consumer = new_consumer(self.cfg, **settings, **KAFKA_STATS.settings(self.cfg, "processor-consumer"))
         # The log's metadata in the consumer's cache before it is assigned: else a fetch can wait for
         # librdkafka's once-a-second scan of unknown topics (restarts took ~0.9 s longer, measured)

@@ -7,11 +7,15 @@ import heapq
 from collections.abc import Mapping
 from typing import Any
 
+from prometheus_client import Counter
+
 from reprise.engine.ids import InvocationId
+from reprise.engine.introspection import ScanRefused, Selection
 from reprise.engine.protocol import journal as pj
 from reprise.partitions.core.apply.schedule import describe as describe_schedule
 from reprise.partitions.core.tables import TablesView
 from reprise.partitions.core.transaction import KeyValueStore, Transaction
+from reprise.partitions.state.sql_scan import PartitionScan, ScanBudget, ServiceTypes
 from reprise.schemas.records import InvocationStatus
 
 
@@ -114,3 +118,49 @@ class StoreIntrospector:
         out = [{**describe_schedule(row), "partition": partition} for partition, store in self._stores.items()
                for row in TablesView(Transaction(store)).schedules.all()]
         return sorted(out, key=lambda s: s["id"])
+
+# Partitions read for SQL queries: what a filter on the partition key saves shows here
+QUERY_SCANS = Counter("reprise_query_partition_scans", "Partition scans for SQL introspection queries, by partition",
+                      ["partition"])
+
+
+class StoreTables:
+    """The SQL introspection tables over the stores this process owns (engine.introspection.TableSource)."""
+
+    def __init__(self, stores: dict[int, Any], service_types: ServiceTypes) -> None:
+        self._stores = stores  # the processor's own dict: it changes as partitions come and go
+        self._types = service_types
+
+    def owned(self) -> set[int]:
+        return set(self._stores)
+
+    CHUNK = 4096  # rows held as Python objects at once: they become an Arrow batch, then go
+
+    def scan(self, table: str, partitions: set[int], max_rows: int, deadline: float,
+             selection: Selection | None = None) -> Any:
+        import pyarrow as pa  # imported by the first query only
+
+        from reprise.engine.introspection_schema import SCHEMAS, batch
+
+        budget = ScanBudget(max_rows, deadline)
+        batches, chunk = [], []
+        for p in sorted(partitions):
+            QUERY_SCANS.labels(str(p)).inc()
+            store = self._stores.get(p)
+            if store is None:
+                raise ScanRefused(409, f"partition {p} is not owned by this process")
+            try:
+                for row in PartitionScan(store.db, self._types, budget, selection).rows(table):
+                    chunk.append(row)
+                    if len(chunk) >= self.CHUNK:
+                        batches.append(batch(table, chunk))
+                        chunk = []
+            except ScanRefused:
+                raise
+            except Exception as e:  # noqa: BLE001 - closed under the scan: the partition moved away
+                if p not in self._stores:
+                    raise ScanRefused(409, f"partition {p} moved away during the scan") from None
+                raise ScanRefused(500, f"partition {p}: {e}") from e
+        batches.append(batch(table, chunk))
+        return pa.Table.from_batches(batches, schema=SCHEMAS[table]).combine_chunks().to_batches()[0] \
+            if len(batches) > 1 else batches[0]

@@ -1,0 +1,67 @@
+"""Which processor owns which log partition, and where its admin API answers.
+
+A processor advertises its admin API in its consumer's ``client.id`` (``reprise-processor admin=<url>``);
+the processors' consumer group then says, member by member, which partitions each holds. Any process
+(an ingress too) reads that with one ``DescribeGroups`` request, so a cluster-wide read needs no
+registry of its own: ownership is exactly what Kafka assigned.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+from confluent_kafka.admin import AdminClient
+
+from reprise.engine.config import Config
+from reprise.engine.kafka import new_admin
+
+_PREFIX = "reprise-processor admin="
+
+
+def advertised_admin_url(cfg: Config) -> str:
+    """This process's admin API as other processes reach it: ``REPRISE_ADMIN_ADVERTISED_URL``, else
+    the admin host (the machine's name when it listens on every interface) and port."""
+    if cfg.admin_advertised_url:
+        return cfg.admin_advertised_url.rstrip("/")
+    host = cfg.admin_host if cfg.admin_host not in ("0.0.0.0", "::", "") else socket.gethostname()
+    return f"http://{host}:{cfg.admin_port}"
+
+
+def processor_client_id(cfg: Config) -> str:
+    return _PREFIX + advertised_admin_url(cfg)
+
+
+class Members:
+    """The processors' group as last described: partition -> owner's admin URL (cached briefly)."""
+
+    TTL_S = 2.0
+
+    def __init__(self, cfg: Config) -> None:
+        self._cfg = cfg
+        self._group = f"{cfg.namespace}.processors"
+        self._lock = threading.Lock()
+        self._owners: dict[int, str] = {}
+        self._at = -1e9
+        self._admin: AdminClient | None = None
+
+    def owners(self, fresh: bool = False) -> dict[int, str]:
+        with self._lock:
+            if fresh or time.monotonic() - self._at > self.TTL_S:
+                self._owners = self._describe()
+                self._at = time.monotonic()
+            return dict(self._owners)
+
+    def _describe(self) -> dict[int, str]:
+        if self._admin is None:
+            self._admin = new_admin(self._cfg)
+        group = self._admin.describe_consumer_groups([self._group], request_timeout=10)[self._group].result(timeout=15)
+        owners = {}
+        for member in group.members:
+            if not member.client_id.startswith(_PREFIX) or member.assignment is None:
+                continue
+            for tp in member.assignment.topic_partitions:
+                if tp.topic == self._cfg.log_topic:
+                    owners[tp.partition] = member.client_id[len(_PREFIX):]
+        return owners
