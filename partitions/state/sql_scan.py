@@ -54,7 +54,7 @@ class SnapshotReader:
 
     def get(self, key: bytes) -> bytes | None:
         try:
-            return self._snap[key]  # type: ignore[no-any-return]
+            return self._snap[key]
         except KeyError:
             return None
 
@@ -227,7 +227,7 @@ class PartitionScan:
 
     def rows(self, table: str) -> Iterator[Row]:
         """The table's rows, one at a time: the caller turns them into Arrow batches as they come."""
-        return getattr(self, "_" + table)()  # type: ignore[no-any-return]
+        return getattr(self, "_" + table)()
 
     def _prefixes(self, table: bytes) -> list[bytes]:
         """Where an object-keyed table's rows are: the selected objects', else the whole table."""
