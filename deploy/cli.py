@@ -162,7 +162,9 @@ def cmd_node(args: argparse.Namespace) -> int:
     cfg = _config(args)
     if _refused_to_start(cfg, args.command):
         return 2
-    _kafka_reachable(cfg)
+    # No early exit when Kafka is unreachable: a cluster node waits for it with its health endpoints up
+    # (live, and ready answering 503 with the reason) so that its supervisor sees why, and it ends
+    # non-zero only if Kafka never answers (docs/operations.md).
     _warn_single_replica(cfg, args.command)
     _run(run(cfg, args.command))
     return 0

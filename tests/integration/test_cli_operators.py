@@ -30,8 +30,8 @@ def test_listing_and_describe_commands_print_json_with_their_fields(module_engin
     assert call_json(module_engine, "/Counter/clijson/add", 2) == (200, 2)
     code, out, _ = run(capsys, module_engine, "services", "-o", "json")
     services = {s["name"]: s for s in json.loads(out)["services"]}
-    assert code == 0 and services["Counter"]["ty"] == "VIRTUAL_OBJECT"
-    assert ("get", "SHARED") in [(h["name"], h["ty"]) for h in services["Counter"]["handlers"]]
+    assert code == 0 and services["Counter"]["ty"] == "VirtualObject"
+    assert ("get", "Shared") in [(h["name"], h["ty"]) for h in services["Counter"]["handlers"]]
     code, out, _ = run(capsys, module_engine, "services", "Counter", "--output", "json")
     assert code == 0 and json.loads(out)["name"] == "Counter"
     code, out, _ = run(capsys, module_engine, "invocations", "ls", "-o", "json")

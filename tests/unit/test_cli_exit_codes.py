@@ -40,7 +40,7 @@ def test_unreachable_kafka_exits_3_with_one_line(capsys: pytest.CaptureFixture[s
     monkeypatch.setenv("REPRISE_ADMIN_TOKEN", "a-token")  # which the cluster roles need before anything else
     dead = f"127.0.0.1:{free_port()}"
     for argv in (["topics", "create", "--bootstrap-server", dead], ["partitions", "snapshots", "--kafka", dead],
-                 ["dev", "--kafka", dead], ["processor", "--bootstrap-server", dead]):
+                 ["dev", "--kafka", dead]):
         code, out, err = run(capsys, *argv)
         assert code == cli_errors.KAFKA_UNREACHABLE, (argv, err)
         assert dead in _one_line(err) and out == ""
