@@ -20,6 +20,7 @@ from reprise.engine.subscriptions import SubscriptionRegistry
 from reprise.ingress.admin_guard import guard, read_token
 from reprise.ingress.admin_registry import RegistryRoutes
 from reprise.ingress.admin_schedules import ScheduleRoutes
+from reprise.ingress.admin_state import StateRoutes
 from reprise.ingress.admin_version import add_versioned_paths, version_information
 from reprise.ingress.errors import IngressError, error_response
 from reprise.ingress.health import add_health_routes
@@ -61,6 +62,7 @@ class Admin:
         r.add_patch("/invocations/{id}/{command}", self.invocation_command)
         r.add_delete("/invocations/{id}", self.invocation_command)  # legacy: ?mode=cancel|kill|purge
         ScheduleRoutes(self.registry, self.log, self._need_introspector).add_to(r)
+        StateRoutes(self.registry, self.log).add_to(r)
         add_versioned_paths(r)  # last: every route above is served under /v2../v4 too (Restate's CLI calls /v4/...)
         self.log.serve_with(app)
         return app

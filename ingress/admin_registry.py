@@ -55,7 +55,6 @@ class RegistryRoutes:
         r.add_patch("/services/{name}", self.modify_service)
         r.add_get("/services/{name}/handlers", self.list_handlers)
         r.add_get("/services/{name}/handlers/{handler}", self.get_handler)
-        r.add_post("/services/{name}/state", self.modify_state)
 
     # -- deployments
 
@@ -205,13 +204,6 @@ class RegistryRoutes:
             raise IngressError(404, f"The requested handler '{request.match_info['handler']}' on service "
                                     f"'{svc.name}' does not exist")
         return web.json_response(handler_metadata(svc, h))
-
-    async def modify_state(self, request: web.Request) -> web.Response:
-        svc = self._service(request)
-        if not svc.keyed:
-            raise IngressError(400, f"Cannot modify state for service type {_restate_type(svc.ty)}")
-        raise IngressError(501, "setting a key's state over the admin API is not supported by Reprise yet "
-                                "(docs/admin-api.md)")
 
     async def modify_service(self, request: web.Request) -> web.Response:
         svc = self._service(request)
