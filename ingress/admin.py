@@ -84,7 +84,7 @@ class Admin:
         try:
             return await handler(request)
         except IngressError as e:
-            return error_response(e.code, e.message)
+            return error_response(e.code, e.message, e.restate_code)
         except TimeoutError as e:  # Kafka did not acknowledge, or read back, a registry record in time
             return error_response(503, f"the deployments topic did not answer in time: {e}")
 

@@ -97,7 +97,8 @@ class RegistryRoutes:
         try:
             return await discover(uri, use_http_11, headers, signer=self.signer)
         except DiscoveryError as e:
-            raise IngressError(400, f"discovery failed: {e}") from None
+            # Restate: 500, with the failure's code (META0003 unreachable, META0012 protocol versions)
+            raise IngressError(500, f"discovery failed: {e}", restate_code=e.restate_code) from None
 
     def _check_compatible(self, manifest: dict[str, Any]) -> None:
         """Restate refuses, without ``breaking`` or ``force``, a new revision that changes a service's type."""
