@@ -10,6 +10,7 @@ from reprise.engine.ids import InvocationId
 from reprise.engine.protocol import reprise_protocol_pb2 as pb
 from reprise.engine.protocol.framing import encode_message
 from reprise.engine.state_version import state_version
+from reprise.partitions.core.actions import RunAttempt
 from tests.unit.apply_helpers import Partition, invoke, new_partition, outbox_records, output
 
 
@@ -55,20 +56,48 @@ def test_a_version_is_restates_hash_and_a_stale_one_changes_nothing() -> None:
     assert answer(p, "current")[0] == 202 and state(p) == {b"count": b"2"}
 
 
-def test_refused_while_an_exclusive_invocation_holds_the_key_then_applied_once_it_ended() -> None:
+def set_count(value: bytes) -> bytes:
+    return encode_message(pb.SetStateCommandMessage(key=b"count", value=pb.Value(content=value)))
+
+
+def test_queued_in_the_keys_inbox_while_an_exclusive_invocation_holds_it() -> None:
+    """Restate's order: after the holder, before the invocations that arrived after the mutation."""
+    p = new_partition()
+    mutate(p, {"count": b"1"}, request="before")
+    running, before, after = (str(InvocationId(0, i)) for i in (1, 2, 3))
+    invoke(p, running, key="k", handler_kind="EXCLUSIVE")
+    invoke(p, before, key="k", handler_kind="EXCLUSIVE")
+    mutate(p, {"count": b"100"}, request="during")
+    invoke(p, after, key="k", handler_kind="EXCLUSIVE")
+    assert answer(p, "during")[0] == 202  # accepted now, as Restate answers
+    assert state(p) == {b"count": b"1"}  # the running handler's view is untouched
+    assert p.tables.objects.waiting("Svc", "k") == [before, after]  # the inbox's invocations only
+    p.effects(running, 1, [set_count(b"2"), output(b"2")], {})
+    assert state(p) == {b"count": b"2"} and p.status(before)["status"] == "INVOKED"
+    actions = p.effects(before, 1, [set_count(b"3"), output(b"3")], {})
+    assert state(p) == {b"count": b"100"}, "applied when its turn came, after the invocation queued before it"
+    assert RunAttempt(after, 1) in actions and p.status(after)["status"] == "INVOKED"
+    assert p.tables.objects.depth() == 0 and list(p.tables.tx.scan(b"sm/")) == []
+
+
+def test_a_queued_mutation_with_a_stale_version_changes_nothing_when_its_turn_comes() -> None:
     p = new_partition()
     mutate(p, {"count": b"1"}, request="before")
     running = str(InvocationId(0, 1))
     invoke(p, running, key="k", handler_kind="EXCLUSIVE")
-    mutate(p, {"count": b"100"}, request="during")
-    code, message = answer(p, "during")
-    assert code == 409 and running in message
-    assert state(p) == {b"count": b"1"}  # the running handler's view is untouched
-    set_state = encode_message(pb.SetStateCommandMessage(key=b"count", value=pb.Value(content=b"2")))
-    p.effects(running, 1, [set_state, output(b"2")], {})
-    assert state(p) == {b"count": b"2"}
-    mutate(p, {"count": b"100"}, request="after")
-    assert answer(p, "after")[0] == 202 and state(p) == {b"count": b"100"}
+    mutate(p, {"count": b"100"}, version=state_version([(b"count", b"1")]), request="during")
+    assert answer(p, "during")[0] == 202
+    p.effects(running, 1, [set_count(b"2"), output(b"2")], {})  # the state is no longer at that version
+    assert state(p) == {b"count": b"2"} and p.tables.objects.lock_holder("Svc", "k") is None
+
+
+def test_killing_the_holder_applies_the_queued_mutation() -> None:
+    p = new_partition()
+    running = str(InvocationId(0, 1))
+    invoke(p, running, key="k", handler_kind="EXCLUSIVE")
+    mutate(p, {"count": b"7"})
+    p.feed("AdminCommand", {"invocation_id": running, "command": "kill", "reply_to": None})
+    assert state(p) == {b"count": b"7"} and p.tables.objects.lock_holder("Svc", "k") is None
 
 
 def test_a_shared_handler_does_not_hold_the_key() -> None:

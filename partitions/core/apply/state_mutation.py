@@ -1,10 +1,9 @@
 """StateMutation: an operator replaces a virtual object's (or workflow's) whole state.
 
-Applied only while no exclusive invocation holds the key: a running handler has read the state
-already (eagerly, or lazily through the partition) and must not see it change under it, so the
-mutation is refused with 409 then (Restate queues it in the key's inbox instead; docs/admin-api.md).
-With a ``version`` it is applied only if the key's current state has that version (Restate's
-state version, ``engine/state_version.py``), else 409. Applied: 202, as Restate answers.
+While no exclusive invocation holds the key it is applied at once: 202, or 409 if a ``version`` is
+given and the key's state is not at it (Restate's state version, ``engine/state_version.py``). While
+one holds it, the mutation waits in the key's inbox like an invocation and is applied when its turn
+comes (``partitions/core/state_mutations.py``), as Restate does: 202 now, as Restate answers.
 """
 
 from __future__ import annotations
@@ -13,8 +12,7 @@ from typing import Any
 
 import orjson
 
-from reprise.engine.state_version import state_version
-from reprise.partitions.core import lifecycle
+from reprise.partitions.core import lifecycle, state_mutations
 from reprise.partitions.core.context import ApplyContext
 
 
@@ -22,22 +20,10 @@ def apply_state_mutation(ctx: ApplyContext, rec: dict[str, Any], now_ms: int) ->
     service, key = rec["service"], rec["key"]
     holder = ctx.tables.objects.lock_holder(service, key)
     if holder is not None:
-        code, message = 409, (f"{service}/{key} is held by invocation {holder}: its state can be set once "
-                              f"that invocation and those queued behind it ended")
+        state_mutations.enqueue(ctx.tables, rec)
+        code, message = 202, f"queued behind invocation {holder}, which holds {service}/{key}"
     else:
-        current = ctx.tables.state.all(service, key)
-        found = state_version(current) if rec["version"] is not None else None
-        if found is not None and found != rec["version"]:
-            code, message = 409, (f"the state of {service}/{key} has version {found}, "
-                                  f"not the expected {rec['version']}")
-        else:
-            new = {name.encode(): value for name, value in rec["state"].items()}
-            for name, _ in current:
-                if name not in new:
-                    ctx.tables.state.clear(service, key, name)
-            for name, value in sorted(new.items()):
-                ctx.tables.state.set(service, key, name, value)
-            code, message = 202, "state replaced"
+        code, message = state_mutations.replace_state(ctx.tables, service, key, rec["version"], rec["state"])
     reply = rec["reply_to"]
     if reply is not None:
         if code < 300:
