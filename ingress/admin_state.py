@@ -2,9 +2,9 @@
 
 The body is Restate's ``ModifyServiceStateRequest``: ``{"object_key": "k", "new_state": {"name":
 [bytes as integers]}, "version": optional}``. The change goes through the log like every state change:
-a StateMutation record on the key's partition, which applies it while no exclusive invocation holds
-the key (``partitions/core/apply/state_mutation.py``) and answers: 202 applied, 409 not applied (the key
-is held, or its state is not at ``version``).
+a StateMutation record on the key's partition, which applies it at once or, while an exclusive
+invocation holds the key, queues it in the key's inbox (``partitions/core/apply/state_mutation.py``),
+and answers: 202 applied or queued, 409 not applied (the key's state is not at ``version``).
 """
 
 from __future__ import annotations
