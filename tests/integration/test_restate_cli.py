@@ -202,6 +202,16 @@ def test_services_config_patch_is_honoured(topo: Topology) -> None:
     assert timedelta(hours=1) < expires - datetime.now(UTC) <= timedelta(hours=2, minutes=1), expires
 
 
+def test_setting_an_objects_state_from_the_admin_endpoint(topo: Topology) -> None:
+    """Restate's POST /services/{s}/state from the front process (an ingress in the split cluster)."""
+    _registered(topo)
+    body = json.dumps({"object_key": "cli-state", "new_state": {"value": list(b"12")}}).encode()
+    status, out = post(topo.engine.admin + "/v4/services/Counter/state", body, {"content-type": "application/json"})
+    assert (status, out) == (202, b"")
+    status, out = post(topo.engine.ingress + "/Counter/cli-state/add", b"1", {"content-type": "application/json"})
+    assert (status, json.loads(out)) == (200, 13)
+
+
 def test_a_forced_reregistration_drops_the_services_it_no_longer_serves(topo: Topology, tmp_path: Path) -> None:
     _registered(topo)
     effects = tmp_path / "effects"
