@@ -20,6 +20,8 @@ from reprise.engine.registry import Registry
 from reprise.ingress.errors import IngressError, error_response
 from reprise.ingress.log_client import LogClient
 
+MAX_KEY_CHARS = 64 * 1024  # what the log's checks accept for an object key or a state name (validation.py)
+
 
 class StateRoutes:
     def __init__(self, registry: Registry, log: LogClient) -> None:
@@ -56,8 +58,8 @@ def _record(service: str, body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ValueError("expected a JSON object with 'object_key' and 'new_state'")
     key, new_state, version = body.get("object_key"), body.get("new_state"), body.get("version")
-    if not isinstance(key, str):
-        raise ValueError("object_key: expected a string")
+    if not isinstance(key, str) or len(key) > MAX_KEY_CHARS:
+        raise ValueError(f"object_key: expected a string of at most {MAX_KEY_CHARS} characters")
     if not isinstance(new_state, dict):
         raise ValueError("new_state: expected an object of state names to arrays of bytes")
     if version is not None and not isinstance(version, str):
@@ -66,6 +68,8 @@ def _record(service: str, body: Any) -> dict[str, Any]:
         raise ValueError("scope: scoped virtual object instances are not supported by Reprise")
     state: dict[str, bytes] = {}
     for state_name, value in new_state.items():
+        if len(state_name) > MAX_KEY_CHARS:
+            raise ValueError(f"new_state: a name of {len(state_name)} characters (at most {MAX_KEY_CHARS})")
         if not isinstance(value, list) or not all(type(b) is int and 0 <= b <= 255 for b in value):
             raise ValueError(f"new_state.{state_name}: expected an array of integers 0..255")
         state[state_name] = bytes(value)

@@ -156,6 +156,7 @@ def test_admin_sets_an_objects_state_through_the_log(engine: Engine) -> None:
     assert _set_state(engine, "Steps", new)[0] == 400  # a plain service has no state
     assert _set_state(engine, "Nope", new)[0] == 404
     assert _set_state(engine, "Counter", {"object_key": "setme", "new_state": {"value": [256]}})[0] == 400
+    assert _set_state(engine, "Counter", {"object_key": "k" * 70_000, "new_state": {}})[0] == 400  # not a 504
 
 
 def test_admin_state_waits_in_the_inbox_while_an_exclusive_handler_holds_the_key(engine: Engine) -> None:
