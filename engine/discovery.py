@@ -17,8 +17,17 @@ ACCEPT = ", ".join(f"application/vnd.restate.endpointmanifest.v{v}+json" for v i
 PROTOCOL_VERSION = 6  # the one invocation protocol version Reprise speaks
 
 
+UNREACHABLE = "META0003"  # Restate's code: the deployment could not be reached or answered an error
+UNSUPPORTED_PROTOCOL = "META0012"  # Restate's code: no service protocol version in common
+
+
 class DiscoveryError(Exception):
-    """The deployment could not be discovered, or its manifest is unusable; the text says why."""
+    """The deployment could not be discovered, or its manifest is unusable; the text says why, and
+    ``restate_code`` the Restate error code of the failure where Restate names one."""
+
+    def __init__(self, message: str, restate_code: str | None = None) -> None:
+        super().__init__(message)
+        self.restate_code = restate_code
 
 
 def deployment_id(uri: str) -> str:
@@ -44,13 +53,13 @@ async def discover(uri: str, use_http_11: bool, headers: dict[str, str],
         async with http_client(use_http_11, timeout) as client:
             resp = await client.get(url, headers=sent)
     except httpx.HTTPError as e:
-        raise DiscoveryError(f"cannot reach {url}: {type(e).__name__}: {str(e)[:200]}") from None
+        raise DiscoveryError(f"cannot reach {url}: {type(e).__name__}: {str(e)[:200]}", UNREACHABLE) from None
     if resp.status_code != 200:
         log.warning("discovery of %s answered %s: %s", url, resp.status_code, resp.text[:2000])
         reason = resp.reason_phrase or "error"
         hint = (": the deployment refuses requests without this engine's request identity (docs/security.md)"
                 if resp.status_code in (401, 403) else "; the engine's log has the response body")
-        raise DiscoveryError(f"{url} answered {resp.status_code} {reason}{hint}")
+        raise DiscoveryError(f"{url} answered {resp.status_code} {reason}{hint}", UNREACHABLE)
     try:
         manifest = resp.json()
     except ValueError:
@@ -66,7 +75,8 @@ def validate(manifest: dict[str, Any]) -> None:
         raise DiscoveryError("manifest lacks protocolMode")
     lo, hi = manifest.get("minProtocolVersion"), manifest.get("maxProtocolVersion")
     if not isinstance(lo, int) or not isinstance(hi, int) or not lo <= PROTOCOL_VERSION <= hi:
-        raise DiscoveryError(f"deployment speaks service protocol V{lo}..V{hi}; Reprise needs V{PROTOCOL_VERSION}")
+        raise DiscoveryError(f"deployment speaks service protocol V{lo}..V{hi}; Reprise needs V{PROTOCOL_VERSION}",
+                             UNSUPPORTED_PROTOCOL)
     if not isinstance(manifest.get("services"), list):
         raise DiscoveryError("manifest lacks services")
     for s in manifest["services"]:

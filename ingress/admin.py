@@ -20,6 +20,7 @@ from reprise.engine.subscriptions import SubscriptionRegistry
 from reprise.ingress.admin_guard import guard, read_token
 from reprise.ingress.admin_registry import RegistryRoutes
 from reprise.ingress.admin_schedules import ScheduleRoutes
+from reprise.ingress.admin_state import StateRoutes
 from reprise.ingress.admin_version import add_versioned_paths, version_information
 from reprise.ingress.cluster import ClusterReads
 from reprise.ingress.errors import IngressError, error_response
@@ -65,6 +66,7 @@ class Admin:
         r.add_patch("/invocations/{id}/{command}", self.invocation_command)
         r.add_delete("/invocations/{id}", self.invocation_command)  # legacy: ?mode=cancel|kill|purge
         ScheduleRoutes(self.registry, self.log, self._need_introspector).add_to(r)
+        StateRoutes(self.registry, self.log).add_to(r)
         if self.cluster is not None:
             self.cluster.add_routes(app, self.registry)
         add_versioned_paths(r)  # last: every route above is served under /v2../v4 too (Restate's CLI calls /v4/...)
@@ -88,7 +90,7 @@ class Admin:
         try:
             return await handler(request)
         except IngressError as e:
-            return error_response(e.code, e.message)
+            return error_response(e.code, e.message, e.restate_code)
         except TimeoutError as e:  # Kafka did not acknowledge, or read back, a registry record in time
             return error_response(503, f"the deployments topic did not answer in time: {e}")
 

@@ -55,7 +55,6 @@ class RegistryRoutes:
         r.add_patch("/services/{name}", self.modify_service)
         r.add_get("/services/{name}/handlers", self.list_handlers)
         r.add_get("/services/{name}/handlers/{handler}", self.get_handler)
-        r.add_post("/services/{name}/state", self.modify_state)
 
     # -- deployments
 
@@ -98,7 +97,8 @@ class RegistryRoutes:
         try:
             return await discover(uri, use_http_11, headers, signer=self.signer)
         except DiscoveryError as e:
-            raise IngressError(400, f"discovery failed: {e}") from None
+            # Restate: 500, with the failure's code (META0003 unreachable, META0012 protocol versions)
+            raise IngressError(500, f"discovery failed: {e}", restate_code=e.restate_code) from None
 
     def _check_compatible(self, manifest: dict[str, Any]) -> None:
         """Restate refuses, without ``breaking`` or ``force``, a new revision that changes a service's type."""
@@ -205,13 +205,6 @@ class RegistryRoutes:
             raise IngressError(404, f"The requested handler '{request.match_info['handler']}' on service "
                                     f"'{svc.name}' does not exist")
         return web.json_response(handler_metadata(svc, h))
-
-    async def modify_state(self, request: web.Request) -> web.Response:
-        svc = self._service(request)
-        if not svc.keyed:
-            raise IngressError(400, f"Cannot modify state for service type {_restate_type(svc.ty)}")
-        raise IngressError(501, "setting a key's state over the admin API is not supported by Reprise yet "
-                                "(docs/admin-api.md)")
 
     async def modify_service(self, request: web.Request) -> web.Response:
         svc = self._service(request)

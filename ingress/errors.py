@@ -29,8 +29,10 @@ def error_response(code: int, message: str, restate_code: str | None = None) -> 
 class IngressError(Exception):
     """A request the ingress refuses; becomes an error response."""
 
-    def __init__(self, code: int, message: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, code: int, message: str, headers: dict[str, str] | None = None,
+                 restate_code: str | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.headers = headers or {}
+        self.restate_code = restate_code  # the admin API's body names it (error_response)

@@ -38,6 +38,7 @@ LOG_SCHEMAS: dict[tuple[str, int], str] = {
     ("Attach", 1): "attach.v1.avsc",
     ("RetentionSweep", 1): "retention_sweep.v1.avsc",
     ("ScheduleCommand", 1): "schedule_command.v1.avsc",
+    ("StateMutation", 1): "state_mutation.v1.avsc",
     ("Reply", 1): "reply.v1.avsc",
     ("Deployment", 1): "deployment.v1.avsc",
     ("Subscription", 1): "subscription.v1.avsc",

@@ -325,6 +325,16 @@ class Signal(TypedDict):
     source: Source | None
 
 
+class StateMutation(TypedDict):
+    """An operator's replacement of a virtual object's (or workflow's) whole state, on its key's partition."""
+
+    service: str
+    key: str
+    version: str | None
+    state: dict[str, bytes]
+    reply_to: ReplyTo | None
+
+
 class StoreDelta(TypedDict):
     """The writes one apply batch made to a partition's store: the changelog
     (partitions/state/changelog.py). Applied to a store whose applied offset is base_offset, they bring
@@ -386,6 +396,7 @@ BY_KIND: dict[tuple[str, int], type] = {
     ('Schedule', 1): Schedule,
     ('ScheduleCommand', 1): ScheduleCommand,
     ('Signal', 1): Signal,
+    ('StateMutation', 1): StateMutation,
     ('StoreDelta', 1): StoreDelta,
     ('Subscription', 1): Subscription,
     ('Timer', 1): Timer,

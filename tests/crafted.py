@@ -21,7 +21,8 @@ from reprise.schemas import codec
 
 # Every kind apply() handles, and the kinds on the log that it does not (rejected as unknown).
 KINDS = ("Invoke", "InvokerEffects", "TimerFired", "CallCompleted", "LeaderEpoch", "OutboxShipped", "Signal",
-         "AdminCommand", "Attach", "RetentionSweep", "ScheduleCommand", "Reply", "Deployment", "Subscription")
+         "AdminCommand", "Attach", "RetentionSweep", "ScheduleCommand", "StateMutation", "Reply", "Deployment",
+         "Subscription")
 INT_EDGES = (0, 1, 2, 17, -1, 2**31 - 1, -(2**31))
 LONG_EDGES = (0, 1, 2, -1, 2**31, 2**63 - 1, -(2**63), 10**15, 1_700_000_000_000)
 

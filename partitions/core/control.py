@@ -72,13 +72,16 @@ def forget(ctx: ApplyContext, row: Row) -> None:
 
 
 def pause(ctx: ApplyContext, row: Row, now_ms: int) -> tuple[int, str]:
+    """Restate's answers: 202 pausing, 200 already paused, 409 not running."""
+    if row["status"] == Status.PAUSED.value:
+        return 200, "already paused"
     if row["status"] not in (Status.INVOKED.value, Status.BACKING_OFF.value, Status.SUSPENDED.value):
         return 409, f"invocation {row['invocation_id']} is {row['status']}: it cannot be paused"
     if row["status"] == Status.INVOKED.value:
         ctx.actions.append(AbortAttempt(row["invocation_id"], row["attempt"]))
     lifecycle.set_status(row, Status.PAUSED, now_ms)
     ctx.tables.invocations.put(row)
-    return 200, "paused"
+    return 202, "paused"
 
 
 def resume(ctx: ApplyContext, row: Row, now_ms: int) -> tuple[int, str]:

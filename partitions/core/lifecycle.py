@@ -11,6 +11,7 @@ from typing import Any
 from reprise.engine.ids import InvocationId
 from reprise.engine.protocol import journal as pj
 from reprise.engine.protocol.messages import MessageType, is_notification
+from reprise.partitions.core import state_mutations
 from reprise.partitions.core.actions import RunAttempt, ScheduleTimer, ShipOutbox, StreamNotification
 from reprise.partitions.core.context import ApplyContext
 from reprise.partitions.core.status import Status, check_transition
@@ -94,6 +95,9 @@ def release(ctx: ApplyContext, row: Row, now_ms: int) -> None:
     if key is None or ctx.tables.objects.lock_holder(row["service"], key) != row["invocation_id"]:
         return
     nxt = ctx.tables.objects.pop(row["service"], key)
+    while nxt is not None and state_mutations.is_marker(nxt):  # an operator's state change, in inbox order
+        state_mutations.apply_queued(ctx.tables, nxt)
+        nxt = ctx.tables.objects.pop(row["service"], key)
     ctx.tables.objects.set_lock(row["service"], key, nxt)
     if nxt is not None:
         waiting = ctx.tables.invocations.get(nxt)

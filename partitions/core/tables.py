@@ -11,13 +11,14 @@
 | ``lk/`` | len:service len:object key | the invocation holding the key's exclusive lock |
 | ``pm/`` | len:service len:workflow id / promise name | b"V" + value, or b"F" + Failure (Avro) |
 | ``pw/`` | len:service len:workflow id / promise name / invocation / completion id | empty: a waiter |
-| ``ib/`` | len:service len:object key / sequence (20 digits) | an invocation waiting for the key, in arrival order |
+| ``ib/`` | len:service len:object key / sequence (20 digits) | an invocation (or an ``sm/`` key) waiting |
 | ``ih/`` | len:service len:object key | the ``ib/`` key taken last from the object's inbox (the next pop seeks there) |
+| ``sm/`` | sequence (20 digits) | a state mutation waiting in an object's inbox (``state_mutations.py``) |
 | ``cr/`` | completion time (15 digits) / invocation id | empty: completed plain invocations, for retention |
 | ``dd/`` | source partition | highest outbox sequence received from it |
 | ``is/`` | invocation id | its status name: lets a status change adjust the counts without a decode |
 | ``sc/`` | schedule id | Schedule (Avro): a durable cron schedule (``schedules_table.py``) |
-| ``meta/`` | epoch, outbox_next, outbox_head, applied_offset, count/<status>, inbox_depth | integers as ASCII |
+| ``meta/`` | epoch, outbox_next, outbox_head, applied_offset, count/<status>, inbox_depth, sm_next | integers |
 
 ``meta/applied_offset`` is ``<offset>@<timestamp of the record there>`` (partitions/state/log_match.py).
 
@@ -214,8 +215,8 @@ class ObjectsView(_Table):
         return raw.decode() if raw is not None else None
 
     def waiting(self, service: str, key: str) -> list[str]:
-        """The invocations in the key's inbox, oldest first."""
-        return [v.decode() for _, v in self.tx.scan(b"ib/%s/" % _object(service, key))]
+        """The invocations in the key's inbox, oldest first (not the state mutations waiting there)."""
+        return [v.decode() for _, v in self.tx.scan(b"ib/%s/" % _object(service, key)) if not v.startswith(b"sm/")]
 
     def depth(self) -> int:
         """Invocations waiting behind an object's lock, over all keys of the partition."""

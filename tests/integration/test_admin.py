@@ -36,7 +36,8 @@ def test_registration_answers(engine: Engine, service: Service) -> None:
     assert status == 400 and set(json.loads(out)) == {"message", "restate_code"}  # Restate's error body
     status, out = post(engine.admin + "/deployments", json.dumps({"uri": f"http://127.0.0.1:{free_port()}"}).encode(),
                        {"content-type": "application/json"})
-    assert status == 400 and "discovery failed" in json.loads(out)["message"]
+    assert status == 500 and "discovery failed" in json.loads(out)["message"]  # Restate's status and code
+    assert json.loads(out)["restate_code"] == "META0003"
 
 
 def test_metrics_after_an_invocation(engine: Engine) -> None:

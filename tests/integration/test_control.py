@@ -66,8 +66,7 @@ def test_always_failing_handler_pauses_then_resume_gives_another_attempt(engine:
     wait_until(lambda: count(effects, "af.attempt") == 3, 30, "three attempts")
     time.sleep(1.0)
     assert count(effects, "af.attempt") == 3, "max attempts is 3: then it pauses"
-    status, out = admin(engine, inv, "pause")
-    assert status == 409 and "PAUSED" in out["message"]  # already paused: visible as paused
+    assert admin(engine, inv, "pause")[0] == 200  # Restate's answer when already paused
     assert admin(engine, inv, "resume")[0] == 200
     wait_until(lambda: count(effects, "af.attempt") == 4, 30, "the resumed attempt")
     time.sleep(0.5)
@@ -87,3 +86,13 @@ def test_purge_and_unknown_ids(engine: Engine) -> None:
         assert status == 404 and out["restate_code"] is None and "not found" in out["message"]
     status, out = admin(engine, "not-an-id", "cancel")
     assert status == 400
+
+
+def test_pause_answers_as_restate(engine: Engine) -> None:
+    """202 pausing a running invocation, 200 when already paused, 409 once it is not running."""
+    inv = send(engine, "/Counter/pz/hold", 120_000)
+    assert admin(engine, inv, "pause")[0] == 202
+    assert admin(engine, inv, "pause")[0] == 200
+    assert admin(engine, inv, "kill")[0] == 200
+    status, out = admin(engine, inv, "pause")
+    assert status == 409 and out["restate_code"] is None

@@ -31,6 +31,7 @@ def test_every_log_kind_round_trips_with_headers() -> None:
                    "reply_to": {"topic": "replies", "ingress_id": "a", "request_id": "r"}},
         "ScheduleCommand": {"schedule_id": "nightly", "op": "create", "cron": "0 3 * * *", "timezone": "UTC",
                             "service": "S", "handler": "h", "input": b"{}"},
+        "StateMutation": {"service": "Counter", "key": "k", "version": None, "state": {"count": b"1"}},
     }
     assert set(samples) == {k for (k, _) in codec.LOG_SCHEMAS}
     for kind, rec in samples.items():

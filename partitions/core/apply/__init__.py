@@ -25,6 +25,7 @@ from reprise.partitions.core.apply import (
     retention_sweep,
     schedule,
     signal,
+    state_mutation,
     timer_fired,
     validation_fast,
 )
@@ -62,6 +63,7 @@ HANDLERS: dict[tuple[str, int], Handler] = {
     ("Attach", 1): attach.apply_attach,
     ("RetentionSweep", 1): retention_sweep.apply_retention_sweep,
     ("ScheduleCommand", 1): schedule.apply_schedule_command,
+    ("StateMutation", 1): state_mutation.apply_state_mutation,
 }
 # by kind: every version of a kind passes the same checks (validation.py's; validation_fast.py decides
 # the common records in one pass and hands the rest to them)

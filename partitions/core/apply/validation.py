@@ -285,10 +285,24 @@ def schedule_command(ctx: ApplyContext, rec: Record) -> None:
         raise reject(Rejection.MALFORMED, str(e)) from None
 
 
+def state_mutation(ctx: ApplyContext, rec: Record) -> None:
+    """A service name, and a key routed to this partition (an object's state lives on its key's)."""
+    name(rec["service"], "StateMutation service")
+    name(rec["key"], "StateMutation key", required=False, limit=MAX_KEY_CHARS)
+    routed = partition_for_key(rec["key"], ctx.partitions)
+    if routed != ctx.partition:
+        raise reject(Rejection.WRONG_PARTITION,
+                     f"StateMutation key {rec['key'][:64]!r} belongs to partition {routed}, found on {ctx.partition}")
+    if rec["version"] is not None and len(rec["version"]) > MAX_NAME_CHARS:
+        raise reject(Rejection.TOO_LARGE, f"StateMutation version: expected at most {MAX_NAME_CHARS} chars")
+    for state_name in rec["state"]:
+        name(state_name, "StateMutation state name", required=False, limit=MAX_KEY_CHARS)
+
+
 # One per kind apply() handles on the log (tests/unit/test_apply_validation.py checks none is missing).
 VALIDATORS: dict[str, Validator] = {
     "Invoke": invoke, "InvokerEffects": invoker_effects, "TimerFired": timer_fired,
     "CallCompleted": call_completed, "LeaderEpoch": leader_epoch, "OutboxShipped": outbox_shipped,
     "Signal": signal, "AdminCommand": admin_command, "Attach": attach, "RetentionSweep": retention_sweep,
-    "ScheduleCommand": schedule_command,
+    "ScheduleCommand": schedule_command, "StateMutation": state_mutation,
 }
