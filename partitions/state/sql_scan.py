@@ -284,6 +284,8 @@ class PartitionScan:
     def _sys_inbox(self) -> Iterator[Row]:
         for prefix in self._prefixes(b"ib/"):
             for k, v in self._r.scan(prefix):
+                if v.startswith(b"sm/"):  # a state mutation waiting its turn, not an invocation
+                    continue
                 self._budget.take()
                 service, key, seq = _object(k[3:])
                 raw = self._r.get(b"in/" + v)

@@ -167,5 +167,10 @@ def test_admin_state_waits_in_the_inbox_while_an_exclusive_handler_holds_the_key
     assert _set_state(engine, "Counter", {"object_key": "held", "new_state": {"value": list(b"1")}}) == (202, None)
     wait_until(lambda: call_json(engine, "/Counter/held/get") == (200, 41), 30, "hold's own write")
     assert call_json(engine, "/Counter/held/get") == (200, 41), "the holder's view is not changed under it"
+    # the waiting state change is not an invocation: the key's inbox, as SQL shows it, holds none
+    status, raw = post(engine.admin + "/query", json.dumps(
+        {"query": "SELECT id FROM sys_inbox WHERE service_name = 'Counter' AND service_key = 'held'"}).encode(),
+        {"content-type": "application/json", "accept": "application/json"})
+    assert (status, json.loads(raw)["rows"]) == (200, []), raw
     assert post(f"{engine.admin}/invocations/{inv}/kill", b"", method="PATCH")[0] == 200
     wait_until(lambda: call_json(engine, "/Counter/held/get") == (200, 1), 30, "the queued state, once the key is free")
