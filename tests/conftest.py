@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from tests.harness import Engine, Service, engine_serving
+from tests.harness import Engine, Service, drop_namespace, engine_serving
 
 pytest_plugins = ["reprise.testing.plugin"]  # reprise.testing's fixtures, as its pytest11 entry point loads them
 
@@ -129,8 +129,7 @@ def module_engine(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
         with engine_serving(kafka_bootstrap, ns, home, module_effects) as eng:
             yield eng
     finally:
-        admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
-        _delete_topics(admin, [t for t in admin.list_topics(timeout=30).topics if t.startswith(ns + ".")])
+        drop_namespace(kafka_bootstrap, ns)
 
 
 @pytest.fixture

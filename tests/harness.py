@@ -269,3 +269,17 @@ def engine_serving(kafka_bootstrap: str, namespace: str, home: Path, effects: Pa
     finally:
         eng.kill()
         svc.kill()
+
+
+def drop_namespace(bootstrap: str, namespace: str) -> None:
+    """Delete a namespace's topics (``<ns>.*``) once its engines are gone: a shared broker that keeps
+    every test's topics ends a session with thousands of partitions."""
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    topics = [t for t in admin.list_topics(timeout=30).topics if t.startswith(namespace + ".")]
+    for fut in (admin.delete_topics(topics, operation_timeout=30) if topics else {}).values():
+        try:
+            fut.result(30)
+        except Exception:  # noqa: BLE001 - already gone, or the broker went away: nothing to clean
+            pass

@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka.admin import AdminClient
 
 from reprise.deploy.cli import main
-from tests.harness import Engine, Service, call_json, post
+from tests.harness import Engine, Service, call_json, drop_namespace, post
 
 pytestmark = pytest.mark.kafka
 
@@ -64,13 +63,7 @@ def recorded(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> 
         yield {"engine": eng, "namespace": ns, "ids": ids, "effects": effects, "bootstrap": kafka_bootstrap}
     finally:
         eng.kill()
-        admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
-        topics = [t for t in admin.list_topics(timeout=30).topics if t.startswith(ns + ".")]
-        for fut in (admin.delete_topics(topics, operation_timeout=30) if topics else {}).values():
-            try:
-                fut.result(30)
-            except Exception:  # noqa: BLE001 - already gone
-                pass
+        drop_namespace(kafka_bootstrap, ns)
 
 
 def _cli(rec: dict[str, Any], capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, str]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import time
 import uuid
@@ -21,39 +20,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import ADMIN_TOKEN, ROOT, Engine, Proc, Service, post, request, wait_http
+from tests.harness import ADMIN_TOKEN, Engine, Proc, Service, drop_namespace, post, request, wait_http
+from tests.restate_cli import install_cli
 
 pytestmark = pytest.mark.kafka
 
-CLI_VERSION = "1.7.12"
-CLI_HOME = ROOT / ".reprise" / "restate-cli"
-
-
-def _install_cli() -> Path | None:
-    """The CLI's executable, installed by npm once into the cache; None where npm cannot install it."""
-    exe = CLI_HOME / "node_modules" / ".bin" / "restate"
-    marker = CLI_HOME / f"installed-{CLI_VERSION}"
-    if exe.exists() and marker.exists():
-        return exe
-    npm = shutil.which("npm")
-    if npm is None:
-        return None
-    CLI_HOME.mkdir(parents=True, exist_ok=True)
-    (CLI_HOME / "package.json").write_text('{"name": "reprise-restate-cli", "private": true}\n')
-    try:
-        done = subprocess.run([npm, "install", "--no-audit", "--no-fund", "-s", f"@restatedev/restate@{CLI_VERSION}"],
-                              cwd=CLI_HOME, capture_output=True, timeout=300)
-    except subprocess.TimeoutExpired:
-        return None
-    if done.returncode != 0 or not exe.exists():
-        return None
-    marker.write_text("")
-    return exe
-
-
 @pytest.fixture(scope="module")
 def cli_exe() -> Path:
-    exe = _install_cli()
+    exe = install_cli()
     if exe is None:
         pytest.skip("npm could not install @restatedev/restate (no npm, or the registry is unreachable)")
     return exe
@@ -111,15 +85,7 @@ def _start_topology(kind: str, bootstrap: str, home: Path, exe: Path) -> Iterato
         for e in engines:
             e.kill()
         service.kill()
-        from confluent_kafka.admin import AdminClient
-
-        admin = AdminClient({"bootstrap.servers": bootstrap})
-        topics = [t for t in admin.list_topics(timeout=30).topics if t.startswith(ns + ".")]
-        for fut in (admin.delete_topics(topics, operation_timeout=30) if topics else {}).values():
-            try:
-                fut.result(30)
-            except Exception:  # noqa: BLE001 - already gone
-                pass
+        drop_namespace(bootstrap, ns)
 
 
 @pytest.fixture(scope="module", params=["dev", "split"])

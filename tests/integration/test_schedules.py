@@ -15,10 +15,8 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from confluent_kafka.admin import AdminClient
 
-from tests.conftest import _delete_topics
-from tests.harness import ROOT, Engine, Service, post
+from tests.harness import ROOT, Engine, Service, drop_namespace, post
 from tests.integration.test_crash_recovery import wait_until
 from tests.integration.test_rebuild import partitions_cli
 
@@ -45,8 +43,7 @@ def ticks_engine(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory,
     finally:
         eng.kill()
         svc.kill()
-        admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
-        _delete_topics(admin, [t for t in admin.list_topics(timeout=30).topics if t.startswith(ns + ".")])
+        drop_namespace(kafka_bootstrap, ns)
 
 
 def cli(engine: Engine, *args: str) -> tuple[int, str]:
