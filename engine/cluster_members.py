@@ -1,6 +1,8 @@
 """Which processor owns which log partition, and where its admin API answers.
 
-A processor advertises its admin API in its consumer's ``client.id`` (``reprise-processor admin=<url>``);
+A processor advertises its admin API in its consumer's ``client.id`` (``reprise-processor admin=<url>``,
+after the operator's own ``consumer.client.id`` if the Kafka config file sets one, so the id still
+begins with what the operator chose);
 the processors' consumer group then says, member by member, which partitions each holds. Any process
 (an ingress too) reads that with one ``DescribeGroups`` request, so a cluster-wide read needs no
 registry of its own: ownership is exactly what Kafka assigned.
@@ -29,8 +31,16 @@ def advertised_admin_url(cfg: Config) -> str:
     return f"http://{host}:{cfg.admin_port}"
 
 
-def processor_client_id(cfg: Config) -> str:
-    return _PREFIX + advertised_admin_url(cfg)
+def processor_client_id(cfg: Config, operators: str | None = None) -> str:
+    """The processor consumer's ``client.id``: the operator's (if any), then the advertisement."""
+    advert = _PREFIX + advertised_admin_url(cfg)
+    return f"{operators} {advert}" if operators else advert
+
+
+def advertised_in(client_id: str) -> str | None:
+    """The admin URL a member's ``client.id`` advertises (None: not a processor of this kind)."""
+    at = client_id.find(_PREFIX)
+    return client_id[at + len(_PREFIX):] if at >= 0 else None
 
 
 class Members:
@@ -59,9 +69,10 @@ class Members:
         group = self._admin.describe_consumer_groups([self._group], request_timeout=10)[self._group].result(timeout=15)
         owners = {}
         for member in group.members:
-            if not member.client_id.startswith(_PREFIX) or member.assignment is None:
+            url = advertised_in(member.client_id)
+            if url is None or member.assignment is None:
                 continue
             for tp in member.assignment.topic_partitions:
                 if tp.topic == self._cfg.log_topic:
-                    owners[tp.partition] = member.client_id[len(_PREFIX):]
+                    owners[tp.partition] = url
         return owners

@@ -43,6 +43,7 @@ from reprise.engine.kafka import (
     producer_config,
     topic_partitions,
 )
+from reprise.engine.kafka_properties import settings_for
 from reprise.engine.kafka_stats import KAFKA_STATS
 from reprise.engine.local_replies import LocalReplies
 from reprise.engine.produce_burst import ProduceBurst
@@ -158,7 +159,8 @@ class PartitionProcessor:
         if self.group and self.cfg.instance_id:
             settings["group.instance.id"] = self.cfg.instance_id
         if self.group:  # how other processes find this one's admin API (engine/cluster_members.py)
-            settings["client.id"] = processor_client_id(self.cfg)
+            settings["client.id"] = processor_client_id(
+                self.cfg, settings_for(self.cfg.kafka_config, "consumer").get("client.id"))
         consumer = new_consumer(self.cfg, **settings, **KAFKA_STATS.settings(self.cfg, "processor-consumer"))
         # The log's metadata in the consumer's cache before it is assigned: else a fetch can wait for
         # librdkafka's once-a-second scan of unknown topics (restarts took ~0.9 s longer, measured)

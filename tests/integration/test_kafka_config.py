@@ -40,7 +40,9 @@ def test_the_file_names_the_cluster_and_its_settings_reach_the_engines_clients(
         group = f"{namespace}.processors"
         admin = AdminClient({"bootstrap.servers": kafka_bootstrap})  # kept alive while the future runs
         members = admin.describe_consumer_groups([group])[group].result(30).members
-        assert [m.client_id for m in members] == [f"kcfg-{namespace}"]
+        # the operator's id first, then the processor's admin API for cluster-wide reads (engine/cluster_members.py)
+        assert [m.client_id.split(" ")[0] for m in members] == [f"kcfg-{namespace}"], members
+        assert "reprise-processor admin=http://127.0.0.1:" in members[0].client_id, members
     finally:
         processor.kill()
         ingress.kill()
