@@ -43,4 +43,4 @@ def test_subscription_to_unknown_handler_and_delete(engine: Engine, kafka_bootst
     assert cli(engine, "subscriptions", "delete", sub_id).returncode == 0
     assert sub_id not in cli(engine, "subscriptions", "ls").stdout
     out = cli(engine, "subscriptions", "delete", sub_id)
-    assert out.returncode == 1 and "404" in out.stderr
+    assert out.returncode == 5 and "404" in out.stderr  # not found (docs/cli.md)
