@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 _HERE = Path(__file__).resolve().parent
+_START_ATTEMPTS = 3  # a start that fails on a port still held (BindException) is tried again
 KAFKA_VERSION = re.search(r"<kafka.version>([^<]+)<", (_HERE / "pom.xml").read_text()).group(1)  # type: ignore[union-attr]
 
 
@@ -168,6 +169,18 @@ class LocalKafka:
         self.dir.mkdir(parents=True, exist_ok=True)
         props = self._write_config()
         self._format(props)
+        for attempt in range(1, _START_ATTEMPTS + 1):
+            proc = self._spawn(props)
+            if self._wait_started(proc, timeout):
+                return self.bootstrap
+            tail = "\n".join(self.log_file.read_text(errors="replace").splitlines()[-20:])
+            # A port the previous broker (or a client's ephemeral port) still held: free again a moment later
+            if "BindException" not in tail or attempt == _START_ATTEMPTS:
+                raise RuntimeError(f"Kafka exited with {proc.returncode} during start:\n{tail}")
+            time.sleep(2.0)
+        raise AssertionError("unreachable")
+
+    def _spawn(self, props: Path) -> subprocess.Popen[bytes]:
         with open(self.log_file, "ab") as log:
             proc = subprocess.Popen(
                 ["java", f"-Xmx{self.heap}", f"-Xms{self.heap}", "-XX:+UseSerialGC",
@@ -175,14 +188,17 @@ class LocalKafka:
                  f"-Dreprise.kafka.log={self.log_file.resolve()}", "-cp", f"{self.lib}/*", "kafka.Kafka", str(props)],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         self.pid_file.write_text(str(proc.pid))
+        return proc
+
+    def _wait_started(self, proc: subprocess.Popen[bytes], timeout: float) -> bool:
+        """True once clients can use the broker; False if it exited first."""
         deadline = time.monotonic() + timeout
         while True:
             if proc.poll() is not None:
-                tail = "\n".join(self.log_file.read_text(errors="replace").splitlines()[-20:])
-                raise RuntimeError(f"Kafka exited with {proc.returncode} during start:\n{tail}")
+                return False
             try:
                 wait_ready(self.bootstrap, 1.0, self.client_settings)
-                return self.bootstrap
+                return True
             except TimeoutError:
                 if time.monotonic() > deadline:
                     self.stop()
