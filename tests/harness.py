@@ -257,9 +257,12 @@ def request(url: str, body: bytes | None = None, headers: dict[str, str] | None 
 
 
 @contextlib.contextmanager
-def engine_serving(kafka_bootstrap: str, namespace: str, home: Path, effects: Path) -> Iterator[Engine]:
-    """An engine under ``home`` with the test service (writing to ``effects``) registered; both killed after."""
-    svc = Service(effects, home / "service.log", env={"REPRISE_EXAMPLE_OUTBOX": str(effects)})
+def engine_serving(kafka_bootstrap: str, namespace: str, home: Path, effects: Path,
+                   app: str | None = None) -> Iterator[Engine]:
+    """An engine under ``home`` with the test service (or ``app``, writing to ``effects``) registered;
+    both killed after."""
+    svc = Service(effects, home / "service.log", env={"REPRISE_EXAMPLE_OUTBOX": str(effects)},
+                  **({"app": app} if app else {}))
     eng = Engine(kafka_bootstrap, namespace, home / "engine")
     try:
         svc.start()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import ROOT, Engine, Service, drop_namespace, post
+from tests.harness import ROOT, Engine, drop_namespace, engine_serving, post
 from tests.integration.test_crash_recovery import wait_until
 from tests.integration.test_rebuild import partitions_cli
 
@@ -33,16 +33,10 @@ def effects(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def ticks_engine(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory, effects: Path) -> Iterator[Engine]:
     """One engine for the module (the admin API's checks first, then the kill and rebuild)."""
     home, ns = tmp_path_factory.mktemp("schedules"), "t" + uuid.uuid4().hex[:10]
-    svc = Service(effects, home / "service.log", app="tests.services.schedule_app:app")
-    eng = Engine(kafka_bootstrap, ns, home / "engine")
     try:
-        svc.start()
-        eng.start()
-        eng.register(svc.uri)
-        yield eng
+        with engine_serving(kafka_bootstrap, ns, home, effects, app="tests.services.schedule_app:app") as eng:
+            yield eng
     finally:
-        eng.kill()
-        svc.kill()
         drop_namespace(kafka_bootstrap, ns)
 
 
