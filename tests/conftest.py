@@ -12,6 +12,7 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from tests.harness import Engine, Service, drop_namespace, engine_serving
+from tests.restate_cli import install_cli
 
 pytest_plugins = ["reprise.testing.plugin"]  # reprise.testing's fixtures, as its pytest11 entry point loads them
 
@@ -149,3 +150,12 @@ def latch_service(tmp_path: Path, effects: Path) -> Iterator[Service]:
     svc.start()
     yield svc
     svc.kill()
+
+
+@pytest.fixture(scope="module")
+def cli_exe() -> Path:
+    """Restate's CLI (tests/restate_cli.py), installed once; skipped only where npm cannot install it."""
+    exe = install_cli()
+    if exe is None:
+        pytest.skip("npm could not install @restatedev/restate (no npm, or the registry is unreachable)")
+    return exe

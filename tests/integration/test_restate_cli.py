@@ -21,17 +21,8 @@ from pathlib import Path
 import pytest
 
 from tests.harness import ADMIN_TOKEN, Engine, Proc, Service, drop_namespace, post, request, wait_http
-from tests.restate_cli import install_cli
 
 pytestmark = pytest.mark.kafka
-
-@pytest.fixture(scope="module")
-def cli_exe() -> Path:
-    exe = install_cli()
-    if exe is None:
-        pytest.skip("npm could not install @restatedev/restate (no npm, or the registry is unreachable)")
-    return exe
-
 
 class Cli:
     """Runs ``restate`` against one engine's admin API and ingress, non-interactively."""

@@ -22,7 +22,7 @@ import pytest
 
 from tests.harness import ADMIN_TOKEN, ROOT, Engine, Service, call_json, post, request
 from tests.integration.test_crash_recovery import wait_until
-from tests.restate_cli import install_cli, run_cli
+from tests.restate_cli import run_cli
 
 pytestmark = pytest.mark.kafka
 
@@ -202,13 +202,6 @@ def test_a_filter_on_the_key_reaches_only_its_partition(split: Seeded) -> None:
 
 
 # Restate's CLI -------------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def cli_exe() -> Path:
-    exe = install_cli()
-    if exe is None:
-        pytest.skip("npm could not install @restatedev/restate (no npm, or the registry is unreachable)")
-    return exe
 
 
 def cli(topology: Seeded, exe: Path, *args: str) -> str:
