@@ -82,7 +82,14 @@ class Config:
     store_memtable_mb: int = 256
     # BIDI_STREAM deployments keep one request open across steps (partitions/invoker/streaming.py)
     streaming: bool = True
-    stream_idle_ms: int = 1_000  # a streaming handler silent this long is told to suspend (input closed)
+    # Restate's inactivity and abort timeouts, per attempt (partitions/invoker/attempt_timeouts.py); a service's or
+    # handler's own (its manifest, PATCH /services/{s}) override these. A streaming attempt silent (no message
+    # either way) this long has its request body closed, so the handler suspends; 0: attempts run
+    # request/response. Restate's default is 1 min; Reprise suspends a silent handler sooner, freeing its stream.
+    inactivity_timeout_ms: int = 1_000
+    # an attempt whose input is closed (asked to suspend, or request/response) and that sends nothing for this
+    # long is aborted and retried by its retry policy (Restate's default, 10 min)
+    abort_timeout_ms: int = 600_000
     # a handler whose streamed attempts ended this many times in a row without waiting for the runtime
     # runs request/response until one of its attempts suspends (partitions/invoker/stream_policy.py); 0: always stream
     stream_calm_attempts: int = 8
@@ -180,6 +187,8 @@ class Config:
         if os.environ.get("REPRISE_RETRY_ON_MAX_ATTEMPTS"):
             retry = replace(retry, on_max_attempts=os.environ["REPRISE_RETRY_ON_MAX_ATTEMPTS"].upper())
         env["retry"] = retry
+        if "REPRISE_STREAM_IDLE_MS" in os.environ and "inactivity_timeout_ms" not in env:  # its former name
+            env["inactivity_timeout_ms"] = int(os.environ["REPRISE_STREAM_IDLE_MS"])
         env.update({k: v for k, v in overrides.items() if v is not None})
         if env.get("kafka_config") and "bootstrap" not in env:
             from reprise.engine.kafka_properties import bootstrap_of  # the file names the cluster unless --kafka does

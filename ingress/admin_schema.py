@@ -19,8 +19,6 @@ SERVICE_TYPES = {"SERVICE": "Service", "VIRTUAL_OBJECT": "VirtualObject", "WORKF
 HANDLER_TYPES = {"EXCLUSIVE": "Exclusive", "SHARED": "Shared", "WORKFLOW": "Workflow"}
 PROTOCOL_TYPES = {"BIDI_STREAM": "BidiStream", "REQUEST_RESPONSE": "RequestResponse"}
 DEFAULT_IDEMPOTENCY_RETENTION_MS = 24 * 3600 * 1000  # the ingress's, when the manifest names none
-DEFAULT_INACTIVITY_TIMEOUT_MS = 60_000  # Restate's defaults: stored and shown (docs/admin-api.md)
-DEFAULT_ABORT_TIMEOUT_MS = 600_000
 # manifest option (milliseconds) -> admin API field (friendly duration)
 DURATION_FIELDS = {"idempotencyRetention": "idempotency_retention",
                    "workflowCompletionRetention": "workflow_completion_retention",
@@ -88,7 +86,7 @@ def service_metadata(svc: ServiceInfo, cfg: Config) -> dict[str, Any]:
     out.update({"deployment_id": svc.deployment_id, "revision": svc.revision, "public": svc.public})
     defaults = {"idempotencyRetention": DEFAULT_IDEMPOTENCY_RETENTION_MS,
                 "journalRetention": int(cfg.completed_retention_s * 1000),
-                "inactivityTimeout": DEFAULT_INACTIVITY_TIMEOUT_MS, "abortTimeout": DEFAULT_ABORT_TIMEOUT_MS}
+                "inactivityTimeout": cfg.inactivity_timeout_ms, "abortTimeout": cfg.abort_timeout_ms}
     if svc.ty == "WORKFLOW":
         defaults["workflowCompletionRetention"] = DEFAULT_IDEMPOTENCY_RETENTION_MS
     for key, name in DURATION_FIELDS.items():

@@ -23,6 +23,7 @@ import asyncio
 from collections import deque
 from urllib.parse import urlsplit
 
+from reprise.partitions.invoker.attempt_timeouts import RequestWatch
 from reprise.partitions.invoker.h2_connection import (  # noqa: F401 - H2cError and Inbox are part of this module's API
     REQUESTS_PER_CONNECTION,
     Connection,
@@ -49,23 +50,36 @@ class H2cClient:
         self._waiting: dict[tuple[str, int], deque[asyncio.Future[None]]] = {}  # requests waiting for a slot
         self.held_writes = WriteHold()  # ``with client.held_writes:``: every connection writes once at the end
 
-    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
-        """POST and return (status, body). A request that failed with its connection (the server closed
-        it, e.g. hypercorn's GOAWAY after ``keep_alive_max_requests``) is sent again at once on a fresh
-        connection, a few times: waiting out a retry backoff for a routine connection rotation would be
-        waste. (Sending again is what the invoker's retry would do anyway: an attempt may be repeated.)"""
+    async def post(self, url: str, body: bytes, headers: dict[str, str],
+                   watch: RequestWatch | None = None) -> tuple[int, bytes]:
+        """POST and return (status, body). With ``watch``, the response may take as long as it keeps
+        arriving: the watch's abort timeout bounds its silence (else the client's timeout bounds it all).
+        A request that failed with its connection (the server closed it, e.g. hypercorn's GOAWAY after
+        ``keep_alive_max_requests``) is sent again at once on a fresh connection, a few times: waiting
+        out a retry backoff for a routine connection rotation would be waste. (Sending again is what the
+        invoker's retry would do anyway: an attempt may be repeated.)"""
         for _ in range(3):
             try:
-                return await self._post_once(url, body, headers)
+                return await self._post_once(url, body, headers, watch)
             except ConnectionGone:
                 continue
         try:
-            return await self._post_once(url, body, headers)
+            return await self._post_once(url, body, headers, watch)
         except ConnectionGone as e:
             raise H2cError(str(e)) from None
 
-    async def _post_once(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+    async def _post_once(self, url: str, body: bytes, headers: dict[str, str],
+                         watch: RequestWatch | None) -> tuple[int, bytes]:
         conn, stream_id, s = await self._start(url, body, headers, streamed=False)
+        if watch is not None:
+            watch.attach(lambda: s.received, lambda error: _give_up(conn, stream_id, s, error))
+            try:
+                return await asyncio.shield(s.done)
+            except asyncio.CancelledError:
+                conn.cancel(stream_id)
+                raise
+            finally:
+                watch.detach()
         try:
             return await asyncio.wait_for(asyncio.shield(s.done), self._timeout)
         except TimeoutError:
@@ -169,6 +183,12 @@ class H2cClient:
             for c in pool:
                 c.close()
         self._pools.clear()
+
+
+def _give_up(conn: Connection, stream_id: int, s: Stream, error: Exception) -> None:
+    """End a request here: the peer sees its stream reset, the waiting ``post`` ``error``."""
+    conn.cancel(stream_id)
+    s.fail(error)
 
 
 class H2cStream:

@@ -36,6 +36,7 @@ from reprise.partitions import metrics
 from reprise.partitions.core.tables import TablesView
 from reprise.partitions.core.transaction import KeyValueStore, Transaction
 from reprise.partitions.invoker.attempt_output import AttemptOutput, Effects, failed_effects
+from reprise.partitions.invoker.attempt_timeouts import AbortTimeoutFired, AttemptTimeouts, RequestWatch, TimeoutSweeper
 from reprise.partitions.invoker.embedded import EmbeddedApp
 from reprise.partitions.invoker.h2c import H2cClient, H2cError, WriteHold
 from reprise.partitions.invoker.stream_policy import StreamPolicy
@@ -74,6 +75,9 @@ class Invoker:
                               max_response_bytes=self._limits.response_body)
         self._live: dict[tuple[str, int], LiveAttempt] = {}  # streaming attempts, by (invocation, attempt)
         self._policy = StreamPolicy(cfg.stream_calm_attempts)
+        # the engine's inactivity and abort timeouts; a handler's own override them (attempt_timeouts.py)
+        self._timeouts = AttemptTimeouts(cfg.inactivity_timeout_ms / 1000, cfg.abort_timeout_ms / 1000)
+        self._sweeper = TimeoutSweeper(TimeoutSweeper.interval_for(self._timeouts))
         self._signer = signer_from(cfg.request_identity_private_key_pem_file)  # None: requests go unsigned
 
     def start(self, partition: int, store: KeyValueStore, epoch: int, invocation_id: str, attempt: int) -> None:
@@ -147,6 +151,7 @@ class Invoker:
         for t in list(self._tasks):
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._sweeper.close()
         for c in self._clients.values():
             await c.aclose()
         await self._h2c.aclose()
@@ -205,11 +210,11 @@ class Invoker:
             return failed_effects(404, dep, retryable=False, deployment_id=None)
         live = None
         handler = (dep.id, row["service"], row["handler"])
-        streamable = self._streams_to(dep)
+        timeouts = AttemptTimeouts.of(self._options(row), self._timeouts)
+        streamable = self._streams_to(dep) and timeouts.inactivity_s > 0  # 0: request/response, as Restate
         if streamable and self._policy.streams(handler):
             # Registered before the journal is read: a notification applied after the read is delivered.
-            live = self._live[(inv, attempt)] = LiveAttempt(row["journal_length"], self._cfg.stream_idle_ms / 1000,
-                                                            self._cfg.attempt_timeout_s)
+            live = self._live[(inv, attempt)] = LiveAttempt(row["journal_length"], timeouts, self._sweeper)
         body = self._request_body(tables, row)
         headers = {"content-type": CONTENT_TYPE, "accept": CONTENT_TYPE, "x-restate-invocation-id": inv,
                    **dep.additional_headers}
@@ -222,7 +227,7 @@ class Invoker:
         if live is not None:
             effects = await live.run(lambda: self._open_stream(dep, path, body, headers), out, emit)
         else:
-            effects = await self._request_response(dep, path, body, headers, out)
+            effects = await self._request_response(dep, path, body, headers, out, timeouts)
         if streamable:
             _MODES[live is not None].inc()
             self._policy.observe(handler, None if live is None else live.waited, effects)
@@ -250,11 +255,17 @@ class Invoker:
         return await self._h2c.open_stream(dep.uri.rstrip("/") + path, body, headers)
 
     async def _request_response(self, dep: Deployment, path: str, body: bytes, headers: dict[str, str],
-                                out: AttemptOutput) -> Effects:
+                                out: AttemptOutput, timeouts: AttemptTimeouts) -> Effects:
+        """The request body is closed at once, so only the abort timeout applies (as in Restate): it
+        bounds the response's silence."""
         try:
-            status, content = await self._post(dep, path, body, headers)
+            status, content = await self._post(dep, path, body, headers, timeouts)
         except LimitExceeded as e:
             return out.over_limit(e)
+        except AbortTimeoutFired as e:
+            return out.failed(504, str(e))
+        except httpx.ReadTimeout:
+            return out.failed(504, timeouts.abort_message())
         except (httpx.HTTPError, H2cError) as e:
             return out.failed(503, f"{type(e).__name__} calling {dep.uri}{path}: {e}")
         if status != 200:
@@ -270,7 +281,8 @@ class Invoker:
             return out.over_limit(e)
         return out.unterminated()
 
-    async def _post(self, dep: Deployment, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+    async def _post(self, dep: Deployment, path: str, body: bytes, headers: dict[str, str],
+                    timeouts: AttemptTimeouts) -> tuple[int, bytes]:
         if self._embedded is not None and self._is_embedded(dep):
             try:  # bounded as it arrives, as over HTTP
                 status, _, content = await self._embedded.request("POST", path, headers, body,
@@ -282,8 +294,12 @@ class Invoker:
             return status, content
         url = dep.uri.rstrip("/") + path
         if not dep.use_http_11 and url.startswith("http://"):
-            return await self._h2c.post(url, body, headers)  # bounded by the client (max_response_bytes)
-        async with self._client(dep.use_http_11).stream("POST", url, content=body, headers=headers) as resp:
+            # bounded by the client (max_response_bytes), its silence by the abort timeout
+            return await self._h2c.post(url, body, headers, RequestWatch(timeouts, self._sweeper))
+        # httpx's read timeout bounds each wait for the response's next bytes: the abort timeout
+        timeout = httpx.Timeout(self._cfg.attempt_timeout_s, read=timeouts.abort_s)
+        async with self._client(dep.use_http_11).stream("POST", url, content=body, headers=headers,
+                                                        timeout=timeout) as resp:
             chunks, size = [], 0
             async for chunk in resp.aiter_bytes():
                 size += len(chunk)

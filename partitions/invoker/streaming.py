@@ -10,9 +10,11 @@ the next attempt replays the whole journal. Here the request stays open instead:
 3. apply() journals them and offers every notification it appends for this attempt, in journal
    order (``StreamNotification``); ``deliver`` writes those to the stream. Nothing reaches the
    handler before it is durable and applied, so a replay later sees exactly what the handler saw.
-4. Silence (the handler waits for something slow: a long sleep, an awakeable) ends the request
-   body after ``idle_s``, unless a run's result is on its way; the handler then suspends as in
-   request/response mode, and the stream and its slot are freed.
+4. Silence (the handler waits for something slow: a long sleep, an awakeable) for the handler's
+   inactivity timeout ends the request body, unless a run's result is on its way; the handler then
+   suspends as in request/response mode, and the stream and its slot are freed. If it then stays
+   silent for its abort timeout (its user code is stuck), the stream is reset and the attempt fails,
+   to be retried (``partitions/invoker/attempt_timeouts.py``: one sweep per invoker watches them).
 5. End, Suspension or Error end the attempt as before: the final InvokerEffects record, then the
    request body is closed (the SDK waits for that before it finishes its response).
 """
@@ -20,7 +22,6 @@ the next attempt replays the whole journal. Here the request stays open instead:
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
@@ -29,6 +30,7 @@ from reprise.engine.limits import LimitExceeded
 from reprise.engine.protocol import journal as pj
 from reprise.engine.protocol.framing import FrameReader, ProtocolError
 from reprise.partitions.invoker.attempt_output import AttemptOutput, Effects
+from reprise.partitions.invoker.attempt_timeouts import AttemptTimeouts, Silence, TimeoutSweeper
 from reprise.partitions.invoker.h2c import H2cError
 
 
@@ -55,9 +57,12 @@ LONGEST_RUN_WAIT_S = 30.0  # a run's result that takes longer than this (broker 
 class LiveAttempt:
     """The state of one streaming attempt that apply() may send notifications to."""
 
-    def __init__(self, known_entries: int, idle_s: float, timeout_s: float) -> None:
+    def __init__(self, known_entries: int, timeouts: AttemptTimeouts, sweeper: TimeoutSweeper) -> None:
         self.next_index = known_entries  # journal entries below this went out with the request
-        self.idle_s, self.timeout_s = idle_s, timeout_s
+        self.timeouts, self._sweeper = timeouts, sweeper
+        self.messages = 0  # chunks read and notifications sent: the sweep sees silence as no change here
+        self._silence = Silence(0.0)
+        self.abort_fired = False  # the abort timeout reset the stream
         self.stream: Stream | None = None
         self._pending: list[bytes] = []  # delivered before the stream was open
         self._awaited_runs: set[int] = set()  # run results proposed, not yet delivered
@@ -79,6 +84,7 @@ class LiveAttempt:
         if index < self.next_index or not self.input_open:
             return
         self.next_index = index + 1
+        self.messages += 1
         if self._awaited_runs:
             kind, ident = pj.notification_id(frame)
             if kind == "completion":
@@ -105,6 +111,24 @@ class LiveAttempt:
         if self.stream is not None:
             self.stream.end()
 
+    def tick(self, now: float) -> None:
+        """The sweep's look: past the inactivity timeout the input is closed (the handler suspends),
+        past the abort timeout after that the stream is reset (the attempt fails and is retried)."""
+        if self.stream is None or self.aborted:
+            return
+        silent = self._silence.seconds(self.messages, now)
+        if self.input_open:
+            limit = self.timeouts.inactivity_s
+            if self._awaited_runs:  # a run's result is on its way: the engine is slow, not the handler
+                limit = max(limit, LONGEST_RUN_WAIT_S)
+            if silent >= limit:
+                self.close_input()  # the handler waits for something slow: let it suspend
+                self._silence.restart(now)  # the abort timeout starts
+        elif silent >= self.timeouts.abort_s:
+            self.abort_fired = True
+            self._sweeper.unwatch(self)
+            self.stream.reset()
+
     async def run(self, open_stream: Callable[[], Awaitable[Stream]], out: AttemptOutput,
                   emit_progress: Callable[[Effects], None]) -> Effects | None:
         """Drive the attempt to its end; returns the final effects body (None if aborted)."""
@@ -119,23 +143,17 @@ class LiveAttempt:
         if self._pending:
             stream.send(b"".join(self._pending))
             self._pending.clear()
-        reader, error_body, last_heard = FrameReader(out.limits.protocol_frame), bytearray(), time.monotonic()
+        reader, error_body = FrameReader(out.limits.protocol_frame), bytearray()
+        self._silence = Silence(self._sweeper.now())
+        self._sweeper.watch(self)
         try:
             while True:
-                try:
-                    chunk = await stream.read(self.idle_s if self.input_open else self.timeout_s)
-                except TimeoutError:
-                    silent = time.monotonic() - last_heard
-                    if not self.input_open:
-                        return out.failed(504, f"no answer from {stream.url} within {self.timeout_s:.0f}s")
-                    if not self._awaited_runs or silent > LONGEST_RUN_WAIT_S:
-                        self.close_input()  # the handler waits for something slow: let it suspend
-                    continue
+                chunk = await stream.read(None)  # the sweep bounds the silence (tick)
                 if self.aborted:
                     return None
                 if chunk is None:
                     break
-                last_heard = time.monotonic()
+                self.messages += 1
                 if stream.status != 200:
                     if len(error_body) < 300:  # only its start goes into the failure's message
                         error_body += chunk
@@ -149,6 +167,8 @@ class LiveAttempt:
                 if out.wants_flush:
                     self._flush(out, emit_progress)
         except H2cError as e:
+            if self.abort_fired:
+                return out.failed(504, self.timeouts.abort_message())
             return None if self.aborted else out.failed(503, f"stream to {stream.url} failed: {e}")
         except ProtocolError as e:
             stream.reset()
@@ -160,6 +180,7 @@ class LiveAttempt:
             stream.reset()  # the partition moved away: the handler must stop, not suspend
             raise
         finally:
+            self._sweeper.unwatch(self)
             stream.end()
         if stream.status != 200:
             return out.failed(stream.status, answered(stream.status, bytes(error_body[:300])))
