@@ -68,8 +68,8 @@ class Silence:
 
     __slots__ = ("_seen", "_since")
 
-    def __init__(self, now: float) -> None:
-        self._seen, self._since = -1, now
+    def __init__(self, now: float, seen: int = -1) -> None:
+        self._seen, self._since = seen, now  # -1: the first look starts the silence
 
     def seconds(self, count: int, now: float) -> float:
         """Seconds without a message, ``count`` being the attempt's messages so far."""
@@ -98,7 +98,7 @@ class RequestWatch:
     def attach(self, progress: Callable[[], int], stop: Callable[[Exception], None]) -> None:
         """The request was sent (again, on a fresh connection): watch it from now."""
         self._progress, self._stop = progress, stop
-        self._silence = Silence(self._sweeper.now())
+        self._silence = Silence(self._sweeper.now(), progress())
         self._sweeper.watch(self)
 
     def detach(self) -> None:

@@ -144,7 +144,7 @@ class LiveAttempt:
             stream.send(b"".join(self._pending))
             self._pending.clear()
         reader, error_body = FrameReader(out.limits.protocol_frame), bytearray()
-        self._silence = Silence(self._sweeper.now())
+        self._silence = Silence(self._sweeper.now(), self.messages)
         self._sweeper.watch(self)
         try:
             while True:

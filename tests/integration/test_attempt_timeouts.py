@@ -88,8 +88,16 @@ def test_attempts_stuck_in_user_code_are_aborted_and_retried_the_engine_default_
     assert (row["attempts"], row["status"], count(effects, "plain.attempt")) == (1, "INVOKED", 1), row
 
 
-def test_the_admin_api_shows_each_services_timeouts_and_the_engines_defaults(timeouts: tuple[Engine, Path]) -> None:
-    eng, _ = timeouts
+def test_the_admin_api_shows_each_services_timeouts_and_a_patch_is_honoured(timeouts: tuple[Engine, Path]) -> None:
+    """Last in the module: it patches Plain."""
+    eng, effects = timeouts
     shown = {s: eng.admin_json(f"/services/{s}") for s in ("Plain", "Stuck", "StuckRequestResponse")}
     assert [(m["inactivity_timeout"], m["abort_timeout"]) for m in shown.values()] == [
         (ENGINE_DEFAULT, ENGINE_DEFAULT), ("1s", "1s"), ("0s", "1s")]
+    status, body = post(eng.admin + "/services/Plain", b'{"inactivity_timeout": "1s", "abort_timeout": "1s"}',
+                        JSON, method="PATCH")
+    assert status == 200, body
+    assert (json.loads(body)["inactivity_timeout"], json.loads(body)["abort_timeout"]) == ("1s", "1s")
+    inv = send(eng, "/Plain/hang", "patched")  # a new attempt takes the patched timeouts
+    wait_until(lambda: invocation(eng, inv)["attempts"] >= 2, 60, "the patched Plain to be aborted")
+    assert count(effects, "patched.attempt") >= 1
