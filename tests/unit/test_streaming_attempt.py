@@ -11,6 +11,7 @@ from reprise.engine.protocol import reprise_protocol_pb2 as pb
 from reprise.engine.protocol.framing import encode_frame, encode_message
 from reprise.engine.protocol.messages import MessageType
 from reprise.partitions.invoker.attempt_output import AttemptOutput
+from reprise.partitions.invoker.attempt_timeouts import AttemptTimeouts, TimeoutSweeper
 from reprise.partitions.invoker.h2c import H2cError, Inbox
 from reprise.partitions.invoker.streaming import LiveAttempt
 
@@ -54,6 +55,11 @@ OUTPUT = encode_message(pb.OutputCommandMessage(value=pb.Value(content=b'"A"')))
 END = encode_message(pb.EndMessage())
 
 
+def live_attempt(known_entries: int, inactivity_s: float) -> LiveAttempt:
+    """Watched by a sweep every 10 ms (the invoker's sweeps less often)."""
+    return LiveAttempt(known_entries, AttemptTimeouts(inactivity_s, 5.0), TimeoutSweeper(0.01))
+
+
 def output() -> AttemptOutput:
     def retry(row: Any, code: int, message: str, *_: Any) -> dict[str, Any]:
         return {"outcome": {"code": code, "message": message, "retryable": True}}
@@ -71,7 +77,7 @@ async def until(check: Any) -> None:
 def test_a_run_is_journaled_then_its_result_streamed_and_the_attempt_goes_on() -> None:
     async def go() -> None:
         stream, progress = ScriptedStream(), []
-        live = LiveAttempt(known_entries=1, idle_s=0.05, timeout_s=5)
+        live = live_attempt(1, 0.05)
         task = asyncio.create_task(live.run(lambda: _ready(stream), output(), progress.append))
         stream.chunks.put(RUN + PROPOSE)
         await until(lambda: progress)
@@ -91,7 +97,7 @@ def test_a_run_is_journaled_then_its_result_streamed_and_the_attempt_goes_on() -
 def test_silence_with_nothing_on_its_way_ends_the_input_so_the_handler_suspends() -> None:
     async def go() -> None:
         stream, progress = ScriptedStream(), []
-        live = LiveAttempt(known_entries=1, idle_s=0.05, timeout_s=5)
+        live = live_attempt(1, 0.05)
         task = asyncio.create_task(live.run(lambda: _ready(stream), output(), progress.append))
         stream.chunks.put(SLEEP)  # the runtime must make the timer: journaled at once
         await until(lambda: progress)
@@ -107,7 +113,7 @@ def test_silence_with_nothing_on_its_way_ends_the_input_so_the_handler_suspends(
 def test_notifications_before_the_stream_opens_follow_the_request_and_old_ones_are_skipped() -> None:
     async def go() -> None:
         stream = ScriptedStream()
-        live = LiveAttempt(known_entries=3, idle_s=1, timeout_s=5)
+        live = live_attempt(3, 1)
         live.deliver(2, b"old")  # already in the journal the request carried
         live.deliver(3, b"new")
         task = asyncio.create_task(live.run(lambda: _ready(stream), output(), lambda _: None))
@@ -121,20 +127,20 @@ def test_notifications_before_the_stream_opens_follow_the_request_and_old_ones_a
 def test_an_aborted_attempt_returns_nothing_and_a_broken_stream_fails_with_its_entries() -> None:
     async def go() -> None:
         stream = ScriptedStream()
-        live = LiveAttempt(known_entries=1, idle_s=1, timeout_s=5)
+        live = live_attempt(1, 1)
         task = asyncio.create_task(live.run(lambda: _ready(stream), output(), lambda _: None))
         await until(lambda: live.stream is not None)
         live.abort()
         assert await task is None and stream.ended
 
         stream = ScriptedStream()
-        live = LiveAttempt(known_entries=1, idle_s=1, timeout_s=5)
+        live = live_attempt(1, 1)
         live.abort()  # before its stream is open: the request is reset, not left to run its handler
         assert await live.run(lambda: _ready(stream), output(), lambda _: None) is None
         assert stream.was_reset and stream.sent == []
 
         stream = ScriptedStream()
-        live = LiveAttempt(known_entries=1, idle_s=1, timeout_s=5)
+        live = live_attempt(1, 1)
         task = asyncio.create_task(live.run(lambda: _ready(stream), output(), lambda _: None))
         stream.chunks.put(OUTPUT)
         stream.chunks.put(H2cError("connection lost"))
@@ -158,7 +164,7 @@ def test_a_streamed_attempt_cuts_its_records_where_the_next_entry_would_not_fit(
     async def go() -> None:
         stream, progress = ScriptedStream(), []
         out = AttemptOutput({**ROW, "service": "S", "handler": "h"}, "dp_1", lambda *_: None, retry, Limits(10_000))
-        live = LiveAttempt(known_entries=1, idle_s=1, timeout_s=5)
+        live = live_attempt(1, 1)
         task = asyncio.create_task(live.run(lambda: _ready(stream), out, progress.append))
         sets = [encode_message(pb.SetStateCommandMessage(key=b"k", value=pb.Value(content=b"v" * 4_000)))
                 for _ in range(3)]
@@ -172,7 +178,7 @@ def test_a_streamed_attempt_cuts_its_records_where_the_next_entry_would_not_fit(
 def test_a_malformed_run_proposal_fails_the_attempt_as_a_protocol_violation_to_retry() -> None:
     async def go() -> None:
         stream = ScriptedStream()
-        live = LiveAttempt(known_entries=1, idle_s=1, timeout_s=5)
+        live = live_attempt(1, 1)
         task = asyncio.create_task(live.run(lambda: _ready(stream), output(), lambda _: None))
         stream.chunks.put(RUN + encode_frame(MessageType.PROPOSE_RUN_COMPLETION, b"\x0a\xff\xff\xff\xff\x0f"))
         final = await asyncio.wait_for(task, 10)
