@@ -187,7 +187,8 @@ def loaded(modules: tuple[str, ...] = MODULES) -> dict[str, str]:
     activate()
     out = {}
     for m in modules:
-        compiled = isinstance(importlib.import_module(m).__spec__.loader, importlib.machinery.ExtensionFileLoader)
+        spec = importlib.import_module(m).__spec__  # None only for __main__, which is none of these
+        compiled = spec is not None and isinstance(spec.loader, importlib.machinery.ExtensionFileLoader)
         out[m] = COMPILED if compiled else _states.get(m, NOT_BUILT)
     return out
 

@@ -30,6 +30,7 @@ from reprise.engine.config import Config
 from reprise.engine.faults import crash_point
 from reprise.engine.ids import InvocationId
 from reprise.engine.kafka import (
+    consumed_at,
     log_partitions,
     new_consumer,
     next_batch,
@@ -43,6 +44,7 @@ from reprise.ingress.errors import IngressError
 from reprise.ingress.invocation import check_body, handler_headers, invocation_id, invoke_record, log_key, target
 from reprise.ingress.log_client import ENVELOPE_BYTES
 from reprise.schemas import codec
+from reprise.schemas.records import Invoke
 
 log = logging.getLogger(__name__)
 
@@ -149,11 +151,11 @@ class CommandRouter:
                 self._stop.wait(1.0)
             todo = failed
         commit: dict[int, int] = {}
-        held = {o.msg.partition(): o.msg.offset() for o in reversed(failed)}  # the first unrouted one
+        held = dict(consumed_at(o.msg)[1:] for o in reversed(failed))  # partition -> the first unrouted one
         for m in msgs:
-            p = m.partition()
+            _, p, offset = consumed_at(m)
             if p not in held:
-                commit[p] = max(commit.get(p, 0), m.offset() + 1)
+                commit[p] = max(commit.get(p, 0), offset + 1)
         offsets = [TopicPartition(self._cfg.commands_topic, p, o) for p, o in {**commit, **held}.items()]
         crash_point("commands.before_commit")  # tests only: the window between the acks and the commit
         try:
@@ -224,7 +226,7 @@ class CommandRouter:
         self._topic_seen[topic] = (exists, now)
         return exists
 
-    def _invoke(self, command: dict[str, Any], m: Message) -> tuple[InvocationId, dict[str, Any]]:
+    def _invoke(self, command: dict[str, Any], m: Message) -> tuple[InvocationId, Invoke]:
         """The Invoke a valid command becomes (IngressError if it is not valid)."""
         key, handler = command["key"], command["handler"]
         svc = target(self._registry, command["service"], key, handler)
@@ -245,7 +247,8 @@ class CommandRouter:
                 raise IngressError(400, f"delay_ms {delay} is out of range: expected 0 to {MAX_DELAY_MS}")
 
         def from_position() -> InvocationId:  # the same command read again gets the same id
-            where = (m.partition(), m.offset(), appended_ms)
+            _, partition, offset = consumed_at(m)
+            where = (partition, offset, appended_ms)
             return InvocationId.derived(key if key is not None else f"{m.topic()}/{where}", "command", *where)
 
         inv = invocation_id(svc, key, handler, command["idempotency_key"], from_position)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from confluent_kafka import KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from reprise.engine.dead_letters import produce_dead_letter
+from reprise.engine.kafka import consumed_at
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,11 @@ def forward_batch(producer: Producer, msgs: list[Message], produce_invoke: Calla
             results[i] = err
         return delivered
 
+    def dead_letter_result_for(i: int) -> Callable[[KafkaError | None], None]:
+        def delivered(err: KafkaError | None) -> None:
+            results[i] = err
+        return delivered
+
     for i, m in enumerate(msgs):
         try:
             produce_invoke(m, result_for(i))
@@ -72,7 +78,7 @@ def forward_batch(producer: Producer, msgs: list[Message], produce_invoke: Calla
         headers = [("reprise-dead-letter-reason", reason.encode()),
                    ("reprise-source", f"{m.topic()}/{m.partition()}/{m.offset()}".encode())]
         produce_dead_letter(producer, dead_letter_topic, m.key(), m.value(), headers,
-                            lambda err, i=i: result_for(i)(err, None))  # type: ignore[misc]
+                            dead_letter_result_for(i))
     if refused:
         _wait(producer, stopping, flush_s)
     return _outcome(msgs, results, len(refused))
@@ -88,10 +94,11 @@ def _outcome(msgs: list[Message], results: dict[int, KafkaError | None], dead_le
     first_unacked: dict[tuple[str, int], int] = {}
     last: dict[tuple[str, int], int] = {}
     for i, m in enumerate(msgs):
-        tp = (m.topic(), m.partition())
-        last[tp] = m.offset()
+        topic, partition, offset = consumed_at(m)
+        tp = (topic, partition)
+        last[tp] = offset
         if tp not in first_unacked and (i not in results or results[i] is not None):
-            first_unacked[tp] = m.offset()
+            first_unacked[tp] = offset
     out = BatchOutcome(dead_lettered=dead_lettered)
     for tp, offset in last.items():
         stop = first_unacked.get(tp)
