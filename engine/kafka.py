@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import Any, cast
+from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -353,20 +353,6 @@ class LoopDeliveries:
                 handle.cancel()
         self._tick = self._idle = None
         self.producer.flush(flush_timeout)
-
-
-def consumed_headers(m: Message) -> list[tuple[str, bytes | None]] | None:
-    """A consumed record's headers as librdkafka hands them: (name, value) pairs in order, a null value
-    as None. (The client's stub types ``headers()`` as whatever a producer may be given, a dict too.)"""
-    return cast("list[tuple[str, bytes | None]] | None", m.headers())
-
-
-def consumed_at(m: Message) -> tuple[str, int, int]:
-    """A consumed record's (topic, partition, offset): set on every record that is not an error."""
-    topic, partition, offset = m.topic(), m.partition(), m.offset()
-    if topic is None or partition is None or offset is None:
-        raise ValueError(f"not a consumed record: {m.error()}")
-    return topic, partition, offset
 
 
 def next_batch(consumer: Consumer, max_messages: int, timeout: float) -> list[Any]:

@@ -27,10 +27,10 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from prometheus_client import Counter
 
 from reprise.engine.config import Config
+from reprise.engine.consumed import ConsumedRecord
 from reprise.engine.faults import crash_point
 from reprise.engine.ids import InvocationId
 from reprise.engine.kafka import (
-    consumed_at,
     log_partitions,
     new_consumer,
     next_batch,
@@ -65,7 +65,7 @@ _PERMANENT = frozenset({KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.INVALID_RECORD
 class _Outcome:
     """What became of one command: records awaiting Kafka's ack, and the errors Kafka reported."""
 
-    msg: Message
+    msg: ConsumedRecord
     pending: int = 0
     errors: list[KafkaError] = field(default_factory=list)
     refused: bool = False  # its dead letter (not an Invoke) was produced
@@ -131,7 +131,7 @@ class CommandRouter:
             consumer.close()
             producer.flush(5)
 
-    def _route_batch(self, consumer: Consumer, producer: Producer, msgs: list[Message]) -> None:
+    def _route_batch(self, consumer: Consumer, producer: Producer, msgs: list[ConsumedRecord]) -> None:
         """Route every command, wait for Kafka's acks (routing again what failed), then commit."""
         todo = [_Outcome(m) for m in msgs]
         while True:
@@ -151,11 +151,11 @@ class CommandRouter:
                 self._stop.wait(1.0)
             todo = failed
         commit: dict[int, int] = {}
-        held = dict(consumed_at(o.msg)[1:] for o in reversed(failed))  # partition -> the first unrouted one
+        held = {o.msg.partition(): o.msg.offset() for o in reversed(failed)}  # the first unrouted one
         for m in msgs:
-            _, p, offset = consumed_at(m)
+            p = m.partition()
             if p not in held:
-                commit[p] = max(commit.get(p, 0), offset + 1)
+                commit[p] = max(commit.get(p, 0), m.offset() + 1)
         offsets = [TopicPartition(self._cfg.commands_topic, p, o) for p, o in {**commit, **held}.items()]
         crash_point("commands.before_commit")  # tests only: the window between the acks and the commit
         try:
@@ -193,7 +193,7 @@ class CommandRouter:
         produce_encoded(producer, self._cfg.log_topic, inv.partition(self._partitions), "Invoke", value,
                         key=log_key(record["key"]), on_delivery=outcome.delivered)
 
-    def _decode(self, m: Message) -> dict[str, Any]:
+    def _decode(self, m: ConsumedRecord) -> dict[str, Any]:
         headers = dict(m.headers() or [])
         kind, version = headers.get(codec.KIND_HEADER), headers.get(codec.VERSION_HEADER)
         if (kind, version) not in ((None, None), (b"Invoke", b"1")):
@@ -226,7 +226,7 @@ class CommandRouter:
         self._topic_seen[topic] = (exists, now)
         return exists
 
-    def _invoke(self, command: dict[str, Any], m: Message) -> tuple[InvocationId, Invoke]:
+    def _invoke(self, command: dict[str, Any], m: ConsumedRecord) -> tuple[InvocationId, Invoke]:
         """The Invoke a valid command becomes (IngressError if it is not valid)."""
         key, handler = command["key"], command["handler"]
         svc = target(self._registry, command["service"], key, handler)
@@ -247,8 +247,7 @@ class CommandRouter:
                 raise IngressError(400, f"delay_ms {delay} is out of range: expected 0 to {MAX_DELAY_MS}")
 
         def from_position() -> InvocationId:  # the same command read again gets the same id
-            _, partition, offset = consumed_at(m)
-            where = (partition, offset, appended_ms)
+            where = (m.partition(), m.offset(), appended_ms)
             return InvocationId.derived(key if key is not None else f"{m.topic()}/{where}", "command", *where)
 
         inv = invocation_id(svc, key, handler, command["idempotency_key"], from_position)

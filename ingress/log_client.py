@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
@@ -18,6 +18,9 @@ from reprise.engine.produce_burst import ProduceBurst
 from reprise.ingress.errors import IngressError
 from reprise.ingress.replies import ReplyListener
 from reprise.schemas.records import ReplyTo
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 ENVELOPE_BYTES = 16 * 1024  # room for an Invoke's other fields and headers around the body
 
@@ -32,12 +35,12 @@ class LogClient:
         self._deliveries: LoopDeliveries | None = None
         self._burst: ProduceBurst | None = None
 
-    def serve_with(self, app: Any) -> None:
+    def serve_with(self, app: web.Application) -> None:
         """Start with the aiohttp app and stop with it."""
-        async def start(_app: Any) -> None:
+        async def start(_app: web.Application) -> None:
             self.start()
 
-        async def stop(_app: Any) -> None:
+        async def stop(_app: web.Application) -> None:
             self.stop()
 
         app.on_startup.append(start)

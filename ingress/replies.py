@@ -7,12 +7,13 @@ import logging
 import threading
 from typing import Any
 
-from confluent_kafka import Consumer, Message, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 from prometheus_client import Counter
 
 from reprise.engine.config import Config
+from reprise.engine.consumed import ConsumedRecord
 from reprise.engine.critical import critical_thread
-from reprise.engine.kafka import consumed_headers, high_watermark, new_consumer, next_batch
+from reprise.engine.kafka import high_watermark, new_consumer, next_batch
 from reprise.engine.local_replies import LocalReplies
 from reprise.schemas import codec
 
@@ -87,11 +88,11 @@ class ReplyListener:
                 fut.set_result(reply)
 
 
-def _decode_reply(m: Message) -> dict[str, Any] | None:
+def _decode_reply(m: ConsumedRecord) -> dict[str, Any] | None:
     """The Reply a record holds, or None (logged and counted) for anything else: the replies topic is
     writable by others, and one foreign record must not stop every call of this process."""
     try:
-        kind, version = codec.kind_of(consumed_headers(m))
+        kind, version = codec.kind_of(m.headers())
         if kind != "Reply":
             raise codec.SchemaError(f"a {kind} record, not a Reply")
         reply = codec.decode(kind, version, m.value() or b"")

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer, TopicPartition
 
+from reprise.engine.consumed import ConsumedRecord
 from reprise.engine.dead_letters import produce_dead_letter
-from reprise.engine.kafka import consumed_at
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,8 @@ class BatchOutcome:
     dead_lettered: int = 0
 
 
-def forward_batch(producer: Producer, msgs: list[Message], produce_invoke: Callable[[Message, OnDelivery], None],
+def forward_batch(producer: Producer, msgs: list[ConsumedRecord],
+                  produce_invoke: Callable[[ConsumedRecord, OnDelivery], None],
                   dead_letter_topic: str, stopping: Callable[[], bool], flush_s: float = 5.0) -> BatchOutcome:
     """Forward ``msgs`` (in source order) with ``produce_invoke(msg, on_delivery)``; returns what to
     commit and where to rewind. Once ``stopping()`` is true it stops waiting for acknowledgements
@@ -89,16 +90,15 @@ def _wait(producer: Producer, stopping: Callable[[], bool], flush_s: float) -> N
         log.warning("waiting for Kafka to acknowledge a subscription batch")
 
 
-def _outcome(msgs: list[Message], results: dict[int, KafkaError | None], dead_lettered: int) -> BatchOutcome:
+def _outcome(msgs: list[ConsumedRecord], results: dict[int, KafkaError | None], dead_lettered: int) -> BatchOutcome:
     """Per source partition: commit up to the first record not acknowledged, and rewind to it."""
     first_unacked: dict[tuple[str, int], int] = {}
     last: dict[tuple[str, int], int] = {}
     for i, m in enumerate(msgs):
-        topic, partition, offset = consumed_at(m)
-        tp = (topic, partition)
-        last[tp] = offset
+        tp = (m.topic(), m.partition())
+        last[tp] = m.offset()
         if tp not in first_unacked and (i not in results or results[i] is not None):
-            first_unacked[tp] = offset
+            first_unacked[tp] = m.offset()
     out = BatchOutcome(dead_lettered=dead_lettered)
     for tp, offset in last.items():
         stop = first_unacked.get(tp)

@@ -15,21 +15,15 @@ import threading
 import time
 from collections.abc import Callable
 
-from confluent_kafka import Message, Producer
+from confluent_kafka import Producer
 from prometheus_client import Counter
 
 from reprise.engine.clock import now_ms
 from reprise.engine.config import Config
+from reprise.engine.consumed import ConsumedRecord
 from reprise.engine.critical import critical_thread
 from reprise.engine.ids import InvocationId
-from reprise.engine.kafka import (
-    consumed_headers,
-    log_partitions,
-    new_consumer,
-    next_batch,
-    produce_record,
-    producer_config,
-)
+from reprise.engine.kafka import log_partitions, new_consumer, next_batch, produce_record, producer_config
 from reprise.engine.registry import Registry
 from reprise.engine.subscriptions import Subscription, SubscriptionRegistry
 from reprise.ingress.subscription_batch import OnDelivery, Refused, forward_batch
@@ -116,12 +110,12 @@ class SubscriptionRunner:
         finally:
             consumer.close()
 
-    def _invoke_of(self, sub: Subscription, producer: Producer) -> Callable[[Message, OnDelivery], None]:
+    def _invoke_of(self, sub: Subscription, producer: Producer) -> Callable[[ConsumedRecord, OnDelivery], None]:
         svc = self._registry.service(sub.service)
         kind = svc.handlers[sub.handler].ty if svc and sub.handler in svc.handlers else None
         keyed = bool(svc and svc.keyed)
 
-        def produce_invoke(m: Message, on_delivery: OnDelivery) -> None:
+        def produce_invoke(m: ConsumedRecord, on_delivery: OnDelivery) -> None:
             if keyed and not m.key():
                 raise Refused(f"no key, but {sub.service} needs one")
             key = (m.key() or b"").decode("utf-8", "replace") if keyed else None
@@ -129,7 +123,7 @@ class SubscriptionRunner:
             invoke = new_invoke(
                 invocation_id=str(inv), service=sub.service, handler=sub.handler, key=key, handler_kind=kind,
                 input=m.value() or b"", headers=[{"name": k, "value": v.decode("utf-8", "replace")}
-                                                 for k, v in (consumed_headers(m) or []) if v is not None],
+                                                 for k, v in (m.headers() or []) if v is not None],
                 created_ms=now_ms())
             produce_record(producer, self._cfg.log_topic, inv.partition(self._partitions), "Invoke", invoke,
                            on_delivery=on_delivery)

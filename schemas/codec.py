@@ -11,7 +11,7 @@ fastavro parses the schemas; the bytes are written and read by code compiled per
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -124,15 +124,15 @@ def headers_for(kind: str) -> list[tuple[str, bytes]]:
 _HEADERS = {kind: [(KIND_HEADER, kind.encode()), (VERSION_HEADER, str(v).encode())] for kind, v in CURRENT.items()}
 
 
-def kind_of(headers: Sequence[tuple[str, bytes | None]] | None) -> tuple[str, int]:
-    """(kind, version) from a Kafka record's headers (a header's value may be null: None)."""
+def kind_of(headers: list[tuple[str, bytes]] | None) -> tuple[str, int]:
+    """(kind, version) from a Kafka record's headers."""
     kind = version = None
     for name, value in headers or ():
         if name == KIND_HEADER:
             kind = value.decode("utf-8", "replace") if value is not None else None
         elif name == VERSION_HEADER:
             try:
-                version = int(value or b"")
+                version = int(value)
             except (TypeError, ValueError):
                 raise SchemaError(f"bad {VERSION_HEADER} header {value!r}") from None
     if kind is None or version is None:
