@@ -11,8 +11,9 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reprise import __version__
 from reprise.deploy import (
@@ -29,6 +30,9 @@ from reprise.deploy import (
 from reprise.deploy.cli_errors import CliError
 from reprise.engine.config import Config
 from reprise.engine.kafka_properties import bootstrap_of
+
+if TYPE_CHECKING:
+    from reprise.deploy.kafka.local import LocalKafka
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -55,7 +59,7 @@ def _kafka_reachable(cfg: Config) -> None:
         raise CliError(cli_errors.KAFKA_UNREACHABLE, why)
 
 
-def _local_kafka(cfg: Config):  # noqa: ANN202 - deploy is imported lazily: only these commands need it
+def _local_kafka(cfg: Config) -> LocalKafka:  # imported here: only these commands need it
     from reprise.deploy.kafka.local import LocalKafka
 
     return LocalKafka(home=cfg.home)
@@ -291,13 +295,13 @@ def cmd_state(args: argparse.Namespace) -> int:
     return cli_output.emit(args, out, ["NAME", "VALUE"], sorted(state.items()))
 
 
-def _run(coro: object) -> None:
+def _run(coro: Coroutine[Any, Any, None]) -> None:
     try:
         import uvloop
 
-        uvloop.run(coro)  # type: ignore[arg-type]
+        uvloop.run(coro)
     except ImportError:
-        asyncio.run(coro)  # type: ignore[arg-type]
+        asyncio.run(coro)
 
 
 def _common(p: argparse.ArgumentParser, kafka: bool = True) -> None:

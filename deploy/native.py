@@ -32,8 +32,9 @@ import json
 import os
 import sys
 import sysconfig
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from types import ModuleType
 
 # The folder of the ``reprise`` package, as imported (in a checkout its sub-packages are links to the
 # repository's folders, and the extensions sit beside the sources there).
@@ -151,7 +152,8 @@ class NativeFinder(importlib.abc.MetaPathFinder):
         return cls({m: extension_of(m, root) if s == COMPILED else source_of(m, root)
                     for m, s in states.items()}), states
 
-    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> importlib.machinery.ModuleSpec | None:
+    def find_spec(self, fullname: str, path: Sequence[str] | None = None,
+                  target: ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
         found = self.files.get(fullname)
         if found is None:
             return None
@@ -187,7 +189,8 @@ def loaded(modules: tuple[str, ...] = MODULES) -> dict[str, str]:
     activate()
     out = {}
     for m in modules:
-        compiled = isinstance(importlib.import_module(m).__spec__.loader, importlib.machinery.ExtensionFileLoader)
+        spec = importlib.import_module(m).__spec__  # None only for __main__, which is none of these
+        compiled = spec is not None and isinstance(spec.loader, importlib.machinery.ExtensionFileLoader)
         out[m] = COMPILED if compiled else _states.get(m, NOT_BUILT)
     return out
 

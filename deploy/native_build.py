@@ -31,6 +31,9 @@ def extensions(modules: tuple[str, ...] = native.MODULES, root: Path = Path("rep
 class OptionalBuildExt(build_ext):
     """build_ext that Cythonizes the ``.py`` extensions first, and falls back to pure Python without failing."""
 
+    parallel: int | None  # build_ext's options (its stubs are not installed: see pyproject.toml)
+    extensions: list[Extension]
+
     def finalize_options(self) -> None:
         super().finalize_options()
         if not self.parallel:
@@ -60,8 +63,8 @@ class OptionalBuildExt(build_ext):
         try:
             generated = cythonize(self.extensions, compiler_directives=native.DIRECTIVES, quiet=True, force=True,
                                   build_dir=os.path.join(self.build_temp, "cython"), nthreads=os.cpu_count() or 1)
-        except Exception as e:  # noqa: BLE001 - any Cython failure leaves the package pure, not unbuildable
-            self._pure(len(self.extensions), f"Cython failed: {e}")
+        except Exception as err:  # noqa: BLE001 - any Cython failure leaves the package pure, not unbuildable
+            self._pure(len(self.extensions), f"Cython failed: {err}")
             self.extensions = []
             return
         c_sources = {g.name: g.sources for g in generated}

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
@@ -37,7 +37,7 @@ class ProduceBurst:
         self._loop = loop
         self._pending: list[tuple[str, int, str, bytes, bytes | None, Delivery | None, bool]] = []
 
-    def produce_record(self, topic: str, partition: int, kind: str, record: dict[str, Any],
+    def produce_record(self, topic: str, partition: int, kind: str, record: Mapping[str, Any],
                        key: bytes | None = None, on_delivery: Delivery | None = None) -> None:
         self.produce_encoded(topic, partition, kind, codec.encode(kind, record), key, on_delivery)
 

@@ -15,7 +15,7 @@ control refuses calls.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from prometheus_client import Gauge
@@ -23,7 +23,7 @@ from prometheus_client import Gauge
 from reprise.ingress.errors import IngressError
 
 Reply = dict[str, Any]
-StartWait = Callable[[str], Awaitable[Reply]]  # produce the Attach under this reply id, await the reply
+StartWait = Callable[[str], Coroutine[Any, Any, Reply]]  # produce the Attach under this reply id, await the reply
 ATTACH_WAITERS = Gauge("reprise_attach_waiters", "Clients waiting on attach at this ingress")
 
 
@@ -57,7 +57,7 @@ class AttachWaiters:
         if wait is None:
             wait = self._waits[invocation_id] = _SharedWait(
                 asyncio.get_running_loop().create_task(start(f"attach-{invocation_id}")))
-            wait.task.add_done_callback(lambda _t, inv=invocation_id, w=wait: self._ended(inv, w))
+            wait.task.add_done_callback(lambda _t: self._ended(invocation_id, wait))
         wait.clients += 1
         self.total += 1
         ATTACH_WAITERS.set(self.total)

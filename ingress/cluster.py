@@ -145,10 +145,10 @@ class ClusterReads:
             partition = InvocationId.parse(invocation_id).partition(self.partitions)
         except ValueError:
             return None
-        return self._one(partition, "describe", invocation_id)  # type: ignore[no-any-return]
+        return self._one(partition, "describe", invocation_id)
 
     def state(self, service: str, key: str) -> dict[str, str]:
-        return self._one(partition_for_key(key, self.partitions), "state", service, key)  # type: ignore[no-any-return]
+        return self._one(partition_for_key(key, self.partitions), "state", service, key)
 
     def pinned_counts(self) -> dict[str, int] | None:
         """Invocations not completed, per the deployment they are pinned to, over the whole cluster

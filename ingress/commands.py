@@ -27,6 +27,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from prometheus_client import Counter
 
 from reprise.engine.config import Config
+from reprise.engine.consumed import ConsumedRecord
 from reprise.engine.faults import crash_point
 from reprise.engine.ids import InvocationId
 from reprise.engine.kafka import (
@@ -43,6 +44,7 @@ from reprise.ingress.errors import IngressError
 from reprise.ingress.invocation import check_body, handler_headers, invocation_id, invoke_record, log_key, target
 from reprise.ingress.log_client import ENVELOPE_BYTES
 from reprise.schemas import codec
+from reprise.schemas.records import Invoke
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +65,7 @@ _PERMANENT = frozenset({KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.INVALID_RECORD
 class _Outcome:
     """What became of one command: records awaiting Kafka's ack, and the errors Kafka reported."""
 
-    msg: Message
+    msg: ConsumedRecord
     pending: int = 0
     errors: list[KafkaError] = field(default_factory=list)
     refused: bool = False  # its dead letter (not an Invoke) was produced
@@ -129,7 +131,7 @@ class CommandRouter:
             consumer.close()
             producer.flush(5)
 
-    def _route_batch(self, consumer: Consumer, producer: Producer, msgs: list[Message]) -> None:
+    def _route_batch(self, consumer: Consumer, producer: Producer, msgs: list[ConsumedRecord]) -> None:
         """Route every command, wait for Kafka's acks (routing again what failed), then commit."""
         todo = [_Outcome(m) for m in msgs]
         while True:
@@ -191,7 +193,7 @@ class CommandRouter:
         produce_encoded(producer, self._cfg.log_topic, inv.partition(self._partitions), "Invoke", value,
                         key=log_key(record["key"]), on_delivery=outcome.delivered)
 
-    def _decode(self, m: Message) -> dict[str, Any]:
+    def _decode(self, m: ConsumedRecord) -> dict[str, Any]:
         headers = dict(m.headers() or [])
         kind, version = headers.get(codec.KIND_HEADER), headers.get(codec.VERSION_HEADER)
         if (kind, version) not in ((None, None), (b"Invoke", b"1")):
@@ -224,7 +226,7 @@ class CommandRouter:
         self._topic_seen[topic] = (exists, now)
         return exists
 
-    def _invoke(self, command: dict[str, Any], m: Message) -> tuple[InvocationId, dict[str, Any]]:
+    def _invoke(self, command: dict[str, Any], m: ConsumedRecord) -> tuple[InvocationId, Invoke]:
         """The Invoke a valid command becomes (IngressError if it is not valid)."""
         key, handler = command["key"], command["handler"]
         svc = target(self._registry, command["service"], key, handler)

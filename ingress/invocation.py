@@ -14,7 +14,7 @@ from reprise.engine.ids import InvocationId, idempotent_invocation_id, workflow_
 from reprise.engine.registry import Registry, ServiceInfo
 from reprise.ingress.errors import IngressError
 from reprise.schemas.invoke import new_invoke
-from reprise.schemas.records import Invoke, ReplyTo
+from reprise.schemas.records import Header, Invoke, ReplyTo
 
 # Hop-by-hop and ingress-only headers are not handed to the handler (as in Restate).
 DROP_HEADERS = frozenset({"connection", "host", "content-length", "transfer-encoding", "keep-alive",
@@ -44,7 +44,7 @@ def check_body(body: bytes, content_type: str) -> None:
             raise IngressError(400, f"malformed JSON body: {e}") from None
 
 
-def handler_headers(pairs: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
+def handler_headers(pairs: Iterable[tuple[str, str]]) -> list[Header]:
     """The headers a handler sees, from (lower-cased name, value) pairs."""
     return [{"name": k, "value": v} for k, v in pairs if k not in DROP_HEADERS]
 
@@ -61,18 +61,20 @@ def invocation_id(svc: ServiceInfo, key: str | None, handler: str, idempotency_k
             raise IngressError(400, "the idempotency key is empty")
         return idempotent_invocation_id(svc.name, key, handler, idempotency_key)
     if is_run:
-        return workflow_run_id(svc.name, key)  # type: ignore[arg-type]  # keyed: target() or the path gave one
+        if key is None:  # target() or the path gave one: a workflow is keyed
+            raise IngressError(400, f"workflow '{svc.name}' needs a key")
+        return workflow_run_id(svc.name, key)
     if fresh is not None:
         return fresh()
     return InvocationId.new(key) if key is not None else InvocationId.random()
 
 
 def invoke_record(inv: InvocationId, svc: ServiceInfo, key: str | None, handler: str, body: bytes,
-                  headers: list[dict[str, str]], idempotency_key: str | None, execute_at_ms: int | None,
+                  headers: list[Header], idempotency_key: str | None, execute_at_ms: int | None,
                   created_ms: int, reply_to: ReplyTo | None = None) -> Invoke:
     """The Invoke log record of a request to ``svc``'s ``handler``."""
     return new_invoke(invocation_id=str(inv), service=svc.name, handler=handler, key=key,
-                      handler_kind=svc.handlers[handler].ty, input=body, headers=headers,  # type: ignore[arg-type]
+                      handler_kind=svc.handlers[handler].ty, input=body, headers=headers,
                       idempotency_key=idempotency_key, execute_at_ms=execute_at_ms, created_ms=created_ms,
                       reply_to=reply_to)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
@@ -17,6 +17,10 @@ from reprise.engine.local_replies import LocalReplies
 from reprise.engine.produce_burst import ProduceBurst
 from reprise.ingress.errors import IngressError
 from reprise.ingress.replies import ReplyListener
+from reprise.schemas.records import ReplyTo
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 ENVELOPE_BYTES = 16 * 1024  # room for an Invoke's other fields and headers around the body
 
@@ -31,12 +35,12 @@ class LogClient:
         self._deliveries: LoopDeliveries | None = None
         self._burst: ProduceBurst | None = None
 
-    def serve_with(self, app: Any) -> None:
+    def serve_with(self, app: web.Application) -> None:
         """Start with the aiohttp app and stop with it."""
-        async def start(_app: Any) -> None:
+        async def start(_app: web.Application) -> None:
             self.start()
 
-        async def stop(_app: Any) -> None:
+        async def stop(_app: web.Application) -> None:
             self.stop()
 
         app.on_startup.append(start)
@@ -61,13 +65,13 @@ class LogClient:
         if self._deliveries:
             self._deliveries.close()
 
-    def reply_to(self, request_id: str) -> dict[str, str]:
+    def reply_to(self, request_id: str) -> ReplyTo:
         return {"topic": "replies", "ingress_id": self.client_id, "request_id": request_id}
 
     def partition_of(self, invocation: InvocationId) -> int:
         return invocation.partition(self.partitions)
 
-    async def produce(self, kind: str, partition: int, record: dict[str, Any], key: bytes | None = None) -> None:
+    async def produce(self, kind: str, partition: int, record: Mapping[str, Any], key: bytes | None = None) -> None:
         """Produce a record and return once Kafka acknowledged it (acks=all); 503 if it cannot."""
         acked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
@@ -82,7 +86,7 @@ class LogClient:
         self._produce(kind, partition, record, key, delivered, awaited=True)
         await acked
 
-    async def request(self, kind: str, partition: int, record: dict[str, Any], request_id: str,
+    async def request(self, kind: str, partition: int, record: Mapping[str, Any], request_id: str,
                       key: bytes | None = None) -> dict[str, Any]:
         """Produce a record that names this client as reply_to/ack_to, and wait for the answer, at
         most ``reply_timeout_s`` (then 504: the invocation itself goes on, a client can attach to it).
@@ -107,7 +111,7 @@ class LogClient:
             timer.cancel()
             self.replies.forget(request_id, fut)
 
-    def _produce(self, kind: str, partition: int, record: dict[str, Any], key: bytes | None,
+    def _produce(self, kind: str, partition: int, record: Mapping[str, Any], key: bytes | None,
                  delivered: Callable[[KafkaError | None, Message], None], awaited: bool) -> None:
         assert self._burst is not None, "start() first"
         if self._deliveries is not None:

@@ -7,10 +7,11 @@ import logging
 import threading
 from typing import Any
 
-from confluent_kafka import Message, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 from prometheus_client import Counter
 
 from reprise.engine.config import Config
+from reprise.engine.consumed import ConsumedRecord
 from reprise.engine.critical import critical_thread
 from reprise.engine.kafka import high_watermark, new_consumer, next_batch
 from reprise.engine.local_replies import LocalReplies
@@ -62,16 +63,17 @@ class ReplyListener:
             if not futs:
                 del self._waiters[request_id]
 
-    def _follow(self, consumer: Any) -> None:
-        mine = self.ingress_id
+    def _follow(self, consumer: Consumer) -> None:
+        mine, loop = self.ingress_id, self._loop
         try:
+            assert loop is not None, "start() sets the loop before it starts this thread"
             while not self._stop.is_set():
                 for m in next_batch(consumer, 500, 0.1):
                     if m.error() is not None:
                         continue
                     reply = _decode_reply(m)
                     if reply is not None and reply["ingress_id"] == mine:
-                        self._loop.call_soon_threadsafe(self._resolve, reply)
+                        loop.call_soon_threadsafe(self._resolve, reply)
         finally:
             consumer.close()
 
@@ -86,7 +88,7 @@ class ReplyListener:
                 fut.set_result(reply)
 
 
-def _decode_reply(m: Message) -> dict[str, Any] | None:
+def _decode_reply(m: ConsumedRecord) -> dict[str, Any] | None:
     """The Reply a record holds, or None (logged and counted) for anything else: the replies topic is
     writable by others, and one foreign record must not stop every call of this process."""
     try:

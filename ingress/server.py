@@ -119,21 +119,22 @@ class Ingress:
         inv = invocation_id(svc, key, handler, idem)
         record = invoke_record(inv, svc, key, handler, body, headers, idem, execute_at, now_ms())
         inv_id = record["invocation_id"]  # str(inv) costs a base62 encoding: once a request
+        assert inv_id is not None  # invoke_record names it
         partition, rkey = self.log.partition_of(inv), log_key(key)
         extra = self._idempotency_headers(svc, handler) if idem is not None else {}
         with self._admission:
             if send:
                 status = "Accepted"
                 if is_run or idem is not None:  # only the partition knows whether this id ran before
-                    record["ack_to"] = self.log.reply_to(f"ack-{random_hex()}")
-                    ack = await self.log.request("Invoke", partition, record, record["ack_to"]["request_id"], rkey)
+                    ack_to = record["ack_to"] = self.log.reply_to(f"ack-{random_hex()}")
+                    ack = await self.log.request("Invoke", partition, record, ack_to["request_id"], rkey)
                     status = (ack["value"] or b"Accepted").decode()
                 else:
                     await self.log.produce("Invoke", partition, record, rkey)
                 resp = _json(202, {"invocationId": inv_id, "status": status}, inv_id)
             else:
-                record["reply_to"] = self.log.reply_to(f"call-{random_hex()}")
-                reply = await self.log.request("Invoke", partition, record, record["reply_to"]["request_id"], rkey)
+                reply_to = record["reply_to"] = self.log.reply_to(f"call-{random_hex()}")
+                reply = await self.log.request("Invoke", partition, record, reply_to["request_id"], rkey)
                 resp = self._result(svc.handlers[handler].output_content_type, reply)
         resp.headers.update(extra)
         return resp

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer, TopicPartition
 
+from reprise.engine.consumed import ConsumedRecord
 from reprise.engine.dead_letters import produce_dead_letter
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,8 @@ class BatchOutcome:
     dead_lettered: int = 0
 
 
-def forward_batch(producer: Producer, msgs: list[Message], produce_invoke: Callable[[Message, OnDelivery], None],
+def forward_batch(producer: Producer, msgs: list[ConsumedRecord],
+                  produce_invoke: Callable[[ConsumedRecord, OnDelivery], None],
                   dead_letter_topic: str, stopping: Callable[[], bool], flush_s: float = 5.0) -> BatchOutcome:
     """Forward ``msgs`` (in source order) with ``produce_invoke(msg, on_delivery)``; returns what to
     commit and where to rewind. Once ``stopping()`` is true it stops waiting for acknowledgements
@@ -48,6 +50,11 @@ def forward_batch(producer: Producer, msgs: list[Message], produce_invoke: Calla
 
     def result_for(i: int) -> OnDelivery:
         def delivered(err: KafkaError | None, _m: Message) -> None:
+            results[i] = err
+        return delivered
+
+    def dead_letter_result_for(i: int) -> Callable[[KafkaError | None], None]:
+        def delivered(err: KafkaError | None) -> None:
             results[i] = err
         return delivered
 
@@ -72,7 +79,7 @@ def forward_batch(producer: Producer, msgs: list[Message], produce_invoke: Calla
         headers = [("reprise-dead-letter-reason", reason.encode()),
                    ("reprise-source", f"{m.topic()}/{m.partition()}/{m.offset()}".encode())]
         produce_dead_letter(producer, dead_letter_topic, m.key(), m.value(), headers,
-                            lambda err, i=i: result_for(i)(err, None))  # type: ignore[misc]
+                            dead_letter_result_for(i))
     if refused:
         _wait(producer, stopping, flush_s)
     return _outcome(msgs, results, len(refused))
@@ -83,7 +90,7 @@ def _wait(producer: Producer, stopping: Callable[[], bool], flush_s: float) -> N
         log.warning("waiting for Kafka to acknowledge a subscription batch")
 
 
-def _outcome(msgs: list[Message], results: dict[int, KafkaError | None], dead_lettered: int) -> BatchOutcome:
+def _outcome(msgs: list[ConsumedRecord], results: dict[int, KafkaError | None], dead_lettered: int) -> BatchOutcome:
     """Per source partition: commit up to the first record not acknowledged, and rewind to it."""
     first_unacked: dict[tuple[str, int], int] = {}
     last: dict[tuple[str, int], int] = {}

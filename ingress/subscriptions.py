@@ -15,11 +15,12 @@ import threading
 import time
 from collections.abc import Callable
 
-from confluent_kafka import Message, Producer
+from confluent_kafka import Producer
 from prometheus_client import Counter
 
 from reprise.engine.clock import now_ms
 from reprise.engine.config import Config
+from reprise.engine.consumed import ConsumedRecord
 from reprise.engine.critical import critical_thread
 from reprise.engine.ids import InvocationId
 from reprise.engine.kafka import log_partitions, new_consumer, next_batch, produce_record, producer_config
@@ -109,15 +110,15 @@ class SubscriptionRunner:
         finally:
             consumer.close()
 
-    def _invoke_of(self, sub: Subscription, producer: Producer) -> Callable[[Message, OnDelivery], None]:
+    def _invoke_of(self, sub: Subscription, producer: Producer) -> Callable[[ConsumedRecord, OnDelivery], None]:
         svc = self._registry.service(sub.service)
         kind = svc.handlers[sub.handler].ty if svc and sub.handler in svc.handlers else None
         keyed = bool(svc and svc.keyed)
 
-        def produce_invoke(m: Message, on_delivery: OnDelivery) -> None:
+        def produce_invoke(m: ConsumedRecord, on_delivery: OnDelivery) -> None:
             if keyed and not m.key():
                 raise Refused(f"no key, but {sub.service} needs one")
-            key = m.key().decode("utf-8", "replace") if keyed else None
+            key = (m.key() or b"").decode("utf-8", "replace") if keyed else None
             inv = InvocationId.new(key) if key is not None else InvocationId.random()
             invoke = new_invoke(
                 invocation_id=str(inv), service=sub.service, handler=sub.handler, key=key, handler_kind=kind,

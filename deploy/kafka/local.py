@@ -19,7 +19,17 @@ from pathlib import Path
 
 _HERE = Path(__file__).resolve().parent
 _START_ATTEMPTS = 3  # a start that fails on a port still held (BindException) is tried again
-KAFKA_VERSION = re.search(r"<kafka.version>([^<]+)<", (_HERE / "pom.xml").read_text()).group(1)  # type: ignore[union-attr]
+
+
+def _pinned_kafka_version(pom: Path) -> str:
+    """The Kafka version the pom pins (its one source of truth)."""
+    found = re.search(r"<kafka.version>([^<]+)<", pom.read_text())
+    if found is None:
+        raise RuntimeError(f"{pom} names no <kafka.version>")
+    return found.group(1)
+
+
+KAFKA_VERSION = _pinned_kafka_version(_HERE / "pom.xml")
 
 
 class KafkaToolMissing(RuntimeError):
