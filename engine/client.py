@@ -34,6 +34,23 @@ class Reply:
         return self.failure is None
 
 
+def reply_for(m: Any, correlation_id: str) -> Reply | None:
+    """The Reply a consumed record carries for this command, else None. Anyone allowed to write the
+    reply topic can put anything there: a record that is not a decodable Reply is skipped, never raised."""
+    if m.error() is not None:
+        return None
+    try:
+        kind, version = codec.kind_of(m.headers())
+        if kind != "Reply":
+            return None
+        rec = codec.decode(kind, version, m.value() or b"")
+    except Exception:  # noqa: BLE001 - whatever is wrong with it, it is not this command's reply
+        return None
+    if rec.get("request_id") != correlation_id:
+        return None
+    return Reply(rec["invocation_id"], rec["value"], rec["failure"])
+
+
 class KafkaClient:
     def __init__(self, bootstrap: str, namespace: str = "reprise", reply_topic: str | None = None) -> None:
         self.cfg = Config.from_env(bootstrap=bootstrap, namespace=namespace)
@@ -75,12 +92,9 @@ class KafkaClient:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for m in next_batch(self._consumer, 100, 0.2):  # type: ignore[arg-type]
-                if m.error() is not None:
-                    continue
-                kind, version = codec.kind_of(m.headers())
-                rec = codec.decode(kind, version, m.value())
-                if rec["request_id"] == correlation_id:
-                    return Reply(rec["invocation_id"], rec["value"], rec["failure"])
+                reply = reply_for(m, correlation_id)
+                if reply is not None:
+                    return reply
         raise TimeoutError(f"no reply for command {correlation_id} within {timeout}s")
 
     def _follow_replies(self, reply_topic: str) -> None:
