@@ -28,6 +28,7 @@ LOG_SCHEMAS: dict[tuple[str, int], str] = {
     ("Invoke", 1): "invoke.v1.avsc",
     ("InvokerEffects", 1): "invoker_effects.v1.avsc",
     ("InvokerEffects", 2): "invoker_effects.v2.avsc",
+    ("InvokerEffects", 3): "invoker_effects.v3.avsc",
     ("TimerFired", 1): "timer_fired.v1.avsc",
     ("CallCompleted", 1): "call_completed.v1.avsc",
     ("LeaderEpoch", 1): "leader_epoch.v1.avsc",
@@ -45,6 +46,7 @@ LOG_SCHEMAS: dict[tuple[str, int], str] = {
 }
 STORE_SCHEMAS: dict[tuple[str, int], str] = {
     ("InvocationStatus", 1): "storage/invocation_status.v1.avsc",
+    ("InvocationStatus", 2): "storage/invocation_status.v2.avsc",
     ("Timer", 1): "storage/timer.v1.avsc",
     ("OutboxEntry", 1): "storage/outbox_entry.v1.avsc",
     ("Schedule", 1): "storage/schedule.v1.avsc",

@@ -131,7 +131,7 @@ class Invoker:
         else:
             effects = failed_effects(code, message, retryable=False, deployment_id=row["deployment_id"])
         effects.update(invocation_id=invocation_id, attempt=attempt, epoch=epoch, timestamp_ms=now_ms(),
-                       completion_retention_ms=None)
+                       completion_retention_ms=None, journal_retention_ms=self._journal_retention_ms(row))
         _ATTEMPTS_ENDED["failed"].inc()
         self._emit(partition, effects)
         return True
@@ -229,6 +229,8 @@ class Invoker:
         retention = self._retention_ms(row)
         if effects is not None and retention is not None:
             effects["completion_retention_ms"] = int(retention)
+        if effects is not None:
+            effects["journal_retention_ms"] = self._journal_retention_ms(row)
         return effects
 
     def _is_embedded(self, dep: Deployment) -> bool:
@@ -353,6 +355,12 @@ class Invoker:
         if row["idempotency_key"]:
             return self._options(row).get("idempotencyRetention")
         return None
+
+    def _journal_retention_ms(self, row: InvocationStatus) -> int | None:
+        """How long the journal is kept once the invocation completes: its handler's (or service's)
+        journalRetention, None when the manifest and PATCH /services name none (kept with the status)."""
+        journal = self._options(row).get("journalRetention")
+        return None if journal is None else int(journal)
 
     def _options(self, row: InvocationStatus) -> dict[str, Any]:
         svc = self._registry.service(row["service"])

@@ -40,7 +40,7 @@ def apply_invoke(ctx: ApplyContext, rec: dict[str, Any], now_ms: int) -> None:
         "attached_callers": [], "attached_replies": [],
         "created_ms": now_ms, "modified_ms": now_ms, "failures_since_entry": 0, "last_entry_ms": now_ms,
         "next_retry_ms": None, "last_failure": None, "output_index": None, "completed_ms": None,
-        "result_value": None, "result_failure": None,
+        "result_value": None, "result_failure": None, "journal_retention_ms": None, "restarted_from": None,
     }
     if rec["ack_to"] is not None:
         lifecycle.send_reply(ctx, rec["ack_to"], inv, b"Accepted", None)

@@ -165,6 +165,8 @@ def invoker_effects(ctx: ApplyContext, rec: Record) -> None:
                                                   f"SHARED or WORKFLOW")
     if rec["completion_retention_ms"] is not None:
         in_range(rec["completion_retention_ms"], 0, MAX_TIME_MS, "completion_retention_ms")
+    if rec.get("journal_retention_ms") is not None:  # v3
+        in_range(rec["journal_retention_ms"], 0, MAX_TIME_MS, "journal_retention_ms")
     outcome = rec["outcome"]
     if "completions" in outcome:  # Suspended
         for ids, what in ((outcome["completions"], "completion"), (outcome["signals"], "signal")):
