@@ -36,6 +36,7 @@ LOG_SCHEMAS: dict[tuple[str, int], str] = {
     ("OutboxShipped", 1): "outbox_shipped.v1.avsc",
     ("Signal", 1): "signal.v1.avsc",
     ("AdminCommand", 1): "admin_command.v1.avsc",
+    ("AdminCommand", 2): "admin_command.v2.avsc",
     ("Attach", 1): "attach.v1.avsc",
     ("RetentionSweep", 1): "retention_sweep.v1.avsc",
     ("ScheduleCommand", 1): "schedule_command.v1.avsc",

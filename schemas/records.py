@@ -42,12 +42,23 @@ class Header(TypedDict):
     value: str
 
 
-class AdminCommand(TypedDict):
+class AdminCommandV1(TypedDict):
     """An operator's command for one invocation: cancel, kill, purge, pause or resume."""
 
     invocation_id: str
     command: str
     reply_to: ReplyTo | None
+
+
+class AdminCommand(TypedDict):
+    """An operator's command for one invocation: cancel, kill, purge, purge-journal, pause, resume or
+    restart-as-new. v2 added restart_from and restart_deployment."""
+
+    invocation_id: str
+    command: str
+    reply_to: ReplyTo | None
+    restart_from: int | None
+    restart_deployment: str | None
 
 
 class Attach(TypedDict):
@@ -433,7 +444,8 @@ class TimerFired(TypedDict):
 
 # (kind, version) -> the TypedDict of its records
 BY_KIND: dict[tuple[str, int], type] = {
-    ('AdminCommand', 1): AdminCommand,
+    ('AdminCommand', 1): AdminCommandV1,
+    ('AdminCommand', 2): AdminCommand,
     ('Attach', 1): Attach,
     ('CallCompleted', 1): CallCompleted,
     ('Deployment', 1): Deployment,

@@ -1,4 +1,4 @@
-"""Operator and signal transitions: cancel, kill, purge, pause, resume, and delivering signals.
+"""Operator and signal transitions: cancel, kill, purge, purge-journal, pause, resume, and delivering signals.
 
 Each returns an HTTP-like answer (code, message) for the admin API: 200 done, 202 accepted,
 404 unknown, 409 not allowed in the invocation's state.
@@ -63,6 +63,15 @@ def purge(ctx: ApplyContext, row: Row, now_ms: int) -> tuple[int, str]:
     return 200, "purged"
 
 
+def purge_journal(ctx: ApplyContext, row: Row, now_ms: int) -> tuple[int, str]:
+    """Restate's: delete a completed invocation's journal and keep its status and result (again: 200)."""
+    if row["status"] != Status.COMPLETED.value:
+        return 409, f"The invocation '{row['invocation_id']}' is not yet completed."
+    lifecycle.drop_journal(ctx, row)
+    ctx.tables.invocations.put(row)
+    return 200, "journal purged"
+
+
 def forget(ctx: ApplyContext, row: Row) -> None:
     ctx.tables.journals.delete(row["invocation_id"], row["journal_length"])
     ctx.tables.invocations.delete(row["invocation_id"])
@@ -99,4 +108,5 @@ def _inbox_key(row: Row) -> str:
     return key
 
 
-COMMANDS = {"cancel": cancel, "kill": kill, "purge": purge, "pause": pause, "resume": resume}
+COMMANDS = {"cancel": cancel, "kill": kill, "purge": purge, "purge-journal": purge_journal, "pause": pause,
+            "resume": resume}

@@ -25,6 +25,23 @@ _INVOKED, _COMPLETED, _SUSPENDED = Status.INVOKED, Status.COMPLETED, Status.SUSP
 _OUTPUT_COMMAND = int(MessageType.OUTPUT_COMMAND)
 
 
+def new_row(inv: str, service: str, handler: str, key: str | None, handler_kind: str | None, now_ms: int, *,
+            idempotency_key: str | None = None, caller: Caller | None = None, reply_to: ReplyTo | None = None,
+            restarted_from: str | None = None) -> Row:
+    """A new invocation's status row, with no status yet (set_status gives it its first) and an empty journal."""
+    return {
+        "invocation_id": inv, "service": service, "handler": handler, "key": key,
+        "handler_kind": handler_kind, "status": "", "attempt": 0, "journal_length": 0,
+        "completed_ids": [], "signal_ids": [], "named_signals": [], "waiting_completions": [],
+        "waiting_signals": [], "waiting_named": [], "deployment_id": None,
+        "idempotency_key": idempotency_key, "caller": caller, "reply_to": reply_to,
+        "attached_callers": [], "attached_replies": [],
+        "created_ms": now_ms, "modified_ms": now_ms, "failures_since_entry": 0, "last_entry_ms": now_ms,
+        "next_retry_ms": None, "last_failure": None, "output_index": None, "completed_ms": None,
+        "result_value": None, "result_failure": None, "journal_retention_ms": None, "restarted_from": restarted_from,
+    }
+
+
 def set_status(row: Row, target: Status, now_ms: int) -> None:
     check_transition(row["invocation_id"], row.get("status") or None, target)
     row["status"] = target._value_  # the documented sunder attribute: .value is a slow descriptor on 3.11

@@ -61,6 +61,7 @@ HANDLERS: dict[tuple[str, int], Handler] = {
     ("OutboxShipped", 1): leadership.apply_outbox_shipped,
     ("Signal", 1): signal.apply_signal,
     ("AdminCommand", 1): admin_command.apply_admin_command,
+    ("AdminCommand", 2): admin_command.apply_admin_command,  # v2 adds restart-as-new's parameters
     ("Attach", 1): attach.apply_attach,
     ("RetentionSweep", 1): retention_sweep.apply_retention_sweep,
     ("ScheduleCommand", 1): schedule.apply_schedule_command,

@@ -236,6 +236,9 @@ def signal(ctx: ApplyContext, rec: Record) -> None:
 def admin_command(ctx: ApplyContext, rec: Record) -> None:
     own_invocation(ctx, rec["invocation_id"], "AdminCommand invocation")
     name(rec["command"], "AdminCommand command", required=False)  # an unknown one is answered with 400
+    if rec.get("restart_from") is not None:  # v2
+        in_range(rec["restart_from"], 0, MAX_U32, "AdminCommand restart_from")
+    name(rec.get("restart_deployment"), "AdminCommand restart_deployment", required=False)
 
 
 def attach(ctx: ApplyContext, rec: Record) -> None:
