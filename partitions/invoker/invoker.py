@@ -358,9 +358,16 @@ class Invoker:
 
     def _journal_retention_ms(self, row: InvocationStatus) -> int | None:
         """How long the journal is kept once the invocation completes: its handler's (or service's)
-        journalRetention, None when the manifest and PATCH /services name none (kept with the status)."""
+        journalRetention, None when the manifest and PATCH /services name none (kept with the status).
+        A plain invocation's status goes after REPRISE_COMPLETED_RETENTION_S, and its journal with it
+        (apply() caps the others' by their completion retention)."""
         journal = self._options(row).get("journalRetention")
-        return None if journal is None else int(journal)
+        if journal is None:
+            return None
+        plain = row["handler_kind"] != "WORKFLOW" and row["idempotency_key"] is None
+        if plain and self._cfg.completed_retention_s > 0:
+            return min(int(journal), int(self._cfg.completed_retention_s * 1000))
+        return int(journal)
 
     def _options(self, row: InvocationStatus) -> dict[str, Any]:
         svc = self._registry.service(row["service"])

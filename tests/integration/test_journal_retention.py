@@ -101,9 +101,10 @@ def test_purge_journal_and_restart_as_new(module_engine: Engine, module_effects:
 
 
 def test_restart_as_new_from_a_journal_prefix_replays_it(module_engine: Engine, module_effects: Path) -> None:
-    patch_service(module_engine, "Steps", {"journal_retention": "1d"})
+    patch_service(module_engine, "Steps", {"journal_retention": "2d"})
     first = send(module_engine, "/Steps/three", "rp")
-    assert completed(module_engine, first)["journal_size"] > 0
+    row = completed(module_engine, first)
+    assert row["journal_size"] > 0 and row["journal_retention"] == "PT86400S"  # capped by its status's, a day
     status, body = command(module_engine, first, "restart-as-new?from=2")  # the input, step a and its result
     assert status == 200, body
     assert completed(module_engine, body["new_invocation_id"])["completion_result"] == "success"
