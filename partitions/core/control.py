@@ -51,7 +51,8 @@ def kill(ctx: ApplyContext, row: Row, now_ms: int) -> tuple[int, str]:
         ctx.tables.objects.remove(row["service"], _inbox_key(row), row["invocation_id"])
     if row["status"] == Status.INVOKED.value:
         ctx.actions.append(AbortAttempt(row["invocation_id"], row["attempt"]))
-    lifecycle.complete(ctx, row, now_ms, None, {"code": 409, "message": "killed"}, outcome="killed")
+    lifecycle.complete(ctx, row, now_ms, None, {"code": 409, "message": "killed"}, outcome="killed",
+                       journal_retention_ms=row.get("journal_retention_ms"))  # from its last attempt, if one ended
     return 200, "killed"
 
 

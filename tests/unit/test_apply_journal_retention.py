@@ -82,3 +82,17 @@ def test_replaying_the_same_records_gives_the_same_store() -> None:
         p.feed("TimerFired", {"timer_key": key, "epoch": 1, "timestamp_ms": 7_000}, 7_000)
         stores.append(dict(p.store.data))
     assert stores[0] == stores[1]
+
+
+def test_a_kill_applies_the_journal_retention_its_last_attempt_carried() -> None:
+    p = new_partition()
+    inv = inv_on(0)
+    invoke(p, inv)
+    p.feed("InvokerEffects", {
+        "invocation_id": inv, "attempt": 1, "epoch": 1, "timestamp_ms": 2_000, "deployment_id": "dp_1",
+        "entries": [run(1)], "outcome": {"completions": [1], "signals": [], "named_signals": []},
+        "journal_retention_ms": 0}, 2_000)
+    assert p.status(inv)["status"] == "SUSPENDED" and p.status(inv)["journal_retention_ms"] == 0
+    p.feed("AdminCommand", {"invocation_id": inv, "command": "kill", "reply_to": None})
+    row = p.status(inv)
+    assert (row["status"], row["journal_length"]) == ("COMPLETED", 0) and p.tables.journals.entry(inv, 0) is None

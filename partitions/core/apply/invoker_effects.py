@@ -44,6 +44,9 @@ def apply_effects(ctx: ApplyContext, rec: dict[str, Any], now_ms: int) -> None:
         return
     if rec["deployment_id"] and not row["deployment_id"]:
         row["deployment_id"] = rec["deployment_id"]  # pinned for every later attempt
+    journal_ms = rec.get("journal_retention_ms")  # v3, on an attempt's last record
+    if journal_ms is not None:
+        row["journal_retention_ms"] = journal_ms  # as the handler's options say now: a kill applies it too
     kinds = rec["handler_kinds"]
     first_action = len(ctx.actions)
     for pos, frame in enumerate(rec["entries"]):
@@ -58,7 +61,7 @@ def apply_effects(ctx: ApplyContext, rec: dict[str, Any], now_ms: int) -> None:
     # The attempt is over: nothing more is streamed to it.
     if len(ctx.actions) > first_action:
         ctx.actions[first_action:] = [a for a in ctx.actions[first_action:] if not isinstance(a, StreamNotification)]
-    _on_outcome(ctx, row, rec["outcome"], now_ms, rec["completion_retention_ms"], rec.get("journal_retention_ms"))
+    _on_outcome(ctx, row, rec["outcome"], now_ms, rec["completion_retention_ms"], journal_ms)
 
 
 def _on_command(ctx: ApplyContext, row: InvocationStatus, frame: bytes, index: int, kind: str | None,
