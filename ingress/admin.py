@@ -19,6 +19,7 @@ from reprise.engine.registry import Registry
 from reprise.engine.subscriptions import SubscriptionRegistry
 from reprise.ingress.admin_guard import guard, read_token
 from reprise.ingress.admin_registry import RegistryRoutes
+from reprise.ingress.admin_restart import RestartRoutes
 from reprise.ingress.admin_schedules import ScheduleRoutes
 from reprise.ingress.admin_state import StateRoutes
 from reprise.ingress.admin_version import add_versioned_paths, version_information
@@ -63,6 +64,7 @@ class Admin:
         r.add_get("/subscriptions", self.list_subscriptions)
         r.add_get("/subscriptions/{id}", self.get_subscription)
         r.add_delete("/subscriptions/{id}", self.delete_subscription)
+        RestartRoutes(self.registry, self.log).add_to(r)  # before the generic command route
         r.add_patch("/invocations/{id}/{command}", self.invocation_command)
         r.add_delete("/invocations/{id}", self.invocation_command)  # legacy: ?mode=cancel|kill|purge
         ScheduleRoutes(self.registry, self.log, self._need_introspector).add_to(r)
@@ -175,7 +177,8 @@ class Admin:
                             content_type="text/html")
 
     async def invocation_command(self, request: web.Request) -> web.Response:
-        """PATCH /invocations/{id}/cancel|kill|purge|pause|resume, answered by the invocation's partition."""
+        """PATCH /invocations/{id}/cancel|kill|purge|purge-journal|pause|resume, answered by the invocation's
+        partition."""
         command = request.match_info.get("command") or request.query.get("mode", "cancel")
         try:
             inv = InvocationId.parse(request.match_info["id"])

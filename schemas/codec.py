@@ -28,6 +28,7 @@ LOG_SCHEMAS: dict[tuple[str, int], str] = {
     ("Invoke", 1): "invoke.v1.avsc",
     ("InvokerEffects", 1): "invoker_effects.v1.avsc",
     ("InvokerEffects", 2): "invoker_effects.v2.avsc",
+    ("InvokerEffects", 3): "invoker_effects.v3.avsc",
     ("TimerFired", 1): "timer_fired.v1.avsc",
     ("CallCompleted", 1): "call_completed.v1.avsc",
     ("LeaderEpoch", 1): "leader_epoch.v1.avsc",
@@ -35,6 +36,7 @@ LOG_SCHEMAS: dict[tuple[str, int], str] = {
     ("OutboxShipped", 1): "outbox_shipped.v1.avsc",
     ("Signal", 1): "signal.v1.avsc",
     ("AdminCommand", 1): "admin_command.v1.avsc",
+    ("AdminCommand", 2): "admin_command.v2.avsc",
     ("Attach", 1): "attach.v1.avsc",
     ("RetentionSweep", 1): "retention_sweep.v1.avsc",
     ("ScheduleCommand", 1): "schedule_command.v1.avsc",
@@ -45,6 +47,7 @@ LOG_SCHEMAS: dict[tuple[str, int], str] = {
 }
 STORE_SCHEMAS: dict[tuple[str, int], str] = {
     ("InvocationStatus", 1): "storage/invocation_status.v1.avsc",
+    ("InvocationStatus", 2): "storage/invocation_status.v2.avsc",
     ("Timer", 1): "storage/timer.v1.avsc",
     ("OutboxEntry", 1): "storage/outbox_entry.v1.avsc",
     ("Schedule", 1): "storage/schedule.v1.avsc",

@@ -42,12 +42,23 @@ class Header(TypedDict):
     value: str
 
 
-class AdminCommand(TypedDict):
+class AdminCommandV1(TypedDict):
     """An operator's command for one invocation: cancel, kill, purge, pause or resume."""
 
     invocation_id: str
     command: str
     reply_to: ReplyTo | None
+
+
+class AdminCommand(TypedDict):
+    """An operator's command for one invocation: cancel, kill, purge, purge-journal, pause, resume or
+    restart-as-new. v2 added restart_from and restart_deployment."""
+
+    invocation_id: str
+    command: str
+    reply_to: ReplyTo | None
+    restart_from: int | None
+    restart_deployment: str | None
 
 
 class Attach(TypedDict):
@@ -79,7 +90,7 @@ class Deployment(TypedDict):
     created_ms: int
 
 
-class InvocationStatus(TypedDict):
+class InvocationStatusV1(TypedDict):
     """One invocation's row in a partition's store: where it is in its lifecycle and what it waits for."""
 
     invocation_id: str
@@ -112,6 +123,44 @@ class InvocationStatus(TypedDict):
     completed_ms: int | None
     result_value: bytes | None
     result_failure: Failure | None
+
+
+class InvocationStatus(TypedDict):
+    """One invocation's row in a partition's store: where it is in its lifecycle and what it waits for. v2
+    added journal_retention_ms and restarted_from."""
+
+    invocation_id: str
+    service: str
+    handler: str
+    key: str | None
+    handler_kind: str | None
+    status: str
+    attempt: int
+    journal_length: int
+    completed_ids: list[int]
+    signal_ids: list[int]
+    named_signals: list[str]
+    waiting_completions: list[int]
+    waiting_signals: list[int]
+    waiting_named: list[str]
+    deployment_id: str | None
+    idempotency_key: str | None
+    caller: Caller | None
+    reply_to: ReplyTo | None
+    attached_callers: list[Caller]
+    attached_replies: list[ReplyTo]
+    created_ms: int
+    modified_ms: int
+    failures_since_entry: int
+    last_entry_ms: int
+    next_retry_ms: int | None
+    last_failure: Failure | None
+    output_index: int | None
+    completed_ms: int | None
+    result_value: bytes | None
+    result_failure: Failure | None
+    journal_retention_ms: int | None
+    restarted_from: str | None
 
 
 class Invoke(TypedDict):
@@ -199,7 +248,7 @@ class Progress(TypedDict):
     proposed: list[int]
 
 
-class InvokerEffects(TypedDict):
+class InvokerEffectsV2(TypedDict):
     """What one attempt produced: new journal entries (framed protocol messages) and how it ended, or
     (Progress) the entries a streaming attempt produced so far. v2 added Progress."""
 
@@ -210,6 +259,23 @@ class InvokerEffects(TypedDict):
     deployment_id: str | None
     entries: list[bytes]
     completion_retention_ms: int | None
+    handler_kinds: dict[str, str]
+    outcome: Suspended | AttemptFailed | Ended | Progress
+
+
+class InvokerEffects(TypedDict):
+    """What one attempt produced: new journal entries (framed protocol messages) and how it ended, or
+    (Progress) the entries a streaming attempt produced so far. v2 added Progress; v3 added
+    journal_retention_ms."""
+
+    invocation_id: str
+    attempt: int
+    epoch: int
+    timestamp_ms: int
+    deployment_id: str | None
+    entries: list[bytes]
+    completion_retention_ms: int | None
+    journal_retention_ms: int | None
     handler_kinds: dict[str, str]
     outcome: Suspended | AttemptFailed | Ended | Progress
 
@@ -378,15 +444,18 @@ class TimerFired(TypedDict):
 
 # (kind, version) -> the TypedDict of its records
 BY_KIND: dict[tuple[str, int], type] = {
-    ('AdminCommand', 1): AdminCommand,
+    ('AdminCommand', 1): AdminCommandV1,
+    ('AdminCommand', 2): AdminCommand,
     ('Attach', 1): Attach,
     ('CallCompleted', 1): CallCompleted,
     ('Deployment', 1): Deployment,
-    ('InvocationStatus', 1): InvocationStatus,
+    ('InvocationStatus', 1): InvocationStatusV1,
+    ('InvocationStatus', 2): InvocationStatus,
     ('Invoke', 1): Invoke,
     ('InvokeCommand', 1): InvokeCommand,
     ('InvokerEffects', 1): InvokerEffectsV1,
-    ('InvokerEffects', 2): InvokerEffects,
+    ('InvokerEffects', 2): InvokerEffectsV2,
+    ('InvokerEffects', 3): InvokerEffects,
     ('LeaderEpoch', 1): LeaderEpochV1,
     ('LeaderEpoch', 2): LeaderEpoch,
     ('OutboxEntry', 1): OutboxEntry,

@@ -1,4 +1,4 @@
-"""Operator and signal transitions: cancel, kill, purge, pause, resume, and delivering signals.
+"""Operator and signal transitions: cancel, kill, purge, purge-journal, pause, resume, and delivering signals.
 
 Each returns an HTTP-like answer (code, message) for the admin API: 200 done, 202 accepted,
 404 unknown, 409 not allowed in the invocation's state.
@@ -51,7 +51,8 @@ def kill(ctx: ApplyContext, row: Row, now_ms: int) -> tuple[int, str]:
         ctx.tables.objects.remove(row["service"], _inbox_key(row), row["invocation_id"])
     if row["status"] == Status.INVOKED.value:
         ctx.actions.append(AbortAttempt(row["invocation_id"], row["attempt"]))
-    lifecycle.complete(ctx, row, now_ms, None, {"code": 409, "message": "killed"}, outcome="killed")
+    lifecycle.complete(ctx, row, now_ms, None, {"code": 409, "message": "killed"}, outcome="killed",
+                       journal_retention_ms=row.get("journal_retention_ms"))  # from its last attempt, if one ended
     return 200, "killed"
 
 
@@ -61,6 +62,15 @@ def purge(ctx: ApplyContext, row: Row, now_ms: int) -> tuple[int, str]:
         return 409, f"invocation {row['invocation_id']} is {row['status']}: only a completed one can be purged"
     forget(ctx, row)
     return 200, "purged"
+
+
+def purge_journal(ctx: ApplyContext, row: Row, now_ms: int) -> tuple[int, str]:
+    """Restate's: delete a completed invocation's journal and keep its status and result (again: 200)."""
+    if row["status"] != Status.COMPLETED.value:
+        return 409, f"The invocation '{row['invocation_id']}' is not yet completed."
+    lifecycle.drop_journal(ctx, row)
+    ctx.tables.invocations.put(row)
+    return 200, "journal purged"
 
 
 def forget(ctx: ApplyContext, row: Row) -> None:
@@ -99,4 +109,5 @@ def _inbox_key(row: Row) -> str:
     return key
 
 
-COMMANDS = {"cancel": cancel, "kill": kill, "purge": purge, "pause": pause, "resume": resume}
+COMMANDS = {"cancel": cancel, "kill": kill, "purge": purge, "purge-journal": purge_journal, "pause": pause,
+            "resume": resume}

@@ -25,6 +25,23 @@ _INVOKED, _COMPLETED, _SUSPENDED = Status.INVOKED, Status.COMPLETED, Status.SUSP
 _OUTPUT_COMMAND = int(MessageType.OUTPUT_COMMAND)
 
 
+def new_row(inv: str, service: str, handler: str, key: str | None, handler_kind: str | None, now_ms: int, *,
+            idempotency_key: str | None = None, caller: Caller | None = None, reply_to: ReplyTo | None = None,
+            restarted_from: str | None = None) -> Row:
+    """A new invocation's status row, with no status yet (set_status gives it its first) and an empty journal."""
+    return {
+        "invocation_id": inv, "service": service, "handler": handler, "key": key,
+        "handler_kind": handler_kind, "status": "", "attempt": 0, "journal_length": 0,
+        "completed_ids": [], "signal_ids": [], "named_signals": [], "waiting_completions": [],
+        "waiting_signals": [], "waiting_named": [], "deployment_id": None,
+        "idempotency_key": idempotency_key, "caller": caller, "reply_to": reply_to,
+        "attached_callers": [], "attached_replies": [],
+        "created_ms": now_ms, "modified_ms": now_ms, "failures_since_entry": 0, "last_entry_ms": now_ms,
+        "next_retry_ms": None, "last_failure": None, "output_index": None, "completed_ms": None,
+        "result_value": None, "result_failure": None, "journal_retention_ms": None, "restarted_from": restarted_from,
+    }
+
+
 def set_status(row: Row, target: Status, now_ms: int) -> None:
     check_transition(row["invocation_id"], row.get("status") or None, target)
     row["status"] = target._value_  # the documented sunder attribute: .value is a slow descriptor on 3.11
@@ -160,17 +177,21 @@ DEFAULT_RETENTION_MS = 24 * 3600 * 1000  # workflow and idempotent outputs: a da
 
 def complete(ctx: ApplyContext, row: Row, now_ms: int, value: bytes | None,
              failure: Failure | None, retention_ms: int | None = None,
-             outcome: str | None = None) -> None:
+             outcome: str | None = None, journal_retention_ms: int | None = None) -> None:
     """End the invocation with a value or a failure and send the result to whoever waits for it.
     ``outcome`` (succeeded, failed, cancelled, killed; by default from ``failure``) is what it is counted as.
 
     A workflow run (or an idempotent invocation) keeps its output, and a workflow its state and
     promises, for its retention; then a cleanup timer forgets them, and the id may run again.
+    Its journal is kept for ``journal_retention_ms`` (the handler's journalRetention), at most as long.
     """
     set_status(row, _COMPLETED, now_ms)
     row["result_value"], row["result_failure"] = value, failure
     row["completed_ms"] = now_ms
     row["waiting_completions"], row["waiting_signals"], row["waiting_named"] = [], [], []
+    keeps_output = row["handler_kind"] == "WORKFLOW" or row["idempotency_key"] is not None
+    retain_journal(ctx, row, now_ms, journal_retention_ms, (retention_ms or DEFAULT_RETENTION_MS) if keeps_output
+                   else None)
     ctx.tables.invocations.put(row)
     ctx.completed.append((ctx.offset, row["service"], row["handler"],
                           outcome or ("succeeded" if failure is None else "failed")))
@@ -181,10 +202,38 @@ def complete(ctx: ApplyContext, row: Row, now_ms: int, value: bytes | None,
     for reply in replies:
         send_reply(ctx, reply, row["invocation_id"], value, failure)
     release(ctx, row, now_ms)
-    if row["handler_kind"] == "WORKFLOW" or row["idempotency_key"] is not None:
+    if keeps_output:
         set_timer(ctx, "cleanup", row["invocation_id"], now_ms + (retention_ms or DEFAULT_RETENTION_MS))
     else:  # forgotten by a RetentionSweep once REPRISE_COMPLETED_RETENTION_S has passed
         ctx.tables.completions.index(row["invocation_id"], now_ms)
+
+
+def retain_journal(ctx: ApplyContext, row: Row, now_ms: int, journal_ms: int | None, status_ms: int | None) -> None:
+    """Restate's journal retention, at completion: the journal is kept for ``journal_ms`` (0: dropped
+    now), never longer than the status (``status_ms``; None: the engine-wide retention of plain
+    invocations, which the leader's RetentionSweep applies). No journal retention configured: the
+    journal goes with the status, and no timer is set (the common case costs nothing)."""
+    if journal_ms is None:
+        row["journal_retention_ms"] = status_ms  # None for a plain invocation: REPRISE_COMPLETED_RETENTION_S
+        return
+    if status_ms is not None and journal_ms >= status_ms:
+        row["journal_retention_ms"] = status_ms  # the cleanup timer forgets the journal with the status
+        return
+    row["journal_retention_ms"] = journal_ms
+    if journal_ms == 0:
+        drop_journal(ctx, row)
+    else:
+        set_timer(ctx, JOURNAL_TIMER, row["invocation_id"], now_ms + journal_ms)
+
+
+JOURNAL_TIMER = "journal"  # a completed invocation's journal retention ran out (apply/timer_fired.py)
+
+
+def drop_journal(ctx: ApplyContext, row: Row) -> None:
+    """Delete a completed invocation's journal and keep its status (its result stays in the row);
+    the caller writes the row."""
+    ctx.tables.journals.delete(row["invocation_id"], row["journal_length"])
+    row["journal_length"], row["output_index"] = 0, None
 
 
 def send_result_to_caller(ctx: ApplyContext, caller: Caller, value: bytes | None, failure: Failure | None) -> None:

@@ -135,7 +135,7 @@ class Invoker:
         else:
             effects = failed_effects(code, message, retryable=False, deployment_id=row["deployment_id"])
         effects.update(invocation_id=invocation_id, attempt=attempt, epoch=epoch, timestamp_ms=now_ms(),
-                       completion_retention_ms=None)
+                       completion_retention_ms=None, journal_retention_ms=self._journal_retention_ms(row))
         _ATTEMPTS_ENDED["failed"].inc()
         self._emit(partition, effects)
         return True
@@ -234,6 +234,8 @@ class Invoker:
         retention = self._retention_ms(row)
         if effects is not None and retention is not None:
             effects["completion_retention_ms"] = int(retention)
+        if effects is not None:
+            effects["journal_retention_ms"] = self._journal_retention_ms(row)
         return effects
 
     def _is_embedded(self, dep: Deployment) -> bool:
@@ -369,6 +371,19 @@ class Invoker:
         if row["idempotency_key"]:
             return self._options(row).get("idempotencyRetention")
         return None
+
+    def _journal_retention_ms(self, row: InvocationStatus) -> int | None:
+        """How long the journal is kept once the invocation completes: its handler's (or service's)
+        journalRetention, None when the manifest and PATCH /services name none (kept with the status).
+        A plain invocation's status goes after REPRISE_COMPLETED_RETENTION_S, and its journal with it
+        (apply() caps the others' by their completion retention)."""
+        journal = self._options(row).get("journalRetention")
+        if journal is None:
+            return None
+        plain = row["handler_kind"] != "WORKFLOW" and row["idempotency_key"] is None
+        if plain and self._cfg.completed_retention_s > 0:
+            return min(int(journal), int(self._cfg.completed_retention_s * 1000))
+        return int(journal)
 
     def _options(self, row: InvocationStatus) -> dict[str, Any]:
         svc = self._registry.service(row["service"])

@@ -12,6 +12,7 @@ import pytest
 
 from tests.harness import ROOT, Background, Engine, call_json, count
 from tests.integration.test_crash_recovery import wait_until
+from tests.integration.test_journal_retention import command, completed, journal_entries, patch_service, send
 
 pytestmark = pytest.mark.kafka
 
@@ -49,6 +50,15 @@ def test_digest_after_rebuild_equals_digest_before(engine: Engine, effects: Path
     wait_until(lambda: count(effects, "ra.awakeable") == 1, 30, "the awakeable")
     assert call_json(engine, "/Counter/later/stamp/send?delay=1h", "never")[0] == 202
     assert call_json(engine, "/Napper/n/run", 200) == (200, "rested")
+    # a journal dropped by its retention's timer, a restart-as-new and a purged journal (AdminCommands)
+    patch_service(engine, "Steps", {"journal_retention": "1s"})
+    dropped = send(engine, "/Steps/three", "rj")
+    wait_until(lambda: completed(engine, dropped) and journal_entries(engine, dropped) == 0, 30, "the journal timer")
+    first = send(engine, "/Counter/rs/add", 1)
+    completed(engine, first)
+    status, restarted = command(engine, first, "restart-as-new")
+    assert status == 200 and command(engine, first, "purge-journal") == (200, None)
+    completed(engine, restarted["new_invocation_id"])
     engine.kill()  # a crash, not a clean stop: the store is wherever it was
     waiting.result()
     time.sleep(0.5)

@@ -212,7 +212,7 @@ def test_a_forced_reregistration_drops_the_services_it_no_longer_serves(topo: To
             greeter.kill()
 
 
-def test_invocations_cancel_kill_purge(topo: Topology) -> None:
+def test_invocations_cancel_kill_restart_purge(topo: Topology) -> None:
     _registered(topo)
 
     def send(path: str, body: bytes) -> str:
@@ -224,6 +224,7 @@ def test_invocations_cancel_kill_purge(topo: Topology) -> None:
     _until(topo, ("invocations", "kill", killed), "Killed 1 invocations")
     done = send("/Steps/three/send", b'"cli-q"')
     assert post(f"{topo.engine.ingress}/restate/invocation/{done}/attach", None, method="GET")[0] == 200
+    _until(topo, ("invocations", "restart-as-new", done), "Restarted 1 invocations")
     _until(topo, ("invocations", "purge", done), "Purged 1 invocations")
 
 

@@ -42,14 +42,15 @@ def test_every_log_kind_round_trips_with_headers() -> None:
 
 
 def test_outcome_union_keeps_each_branch() -> None:
-    """Untagged and tagged (the invoker names the branch), v2 bodies; v1 (no Progress) still reads."""
+    """Untagged and tagged (the invoker names the branch), current bodies; v1 (no Progress) still reads."""
     outcomes = ({}, {"completions": [2], "signals": [1], "named_signals": ["n"]},
                 {"code": 500, "message": "boom", "retryable": True, "next_retry_delay_ms": 10, "on_exhausted": None},
                 {"proposed": [3, 4]})
     for outcome in outcomes:
         for sent in (outcome, tagged_outcome(outcome)):
             rec = {"invocation_id": "i", "attempt": 1, "epoch": 1, "timestamp_ms": 1, "entries": [], "outcome": sent}
-            assert codec.decode("InvokerEffects", 2, codec.encode("InvokerEffects", rec))["outcome"] == outcome
+            current = codec.CURRENT["InvokerEffects"]
+            assert codec.decode("InvokerEffects", current, codec.encode("InvokerEffects", rec))["outcome"] == outcome
     v1 = fastavro.parse_schema(json.loads((Path(codec.__file__).parent / "invoker_effects.v1.avsc").read_text()),
                                named_schemas={})
     for outcome in outcomes[:3]:

@@ -53,6 +53,7 @@ HANDLERS: dict[tuple[str, int], Handler] = {
     ("Invoke", 1): invoke.apply_invoke,
     ("InvokerEffects", 1): invoker_effects.apply_effects,
     ("InvokerEffects", 2): invoker_effects.apply_effects,  # v2 adds the Progress outcome
+    ("InvokerEffects", 3): invoker_effects.apply_effects,  # v3 adds journal_retention_ms
     ("TimerFired", 1): timer_fired.apply_timer_fired,
     ("CallCompleted", 1): call_completed.apply_call_completed,
     ("LeaderEpoch", 1): leadership.apply_leader_epoch,
@@ -60,6 +61,7 @@ HANDLERS: dict[tuple[str, int], Handler] = {
     ("OutboxShipped", 1): leadership.apply_outbox_shipped,
     ("Signal", 1): signal.apply_signal,
     ("AdminCommand", 1): admin_command.apply_admin_command,
+    ("AdminCommand", 2): admin_command.apply_admin_command,  # v2 adds restart-as-new's parameters
     ("Attach", 1): attach.apply_attach,
     ("RetentionSweep", 1): retention_sweep.apply_retention_sweep,
     ("ScheduleCommand", 1): schedule.apply_schedule_command,

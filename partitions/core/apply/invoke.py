@@ -31,17 +31,8 @@ def apply_invoke(ctx: ApplyContext, rec: dict[str, Any], now_ms: int) -> None:
     if existing is not None:
         _attach(ctx, existing, rec)
         return
-    row: InvocationStatus = {  # status "": none yet (set_status gives it its first)
-        "invocation_id": inv, "service": rec["service"], "handler": rec["handler"], "key": rec["key"],
-        "handler_kind": rec["handler_kind"], "status": "", "attempt": 0, "journal_length": 0,
-        "completed_ids": [], "signal_ids": [], "named_signals": [], "waiting_completions": [],
-        "waiting_signals": [], "waiting_named": [], "deployment_id": None,
-        "idempotency_key": rec["idempotency_key"], "caller": rec["caller"], "reply_to": rec["reply_to"],
-        "attached_callers": [], "attached_replies": [],
-        "created_ms": now_ms, "modified_ms": now_ms, "failures_since_entry": 0, "last_entry_ms": now_ms,
-        "next_retry_ms": None, "last_failure": None, "output_index": None, "completed_ms": None,
-        "result_value": None, "result_failure": None,
-    }
+    row = lifecycle.new_row(inv, rec["service"], rec["handler"], rec["key"], rec["handler_kind"], now_ms,
+                            idempotency_key=rec["idempotency_key"], caller=rec["caller"], reply_to=rec["reply_to"])
     if rec["ack_to"] is not None:
         lifecycle.send_reply(ctx, rec["ack_to"], inv, b"Accepted", None)
     headers = [(h["name"], h["value"]) for h in rec["headers"]]

@@ -44,6 +44,9 @@ def apply_effects(ctx: ApplyContext, rec: dict[str, Any], now_ms: int) -> None:
         return
     if rec["deployment_id"] and not row["deployment_id"]:
         row["deployment_id"] = rec["deployment_id"]  # pinned for every later attempt
+    journal_ms = rec.get("journal_retention_ms")  # v3, on an attempt's last record
+    if journal_ms is not None:
+        row["journal_retention_ms"] = journal_ms  # as the handler's options say now: a kill applies it too
     kinds = rec["handler_kinds"]
     first_action = len(ctx.actions)
     for pos, frame in enumerate(rec["entries"]):
@@ -58,7 +61,7 @@ def apply_effects(ctx: ApplyContext, rec: dict[str, Any], now_ms: int) -> None:
     # The attempt is over: nothing more is streamed to it.
     if len(ctx.actions) > first_action:
         ctx.actions[first_action:] = [a for a in ctx.actions[first_action:] if not isinstance(a, StreamNotification)]
-    _on_outcome(ctx, row, rec["outcome"], now_ms, rec["completion_retention_ms"])
+    _on_outcome(ctx, row, rec["outcome"], now_ms, rec["completion_retention_ms"], journal_ms)
 
 
 def _on_command(ctx: ApplyContext, row: InvocationStatus, frame: bytes, index: int, kind: str | None,
@@ -151,7 +154,7 @@ def _call(ctx: ApplyContext, row: InvocationStatus, t: int, msg: Any, index: int
 
 
 def _on_outcome(ctx: ApplyContext, row: InvocationStatus, outcome: dict[str, Any], now_ms: int,
-                retention_ms: int | None) -> None:
+                retention_ms: int | None, journal_retention_ms: int | None) -> None:
     if "completions" in outcome:  # Suspended
         row["waiting_completions"] = list(outcome["completions"])
         row["waiting_signals"] = list(outcome["signals"])
@@ -165,7 +168,8 @@ def _on_outcome(ctx: ApplyContext, row: InvocationStatus, outcome: dict[str, Any
         failure: Failure = {"code": outcome["code"], "message": outcome["message"]}
         row["last_failure"] = failure
         if not outcome["retryable"] or outcome["on_exhausted"] == "KILL":
-            lifecycle.complete(ctx, row, now_ms, None, failure, retention_ms)
+            lifecycle.complete(ctx, row, now_ms, None, failure, retention_ms,
+                               journal_retention_ms=journal_retention_ms)
             return
         if outcome["on_exhausted"] == "PAUSE":
             row["failures_since_entry"] += 1
@@ -176,7 +180,7 @@ def _on_outcome(ctx: ApplyContext, row: InvocationStatus, outcome: dict[str, Any
         _back_off(ctx, row, outcome["next_retry_delay_ms"] or 0, now_ms)
     else:  # Ended
         value, error = _output(ctx, row)
-        lifecycle.complete(ctx, row, now_ms, value, error, retention_ms)
+        lifecycle.complete(ctx, row, now_ms, value, error, retention_ms, journal_retention_ms=journal_retention_ms)
 
 
 def _back_off(ctx: ApplyContext, row: InvocationStatus, delay_ms: int, now_ms: int) -> None:

@@ -27,6 +27,10 @@ def apply_timer_fired(ctx: ApplyContext, rec: dict[str, Any], now_ms: int) -> No
     if timer["kind"] == "cleanup" and row is not None and row["status"] == Status.COMPLETED.value:
         control.forget(ctx, row)
         return
+    if timer["kind"] == lifecycle.JOURNAL_TIMER and row is not None and row["status"] == Status.COMPLETED.value:
+        lifecycle.drop_journal(ctx, row)  # its journal retention ran out: the status stays
+        ctx.tables.invocations.put(row)
+        return
     if row is None or row["status"] == Status.COMPLETED.value:
         ctx.drop(f"timer {key}: invocation {timer['invocation_id']} is gone or completed")
         return

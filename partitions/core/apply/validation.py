@@ -165,6 +165,8 @@ def invoker_effects(ctx: ApplyContext, rec: Record) -> None:
                                                   f"SHARED or WORKFLOW")
     if rec["completion_retention_ms"] is not None:
         in_range(rec["completion_retention_ms"], 0, MAX_TIME_MS, "completion_retention_ms")
+    if rec.get("journal_retention_ms") is not None:  # v3
+        in_range(rec["journal_retention_ms"], 0, MAX_TIME_MS, "journal_retention_ms")
     outcome = rec["outcome"]
     if "completions" in outcome:  # Suspended
         for ids, what in ((outcome["completions"], "completion"), (outcome["signals"], "signal")):
@@ -234,6 +236,9 @@ def signal(ctx: ApplyContext, rec: Record) -> None:
 def admin_command(ctx: ApplyContext, rec: Record) -> None:
     own_invocation(ctx, rec["invocation_id"], "AdminCommand invocation")
     name(rec["command"], "AdminCommand command", required=False)  # an unknown one is answered with 400
+    if rec.get("restart_from") is not None:  # v2
+        in_range(rec["restart_from"], 0, MAX_U32, "AdminCommand restart_from")
+    name(rec.get("restart_deployment"), "AdminCommand restart_deployment", required=False)
 
 
 def attach(ctx: ApplyContext, rec: Record) -> None:

@@ -134,9 +134,11 @@ def invoker_effects(ctx: ApplyContext, rec: Record) -> None:
     inv, deployment, entries, retention, outcome, kinds = (
         rec["invocation_id"], rec["deployment_id"], rec["entries"], rec["completion_retention_ms"], rec["outcome"],
         rec["handler_kinds"])
+    journal = rec.get("journal_retention_ms")  # v3
     if (_here(ctx, inv) and 1 <= rec["attempt"] <= MAX_I32 and 0 <= rec["epoch"] <= MAX_I64
             and (deployment is None or len(deployment) <= MAX_NAME_CHARS)
             and (retention is None or 0 <= retention <= MAX_TIME_MS)
+            and (journal is None or 0 <= journal <= MAX_TIME_MS)
             and (not kinds or _handler_kinds_ok(kinds, len(entries)))):
         for raw in entries:  # each a framed journal message (validation.frame)
             if len(raw) < 8:
