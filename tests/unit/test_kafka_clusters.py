@@ -1,0 +1,108 @@
+"""Kafka clusters by name (engine/kafka_clusters.py): which properties are shown redacted (as a Restate
+1.7.12 server redacted them when these were registered), validation, the cluster Reprise runs on, and
+subscriptions and clusters sharing the subscriptions topic."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import fastavro
+import pytest
+
+from reprise.engine.config import Config
+from reprise.engine.kafka_clusters import (
+    KEY_PREFIX,
+    KafkaCluster,
+    consumer_settings,
+    name_problem,
+    own_cluster,
+    properties_problem,
+    redacted,
+)
+from reprise.engine.subscriptions import Subscription, SubscriptionRegistry, subscription_id
+from reprise.schemas import codec
+
+# What Restate 1.7.12 answered "***" for, and what it showed as given, for the same POST /kafka-clusters
+SHOWN_REDACTED = [
+    "sasl.username", "sasl.password", "SASL.PASSWORD", "ssl.key.password", "ssl.key.password.x", "password", "secret",
+    "sasl.oauthbearer.client.secret", "sasl.oauthbearer.client.credentials.client.secret", "ssl.key.location",
+    "ssl.key.pem", "sasl.oauthbearer.config", "sasl.jaas.config", "ssl.keystore.password", "ssl.keystore.location",
+    "ssl.truststore.password", "ssl.truststore.location", "sasl.oauthbearer.token.endpoint.url",
+    "sasl.oauthbearer.assertion.private.key.file", "sasl.oauthbearer.assertion.private.key.passphrase",
+    "sasl.oauthbearer.assertion.private.key.pem",
+]
+SHOWN_AS_GIVEN = [
+    "bootstrap.servers", "client.id", "ssl.ca.location", "sasl.kerberos.keytab", "ssl.certificate.pem", "ssl.engine.id",
+    "security.protocol", "auth", "sasl.mechanisms", "sasl.mechanism", "my.token", "sasl.kerberos.principal",
+    "ssl.ca.pem",
+    "sasl.oauthbearer.client.id", "apikey", "ssl_key", "ssl.key", "private", "sasl.oauthbearer.extensions",
+    "my.credential", "basic.auth.user.info", "https.ca.location", "sasl.kerberos.kinit.cmd",
+    "sasl.kerberos.service.name", "sasl.oauthbearer.assertion.jwt.template.file",
+    "sasl.oauthbearer.metadata.authentication.type", "sasl.oauthbearer.method", "sasl.oauthbearer.scope",
+    "schema.registry.basic.auth.user.info", "ssl.certificate.location", "ssl.crl.location", "ssl.keystore.type",
+]
+
+
+def test_redaction_is_restates() -> None:
+    props = {k: "v" for k in SHOWN_REDACTED + SHOWN_AS_GIVEN}
+    shown = redacted(props)
+    assert sorted(k for k, v in shown.items() if v == "***") == sorted(SHOWN_REDACTED)
+    assert all(shown[k] == "v" for k in SHOWN_AS_GIVEN)
+
+
+def test_describe_never_shows_a_secret_and_writes_restates_time() -> None:
+    out = KafkaCluster("c", {"bootstrap.servers": "b:1", "sasl.password": "hunter2"}, 1_765_000_000_123).describe()
+    assert out == {"name": "c", "properties": {"bootstrap.servers": "b:1", "sasl.password": "***"},
+                   "created_at": "2025-12-06T05:46:40.123000000Z"}
+
+
+def test_validation() -> None:
+    assert properties_problem("c", {"client.id": "x"}) == \
+        "kafka cluster 'c' properties must contain either 'bootstrap.servers' or 'metadata.broker.list'"
+    assert properties_problem("c", {"metadata.broker.list": "b:1"}) is None
+    assert properties_problem("c", {"bootstrap.servers": 1}) is not None
+    assert name_problem("my-cluster") is None and name_problem("eu.kafka-1") is None
+    for bad in ("", "a/b", "bad name", "-x", None):
+        assert name_problem(bad) is not None, bad
+
+
+def test_own_cluster_is_the_engines_under_its_configured_name() -> None:
+    own = own_cluster(Config(bootstrap="k1:9092", kafka_cluster_name="my-cluster"))
+    assert own.own and own.name == "my-cluster" and own.properties == {"bootstrap.servers": "k1:9092"}
+    assert "info" in own.describe()
+
+
+def test_a_registered_clusters_consumer_takes_its_properties_and_reprises_commit_discipline() -> None:
+    settings = consumer_settings({"bootstrap.servers": "far:9092", "enable.auto.commit": "true", "group.id": "theirs"},
+                                 **{"group.id": "ns.sub_1"})
+    assert settings["bootstrap.servers"] == "far:9092" and settings["group.id"] == "ns.sub_1"
+    assert settings["enable.auto.commit"] is False and settings["enable.auto.offset.store"] is False
+
+
+def test_subscription_ids_on_the_own_cluster_are_unchanged() -> None:
+    assert subscription_id("t", "S", "h") == "sub_" + __import__("hashlib").sha256(b"t\0S\0h").hexdigest()[:20]
+    assert subscription_id("t", "S", "h", "far") != subscription_id("t", "S", "h")
+    sub = Subscription("sub_1", "orders", "S", "h", 1)
+    assert sub.describe("my-cluster")["source"] == "kafka://my-cluster/orders"
+    assert Subscription("sub_2", "orders", "S", "h", 1, "far").describe("my-cluster")["source"] == "kafka://far/orders"
+
+
+@pytest.fixture
+def registry() -> SubscriptionRegistry:
+    return SubscriptionRegistry(Config(namespace="unit"))  # not started: records are handed to it below
+
+
+def test_clusters_and_subscriptions_share_the_topic(registry: SubscriptionRegistry) -> None:
+    v1_schema = fastavro.parse_schema(json.loads((Path(codec.__file__).parent / "subscription.v1.avsc").read_text()))
+    body = io.BytesIO()  # written before subscriptions named a cluster: it reads as the own cluster's
+    fastavro.schemaless_writer(body, v1_schema, {"id": "sub_1", "source_topic": "t", "service": "S", "handler": "h",
+                                                 "created_ms": 1})
+    registry._on_record(b"sub_1", codec.decode("Subscription", 1, body.getvalue()))
+    registry._on_record((KEY_PREFIX + "far").encode(), {"name": "far", "properties": {"bootstrap.servers": "f:1"},
+                                                         "created_ms": 2})
+    assert [s.id for s in registry.all()] == ["sub_1"] and registry.all()[0].cluster is None
+    assert registry.cluster("far") == KafkaCluster("far", {"bootstrap.servers": "f:1"}, 2)
+    registry._on_record((KEY_PREFIX + "far").encode(), None)
+    assert registry.cluster("far") is None and [s.id for s in registry.all()] == ["sub_1"]
