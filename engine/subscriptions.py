@@ -13,6 +13,7 @@ from confluent_kafka import Producer
 
 from reprise.engine.clock import now_ms
 from reprise.engine.config import Config
+from reprise.engine.ids import b62
 from reprise.engine.kafka import produce_record, producer_config
 from reprise.engine.kafka_clusters import KEY_PREFIX, KafkaCluster
 from reprise.engine.topic_view import TopicView
@@ -34,9 +35,10 @@ class Subscription:
 
 
 def subscription_id(topic: str, service: str, handler: str, cluster: str | None = None) -> str:
-    """The same (cluster, topic, target) is the same subscription: creating it twice is harmless."""
-    source = topic if cluster is None else f"{cluster}\0{topic}"  # ids of the own cluster's stay as they were
-    return "sub_" + hashlib.sha256(f"{source}\0{service}\0{handler}".encode()).hexdigest()[:20]
+    """Restate's form (``sub_1`` and a base62 u128: its CLI parses ids), derived from (cluster, topic,
+    target): the same subscription has the same id."""
+    source = f"{cluster or ''}\0{topic}\0{service}\0{handler}"
+    return "sub_1" + b62(int.from_bytes(hashlib.sha256(source.encode()).digest()[:16], "big"), 22)
 
 
 class SubscriptionRegistry:
@@ -103,10 +105,11 @@ class SubscriptionRegistry:
 
     def create(self, topic: str, service: str, handler: str, cluster: str | None = None) -> tuple[Subscription, bool]:
         """(the subscription, whether it is new); ``cluster`` names a registered cluster (None: the own)."""
-        sub_id = subscription_id(topic, service, handler, cluster)
-        existing = self.get(sub_id)
+        existing = next((s for s in self.all() if (s.cluster, s.source_topic, s.service, s.handler)
+                         == (cluster, topic, service, handler)), None)  # (created under an older id form too)
         if existing is not None:
             return existing, False
+        sub_id = subscription_id(topic, service, handler, cluster)
         sub = Subscription(sub_id, topic, service, handler, now_ms(), cluster)
         self._write(sub_id, "Subscription", sub.__dict__, lambda: sub_id in self._subs, 15.0)
         return sub, True

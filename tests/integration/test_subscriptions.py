@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
@@ -11,6 +12,7 @@ from tests.harness import Engine, post
 from tests.integration.test_crash_recovery import wait_until
 from tests.integration.test_introspection import cli
 from tests.integration.test_kafka_native import make_topic, namespace_of, state
+from tests.restate_cli import install_cli, run_cli
 
 pytestmark = pytest.mark.kafka
 
@@ -52,8 +54,8 @@ def _admin(engine: Engine, method: str, path: str, body: dict | None = None) -> 
     return status, json.loads(raw) if raw else None
 
 
-def test_kafka_clusters_as_restate_and_a_subscription_on_a_registered_one(engine: Engine,
-                                                                        kafka_bootstrap: str) -> None:
+def test_kafka_clusters_as_restate_and_a_subscription_on_a_registered_one(engine: Engine, kafka_bootstrap: str,
+                                                                        tmp_path: Path) -> None:
     """The cluster Reprise runs on is listed under its name and cannot be changed; a source naming an
     unknown cluster is refused as Restate refuses it; a registered cluster is stored on the topic
     (another process reads it, secrets and all), shown redacted, and its subscriptions consume with its
@@ -100,6 +102,12 @@ def test_kafka_clusters_as_restate_and_a_subscription_on_a_registered_one(engine
     kafka_admin = AdminClient({"bootstrap.servers": kafka_bootstrap})  # kept alive until it answers
     described = kafka_admin.describe_consumer_groups([group])[group].result(30)
     assert {m.client_id for m in described.members} == {client_id}
+    exe = install_cli()  # Restate's CLI reads both (it parses subscription ids: Restate's form)
+    if exe is not None:
+        for args, shown in ((("kafka-clusters", "list"), "elsewhere"), (("subscriptions", "describe", sub["id"]),
+                                                                        f"kafka://elsewhere/{topic}")):
+            code, out = run_cli(exe, engine.admin, engine.ingress, tmp_path, None, *args)
+            assert code == 0 and shown in out, out
 
     status, orphan = _admin(engine, "DELETE", "/kafka-clusters/elsewhere")
     assert status == 409 and sub["id"] in orphan["message"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 
 import fastavro
@@ -81,9 +82,10 @@ def test_a_registered_clusters_consumer_takes_its_properties_and_reprises_commit
     assert settings["enable.auto.commit"] is False and settings["enable.auto.offset.store"] is False
 
 
-def test_subscription_ids_on_the_own_cluster_are_unchanged() -> None:
-    assert subscription_id("t", "S", "h") == "sub_" + __import__("hashlib").sha256(b"t\0S\0h").hexdigest()[:20]
-    assert subscription_id("t", "S", "h", "far") != subscription_id("t", "S", "h")
+def test_subscription_ids_have_restates_form_and_name_the_cluster() -> None:
+    sub_id = subscription_id("t", "S", "h")
+    assert re.fullmatch(r"sub_1[0-9A-Za-z]{22}", sub_id) and sub_id == subscription_id("t", "S", "h")
+    assert subscription_id("t", "S", "h", "far") != sub_id
     sub = Subscription("sub_1", "orders", "S", "h", 1)
     assert sub.describe("my-cluster")["source"] == "kafka://my-cluster/orders"
     assert Subscription("sub_2", "orders", "S", "h", 1, "far").describe("my-cluster")["source"] == "kafka://far/orders"
@@ -106,3 +108,4 @@ def test_clusters_and_subscriptions_share_the_topic(registry: SubscriptionRegist
     assert registry.cluster("far") == KafkaCluster("far", {"bootstrap.servers": "f:1"}, 2)
     registry._on_record((KEY_PREFIX + "far").encode(), None)
     assert registry.cluster("far") is None and [s.id for s in registry.all()] == ["sub_1"]
+    assert registry.create("t", "S", "h") == (registry.get("sub_1"), False)  # the same one, under its older id
