@@ -102,6 +102,12 @@ def test_kafka_clusters_as_restate_and_a_subscription_on_a_registered_one(engine
     kafka_admin = AdminClient({"bootstrap.servers": kafka_bootstrap})  # kept alive until it answers
     described = kafka_admin.describe_consumer_groups([group])[group].result(30)
     assert {m.client_id for m in described.members} == {client_id}
+    status, patched = _admin(engine, "PATCH", "/kafka-clusters/elsewhere",
+                             {"properties": {**props, "client.id": client_id + "-2"}})
+    assert status == 200 and patched["properties"]["sasl.password"] == "***"
+    wait_until(lambda: {m.client_id for m in kafka_admin.describe_consumer_groups([group])[group].result(30).members}
+               == {client_id + "-2"}, 60, "the subscription's consumer to reconnect with the new properties")
+    assert _admin(engine, "PATCH", "/kafka-clusters/elsewhere", {"properties": {"client.id": "x"}})[0] == 400
     exe = install_cli()  # Restate's CLI reads both (it parses subscription ids: Restate's form)
     if exe is not None:
         for args, shown in ((("kafka-clusters", "list"), "elsewhere"), (("subscriptions", "describe", sub["id"]),
