@@ -32,7 +32,8 @@ from reprise.schemas.invoke import new_invoke
 log = logging.getLogger(__name__)
 
 RESTART_DELAY_S = 5.0
-_ORPHAN = object()  # a subscription's registered cluster is gone
+_ORPHAN: dict[str, str] = {"": "a subscription's registered cluster is gone"}  # compared by identity
+Source = dict[str, str] | None  # a registered cluster's properties; None: the cluster Reprise runs on
 WORKER_FAILURES = Counter("reprise_subscription_failures_total", "Subscription workers that failed (and were "
                           "started again)", ["subscription"])
 DEAD_LETTERED = Counter("reprise_subscription_dead_letters_total", "Source records dead-lettered", ["subscription"])
@@ -49,7 +50,7 @@ class SubscriptionRunner:
         self._running: dict[str, threading.Event] = {}
         self._stop = threading.Event()
         self._restart_at: dict[str, float] = {}  # a failed subscription's worker starts again from then
-        self._sources: dict[str, dict[str, str] | None] = {}  # the cluster properties each worker was started with
+        self._sources: dict[str, Source] = {}  # the cluster properties each worker was started with
         self._orphans: set[str] = set()  # subscriptions whose cluster is not registered (warned about once)
         self._thread: threading.Thread | None = None
 
@@ -71,6 +72,7 @@ class SubscriptionRunner:
             for sub_id in set(self._running):
                 if sub_id not in wanted or wanted[sub_id][1] != self._sources.get(sub_id):
                     self._running.pop(sub_id).set()
+                    self._sources.pop(sub_id, None)
             now = time.monotonic()
             for sub_id, (sub, source) in wanted.items():
                 if sub_id not in self._running and self._restart_at.get(sub_id, 0.0) <= now:
@@ -87,7 +89,7 @@ class SubscriptionRunner:
                                      daemon=True).start()
             self._stop.wait(0.5)
 
-    def _source_of(self, sub: Subscription) -> dict[str, str] | None | object:
+    def _source_of(self, sub: Subscription) -> Source:
         """The properties of the registered cluster ``sub`` reads from; None: the cluster Reprise runs on;
         ``_ORPHAN``: a cluster no longer registered."""
         if sub.cluster is None:
@@ -95,7 +97,7 @@ class SubscriptionRunner:
         cluster = self._subscriptions.cluster(sub.cluster)
         return _ORPHAN if cluster is None else cluster.properties
 
-    def _run(self, sub: Subscription, source: dict[str, str] | None, stop: threading.Event) -> None:
+    def _run(self, sub: Subscription, source: Source, stop: threading.Event) -> None:
         try:
             self._forward(sub, source, stop)
         except Exception:  # noqa: BLE001 - the supervisor starts the subscription again
@@ -107,7 +109,7 @@ class SubscriptionRunner:
             if self._running.get(sub.id) is stop:
                 self._running.pop(sub.id, None)
 
-    def _forward(self, sub: Subscription, source: dict[str, str] | None, stop: threading.Event) -> None:
+    def _forward(self, sub: Subscription, source: Source, stop: threading.Event) -> None:
         group = {"group.id": f"{self._cfg.namespace}.{sub.id}", "fetch.wait.max.ms": 50}
         consumer = new_consumer(self._cfg, **group) if source is None else Consumer(consumer_settings(source, **group))
         producer = Producer(producer_config(self._cfg))
