@@ -109,3 +109,54 @@ def test_clusters_and_subscriptions_share_the_topic(registry: SubscriptionRegist
     registry._on_record((KEY_PREFIX + "far").encode(), None)
     assert registry.cluster("far") is None and [s.id for s in registry.all()] == ["sub_1"]
     assert registry.create("t", "S", "h") == (registry.get("sub_1"), False)  # the same one, under its older id
+
+
+class _Subscriptions:
+    """What the runner reads of the registry: its subscriptions and registered clusters."""
+
+    def __init__(self) -> None:
+        self.subs = [Subscription("sub_far", "t", "S", "h", 1, "far")]
+        self.clusters: dict[str, KafkaCluster] = {}
+
+    def all(self) -> list[Subscription]:
+        return list(self.subs)
+
+    def cluster(self, name: str) -> KafkaCluster | None:
+        return self.clusters.get(name)
+
+
+def test_runner_follows_its_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A subscription whose cluster is not registered waits; it starts with the cluster's properties
+    once registered, restarts with new ones after a PATCH, and stops when the cluster goes."""
+    import threading
+    import time
+
+    from reprise.ingress import subscriptions as runner_module
+
+    monkeypatch.setattr(runner_module, "log_partitions", lambda _cfg: 4)
+    subs = _Subscriptions()
+    runner = runner_module.SubscriptionRunner(Config(), None, subs)  # type: ignore[arg-type]
+    started: list[tuple[dict[str, str] | None, threading.Event]] = []
+    monkeypatch.setattr(runner, "_run", lambda _sub, source, stop: (started.append((source, stop)), stop.wait()))
+    supervisor = threading.Thread(target=runner._supervise, daemon=True)
+    supervisor.start()
+
+    def eventually(check: object) -> None:
+        deadline = time.monotonic() + 10
+        while not check() and time.monotonic() < deadline:  # type: ignore[operator]
+            time.sleep(0.05)
+        assert check(), "not within 10 s"  # type: ignore[operator]
+
+    try:
+        time.sleep(1.2)  # two supervision rounds
+        assert started == []  # "far" is not registered: nothing runs
+        subs.clusters["far"] = KafkaCluster("far", {"bootstrap.servers": "f:1"}, 1)
+        eventually(lambda: [s for s, _ in started] == [{"bootstrap.servers": "f:1"}])
+        subs.clusters["far"] = KafkaCluster("far", {"bootstrap.servers": "f:2"}, 1)
+        eventually(lambda: [s for s, _ in started] == [{"bootstrap.servers": "f:1"}, {"bootstrap.servers": "f:2"}])
+        assert started[0][1].is_set() and not started[1][1].is_set()
+        del subs.clusters["far"]
+        eventually(lambda: started[1][1].is_set())
+    finally:
+        runner._stop.set()
+        supervisor.join(5)
