@@ -128,10 +128,11 @@ class SubscriptionRoutes:
 
     async def create_cluster(self, request: web.Request) -> web.Response:
         body = await _json_object(request)
-        name, properties = body.get("name"), body.get("properties")
-        problem = name_problem(name) or properties_problem(str(name), properties)
+        properties = body.get("properties")
+        problem = name_problem(body.get("name")) or properties_problem(str(body.get("name")), properties)
         if problem is not None:
             raise IngressError(400, problem)
+        name = str(body["name"])
         if name == self.cfg.kafka_cluster_name:
             raise IngressError(409, f"kafka cluster '{name}' is the name of the cluster Reprise runs on: register "
                                     "another cluster under another name")
