@@ -273,7 +273,8 @@ def cmd_subscriptions(args: argparse.Namespace) -> int:
             print("reprise: create needs --topic T --target Service/handler", file=sys.stderr)
             return 2
         return _print(*_admin(args, "POST", "/subscriptions", {
-            "source": f"kafka://default/{args.topic}", "sink": f"service://{args.target}"}))
+            "source": f"kafka://{args.cluster or _config(args).kafka_cluster_name}/{args.topic}",
+            "sink": f"service://{args.target}"}))
     if args.action == "delete":
         if not args.id:
             print("reprise: delete needs a subscription id", file=sys.stderr)
@@ -383,6 +384,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("id", nargs="?", help="with delete: the subscription id")
     p.add_argument("--topic", help="with create: the Kafka topic to read")
     p.add_argument("--target", help="with create: Service/handler to invoke")
+    p.add_argument("--cluster", help="with create: the Kafka cluster the topic is on (default: the one Reprise "
+                                     "runs on, REPRISE_KAFKA_CLUSTER_NAME or 'default'; or one of /kafka-clusters)")
     cli_output.add_flag(p)
     p.add_argument("--admin-port", type=int)
     _common(p, kafka=False)

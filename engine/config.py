@@ -42,6 +42,8 @@ class Config:
     bootstrap: str = "127.0.0.1:9092"
     # A properties file of librdkafka settings for every client (SASL, TLS, tuning): engine/kafka_properties.py
     kafka_config: str = ""
+    # The name subscriptions give this cluster in their source, kafka://<name>/<topic> (docs/kafka.md)
+    kafka_cluster_name: str = "default"
     namespace: str = "reprise"
     partitions: int = 8
     replication_factor: int = 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,7 +13,9 @@ from confluent_kafka import Producer
 
 from reprise.engine.clock import now_ms
 from reprise.engine.config import Config
+from reprise.engine.ids import b62
 from reprise.engine.kafka import produce_record, producer_config
+from reprise.engine.kafka_clusters import KEY_PREFIX, KafkaCluster
 from reprise.engine.topic_view import TopicView
 
 
@@ -23,23 +26,31 @@ class Subscription:
     service: str
     handler: str
     created_ms: int
+    cluster: str | None = None  # a registered cluster's name; None: the cluster Reprise runs on
 
-    def describe(self) -> dict[str, Any]:
-        return {"id": self.id, "source": f"kafka://default/{self.source_topic}",
+    def describe(self, own_cluster: str) -> dict[str, Any]:
+        """Restate's ``SubscriptionResponse``; ``own_cluster`` is the name of the cluster Reprise runs on."""
+        return {"id": self.id, "source": f"kafka://{self.cluster or own_cluster}/{self.source_topic}",
                 "sink": f"service://{self.service}/{self.handler}", "options": {}}
 
 
-def subscription_id(topic: str, service: str, handler: str) -> str:
-    """The same (topic, target) is the same subscription: creating it twice is harmless."""
-    return "sub_" + hashlib.sha256(f"{topic}\0{service}\0{handler}".encode()).hexdigest()[:20]
+def subscription_id(topic: str, service: str, handler: str, cluster: str | None = None) -> str:
+    """Restate's form (``sub_1`` and a base62 u128: its CLI parses ids), derived from (cluster, topic,
+    target): the same subscription has the same id."""
+    source = f"{cluster or ''}\0{topic}\0{service}\0{handler}"
+    return "sub_1" + b62(int.from_bytes(hashlib.sha256(source.encode()).digest()[:16], "big"), 22)
 
 
 class SubscriptionRegistry:
+    """The subscriptions and the registered Kafka clusters (engine/kafka_clusters.py), both records of
+    the subscriptions topic."""
+
     def __init__(self, cfg: Config) -> None:
         self._cfg = cfg
         self._subs: dict[str, Subscription] = {}
+        self._clusters: dict[str, KafkaCluster] = {}
         self._changed = threading.Condition()
-        self._view = TopicView(cfg, cfg.subscriptions_topic, "Subscription", self._on_record)
+        self._view = TopicView(cfg, cfg.subscriptions_topic, "Subscription", self._on_record, also=("KafkaCluster",))
         self._producer: Producer | None = None
 
     def start(self, timeout: float = 30.0) -> None:
@@ -53,9 +64,16 @@ class SubscriptionRegistry:
         return self._view.loaded()
 
     def _on_record(self, key: bytes, record: dict[str, Any] | None) -> None:
+        name = key.decode()
         with self._changed:
-            if record is None:
-                self._subs.pop(key.decode(), None)
+            if name.startswith(KEY_PREFIX):
+                if record is None:
+                    self._clusters.pop(name[len(KEY_PREFIX):], None)
+                else:
+                    self._clusters[record["name"]] = KafkaCluster(record["name"], dict(record["properties"]),
+                                                                  record["created_ms"])
+            elif record is None:
+                self._subs.pop(name, None)
             else:
                 self._subs[record["id"]] = Subscription(**record)
             self._changed.notify_all()
@@ -68,33 +86,57 @@ class SubscriptionRegistry:
         with self._changed:
             return self._subs.get(sub_id)
 
-    def _write(self, key: str, record: dict[str, Any] | None, present: bool, timeout: float) -> None:
+    def _write(self, key: str, kind: str, record: dict[str, Any] | None, read_back: Callable[[], bool],
+               timeout: float) -> None:
+        """Write a record (None: a tombstone) and wait until this process's view shows it (``read_back``)."""
         if self._producer is None:
             self._producer = Producer(producer_config(self._cfg))
         if record is None:
             self._producer.produce(self._cfg.subscriptions_topic, key=key.encode(), value=None, partition=0)
         else:
-            produce_record(self._producer, self._cfg.subscriptions_topic, 0, "Subscription", record, key=key.encode())
+            produce_record(self._producer, self._cfg.subscriptions_topic, 0, kind, record, key=key.encode())
         if self._producer.flush(timeout) != 0:
             raise TimeoutError("subscription record not acknowledged by Kafka")
         deadline = time.monotonic() + timeout
         with self._changed:
-            while (key in self._subs) != present:
+            while not read_back():
                 if not self._changed.wait(max(0.0, deadline - time.monotonic())):
                     raise TimeoutError("subscription record not read back from Kafka")
 
-    def create(self, topic: str, service: str, handler: str) -> tuple[Subscription, bool]:
-        """(the subscription, whether it is new)."""
-        sub_id = subscription_id(topic, service, handler)
-        existing = self.get(sub_id)
+    def create(self, topic: str, service: str, handler: str, cluster: str | None = None) -> tuple[Subscription, bool]:
+        """(the subscription, whether it is new); ``cluster`` names a registered cluster (None: the own)."""
+        existing = next((s for s in self.all() if (s.cluster, s.source_topic, s.service, s.handler)
+                         == (cluster, topic, service, handler)), None)  # (created under an older id form too)
         if existing is not None:
             return existing, False
-        sub = Subscription(sub_id, topic, service, handler, now_ms())
-        self._write(sub_id, sub.__dict__, True, 15.0)
+        sub_id = subscription_id(topic, service, handler, cluster)
+        sub = Subscription(sub_id, topic, service, handler, now_ms(), cluster)
+        self._write(sub_id, "Subscription", sub.__dict__, lambda: sub_id in self._subs, 15.0)
         return sub, True
 
     def delete(self, sub_id: str) -> bool:
         if self.get(sub_id) is None:
             return False
-        self._write(sub_id, None, False, 15.0)
+        self._write(sub_id, "Subscription", None, lambda: sub_id not in self._subs, 15.0)
         return True
+
+    # -- registered Kafka clusters
+
+    def clusters(self) -> list[KafkaCluster]:
+        with self._changed:
+            return sorted(self._clusters.values(), key=lambda c: c.name)
+
+    def cluster(self, name: str) -> KafkaCluster | None:
+        with self._changed:
+            return self._clusters.get(name)
+
+    def put_cluster(self, name: str, properties: dict[str, str], created_ms: int) -> KafkaCluster:
+        """Register a cluster, or replace its properties."""
+        cluster = KafkaCluster(name, dict(properties), created_ms)
+        self._write(KEY_PREFIX + name, "KafkaCluster", {"name": name, "properties": cluster.properties,
+                                                        "created_ms": created_ms},
+                    lambda: self._clusters.get(name) == cluster, 15.0)
+        return cluster
+
+    def delete_cluster(self, name: str) -> None:
+        self._write(KEY_PREFIX + name, "KafkaCluster", None, lambda: name not in self._clusters, 15.0)

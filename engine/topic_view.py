@@ -30,10 +30,11 @@ OnRecord = Callable[[bytes, dict[str, Any] | None], None]  # (key, decoded recor
 
 
 class TopicView:
-    def __init__(self, cfg: Config, topic: str, kind: str, on_record: OnRecord) -> None:
+    def __init__(self, cfg: Config, topic: str, kind: str, on_record: OnRecord, also: tuple[str, ...] = ()) -> None:
         self._cfg = cfg
         self._topic = topic
         self._kind = kind
+        self._kinds = (kind, *also)  # the kinds of record the topic holds (each decoded by its headers)
         self._on_record = on_record
         self._loaded = threading.Event()
         self._stop = threading.Event()
@@ -101,7 +102,12 @@ class TopicView:
         (logged and counted): the topic is writable by others, and the view must keep following it."""
         value = msg.value()
         try:
-            record = codec.decode(self._kind, 1, value) if value is not None else None
+            record = None
+            if value is not None:
+                kind, version = codec.kind_of(msg.headers()) if msg.headers() else (self._kind, 1)
+                if kind not in self._kinds:
+                    raise codec.SchemaError(f"a {kind} record")
+                record = codec.decode(kind, version, value)
             self._on_record(msg.key() or b"", record)
         except Exception as e:  # noqa: BLE001 - whatever is wrong with the record, it is skipped
             SKIPPED.labels(self._topic).inc()

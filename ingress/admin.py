@@ -22,6 +22,7 @@ from reprise.ingress.admin_registry import RegistryRoutes
 from reprise.ingress.admin_restart import RestartRoutes
 from reprise.ingress.admin_schedules import ScheduleRoutes
 from reprise.ingress.admin_state import StateRoutes
+from reprise.ingress.admin_subscriptions import SubscriptionRoutes
 from reprise.ingress.admin_version import add_versioned_paths, version_information
 from reprise.ingress.cluster import ClusterReads
 from reprise.ingress.errors import IngressError, error_response
@@ -60,10 +61,7 @@ class Admin:
         r.add_get("/services/{name}/state/{key}", self.get_state)
         r.add_get("/timers", self.list_timers)
         r.add_get("/ui", self.ui)
-        r.add_post("/subscriptions", self.create_subscription)
-        r.add_get("/subscriptions", self.list_subscriptions)
-        r.add_get("/subscriptions/{id}", self.get_subscription)
-        r.add_delete("/subscriptions/{id}", self.delete_subscription)
+        SubscriptionRoutes(self.cfg, self.registry, self._need_subscriptions).add_to(r)
         RestartRoutes(self.registry, self.log).add_to(r)  # before the generic command route
         r.add_patch("/invocations/{id}/{command}", self.invocation_command)
         r.add_delete("/invocations/{id}", self.invocation_command)  # legacy: ?mode=cancel|kill|purge
@@ -134,43 +132,6 @@ class Admin:
         if self.subscriptions is None:
             raise IngressError(501, "subscriptions are not served by this admin process")
         return self.subscriptions
-
-    async def create_subscription(self, request: web.Request) -> web.Response:
-        """Restate's body: {"source": "kafka://<cluster>/<topic>", "sink": "service://<Service>/<handler>"}."""
-        subs = self._need_subscriptions()
-        try:
-            body = json.loads(await request.read() or b"null")
-            source, sink = body["source"], body["sink"]
-        except (ValueError, KeyError, TypeError):
-            return error_response(400, 'expected {"source": "kafka://default/<topic>", "sink": "service://<S>/<h>"}')
-        topic = source.rsplit("/", 1)[-1] if source.startswith("kafka://") else source
-        target = sink.removeprefix("service://").split("/")
-        if not topic or len(target) != 2:
-            return error_response(400, f"bad source {source!r} or sink {sink!r}")
-        svc = self.registry.service(target[0])
-        if svc is None or target[1] not in svc.handlers:
-            return error_response(404, f"handler '{'/'.join(target)}' not found")
-        sub, created = await _in_thread(subs.create, topic, target[0], target[1])
-        return web.json_response(sub.describe(), status=201 if created else 200,
-                                 headers={"location": f"subscriptions/{sub.id}"})
-
-    async def list_subscriptions(self, request: web.Request) -> web.Response:
-        """Restate's filters: ``?sink=service://S/h`` and ``?source=kafka://cluster/topic``."""
-        sink, source = request.query.get("sink"), request.query.get("source")
-        subs = [s.describe() for s in self._need_subscriptions().all()]
-        return web.json_response({"subscriptions": [s for s in subs if (sink is None or s["sink"] == sink)
-                                                    and (source is None or s["source"] == source)]})
-
-    async def get_subscription(self, request: web.Request) -> web.Response:
-        sub = self._need_subscriptions().get(request.match_info["id"])
-        if sub is None:
-            return error_response(404, f"The requested subscription '{request.match_info['id']}' does not exist")
-        return web.json_response(sub.describe())
-
-    async def delete_subscription(self, request: web.Request) -> web.Response:
-        if not await _in_thread(self._need_subscriptions().delete, request.match_info["id"]):
-            return error_response(404, f"subscription {request.match_info['id']} not found")
-        return web.Response(status=202)
 
     async def ui(self, _r: web.Request) -> web.Response:
         return web.Response(body=(Path(__file__).parent / "static" / "ui.html").read_bytes(),

@@ -32,7 +32,9 @@ from reprise.ingress.admin_schema import (
     registered,
     service_metadata,
 )
+from reprise.ingress.admin_version import ingress_endpoint
 from reprise.ingress.errors import IngressError
+from reprise.ingress.service_openapi import service_openapi
 
 log = logging.getLogger(__name__)
 # deployment id -> invocations not completed that are pinned to it; None: this process cannot tell
@@ -55,6 +57,7 @@ class RegistryRoutes:
         r.add_patch("/services/{name}", self.modify_service)
         r.add_get("/services/{name}/handlers", self.list_handlers)
         r.add_get("/services/{name}/handlers/{handler}", self.get_handler)
+        r.add_get("/services/{name}/openapi", self.get_openapi)
 
     # -- deployments
 
@@ -206,6 +209,11 @@ class RegistryRoutes:
                                     f"'{svc.name}' does not exist")
         return web.json_response(handler_metadata(svc, h))
 
+    async def get_openapi(self, request: web.Request) -> web.Response:
+        """The service's ingress endpoints as an OpenAPI 3.1 document (ingress/service_openapi.py)."""
+        doc = service_openapi(self._service(request), ingress_endpoint(self.cfg))
+        return web.json_response(doc, dumps=_sorted_json)
+
     async def modify_service(self, request: web.Request) -> web.Response:
         svc = self._service(request)
         body = await _json_object(request)
@@ -245,6 +253,10 @@ def _restate_type(ty: str) -> str:
 def _record(dep: Deployment, manifest: dict[str, Any]) -> dict[str, Any]:
     return {"id": dep.id, "uri": dep.uri, "use_http_11": dep.use_http_11, "additional_headers": dep.additional_headers,
             "manifest_json": json.dumps(manifest), "created_ms": dep.created_ms}
+
+
+def _sorted_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)  # keys in order, as Restate writes the document
 
 
 def _headers(value: Any) -> dict[str, str]:

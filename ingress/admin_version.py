@@ -17,11 +17,16 @@ ADMIN_API_VERSIONS = (2, 3, 4)
 RESTATE_VERSION = "1.7.12"  # the Restate release whose admin API this one follows (docs/admin-api.md)
 
 
-def version_information(cfg: Config) -> dict[str, Any]:
+def ingress_endpoint(cfg: Config) -> str:
+    """The ingress's URL as clients are told it (``/version``, a service's OpenAPI document)."""
     host = cfg.ingress_host if cfg.ingress_host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+    return f"http://{host}:{cfg.ingress_port}/"
+
+
+def version_information(cfg: Config) -> dict[str, Any]:
     return {"version": RESTATE_VERSION, "min_admin_api_version": ADMIN_API_VERSIONS[0],
             "max_admin_api_version": ADMIN_API_VERSIONS[-1],
-            "ingress_endpoint": f"http://{host}:{cfg.ingress_port}/", "features": {},
+            "ingress_endpoint": ingress_endpoint(cfg), "features": {},
             "reprise_version": __version__}
 
 

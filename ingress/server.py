@@ -81,7 +81,7 @@ class Ingress:
                         status = resp.status
                         return resp
             _check_method(request)
-            svc, key, handler, send = self._route(request.path)
+            svc, key, handler, send = self._route(*_call_or_send(request.path))
             kind, service = "send" if send else "call", svc.name
             resp = await self.invoke(request, svc, key, handler, send)
             status = resp.status
@@ -97,7 +97,7 @@ class Ingress:
         finally:  # a handler that raised anything else is answered 500 by the HTTP layer
             INGRESS.in_flight -= 1
             if not kind:  # refused before it was routed: a call or a send by its path
-                kind = "send" if request.path.endswith("/send") else "call"
+                kind = "send" if request.path.endswith("/send") or request.path.startswith("/restate/send/") else "call"
             INGRESS.observe(kind, status, service, handler, perf_counter() - started)
 
     async def health(self, request: Request, _params: dict[str, str]) -> Response:
@@ -157,7 +157,9 @@ class Ingress:
         except ValueError as e:
             raise IngressError(400, str(e)) from None
 
-    def _route(self, raw_path: str) -> tuple[ServiceInfo, str | None, str, bool]:
+    def _route(self, raw_path: str, explicit_send: bool | None) -> tuple[ServiceInfo, str | None, str, bool]:
+        """``/{service}/[{key}/]{handler}[/send]``; with ``explicit_send`` (the path came under
+        ``/restate/call/`` or ``/restate/send/``) no ``/send`` suffix is looked for."""
         parts = [unquote(p) for p in raw_path.strip("/").split("/")] if raw_path.strip("/") else []
         if not parts:
             raise IngressError(404, "no service in path: expected /{service}/{handler}")
@@ -165,8 +167,9 @@ class Ingress:
         if svc is None:
             raise IngressError(404, f"service '{parts[0]}' not found")
         rest = parts[1:]
-        send = len(rest) == (3 if svc.keyed else 2) and rest[-1] == "send"
-        if send:
+        send = explicit_send if explicit_send is not None else \
+            len(rest) == (3 if svc.keyed else 2) and rest[-1] == "send"
+        if send and explicit_send is None:
             rest = rest[:-1]
         if svc.keyed:
             if len(rest) != 2 or not rest[0]:
@@ -273,6 +276,16 @@ class Admission:
 
     def __exit__(self, *_exc: object) -> None:
         self.inflight -= 1
+
+
+def _call_or_send(path: str) -> tuple[str, bool | None]:
+    """Restate's ``/restate/call/{target}`` and ``/restate/send/{target}`` (what a service's OpenAPI
+    document names) as the target path and whether it is a send; any other path as it is."""
+    if path.startswith("/restate/call/"):
+        return path[13:], False
+    if path.startswith("/restate/send/"):
+        return path[13:], True
+    return path, None
 
 
 def _check_method(request: Request) -> None:

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer
 from prometheus_client import Counter
 
 from reprise.engine.clock import now_ms
@@ -24,6 +24,7 @@ from reprise.engine.consumed import ConsumedRecord
 from reprise.engine.critical import critical_thread
 from reprise.engine.ids import InvocationId
 from reprise.engine.kafka import log_partitions, new_consumer, next_batch, produce_record, producer_config
+from reprise.engine.kafka_clusters import consumer_settings
 from reprise.engine.registry import Registry
 from reprise.engine.subscriptions import Subscription, SubscriptionRegistry
 from reprise.ingress.subscription_batch import OnDelivery, Refused, forward_batch
@@ -32,6 +33,8 @@ from reprise.schemas.invoke import new_invoke
 log = logging.getLogger(__name__)
 
 RESTART_DELAY_S = 5.0
+_ORPHAN: dict[str, str] = {"": "a subscription's registered cluster is gone"}  # compared by identity
+Source = dict[str, str] | None  # a registered cluster's properties; None: the cluster Reprise runs on
 WORKER_FAILURES = Counter("reprise_subscription_failures_total", "Subscription workers that failed (and were "
                           "started again)", ["subscription"])
 DEAD_LETTERED = Counter("reprise_subscription_dead_letters_total", "Source records dead-lettered", ["subscription"])
@@ -48,6 +51,8 @@ class SubscriptionRunner:
         self._running: dict[str, threading.Event] = {}
         self._stop = threading.Event()
         self._restart_at: dict[str, float] = {}  # a failed subscription's worker starts again from then
+        self._sources: dict[str, Source] = {}  # the cluster properties each worker was started with
+        self._orphans: set[str] = set()  # subscriptions whose cluster is not registered (warned about once)
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -61,23 +66,41 @@ class SubscriptionRunner:
             self._thread.join(5)
 
     def _supervise(self) -> None:
-        """Start a worker per new subscription, stop the workers of deleted ones, and start again (after
-        a pause) a worker that failed."""
+        """Start a worker per new subscription, stop the workers of deleted ones (and of those whose
+        registered cluster changed or went away), and start again (after a pause) a worker that failed."""
         while not self._stop.is_set():
-            wanted = {s.id: s for s in self._subscriptions.all()}
-            for sub_id in set(self._running) - set(wanted):
-                self._running.pop(sub_id).set()
+            wanted = {s.id: (s, self._source_of(s)) for s in self._subscriptions.all()}
+            for sub_id in set(self._running):
+                if sub_id not in wanted or wanted[sub_id][1] != self._sources.get(sub_id):
+                    self._running.pop(sub_id).set()
+                    self._sources.pop(sub_id, None)
             now = time.monotonic()
-            for sub_id, sub in wanted.items():
+            for sub_id, (sub, source) in wanted.items():
                 if sub_id not in self._running and self._restart_at.get(sub_id, 0.0) <= now:
+                    if source is _ORPHAN:
+                        if sub_id not in self._orphans:
+                            self._orphans.add(sub_id)
+                            log.warning("subscription %s reads from Kafka cluster '%s', which is not registered "
+                                        "(any more): it waits until that cluster is registered", sub_id, sub.cluster)
+                        continue
+                    self._orphans.discard(sub_id)
                     stop = threading.Event()
-                    self._running[sub_id] = stop
-                    threading.Thread(target=self._run, args=(sub, stop), name=f"sub-{sub_id}", daemon=True).start()
+                    self._running[sub_id], self._sources[sub_id] = stop, source
+                    threading.Thread(target=self._run, args=(sub, source, stop), name=f"sub-{sub_id}",
+                                     daemon=True).start()
             self._stop.wait(0.5)
 
-    def _run(self, sub: Subscription, stop: threading.Event) -> None:
+    def _source_of(self, sub: Subscription) -> Source:
+        """The properties of the registered cluster ``sub`` reads from; None: the cluster Reprise runs on;
+        ``_ORPHAN``: a cluster no longer registered."""
+        if sub.cluster is None:
+            return None
+        cluster = self._subscriptions.cluster(sub.cluster)
+        return _ORPHAN if cluster is None else cluster.properties
+
+    def _run(self, sub: Subscription, source: Source, stop: threading.Event) -> None:
         try:
-            self._forward(sub, stop)
+            self._forward(sub, source, stop)
         except Exception:  # noqa: BLE001 - the supervisor starts the subscription again
             WORKER_FAILURES.labels(sub.id).inc()
             log.exception("subscription %s (%s -> %s/%s) failed; restarting it in %.0f s", sub.id, sub.source_topic,
@@ -87,8 +110,9 @@ class SubscriptionRunner:
             if self._running.get(sub.id) is stop:
                 self._running.pop(sub.id, None)
 
-    def _forward(self, sub: Subscription, stop: threading.Event) -> None:
-        consumer = new_consumer(self._cfg, **{"group.id": f"{self._cfg.namespace}.{sub.id}", "fetch.wait.max.ms": 50})
+    def _forward(self, sub: Subscription, source: Source, stop: threading.Event) -> None:
+        group = {"group.id": f"{self._cfg.namespace}.{sub.id}", "fetch.wait.max.ms": 50}
+        consumer = new_consumer(self._cfg, **group) if source is None else Consumer(consumer_settings(source, **group))
         producer = Producer(producer_config(self._cfg))
         consumer.subscribe([sub.source_topic])
         try:

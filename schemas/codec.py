@@ -44,6 +44,8 @@ LOG_SCHEMAS: dict[tuple[str, int], str] = {
     ("Reply", 1): "reply.v1.avsc",
     ("Deployment", 1): "deployment.v1.avsc",
     ("Subscription", 1): "subscription.v1.avsc",
+    ("Subscription", 2): "subscription.v2.avsc",
+    ("KafkaCluster", 1): "kafka_cluster.v1.avsc",
 }
 STORE_SCHEMAS: dict[tuple[str, int], str] = {
     ("InvocationStatus", 1): "storage/invocation_status.v1.avsc",

@@ -280,6 +280,15 @@ class InvokerEffects(TypedDict):
     outcome: Suspended | AttemptFailed | Ended | Progress
 
 
+class KafkaCluster(TypedDict):
+    """A Kafka cluster subscriptions may read from, registered by name (on the subscriptions topic, keyed
+    'kafka-cluster:<name>'; a tombstone deletes)."""
+
+    name: str
+    properties: dict[str, str]
+    created_ms: int
+
+
 class LeaderEpochV1(TypedDict):
     """A processor claims a partition. Records carrying an older epoch change nothing afterwards."""
 
@@ -414,6 +423,16 @@ class StoreDelta(TypedDict):
     data: bytes
 
 
+class SubscriptionV1(TypedDict):
+    """Every record of a Kafka topic invokes a handler (compacted topic keyed by id; a tombstone deletes)."""
+
+    id: str
+    source_topic: str
+    service: str
+    handler: str
+    created_ms: int
+
+
 class Subscription(TypedDict):
     """Every record of a Kafka topic invokes a handler (compacted topic keyed by id; a tombstone deletes)."""
 
@@ -422,6 +441,7 @@ class Subscription(TypedDict):
     service: str
     handler: str
     created_ms: int
+    cluster: str | None
 
 
 class Timer(TypedDict):
@@ -456,6 +476,7 @@ BY_KIND: dict[tuple[str, int], type] = {
     ('InvokerEffects', 1): InvokerEffectsV1,
     ('InvokerEffects', 2): InvokerEffectsV2,
     ('InvokerEffects', 3): InvokerEffects,
+    ('KafkaCluster', 1): KafkaCluster,
     ('LeaderEpoch', 1): LeaderEpochV1,
     ('LeaderEpoch', 2): LeaderEpoch,
     ('OutboxEntry', 1): OutboxEntry,
@@ -467,7 +488,8 @@ BY_KIND: dict[tuple[str, int], type] = {
     ('Signal', 1): Signal,
     ('StateMutation', 1): StateMutation,
     ('StoreDelta', 1): StoreDelta,
-    ('Subscription', 1): Subscription,
+    ('Subscription', 1): SubscriptionV1,
+    ('Subscription', 2): Subscription,
     ('Timer', 1): Timer,
     ('TimerFired', 1): TimerFired,
 }

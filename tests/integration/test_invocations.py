@@ -110,3 +110,34 @@ def test_http11_deployment(kafka_bootstrap: str, namespace: str, tmp_path: Path,
     finally:
         eng.kill()
         svc.kill()
+
+
+def test_service_openapi_document_names_paths_the_ingress_serves(engine: Engine, tmp_path: Path) -> None:
+    """``GET /services/{s}/openapi`` for typed services registered on ``reprise dev`` is the document
+    Restate 1.7.12 serves for them (tests/unit/fixtures/service_openapi.json), its server this ingress;
+    and its call and send paths work there."""
+    from tests.unit.test_service_openapi import FIXTURE, _expected
+
+    typed = Service(tmp_path, tmp_path / "typed.log", app="tests.services.typed_app:app")
+    typed.start()
+    try:
+        engine.register(typed.uri)
+        for case in (c for c in FIXTURE["services"] if c["manifest"]["name"] in ("Shop", "Tally", "Approval")):
+            status, raw = post(f"{engine.admin}/services/{case['manifest']['name']}/openapi", None, method="GET")
+            assert status == 200, raw
+            doc = json.loads(raw)
+            expected = _expected(case)
+            expected["servers"][0]["url"] = engine.ingress + "/"
+            revision = json.loads(post(f"{engine.admin}/services/{case['manifest']['name']}", None,
+                                       method="GET")[1])["revision"]
+            expected["info"]["version"] = str(revision)  # the service's revision on this engine
+            assert doc == expected
+        place = json.loads(post(f"{engine.admin}/services/Shop/openapi", None, method="GET")[1])
+        doc_url = place["servers"][0]["url"].rstrip("/")
+        status, out = post(doc_url + "/restate/call/Shop/place", b'{"item": "tea", "quantity": 2}',
+                           {"content-type": "application/json"})
+        assert status == 200 and json.loads(out)["total_cents"] == 200
+        status, out = post(doc_url + "/restate/send/Tally/oa-key/add", b"5", {"content-type": "application/json"})
+        assert status == 202 and json.loads(out)["status"] == "Accepted"
+    finally:
+        typed.kill()

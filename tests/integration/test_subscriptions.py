@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
@@ -11,6 +12,7 @@ from tests.harness import Engine, post
 from tests.integration.test_crash_recovery import wait_until
 from tests.integration.test_introspection import cli
 from tests.integration.test_kafka_native import make_topic, namespace_of, state
+from tests.restate_cli import install_cli, run_cli
 
 pytestmark = pytest.mark.kafka
 
@@ -44,3 +46,76 @@ def test_subscription_to_unknown_handler_and_delete(engine: Engine, kafka_bootst
     assert sub_id not in cli(engine, "subscriptions", "ls").stdout
     out = cli(engine, "subscriptions", "delete", sub_id)
     assert out.returncode == 5 and "404" in out.stderr  # not found (docs/cli.md)
+
+
+def _admin(engine: Engine, method: str, path: str, body: dict | None = None) -> tuple[int, dict | None]:
+    status, raw = post(engine.admin + path, json.dumps(body).encode() if body is not None else None,
+                       {"content-type": "application/json"}, method=method)
+    return status, json.loads(raw) if raw else None
+
+
+def test_kafka_clusters_as_restate_and_a_subscription_on_a_registered_one(engine: Engine, kafka_bootstrap: str,
+                                                                        tmp_path: Path) -> None:
+    """The cluster Reprise runs on is listed under its name and cannot be changed; a source naming an
+    unknown cluster is refused as Restate refuses it; a registered cluster is stored on the topic
+    (another process reads it, secrets and all), shown redacted, and its subscriptions consume with its
+    properties; removing it while a subscription reads from it needs force."""
+    from confluent_kafka.admin import AdminClient
+
+    from reprise.engine.config import Config
+    from reprise.engine.subscriptions import SubscriptionRegistry
+
+    status, listed = _admin(engine, "GET", "/kafka-clusters")
+    assert status == 200 and [c["name"] for c in listed["clusters"]] == ["default"]
+    assert listed["clusters"][0]["properties"]["bootstrap.servers"] == kafka_bootstrap
+    assert _admin(engine, "GET", "/kafka-clusters/default")[1]["subscriptions"] == []
+    assert _admin(engine, "DELETE", "/kafka-clusters/default")[0] == 409
+    assert _admin(engine, "PATCH", "/kafka-clusters/default", {"properties": {"bootstrap.servers": "x:1"}})[0] == 409
+    topic = make_topic(kafka_bootstrap, f"{namespace_of(engine)}.elsewhere-orders")
+    sub_body = {"source": f"kafka://elsewhere/{topic}", "sink": "service://Counter/append"}
+    status, refused = _admin(engine, "POST", "/subscriptions", sub_body)
+    assert status == 400 and refused == {
+        "message": "Kafka cluster 'elsewhere' not found. Available clusters: [\"default\"]", "restate_code": None}
+
+    client_id = f"reprise-test-{namespace_of(engine)}"
+    props = {"bootstrap.servers": kafka_bootstrap, "client.id": client_id, "sasl.password": "not-shown"}
+    status, created = _admin(engine, "POST", "/kafka-clusters", {"name": "elsewhere", "properties": props})
+    assert status == 201 and created["properties"] == {**props, "sasl.password": "***"}
+    assert _admin(engine, "POST", "/kafka-clusters", {"name": "elsewhere", "properties": props})[0] == 409
+    other = SubscriptionRegistry(Config(bootstrap=kafka_bootstrap, namespace=namespace_of(engine)))
+    other.start()  # another process's view of the topic
+    try:
+        assert other.cluster("elsewhere") is not None and other.cluster("elsewhere").properties == props
+    finally:
+        other.stop()
+
+    status, sub = _admin(engine, "POST", "/subscriptions", sub_body)
+    assert status == 201 and sub["source"] == f"kafka://elsewhere/{topic}"
+    assert [s["id"] for s in _admin(engine, "GET", "/kafka-clusters/elsewhere?include_subscriptions=true")[1][
+        "subscriptions"]] == [sub["id"]]
+    producer = Producer({"bootstrap.servers": kafka_bootstrap, "acks": "all"})
+    for i in range(3):
+        producer.produce(topic, key=b"far", value=json.dumps(i).encode())
+    assert producer.flush(30) == 0
+    wait_until(lambda: len(json.loads(state(engine, "Counter", "far").get("items", "[]"))) == 3, 60, "3 records")
+    group = f"{namespace_of(engine)}.{sub['id']}"  # its consumer was built from the cluster's properties
+    kafka_admin = AdminClient({"bootstrap.servers": kafka_bootstrap})  # kept alive until it answers
+    described = kafka_admin.describe_consumer_groups([group])[group].result(30)
+    assert {m.client_id for m in described.members} == {client_id}
+    status, patched = _admin(engine, "PATCH", "/kafka-clusters/elsewhere",
+                             {"properties": {**props, "client.id": client_id + "-2"}})
+    assert status == 200 and patched["properties"]["sasl.password"] == "***"
+    wait_until(lambda: {m.client_id for m in kafka_admin.describe_consumer_groups([group])[group].result(30).members}
+               == {client_id + "-2"}, 60, "the subscription's consumer to reconnect with the new properties")
+    assert _admin(engine, "PATCH", "/kafka-clusters/elsewhere", {"properties": {"client.id": "x"}})[0] == 400
+    exe = install_cli()  # Restate's CLI reads both (it parses subscription ids: Restate's form)
+    if exe is not None:
+        for args, shown in ((("kafka-clusters", "list"), "elsewhere"), (("subscriptions", "describe", sub["id"]),
+                                                                        f"kafka://elsewhere/{topic}")):
+            code, out = run_cli(exe, engine.admin, engine.ingress, tmp_path, None, *args)
+            assert code == 0 and shown in out, out
+
+    status, orphan = _admin(engine, "DELETE", "/kafka-clusters/elsewhere")
+    assert status == 409 and sub["id"] in orphan["message"]
+    assert _admin(engine, "DELETE", "/kafka-clusters/elsewhere?force=true")[0] == 202
+    assert _admin(engine, "GET", "/kafka-clusters/elsewhere")[0] == 404
