@@ -5,7 +5,8 @@ so, and the modules it could not compile run from their sources; a wheel that ca
 module is then tagged pure (``py3-none-any``), not for the platform it was built on. Each compiled module's source hash
 goes to ``native-build.json`` in the top package's folder (the wheel's, or the checkout's for an
 in-place build), which is how the installed package knows an extension still matches its source.
-In place (editable installs, ``make native``) only the modules whose source changed are compiled again.
+Only the modules whose source changed since the last build into the same folder are compiled again: in
+place (editable installs, ``make native``), or in ``build/`` when a wheel is built again from a checkout.
 
 Imported by ``setup.py`` before any dependency is installed: standard library and setuptools only.
 """
@@ -44,13 +45,13 @@ class OptionalBuildExt(build_ext):
         build_py: Any = self.get_finalized_command("build_py")
         top = self.extensions[0].name.split(".")[0]
         folder = Path(build_py.get_package_dir(top)) if self.inplace else Path(self.build_lib, top)
-        recorded = native.read_manifest(folder) if self.inplace else {}
+        recorded = native.read_manifest(folder)
         hashes = {e.name: native.sha256(Path(e.sources[0])) for e in self.extensions}
-        if self.inplace:  # only what changed since the last in-place build
-            self.extensions = [e for e in self.extensions if recorded.get(e.name) != hashes[e.name]
-                               or not self._inplace_file(build_py, e.name).is_file()]
-            if not self.extensions:
-                return
+        # only what changed since the last build into the same folder (in place, or build/ of a wheel)
+        self.extensions = [e for e in self.extensions if recorded.get(e.name) != hashes[e.name]
+                           or not self._built_file(build_py, e.name).is_file()]
+        if not self.extensions:
+            return
         for e in self.extensions:  # a failed build must not leave an older one to be copied in place or packed
             Path(self.build_lib, self.get_ext_filename(e.name)).unlink(missing_ok=True)
         try:
@@ -75,7 +76,10 @@ class OptionalBuildExt(build_ext):
         if len(built) < len(self.extensions):
             self._pure(len(self.extensions) - len(built), "the C compiler failed")
 
-    def _inplace_file(self, build_py: Any, module: str) -> Path:
+    def _built_file(self, build_py: Any, module: str) -> Path:
+        """Where this build leaves a module's extension: beside its source in place, else in build_lib."""
+        if not self.inplace:
+            return Path(self.build_lib, self.get_ext_filename(module))
         package, _, _ = module.rpartition(".")
         return Path(build_py.get_package_dir(package), Path(self.get_ext_filename(module)).name)
 

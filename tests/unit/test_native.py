@@ -126,6 +126,53 @@ def test_a_wheel_without_compiled_modules_is_pure(project: Path) -> None:
         assert not [f for f in files if f.endswith(native.EXTENSION_SUFFIX)], files  # nothing stale packed
 
 
+def test_a_wheel_built_again_compiles_only_what_changed(project: Path) -> None:
+    """A compiled wheel is tagged for its platform and carries each extension and their manifest; built
+    again from the same checkout, it reuses the extensions in build/ whose source is unchanged."""
+    tag, files = _wheel(project, "first")
+    assert tag.split("-")[1:] != ["none", "any"], tag
+    extensions = {m: str(native.extension_of(m, Path("nativepkg"))) for m in MODULES}
+    assert set(extensions.values()) | {"nativepkg/" + native.MANIFEST} <= files, files
+    built = project / "build" / f"lib.{sysconfig.get_platform()}-{sys.implementation.cache_tag}"
+    first = {m: (built / f).stat().st_mtime_ns for m, f in extensions.items()}
+    (project / "nativepkg" / "calc.py").write_text("def answer():\n    return 41 + 2\n")
+    tag_again, files_again = _wheel(project, "again")
+    assert (tag_again, files_again) == (tag, files)
+    again = {m: (built / f).stat().st_mtime_ns for m, f in extensions.items()}
+    assert again["nativepkg.other"] == first["nativepkg.other"]  # unchanged: reused
+    assert again["nativepkg.calc"] != first["nativepkg.calc"]  # edited: compiled again
+    with zipfile.ZipFile(next((project / "again").glob("*.whl"))) as z:
+        recorded = json.loads(z.read("nativepkg/" + native.MANIFEST))[sys.implementation.cache_tag]
+    assert recorded == {m: native.sha256(native.source_of(m, project / "nativepkg")) for m in MODULES}
+
+
+# setup.py run with every runtime dependency of the project unimportable, as in a build environment that
+# has only the build requirements (the wheel test builds without one, to save installing them each run).
+WITHOUT_DEPENDENCIES = """
+import importlib.metadata as md, re, runpy, sys, tomllib
+deps = {re.split(r"[ \\[<>=!~;]", d, maxsplit=1)[0].lower().replace("_", "-")
+        for d in tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]}
+blocked = {top for top, dists in md.packages_distributions().items()
+           if any(d.lower().replace("_", "-") in deps for d in dists)}
+class Blocker:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in blocked:
+            raise ImportError(f"{name}: a runtime dependency, absent when the package is built")
+sys.meta_path.insert(0, Blocker())
+print(sorted(blocked), file=sys.stderr)
+sys.argv = ["setup.py", "--name"]
+runpy.run_path("setup.py", run_name="__main__")
+"""
+
+
+def test_the_build_step_needs_no_runtime_dependency() -> None:
+    out = subprocess.run([sys.executable, "-c", WITHOUT_DEPENDENCIES], capture_output=True, text=True, cwd=ROOT,
+                         timeout=120, env=_without_switch())
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "confluent_kafka" in out.stderr and "rocksdict" in out.stderr  # the blocker knows the dependencies
+    assert out.stdout.strip().splitlines()[-1] == "reprise-engine"
+
+
 def test_expecting_compiled_modules_fails_loudly_when_they_are_not(project: Path) -> None:
     failed = _run(project, "print('started')", REPRISE_EXPECT_NATIVE="1")
     assert failed.returncode != 0 and "started" not in failed.stdout
