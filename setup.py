@@ -7,6 +7,6 @@ from setuptools import setup
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the checkout's reprise package: its build step
 
-from reprise.deploy.native_build import OptionalBuildExt, extensions  # noqa: E402
+from reprise.deploy.native_build import COMMANDS, extensions  # noqa: E402
 
-setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})
+setup(ext_modules=extensions(), cmdclass=COMMANDS)

@@ -1,10 +1,12 @@
 """Compiles the apply path when the package is built: ``setup.py``'s build_ext (deploy/native.py says why).
 
 Optional by design: without Cython, or where the C compiler fails, the build still succeeds and says
-so, and the modules it could not compile run from their sources. Each compiled module's source hash
+so, and the modules it could not compile run from their sources; a wheel that carries no compiled
+module is then tagged pure (``py3-none-any``), not for the platform it was built on. Each compiled module's source hash
 goes to ``native-build.json`` in the top package's folder (the wheel's, or the checkout's for an
 in-place build), which is how the installed package knows an extension still matches its source.
-In place (editable installs, ``make native``) only the modules whose source changed are compiled again.
+Only the modules whose source changed since the last build into the same folder are compiled again: in
+place (editable installs, ``make native``), or in ``build/`` when a wheel is built again from a checkout.
 
 Imported by ``setup.py`` before any dependency is installed: standard library and setuptools only.
 """
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from setuptools import Extension
+from setuptools.command.bdist_wheel import bdist_wheel
 from setuptools.command.build_ext import build_ext
 
 from reprise.deploy import native
@@ -45,21 +48,21 @@ class OptionalBuildExt(build_ext):
         build_py: Any = self.get_finalized_command("build_py")
         top = self.extensions[0].name.split(".")[0]
         folder = Path(build_py.get_package_dir(top)) if self.inplace else Path(self.build_lib, top)
-        recorded = native.read_manifest(folder) if self.inplace else {}
+        recorded = native.read_manifest(folder)
         hashes = {e.name: native.sha256(Path(e.sources[0])) for e in self.extensions}
-        if self.inplace:  # only what changed since the last in-place build
-            self.extensions = [e for e in self.extensions if recorded.get(e.name) != hashes[e.name]
-                               or not self._inplace_file(build_py, e.name).is_file()]
-            if not self.extensions:
-                return
+        # only what changed since the last build into the same folder (in place, or build/ of a wheel)
+        self.extensions = [e for e in self.extensions if recorded.get(e.name) != hashes[e.name]
+                           or not self._built_file(build_py, e.name).is_file()]
+        if not self.extensions:
+            return
+        for e in self.extensions:  # a failed build must not leave an older one to be copied in place or packed
+            Path(self.build_lib, self.get_ext_filename(e.name)).unlink(missing_ok=True)
         try:
             from Cython.Build import cythonize
         except ImportError:
             self._pure(len(self.extensions), "Cython is not installed")
             self.extensions = []
             return
-        for e in self.extensions:  # a failed compile must not leave an older build to be copied in place
-            Path(self.build_lib, self.get_ext_filename(e.name)).unlink(missing_ok=True)
         try:
             generated = cythonize(self.extensions, compiler_directives=native.DIRECTIVES, quiet=True, force=True,
                                   build_dir=os.path.join(self.build_temp, "cython"), nthreads=os.cpu_count() or 1)
@@ -76,10 +79,46 @@ class OptionalBuildExt(build_ext):
         if len(built) < len(self.extensions):
             self._pure(len(self.extensions) - len(built), "the C compiler failed")
 
-    def _inplace_file(self, build_py: Any, module: str) -> Path:
+    def _built_file(self, build_py: Any, module: str) -> Path:
+        """Where this build leaves a module's extension: beside its source in place, else in build_lib."""
+        if not self.inplace:
+            return Path(self.build_lib, self.get_ext_filename(module))
         package, _, _ = module.rpartition(".")
         return Path(build_py.get_package_dir(package), Path(self.get_ext_filename(module)).name)
 
     def _pure(self, count: int, why: str) -> None:
         print(f"reprise: {why}: {count} apply-path module(s) stay pure Python (`reprise native` reports "
               f"what is compiled)", file=sys.stderr)
+
+
+class PlatformWheelWhenCompiled(bdist_wheel):
+    """bdist_wheel that tags the wheel for a platform only when it carries a compiled extension.
+
+    setuptools decides a wheel's tag before the build, from the extensions declared; ours are optional,
+    so a build without Cython or a compiler makes a wheel of sources alone, which would still be tagged
+    ``cp311-cp311-linux_x86_64`` and refused by every other interpreter and platform. Decided after the
+    build from what it left to pack, such a wheel is pure: ``py3-none-any``.
+    """
+
+    def run(self) -> None:
+        if self.skip_build:
+            self._settle_purity()
+        super().run()
+
+    def run_command(self, command: str) -> None:
+        super().run_command(command)
+        if command == "build":
+            self._settle_purity()
+
+    def _settle_purity(self) -> None:
+        if self.root_is_pure or self.distribution.has_c_libraries():
+            return
+        built: Any = self.get_finalized_command("build_ext")
+        if not any(Path(built.build_lib, built.get_ext_filename(e.name)).is_file()
+                   for e in self.distribution.ext_modules or []):
+            self.root_is_pure = True
+            self.distribution.ext_modules = []  # and installed as such: to purelib, the wheel's root
+
+
+COMMANDS: dict[str, Any] = {"build_ext": OptionalBuildExt, "bdist_wheel": PlatformWheelWhenCompiled}
+"""setup.py's ``cmdclass``."""

@@ -99,19 +99,23 @@ def effects(tmp_path: Path) -> Path:
 @pytest.fixture
 def service(tmp_path: Path, effects: Path) -> Iterator[Service]:
     svc = Service(effects, tmp_path / "service.log", env={"REPRISE_EXAMPLE_OUTBOX": str(effects)})
-    svc.start()
-    yield svc
-    svc.kill()
+    try:
+        svc.start()
+        yield svc
+    finally:
+        svc.kill()
 
 
 @pytest.fixture
 def engine(kafka_bootstrap: str, namespace: str, tmp_path: Path, service: Service) -> Iterator[Engine]:
     """A running engine with the test service registered (over h2c)."""
     eng = Engine(kafka_bootstrap, namespace, tmp_path / "engine")
-    eng.start()
-    eng.register(service.uri)
-    yield eng
-    eng.kill()
+    try:  # a start or registration that fails leaves no engine running
+        eng.start()
+        eng.register(service.uri)
+        yield eng
+    finally:
+        eng.kill()
 
 
 @pytest.fixture(scope="module")
@@ -147,9 +151,11 @@ def own_engine(kafka_bootstrap: str, namespace: str, tmp_path: Path) -> Iterator
 def latch_service(tmp_path: Path, effects: Path) -> Iterator[Service]:
     """The latch service (tests/services/latch_app.py): steps the test releases, executions it can tell apart."""
     svc = Service(effects, tmp_path / "latch-service.log", app="tests.services.latch_app:app")
-    svc.start()
-    yield svc
-    svc.kill()
+    try:
+        svc.start()
+        yield svc
+    finally:
+        svc.kill()
 
 
 @pytest.fixture(scope="module")

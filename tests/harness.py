@@ -96,10 +96,12 @@ class Proc:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def wait_listening(self, port: int, timeout: float = 30.0) -> None:
-        """Until the process listens on ``port``; on timeout, the error carries the end of its log."""
+        """Until the process listens on ``port``; on timeout it is killed (nothing is left running when
+        a start fails), and the error carries the end of its log."""
         try:
             wait_port(port, timeout)
         except TimeoutError:
+            self.kill()
             raise TimeoutError(f"{self.args[0]} did not start:\n" + self.output()[-4000:]) from None
 
 
@@ -133,11 +135,13 @@ class Engine(Proc):
         return f"http://127.0.0.1:{self.admin_port}"
 
     def start(self, timeout: float = 60.0) -> None:
+        """Until it answers; if it does not in time, it is killed and the error carries its log's end."""
         super().start()
         try:
             wait_http(self.admin + "/health" if self.role == "processor" else self.ingress + "/restate/health",
                       timeout)
         except TimeoutError:
+            self.kill()
             raise TimeoutError(f"reprise {self.role} did not start:\n" + self.output()[-4000:]) from None
 
     def admin_json(self, path: str, method: str = "GET") -> Any:

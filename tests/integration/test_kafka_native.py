@@ -56,8 +56,15 @@ def command(service: str, handler: str, body: bytes = b"", key: str | None = Non
                                           "delay_ms": None, **more})
 
 
-def test_python_client_call_and_send(engine: Engine, kafka_bootstrap: str) -> None:
-    ns = namespace_of(engine)
+@pytest.fixture(scope="module")
+def shared_engine(module_engine: Engine) -> Engine:
+    """One engine for the tests that look only at keys, reply topics and idempotency keys of their own;
+    those that read a whole topic (dead letters, the log) or add a router start their own (``engine``)."""
+    return module_engine
+
+
+def test_python_client_call_and_send(shared_engine: Engine, kafka_bootstrap: str) -> None:
+    ns = namespace_of(shared_engine)
     client = KafkaClient(kafka_bootstrap, ns, reply_topic=make_topic(kafka_bootstrap, f"{ns}.replies.mine", 3))
     try:
         reply = client.call("Steps", "three", b'"kc"')
@@ -65,14 +72,14 @@ def test_python_client_call_and_send(engine: Engine, kafka_bootstrap: str) -> No
         failed = client.call("Errors", "terminal", b'"nope"')
         assert failed.failure == {"code": 400, "message": "nope"}
         client.send("Counter", "add", b"5", key="native")
-        wait_until(lambda: state(engine, "Counter", "native") == {"value": "5"}, 30, "the send")
+        wait_until(lambda: state(shared_engine, "Counter", "native") == {"value": "5"}, 30, "the send")
     finally:
         client.close()
 
 
-def test_the_same_idempotency_key_twice_runs_once_with_one_result_for_both(engine: Engine,
+def test_the_same_idempotency_key_twice_runs_once_with_one_result_for_both(shared_engine: Engine,
                                                                            kafka_bootstrap: str) -> None:
-    ns = namespace_of(engine)
+    ns = namespace_of(shared_engine)
     client = KafkaClient(kafka_bootstrap, ns, reply_topic=make_topic(kafka_bootstrap, f"{ns}.replies.idem"))
     try:
         first = client.call("Counter", "add", b"3", key="idem", idempotency_key="order-1")
@@ -80,23 +87,24 @@ def test_the_same_idempotency_key_twice_runs_once_with_one_result_for_both(engin
         assert first.ok and again.ok and first.value == again.value == b"3"
         assert first.invocation_id == again.invocation_id
         # the same key over HTTP names the same invocation: the engine, not the producer, derives the id
-        status, body = call_json(engine, "/restate/invocation/Counter/idem/add/order-1/output")
+        status, body = call_json(shared_engine, "/restate/invocation/Counter/idem/add/order-1/output")
         assert (status, body) == (200, 3)
-        assert state(engine, "Counter", "idem") == {"value": "3"}
+        assert state(shared_engine, "Counter", "idem") == {"value": "3"}
     finally:
         client.close()
 
 
-def test_a_keyed_command_on_any_commands_partition_reaches_its_object(engine: Engine, kafka_bootstrap: str) -> None:
-    ns = namespace_of(engine)
+def test_a_keyed_command_on_any_commands_partition_reaches_its_object(shared_engine: Engine,
+                                                                      kafka_bootstrap: str) -> None:
+    ns = namespace_of(shared_engine)
     producer = Producer({"bootstrap.servers": kafka_bootstrap})
     partitions = len(producer.list_topics(f"{ns}.commands", timeout=10).topics[f"{ns}.commands"].partitions)
     assert partitions > 1
     for p in range(partitions):  # every partition, whichever one a producer's partitioner would pick
         producer.produce(f"{ns}.commands", partition=p, value=command("Counter", "add", b"1", key="spread"))
     assert producer.flush(30) == 0
-    wait_until(lambda: state(engine, "Counter", "spread") == {"value": str(partitions)}, 45, "every command")
-    assert call_json(engine, "/Counter/spread/get") == (200, partitions)
+    wait_until(lambda: state(shared_engine, "Counter", "spread") == {"value": str(partitions)}, 45, "every command")
+    assert call_json(shared_engine, "/Counter/spread/get") == (200, partitions)
 
 
 def test_commands_the_engine_cannot_accept_are_dead_lettered_with_an_error_reply(engine: Engine,
@@ -179,8 +187,8 @@ def test_a_reply_is_never_written_to_a_topic_that_is_not_allowed(engine: Engine,
     assert answer == (200, "still-fine:ABC"), answer  # the registry lives
 
 
-def test_python_example_without_the_engine_package(engine: Engine, kafka_bootstrap: str) -> None:
-    ns = namespace_of(engine)
+def test_python_example_without_the_engine_package(shared_engine: Engine, kafka_bootstrap: str) -> None:
+    ns = namespace_of(shared_engine)
     topic = make_topic(kafka_bootstrap, f"{ns}.replies.example")
     out = subprocess.run([sys.executable, "examples/kafka/produce_invoke.py", "--bootstrap", kafka_bootstrap,
                           "--namespace", ns, "--service", "Steps", "--handler", "three", "--input", '"ex"',
@@ -189,17 +197,17 @@ def test_python_example_without_the_engine_package(engine: Engine, kafka_bootstr
     assert 'reply for inv_1' in out.stdout and '"ex:ABC"' in out.stdout
 
 
-def test_java_producer_with_hand_encoded_avro(engine: Engine, kafka_bootstrap: str) -> None:
+def test_java_producer_with_hand_encoded_avro(shared_engine: Engine, kafka_bootstrap: str) -> None:
     lib = LocalKafka().resolve()
     for _ in range(2):  # the same idempotency key twice: it runs once
         out = subprocess.run(["java", "-cp", f"{lib}/*", "examples/kafka/InvokeProducer.java", kafka_bootstrap,
-                              f"{namespace_of(engine)}.commands", "Counter", "add", "from-java", "7", "java-1"],
+                              f"{namespace_of(shared_engine)}.commands", "Counter", "add", "from-java", "7", "java-1"],
                              capture_output=True, text=True, cwd=ROOT, timeout=120)
         assert out.returncode == 0, out.stderr[-3000:]
         assert "acknowledged at offset" in out.stdout
-    wait_until(lambda: state(engine, "Counter", "from-java") == {"value": "7"}, 30, "the Java command")
+    wait_until(lambda: state(shared_engine, "Counter", "from-java") == {"value": "7"}, 30, "the Java command")
     time.sleep(1)
-    assert state(engine, "Counter", "from-java") == {"value": "7"}
+    assert state(shared_engine, "Counter", "from-java") == {"value": "7"}
 
 
 def test_librdkafka_murmur2_partitioner_agrees_with_ours(kafka_bootstrap: str, namespace: str) -> None:

@@ -20,6 +20,17 @@ pytestmark = pytest.mark.kafka
 TS_DIR = ROOT / "tests" / "clients" / "ts"
 
 
+@pytest.fixture(scope="module")
+def engine(module_engine: Engine) -> Engine:
+    """One engine for both clients: each uses keys and effect names of its own."""
+    return module_engine
+
+
+@pytest.fixture
+def effects(module_effects: Path) -> Path:
+    return module_effects
+
+
 def test_python_sdk_client_call_send_and_delay(engine: Engine, effects: Path) -> None:
     async def run() -> None:
         async with create_client(engine.ingress) as client:  # type: ignore[attr-defined]

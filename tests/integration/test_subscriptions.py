@@ -17,6 +17,12 @@ from tests.restate_cli import install_cli, run_cli
 pytestmark = pytest.mark.kafka
 
 
+@pytest.fixture(scope="module")
+def engine(module_engine: Engine) -> Engine:
+    """One engine for the module: each test has topics, keys and subscriptions of its own."""
+    return module_engine
+
+
 def test_subscription_invokes_per_record_in_key_order(engine: Engine, kafka_bootstrap: str) -> None:
     topic = make_topic(kafka_bootstrap, f"{namespace_of(engine)}.orders", 3)
     out = cli(engine, "subscriptions", "create", "--topic", topic, "--target", "Counter/append")

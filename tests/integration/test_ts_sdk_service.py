@@ -19,8 +19,19 @@ pytestmark = pytest.mark.kafka
 TS_DIR = ROOT / "tests" / "services" / "ts"
 
 
+@pytest.fixture(scope="module")
+def engine(module_engine: Engine) -> Engine:
+    """One engine and one TypeScript service for both tests: their keys and effect names differ."""
+    return module_engine
+
+
 @pytest.fixture
-def ts_service(engine: Engine, effects: Path, tmp_path: Path) -> Iterator[str]:
+def effects(module_effects: Path) -> Path:
+    return module_effects
+
+
+@pytest.fixture(scope="module")
+def ts_service(engine: Engine, module_effects: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if shutil.which("node") is None or shutil.which("npm") is None:
         pytest.skip("needs node and npm")
     if not (TS_DIR / "node_modules" / "@restatedev" / "restate-sdk").exists():
@@ -28,14 +39,16 @@ def ts_service(engine: Engine, effects: Path, tmp_path: Path) -> Iterator[str]:
                              text=True, timeout=300)
         assert out.returncode == 0, f"npm ci failed in {TS_DIR}:\n{out.stderr[-2000:]}"
     port = free_port()
-    proc = Proc(["node", str(TS_DIR / "service.mjs")], tmp_path / "ts-service.log",
-                {"PORT": str(port), "REPRISE_TEST_EFFECTS": str(effects)})
-    proc.start()
-    proc.wait_listening(port)  # Node's h2c server answers no HTTP/1.1 health check
-    uri = f"http://127.0.0.1:{port}"
-    engine.register(uri)
-    yield uri
-    proc.kill()
+    proc = Proc(["node", str(TS_DIR / "service.mjs")], tmp_path_factory.mktemp("ts") / "ts-service.log",
+                {"PORT": str(port), "REPRISE_TEST_EFFECTS": str(module_effects)})
+    try:
+        proc.start()
+        proc.wait_listening(port)  # Node's h2c server answers no HTTP/1.1 health check
+        uri = f"http://127.0.0.1:{port}"
+        engine.register(uri)
+        yield uri
+    finally:
+        proc.kill()
 
 
 def test_a_typescript_sdk_service_runs_unmodified(engine: Engine, effects: Path, ts_service: str) -> None:

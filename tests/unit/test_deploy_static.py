@@ -261,7 +261,7 @@ def test_kubernetes_runs_real_commands_with_probes_the_engine_serves() -> None:
                 continue
             assert cli_accepts(c["args"]), f"{name}: reprise {' '.join(c['args'])}"
             env = {e["name"]: e for e in c.get("env", [])}
-            assert set(env) <= engine_env(), set(env) - engine_env()
+            assert set(env) - expansion_helpers(c) <= engine_env(), set(env) - engine_env()
             if c["args"][0] not in ("processor", "ingress"):
                 continue
             ports = {p["name"]: p["containerPort"] for p in c["ports"]}
@@ -269,6 +269,44 @@ def test_kubernetes_runs_real_commands_with_probes_the_engine_serves() -> None:
                 get = c[probe]["httpGet"]
                 assert get["path"] in served_paths(), f"{name} {probe}: {get['path']}"
                 assert str(ports[get["port"]]) == env["REPRISE_ADMIN_PORT"]["value"], f"{name} {probe}"
+
+
+def expansion_helpers(container: dict[str, Any]) -> set[str]:
+    """Variables the engine does not read, there only to be expanded (``$(NAME)``) into a later one's value."""
+    values = " ".join(str(e.get("value", "")) for e in container.get("env", []))
+    return {e["name"] for e in container.get("env", []) if f"$({e['name']})" in values}
+
+
+def expanded(container: dict[str, Any], name: str) -> str:
+    """An environment variable's value as the kubelet expands it: ``$(VAR)`` of a variable defined
+    before it, from the downward API, becomes ``<fieldPath>``; anything else stays as written."""
+    seen: dict[str, str] = {}
+    for e in container.get("env", []):
+        if e["name"] == name:
+            return re.sub(r"\$\((\w+)\)", lambda m: seen.get(m.group(1), m.group(0)), e["value"])
+        field = e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+        seen[e["name"]] = f"<{field}>" if field else str(e.get("value", ""))
+    raise AssertionError(f"{name} is not set")
+
+
+def test_processors_advertise_an_admin_url_the_other_processes_reach() -> None:
+    """A processor's advertised admin URL (docs/introspection.md, "Cluster-wide") is how any process
+    reaches the owner of a partition: in Kubernetes its pod's IP (a pod's host name resolves nowhere
+    else), in compose its service name; with its admin port either way."""
+    processors = 0
+    for name, pod in pod_specs(k8s_docs()).items():
+        for c in pod["containers"]:
+            if c.get("args", [""])[0] != "processor":
+                continue
+            processors += 1
+            port = next(e["value"] for e in c["env"] if e["name"] == "REPRISE_ADMIN_PORT")
+            assert expanded(c, "REPRISE_ADMIN_ADVERTISED_URL") == f"http://<status.podIP>:{port}", name
+    assert processors
+    services = compose()["services"]
+    for name, svc in services.items():
+        if svc.get("command", [""])[0] == "processor":
+            env = svc["environment"]
+            assert env.get("REPRISE_ADMIN_ADVERTISED_URL") == f"http://{name}:{env['REPRISE_ADMIN_PORT']}", name
 
 
 def test_kubernetes_pods_are_locked_down_spread_and_budgeted() -> None:

@@ -7,6 +7,8 @@ import json
 import os
 import subprocess
 import sys
+import sysconfig
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -16,9 +18,9 @@ from reprise.deploy import native
 ROOT = Path(__file__).resolve().parent.parent.parent
 MODULES = ("nativepkg.calc", "nativepkg.other")
 SETUP = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); from pathlib import Path; from setuptools import setup; "
-         "from reprise.deploy.native_build import OptionalBuildExt, extensions; "
-         f"setup(name='nativepkg', packages=['nativepkg'], ext_modules=extensions({MODULES!r}, Path('nativepkg')), "
-         "cmdclass={'build_ext': OptionalBuildExt}, script_args=['-q', 'build_ext', '--inplace'])")
+         "from reprise.deploy.native_build import COMMANDS, extensions; "
+         f"setup(name='nativepkg', version='1', packages=['nativepkg'], "
+         f"ext_modules=extensions({MODULES!r}, Path('nativepkg')), cmdclass=COMMANDS, script_args=sys.argv[1:])")
 
 
 def _without_switch() -> dict[str, str]:
@@ -28,8 +30,13 @@ def _without_switch() -> dict[str, str]:
 
 def _build(project: Path, **env: str) -> subprocess.CompletedProcess[str]:
     """``build_ext --inplace`` of the package in ``project``, as ``make native`` runs it for Reprise."""
-    return subprocess.run([sys.executable, "-c", SETUP], capture_output=True, text=True, cwd=project, timeout=300,
-                          env={**_without_switch(), "CFLAGS": "-O0", **env})  # unoptimised: compiles faster
+    return _setup(project, ["-q", "build_ext", "--inplace"], **env)
+
+
+def _setup(project: Path, args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
+    """``setup.py <args>`` of the package in ``project``, with Reprise's build commands."""
+    return subprocess.run([sys.executable, "-c", SETUP, *args], capture_output=True, text=True, cwd=project,
+                          timeout=300, env={**_without_switch(), "CFLAGS": "-O0", **env})  # unoptimised: faster
 
 
 def _run(project: Path, code: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -90,6 +97,80 @@ def test_the_build_succeeds_pure_without_cython_or_a_compiler(project: Path) -> 
         assert f"{why}: 2 apply-path module(s) stay pure Python" in built.stderr, built.stderr
     assert not list((project / "nativepkg").glob("*" + native.EXTENSION_SUFFIX))
     assert _show(project) == (str(project / "nativepkg" / "calc.py"), "42")
+
+
+def _wheel(project: Path, dist: str, **env: str) -> tuple[str, set[str]]:
+    """The wheel ``bdist_wheel`` makes of the package in ``project``: its tag and its files."""
+    built = _setup(project, ["-q", "bdist_wheel", "-d", dist], **env)
+    assert built.returncode == 0, built.stderr
+    [wheel] = (project / dist).glob("*.whl")
+    with zipfile.ZipFile(wheel) as z:
+        return wheel.name.removesuffix(".whl").split("-", 2)[2], set(z.namelist())
+
+
+def test_a_wheel_without_compiled_modules_is_pure(project: Path) -> None:
+    """Without Cython or a compiler the wheel holds sources only: tagged ``py3-none-any``, not for the
+    platform it was built on (that a compiled wheel carries its extensions: tests/integration/test_wheel.py)."""
+    stub = project / "no-cython" / "Cython"
+    stub.mkdir(parents=True)
+    (stub / "__init__.py").write_text("raise ImportError('no Cython here')\n")
+    stale = project / "build" / f"lib.{sysconfig.get_platform()}-{sys.implementation.cache_tag}" / \
+        native.extension_of("nativepkg.calc", Path("nativepkg"))  # an earlier build's, left in build/
+    for dist, env in (("without-cython", {"PYTHONPATH": str(stub.parent)}),
+                      ("without-compiler", {"CC": "false", "LDSHARED": "false"})):
+        stale.parent.mkdir(parents=True, exist_ok=True)
+        stale.write_bytes(b"not this build's")
+        tag, files = _wheel(project, dist, **env)
+        assert tag == "py3-none-any", dist  # installs on any interpreter and platform
+        assert {"nativepkg/calc.py", "nativepkg/other.py"} <= files, files  # at the root: purelib
+        assert not [f for f in files if f.endswith(native.EXTENSION_SUFFIX)], files  # nothing stale packed
+
+
+def test_a_wheel_built_again_compiles_only_what_changed(project: Path) -> None:
+    """A compiled wheel is tagged for its platform and carries each extension and their manifest; built
+    again from the same checkout, it reuses the extensions in build/ whose source is unchanged."""
+    tag, files = _wheel(project, "first")
+    assert tag.split("-")[1:] != ["none", "any"], tag
+    extensions = {m: str(native.extension_of(m, Path("nativepkg"))) for m in MODULES}
+    assert set(extensions.values()) | {"nativepkg/" + native.MANIFEST} <= files, files
+    built = project / "build" / f"lib.{sysconfig.get_platform()}-{sys.implementation.cache_tag}"
+    first = {m: (built / f).stat().st_mtime_ns for m, f in extensions.items()}
+    (project / "nativepkg" / "calc.py").write_text("def answer():\n    return 41 + 2\n")
+    tag_again, files_again = _wheel(project, "again")
+    assert (tag_again, files_again) == (tag, files)
+    again = {m: (built / f).stat().st_mtime_ns for m, f in extensions.items()}
+    assert again["nativepkg.other"] == first["nativepkg.other"]  # unchanged: reused
+    assert again["nativepkg.calc"] != first["nativepkg.calc"]  # edited: compiled again
+    with zipfile.ZipFile(next((project / "again").glob("*.whl"))) as z:
+        recorded = json.loads(z.read("nativepkg/" + native.MANIFEST))[sys.implementation.cache_tag]
+    assert recorded == {m: native.sha256(native.source_of(m, project / "nativepkg")) for m in MODULES}
+
+
+# setup.py run with every runtime dependency of the project unimportable, as in a build environment that
+# has only the build requirements (the wheel test builds without one, to save installing them each run).
+WITHOUT_DEPENDENCIES = """
+import importlib.metadata as md, re, runpy, sys, tomllib
+deps = {re.split(r"[ \\[<>=!~;]", d, maxsplit=1)[0].lower().replace("_", "-")
+        for d in tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]}
+blocked = {top for top, dists in md.packages_distributions().items()
+           if any(d.lower().replace("_", "-") in deps for d in dists)}
+class Blocker:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in blocked:
+            raise ImportError(f"{name}: a runtime dependency, absent when the package is built")
+sys.meta_path.insert(0, Blocker())
+print(sorted(blocked), file=sys.stderr)
+sys.argv = ["setup.py", "--name"]
+runpy.run_path("setup.py", run_name="__main__")
+"""
+
+
+def test_the_build_step_needs_no_runtime_dependency() -> None:
+    out = subprocess.run([sys.executable, "-c", WITHOUT_DEPENDENCIES], capture_output=True, text=True, cwd=ROOT,
+                         timeout=120, env=_without_switch())
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "confluent_kafka" in out.stderr and "rocksdict" in out.stderr  # the blocker knows the dependencies
+    assert out.stdout.strip().splitlines()[-1] == "reprise-engine"
 
 
 def test_expecting_compiled_modules_fails_loudly_when_they_are_not(project: Path) -> None:
