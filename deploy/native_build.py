@@ -100,6 +100,8 @@ class PlatformWheelWhenCompiled(bdist_wheel):
     build from what it left to pack, such a wheel is pure: ``py3-none-any``.
     """
 
+    root_is_pure: bool  # bdist_wheel's attribute (its stubs are not installed: see pyproject.toml)
+
     def run(self) -> None:
         if self.skip_build:
             self._settle_purity()
