@@ -9,7 +9,9 @@ Every table the statement names is scanned (the whole cluster's partitions, or o
 ``partition_key``, an object or an invocation id selects: ``selection``) into record batches and the
 statement runs over them. Bounds: rows read (``REPRISE_QUERY_SCAN_LIMIT``), rows answered
 (``REPRISE_QUERY_ROW_LIMIT``; more are cut off and ``x-reprise-truncated: true`` says so) and time
-(``REPRISE_QUERY_TIMEOUT_S``).
+(``REPRISE_QUERY_TIMEOUT_S``). Everything from the scan to the answer's bytes runs on a worker thread,
+paced to the process's share for queries (``REPRISE_QUERY_CPU_SHARE``, engine/interpreter_share.py):
+the event loop only sends the bytes.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from datafusion import SessionConfig, SessionContext
 
 from reprise.engine.config import Config
 from reprise.engine.ids import InvocationId
+from reprise.engine.interpreter_share import QUERIES, Meter
 from reprise.engine.introspection import ScanRefused, Selection
 from reprise.engine.introspection_schema import PARTITIONED, SCHEMAS
 from reprise.engine.partitioning import partition_for_key, partition_of_pk
@@ -127,7 +130,8 @@ def selection(sql: str, partitions: int) -> Selection:
                      frozenset(objects) if objects is not None else None)
 
 
-def run(sql: str, scan: ScanFn, registry: Registry, partitions: int, limits: QueryLimits) -> Answer:
+def run(sql: str, scan: ScanFn, registry: Registry, partitions: int, limits: QueryLimits,
+        meter: Meter | None = None) -> Answer:
     """Scan what ``sql`` names and run it; blocking (the admin API calls it on a thread)."""
     deadline = time.monotonic() + limits.timeout_s
     config = SessionConfig().with_information_schema(True).with_default_catalog_and_schema("restate", "public")
@@ -158,6 +162,8 @@ def run(sql: str, scan: ScanFn, registry: Registry, partitions: int, limits: Que
             rows += got.num_rows
             if truncated:
                 break
+            if meter is not None:
+                meter.pace()
             if time.monotonic() > deadline:
                 raise QueryFailed(504, "the query ran past REPRISE_QUERY_TIMEOUT_S")
         if schema is None:
@@ -197,11 +203,17 @@ def _json_value(v: Any) -> Any:
     return v
 
 
-def as_json(answer: Answer) -> bytes:
+JSON_SLICE = 128  # rows turned into Python values between two paces (~10 ms of interpreter for 10,000 rows)
+
+
+def as_json(answer: Answer, meter: Meter | None = None) -> bytes:
     rows = []
     for b in answer.batches:
-        for row in b.to_pylist():
-            rows.append({k: _json_value(v) for k, v in row.items() if v is not None})
+        for at in range(0, b.num_rows, JSON_SLICE):
+            for row in b.slice(at, JSON_SLICE).to_pylist():
+                rows.append({k: _json_value(v) for k, v in row.items() if v is not None})
+            if meter is not None:
+                meter.pace()
     return orjson.dumps({"rows": rows})
 
 
@@ -217,6 +229,17 @@ def error(status: int, message: str) -> web.Response:
     return web.Response(status=status, body=orjson.dumps({"message": message}), content_type="application/json")
 
 
+def respond(sql: str, scan: ScanFn, registry: Registry, partitions: int, limits: QueryLimits,
+            json_wanted: bool) -> tuple[bytes, str, bool]:
+    """(body, content type, truncated) of the answer to ``sql``, paced to the process's share for
+    queries; blocking: the admin API runs it on a worker thread."""
+    meter = QUERIES.meter()
+    answer = run(sql, scan, registry, partitions, limits, meter)
+    if json_wanted:
+        return as_json(answer, meter), "application/json", answer.truncated
+    return as_arrow(answer), ARROW_STREAM, answer.truncated
+
+
 async def handle(request: web.Request, scan: ScanFn, registry: Registry, partitions: int,
                  limits: QueryLimits) -> web.Response:
     try:
@@ -227,16 +250,16 @@ async def handle(request: web.Request, scan: ScanFn, registry: Registry, partiti
     except (ValueError, KeyError, TypeError):
         return web.Response(status=400, text='Failed to parse the request body as JSON: expected {"query": "..."}')
     loop = asyncio.get_running_loop()
+    json_wanted = "application/json" in request.headers.get("accept", "")
     try:
-        answer = await asyncio.wait_for(loop.run_in_executor(None, run, sql, scan, registry, partitions, limits),
-                                        limits.timeout_s + 5)
+        body, content_type, truncated = await asyncio.wait_for(
+            loop.run_in_executor(None, respond, sql, scan, registry, partitions, limits, json_wanted),
+            limits.timeout_s + 5)
     except QueryFailed as e:
         return error(e.status, str(e))
     except ScanRefused as e:
         return error(e.status, str(e))
     except TimeoutError:
         return error(504, "the query ran past REPRISE_QUERY_TIMEOUT_S")
-    headers = {"x-reprise-truncated": "true"} if answer.truncated else {}
-    if "application/json" in request.headers.get("accept", ""):
-        return web.Response(body=as_json(answer), content_type="application/json", headers=headers)
-    return web.Response(body=as_arrow(answer), content_type=ARROW_STREAM, headers=headers)
+    headers = {"x-reprise-truncated": "true"} if truncated else {}
+    return web.Response(body=body, content_type=content_type, headers=headers)

@@ -2,7 +2,9 @@
 
 A scan reads a RocksDB snapshot, on the caller's thread (the admin API's executor), never the
 apply thread: the apply loop keeps writing while a query reads a consistent view of the partition.
-A scan is bounded by a row budget and a deadline shared by the whole query (``ScanBudget``).
+A scan is bounded by a row budget and a deadline shared by the whole query (``ScanBudget``), and
+paced: it takes at most the process's share of the interpreter for queries
+(engine/interpreter_share.py), so it never holds the GIL from the apply loop for long.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 from google.protobuf.json_format import MessageToDict
 
 from reprise.engine.ids import InvocationId
+from reprise.engine.interpreter_share import Meter
 from reprise.engine.introspection import REDACTED, ScanRefused, Selection, is_credential_header
 from reprise.engine.partitioning import partition_key
 from reprise.engine.protocol import journal as pj
@@ -31,16 +34,18 @@ ServiceTypes = Callable[[str], str | None]  # service name -> SERVICE | VIRTUAL_
 class ScanBudget:
     rows: int  # rows every table of the query may still read, together
     deadline: float  # time.monotonic() past which the query is abandoned
+    meter: Meter | None = None  # the scanning thread's draw on the process's share for queries
 
     def take(self, n: int = 1) -> None:
         self.rows -= n
         if self.rows < 0:
             raise ScanRefused(400, "the query reads more rows than REPRISE_QUERY_SCAN_LIMIT allows: filter on "
                                    "partition_key, a key or an invocation id")
-        if self.rows % 256 == 0:
-            if time.monotonic() > self.deadline:
+        if self.rows % 16 == 0:
+            if self.meter is not None:
+                self.meter.pace()  # the apply loop and the ingress of this process keep their share
+            if self.rows % 256 == 0 and time.monotonic() > self.deadline:
                 raise ScanRefused(504, "the query ran past REPRISE_QUERY_TIMEOUT_S")
-            time.sleep(0)  # hand the GIL over: the apply thread of this process never waits a whole scan
 
 
 class SnapshotReader:
