@@ -26,6 +26,7 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 from aiohttp import web
 from datafusion import SessionConfig, SessionContext
 
@@ -203,15 +204,32 @@ def _json_value(v: Any) -> Any:
     return v
 
 
-JSON_SLICE = 128  # rows turned into Python values between two paces (~10 ms of interpreter for 10,000 rows)
+JSON_SLICE = 512  # rows turned into Python values between two paces
+
+
+def _json_column(col: pa.Array) -> list[Any]:
+    """One column's values as JSON values, converted a column at a time where Arrow can (timestamps:
+    ~20x faster than one ``datetime`` per value)."""
+    if pa.types.is_timestamp(col.type):  # ms precision: "%S" writes the seconds with their milliseconds
+        return pc.strftime(col, format="%Y-%m-%dT%H:%M:%SZ").to_pylist()  # type: ignore[no-any-return]
+    values = col.to_pylist()
+    if pa.types.is_duration(col.type) or pa.types.is_binary(col.type) or pa.types.is_large_binary(col.type) \
+            or pa.types.is_nested(col.type):
+        return [_json_value(v) for v in values]
+    return values
 
 
 def as_json(answer: Answer, meter: Meter | None = None) -> bytes:
     rows = []
     for b in answer.batches:
         for at in range(0, b.num_rows, JSON_SLICE):
-            for row in b.slice(at, JSON_SLICE).to_pylist():
-                rows.append({k: _json_value(v) for k, v in row.items() if v is not None})
+            part = b.slice(at, JSON_SLICE)
+            # a column null in every row of the slice is left out of each (most of sys_invocation's are)
+            kept = [i for i in range(part.num_columns) if part.column(i).null_count < part.num_rows]
+            names = [part.schema.names[i] for i in kept]
+            columns = [_json_column(part.column(i)) for i in kept]
+            for values in zip(*columns, strict=True):
+                rows.append({k: v for k, v in zip(names, values, strict=True) if v is not None})
             if meter is not None:
                 meter.pace()
     return orjson.dumps({"rows": rows})
