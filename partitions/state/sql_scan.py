@@ -20,7 +20,7 @@ from google.protobuf.json_format import MessageToDict
 
 from reprise.engine.ids import InvocationId
 from reprise.engine.interpreter_share import Meter
-from reprise.engine.introspection import REDACTED, ScanRefused, Selection, is_credential_header
+from reprise.engine.introspection import REDACTED, RESTATE_VERSION, ScanRefused, Selection, is_credential_header
 from reprise.engine.partitioning import partition_key
 from reprise.engine.protocol import journal as pj
 from reprise.engine.protocol.messages import MessageType, is_notification
@@ -109,13 +109,31 @@ _STATUS = {"SCHEDULED": "scheduled", "INBOXED": "pending", "INVOKED": "running",
 _SERVICE_TY = {"SERVICE": "service", "VIRTUAL_OBJECT": "virtual_object", "WORKFLOW": "workflow"}
 
 
-def invocation_row(row: Row, service_types: ServiceTypes) -> Row:
-    """One ``sys_invocation`` row (a superset of ``sys_invocation_status``) from a stored status row."""
+# Statuses whose invocation has no journal yet (its input waits in the inbox or the schedule) and
+# no attempt: Restate leaves their journal and attempt columns null.
+_NOT_STARTED = frozenset({"INBOXED", "SCHEDULED"})
+# Statuses with an attempt in the invoker (running, or retrying after a failure), the rows Restate's
+# ``sys_invocation_state`` holds: the attempt columns (retry_count, last_*) are null for the others.
+_WITH_ATTEMPT = frozenset({"INVOKED", "BACKING_OFF", "SUSPENDED", "PAUSED"})
+
+
+def journal_commands(row: Row) -> int:
+    """How many of an invocation's journal entries are commands: every notification the journal
+    holds put its id in ``completed_ids``, ``signal_ids`` or ``named_signals`` (``lifecycle.append_entry``;
+    a second notification of one id is never appended), so the rest are commands."""
+    notifications = len(row["completed_ids"]) + len(row["signal_ids"]) + len(row["named_signals"])
+    return max(0, row["journal_length"] - notifications)
+
+
+def invocation_row(row: Row, service_types: ServiceTypes, scheduled_start_ms: int | None = None) -> Row:
+    """One ``sys_invocation`` row (a superset of ``sys_invocation_status``) from a stored status row;
+    ``scheduled_start_ms``: when a scheduled invocation is due."""
     key, status = row["key"], row["status"]
     ty = service_types(row["service"])
     failure = row["last_failure"]
     result = row["result_failure"]
     caller = row["caller"]
+    started = status not in _NOT_STARTED
     out = {
         "partition_key": InvocationId.parse(row["invocation_id"]).pk, "id": row["invocation_id"],
         "status": _STATUS.get(status, status.lower()),
@@ -124,21 +142,26 @@ def invocation_row(row: Row, service_types: ServiceTypes) -> Row:
         "target_service_ty": _SERVICE_TY.get(ty or "", "service" if key is None else "virtual_object"),
         "idempotency_key": row["idempotency_key"], "invoked_by": "service" if caller else "ingress",
         "invoked_by_id": caller["invocation_id"] if caller else None,
-        "pinned_deployment_id": row["deployment_id"], "journal_size": row["journal_length"],
+        "pinned_deployment_id": row["deployment_id"],
+        "journal_size": row["journal_length"] if started else None,
+        "journal_commands_size": journal_commands(row) if started else None,
         "pinned_service_protocol_version": 6 if row["deployment_id"] else None,
         "created_at": _ts(row["created_ms"]), "modified_at": _ts(row["modified_ms"]),
-        "created_using_restate_version": None,
+        "created_using_restate_version": RESTATE_VERSION,
         "inboxed_at": _ts(row["created_ms"]) if status == "INBOXED" else None,
         "scheduled_at": _ts(row["created_ms"]) if status == "SCHEDULED" else None,
+        "scheduled_start_at": _ts(scheduled_start_ms) if status == "SCHEDULED" else None,
         "running_at": _ts(row["created_ms"]) if row["attempt"] > 0 else None,
         "completed_at": _ts(row["completed_ms"]),
         "suspended_waiting_for_completions": list(row["waiting_completions"]) if status == "SUSPENDED" else None,
         "suspended_waiting_for_signals": list(row["waiting_signals"]) if status == "SUSPENDED" else None,
-        "retry_count": row["attempt"], "last_start_at": _ts(row["last_entry_ms"]) if row["attempt"] else None,
-        "next_retry_at": _ts(row["next_retry_ms"]), "last_attempt_deployment_id": row["deployment_id"],
-        "last_failure": failure["message"] if failure else None,
-        "last_failure_error_code": str(failure["code"]) if failure else None,
     }
+    if status in _WITH_ATTEMPT:
+        out.update({
+            "retry_count": row["attempt"], "last_start_at": _ts(row["last_entry_ms"]) if row["attempt"] else None,
+            "next_retry_at": _ts(row["next_retry_ms"]), "last_attempt_deployment_id": row["deployment_id"],
+            "last_failure": failure["message"] if failure else None,
+            "last_failure_error_code": str(failure["code"]) if failure else None})
     if status == "COMPLETED":
         out["completion_result"] = "failure" if result else "success"
         out["completion_failure"] = f"[{result['code']}] {result['message']}" if result else None
@@ -253,7 +276,22 @@ class PartitionScan:
             yield codec.decode_stored("InvocationStatus", raw)
 
     def _sys_invocation(self) -> Iterator[Row]:
-        return (invocation_row(r, self._types) for r in self._statuses())
+        due: dict[str, int] | None = None
+        for r in self._statuses():
+            if r["status"] == "SCHEDULED" and due is None:
+                due = self._scheduled_starts()  # read once, and only where something is scheduled
+            yield invocation_row(r, self._types, due.get(r["invocation_id"]) if due is not None else None)
+
+    def _scheduled_starts(self) -> dict[str, int]:
+        """Invocation id -> when it is due, for the scheduled invocations of the partition: their
+        ``invoke`` timers (``tm/<fire time>/<invocation>/invoke/0``, read from the keys alone)."""
+        due = {}
+        for k, _ in self._r.scan(b"tm/"):
+            fire_at, _, timer_id = k[3:].decode().partition("/")
+            inv, _, kind = timer_id.partition("/")
+            if kind.startswith("invoke/"):
+                due[inv] = int(fire_at)
+        return due
 
     _sys_invocation_status = _sys_invocation  # its columns are a subset: the batch keeps only its own
 

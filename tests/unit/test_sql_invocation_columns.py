@@ -1,0 +1,74 @@
+"""``sys_invocation`` columns Reprise fills as Restate 1.7.12 does (compared with a live Restate server
+running the same handlers): commands in the journal, when a scheduled invocation is due, the Restate
+version, and the attempt columns only while an attempt is in the invoker."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from reprise.engine.ids import InvocationId
+from reprise.engine.introspection import RESTATE_VERSION
+from reprise.engine.introspection_schema import batch
+from reprise.engine.partitioning import partition_for_key
+from reprise.partitions.state.rocks_store import RocksStore
+from reprise.partitions.state.sql_scan import PartitionScan, ScanBudget
+from tests.unit.apply_helpers import N, invoke, new_partition, output, run, run_done
+
+
+def _keys(n: int) -> list[str]:
+    return [k for k in (f"col{i}" for i in range(400)) if partition_for_key(k, N) == 0][:n]
+
+
+def _rows(tmp_path: Path, data: dict[bytes, bytes]) -> dict[str, dict]:
+    store = RocksStore(tmp_path / "store")
+    store.write(data)
+    try:
+        scan = PartitionScan(store.db, lambda name: "VIRTUAL_OBJECT", ScanBudget(1_000, time.monotonic() + 30))
+        rows = {r["id"]: r for r in scan.rows("sys_invocation")}
+        batch("sys_invocation", list(rows.values()))  # and the values have the table's types
+        return rows
+    finally:
+        store.close()
+
+
+def test_journal_commands_scheduled_start_and_version(tmp_path: Path) -> None:
+    p = new_partition()
+    done, running, later = (str(InvocationId.new(k)) for k in _keys(3))
+    invoke(p, done, key=_keys(3)[0], handler_kind="EXCLUSIVE")
+    # input, a run, its completion, the output: 4 entries, 3 of them commands (Restate counts the same)
+    p.effects(done, 1, [run(1), run_done(1, b'"a"'), output(b'"x"')], {})
+    invoke(p, running, key=_keys(3)[1], handler_kind="EXCLUSIVE")
+    invoke(p, later, key=_keys(3)[2], handler_kind="EXCLUSIVE", execute_at_ms=600_000)
+    rows = _rows(tmp_path, dict(p.store.data))
+
+    assert rows[done].get("status") == "completed"
+    assert (rows[done].get("journal_size"), rows[done].get("journal_commands_size")) == (4, 3)
+    assert (rows[running].get("journal_size"), rows[running].get("journal_commands_size")) == (1, 1)
+    assert rows[later].get("status") == "scheduled"
+    assert rows[later].get("scheduled_start_at").timestamp() == 600.0
+    assert rows[running].get("scheduled_start_at") is None
+    # no journal yet: the input waits with the schedule, as Restate's null journal_size says
+    assert rows[later].get("journal_size") is None and rows[later].get("journal_commands_size") is None
+    assert {r["created_using_restate_version"] for r in rows.values()} == {RESTATE_VERSION}
+
+
+def test_attempt_columns_only_while_an_attempt_is_in_the_invoker(tmp_path: Path) -> None:
+    p = new_partition()
+    key = _keys(1)[0]
+    holder, waiting = str(InvocationId.new(key)), str(InvocationId.new(key))
+    invoke(p, holder, key=key, handler_kind="EXCLUSIVE")
+    invoke(p, waiting, key=key, handler_kind="EXCLUSIVE")  # in the key's inbox behind the holder
+    rows = _rows(tmp_path, dict(p.store.data))
+    assert rows[holder].get("status") == "running"
+    assert rows[holder].get("retry_count") == 1 and rows[holder].get("last_attempt_deployment_id") is None
+    assert rows[waiting].get("status") == "pending"
+    assert rows[waiting].get("retry_count") is None and rows[waiting].get("journal_size") is None
+
+    p.effects(holder, 1, [output(b'"x"')], {})
+    rows = _rows(tmp_path / "after", dict(p.store.data))
+    assert rows[holder].get("status") == "completed"
+    # Restate: a completed invocation has no attempt state (retry_count, last_start_at, ... null)
+    assert (rows[holder].get("retry_count"), rows[holder].get("last_start_at"), rows[holder].get("last_attempt_deployment_id")) \
+        == (None, None, None)
+    assert rows[waiting].get("status") == "running" and rows[waiting].get("retry_count") == 1
