@@ -180,7 +180,7 @@ def registry_batch(table: str, registry: Registry) -> pa.RecordBatch:
     from reprise.engine.introspection_schema import batch
 
     if table == "sys_service":
-        return batch(table, [{"name": s.name, "revision": 1, "public": True, "ty": s.ty.lower(),
+        return batch(table, [{"name": s.name, "revision": s.revision, "public": s.public, "ty": s.ty.lower(),
                               "deployment_id": s.deployment_id} for s in registry.services()])
     return batch(table, [{
         "id": d.id, "ty": "http", "endpoint": d.uri, "created_at": datetime.fromtimestamp(d.created_ms / 1000, UTC),

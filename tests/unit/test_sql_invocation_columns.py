@@ -1,6 +1,7 @@
 """``sys_invocation`` columns Reprise fills as Restate 1.7.12 does (compared with a live Restate server
 running the same handlers): commands in the journal, when a scheduled invocation is due, the Restate
-version, and the attempt columns only while an attempt is in the invoker."""
+version, and the attempt columns only while an attempt is in the invoker; ``sys_service``'s revision
+and public flag."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from reprise.engine.ids import InvocationId
 from reprise.engine.introspection import RESTATE_VERSION
 from reprise.engine.introspection_schema import batch
 from reprise.engine.partitioning import partition_for_key
+from reprise.engine.registry import ServiceInfo
+from reprise.ingress import sql_query
 from reprise.partitions.state.rocks_store import RocksStore
 from reprise.partitions.state.sql_scan import PartitionScan, ScanBudget
 from tests.unit.apply_helpers import N, invoke, new_partition, output, run, run_done
@@ -69,6 +72,18 @@ def test_attempt_columns_only_while_an_attempt_is_in_the_invoker(tmp_path: Path)
     rows = _rows(tmp_path / "after", dict(p.store.data))
     assert rows[holder].get("status") == "completed"
     # Restate: a completed invocation has no attempt state (retry_count, last_start_at, ... null)
-    assert (rows[holder].get("retry_count"), rows[holder].get("last_start_at"), rows[holder].get("last_attempt_deployment_id")) \
-        == (None, None, None)
+    done = rows[holder]
+    assert (done.get("retry_count"), done.get("last_start_at"), done.get("last_attempt_deployment_id")) == (None,) * 3
     assert rows[waiting].get("status") == "running" and rows[waiting].get("retry_count") == 1
+
+
+class _Registry:
+    """A registry with one service at its second revision, made private by a PATCH."""
+
+    def services(self) -> list[ServiceInfo]:
+        return [ServiceInfo("Probe", "VIRTUAL_OBJECT", "dp_1", {}, public=False, revision=2)]
+
+
+def test_sys_service_shows_the_revision_and_whether_the_service_is_public() -> None:
+    (row,) = sql_query.registry_batch("sys_service", _Registry()).to_pylist()  # type: ignore[arg-type]
+    assert row == {"name": "Probe", "revision": 2, "public": False, "ty": "virtual_object", "deployment_id": "dp_1"}
