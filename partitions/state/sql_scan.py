@@ -112,9 +112,21 @@ _SERVICE_TY = {"SERVICE": "service", "VIRTUAL_OBJECT": "virtual_object", "WORKFL
 # Statuses whose invocation has no journal yet (its input waits in the inbox or the schedule) and
 # no attempt: Restate leaves their journal and attempt columns null.
 _NOT_STARTED = frozenset({"INBOXED", "SCHEDULED"})
-# Statuses with an attempt in the invoker (running, or retrying after a failure), the rows Restate's
-# ``sys_invocation_state`` holds: the attempt columns (retry_count, last_*) are null for the others.
-_WITH_ATTEMPT = frozenset({"INVOKED", "BACKING_OFF", "SUSPENDED", "PAUSED"})
+# Statuses whose attempt state Restate 1.7.12 shows (running, retrying after a failure, paused: the
+# rows of its ``sys_invocation_state``): the attempt columns (retry_count, last_*) are null for the
+# others, a suspended invocation's too.
+_WITH_ATTEMPT = frozenset({"INVOKED", "BACKING_OFF", "PAUSED"})
+
+
+def waiting_future_json(row: Row) -> str | None:
+    """What a suspended invocation waits for, as Restate writes it: any of these completions and
+    signals (``Unknown``: a suspension does not say how the handler combines them). None when it
+    waits for a named signal, whose form in Restate's JSON is not known here."""
+    if row["waiting_named"]:
+        return None
+    waits = [{"Single": {"CompletionId": c}} for c in row["waiting_completions"]]
+    waits += [{"Single": {"SignalIndex": i}} for i in row["waiting_signals"]]
+    return json.dumps({"Unknown": waits}, separators=(",", ":"))
 
 
 def journal_commands(row: Row) -> int:
@@ -155,6 +167,7 @@ def invocation_row(row: Row, service_types: ServiceTypes, scheduled_start_ms: in
         "completed_at": _ts(row["completed_ms"]),
         "suspended_waiting_for_completions": list(row["waiting_completions"]) if status == "SUSPENDED" else None,
         "suspended_waiting_for_signals": list(row["waiting_signals"]) if status == "SUSPENDED" else None,
+        "suspended_waiting_future_json": waiting_future_json(row) if status == "SUSPENDED" else None,
     }
     if status in _WITH_ATTEMPT:
         out.update({

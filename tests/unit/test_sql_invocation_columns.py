@@ -1,7 +1,7 @@
 """``sys_invocation`` columns Reprise fills as Restate 1.7.12 does (compared with a live Restate server
 running the same handlers): commands in the journal, when a scheduled invocation is due, the Restate
-version, and the attempt columns only while an attempt is in the invoker; ``sys_service``'s revision
-and public flag."""
+version, what a suspended invocation waits for, and the attempt columns only where Restate shows
+them; ``sys_service``'s revision and public flag."""
 
 from __future__ import annotations
 
@@ -12,11 +12,13 @@ from reprise.engine.ids import InvocationId
 from reprise.engine.introspection import RESTATE_VERSION
 from reprise.engine.introspection_schema import batch
 from reprise.engine.partitioning import partition_for_key
+from reprise.engine.protocol import reprise_protocol_pb2 as pb
+from reprise.engine.protocol.framing import encode_message
 from reprise.engine.registry import ServiceInfo
 from reprise.ingress import sql_query
 from reprise.partitions.state.rocks_store import RocksStore
 from reprise.partitions.state.sql_scan import PartitionScan, ScanBudget
-from tests.unit.apply_helpers import N, invoke, new_partition, output, run, run_done
+from tests.unit.apply_helpers import N, invoke, new_partition, output, run, run_done, suspended
 
 
 def _keys(n: int) -> list[str]:
@@ -87,3 +89,19 @@ class _Registry:
 def test_sys_service_shows_the_revision_and_whether_the_service_is_public() -> None:
     (row,) = sql_query.registry_batch("sys_service", _Registry()).to_pylist()  # type: ignore[arg-type]
     assert row == {"name": "Probe", "revision": 2, "public": False, "ty": "virtual_object", "deployment_id": "dp_1"}
+
+
+def test_a_suspended_invocation_shows_what_it_waits_for_and_no_attempt(tmp_path: Path) -> None:
+    p = new_partition()
+    key = _keys(1)[0]
+    inv = str(InvocationId.new(key))
+    invoke(p, inv, key=key, handler_kind="EXCLUSIVE")
+    sleep = encode_message(pb.SleepCommandMessage(wake_up_time=9_000, result_completion_id=1))
+    p.effects(inv, 1, [sleep], suspended(1))
+    row = _rows(tmp_path, dict(p.store.data))[inv]
+    assert row["status"] == "suspended"
+    # what Restate 1.7.12 showed for a handler suspended on a sleep (completion 1; signal 1 is cancellation)
+    assert row["suspended_waiting_future_json"] == \
+        '{"Unknown":[{"Single":{"CompletionId":1}},{"Single":{"SignalIndex":1}}]}'
+    assert row.get("retry_count") is None and row.get("last_attempt_deployment_id") is None
+    assert (row["journal_size"], row["journal_commands_size"]) == (2, 2)
