@@ -90,11 +90,9 @@ class QueryLoop:
         self.seconds = ms / 1000
 
 
-def start(args: argparse.Namespace, home: str) -> tuple[subprocess.Popen, subprocess.Popen, str, str]:
+def start(args: argparse.Namespace, home: str, namespace: str) -> tuple[subprocess.Popen, subprocess.Popen, str, str]:
     ingress, admin, service = (f"http://127.0.0.1:{args.port_base + n}" for n in (1, 2, 10))
     env = {"REPRISE_COMPLETED_RETENTION_S": "60", **os.environ}
-    # a namespace tests/conftest.py knows as someone's (a test's clean-up leaves its topics alone)
-    namespace = f"tqload{uuid.uuid4().hex[:12]}"
     engine = subprocess.Popen([sys.executable, "-m", "reprise", "dev", "--kafka", args.kafka, "--namespace", namespace,
                                "--home", home, "--ingress-port", str(args.port_base + 1),
                                "--admin-port", str(args.port_base + 2)], cwd=ROOT, env=env,
@@ -119,6 +117,19 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait(30)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
+
+
+def drop_topics(bootstrap: str, namespace: str) -> None:
+    """The run's topics: a shared broker should not keep every run's partitions."""
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    topics = [t for t in admin.list_topics(timeout=30).topics if t.startswith(namespace + ".")]
+    for fut in (admin.delete_topics(topics, operation_timeout=30) if topics else {}).values():
+        try:
+            fut.result()
+        except Exception as e:  # noqa: BLE001 - a topic already gone
+            print(f"could not delete a topic: {e}")
 
 
 def line(side: str, round_: int, res: Result, loop: QueryLoop | None) -> str:
@@ -151,10 +162,12 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     args = parser.parse_args()
     request = {name: req for name, req, _ in WORKLOADS}[args.workload]
+    # a namespace tests/conftest.py knows as someone's (a test's clean-up leaves its topics alone)
+    namespace = f"tqload{uuid.uuid4().hex[:12]}"
     with tempfile.TemporaryDirectory(prefix="query-load-") as home:
         engine, app = None, None
         try:
-            engine, app, ingress, admin = start(args, home)
+            engine, app, ingress, admin = start(args, home, namespace)
             warm = asyncio.run(run_load(ingress, request, args.concurrency, 0, args.warmup))
             print(f"warm-up: {args.workload} C={args.concurrency} for {args.warmup:.0f} s, {warm.rps:.0f} req/s",
                   flush=True)
@@ -179,6 +192,7 @@ def main() -> None:
             for proc in (engine, app):
                 if proc is not None:
                     stop(proc)
+            drop_topics(args.kafka, namespace)
 
 
 if __name__ == "__main__":
