@@ -204,7 +204,7 @@ def _json_value(v: Any) -> Any:
     return v
 
 
-JSON_SLICE = 512  # rows turned into Python values between two paces
+JSON_SLICE = 128  # rows turned into Python values between two paces (~2.5 ms of interpreter)
 
 
 def _json_column(col: pa.Array) -> list[Any]:

@@ -135,9 +135,9 @@ class StoreTables:
     def owned(self) -> set[int]:
         return set(self._stores)
 
-    # Rows held as Python objects at once: they become an Arrow batch, then go. Turning 512 rows into
-    # Arrow takes ~4 ms of interpreter without a pause, 4,096 took ~30 ms (all the apply loop waited).
-    CHUNK = 512
+    # Rows held as Python objects at once: they become an Arrow batch, then go. Turning 256 rows into
+    # Arrow takes ~2 ms of interpreter without a pause, 4,096 took ~30 ms (all the apply loop waited).
+    CHUNK = 256
 
     def scan(self, table: str, partitions: set[int], max_rows: int, deadline: float,
              selection: Selection | None = None) -> Any:
