@@ -3,6 +3,8 @@ and answers draw on it. Clocks are simulated: what is checked is the pacing arit
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 
 import pyarrow as pa
@@ -98,3 +100,39 @@ def test_a_json_answer_paces_between_slices() -> None:
     assert meter.paces >= 1_000 // sql_query.JSON_SLICE
     assert body.count(b'"service_key"') == 1_000
     assert isinstance(got, pa.RecordBatch)
+
+
+class _Request:
+    headers = {"accept": "application/json"}
+
+    async def read(self) -> bytes:
+        return b'{"query": "select 1 as one"}'
+
+
+class _NoRegistry:
+    def services(self) -> list:
+        return []
+
+    def deployments(self) -> list:
+        return []
+
+
+def test_the_json_answer_is_built_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large answer takes the interpreter for a while: never on the thread that serves HTTP."""
+    built_on = []
+    as_json = sql_query.as_json
+
+    def recording(*args: object) -> bytes:
+        built_on.append(threading.get_ident())
+        return as_json(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sql_query, "as_json", recording)
+
+    async def ask() -> tuple[int, bytes, int]:
+        resp = await sql_query.handle(_Request(), lambda *a: None, _NoRegistry(), 4,  # type: ignore[arg-type]
+                                      sql_query.QueryLimits(rows=10, scan=10, timeout_s=30))
+        return resp.status, resp.body, threading.get_ident()
+
+    status, body, loop_thread = asyncio.run(ask())
+    assert status == 200 and b'"one":1' in body
+    assert built_on and built_on[0] != loop_thread
