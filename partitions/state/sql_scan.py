@@ -204,6 +204,38 @@ def _entry_body(msg: Any) -> dict[str, Any]:
     return body
 
 
+_RESULT = {"value": "Success", "void": "Void", "failure": "Failure", "invocation_id": "InvocationId",
+           "state_keys": "StateKeys"}
+
+
+def _lite(t: int, name: str, msg: Any) -> dict[str, Any]:
+    """An entry's ``entry_lite_json`` body as Restate 1.7.12 writes it for the entry types compared
+    with it (the rest: ``{}``): a completion's id and result kind, a command's small fields."""
+    if is_notification(t):
+        if msg.WhichOneof("id") != "completion_id":
+            return {name: {}}
+        return {"ty": {"Completion": name}, "id": {"CompletionId": msg.completion_id},
+                "result": _RESULT.get(msg.WhichOneof("result") or "", "Void")}
+    if t == MessageType.RUN_COMMAND:
+        body: dict[str, Any] = {"completion_id": msg.result_completion_id, "name": msg.name}
+    elif t == MessageType.SLEEP_COMMAND:
+        body = {"wake_up_time": msg.wake_up_time, "completion_id": msg.result_completion_id}
+    elif t == MessageType.SET_STATE_COMMAND:
+        body = {"key": msg.key.decode("utf-8", "replace")}
+    elif t == MessageType.GET_EAGER_STATE_COMMAND:
+        body = {"key": msg.key.decode("utf-8", "replace"),
+                "result": _RESULT.get(msg.WhichOneof("result") or "", "Void")}
+    elif t == MessageType.OUTPUT_COMMAND:
+        body = {"result": _RESULT.get(msg.WhichOneof("result") or "", "Success")}
+    else:
+        body = {}
+    return {name: body}
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))  # as Restate writes its JSON columns
+
+
 def _has_credentials(body: dict[str, Any]) -> bool:
     return any(h["value"] == REDACTED for h in body.get("headers", ()))
 
@@ -228,7 +260,7 @@ def journal_rows(inv: str, frames: list[bytes]) -> list[Row]:
                  else {kind: {name: body}})
         row: Row = {"partition_key": pk, "id": inv, "index": index, "entry_type": _entry_type(t),
                     "raw": None if _has_credentials(body) else raw[8:], "raw_length": len(raw) - 8, "version": 2,
-                    "entry_json": json.dumps(shown), "entry_lite_json": json.dumps({kind: {name: {}}})}
+                    "entry_json": _compact(shown), "entry_lite_json": _compact({kind: _lite(t, name, msg)})}
         if kind == "Command":
             row["name"] = getattr(msg, "name", "")
             completion = getattr(msg, "result_completion_id", 0)

@@ -105,3 +105,20 @@ def test_a_suspended_invocation_shows_what_it_waits_for_and_no_attempt(tmp_path:
         '{"Unknown":[{"Single":{"CompletionId":1}},{"Single":{"SignalIndex":1}}]}'
     assert row.get("retry_count") is None and row.get("last_attempt_deployment_id") is None
     assert (row["journal_size"], row["journal_commands_size"]) == (2, 2)
+
+
+def test_journal_entries_lite_json_as_restate_writes_it(tmp_path: Path) -> None:
+    p = new_partition()
+    key = _keys(1)[0]
+    inv = str(InvocationId.new(key))
+    invoke(p, inv, key=key, handler_kind="EXCLUSIVE")
+    p.effects(inv, 1, [run(1), run_done(1, b'"a"'), output(b'"x"')], {})
+    store = RocksStore(tmp_path / "store")
+    store.write(dict(p.store.data))
+    scan = PartitionScan(store.db, lambda name: "VIRTUAL_OBJECT", ScanBudget(1_000, time.monotonic() + 30))
+    lite = [r["entry_lite_json"] for r in scan.rows("sys_journal")]
+    store.close()
+    # the forms Restate 1.7.12 wrote for the same entries (its journal of a handler with a ctx.run step)
+    assert lite == ['{"Command":{"Input":{}}}', '{"Command":{"Run":{"completion_id":1,"name":"step"}}}',
+                    '{"Notification":{"ty":{"Completion":"Run"},"id":{"CompletionId":1},"result":"Success"}}',
+                    '{"Command":{"Output":{"result":"Success"}}}']
