@@ -120,6 +120,8 @@ class Config:
     query_row_limit: int = 10_000
     query_scan_limit: int = 200_000
     query_timeout_s: float = 30.0
+    # engine/interpreter_share.py: the share of a process's interpreter its queries may take together
+    query_cpu_share: float = 0.25
     # engine/identity.py: an Ed25519 PKCS#8 PEM key; requests to services are then signed (request identity v1)
     request_identity_private_key_pem_file: str = ""
     # docs/metrics.md: librdkafka's statistics every this many ms (engine/kafka_stats.py), and the processor's

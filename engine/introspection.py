@@ -8,6 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+# The Restate release whose admin API and introspection tables Reprise follows: what ``GET /version``
+# says, and ``sys_invocation.created_using_restate_version``.
+RESTATE_VERSION = "1.7.12"
+
 
 class Introspector(Protocol):
     def invocations(self, status: str | None, limit: int) -> list[dict[str, Any]]:

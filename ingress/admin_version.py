@@ -12,9 +12,9 @@ from aiohttp import web
 
 from reprise import __version__
 from reprise.engine.config import Config
+from reprise.engine.introspection import RESTATE_VERSION  # the Restate release whose admin API this one follows
 
 ADMIN_API_VERSIONS = (2, 3, 4)
-RESTATE_VERSION = "1.7.12"  # the Restate release whose admin API this one follows (docs/admin-api.md)
 
 
 def ingress_endpoint(cfg: Config) -> str:

@@ -28,6 +28,7 @@ from aiohttp import web
 from reprise.engine.cluster_members import Members
 from reprise.engine.config import Config
 from reprise.engine.ids import InvocationId
+from reprise.engine.interpreter_share import QUERIES
 from reprise.engine.introspection import Introspector, ScanRefused, Selection, TableSource, redact_headers
 from reprise.engine.partitioning import partition_for_key
 from reprise.engine.registry import Registry
@@ -48,6 +49,7 @@ class ClusterReads:
         self._local, self._tables, self._members = local, tables, members
         self._headers = {"content-type": "application/json", **({"authorization": f"Bearer {token}"} if token else {})}
         self._http = httpx.Client(timeout=cfg.query_timeout_s + 5)
+        QUERIES.set_share(cfg.query_cpu_share)  # one cap per process: its scans and statements together
 
     # where partitions are ------------------------------------------------------------------
     def _owned(self) -> set[int]:
@@ -209,12 +211,19 @@ class ClusterReads:
             return sql_query.error(400, f"no table {table!r}")
         try:
             async with self._scans:
-                got = await _in_thread(self._tables.scan, table, parts, int(body["max_rows"]),
+                got = await _in_thread(self._scan_bytes, table, parts, int(body["max_rows"]),
                                        time.monotonic() + float(body["timeout_s"]), selection)
         except ScanRefused as e:
             return sql_query.error(e.status, str(e))
-        return web.Response(body=sql_query.as_arrow(sql_query.Answer(got.schema, [got], False)),
-                            content_type=sql_query.ARROW_STREAM)
+        return web.Response(body=got, content_type=sql_query.ARROW_STREAM)
+
+    def _scan_bytes(self, table: str, parts: set[int], max_rows: int, deadline: float, selection: Selection) -> bytes:
+        """A scan of partitions owned here as an Arrow IPC stream, all of it off the event loop."""
+        from reprise.ingress import sql_query
+
+        assert self._tables is not None
+        got = self._tables.scan(table, parts, max_rows, deadline, selection)
+        return sql_query.as_arrow(sql_query.Answer(got.schema, [got], False))
 
     async def _serve_introspect(self, request: web.Request) -> web.Response:
         body = orjson.loads(await request.read())

@@ -10,6 +10,7 @@ from typing import Any
 from prometheus_client import Counter
 
 from reprise.engine.ids import InvocationId
+from reprise.engine.interpreter_share import QUERIES
 from reprise.engine.introspection import ScanRefused, Selection
 from reprise.engine.protocol import journal as pj
 from reprise.partitions.core.apply.schedule import describe as describe_schedule
@@ -134,7 +135,9 @@ class StoreTables:
     def owned(self) -> set[int]:
         return set(self._stores)
 
-    CHUNK = 4096  # rows held as Python objects at once: they become an Arrow batch, then go
+    # Rows held as Python objects at once: they become an Arrow batch, then go. Turning 256 rows into
+    # Arrow takes ~2 ms of interpreter without a pause, 4,096 took ~30 ms (all the apply loop waited).
+    CHUNK = 256
 
     def scan(self, table: str, partitions: set[int], max_rows: int, deadline: float,
              selection: Selection | None = None) -> Any:
@@ -142,7 +145,8 @@ class StoreTables:
 
         from reprise.engine.introspection_schema import SCHEMAS, batch
 
-        budget = ScanBudget(max_rows, deadline)
+        meter = QUERIES.meter()
+        budget = ScanBudget(max_rows, deadline, meter)
         batches, chunk = [], []
         for p in sorted(partitions):
             QUERY_SCANS.labels(str(p)).inc()
@@ -155,6 +159,7 @@ class StoreTables:
                     if len(chunk) >= self.CHUNK:
                         batches.append(batch(table, chunk))
                         chunk = []
+                        meter.pace()
             except ScanRefused:
                 raise
             except Exception as e:  # noqa: BLE001 - closed under the scan: the partition moved away

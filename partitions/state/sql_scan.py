@@ -2,7 +2,9 @@
 
 A scan reads a RocksDB snapshot, on the caller's thread (the admin API's executor), never the
 apply thread: the apply loop keeps writing while a query reads a consistent view of the partition.
-A scan is bounded by a row budget and a deadline shared by the whole query (``ScanBudget``).
+A scan is bounded by a row budget and a deadline shared by the whole query (``ScanBudget``), and
+paced: it takes at most the process's share of the interpreter for queries
+(engine/interpreter_share.py), so it never holds the GIL from the apply loop for long.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from typing import Any
 from google.protobuf.json_format import MessageToDict
 
 from reprise.engine.ids import InvocationId
-from reprise.engine.introspection import REDACTED, ScanRefused, Selection, is_credential_header
+from reprise.engine.interpreter_share import Meter
+from reprise.engine.introspection import REDACTED, RESTATE_VERSION, ScanRefused, Selection, is_credential_header
 from reprise.engine.partitioning import partition_key
 from reprise.engine.protocol import journal as pj
 from reprise.engine.protocol.messages import MessageType, is_notification
@@ -31,16 +34,18 @@ ServiceTypes = Callable[[str], str | None]  # service name -> SERVICE | VIRTUAL_
 class ScanBudget:
     rows: int  # rows every table of the query may still read, together
     deadline: float  # time.monotonic() past which the query is abandoned
+    meter: Meter | None = None  # the scanning thread's draw on the process's share for queries
 
     def take(self, n: int = 1) -> None:
         self.rows -= n
         if self.rows < 0:
             raise ScanRefused(400, "the query reads more rows than REPRISE_QUERY_SCAN_LIMIT allows: filter on "
                                    "partition_key, a key or an invocation id")
-        if self.rows % 256 == 0:
-            if time.monotonic() > self.deadline:
+        if self.rows % 16 == 0:
+            if self.meter is not None:
+                self.meter.pace()  # the apply loop and the ingress of this process keep their share
+            if self.rows % 256 == 0 and time.monotonic() > self.deadline:
                 raise ScanRefused(504, "the query ran past REPRISE_QUERY_TIMEOUT_S")
-            time.sleep(0)  # hand the GIL over: the apply thread of this process never waits a whole scan
 
 
 class SnapshotReader:
@@ -104,13 +109,43 @@ _STATUS = {"SCHEDULED": "scheduled", "INBOXED": "pending", "INVOKED": "running",
 _SERVICE_TY = {"SERVICE": "service", "VIRTUAL_OBJECT": "virtual_object", "WORKFLOW": "workflow"}
 
 
-def invocation_row(row: Row, service_types: ServiceTypes) -> Row:
-    """One ``sys_invocation`` row (a superset of ``sys_invocation_status``) from a stored status row."""
+# Statuses whose invocation has no journal yet (its input waits in the inbox or the schedule) and
+# no attempt: Restate leaves their journal and attempt columns null.
+_NOT_STARTED = frozenset({"INBOXED", "SCHEDULED"})
+# Statuses whose attempt state Restate 1.7.12 shows (running, retrying after a failure, paused: the
+# rows of its ``sys_invocation_state``): the attempt columns (retry_count, last_*) are null for the
+# others, a suspended invocation's too.
+_WITH_ATTEMPT = frozenset({"INVOKED", "BACKING_OFF", "PAUSED"})
+
+
+def waiting_future_json(row: Row) -> str | None:
+    """What a suspended invocation waits for, as Restate writes it: any of these completions and
+    signals (``Unknown``: a suspension does not say how the handler combines them). None when it
+    waits for a named signal, whose form in Restate's JSON is not known here."""
+    if row["waiting_named"]:
+        return None
+    waits = [{"Single": {"CompletionId": c}} for c in row["waiting_completions"]]
+    waits += [{"Single": {"SignalIndex": i}} for i in row["waiting_signals"]]
+    return json.dumps({"Unknown": waits}, separators=(",", ":"))
+
+
+def journal_commands(row: Row) -> int:
+    """How many of an invocation's journal entries are commands: every notification the journal
+    holds put its id in ``completed_ids``, ``signal_ids`` or ``named_signals`` (``lifecycle.append_entry``;
+    a second notification of one id is never appended), so the rest are commands."""
+    notifications = len(row["completed_ids"]) + len(row["signal_ids"]) + len(row["named_signals"])
+    return max(0, row["journal_length"] - notifications)
+
+
+def invocation_row(row: Row, service_types: ServiceTypes, scheduled_start_ms: int | None = None) -> Row:
+    """One ``sys_invocation`` row (a superset of ``sys_invocation_status``) from a stored status row;
+    ``scheduled_start_ms``: when a scheduled invocation is due."""
     key, status = row["key"], row["status"]
     ty = service_types(row["service"])
     failure = row["last_failure"]
     result = row["result_failure"]
     caller = row["caller"]
+    started = status not in _NOT_STARTED
     out = {
         "partition_key": InvocationId.parse(row["invocation_id"]).pk, "id": row["invocation_id"],
         "status": _STATUS.get(status, status.lower()),
@@ -120,22 +155,28 @@ def invocation_row(row: Row, service_types: ServiceTypes) -> Row:
         "idempotency_key": row["idempotency_key"],
         "invoked_by": "service" if caller else "restart_as_new" if row.get("restarted_from") else "ingress",
         "invoked_by_id": caller["invocation_id"] if caller else None, "restarted_from": row.get("restarted_from"),
-        "pinned_deployment_id": row["deployment_id"], "journal_size": row["journal_length"],
+        "pinned_deployment_id": row["deployment_id"],
+        "journal_size": row["journal_length"] if started else None,
+        "journal_commands_size": journal_commands(row) if started else None,
         "pinned_service_protocol_version": 6 if row["deployment_id"] else None,
         "created_at": _ts(row["created_ms"]), "modified_at": _ts(row["modified_ms"]),
-        "created_using_restate_version": None,
+        "created_using_restate_version": RESTATE_VERSION,
         "inboxed_at": _ts(row["created_ms"]) if status == "INBOXED" else None,
         "scheduled_at": _ts(row["created_ms"]) if status == "SCHEDULED" else None,
+        "scheduled_start_at": _ts(scheduled_start_ms) if status == "SCHEDULED" else None,
         "running_at": _ts(row["created_ms"]) if row["attempt"] > 0 else None,
         "completed_at": _ts(row["completed_ms"]),
         "journal_retention": row.get("journal_retention_ms"),  # set at completion (v2 rows)
         "suspended_waiting_for_completions": list(row["waiting_completions"]) if status == "SUSPENDED" else None,
         "suspended_waiting_for_signals": list(row["waiting_signals"]) if status == "SUSPENDED" else None,
-        "retry_count": row["attempt"], "last_start_at": _ts(row["last_entry_ms"]) if row["attempt"] else None,
-        "next_retry_at": _ts(row["next_retry_ms"]), "last_attempt_deployment_id": row["deployment_id"],
-        "last_failure": failure["message"] if failure else None,
-        "last_failure_error_code": str(failure["code"]) if failure else None,
+        "suspended_waiting_future_json": waiting_future_json(row) if status == "SUSPENDED" else None,
     }
+    if status in _WITH_ATTEMPT:
+        out.update({
+            "retry_count": row["attempt"], "last_start_at": _ts(row["last_entry_ms"]) if row["attempt"] else None,
+            "next_retry_at": _ts(row["next_retry_ms"]), "last_attempt_deployment_id": row["deployment_id"],
+            "last_failure": failure["message"] if failure else None,
+            "last_failure_error_code": str(failure["code"]) if failure else None})
     if status == "COMPLETED":
         out["completion_result"] = "failure" if result else "success"
         out["completion_failure"] = f"[{result['code']}] {result['message']}" if result else None
@@ -165,6 +206,38 @@ def _entry_body(msg: Any) -> dict[str, Any]:
     return body
 
 
+_RESULT = {"value": "Success", "void": "Void", "failure": "Failure", "invocation_id": "InvocationId",
+           "state_keys": "StateKeys"}
+
+
+def _lite(t: int, name: str, msg: Any) -> dict[str, Any]:
+    """An entry's ``entry_lite_json`` body as Restate 1.7.12 writes it for the entry types compared
+    with it (the rest: ``{}``): a completion's id and result kind, a command's small fields."""
+    if is_notification(t):
+        if msg.WhichOneof("id") != "completion_id":
+            return {name: {}}
+        return {"ty": {"Completion": name}, "id": {"CompletionId": msg.completion_id},
+                "result": _RESULT.get(msg.WhichOneof("result") or "", "Void")}
+    if t == MessageType.RUN_COMMAND:
+        body: dict[str, Any] = {"completion_id": msg.result_completion_id, "name": msg.name}
+    elif t == MessageType.SLEEP_COMMAND:
+        body = {"wake_up_time": msg.wake_up_time, "completion_id": msg.result_completion_id}
+    elif t == MessageType.SET_STATE_COMMAND:
+        body = {"key": msg.key.decode("utf-8", "replace")}
+    elif t == MessageType.GET_EAGER_STATE_COMMAND:
+        body = {"key": msg.key.decode("utf-8", "replace"),
+                "result": _RESULT.get(msg.WhichOneof("result") or "", "Void")}
+    elif t == MessageType.OUTPUT_COMMAND:
+        body = {"result": _RESULT.get(msg.WhichOneof("result") or "", "Success")}
+    else:
+        body = {}
+    return {name: body}
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))  # as Restate writes its JSON columns
+
+
 def _has_credentials(body: dict[str, Any]) -> bool:
     return any(h["value"] == REDACTED for h in body.get("headers", ()))
 
@@ -189,7 +262,7 @@ def journal_rows(inv: str, frames: list[bytes]) -> list[Row]:
                  else {kind: {name: body}})
         row: Row = {"partition_key": pk, "id": inv, "index": index, "entry_type": _entry_type(t),
                     "raw": None if _has_credentials(body) else raw[8:], "raw_length": len(raw) - 8, "version": 2,
-                    "entry_json": json.dumps(shown), "entry_lite_json": json.dumps({kind: {name: {}}})}
+                    "entry_json": _compact(shown), "entry_lite_json": _compact({kind: _lite(t, name, msg)})}
         if kind == "Command":
             row["name"] = getattr(msg, "name", "")
             completion = getattr(msg, "result_completion_id", 0)
@@ -250,7 +323,22 @@ class PartitionScan:
             yield codec.decode_stored("InvocationStatus", raw)
 
     def _sys_invocation(self) -> Iterator[Row]:
-        return (invocation_row(r, self._types) for r in self._statuses())
+        due: dict[str, int] | None = None
+        for r in self._statuses():
+            if r["status"] == "SCHEDULED" and due is None:
+                due = self._scheduled_starts()  # read once, and only where something is scheduled
+            yield invocation_row(r, self._types, due.get(r["invocation_id"]) if due is not None else None)
+
+    def _scheduled_starts(self) -> dict[str, int]:
+        """Invocation id -> when it is due, for the scheduled invocations of the partition: their
+        ``invoke`` timers (``tm/<fire time>/<invocation>/invoke/0``, read from the keys alone)."""
+        due = {}
+        for k, _ in self._r.scan(b"tm/"):
+            fire_at, _, timer_id = k[3:].decode().partition("/")
+            inv, _, kind = timer_id.partition("/")
+            if kind.startswith("invoke/"):
+                due[inv] = int(fire_at)
+        return due
 
     _sys_invocation_status = _sys_invocation  # its columns are a subset: the batch keeps only its own
 
