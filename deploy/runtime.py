@@ -133,7 +133,7 @@ async def _register_embedded(registry: Registry, app: EmbeddedApp) -> None:
     existing = registry.find_by_uri(app.uri)
     if existing is None or existing.manifest != manifest:
         await asyncio.get_running_loop().run_in_executor(
-            None, registry.publish, Deployment.new(app.uri, True, {}, manifest))
+            None, registry.publish, Deployment.new(app.uri, True, {}, manifest, registry.id_for_uri(app.uri)))
     log.info("embedded app %s serves %s", app.spec, ", ".join(s["name"] for s in manifest["services"]))
 
 

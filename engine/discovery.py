@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 
 from reprise.engine.identity import RequestSigner
-from reprise.engine.ids import b62
+from reprise.engine.ids import resource_id
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ class DiscoveryError(Exception):
 def deployment_id(uri: str) -> str:
     """Restate's form (``dp_1`` and a base62 u128: its CLI parses ids), derived from the uri so that
     registering the same uri again names the same deployment."""
-    return "dp_1" + b62(int.from_bytes(hashlib.sha256(uri.encode()).digest()[:16], "big"), 22)
+    return resource_id("dp", int.from_bytes(hashlib.sha256(uri.encode()).digest()[:16], "big"))
 
 
 def http_client(use_http_11: bool, timeout: float) -> httpx.AsyncClient:

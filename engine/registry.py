@@ -66,11 +66,12 @@ class Deployment:
     services: list[ServiceInfo] = field(default_factory=list)
 
     @staticmethod
-    def new(uri: str, use_http_11: bool, headers: dict[str, str], manifest: dict[str, Any]) -> Deployment:
-        """A deployment just discovered at ``uri``, its id derived from the uri."""
+    def new(uri: str, use_http_11: bool, headers: dict[str, str], manifest: dict[str, Any],
+            dep_id: str | None = None) -> Deployment:
+        """A deployment just discovered at ``uri``, its id ``dep_id`` or else derived from the uri."""
         from reprise.engine.discovery import deployment_id
 
-        return Deployment.from_record({"id": deployment_id(uri), "uri": uri, "use_http_11": use_http_11,
+        return Deployment.from_record({"id": dep_id or deployment_id(uri), "uri": uri, "use_http_11": use_http_11,
                                        "additional_headers": headers, "manifest_json": json.dumps(manifest),
                                        "created_ms": now_ms()})
 
@@ -213,6 +214,14 @@ class Registry:
     def find_by_uri(self, uri: str) -> Deployment | None:
         with self._lock:
             return next((d for d in self._deployments.values() if d.uri == uri), None)
+
+    def id_for_uri(self, uri: str) -> str:
+        """The id of the deployment at ``uri``: the one it was registered under (an older form of id
+        included), else the id derived from the uri."""
+        from reprise.engine.discovery import deployment_id
+
+        existing = self.find_by_uri(uri)
+        return existing.id if existing is not None else deployment_id(uri)
 
 
 def _latest_services(deployments: Any) -> dict[str, ServiceInfo]:

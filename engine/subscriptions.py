@@ -13,7 +13,7 @@ from confluent_kafka import Producer
 
 from reprise.engine.clock import now_ms
 from reprise.engine.config import Config
-from reprise.engine.ids import b62
+from reprise.engine.ids import resource_id
 from reprise.engine.kafka import produce_record, producer_config
 from reprise.engine.kafka_clusters import KEY_PREFIX, KafkaCluster
 from reprise.engine.topic_view import TopicView
@@ -38,7 +38,7 @@ def subscription_id(topic: str, service: str, handler: str, cluster: str | None 
     """Restate's form (``sub_1`` and a base62 u128: its CLI parses ids), derived from (cluster, topic,
     target): the same subscription has the same id."""
     source = f"{cluster or ''}\0{topic}\0{service}\0{handler}"
-    return "sub_1" + b62(int.from_bytes(hashlib.sha256(source.encode()).digest()[:16], "big"), 22)
+    return resource_id("sub", int.from_bytes(hashlib.sha256(source.encode()).digest()[:16], "big"))
 
 
 class SubscriptionRegistry:

@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from reprise.engine.config import Config
-from reprise.engine.discovery import DiscoveryError, deployment_id, discover
+from reprise.engine.discovery import DiscoveryError, discover
 from reprise.engine.durations import parse_ms
 from reprise.engine.identity import RequestSigner
 from reprise.engine.registry import Deployment, Registry
@@ -79,8 +79,9 @@ class RegistryRoutes:
         breaking = force or body.get("breaking") is True
         headers = _headers(body.get("additional_headers"))
         manifest = await self._discover(uri, use_http_11, headers)
-        existing = self.registry.deployment(deployment_id(uri))
-        location = {"location": f"deployments/{deployment_id(uri)}"}
+        dep_id = self.registry.id_for_uri(uri)
+        existing = self.registry.deployment(dep_id)
+        location = {"location": f"deployments/{dep_id}"}
         if existing is not None and not force:  # Restate: the deployment already exists, nothing changes
             if manifest["services"] != existing.manifest.get("services"):  # (a PATCH also differs)
                 log.warning("deployment %s at %s now serves a different manifest; it stays registered as it was "
@@ -90,7 +91,7 @@ class RegistryRoutes:
             self._check_compatible(manifest)
         if isinstance(body.get("metadata"), dict) and body["metadata"]:
             manifest["_metadata"] = {str(k): str(v) for k, v in body["metadata"].items()}
-        dep = self._with_revisions(Deployment.new(uri, use_http_11, headers, manifest))
+        dep = self._with_revisions(Deployment.new(uri, use_http_11, headers, manifest, dep_id))
         if not dry_run:
             await _in_thread(self.registry.publish, dep)
         return web.json_response(registered(dep, self.cfg), status=200 if existing is not None else 201,
