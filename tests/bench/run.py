@@ -195,11 +195,14 @@ class RepriseEmbedded(Reprise):
 
 def start_service(**env: str) -> subprocess.Popen:
     """The benchmarks' restate-sdk service (benchapp under hypercorn, h2c) on SERVICE's port, with
-    ``env`` added to its environment (``BENCH_TRACE="1"``)."""
-    return subprocess.Popen([sys.executable, "-m", "hypercorn", "tests.bench.benchapp:app", "--bind",
+    ``env`` added to its environment (``BENCH_TRACE="1"``), once it answers: an engine registering it
+    earlier fails its discovery (Restate answers 500)."""
+    proc = subprocess.Popen([sys.executable, "-m", "hypercorn", "tests.bench.benchapp:app", "--bind",
                              "127.0.0.1:9080", "--config", str(Path(__file__).with_name("hypercorn.toml"))],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
                             env={**os.environ, **env})
+    wait_http(SERVICE + "/_bench/greets")
+    return proc
 
 
 def warm_up(engine: Engine, seconds: float) -> None:
