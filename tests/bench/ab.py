@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.bench.broker import broker_pid, fresh_broker, stop_broker  # noqa: E402
-from tests.bench.loadgen import WORKLOADS, greet, run_load  # noqa: E402
+from tests.bench.loadgen import DEFERRED, WORKLOADS, greet, run_load  # noqa: E402
 from tests.bench.run import INGRESS, cpu_seconds, register, start_service, wait_http  # noqa: E402
 
 
@@ -85,7 +85,7 @@ def run_side(name: str, spec: str, bootstrap: str, service_pid: int, rows: list[
             print(f"round {round_} {name:8} {workload:18} C={c:<3} {res.rps:7.1f} req/s  p50 {res.pct(50):6.1f} ms  "
                   f"CPU ms/req engine {per['engine']:.3f} kafka {per['kafka']:.3f} service {per['service']:.3f}  "
                   f"switches/req engine {switched['engine']:.1f} kafka {switched['kafka']:.1f}", flush=True)
-            if workload == "one_way_send":
+            if workload in DEFERRED:
                 time.sleep(8)  # let the backlog drain before the next row
     finally:
         os.killpg(proc.pid, signal.SIGTERM)

@@ -1,7 +1,12 @@
 """The service both engines run in the benchmarks (one restate-sdk process, served by hypercorn h2c).
 
-``GET /_bench/greets`` answers how many times ``greet`` ran in this process: the one-way send rows
-use it to see how many of the sends an engine accepted it has also executed.
+``GET /_bench/greets`` answers how many times ``greet`` ran in this process, ``GET /_bench/adds``
+how many times ``BenchCounter/add`` did: the one-way send rows use them to see how many of the sends
+an engine accepted it has also executed.
+
+The call rows' handlers (``BenchCaller``, ``BenchChainA``, ``BenchChainB``) make their calls and sends
+through the engine, as a user's would: a fan-out of ``FAN_OUT`` parallel ``greet`` calls, a chain of
+two objects and a plain service, and ``FAN_OUT`` one-way sends to ``BenchCounter`` keys.
 
 With ``BENCH_TRACE=1`` the service also stamps each ``three_steps`` attempt (``time.monotonic()``):
 the handler resuming, each step's closure running (in the SDK's executor thread), and every body the
@@ -36,6 +41,9 @@ def _step(value: str) -> str:
 
 greeter = restate.Service("BenchGreeter")
 GREETS = 0
+ADDS = 0
+FAN_OUT = 5  # calls (fan_out) or sends (send_many) per request
+SEND_KEYS = 1000  # send_many spreads its sends over this many BenchCounter keys (s0 .. s999)
 ATTEMPTS = 0  # requests the engine made to the SDK app (attempts), greets or not
 
 
@@ -63,6 +71,8 @@ counter = restate.VirtualObject("BenchCounter")
 
 @counter.handler()
 async def add(ctx: restate.ObjectContext, delta: int) -> int:
+    global ADDS
+    ADDS += 1
     value = (await ctx.get("value", type_hint=int) or 0) + delta
     ctx.set("value", value)
     return value
@@ -82,7 +92,40 @@ async def click(ctx: restate.WorkflowSharedContext, secret: str) -> None:
     await ctx.promise("click", type_hint=str).resolve(secret)
 
 
-sdk_app = restate.app(services=[greeter, counter, signup])
+caller = restate.Service("BenchCaller")
+
+
+@caller.handler()
+async def fan_out(ctx: restate.Context, name: str) -> list[str]:
+    """``FAN_OUT`` calls to a plain service, in parallel: each another invocation, answered back."""
+    calls = [ctx.service_call(greet, f"{name}.{i}") for i in range(FAN_OUT)]
+    await restate.gather(*calls)
+    return [await call for call in calls]
+
+
+@caller.handler()
+async def send_many(ctx: restate.Context, n: int) -> None:
+    """``FAN_OUT`` one-way sends to objects on as many keys (most on other partitions), not awaited."""
+    for i in range(FAN_OUT):
+        ctx.object_send(add, f"s{(n * FAN_OUT + i) % SEND_KEYS}", 1)
+
+
+chain_a = restate.VirtualObject("BenchChainA")
+chain_b = restate.VirtualObject("BenchChainB")
+
+
+@chain_a.handler(name="call")
+async def chain_a_call(ctx: restate.ObjectContext, name: str) -> str:
+    """A -> B (another object, another key) -> greet (a plain service), request-response all the way."""
+    return await ctx.object_call(chain_b_call, f"b-{ctx.key()}", name)
+
+
+@chain_b.handler(name="call")
+async def chain_b_call(ctx: restate.ObjectContext, name: str) -> str:
+    return await ctx.service_call(greet, name)
+
+
+sdk_app = restate.app(services=[greeter, counter, signup, caller, chain_a, chain_b])
 
 
 def _traced(receive: Any, send: Any) -> tuple[Any, Any]:
@@ -112,9 +155,10 @@ def _take_traces() -> bytes:
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     global ATTEMPTS
-    if scope["type"] == "http" and scope["path"] in ("/_bench/greets", "/_bench/attempts", "/_bench/trace"):
+    if scope["type"] == "http" and scope["path"] in ("/_bench/greets", "/_bench/adds", "/_bench/attempts",
+                                                     "/_bench/trace"):
         path = scope["path"]
-        count = GREETS if path == "/_bench/greets" else ATTEMPTS
+        count = {"/_bench/greets": GREETS, "/_bench/adds": ADDS}.get(path, ATTEMPTS)
         body = _take_traces() if path == "/_bench/trace" else str(count).encode()
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]})

@@ -19,8 +19,8 @@ from __future__ import annotations
 import os
 import signal
 
-from tests.bench.loadgen import Result
-from tests.bench.run import Engine, measure_window, register, report_row, start_service, warm_up
+from tests.bench.loadgen import DEFERRED, Result
+from tests.bench.run import Engine, measure_window, per_request_ms, register, report_row, start_service, warm_up
 
 
 def _cores(engine: str, used: dict[str, float]) -> dict[str, float]:
@@ -51,25 +51,28 @@ def run_interleaved(engines: list[Engine], workloads: list, warmup: float, durat
         pids.update(service=service.pid, loadgen=os.getpid())
         for name, request, concurrencies in workloads:
             for c in concurrencies:
-                count_sends = name == "one_way_send"
+                deferred = DEFERRED.get(name)
                 parts: dict[str, list] = {e.name: [] for e in engines}
                 for i in range(slices):
                     for e in (engines if i % 2 == 0 else engines[::-1]):
                         parts[e.name].append(measure_window(e, request, c, warmup, duration / slices, pids,
-                                                            count_sends))
+                                                            deferred))
                 for e in engines:
                     res = Result.merged([r for r, _, _, _ in parts[e.name]])
                     window = slices * (warmup + duration / slices)
                     used = {k: sum(u[k] for _, u, _, _ in parts[e.name]) / window for k in pids}
-                    out[e.name]["results"][(name, c)] = (res, _cores(e.name, used))
+                    cpu_seconds = {k: sum(u[k] for _, u, _, _ in parts[e.name]) for k in pids}
+                    out[e.name]["results"][(name, c)] = (res, _cores(e.name, used),
+                                                         _cores(e.name, per_request_ms(cpu_seconds, res)))
                     report_row(e.name, name, c, res)
                     print(f"  {e.name:8} {name:18} C={c:<3} windows: "
                           + " / ".join(f"{r.rps:.0f}" for r, _, _, _ in parts[e.name]) + " req/s", flush=True)
-                    if count_sends:
+                    if deferred:
                         waited = sum(w for _, _, _, w in parts[e.name])
-                        out[e.name]["executed"][(name, c)] = (res.ok_total / (window + waited), waited)
-                        print(f"  {e.name:8} {name:18} C={c:<3} accepted {res.ok_total}, all executed "
-                              f"{waited:.1f} s after their windows: {res.ok_total / (window + waited):.1f} "
+                        sends = res.ok_total * deferred[1]
+                        out[e.name]["executed"][(name, c)] = (sends / (window + waited), waited)
+                        print(f"  {e.name:8} {name:18} C={c:<3} accepted {sends}, all executed "
+                              f"{waited:.1f} s after their windows: {sends / (window + waited):.1f} "
                               "executed/s", flush=True)
     finally:
         try:

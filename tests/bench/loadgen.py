@@ -114,11 +114,30 @@ async def signup(s: aiohttp.ClientSession, ingress: str, n: int) -> bool:
         return resp.status == 200 and (await resp.read()).strip() == b"true"
 
 
+async def fan_out(s: aiohttp.ClientSession, ingress: str, n: int) -> bool:
+    return await _post(s, f"{ingress}/BenchCaller/fan_out", f'"n{n}"')
+
+
+async def object_chain(s: aiohttp.ClientSession, ingress: str, n: int) -> bool:
+    return await _post(s, f"{ingress}/BenchChainA/k{n % 1000}/call", f'"n{n}"')
+
+
+async def object_sends(s: aiohttp.ClientSession, ingress: str, n: int) -> bool:
+    return await _post(s, f"{ingress}/BenchCaller/send_many", str(n))
+
+
 WORKLOADS: list[tuple[str, Request, list[int]]] = [
     ("greet", greet, [1, 16, 64]),
     ("counter_1000_keys", counter_many, [16, 64]),
     ("counter_hot_key", counter_hot, [16]),
     ("three_run_steps", three_steps, [16, 64]),
     ("signup_workflow", signup, [16]),
+    ("fan_out_5_calls", fan_out, [16, 64]),
+    ("object_chain", object_chain, [16, 64]),
+    ("object_sends_5", object_sends, [16, 64]),
     ("one_way_send", send, [16, 64]),  # last: the sends it leaves behind run on after it ends
 ]
+
+# Rows whose requests leave work behind them (one-way sends): the service counter that counts it
+# (benchapp's ``/_bench/<counter>``) and how many executions each answered request accounts for.
+DEFERRED: dict[str, tuple[str, int]] = {"one_way_send": ("greets", 1), "object_sends_5": ("adds", 5)}

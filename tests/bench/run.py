@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.bench import restate_peer  # noqa: E402
 from tests.bench.broker import broker_pid, fresh_broker, stop_broker  # noqa: E402
-from tests.bench.loadgen import WORKLOADS, Result, greet, run_load  # noqa: E402
+from tests.bench.loadgen import DEFERRED, WORKLOADS, Result, greet, run_load  # noqa: E402
 
 INGRESS, ADMIN, SERVICE = "http://127.0.0.1:8080", "http://127.0.0.1:9070", "http://127.0.0.1:9080"
 ADMIN_TOKEN = "bench-admin-token"  # the cluster roles need one (docs/security.md); dev engines ignore it
@@ -75,16 +75,18 @@ def wait_http(url: str, timeout: float = 120) -> None:
 
 
 def service_count(what: str) -> int:
-    """How many times so far the service ran ``greet`` (``greets``) or was asked to run any handler
-    (``attempts``); see benchapp. A service busy with a backlog can take seconds to answer this."""
+    """How many times so far the service ran ``greet`` (``greets``), ``BenchCounter/add`` (``adds``) or
+    was asked to run any handler (``attempts``); see benchapp. A service busy with a backlog can take
+    seconds to answer this."""
     return int(urllib.request.urlopen(SERVICE + "/_bench/" + what, timeout=120).read())
 
 
-def drain(start_count: int, accepted: int, timeout: float = 300.0) -> float:
-    """Seconds until the service has executed every accepted send (``nan`` if it never does)."""
+def drain(start_count: int, accepted: int, counter: str = "greets", timeout: float = 300.0) -> float:
+    """Seconds until the service's ``counter`` shows every accepted send executed (``nan`` if it never
+    does)."""
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
-        if service_count("greets") - start_count >= accepted:
+        if service_count(counter) - start_count >= accepted:
             return time.monotonic() - t0
         time.sleep(0.2)
     return float("nan")
@@ -193,11 +195,14 @@ class RepriseEmbedded(Reprise):
 
 def start_service(**env: str) -> subprocess.Popen:
     """The benchmarks' restate-sdk service (benchapp under hypercorn, h2c) on SERVICE's port, with
-    ``env`` added to its environment (``BENCH_TRACE="1"``)."""
-    return subprocess.Popen([sys.executable, "-m", "hypercorn", "tests.bench.benchapp:app", "--bind",
+    ``env`` added to its environment (``BENCH_TRACE="1"``), once it answers: an engine registering it
+    earlier fails its discovery (Restate answers 500)."""
+    proc = subprocess.Popen([sys.executable, "-m", "hypercorn", "tests.bench.benchapp:app", "--bind",
                              "127.0.0.1:9080", "--config", str(Path(__file__).with_name("hypercorn.toml"))],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
                             env={**os.environ, **env})
+    wait_http(SERVICE + "/_bench/greets")
+    return proc
 
 
 def warm_up(engine: Engine, seconds: float) -> None:
@@ -211,18 +216,25 @@ def warm_up(engine: Engine, seconds: float) -> None:
 
 
 def measure_window(engine: Engine, request, c: int, warmup: float, duration: float, pids: dict[str, int],
-                   count_sends: bool) -> tuple[Result, dict[str, float], int, float]:
+                   deferred: tuple[str, int] | None) -> tuple[Result, dict[str, float], int, float]:
     """One window of a row for one engine: its result, each process's CPU seconds over it, and for
-    one-way sends (``count_sends``) how many the service ran by the window's end and how many seconds
-    it then took to run the rest (a 202 means accepted, durably logged, not executed)."""
-    start_count = service_count("greets") if count_sends else 0
+    one-way sends (``deferred``: the service's counter of them, and how many each request makes) how
+    many the service ran by the window's end and how many seconds it then took to run the rest (an
+    answer means the sends are accepted, durably logged, not executed)."""
+    counter, per_request = deferred or ("", 0)
+    start_count = service_count(counter) if deferred else 0
     before = {k: cpu_seconds(p, k != "loadgen") for k, p in pids.items()}
     res = asyncio.run(run_load(engine.ingress, request, c, warmup, duration))
     used = {k: cpu_seconds(p, k != "loadgen") - before[k] for k, p in pids.items()}
-    if not count_sends:
+    if not deferred:
         return res, used, 0, 0.0
-    in_window = service_count("greets") - start_count
-    return res, used, in_window, drain(start_count, res.ok_total)
+    in_window = service_count(counter) - start_count
+    return res, used, in_window, drain(start_count, res.ok_total * per_request, counter)
+
+
+def per_request_ms(used: dict[str, float], res: Result) -> dict[str, float]:
+    """Each process's CPU milliseconds per request answered over the same windows (``used``: CPU seconds)."""
+    return {k: v * 1000 / max(1, res.ok_total) for k, v in used.items()}
 
 
 def report_row(engine: str, name: str, c: int, res: Result) -> None:
@@ -242,16 +254,18 @@ def run_engine(engine: Engine, workloads: list, warmup: float, duration: float, 
         warm_up(engine, engine_warmup)
         for name, request, concurrencies in workloads:
             for c in concurrencies:
-                count_sends = name == "one_way_send" and not engine.embedded
-                start_attempts = service_count("attempts") if count_sends else 0
-                res, used, in_window, waited = measure_window(engine, request, c, warmup, duration, pids, count_sends)
-                results[(name, c)] = (res, {k: v / (warmup + duration) for k, v in used.items()})
+                deferred = DEFERRED.get(name) if not engine.embedded else None
+                start_attempts = service_count("attempts") if deferred else 0
+                res, used, in_window, waited = measure_window(engine, request, c, warmup, duration, pids, deferred)
+                results[(name, c)] = (res, {k: v / (warmup + duration) for k, v in used.items()},
+                                      per_request_ms(used, res))
                 report_row(engine.name, name, c, res)
-                if count_sends:
+                if deferred:
                     # How long until the service has run them all says how much of that rate was backlog.
-                    executed[(name, c)] = (res.ok_total / (warmup + duration + waited), waited)
-                    attempts_each = (service_count("attempts") - start_attempts) / res.ok_total
-                    print(f"  {engine.name:8} {name:18} C={c:<3} accepted {res.ok_total}, executed {in_window} "
+                    sends = res.ok_total * deferred[1]
+                    executed[(name, c)] = (sends / (warmup + duration + waited), waited)
+                    attempts_each = (service_count("attempts") - start_attempts) / sends
+                    print(f"  {engine.name:8} {name:18} C={c:<3} accepted {sends}, executed {in_window} "
                           f"by the window's end, the rest {waited:.1f} s later: {executed[(name, c)][0]:.1f} "
                           f"executed/s, {attempts_each:.3f} attempts each", flush=True)
     finally:
@@ -300,13 +314,17 @@ def main() -> None:
         for c in concurrencies:
             row = f"{name:18} {c:>3} "
             for e in all_results:
-                res, _cpu = all_results[e][(name, c)]
+                res = all_results[e][(name, c)][0]
                 row += f"{res.rps:14.1f} {res.pct(50):7.1f} {res.pct(90):7.1f} {res.pct(99):7.1f} {res.errors:5d} "
             print(row)
     print("\nCPU (cores busy, average over each workload):")
     for e, results in all_results.items():
-        for (name, c), (_res, cpu) in results.items():
+        for (name, c), (_res, cpu, _per) in results.items():
             print(f"  {e:8} {name:18} C={c:<3} " + "  ".join(f"{k} {v:.2f}" for k, v in cpu.items()))
+    print("\nCPU ms per answered request (warm-up and late answers included):")
+    for e, results in all_results.items():
+        for (name, c), (_res, _cpu, per) in results.items():
+            print(f"  {e:8} {name:18} C={c:<3} " + "  ".join(f"{k} {v:.3f}" for k, v in per.items()))
     if any(all_executed.values()):
         print("\nOne-way sends executed (accepted over warm-up and window, divided by the time until the "
               "service had run them all):")
