@@ -4,12 +4,14 @@ queries on and off. The clock is simulated."""
 from __future__ import annotations
 
 import gc
+import threading
 from typing import Any
 
 from reprise.engine.config import Config
 from reprise.engine.hot_path import HOT_PATH, HotPath
 from reprise.ingress.metrics import INGRESS
 from reprise.partitions.invoker.invoker import Invoker
+from reprise.partitions.leader.processor import PartitionProcessor
 
 
 class Clock:
@@ -82,3 +84,44 @@ def test_ingress_requests_in_flight_and_running_attempts_make_the_process_busy()
     assert HOT_PATH.busy()
     invoker._running.clear()
     assert not HOT_PATH.busy()
+
+
+class OneBatchConsumer:
+    """Hands the apply loop one record (of a partition it does not hold), then stops the loop."""
+
+    def __init__(self, stop: Any) -> None:
+        self._stop, self.closed = stop, False
+
+    def poll(self, timeout: float) -> Any:
+        self._stop.set()
+        return Record()
+
+    def consume(self, n: int, timeout: float) -> list[Any]:
+        return []
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class Record:
+    def error(self) -> None:
+        return None
+
+    def partition(self) -> int:
+        return 7
+
+
+class Nothing:
+    def __getattr__(self, name: str) -> Any:
+        return lambda *a, **k: False
+
+
+def test_the_apply_loop_marks_the_hot_path_busy_for_each_batch_it_consumes() -> None:
+    proc: Any = object.__new__(PartitionProcessor)
+    proc._stop, proc.stores, proc.changelog = threading.Event(), {}, None
+    proc.shipper = proc.producer = proc.ownership = Nothing()
+    consumer = OneBatchConsumer(proc._stop)
+    HOT_PATH._marked_at = float("-inf")
+    proc._consume(consumer)
+    assert consumer.closed
+    assert HOT_PATH._marked_at > float("-inf") and HOT_PATH.busy()
