@@ -10,6 +10,10 @@ holds at most one ``slice_s``, and every thread doing such work draws from it (t
 ``Meter``, which reads the thread's CPU clock). A thread that finds the bucket empty sleeps until
 it has refilled; sleeping releases the GIL, so the apply loop and the ingress run meanwhile. All
 such threads together take at most ``share`` of the process's interpreter, however many run.
+
+Only while the engine has work: ``busy`` (the process's hot path, engine/hot_path.py) is asked at
+each accounting, once a slice of CPU has been used; while it says idle the work runs unpaced (and
+the bucket stays full), and once it says busy again the next slice is paced.
 """
 
 from __future__ import annotations
@@ -18,13 +22,16 @@ import threading
 import time
 from collections.abc import Callable
 
+from reprise.engine.hot_path import HOT_PATH
+
 
 class InterpreterShare:
     def __init__(self, share: float, slice_s: float = 0.002, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep,
-                 cpu: Callable[[], float] = time.thread_time) -> None:
+                 cpu: Callable[[], float] = time.thread_time,
+                 busy: Callable[[], bool] = lambda: True) -> None:
         self._lock = threading.Lock()
-        self._clock, self._sleep, self._cpu = clock, sleep, cpu
+        self._clock, self._sleep, self._cpu, self._busy = clock, sleep, cpu, busy
         self.slice_s = slice_s
         self.share = share
         self._tokens, self._at = slice_s, clock()
@@ -36,11 +43,16 @@ class InterpreterShare:
         self.share = share
 
     def spend(self, cpu_s: float) -> None:
-        """Account ``cpu_s`` seconds of interpreter just used; sleeps while the bucket is in debt."""
+        """Account ``cpu_s`` seconds of interpreter just used; sleeps while the bucket is in debt
+        and the engine is busy."""
         if self.share >= 1:
             return
+        busy = self._busy()
         with self._lock:
             now = self._clock()
+            if not busy:  # nothing to protect: unpaced, and a full bucket when the load comes
+                self._tokens, self._at = self.slice_s, now
+                return
             self._tokens = min(self.slice_s, self._tokens + (now - self._at) * self.share) - cpu_s
             self._at = now
             debt = -self._tokens
@@ -67,5 +79,6 @@ class Meter:
             self._mark = self._cpu()
 
 
-# The process's cap for SQL introspection (scans, answers): REPRISE_QUERY_CPU_SHARE, set by the admin API
-QUERIES = InterpreterShare(0.25)
+# The process's cap for SQL introspection (scans, answers): REPRISE_QUERY_CPU_SHARE,
+# set by the admin API; paced only while the process's hot path has work
+QUERIES = InterpreterShare(0.25, busy=HOT_PATH.busy)

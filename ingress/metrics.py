@@ -23,6 +23,8 @@ from prometheus_client import REGISTRY
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from reprise.engine.hot_path import HOT_PATH
+
 # call, send: POST /{service}/...[/send]; attach, output: the /restate/... result routes by mode;
 # awakeable: resolve or reject; health: /restate/health; protocol: refused by the HTTP layer before
 # routing (malformed, 413 body too large, 431 head too large, 505 HTTP version); admin: the admin API
@@ -94,6 +96,7 @@ class IngressMetrics(Collector):
 
 
 INGRESS = IngressMetrics()
+HOT_PATH.watch(lambda: INGRESS.in_flight)  # SQL queries are paced while requests are in flight
 REGISTRY.register(INGRESS)
 
 

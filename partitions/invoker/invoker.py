@@ -25,6 +25,7 @@ import httpx
 from reprise.engine.clock import now_ms
 from reprise.engine.config import Config
 from reprise.engine.discovery import PROTOCOL_VERSION, http_client
+from reprise.engine.hot_path import HOT_PATH
 from reprise.engine.identity import answered, signer_from
 from reprise.engine.ids import InvocationId
 from reprise.engine.limits import LimitExceeded, Limits, exceeded
@@ -79,6 +80,10 @@ class Invoker:
         self._timeouts = AttemptTimeouts(cfg.inactivity_timeout_ms / 1000, cfg.abort_timeout_ms / 1000)
         self._sweeper = TimeoutSweeper(TimeoutSweeper.interval_for(self._timeouts))
         self._signer = signer_from(cfg.request_identity_private_key_pem_file)  # None: requests go unsigned
+        HOT_PATH.watch(self.attempts_running)  # SQL queries are paced while attempts run
+
+    def attempts_running(self) -> int:
+        return len(self._running)
 
     def start(self, partition: int, store: KeyValueStore, epoch: int, invocation_id: str, attempt: int) -> None:
         key = (invocation_id, attempt)

@@ -35,6 +35,7 @@ from reprise.engine.config import Config
 from reprise.engine.consumed import ConsumedRecord
 from reprise.engine.critical import critical_thread
 from reprise.engine.dead_letters import produce_dead_letter
+from reprise.engine.hot_path import HOT_PATH
 from reprise.engine.kafka import (
     log_partitions,
     new_consumer,
@@ -243,6 +244,8 @@ class PartitionProcessor:
                 # an outbox entry waiting for the ack before it (partitions/leader/outbox_lanes.py): serve acks soon
                 wait_s = 0.002 if self.shipper.backlogged() else 0.1
                 msgs = cast(list[ConsumedRecord], next_batch(consumer, 1000, wait_s))  # errors left out below
+                if msgs:
+                    HOT_PATH.mark()  # records to apply: SQL queries are paced (engine/hot_path.py)
                 if hold:
                     _hold_for_test(hold)
                 by_partition: dict[int, list[ConsumedRecord]] = defaultdict(list)

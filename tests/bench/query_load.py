@@ -6,8 +6,9 @@ workload. Then, in rounds, runs the same closed-loop load (``loadgen.py``) twice
 (``quiet``) and once beside a loop of introspection queries sent one after another to the same
 engine's ``POST /query`` (``queries``), in the order quiet, queries, queries, quiet, ... so the
 machine's drift falls on both sides alike. Prints req/s and p50/p99 latency of each window, the
-queries answered (and their rows) meanwhile, and the median and spread of each side. Figures only:
-nothing is asserted.
+queries answered (and their rows) meanwhile, and the median and spread of each side. Each round
+also sends the queries once on the idle engine (no load, a second after a window) and prints how
+long each took (``idle``). Figures only: nothing is asserted.
 
     python tests/bench/query_load.py [--kafka 127.0.0.1:9092] [--port-base 21300] [--rounds 4]
                                      [--seconds 8] [--workload counter_1000_keys] [--concurrency 16]
@@ -69,6 +70,22 @@ def query_loop(admin: str, stopped: Any, counts: Any) -> None:
             counts[1] += 1
             time.sleep(0.05)
         counts[3] += int((time.monotonic() - t0) * 1000)
+
+
+def idle_pass(admin: str) -> list[tuple[float, int]]:
+    """Each of QUERIES once on an idle engine: (seconds, rows) each; rows -1 for a refused query."""
+    took = []
+    for sql in QUERIES:
+        req = urllib.request.Request(admin + "/query", data=json.dumps({"query": sql}).encode(),
+                                     headers={"content-type": "application/json", "accept": "application/json"})
+        t0 = time.monotonic()
+        try:
+            with urllib.request.urlopen(req, timeout=60) as resp:
+                rows = len(json.loads(resp.read())["rows"])
+        except OSError:
+            rows = -1
+        took.append((time.monotonic() - t0, rows))
+    return took
 
 
 class QueryLoop:
@@ -172,7 +189,13 @@ def main() -> None:
             print(f"warm-up: {args.workload} C={args.concurrency} for {args.warmup:.0f} s, {warm.rps:.0f} req/s",
                   flush=True)
             sides: dict[str, list[Result]] = {"quiet": [], "queries": []}
+            idle: list[float] = []
             for round_ in range(args.rounds):
+                time.sleep(1.0)  # the last window's tail applied
+                took = idle_pass(admin)
+                idle.append(sum(s for s, _ in took))
+                print(f"round {round_} idle     mix {idle[-1]:.2f} s: " + ", ".join(
+                    f"{s:.2f} s ({n} rows)" for s, n in took), flush=True)
                 order = ["quiet", "queries"] if round_ % 2 == 0 else ["queries", "quiet"]
                 for side in order:
                     loop = QueryLoop(admin) if side == "queries" else None
@@ -185,6 +208,7 @@ def main() -> None:
                     print(line(side, round_, res, loop), flush=True)
             for side, results in sides.items():
                 print(summary(side, results))
+            print(f"idle     query mix median {statistics.median(idle):.2f} s ({min(idle):.2f}-{max(idle):.2f})")
             quiet = statistics.median(r.rps for r in sides["quiet"])
             print(f"QUERY-LOAD-RATIO {args.workload} C={args.concurrency} "
                   f"{statistics.median(r.rps for r in sides['queries']) / quiet:.2f}")

@@ -136,3 +136,59 @@ def test_the_json_answer_is_built_off_the_event_loop(monkeypatch: pytest.MonkeyP
     status, body, loop_thread = asyncio.run(ask())
     assert status == 200 and b'"one":1' in body
     assert built_on and built_on[0] != loop_thread
+
+
+class Load:
+    """A busy signal the test sets."""
+
+    def __init__(self, busy: bool) -> None:
+        self.now = busy
+
+    def busy(self) -> bool:
+        return self.now
+
+
+def test_an_idle_engine_leaves_queries_unpaced() -> None:
+    clocks, load = Clocks(), Load(busy=False)
+    meter = InterpreterShare(0.25, slice_s=0.002, clock=lambda: clocks.wall, sleep=clocks.sleep,
+                             cpu=lambda: clocks.cpu["a"], busy=load.busy).meter()
+    for _ in range(1000):
+        clocks.work(0.001)
+        meter.pace()
+    assert clocks.slept == 0 and clocks.wall == pytest.approx(1.0)
+
+
+def test_a_busy_engine_paces_queries() -> None:
+    clocks, load = Clocks(), Load(busy=True)
+    meter = InterpreterShare(0.25, slice_s=0.002, clock=lambda: clocks.wall, sleep=clocks.sleep,
+                             cpu=lambda: clocks.cpu["a"], busy=load.busy).meter()
+    for _ in range(1000):
+        clocks.work(0.001)
+        meter.pace()
+    assert clocks.wall == pytest.approx(4.0, abs=0.02)
+
+
+@pytest.mark.parametrize("first", [False, True])
+def test_load_coming_or_going_mid_query_switches_pacing_within_a_slice(first: bool) -> None:
+    """Half of a query's interpreter time on an idle engine and half under load, in either order:
+    only the busy half is paced, from the first slice after the switch."""
+    clocks, load = Clocks(), Load(busy=first)
+    meter = InterpreterShare(0.25, slice_s=0.002, clock=lambda: clocks.wall, sleep=clocks.sleep,
+                             cpu=lambda: clocks.cpu["a"], busy=load.busy).meter()
+    slept_at_switch = 0.0
+    for i in range(1000):
+        if i == 500:
+            load.now, slept_at_switch = not first, clocks.slept
+        clocks.work(0.001)
+        meter.pace()
+    busy_half_slept = slept_at_switch if first else clocks.slept - slept_at_switch
+    idle_half_slept = clocks.slept - slept_at_switch if first else slept_at_switch
+    assert busy_half_slept == pytest.approx(0.5 / 0.25 - 0.5, abs=0.02)  # 0.5 s of work at a quarter
+    assert idle_half_slept <= 0.002 / 0.25 + 1e-9  # at most the one slice it was in when the load went
+
+
+def test_the_process_cap_asks_the_process_hot_path() -> None:
+    from reprise.engine.hot_path import HOT_PATH
+    from reprise.engine.interpreter_share import QUERIES
+
+    assert QUERIES._busy == HOT_PATH.busy
