@@ -153,9 +153,10 @@ async def start_processor(cfg: Config, port: AdminPort) -> Node:
     producer = processor_producer(cfg)  # first: it gets its producer id while the rest starts
     registry = await _registry(cfg, port)
     processor = await _start_processor(cfg, registry, group=True, producer=producer, port=port)
+    subscriptions = await _subscriptions(cfg, port)  # its admin API serves them too; the ingress runs them
     cluster = _cluster_reads(cfg, registry, processor)
-    admin = Admin(cfg, registry, cluster, partitions=processor, health=port.health, cluster=cluster)
-    return Node(cfg, registry, [await port.serve(admin)], processor)
+    admin = Admin(cfg, registry, cluster, subscriptions, partitions=processor, health=port.health, cluster=cluster)
+    return Node(cfg, registry, [await port.serve(admin)], processor, subscriptions)
 
 
 async def start_ingress(cfg: Config, port: AdminPort) -> Node:
@@ -167,9 +168,7 @@ async def start_ingress(cfg: Config, port: AdminPort) -> Node:
 async def _with_ingress(cfg: Config, registry: Registry, processor: PartitionProcessor | None,
                         port: AdminPort, local_replies: LocalReplies | None = None) -> Node:
     loop = asyncio.get_running_loop()
-    subscriptions = SubscriptionRegistry(cfg)
-    await loop.run_in_executor(None, subscriptions.start)
-    port.health.add("subscriptions", lambda: None if subscriptions.loaded() else "subscriptions not loaded")
+    subscriptions = await _subscriptions(cfg, port)
     cluster = await loop.run_in_executor(None, _cluster_reads, cfg, registry, processor)
     admin = Admin(cfg, registry, cluster, subscriptions, partitions=processor, health=port.health, cluster=cluster)
     closers = [await port.serve(admin)]
@@ -181,6 +180,15 @@ async def _with_ingress(cfg: Config, registry: Registry, processor: PartitionPro
     commands = CommandRouter(cfg, registry)  # with the ingress: the same checks, ids and routing
     commands.start()
     return Node(cfg, registry, closers, processor, subscriptions, runner, commands)
+
+
+async def _subscriptions(cfg: Config, port: AdminPort) -> SubscriptionRegistry:
+    """The subscriptions and registered Kafka clusters, read from their topic (every process's admin API
+    serves them)."""
+    subscriptions = SubscriptionRegistry(cfg)
+    await asyncio.get_running_loop().run_in_executor(None, subscriptions.start)
+    port.health.add("subscriptions", lambda: None if subscriptions.loaded() else "subscriptions not loaded")
+    return subscriptions
 
 
 def _cluster_reads(cfg: Config, registry: Registry, processor: PartitionProcessor | None) -> ClusterReads:
