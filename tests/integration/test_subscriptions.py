@@ -43,9 +43,18 @@ def test_subscription_invokes_per_record_in_key_order(engine: Engine, kafka_boot
 
 
 def test_subscription_to_unknown_handler_and_delete(engine: Engine, kafka_bootstrap: str) -> None:
-    body = json.dumps({"source": "kafka://default/x", "sink": "service://Counter/nope"}).encode()
-    status, raw = post(engine.admin + "/subscriptions", body, {"content-type": "application/json"})
-    assert status == 404 and "Counter/nope" in json.loads(raw)["message"]
+    # Restate 1.7.12's answers, byte for byte (the sink is checked before the source's cluster)
+    for sink, reason in (("service://Counter/nope", "cannot find service/handler specified in the sink URI."),
+                         ("service://Nope/add", "cannot find service/handler specified in the sink URI."),
+                         ("queue://Counter/add", "must have a scheme segment, with supported schemes: [service].")):
+        assert _admin(engine, "POST", "/subscriptions", {"source": "kafka://elsewhere/x", "sink": sink}) == (400, {
+            "message": f"[META0009] invalid sink URI '{sink}': {reason}", "restate_code": "META0009"})
+    assert _admin(engine, "POST", "/subscriptions", {"source": "kafka://default/x", "sink": "service://Counter"}) == (
+        400, {"message": "[META0009] invalid sink URI 'service://Counter/': cannot find service/handler specified "
+                         "in the sink URI.", "restate_code": "META0009"})
+    assert _admin(engine, "POST", "/subscriptions", {"source": "nats://default/x", "sink": "queue://Counter/add"}) == (
+        400, {"message": "[META0009] invalid source URI 'nats://default/x': must have a scheme segment, with "
+                         "supported schemes: [kafka].", "restate_code": "META0009"})
     out = cli(engine, "subscriptions", "create", "--topic", "some-topic", "--target", "Counter/add")
     sub_id = json.loads(out.stdout)["id"]
     assert cli(engine, "subscriptions", "delete", sub_id).returncode == 0
