@@ -18,7 +18,7 @@ from reprise.engine.clock import now_ms
 from reprise.engine.config import Config
 from reprise.engine.kafka_clusters import KafkaCluster, name_problem, own_cluster, properties_problem
 from reprise.engine.registry import Registry
-from reprise.engine.subscriptions import Subscription, SubscriptionRegistry
+from reprise.engine.subscriptions import Subscription, SubscriptionRegistry, options_problem
 from reprise.ingress.errors import IngressError
 
 
@@ -38,28 +38,35 @@ class SubscriptionRoutes:
         r.add_delete("/kafka-clusters/{name}", self.delete_cluster)
 
     def _describe(self, sub: Subscription) -> dict[str, Any]:
-        return sub.describe(self.cfg.kafka_cluster_name)
+        return sub.describe(self.cfg.kafka_cluster_name, self.cfg.namespace)
 
     # -- subscriptions
 
     async def create_subscription(self, request: web.Request) -> web.Response:
-        """Restate's body: {"source": "kafka://<cluster>/<topic>", "sink": "service://<Service>/<handler>"};
+        """Restate's body: {"source": "kafka://<cluster>/<topic>", "sink": "service://<Service>/<handler>",
+        "options": {...}}; the options are the consumer's librdkafka properties (``auto.offset.reset``, ...),
         checked in Restate's order (the source's scheme, the sink, then the source's cluster)."""
         subs = self._subscriptions()
         body = await _json_object(request)
-        source, sink = body.get("source"), body.get("sink")
-        for name, value in (("source", source), ("sink", sink)):
-            if not isinstance(value, str):  # Restate: 422, its body deserializer's message
+        source, sink, options = body.get("source"), body.get("sink"), body.get("options") or {}
+        for name, wrong in (("source", not isinstance(source, str)), ("sink", not isinstance(sink, str)),
+                            ("options", not isinstance(options, dict)
+                             or not all(isinstance(v, str) for v in options.values()))):
+            if wrong:  # Restate: 422, its body deserializer's message
+                expected = "a map of strings" if name == "options" else "a string URI"
                 raise IngressError(422, f"Failed to deserialize the JSON body into the target type: {name}: "
-                                        "expected a string URI")
+                                        f"expected {expected}")
         if not source.startswith("kafka://"):
             raise _invalid_uri("source", source, "must have a scheme segment, with supported schemes: [kafka].")
         service, handler = self._sink_target(sink)
+        problem = options_problem(options)
+        if problem is not None:
+            raise IngressError(400, problem)
         cluster, _, topic = source.removeprefix("kafka://").partition("/")
         if not cluster or not topic or "/" in topic:
             raise IngressError(400, f"bad source {source!r} (expected kafka://<cluster>/<topic>)")
         registered = self._cluster_of_subscription(subs, cluster)
-        sub, created = await _in_thread(subs.create, topic, service, handler, registered)
+        sub, created = await _in_thread(subs.create, topic, service, handler, registered, options)
         return web.json_response(self._describe(sub), status=201 if created else 200,
                                  headers={"location": f"subscriptions/{sub.id}"})
 

@@ -111,8 +111,10 @@ class SubscriptionRunner:
                 self._running.pop(sub.id, None)
 
     def _forward(self, sub: Subscription, source: Source, stop: threading.Event) -> None:
-        group = {"group.id": f"{self._cfg.namespace}.{sub.id}", "fetch.wait.max.ms": 50}
-        consumer = new_consumer(self._cfg, **group) if source is None else Consumer(consumer_settings(source, **group))
+        # its options (auto.offset.reset, group.id, ...) over the engine's, under the commit discipline's
+        extra = {"fetch.wait.max.ms": 50, **sub.consumer_options(self._cfg.namespace),
+                 "enable.auto.commit": False, "enable.auto.offset.store": False}
+        consumer = new_consumer(self._cfg, **extra) if source is None else Consumer(consumer_settings(source, **extra))
         producer = Producer(producer_config(self._cfg))
         consumer.subscribe([sub.source_topic])
         try:

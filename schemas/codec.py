@@ -45,6 +45,7 @@ LOG_SCHEMAS: dict[tuple[str, int], str] = {
     ("Deployment", 1): "deployment.v1.avsc",
     ("Subscription", 1): "subscription.v1.avsc",
     ("Subscription", 2): "subscription.v2.avsc",
+    ("Subscription", 3): "subscription.v3.avsc",
     ("KafkaCluster", 1): "kafka_cluster.v1.avsc",
 }
 STORE_SCHEMAS: dict[tuple[str, int], str] = {

@@ -433,6 +433,17 @@ class SubscriptionV1(TypedDict):
     created_ms: int
 
 
+class SubscriptionV2(TypedDict):
+    """Every record of a Kafka topic invokes a handler (compacted topic keyed by id; a tombstone deletes)."""
+
+    id: str
+    source_topic: str
+    service: str
+    handler: str
+    created_ms: int
+    cluster: str | None
+
+
 class Subscription(TypedDict):
     """Every record of a Kafka topic invokes a handler (compacted topic keyed by id; a tombstone deletes)."""
 
@@ -442,6 +453,7 @@ class Subscription(TypedDict):
     handler: str
     created_ms: int
     cluster: str | None
+    options: dict[str, str]
 
 
 class Timer(TypedDict):
@@ -489,7 +501,8 @@ BY_KIND: dict[tuple[str, int], type] = {
     ('StateMutation', 1): StateMutation,
     ('StoreDelta', 1): StoreDelta,
     ('Subscription', 1): SubscriptionV1,
-    ('Subscription', 2): Subscription,
+    ('Subscription', 2): SubscriptionV2,
+    ('Subscription', 3): Subscription,
     ('Timer', 1): Timer,
     ('TimerFired', 1): TimerFired,
 }
