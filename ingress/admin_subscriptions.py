@@ -49,13 +49,12 @@ class SubscriptionRoutes:
         subs = self._subscriptions()
         body = await _json_object(request)
         source, sink, options = body.get("source"), body.get("sink"), body.get("options") or {}
-        for name, wrong in (("source", not isinstance(source, str)), ("sink", not isinstance(sink, str)),
-                            ("options", not isinstance(options, dict)
-                             or not all(isinstance(v, str) for v in options.values()))):
-            if wrong:  # Restate: 422, its body deserializer's message
-                expected = "a map of strings" if name == "options" else "a string URI"
-                raise IngressError(422, f"Failed to deserialize the JSON body into the target type: {name}: "
-                                        f"expected {expected}")
+        if not isinstance(source, str):
+            raise _undeserializable("source", "a string URI")
+        if not isinstance(sink, str):
+            raise _undeserializable("sink", "a string URI")
+        if not isinstance(options, dict) or not all(isinstance(v, str) for v in options.values()):
+            raise _undeserializable("options", "a map of strings")
         if not source.startswith("kafka://"):
             raise _invalid_uri("source", source, "must have a scheme segment, with supported schemes: [kafka].")
         service, handler = self._sink_target(sink)
@@ -184,6 +183,11 @@ class SubscriptionRoutes:
                                     "'force' flag.")
         await _in_thread(self._subscriptions().delete_cluster, cluster.name)
         return web.Response(status=202)
+
+
+def _undeserializable(field: str, expected: str) -> IngressError:
+    """Restate's answer to a body of the wrong shape: 422, its deserializer's message."""
+    return IngressError(422, f"Failed to deserialize the JSON body into the target type: {field}: expected {expected}")
 
 
 def _invalid_uri(which: str, uri: str, reason: str) -> IngressError:
