@@ -62,7 +62,7 @@ def test_journal_retention_drops_the_journal_and_keeps_the_status(module_engine:
     dropped = send(module_engine, "/Steps/three", "jr0")
     row = completed(module_engine, dropped)
     assert (row["journal_size"], row["completion_result"]) == (0, "success")
-    assert row["journal_retention"] == "PT0S", row
+    assert row["journal_retention"] == "P0D", row
     assert journal_entries(module_engine, dropped) == 0
     assert module_engine.admin_json(f"/invocations/{dropped}")["output"] == '"jr0:ABC"'  # the result stays
     status, body = command(module_engine, dropped, "restart-as-new")
