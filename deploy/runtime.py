@@ -202,7 +202,8 @@ def _cluster_reads(cfg: Config, registry: Registry, processor: PartitionProcesso
     if processor is None:
         return ClusterReads(cfg, log_partitions(cfg), token, members=Members(cfg))
     return ClusterReads(cfg, processor.partition_count, token, StoreIntrospector(processor.stores,
-                        processor.partition_count), StoreTables(processor.stores, service_type),
+                        processor.partition_count), StoreTables(processor.stores, service_type,
+                        int(cfg.completed_retention_s * 1000) or None),
                         Members(cfg) if processor.group else None)
 
 

@@ -51,6 +51,7 @@ LOG_SCHEMAS: dict[tuple[str, int], str] = {
 STORE_SCHEMAS: dict[tuple[str, int], str] = {
     ("InvocationStatus", 1): "storage/invocation_status.v1.avsc",
     ("InvocationStatus", 2): "storage/invocation_status.v2.avsc",
+    ("InvocationStatus", 3): "storage/invocation_status.v3.avsc",
     ("Timer", 1): "storage/timer.v1.avsc",
     ("OutboxEntry", 1): "storage/outbox_entry.v1.avsc",
     ("Schedule", 1): "storage/schedule.v1.avsc",

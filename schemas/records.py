@@ -125,7 +125,7 @@ class InvocationStatusV1(TypedDict):
     result_failure: Failure | None
 
 
-class InvocationStatus(TypedDict):
+class InvocationStatusV2(TypedDict):
     """One invocation's row in a partition's store: where it is in its lifecycle and what it waits for. v2
     added journal_retention_ms and restarted_from."""
 
@@ -161,6 +161,45 @@ class InvocationStatus(TypedDict):
     result_failure: Failure | None
     journal_retention_ms: int | None
     restarted_from: str | None
+
+
+class InvocationStatus(TypedDict):
+    """One invocation's row in a partition's store: where it is in its lifecycle and what it waits for. v2
+    added journal_retention_ms and restarted_from, v3 completion_retention_ms."""
+
+    invocation_id: str
+    service: str
+    handler: str
+    key: str | None
+    handler_kind: str | None
+    status: str
+    attempt: int
+    journal_length: int
+    completed_ids: list[int]
+    signal_ids: list[int]
+    named_signals: list[str]
+    waiting_completions: list[int]
+    waiting_signals: list[int]
+    waiting_named: list[str]
+    deployment_id: str | None
+    idempotency_key: str | None
+    caller: Caller | None
+    reply_to: ReplyTo | None
+    attached_callers: list[Caller]
+    attached_replies: list[ReplyTo]
+    created_ms: int
+    modified_ms: int
+    failures_since_entry: int
+    last_entry_ms: int
+    next_retry_ms: int | None
+    last_failure: Failure | None
+    output_index: int | None
+    completed_ms: int | None
+    result_value: bytes | None
+    result_failure: Failure | None
+    journal_retention_ms: int | None
+    restarted_from: str | None
+    completion_retention_ms: int | None
 
 
 class Invoke(TypedDict):
@@ -482,7 +521,8 @@ BY_KIND: dict[tuple[str, int], type] = {
     ('CallCompleted', 1): CallCompleted,
     ('Deployment', 1): Deployment,
     ('InvocationStatus', 1): InvocationStatusV1,
-    ('InvocationStatus', 2): InvocationStatus,
+    ('InvocationStatus', 2): InvocationStatusV2,
+    ('InvocationStatus', 3): InvocationStatus,
     ('Invoke', 1): Invoke,
     ('InvokeCommand', 1): InvokeCommand,
     ('InvokerEffects', 1): InvokerEffectsV1,

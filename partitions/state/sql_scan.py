@@ -137,9 +137,21 @@ def journal_commands(row: Row) -> int:
     return max(0, row["journal_length"] - notifications)
 
 
-def invocation_row(row: Row, service_types: ServiceTypes, scheduled_start_ms: int | None = None) -> Row:
+def completion_retention_ms(row: Row, plain_retention_ms: int | None) -> int | None:
+    """How long the invocation's status is kept once it completed: an idempotent invocation's or
+    workflow run's retention, fixed when it completes (its service's retention then; None before,
+    and in a row stored before it was kept), else the engine's for plain invocations
+    (``plain_retention_ms``; None: kept)."""
+    if row["handler_kind"] == "WORKFLOW" or row["idempotency_key"] is not None:
+        return row.get("completion_retention_ms")
+    return plain_retention_ms
+
+
+def invocation_row(row: Row, service_types: ServiceTypes, scheduled_start_ms: int | None = None,
+                   plain_retention_ms: int | None = None) -> Row:
     """One ``sys_invocation`` row (a superset of ``sys_invocation_status``) from a stored status row;
-    ``scheduled_start_ms``: when a scheduled invocation is due."""
+    ``scheduled_start_ms``: when a scheduled invocation is due; ``plain_retention_ms``: how long the
+    engine keeps a completed plain invocation (None: kept)."""
     key, status = row["key"], row["status"]
     ty = service_types(row["service"])
     failure = row["last_failure"]
@@ -167,6 +179,7 @@ def invocation_row(row: Row, service_types: ServiceTypes, scheduled_start_ms: in
         "running_at": _ts(row["created_ms"]) if row["attempt"] > 0 else None,
         "completed_at": _ts(row["completed_ms"]),
         "journal_retention": row.get("journal_retention_ms"),  # set at completion (v2 rows)
+        "completion_retention": completion_retention_ms(row, plain_retention_ms),
         "suspended_waiting_for_completions": list(row["waiting_completions"]) if status == "SUSPENDED" else None,
         "suspended_waiting_for_signals": list(row["waiting_signals"]) if status == "SUSPENDED" else None,
         "suspended_waiting_future_json": waiting_future_json(row) if status == "SUSPENDED" else None,
@@ -293,9 +306,10 @@ class PartitionScan:
     table keyed by object only those objects' rows (seeks, not a scan of the partition)."""
 
     def __init__(self, db: Any, service_types: ServiceTypes, budget: ScanBudget,
-                 selection: Selection | None = None) -> None:
+                 selection: Selection | None = None, plain_retention_ms: int | None = None) -> None:
         self._r = SnapshotReader(db)
         self._types = service_types
+        self._plain_retention_ms = plain_retention_ms
         self._budget = budget
         self._ids = selection.ids if selection is not None else None
         self._objects = selection.objects if selection is not None else None
@@ -327,7 +341,8 @@ class PartitionScan:
         for r in self._statuses():
             if r["status"] == "SCHEDULED" and due is None:
                 due = self._scheduled_starts()  # read once, and only where something is scheduled
-            yield invocation_row(r, self._types, due.get(r["invocation_id"]) if due is not None else None)
+            yield invocation_row(r, self._types, due.get(r["invocation_id"]) if due is not None else None,
+                                 self._plain_retention_ms)
 
     def _scheduled_starts(self) -> dict[str, int]:
         """Invocation id -> when it is due, for the scheduled invocations of the partition: their

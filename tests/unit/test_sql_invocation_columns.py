@@ -5,6 +5,7 @@ them; ``sys_service``'s revision and public flag."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -25,11 +26,12 @@ def _keys(n: int) -> list[str]:
     return [k for k in (f"col{i}" for i in range(400)) if partition_for_key(k, N) == 0][:n]
 
 
-def _rows(tmp_path: Path, data: dict[bytes, bytes]) -> dict[str, dict]:
+def _rows(tmp_path: Path, data: dict[bytes, bytes], plain_retention_ms: int | None = None) -> dict[str, dict]:
     store = RocksStore(tmp_path / "store")
     store.write(data)
     try:
-        scan = PartitionScan(store.db, lambda name: "VIRTUAL_OBJECT", ScanBudget(1_000, time.monotonic() + 30))
+        scan = PartitionScan(store.db, lambda name: "VIRTUAL_OBJECT", ScanBudget(1_000, time.monotonic() + 30),
+                             plain_retention_ms=plain_retention_ms)
         rows = {r["id"]: r for r in scan.rows("sys_invocation")}
         batch("sys_invocation", list(rows.values()))  # and the values have the table's types
         return rows
@@ -122,3 +124,28 @@ def test_journal_entries_lite_json_as_restate_writes_it(tmp_path: Path) -> None:
     assert lite == ['{"Command":{"Input":{}}}', '{"Command":{"Run":{"completion_id":1,"name":"step"}}}',
                     '{"Notification":{"ty":{"Completion":"Run"},"id":{"CompletionId":1},"result":"Success"}}',
                     '{"Command":{"Output":{"result":"Success"}}}']
+
+
+def test_completion_retention_is_how_long_the_status_is_kept(tmp_path: Path) -> None:
+    """As Restate 1.7.12 showed for a service with idempotency_retention 2h and journal_retention 30m, and
+    a workflow with workflow_completion_retention 3h and journal_retention 0s: the status's retention
+    and the journal's; a plain invocation's status is kept as long as the engine keeps completed ones."""
+    p = new_partition()
+    idem, wf, plain, running = (str(InvocationId.new(k)) for k in _keys(4))
+    for inv, key, extra, retention, journal in ((idem, None, {"idempotency_key": "i"}, 7_200_000, 1_800_000),
+                                                (wf, _keys(4)[1], {"handler_kind": "WORKFLOW"}, 10_800_000, 0),
+                                                (plain, None, {}, None, None)):
+        invoke(p, inv, key=key, **extra)
+        p.feed("InvokerEffects", {"invocation_id": inv, "attempt": 1, "epoch": 1, "timestamp_ms": 2_000,
+                                  "deployment_id": "dp_1", "entries": [output(b'"x"')], "outcome": {},
+                                  "completion_retention_ms": retention, "journal_retention_ms": journal}, 2_000)
+    invoke(p, running, idempotency_key="r")
+    rows = _rows(tmp_path, dict(p.store.data), plain_retention_ms=86_400_000)
+    shown_ms = {i: (r["status"], r.get("completion_retention"), r.get("journal_retention")) for i, r in rows.items()}
+    assert shown_ms == {idem: ("completed", 7_200_000, 1_800_000), wf: ("completed", 10_800_000, 0),
+                        plain: ("completed", 86_400_000, None),
+                        running: ("running", None, None)}  # fixed when it completes
+    shown = batch("sys_invocation", [rows[idem], rows[wf]])
+    assert [(r["completion_retention"], r["journal_retention"]) for r in json.loads(sql_query.as_json(
+        sql_query.Answer(shown.schema, [shown], False)))["rows"]] == [("PT7200S", "PT1800S"), ("PT10800S", "P0D")]
+    assert _rows(tmp_path / "kept", dict(p.store.data))[plain].get("completion_retention") is None  # kept
