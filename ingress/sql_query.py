@@ -244,6 +244,8 @@ def as_json(answer: Answer, meter: Meter | None = None) -> bytes:
             kept = [i for i in range(part.num_columns) if part.column(i).null_count < part.num_rows]
             names = [part.schema.names[i] for i in kept]
             columns = [_json_column(part.column(i)) for i in kept]
+            if not kept:  # every column null: still a row each, as Restate answers ({})
+                rows.extend({} for _ in range(part.num_rows))
             for values in zip(*columns, strict=True):
                 rows.append({k: v for k, v in zip(names, values, strict=True) if v is not None})
             if meter is not None:

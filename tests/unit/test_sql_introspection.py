@@ -158,6 +158,8 @@ def test_json_answers_as_restate_writes_them() -> None:
     assert encoded == {"rows": [{"id": "inv_x", "status": "completed", "created_at": "2026-01-02T03:04:05.678Z",
                                  "completion_retention": "PT86400S", "suspended_waiting_for_completions": [1, 2]}]}
     assert json.loads(sql_query.as_json(sql_query.Answer(journal.schema, [journal], False)))["rows"][0]["raw"] == "01ff"
+    nulls = batch("sys_invocation", [{"id": "inv_x"}, {"id": "inv_y"}]).select(["trace_id"])
+    assert json.loads(sql_query.as_json(sql_query.Answer(nulls.schema, [nulls], False))) == {"rows": [{}, {}]}
     assert [f.name for f in SCHEMAS["sys_invocation"]][-3:] == ["status", "completion_result", "completion_failure"]
 
 
