@@ -236,7 +236,7 @@ def _json_column(col: pa.Array) -> list[Any]:
 
 
 def as_json(answer: Answer, meter: Meter | None = None) -> bytes:
-    rows = []
+    rows: list[dict[str, Any]] = []
     for b in answer.batches:
         for at in range(0, b.num_rows, JSON_SLICE):
             part = b.slice(at, JSON_SLICE)
