@@ -26,6 +26,7 @@ VERSION_HEADER = "reprise-version"
 # (kind, version) -> schema file. A new version adds a row; old rows stay readable.
 LOG_SCHEMAS: dict[tuple[str, int], str] = {
     ("Invoke", 1): "invoke.v1.avsc",
+    ("Invoke", 2): "invoke.v2.avsc",
     ("InvokerEffects", 1): "invoker_effects.v1.avsc",
     ("InvokerEffects", 2): "invoker_effects.v2.avsc",
     ("InvokerEffects", 3): "invoker_effects.v3.avsc",

@@ -165,7 +165,7 @@ class InvocationStatusV2(TypedDict):
 
 class InvocationStatus(TypedDict):
     """One invocation's row in a partition's store: where it is in its lifecycle and what it waits for. v2
-    added journal_retention_ms and restarted_from, v3 completion_retention_ms."""
+    added journal_retention_ms and restarted_from, v3 completion_retention_ms and sender_id."""
 
     invocation_id: str
     service: str
@@ -200,6 +200,26 @@ class InvocationStatus(TypedDict):
     journal_retention_ms: int | None
     restarted_from: str | None
     completion_retention_ms: int | None
+    sender_id: str | None
+
+
+class InvokeV1(TypedDict):
+    """A command to start an invocation. Written by the ingress, by partitions (calls), or by any Kafka producer."""
+
+    invocation_id: str | None
+    service: str
+    handler: str
+    key: str | None
+    handler_kind: str | None
+    input: bytes
+    headers: list[Header]
+    idempotency_key: str | None
+    caller: Caller | None
+    reply_to: ReplyTo | None
+    ack_to: ReplyTo | None
+    execute_at_ms: int | None
+    created_ms: int
+    source: Source | None
 
 
 class Invoke(TypedDict):
@@ -219,6 +239,7 @@ class Invoke(TypedDict):
     execute_at_ms: int | None
     created_ms: int
     source: Source | None
+    sender_id: str | None
 
 
 class InvokeCommandReplyTo(TypedDict):
@@ -523,7 +544,8 @@ BY_KIND: dict[tuple[str, int], type] = {
     ('InvocationStatus', 1): InvocationStatusV1,
     ('InvocationStatus', 2): InvocationStatusV2,
     ('InvocationStatus', 3): InvocationStatus,
-    ('Invoke', 1): Invoke,
+    ('Invoke', 1): InvokeV1,
+    ('Invoke', 2): Invoke,
     ('InvokeCommand', 1): InvokeCommand,
     ('InvokerEffects', 1): InvokerEffectsV1,
     ('InvokerEffects', 2): InvokerEffectsV2,

@@ -27,7 +27,7 @@ _OUTPUT_COMMAND = int(MessageType.OUTPUT_COMMAND)
 
 def new_row(inv: str, service: str, handler: str, key: str | None, handler_kind: str | None, now_ms: int, *,
             idempotency_key: str | None = None, caller: Caller | None = None, reply_to: ReplyTo | None = None,
-            restarted_from: str | None = None) -> Row:
+            restarted_from: str | None = None, sender_id: str | None = None) -> Row:
     """A new invocation's status row, with no status yet (set_status gives it its first) and an empty journal."""
     return {
         "invocation_id": inv, "service": service, "handler": handler, "key": key,
@@ -39,7 +39,7 @@ def new_row(inv: str, service: str, handler: str, key: str | None, handler_kind:
         "created_ms": now_ms, "modified_ms": now_ms, "failures_since_entry": 0, "last_entry_ms": now_ms,
         "next_retry_ms": None, "last_failure": None, "output_index": None, "completed_ms": None,
         "result_value": None, "result_failure": None, "journal_retention_ms": None, "restarted_from": restarted_from,
-        "completion_retention_ms": None,
+        "completion_retention_ms": None, "sender_id": sender_id,
     }
 
 

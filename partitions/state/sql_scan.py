@@ -156,7 +156,7 @@ def invocation_row(row: Row, service_types: ServiceTypes, scheduled_start_ms: in
     ty = service_types(row["service"])
     failure = row["last_failure"]
     result = row["result_failure"]
-    caller = row["caller"]
+    caller, sender = row["caller"], row.get("sender_id")  # (a one-way send's sender: v3 rows)
     started = status not in _NOT_STARTED
     out = {
         "partition_key": InvocationId.parse(row["invocation_id"]).pk, "id": row["invocation_id"],
@@ -165,8 +165,8 @@ def invocation_row(row: Row, service_types: ServiceTypes, scheduled_start_ms: in
         "target_service_name": row["service"], "target_service_key": key, "target_handler_name": row["handler"],
         "target_service_ty": _SERVICE_TY.get(ty or "", "service" if key is None else "virtual_object"),
         "idempotency_key": row["idempotency_key"],
-        "invoked_by": "service" if caller else "restart_as_new" if row.get("restarted_from") else "ingress",
-        "invoked_by_id": caller["invocation_id"] if caller else None, "restarted_from": row.get("restarted_from"),
+        "invoked_by": "service" if caller or sender else "restart_as_new" if row.get("restarted_from") else "ingress",
+        "invoked_by_id": caller["invocation_id"] if caller else sender, "restarted_from": row.get("restarted_from"),
         "pinned_deployment_id": row["deployment_id"],
         "journal_size": row["journal_length"] if started else None,
         "journal_commands_size": journal_commands(row) if started else None,

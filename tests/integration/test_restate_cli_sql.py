@@ -158,6 +158,15 @@ def test_admin_reads_answer_for_every_partition_from_any_process(topology: Seede
         assert {topology.ids["sleepy"], topology.ids["hold"]} <= {t["invocation_id"] for t in timers}
 
 
+def test_a_one_way_send_shows_its_sender(topology: Seeded) -> None:
+    """As Restate: ``invoked_by`` ``service`` and the sending invocation's id."""
+    assert call_json(topology.ingress, "/Caller/fan_out", {"n": 1, "key": "sql-sent"}) == (200, 1)
+    [sender] = rows(topology.ingress, "select id from sys_invocation where target = 'Caller/fan_out'")
+    wait_until(lambda: rows(topology.ingress, "select invoked_by, invoked_by_id from sys_invocation "
+                                              "where target = 'Counter/sql-sent/add'")
+               == [{"invoked_by": "service", "invoked_by_id": sender["id"]}], 30, "the sent invocation")
+
+
 def _admin_json(admin: Engine, method: str, path: str, body: dict | None = None) -> tuple[int, dict | None]:
     status, raw = post(admin.admin + path, json.dumps(body).encode() if body is not None else None,
                        {"content-type": "application/json"}, method=method)

@@ -19,7 +19,18 @@ from reprise.engine.registry import ServiceInfo
 from reprise.ingress import sql_query
 from reprise.partitions.state.rocks_store import RocksStore
 from reprise.partitions.state.sql_scan import PartitionScan, ScanBudget
-from tests.unit.apply_helpers import N, invoke, new_partition, output, run, run_done, suspended
+from tests.unit.apply_helpers import (
+    N,
+    Partition,
+    inv_on,
+    invoke,
+    new_partition,
+    outbox_records,
+    output,
+    run,
+    run_done,
+    suspended,
+)
 
 
 def _keys(n: int) -> list[str]:
@@ -149,3 +160,21 @@ def test_completion_retention_is_how_long_the_status_is_kept(tmp_path: Path) -> 
     assert [(r["completion_retention"], r["journal_retention"]) for r in json.loads(sql_query.as_json(
         sql_query.Answer(shown.schema, [shown], False)))["rows"]] == [("PT7200S", "PT1800S"), ("PT10800S", "P0D")]
     assert _rows(tmp_path / "kept", dict(p.store.data))[plain].get("completion_retention") is None  # kept
+
+
+def test_a_one_way_send_names_its_sender(tmp_path: Path) -> None:
+    """Restate 1.7.12 showed ``invoked_by`` ``service`` and the sender's id for an invocation a handler
+    sent (``ctx.object_send``); the Invoke record carries the sender to the new invocation's row."""
+    p = new_partition()
+    sender = inv_on(0)
+    invoke(p, sender)
+    send = encode_message(pb.OneWayCallCommandMessage(service_name="Counter", handler_name="add", key="sent",
+                                                      parameter=b"1", invocation_id_notification_idx=1))
+    p.effects(sender, 1, [send, output(b'"x"')], {})
+    [(kind, child)] = [(k, r) for k, r in outbox_records(p) if k == "Invoke"]
+    assert (child["caller"], child["sender_id"]) == (None, sender)
+    q = Partition(partition_for_key("sent", N))
+    q.feed("LeaderEpoch", {"partition": q.partition, "epoch": 1, "owner": "me", "timestamp_ms": 0})
+    q.feed("Invoke", child)
+    row = _rows(tmp_path, dict(q.store.data))[child["invocation_id"]]
+    assert (row["invoked_by"], row["invoked_by_id"]) == ("service", sender)

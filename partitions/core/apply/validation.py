@@ -143,6 +143,8 @@ def invoke(ctx: ApplyContext, rec: Record) -> None:
                                                     f"{iid.partition(ctx.partitions)}, found on {ctx.partition}")
     name(rec["idempotency_key"], "Invoke idempotency key", required=False, limit=MAX_KEY_CHARS)
     caller(rec["caller"])
+    if rec.get("sender_id") is not None:  # v2
+        any_invocation(rec["sender_id"], "Invoke sender")
     if rec["execute_at_ms"] is not None:
         in_range(rec["execute_at_ms"], 0, MAX_TIME_MS, "Invoke execute_at_ms")
     source(ctx, rec["source"])
