@@ -150,7 +150,7 @@ class SubscriptionRunner:
                 invocation_id=str(inv), service=sub.service, handler=sub.handler, key=key, handler_kind=kind,
                 input=m.value() or b"", headers=[{"name": k, "value": v.decode("utf-8", "replace")}
                                                  for k, v in (m.headers() or []) if v is not None],
-                created_ms=now_ms())
+                created_ms=now_ms(), sender_id=sub.id)
             produce_record(producer, self._cfg.log_topic, inv.partition(self._partitions), "Invoke", invoke,
                            on_delivery=on_delivery)
 

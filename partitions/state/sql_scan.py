@@ -137,6 +137,16 @@ def journal_commands(row: Row) -> int:
     return max(0, row["journal_length"] - notifications)
 
 
+def _invoked_by(caller: Any, sender: str | None, restarted_from: str | None) -> str:
+    """Restate's ``invoked_by``: a handler's call or one-way send, a subscription's record, a
+    restart-as-new, else a request (an ingress, a Kafka-native command, a schedule)."""
+    if caller or (sender is not None and not sender.startswith("sub_")):
+        return "service"
+    if sender is not None:
+        return "subscription"
+    return "restart_as_new" if restarted_from else "ingress"
+
+
 def completion_retention_ms(row: Row, plain_retention_ms: int | None) -> int | None:
     """How long the invocation's status is kept once it completed: an idempotent invocation's or
     workflow run's retention, fixed when it completes (its service's retention then; None before,
@@ -156,7 +166,8 @@ def invocation_row(row: Row, service_types: ServiceTypes, scheduled_start_ms: in
     ty = service_types(row["service"])
     failure = row["last_failure"]
     result = row["result_failure"]
-    caller, sender = row["caller"], row.get("sender_id")  # (a one-way send's sender: v3 rows)
+    caller, sender = row["caller"], row.get("sender_id")  # (a one-way send's sender, or a subscription: v3 rows)
+    by_subscription = sender is not None and sender.startswith("sub_")
     started = status not in _NOT_STARTED
     out = {
         "partition_key": InvocationId.parse(row["invocation_id"]).pk, "id": row["invocation_id"],
@@ -165,8 +176,9 @@ def invocation_row(row: Row, service_types: ServiceTypes, scheduled_start_ms: in
         "target_service_name": row["service"], "target_service_key": key, "target_handler_name": row["handler"],
         "target_service_ty": _SERVICE_TY.get(ty or "", "service" if key is None else "virtual_object"),
         "idempotency_key": row["idempotency_key"],
-        "invoked_by": "service" if caller or sender else "restart_as_new" if row.get("restarted_from") else "ingress",
-        "invoked_by_id": caller["invocation_id"] if caller else sender, "restarted_from": row.get("restarted_from"),
+        "invoked_by": _invoked_by(caller, sender, row.get("restarted_from")),
+        "invoked_by_id": caller["invocation_id"] if caller else sender if not by_subscription else None,
+        "invoked_by_subscription_id": sender if by_subscription else None, "restarted_from": row.get("restarted_from"),
         "pinned_deployment_id": row["deployment_id"],
         "journal_size": row["journal_length"] if started else None,
         "journal_commands_size": journal_commands(row) if started else None,

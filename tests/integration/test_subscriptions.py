@@ -40,6 +40,12 @@ def test_subscription_invokes_per_record_in_key_order(engine: Engine, kafka_boot
         wait_until(lambda k=key: len(json.loads(state(engine, "Counter", k).get("items", "[]"))) == 20, 60,
                    f"{key}'s 20 records")
         assert json.loads(state(engine, "Counter", key)["items"]) == list(range(20))
+    status, raw = post(engine.admin + "/query", json.dumps({"query": (
+        "select distinct invoked_by, invoked_by_subscription_id from sys_invocation "
+        "where target = 'Counter/alice/append'")}).encode(), {"content-type": "application/json",
+                                                             "accept": "application/json"})
+    assert status == 200 and json.loads(raw)["rows"] == [  # as Restate shows them
+        {"invoked_by": "subscription", "invoked_by_subscription_id": sub["id"]}], raw
 
 
 def test_subscription_to_unknown_handler_and_delete(engine: Engine, kafka_bootstrap: str) -> None:

@@ -164,7 +164,8 @@ def test_completion_retention_is_how_long_the_status_is_kept(tmp_path: Path) -> 
 
 def test_a_one_way_send_names_its_sender(tmp_path: Path) -> None:
     """Restate 1.7.12 showed ``invoked_by`` ``service`` and the sender's id for an invocation a handler
-    sent (``ctx.object_send``); the Invoke record carries the sender to the new invocation's row."""
+    sent (``ctx.object_send``), ``subscription`` and the subscription's id for one a subscription's
+    record started; the Invoke record carries the sender to the new invocation's row."""
     p = new_partition()
     sender = inv_on(0)
     invoke(p, sender)
@@ -176,5 +177,11 @@ def test_a_one_way_send_names_its_sender(tmp_path: Path) -> None:
     q = Partition(partition_for_key("sent", N))
     q.feed("LeaderEpoch", {"partition": q.partition, "epoch": 1, "owner": "me", "timestamp_ms": 0})
     q.feed("Invoke", child)
-    row = _rows(tmp_path, dict(q.store.data))[child["invocation_id"]]
-    assert (row["invoked_by"], row["invoked_by_id"]) == ("service", sender)
+    # a subscription's record names the subscription (Restate: invoked_by_subscription_id)
+    by_sub = str(InvocationId.new("sent"))
+    q.feed("Invoke", {**child, "invocation_id": by_sub, "sender_id": "sub_11BVI5vJtLsrSPlmgDPFNWF", "source": None})
+    rows = _rows(tmp_path, dict(q.store.data))
+    assert (rows[child["invocation_id"]]["invoked_by"], rows[child["invocation_id"]]["invoked_by_id"]) == (
+        "service", sender)
+    assert (rows[by_sub]["invoked_by"], rows[by_sub]["invoked_by_subscription_id"], rows[by_sub].get("invoked_by_id")) \
+        == ("subscription", "sub_11BVI5vJtLsrSPlmgDPFNWF", None)
