@@ -274,7 +274,7 @@ def cmd_subscriptions(args: argparse.Namespace) -> int:
             return 2
         return _print(*_admin(args, "POST", "/subscriptions", {
             "source": f"kafka://{args.cluster or _config(args).kafka_cluster_name}/{args.topic}",
-            "sink": f"service://{args.target}"}))
+            "sink": f"service://{args.target}", "options": dict(o.partition("=")[::2] for o in args.option or [])}))
     if args.action == "delete":
         if not args.id:
             print("reprise: delete needs a subscription id", file=sys.stderr)
@@ -386,6 +386,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--target", help="with create: Service/handler to invoke")
     p.add_argument("--cluster", help="with create: the Kafka cluster the topic is on (default: the one Reprise "
                                      "runs on, REPRISE_KAFKA_CLUSTER_NAME or 'default'; or one of /kafka-clusters)")
+    p.add_argument("--option", action="append", metavar="KEY=VALUE",
+                   help="with create: a consumer option, e.g. auto.offset.reset=latest (repeatable)")
     cli_output.add_flag(p)
     p.add_argument("--admin-port", type=int)
     _common(p, kafka=False)

@@ -153,9 +153,10 @@ async def start_processor(cfg: Config, port: AdminPort) -> Node:
     producer = processor_producer(cfg)  # first: it gets its producer id while the rest starts
     registry = await _registry(cfg, port)
     processor = await _start_processor(cfg, registry, group=True, producer=producer, port=port)
+    subscriptions = await _subscriptions(cfg, port)  # its admin API serves them too; the ingress runs them
     cluster = _cluster_reads(cfg, registry, processor)
-    admin = Admin(cfg, registry, cluster, partitions=processor, health=port.health, cluster=cluster)
-    return Node(cfg, registry, [await port.serve(admin)], processor)
+    admin = Admin(cfg, registry, cluster, subscriptions, partitions=processor, health=port.health, cluster=cluster)
+    return Node(cfg, registry, [await port.serve(admin)], processor, subscriptions)
 
 
 async def start_ingress(cfg: Config, port: AdminPort) -> Node:
@@ -167,9 +168,7 @@ async def start_ingress(cfg: Config, port: AdminPort) -> Node:
 async def _with_ingress(cfg: Config, registry: Registry, processor: PartitionProcessor | None,
                         port: AdminPort, local_replies: LocalReplies | None = None) -> Node:
     loop = asyncio.get_running_loop()
-    subscriptions = SubscriptionRegistry(cfg)
-    await loop.run_in_executor(None, subscriptions.start)
-    port.health.add("subscriptions", lambda: None if subscriptions.loaded() else "subscriptions not loaded")
+    subscriptions = await _subscriptions(cfg, port)
     cluster = await loop.run_in_executor(None, _cluster_reads, cfg, registry, processor)
     admin = Admin(cfg, registry, cluster, subscriptions, partitions=processor, health=port.health, cluster=cluster)
     closers = [await port.serve(admin)]
@@ -183,6 +182,15 @@ async def _with_ingress(cfg: Config, registry: Registry, processor: PartitionPro
     return Node(cfg, registry, closers, processor, subscriptions, runner, commands)
 
 
+async def _subscriptions(cfg: Config, port: AdminPort) -> SubscriptionRegistry:
+    """The subscriptions and registered Kafka clusters, read from their topic (every process's admin API
+    serves them)."""
+    subscriptions = SubscriptionRegistry(cfg)
+    await asyncio.get_running_loop().run_in_executor(None, subscriptions.start)
+    port.health.add("subscriptions", lambda: None if subscriptions.loaded() else "subscriptions not loaded")
+    return subscriptions
+
+
 def _cluster_reads(cfg: Config, registry: Registry, processor: PartitionProcessor | None) -> ClusterReads:
     """Admin reads for the whole cluster: from the processor's own stores, and from the other owners'
     admin APIs (found through the processors' group) for the rest; ``reprise dev`` owns everything."""
@@ -194,7 +202,8 @@ def _cluster_reads(cfg: Config, registry: Registry, processor: PartitionProcesso
     if processor is None:
         return ClusterReads(cfg, log_partitions(cfg), token, members=Members(cfg))
     return ClusterReads(cfg, processor.partition_count, token, StoreIntrospector(processor.stores,
-                        processor.partition_count), StoreTables(processor.stores, service_type),
+                        processor.partition_count), StoreTables(processor.stores, service_type,
+                        int(cfg.completed_retention_s * 1000) or None),
                         Members(cfg) if processor.group else None)
 
 

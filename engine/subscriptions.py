@@ -6,7 +6,7 @@ import hashlib
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import Producer
@@ -27,17 +27,40 @@ class Subscription:
     handler: str
     created_ms: int
     cluster: str | None = None  # a registered cluster's name; None: the cluster Reprise runs on
+    options: dict[str, str] = field(default_factory=dict)  # as given at creation (consumer properties)
 
-    def describe(self, own_cluster: str) -> dict[str, Any]:
-        """Restate's ``SubscriptionResponse``; ``own_cluster`` is the name of the cluster Reprise runs on."""
+    def consumer_options(self, namespace: str) -> dict[str, str]:
+        """The options its consumer runs with: the engine's defaults under the ones given at creation."""
+        return {"group.id": f"{namespace}.{self.id}", "auto.offset.reset": DEFAULT_OFFSET_RESET, **self.options}
+
+    def describe(self, own_cluster: str, namespace: str) -> dict[str, Any]:
+        """Restate's ``SubscriptionResponse``; ``own_cluster`` is the name of the cluster Reprise runs on.
+        ``options`` are those its consumer runs with, as Restate shows its defaults with the given ones."""
         return {"id": self.id, "source": f"kafka://{self.cluster or own_cluster}/{self.source_topic}",
-                "sink": f"service://{self.service}/{self.handler}", "options": {}}
+                "sink": f"service://{self.service}/{self.handler}", "options": self.consumer_options(namespace)}
 
 
-def subscription_id(topic: str, service: str, handler: str, cluster: str | None = None) -> str:
+DEFAULT_OFFSET_RESET = "earliest"  # a new subscription reads its topic from the start unless told otherwise
+# Reprise's commit discipline (a source offset is committed once its Invoke is acknowledged) needs these
+ENGINE_OPTIONS = frozenset({"enable.auto.commit", "enable.auto.offset.store"})
+
+
+def options_problem(options: dict[str, str]) -> str | None:
+    """Why a subscription's ``options`` cannot be used; None if they can."""
+    fixed = sorted(ENGINE_OPTIONS & set(options))
+    if fixed:
+        return (f"option '{fixed[0]}' cannot be set: a subscription commits a source offset only once Kafka "
+                "acknowledged the invocation it became")
+    return None
+
+
+def subscription_id(topic: str, service: str, handler: str, cluster: str | None = None,
+                    options: dict[str, str] | None = None) -> str:
     """Restate's form (``sub_1`` and a base62 u128: its CLI parses ids), derived from (cluster, topic,
-    target): the same subscription has the same id."""
+    target, options): the same subscription has the same id."""
     source = f"{cluster or ''}\0{topic}\0{service}\0{handler}"
+    if options:  # (none: the id a subscription had before options were kept)
+        source += "\0" + "\0".join(f"{k}={v}" for k, v in sorted(options.items()))
     return resource_id("sub", int.from_bytes(hashlib.sha256(source.encode()).digest()[:16], "big"))
 
 
@@ -75,7 +98,7 @@ class SubscriptionRegistry:
             elif record is None:
                 self._subs.pop(name, None)
             else:
-                self._subs[record["id"]] = Subscription(**record)
+                self._subs[record["id"]] = Subscription(**{**record, "options": dict(record.get("options") or {})})
             self._changed.notify_all()
 
     def all(self) -> list[Subscription]:
@@ -103,14 +126,16 @@ class SubscriptionRegistry:
                 if not self._changed.wait(max(0.0, deadline - time.monotonic())):
                     raise TimeoutError("subscription record not read back from Kafka")
 
-    def create(self, topic: str, service: str, handler: str, cluster: str | None = None) -> tuple[Subscription, bool]:
+    def create(self, topic: str, service: str, handler: str, cluster: str | None = None,
+               options: dict[str, str] | None = None) -> tuple[Subscription, bool]:
         """(the subscription, whether it is new); ``cluster`` names a registered cluster (None: the own)."""
-        existing = next((s for s in self.all() if (s.cluster, s.source_topic, s.service, s.handler)
-                         == (cluster, topic, service, handler)), None)  # (created under an older id form too)
+        options = dict(options or {})
+        existing = next((s for s in self.all() if (s.cluster, s.source_topic, s.service, s.handler, s.options)
+                         == (cluster, topic, service, handler, options)), None)  # (created under an older id form too)
         if existing is not None:
             return existing, False
-        sub_id = subscription_id(topic, service, handler, cluster)
-        sub = Subscription(sub_id, topic, service, handler, now_ms(), cluster)
+        sub_id = subscription_id(topic, service, handler, cluster, options)
+        sub = Subscription(sub_id, topic, service, handler, now_ms(), cluster, options)
         self._write(sub_id, "Subscription", sub.__dict__, lambda: sub_id in self._subs, 15.0)
         return sub, True
 

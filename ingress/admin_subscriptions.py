@@ -18,7 +18,7 @@ from reprise.engine.clock import now_ms
 from reprise.engine.config import Config
 from reprise.engine.kafka_clusters import KafkaCluster, name_problem, own_cluster, properties_problem
 from reprise.engine.registry import Registry
-from reprise.engine.subscriptions import Subscription, SubscriptionRegistry
+from reprise.engine.subscriptions import Subscription, SubscriptionRegistry, options_problem
 from reprise.ingress.errors import IngressError
 
 
@@ -38,31 +38,48 @@ class SubscriptionRoutes:
         r.add_delete("/kafka-clusters/{name}", self.delete_cluster)
 
     def _describe(self, sub: Subscription) -> dict[str, Any]:
-        return sub.describe(self.cfg.kafka_cluster_name)
+        return sub.describe(self.cfg.kafka_cluster_name, self.cfg.namespace)
 
     # -- subscriptions
 
     async def create_subscription(self, request: web.Request) -> web.Response:
-        """Restate's body: {"source": "kafka://<cluster>/<topic>", "sink": "service://<Service>/<handler>"}."""
+        """Restate's body: {"source": "kafka://<cluster>/<topic>", "sink": "service://<Service>/<handler>",
+        "options": {...}}; the options are the consumer's librdkafka properties (``auto.offset.reset``, ...),
+        checked in Restate's order (the source's scheme, the sink, then the source's cluster)."""
         subs = self._subscriptions()
         body = await _json_object(request)
-        source, sink = body.get("source"), body.get("sink")
-        if not isinstance(source, str) or not isinstance(sink, str):
-            raise IngressError(400, 'expected {"source": "kafka://<cluster>/<topic>", "sink": "service://<S>/<h>"}')
+        source, sink, options = body.get("source"), body.get("sink"), body.get("options") or {}
+        if not isinstance(source, str):
+            raise _undeserializable("source", "a string URI")
+        if not isinstance(sink, str):
+            raise _undeserializable("sink", "a string URI")
+        if not isinstance(options, dict) or not all(isinstance(v, str) for v in options.values()):
+            raise _undeserializable("options", "a map of strings")
         if not source.startswith("kafka://"):
-            raise IngressError(400, f"invalid source URI '{source}': must have a scheme segment, with supported "
-                                    "schemes: [kafka].", restate_code="META0009")
+            raise _invalid_uri("source", source, "must have a scheme segment, with supported schemes: [kafka].")
+        service, handler = self._sink_target(sink)
+        problem = options_problem(options)
+        if problem is not None:
+            raise IngressError(400, problem)
         cluster, _, topic = source.removeprefix("kafka://").partition("/")
-        target = sink.removeprefix("service://").split("/")
-        if not cluster or not topic or "/" in topic or len(target) != 2:
-            raise IngressError(400, f"bad source {source!r} (expected kafka://<cluster>/<topic>) or sink {sink!r}")
+        if not cluster or not topic or "/" in topic:
+            raise IngressError(400, f"bad source {source!r} (expected kafka://<cluster>/<topic>)")
         registered = self._cluster_of_subscription(subs, cluster)
-        svc = self.registry.service(target[0])
-        if svc is None or target[1] not in svc.handlers:
-            raise IngressError(404, f"handler '{'/'.join(target)}' not found")
-        sub, created = await _in_thread(subs.create, topic, target[0], target[1], registered)
+        sub, created = await _in_thread(subs.create, topic, service, handler, registered, options)
         return web.json_response(self._describe(sub), status=201 if created else 200,
                                  headers={"location": f"subscriptions/{sub.id}"})
+
+    def _sink_target(self, sink: str) -> tuple[str, str]:
+        """(service, handler) of ``service://<Service>/<handler>``, refused as Restate refuses it."""
+        if not sink.startswith("service://"):
+            raise _invalid_uri("sink", sink, "must have a scheme segment, with supported schemes: [service].")
+        target = sink.removeprefix("service://").partition("?")[0]
+        service, slash, handler = target.partition("/")
+        svc = self.registry.service(service)
+        if svc is None or handler not in svc.handlers:
+            shown = sink if slash else f"{sink}/"  # Restate shows the URI with its (empty) path
+            raise _invalid_uri("sink", shown, "cannot find service/handler specified in the sink URI.")
+        return service, handler
 
     def _cluster_of_subscription(self, subs: SubscriptionRegistry, name: str) -> str | None:
         """The registered cluster a source names (None: the own one); refused as Restate refuses it."""
@@ -166,6 +183,16 @@ class SubscriptionRoutes:
                                     "'force' flag.")
         await _in_thread(self._subscriptions().delete_cluster, cluster.name)
         return web.Response(status=202)
+
+
+def _undeserializable(field: str, expected: str) -> IngressError:
+    """Restate's answer to a body of the wrong shape: 422, its deserializer's message."""
+    return IngressError(422, f"Failed to deserialize the JSON body into the target type: {field}: expected {expected}")
+
+
+def _invalid_uri(which: str, uri: str, reason: str) -> IngressError:
+    """Restate's refusal of a subscription's source or sink (``META0009``)."""
+    return IngressError(400, f"[META0009] invalid {which} URI '{uri}': {reason}", restate_code="META0009")
 
 
 async def _json_object(request: web.Request) -> dict[str, Any]:

@@ -111,8 +111,10 @@ class SubscriptionRunner:
                 self._running.pop(sub.id, None)
 
     def _forward(self, sub: Subscription, source: Source, stop: threading.Event) -> None:
-        group = {"group.id": f"{self._cfg.namespace}.{sub.id}", "fetch.wait.max.ms": 50}
-        consumer = new_consumer(self._cfg, **group) if source is None else Consumer(consumer_settings(source, **group))
+        # its options (auto.offset.reset, group.id, ...) over the engine's, under the commit discipline's
+        extra = {"fetch.wait.max.ms": 50, **sub.consumer_options(self._cfg.namespace),
+                 "enable.auto.commit": False, "enable.auto.offset.store": False}
+        consumer = new_consumer(self._cfg, **extra) if source is None else Consumer(consumer_settings(source, **extra))
         producer = Producer(producer_config(self._cfg))
         consumer.subscribe([sub.source_topic])
         try:
@@ -148,7 +150,7 @@ class SubscriptionRunner:
                 invocation_id=str(inv), service=sub.service, handler=sub.handler, key=key, handler_kind=kind,
                 input=m.value() or b"", headers=[{"name": k, "value": v.decode("utf-8", "replace")}
                                                  for k, v in (m.headers() or []) if v is not None],
-                created_ms=now_ms())
+                created_ms=now_ms(), sender_id=sub.id)
             produce_record(producer, self._cfg.log_topic, inv.partition(self._partitions), "Invoke", invoke,
                            on_delivery=on_delivery)
 

@@ -26,6 +26,7 @@ VERSION_HEADER = "reprise-version"
 # (kind, version) -> schema file. A new version adds a row; old rows stay readable.
 LOG_SCHEMAS: dict[tuple[str, int], str] = {
     ("Invoke", 1): "invoke.v1.avsc",
+    ("Invoke", 2): "invoke.v2.avsc",
     ("InvokerEffects", 1): "invoker_effects.v1.avsc",
     ("InvokerEffects", 2): "invoker_effects.v2.avsc",
     ("InvokerEffects", 3): "invoker_effects.v3.avsc",
@@ -45,11 +46,13 @@ LOG_SCHEMAS: dict[tuple[str, int], str] = {
     ("Deployment", 1): "deployment.v1.avsc",
     ("Subscription", 1): "subscription.v1.avsc",
     ("Subscription", 2): "subscription.v2.avsc",
+    ("Subscription", 3): "subscription.v3.avsc",
     ("KafkaCluster", 1): "kafka_cluster.v1.avsc",
 }
 STORE_SCHEMAS: dict[tuple[str, int], str] = {
     ("InvocationStatus", 1): "storage/invocation_status.v1.avsc",
     ("InvocationStatus", 2): "storage/invocation_status.v2.avsc",
+    ("InvocationStatus", 3): "storage/invocation_status.v3.avsc",
     ("Timer", 1): "storage/timer.v1.avsc",
     ("OutboxEntry", 1): "storage/outbox_entry.v1.avsc",
     ("Schedule", 1): "storage/schedule.v1.avsc",

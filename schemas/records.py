@@ -125,7 +125,7 @@ class InvocationStatusV1(TypedDict):
     result_failure: Failure | None
 
 
-class InvocationStatus(TypedDict):
+class InvocationStatusV2(TypedDict):
     """One invocation's row in a partition's store: where it is in its lifecycle and what it waits for. v2
     added journal_retention_ms and restarted_from."""
 
@@ -163,6 +163,65 @@ class InvocationStatus(TypedDict):
     restarted_from: str | None
 
 
+class InvocationStatus(TypedDict):
+    """One invocation's row in a partition's store: where it is in its lifecycle and what it waits for. v2
+    added journal_retention_ms and restarted_from, v3 completion_retention_ms and sender_id."""
+
+    invocation_id: str
+    service: str
+    handler: str
+    key: str | None
+    handler_kind: str | None
+    status: str
+    attempt: int
+    journal_length: int
+    completed_ids: list[int]
+    signal_ids: list[int]
+    named_signals: list[str]
+    waiting_completions: list[int]
+    waiting_signals: list[int]
+    waiting_named: list[str]
+    deployment_id: str | None
+    idempotency_key: str | None
+    caller: Caller | None
+    reply_to: ReplyTo | None
+    attached_callers: list[Caller]
+    attached_replies: list[ReplyTo]
+    created_ms: int
+    modified_ms: int
+    failures_since_entry: int
+    last_entry_ms: int
+    next_retry_ms: int | None
+    last_failure: Failure | None
+    output_index: int | None
+    completed_ms: int | None
+    result_value: bytes | None
+    result_failure: Failure | None
+    journal_retention_ms: int | None
+    restarted_from: str | None
+    completion_retention_ms: int | None
+    sender_id: str | None
+
+
+class InvokeV1(TypedDict):
+    """A command to start an invocation. Written by the ingress, by partitions (calls), or by any Kafka producer."""
+
+    invocation_id: str | None
+    service: str
+    handler: str
+    key: str | None
+    handler_kind: str | None
+    input: bytes
+    headers: list[Header]
+    idempotency_key: str | None
+    caller: Caller | None
+    reply_to: ReplyTo | None
+    ack_to: ReplyTo | None
+    execute_at_ms: int | None
+    created_ms: int
+    source: Source | None
+
+
 class Invoke(TypedDict):
     """A command to start an invocation. Written by the ingress, by partitions (calls), or by any Kafka producer."""
 
@@ -180,6 +239,7 @@ class Invoke(TypedDict):
     execute_at_ms: int | None
     created_ms: int
     source: Source | None
+    sender_id: str | None
 
 
 class InvokeCommandReplyTo(TypedDict):
@@ -433,6 +493,17 @@ class SubscriptionV1(TypedDict):
     created_ms: int
 
 
+class SubscriptionV2(TypedDict):
+    """Every record of a Kafka topic invokes a handler (compacted topic keyed by id; a tombstone deletes)."""
+
+    id: str
+    source_topic: str
+    service: str
+    handler: str
+    created_ms: int
+    cluster: str | None
+
+
 class Subscription(TypedDict):
     """Every record of a Kafka topic invokes a handler (compacted topic keyed by id; a tombstone deletes)."""
 
@@ -442,6 +513,7 @@ class Subscription(TypedDict):
     handler: str
     created_ms: int
     cluster: str | None
+    options: dict[str, str]
 
 
 class Timer(TypedDict):
@@ -470,8 +542,10 @@ BY_KIND: dict[tuple[str, int], type] = {
     ('CallCompleted', 1): CallCompleted,
     ('Deployment', 1): Deployment,
     ('InvocationStatus', 1): InvocationStatusV1,
-    ('InvocationStatus', 2): InvocationStatus,
-    ('Invoke', 1): Invoke,
+    ('InvocationStatus', 2): InvocationStatusV2,
+    ('InvocationStatus', 3): InvocationStatus,
+    ('Invoke', 1): InvokeV1,
+    ('Invoke', 2): Invoke,
     ('InvokeCommand', 1): InvokeCommand,
     ('InvokerEffects', 1): InvokerEffectsV1,
     ('InvokerEffects', 2): InvokerEffectsV2,
@@ -489,7 +563,8 @@ BY_KIND: dict[tuple[str, int], type] = {
     ('StateMutation', 1): StateMutation,
     ('StoreDelta', 1): StoreDelta,
     ('Subscription', 1): SubscriptionV1,
-    ('Subscription', 2): Subscription,
+    ('Subscription', 2): SubscriptionV2,
+    ('Subscription', 3): Subscription,
     ('Timer', 1): Timer,
     ('TimerFired', 1): TimerFired,
 }

@@ -27,7 +27,7 @@ _OUTPUT_COMMAND = int(MessageType.OUTPUT_COMMAND)
 
 def new_row(inv: str, service: str, handler: str, key: str | None, handler_kind: str | None, now_ms: int, *,
             idempotency_key: str | None = None, caller: Caller | None = None, reply_to: ReplyTo | None = None,
-            restarted_from: str | None = None) -> Row:
+            restarted_from: str | None = None, sender_id: str | None = None) -> Row:
     """A new invocation's status row, with no status yet (set_status gives it its first) and an empty journal."""
     return {
         "invocation_id": inv, "service": service, "handler": handler, "key": key,
@@ -39,6 +39,7 @@ def new_row(inv: str, service: str, handler: str, key: str | None, handler_kind:
         "created_ms": now_ms, "modified_ms": now_ms, "failures_since_entry": 0, "last_entry_ms": now_ms,
         "next_retry_ms": None, "last_failure": None, "output_index": None, "completed_ms": None,
         "result_value": None, "result_failure": None, "journal_retention_ms": None, "restarted_from": restarted_from,
+        "completion_retention_ms": None, "sender_id": sender_id,
     }
 
 
@@ -190,8 +191,9 @@ def complete(ctx: ApplyContext, row: Row, now_ms: int, value: bytes | None,
     row["completed_ms"] = now_ms
     row["waiting_completions"], row["waiting_signals"], row["waiting_named"] = [], [], []
     keeps_output = row["handler_kind"] == "WORKFLOW" or row["idempotency_key"] is not None
-    retain_journal(ctx, row, now_ms, journal_retention_ms, (retention_ms or DEFAULT_RETENTION_MS) if keeps_output
-                   else None)
+    status_ms = (retention_ms or DEFAULT_RETENTION_MS) if keeps_output else None
+    row["completion_retention_ms"] = status_ms  # (sys_invocation.completion_retention)
+    retain_journal(ctx, row, now_ms, journal_retention_ms, status_ms)
     ctx.tables.invocations.put(row)
     ctx.completed.append((ctx.offset, row["service"], row["handler"],
                           outcome or ("succeeded" if failure is None else "failed")))
@@ -202,8 +204,8 @@ def complete(ctx: ApplyContext, row: Row, now_ms: int, value: bytes | None,
     for reply in replies:
         send_reply(ctx, reply, row["invocation_id"], value, failure)
     release(ctx, row, now_ms)
-    if keeps_output:
-        set_timer(ctx, "cleanup", row["invocation_id"], now_ms + (retention_ms or DEFAULT_RETENTION_MS))
+    if status_ms is not None:
+        set_timer(ctx, "cleanup", row["invocation_id"], now_ms + status_ms)
     else:  # forgotten by a RetentionSweep once REPRISE_COMPLETED_RETENTION_S has passed
         ctx.tables.completions.index(row["invocation_id"], now_ms)
 

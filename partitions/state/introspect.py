@@ -128,9 +128,11 @@ QUERY_SCANS = Counter("reprise_query_partition_scans", "Partition scans for SQL 
 class StoreTables:
     """The SQL introspection tables over the stores this process owns (engine.introspection.TableSource)."""
 
-    def __init__(self, stores: dict[int, Any], service_types: ServiceTypes) -> None:
+    def __init__(self, stores: dict[int, Any], service_types: ServiceTypes,
+                 plain_retention_ms: int | None = None) -> None:
         self._stores = stores  # the processor's own dict: it changes as partitions come and go
         self._types = service_types
+        self._plain_retention_ms = plain_retention_ms  # a completed plain invocation's (None: kept)
 
     def owned(self) -> set[int]:
         return set(self._stores)
@@ -154,7 +156,8 @@ class StoreTables:
             if store is None:
                 raise ScanRefused(409, f"partition {p} is not owned by this process")
             try:
-                for row in PartitionScan(store.db, self._types, budget, selection).rows(table):
+                scan = PartitionScan(store.db, self._types, budget, selection, self._plain_retention_ms)
+                for row in scan.rows(table):
                     chunk.append(row)
                     if len(chunk) >= self.CHUNK:
                         batches.append(batch(table, chunk))

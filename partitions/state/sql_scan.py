@@ -137,14 +137,37 @@ def journal_commands(row: Row) -> int:
     return max(0, row["journal_length"] - notifications)
 
 
-def invocation_row(row: Row, service_types: ServiceTypes, scheduled_start_ms: int | None = None) -> Row:
+def _invoked_by(caller: Any, sender: str | None, restarted_from: str | None) -> str:
+    """Restate's ``invoked_by``: a handler's call or one-way send, a subscription's record, a
+    restart-as-new, else a request (an ingress, a Kafka-native command, a schedule)."""
+    if caller or (sender is not None and not sender.startswith("sub_")):
+        return "service"
+    if sender is not None:
+        return "subscription"
+    return "restart_as_new" if restarted_from else "ingress"
+
+
+def completion_retention_ms(row: Row, plain_retention_ms: int | None) -> int | None:
+    """How long the invocation's status is kept once it completed: an idempotent invocation's or
+    workflow run's retention, fixed when it completes (its service's retention then; None before,
+    and in a row stored before it was kept), else the engine's for plain invocations
+    (``plain_retention_ms``; None: kept)."""
+    if row["handler_kind"] == "WORKFLOW" or row["idempotency_key"] is not None:
+        return row.get("completion_retention_ms")
+    return plain_retention_ms
+
+
+def invocation_row(row: Row, service_types: ServiceTypes, scheduled_start_ms: int | None = None,
+                   plain_retention_ms: int | None = None) -> Row:
     """One ``sys_invocation`` row (a superset of ``sys_invocation_status``) from a stored status row;
-    ``scheduled_start_ms``: when a scheduled invocation is due."""
+    ``scheduled_start_ms``: when a scheduled invocation is due; ``plain_retention_ms``: how long the
+    engine keeps a completed plain invocation (None: kept)."""
     key, status = row["key"], row["status"]
     ty = service_types(row["service"])
     failure = row["last_failure"]
     result = row["result_failure"]
-    caller = row["caller"]
+    caller, sender = row["caller"], row.get("sender_id")  # (a one-way send's sender, or a subscription: v3 rows)
+    by_subscription = sender is not None and sender.startswith("sub_")
     started = status not in _NOT_STARTED
     out = {
         "partition_key": InvocationId.parse(row["invocation_id"]).pk, "id": row["invocation_id"],
@@ -153,8 +176,9 @@ def invocation_row(row: Row, service_types: ServiceTypes, scheduled_start_ms: in
         "target_service_name": row["service"], "target_service_key": key, "target_handler_name": row["handler"],
         "target_service_ty": _SERVICE_TY.get(ty or "", "service" if key is None else "virtual_object"),
         "idempotency_key": row["idempotency_key"],
-        "invoked_by": "service" if caller else "restart_as_new" if row.get("restarted_from") else "ingress",
-        "invoked_by_id": caller["invocation_id"] if caller else None, "restarted_from": row.get("restarted_from"),
+        "invoked_by": _invoked_by(caller, sender, row.get("restarted_from")),
+        "invoked_by_id": caller["invocation_id"] if caller else sender if not by_subscription else None,
+        "invoked_by_subscription_id": sender if by_subscription else None, "restarted_from": row.get("restarted_from"),
         "pinned_deployment_id": row["deployment_id"],
         "journal_size": row["journal_length"] if started else None,
         "journal_commands_size": journal_commands(row) if started else None,
@@ -167,6 +191,7 @@ def invocation_row(row: Row, service_types: ServiceTypes, scheduled_start_ms: in
         "running_at": _ts(row["created_ms"]) if row["attempt"] > 0 else None,
         "completed_at": _ts(row["completed_ms"]),
         "journal_retention": row.get("journal_retention_ms"),  # set at completion (v2 rows)
+        "completion_retention": completion_retention_ms(row, plain_retention_ms),
         "suspended_waiting_for_completions": list(row["waiting_completions"]) if status == "SUSPENDED" else None,
         "suspended_waiting_for_signals": list(row["waiting_signals"]) if status == "SUSPENDED" else None,
         "suspended_waiting_future_json": waiting_future_json(row) if status == "SUSPENDED" else None,
@@ -293,9 +318,10 @@ class PartitionScan:
     table keyed by object only those objects' rows (seeks, not a scan of the partition)."""
 
     def __init__(self, db: Any, service_types: ServiceTypes, budget: ScanBudget,
-                 selection: Selection | None = None) -> None:
+                 selection: Selection | None = None, plain_retention_ms: int | None = None) -> None:
         self._r = SnapshotReader(db)
         self._types = service_types
+        self._plain_retention_ms = plain_retention_ms
         self._budget = budget
         self._ids = selection.ids if selection is not None else None
         self._objects = selection.objects if selection is not None else None
@@ -327,7 +353,8 @@ class PartitionScan:
         for r in self._statuses():
             if r["status"] == "SCHEDULED" and due is None:
                 due = self._scheduled_starts()  # read once, and only where something is scheduled
-            yield invocation_row(r, self._types, due.get(r["invocation_id"]) if due is not None else None)
+            yield invocation_row(r, self._types, due.get(r["invocation_id"]) if due is not None else None,
+                                 self._plain_retention_ms)
 
     def _scheduled_starts(self) -> dict[str, int]:
         """Invocation id -> when it is due, for the scheduled invocations of the partition: their

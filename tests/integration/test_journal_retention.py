@@ -62,7 +62,7 @@ def test_journal_retention_drops_the_journal_and_keeps_the_status(module_engine:
     dropped = send(module_engine, "/Steps/three", "jr0")
     row = completed(module_engine, dropped)
     assert (row["journal_size"], row["completion_result"]) == (0, "success")
-    assert row["journal_retention"] == "PT0S", row
+    assert row["journal_retention"] == "P0D", row
     assert journal_entries(module_engine, dropped) == 0
     assert module_engine.admin_json(f"/invocations/{dropped}")["output"] == '"jr0:ABC"'  # the result stays
     status, body = command(module_engine, dropped, "restart-as-new")
@@ -112,3 +112,17 @@ def test_restart_as_new_from_a_journal_prefix_replays_it(module_engine: Engine, 
     assert command(module_engine, first, "restart-as-new?from=99")[0] == 400
     assert command(module_engine, first, "restart-as-new?from=x")[0] == 400
     assert command(module_engine, first, "restart-as-new?from=1&deployment=dp_1nothere")[0] == 400
+
+
+def test_completion_retention_is_shown_as_restate_shows_it(module_engine: Engine) -> None:
+    """An idempotent invocation's is its service's idempotency retention (Restate 1.7.12 showed PT7200S
+    for 2h), a plain one's the engine's retention of completed invocations (a day)."""
+    patch_service(module_engine, "Steps", {"idempotency_retention": "2h"})
+    status, raw = post(module_engine.ingress + "/Steps/three/send", b'"cr-idem"',
+                       {"content-type": "application/json", "idempotency-key": "cr-idem"})
+    assert status == 202, raw
+    idem, plain = json.loads(raw)["invocationId"], send(module_engine, "/Steps/three", "cr-plain")
+    for inv, shown in ((idem, "PT7200S"), (plain, "PT86400S")):
+        completed(module_engine, inv)
+        assert query(module_engine, f"SELECT completion_retention FROM sys_invocation WHERE id = '{inv}'") == [
+            {"completion_retention": shown}]

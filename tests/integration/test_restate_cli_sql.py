@@ -158,6 +158,43 @@ def test_admin_reads_answer_for_every_partition_from_any_process(topology: Seede
         assert {topology.ids["sleepy"], topology.ids["hold"]} <= {t["invocation_id"] for t in timers}
 
 
+def test_a_one_way_send_shows_its_sender(topology: Seeded) -> None:
+    """As Restate: ``invoked_by`` ``service`` and the sending invocation's id."""
+    assert call_json(topology.ingress, "/Caller/fan_out", {"n": 1, "key": "sql-sent"}) == (200, 1)
+    [sender] = rows(topology.ingress, "select id from sys_invocation where target = 'Caller/fan_out'")
+    wait_until(lambda: rows(topology.ingress, "select invoked_by, invoked_by_id from sys_invocation "
+                                              "where target = 'Counter/sql-sent/add'")
+               == [{"invoked_by": "service", "invoked_by_id": sender["id"]}], 30, "the sent invocation")
+
+
+def _admin_json(admin: Engine, method: str, path: str, body: dict | None = None) -> tuple[int, dict | None]:
+    status, raw = post(admin.admin + path, json.dumps(body).encode() if body is not None else None,
+                       {"content-type": "application/json"}, method=method)
+    return status, json.loads(raw) if raw else None
+
+
+def test_subscriptions_and_kafka_clusters_from_every_process(split: Seeded) -> None:
+    """They are records of the subscriptions topic: a processor reads and writes them as the ingress does."""
+    made = []
+    for admin in split.admins:  # each process creates one; every process then shows every one
+        status, sub = _admin_json(admin, "POST", "/subscriptions", {
+            "source": f"kafka://default/never-written-{admin.home.name}", "sink": "service://Counter/add"})
+        assert status == 201 and sub is not None, sub
+        made.append(sub)
+    try:
+        for admin in split.admins:
+            listed = {s["id"] for s in _admin_json(admin, "GET", "/subscriptions")[1]["subscriptions"]}
+            assert {s["id"] for s in made} <= listed
+            assert _admin_json(admin, "GET", f"/subscriptions/{made[0]['id']}") == (200, made[0])
+            clusters = _admin_json(admin, "GET", "/kafka-clusters")[1]["clusters"]
+            assert [c["name"] for c in clusters] == ["default"]
+            status, own = _admin_json(admin, "GET", "/kafka-clusters/default?include_subscriptions=true")
+            assert status == 200 and {s["id"] for s in made} <= {s["id"] for s in own["subscriptions"]}
+    finally:
+        for admin, sub in zip(split.admins, made, strict=True):  # a processor deletes too
+            assert _admin_json(admin, "DELETE", f"/subscriptions/{sub['id']}")[0] == 202
+
+
 def test_arrow_is_the_default_answer_and_errors_are_restates(dev: Seeded) -> None:
     status, headers, body = query(dev.ingress, "SELECT * FROM sys_invocation", accept="*/*")
     assert status == 200 and headers["content-type"] == "application/vnd.apache.arrow.stream"

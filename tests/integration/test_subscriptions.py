@@ -40,12 +40,27 @@ def test_subscription_invokes_per_record_in_key_order(engine: Engine, kafka_boot
         wait_until(lambda k=key: len(json.loads(state(engine, "Counter", k).get("items", "[]"))) == 20, 60,
                    f"{key}'s 20 records")
         assert json.loads(state(engine, "Counter", key)["items"]) == list(range(20))
+    status, raw = post(engine.admin + "/query", json.dumps({"query": (
+        "select distinct invoked_by, invoked_by_subscription_id from sys_invocation "
+        "where target = 'Counter/alice/append'")}).encode(), {"content-type": "application/json",
+                                                             "accept": "application/json"})
+    assert status == 200 and json.loads(raw)["rows"] == [  # as Restate shows them
+        {"invoked_by": "subscription", "invoked_by_subscription_id": sub["id"]}], raw
 
 
 def test_subscription_to_unknown_handler_and_delete(engine: Engine, kafka_bootstrap: str) -> None:
-    body = json.dumps({"source": "kafka://default/x", "sink": "service://Counter/nope"}).encode()
-    status, raw = post(engine.admin + "/subscriptions", body, {"content-type": "application/json"})
-    assert status == 404 and "Counter/nope" in json.loads(raw)["message"]
+    # Restate 1.7.12's answers, byte for byte (the sink is checked before the source's cluster)
+    for sink, reason in (("service://Counter/nope", "cannot find service/handler specified in the sink URI."),
+                         ("service://Nope/add", "cannot find service/handler specified in the sink URI."),
+                         ("queue://Counter/add", "must have a scheme segment, with supported schemes: [service].")):
+        assert _admin(engine, "POST", "/subscriptions", {"source": "kafka://elsewhere/x", "sink": sink}) == (400, {
+            "message": f"[META0009] invalid sink URI '{sink}': {reason}", "restate_code": "META0009"})
+    assert _admin(engine, "POST", "/subscriptions", {"source": "kafka://default/x", "sink": "service://Counter"}) == (
+        400, {"message": "[META0009] invalid sink URI 'service://Counter/': cannot find service/handler specified "
+                         "in the sink URI.", "restate_code": "META0009"})
+    assert _admin(engine, "POST", "/subscriptions", {"source": "nats://default/x", "sink": "queue://Counter/add"}) == (
+        400, {"message": "[META0009] invalid source URI 'nats://default/x': must have a scheme segment, with "
+                         "supported schemes: [kafka].", "restate_code": "META0009"})
     out = cli(engine, "subscriptions", "create", "--topic", "some-topic", "--target", "Counter/add")
     sub_id = json.loads(out.stdout)["id"]
     assert cli(engine, "subscriptions", "delete", sub_id).returncode == 0
@@ -125,3 +140,50 @@ def test_kafka_clusters_as_restate_and_a_subscription_on_a_registered_one(engine
     assert status == 409 and sub["id"] in orphan["message"]
     assert _admin(engine, "DELETE", "/kafka-clusters/elsewhere?force=true")[0] == 202
     assert _admin(engine, "GET", "/kafka-clusters/elsewhere")[0] == 404
+
+
+def test_subscription_options_are_kept_shown_and_honoured(engine: Engine, kafka_bootstrap: str) -> None:
+    """As on Restate 1.7.12: the options given at creation are shown with the consumer's group, and its
+    consumer uses them (``auto.offset.reset`` latest skips what the topic held before; ``group.id``)."""
+    from confluent_kafka.admin import AdminClient
+
+    ns = namespace_of(engine)
+    late, early = make_topic(kafka_bootstrap, f"{ns}.opts-latest"), make_topic(kafka_bootstrap, f"{ns}.opts-default")
+    producer = Producer({"bootstrap.servers": kafka_bootstrap, "acks": "all"})
+    producer.produce(late, key=b"opt-late", value=b"0")
+    producer.produce(early, key=b"opt-early", value=b"0")
+    assert producer.flush(30) == 0
+    group = f"{ns}.own-group"
+    status, sub = _admin(engine, "POST", "/subscriptions", {
+        "source": f"kafka://default/{late}", "sink": "service://Counter/append",
+        "options": {"auto.offset.reset": "latest", "group.id": group}})
+    assert status == 201 and sub["options"] == {"group.id": group, "auto.offset.reset": "latest"}, sub
+    assert _admin(engine, "GET", f"/subscriptions/{sub['id']}") == (200, sub)
+    status, plain = _admin(engine, "POST", "/subscriptions", {"source": f"kafka://default/{early}",
+                                                             "sink": "service://Counter/append", "options": None})
+    assert status == 201 and plain["options"] == {"group.id": f"{ns}.{plain['id']}", "auto.offset.reset": "earliest"}
+
+    sent = iter(range(1, 1000))
+
+    def a_later_record_arrived() -> bool:
+        producer.produce(late, key=b"opt-late", value=str(next(sent)).encode())
+        producer.flush(30)
+        return bool(json.loads(state(engine, "Counter", "opt-late").get("items", "[]")))
+
+    wait_until(a_later_record_arrived, 60, "a record written after the subscription")
+    items = json.loads(state(engine, "Counter", "opt-late")["items"])
+    assert 0 not in items and items == sorted(items)  # the record from before was skipped, the rest kept order
+    wait_until(lambda: json.loads(state(engine, "Counter", "opt-early").get("items", "[]")) == [0], 60,
+               "the record written before the subscription without options")
+    kafka_admin = AdminClient({"bootstrap.servers": kafka_bootstrap})  # kept alive until it answers
+    assert kafka_admin.describe_consumer_groups([group])[group].result(30).members  # its consumer is in that group
+
+    out = cli(engine, "subscriptions", "create", "--topic", late, "--target", "Counter/add",
+              "--option", "auto.offset.reset=latest", "--option", "client.id=opts")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["options"] == {"group.id": f"{ns}.{json.loads(out.stdout)['id']}",
+                                                 "auto.offset.reset": "latest", "client.id": "opts"}
+    for options, code in (({"enable.auto.commit": "true"}, 400), ({"auto.offset.reset": 1}, 422)):
+        status, refused = _admin(engine, "POST", "/subscriptions", {
+            "source": f"kafka://default/{late}", "sink": "service://Counter/add", "options": options})
+        assert status == code, refused

@@ -101,5 +101,5 @@ def outbox_records(p: Partition) -> list[tuple[str, dict[str, Any]]]:
     out = []
     for seq in p.tables.outbox.pending():
         e = p.tables.outbox.entry(seq)
-        out.append((e["kind"], codec.decode(e["kind"], 1, e["value"])))
+        out.append((e["kind"], codec.decode(e["kind"], codec.CURRENT[e["kind"]], e["value"])))  # as shipped
     return out

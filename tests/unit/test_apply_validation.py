@@ -47,6 +47,7 @@ CASES: list[tuple[str, str, dict[str, Any], Rejection]] = [
     ("invoke huge service", "Invoke", _invoke(service="S" * (MAX_NAME_CHARS + 1)), Rejection.TOO_LARGE),
     ("invoke no handler", "Invoke", _invoke(handler=""), Rejection.MALFORMED),
     ("invoke unknown handler kind", "Invoke", _invoke(handler_kind="ROOT"), Rejection.UNKNOWN_VALUE),
+    ("invoke bogus sender", "Invoke", _invoke(sender_id="sub_nope"), Rejection.MALFORMED),
     ("invoke bogus caller", "Invoke", _invoke(caller={"invocation_id": "nope", "completion_id": 1}),
      Rejection.MALFORMED),
     ("invoke negative caller completion", "Invoke",

@@ -22,7 +22,7 @@ from reprise.engine.kafka_clusters import (
     properties_problem,
     redacted,
 )
-from reprise.engine.subscriptions import Subscription, SubscriptionRegistry, subscription_id
+from reprise.engine.subscriptions import Subscription, SubscriptionRegistry, options_problem, subscription_id
 from reprise.schemas import codec
 
 # What Restate 1.7.12 answered "***" for, and what it showed as given, for the same POST /kafka-clusters
@@ -87,8 +87,24 @@ def test_subscription_ids_have_restates_form_and_name_the_cluster() -> None:
     assert re.fullmatch(r"sub_1[0-9A-Za-z]{22}", sub_id) and sub_id == subscription_id("t", "S", "h")
     assert subscription_id("t", "S", "h", "far") != sub_id
     sub = Subscription("sub_1", "orders", "S", "h", 1)
-    assert sub.describe("my-cluster")["source"] == "kafka://my-cluster/orders"
-    assert Subscription("sub_2", "orders", "S", "h", 1, "far").describe("my-cluster")["source"] == "kafka://far/orders"
+    assert sub.describe("my-cluster", "ns")["source"] == "kafka://my-cluster/orders"
+    assert Subscription("sub_2", "orders", "S", "h", 1, "far").describe("my-cluster", "ns")["source"] == \
+        "kafka://far/orders"
+
+
+def test_subscription_options_name_it_and_are_shown_over_the_consumers_defaults() -> None:
+    # without options a subscription keeps the id it had before options were kept
+    assert subscription_id("orders", "S", "h") == subscription_id("orders", "S", "h", None, {}) == \
+        "sub_11GPpvwOgmcmtIJDrA7Ebud"
+    latest = subscription_id("orders", "S", "h", None, {"auto.offset.reset": "latest"})
+    assert latest != subscription_id("orders", "S", "h") and latest == subscription_id(
+        "orders", "S", "h", None, {"auto.offset.reset": "latest"})
+    assert Subscription("sub_1", "orders", "S", "h", 1).describe("c", "ns")["options"] == {
+        "group.id": "ns.sub_1", "auto.offset.reset": "earliest"}
+    given = {"auto.offset.reset": "latest", "group.id": "mine", "client.id": "me"}
+    assert Subscription("sub_1", "orders", "S", "h", 1, None, given).describe("c", "ns")["options"] == given
+    assert options_problem({"auto.offset.reset": "latest"}) is None
+    assert "enable.auto.commit" in (options_problem({"enable.auto.commit": "true"}) or "")
 
 
 @pytest.fixture
@@ -109,6 +125,15 @@ def test_clusters_and_subscriptions_share_the_topic(registry: SubscriptionRegist
     registry._on_record((KEY_PREFIX + "far").encode(), None)
     assert registry.cluster("far") is None and [s.id for s in registry.all()] == ["sub_1"]
     assert registry.create("t", "S", "h") == (registry.get("sub_1"), False)  # the same one, under its older id
+    v2 = {"id": "sub_2", "source_topic": "t", "service": "S", "handler": "h", "created_ms": 2, "cluster": None}
+    v2_schema = fastavro.parse_schema(json.loads((Path(codec.__file__).parent / "subscription.v2.avsc").read_text()))
+    body = io.BytesIO()  # written before subscriptions kept their options: it has none
+    fastavro.schemaless_writer(body, v2_schema, v2)
+    registry._on_record(b"sub_2", codec.decode("Subscription", 2, body.getvalue()))
+    assert registry.get("sub_2") == Subscription(**v2) and registry.get("sub_2").options == {}
+    current = {**v2, "id": "sub_3", "options": {"auto.offset.reset": "latest"}}
+    registry._on_record(b"sub_3", codec.decode("Subscription", 3, codec.encode("Subscription", current)))
+    assert registry.get("sub_3") == Subscription(**current)
 
 
 class _Subscriptions:

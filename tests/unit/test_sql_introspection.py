@@ -158,7 +158,24 @@ def test_json_answers_as_restate_writes_them() -> None:
     assert encoded == {"rows": [{"id": "inv_x", "status": "completed", "created_at": "2026-01-02T03:04:05.678Z",
                                  "completion_retention": "PT86400S", "suspended_waiting_for_completions": [1, 2]}]}
     assert json.loads(sql_query.as_json(sql_query.Answer(journal.schema, [journal], False)))["rows"][0]["raw"] == "01ff"
+    nulls = batch("sys_invocation", [{"id": "inv_x"}, {"id": "inv_y"}]).select(["trace_id"])
+    assert json.loads(sql_query.as_json(sql_query.Answer(nulls.schema, [nulls], False))) == {"rows": [{}, {}]}
     assert [f.name for f in SCHEMAS["sys_invocation"]][-3:] == ["status", "completion_result", "completion_failure"]
+
+
+def test_durations_are_written_as_restate_writes_them() -> None:
+    """The answers of a Restate 1.7.12 server to the same statement (chrono's ISO 8601 form)."""
+    def scan(table: str, selection: Selection, max_rows: int, deadline: float) -> pa.RecordBatch:
+        raise AssertionError("no table is read")
+
+    casts = {"z": (0, "Millisecond"), "s1": (1000, "Millisecond"), "d1": (86_400_000, "Millisecond"),
+             "s15": (1500, "Millisecond"), "mix": (90_061_001, "Millisecond"), "neg": (-1500, "Millisecond"),
+             "ms1": (1, "Millisecond"), "zs": (0, "Second"), "us": (1500, "Microsecond"), "ns": (7, "Nanosecond")}
+    sql = "select " + ", ".join(f"arrow_cast({v}, 'Duration({u})') as {k}" for k, (v, u) in casts.items())
+    answer = sql_query.run(sql, scan, _NoRegistry(), N, sql_query.QueryLimits(rows=10, scan=100, timeout_s=30))  # type: ignore[arg-type]
+    assert json.loads(sql_query.as_json(answer))["rows"] == [{
+        "z": "P0D", "s1": "PT1S", "d1": "PT86400S", "s15": "PT1.5S", "mix": "PT90061.001S", "neg": "-PT1.5S",
+        "ms1": "PT0.001S", "zs": "P0D", "us": "PT0.0015S", "ns": "PT0.000000007S"}]
 
 
 def test_starting_a_process_imports_neither_pyarrow_nor_datafusion() -> None:

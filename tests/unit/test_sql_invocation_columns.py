@@ -5,6 +5,7 @@ them; ``sys_service``'s revision and public flag."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -18,18 +19,30 @@ from reprise.engine.registry import ServiceInfo
 from reprise.ingress import sql_query
 from reprise.partitions.state.rocks_store import RocksStore
 from reprise.partitions.state.sql_scan import PartitionScan, ScanBudget
-from tests.unit.apply_helpers import N, invoke, new_partition, output, run, run_done, suspended
+from tests.unit.apply_helpers import (
+    N,
+    Partition,
+    inv_on,
+    invoke,
+    new_partition,
+    outbox_records,
+    output,
+    run,
+    run_done,
+    suspended,
+)
 
 
 def _keys(n: int) -> list[str]:
     return [k for k in (f"col{i}" for i in range(400)) if partition_for_key(k, N) == 0][:n]
 
 
-def _rows(tmp_path: Path, data: dict[bytes, bytes]) -> dict[str, dict]:
+def _rows(tmp_path: Path, data: dict[bytes, bytes], plain_retention_ms: int | None = None) -> dict[str, dict]:
     store = RocksStore(tmp_path / "store")
     store.write(data)
     try:
-        scan = PartitionScan(store.db, lambda name: "VIRTUAL_OBJECT", ScanBudget(1_000, time.monotonic() + 30))
+        scan = PartitionScan(store.db, lambda name: "VIRTUAL_OBJECT", ScanBudget(1_000, time.monotonic() + 30),
+                             plain_retention_ms=plain_retention_ms)
         rows = {r["id"]: r for r in scan.rows("sys_invocation")}
         batch("sys_invocation", list(rows.values()))  # and the values have the table's types
         return rows
@@ -122,3 +135,53 @@ def test_journal_entries_lite_json_as_restate_writes_it(tmp_path: Path) -> None:
     assert lite == ['{"Command":{"Input":{}}}', '{"Command":{"Run":{"completion_id":1,"name":"step"}}}',
                     '{"Notification":{"ty":{"Completion":"Run"},"id":{"CompletionId":1},"result":"Success"}}',
                     '{"Command":{"Output":{"result":"Success"}}}']
+
+
+def test_completion_retention_is_how_long_the_status_is_kept(tmp_path: Path) -> None:
+    """As Restate 1.7.12 showed for a service with idempotency_retention 2h and journal_retention 30m, and
+    a workflow with workflow_completion_retention 3h and journal_retention 0s: the status's retention
+    and the journal's; a plain invocation's status is kept as long as the engine keeps completed ones."""
+    p = new_partition()
+    idem, wf, plain, running = (str(InvocationId.new(k)) for k in _keys(4))
+    for inv, key, extra, retention, journal in ((idem, None, {"idempotency_key": "i"}, 7_200_000, 1_800_000),
+                                                (wf, _keys(4)[1], {"handler_kind": "WORKFLOW"}, 10_800_000, 0),
+                                                (plain, None, {}, None, None)):
+        invoke(p, inv, key=key, **extra)
+        p.feed("InvokerEffects", {"invocation_id": inv, "attempt": 1, "epoch": 1, "timestamp_ms": 2_000,
+                                  "deployment_id": "dp_1", "entries": [output(b'"x"')], "outcome": {},
+                                  "completion_retention_ms": retention, "journal_retention_ms": journal}, 2_000)
+    invoke(p, running, idempotency_key="r")
+    rows = _rows(tmp_path, dict(p.store.data), plain_retention_ms=86_400_000)
+    shown_ms = {i: (r["status"], r.get("completion_retention"), r.get("journal_retention")) for i, r in rows.items()}
+    assert shown_ms == {idem: ("completed", 7_200_000, 1_800_000), wf: ("completed", 10_800_000, 0),
+                        plain: ("completed", 86_400_000, None),
+                        running: ("running", None, None)}  # fixed when it completes
+    shown = batch("sys_invocation", [rows[idem], rows[wf]])
+    assert [(r["completion_retention"], r["journal_retention"]) for r in json.loads(sql_query.as_json(
+        sql_query.Answer(shown.schema, [shown], False)))["rows"]] == [("PT7200S", "PT1800S"), ("PT10800S", "P0D")]
+    assert _rows(tmp_path / "kept", dict(p.store.data))[plain].get("completion_retention") is None  # kept
+
+
+def test_a_one_way_send_names_its_sender(tmp_path: Path) -> None:
+    """Restate 1.7.12 showed ``invoked_by`` ``service`` and the sender's id for an invocation a handler
+    sent (``ctx.object_send``), ``subscription`` and the subscription's id for one a subscription's
+    record started; the Invoke record carries the sender to the new invocation's row."""
+    p = new_partition()
+    sender = inv_on(0)
+    invoke(p, sender)
+    send = encode_message(pb.OneWayCallCommandMessage(service_name="Counter", handler_name="add", key="sent",
+                                                      parameter=b"1", invocation_id_notification_idx=1))
+    p.effects(sender, 1, [send, output(b'"x"')], {})
+    [(kind, child)] = [(k, r) for k, r in outbox_records(p) if k == "Invoke"]
+    assert (child["caller"], child["sender_id"]) == (None, sender)
+    q = Partition(partition_for_key("sent", N))
+    q.feed("LeaderEpoch", {"partition": q.partition, "epoch": 1, "owner": "me", "timestamp_ms": 0})
+    q.feed("Invoke", child)
+    # a subscription's record names the subscription (Restate: invoked_by_subscription_id)
+    by_sub = str(InvocationId.new("sent"))
+    q.feed("Invoke", {**child, "invocation_id": by_sub, "sender_id": "sub_11BVI5vJtLsrSPlmgDPFNWF", "source": None})
+    rows = _rows(tmp_path, dict(q.store.data))
+    assert (rows[child["invocation_id"]]["invoked_by"], rows[child["invocation_id"]]["invoked_by_id"]) == (
+        "service", sender)
+    assert (rows[by_sub]["invoked_by"], rows[by_sub]["invoked_by_subscription_id"], rows[by_sub].get("invoked_by_id")) \
+        == ("subscription", "sub_11BVI5vJtLsrSPlmgDPFNWF", None)

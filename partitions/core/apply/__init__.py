@@ -51,6 +51,7 @@ Handler = Callable[[ApplyContext, dict[str, Any], int], None]
 
 HANDLERS: dict[tuple[str, int], Handler] = {
     ("Invoke", 1): invoke.apply_invoke,
+    ("Invoke", 2): invoke.apply_invoke,  # v2 adds the sender of a one-way send
     ("InvokerEffects", 1): invoker_effects.apply_effects,
     ("InvokerEffects", 2): invoker_effects.apply_effects,  # v2 adds the Progress outcome
     ("InvokerEffects", 3): invoker_effects.apply_effects,  # v3 adds journal_retention_ms

@@ -32,7 +32,8 @@ def apply_invoke(ctx: ApplyContext, rec: dict[str, Any], now_ms: int) -> None:
         _attach(ctx, existing, rec)
         return
     row = lifecycle.new_row(inv, rec["service"], rec["handler"], rec["key"], rec["handler_kind"], now_ms,
-                            idempotency_key=rec["idempotency_key"], caller=rec["caller"], reply_to=rec["reply_to"])
+                            idempotency_key=rec["idempotency_key"], caller=rec["caller"], reply_to=rec["reply_to"],
+                            sender_id=rec.get("sender_id"))  # (v2)
     if rec["ack_to"] is not None:
         lifecycle.send_reply(ctx, rec["ack_to"], inv, b"Accepted", None)
     headers = [(h["name"], h["value"]) for h in rec["headers"]]

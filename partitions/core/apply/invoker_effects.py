@@ -148,7 +148,8 @@ def _call(ctx: ApplyContext, row: InvocationStatus, t: int, msg: Any, index: int
     lifecycle.outbox(ctx, "log", child.partition(ctx.partitions), "Invoke", new_invoke(
         invocation_id=str(child), service=msg.service_name, handler=msg.handler_name, key=key, handler_kind=kind,
         input=msg.parameter, headers=[{"name": h.key, "value": h.value} for h in msg.headers],
-        idempotency_key=msg.idempotency_key or None, caller=caller, execute_at_ms=invoke_time))
+        idempotency_key=msg.idempotency_key or None, caller=caller, execute_at_ms=invoke_time,
+        sender_id=inv if one_way else None))
     lifecycle.append_entry(ctx, row, pj.call_invocation_id_completion(msg.invocation_id_notification_idx,
                                                                       str(child)))
 

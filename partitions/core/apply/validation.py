@@ -14,6 +14,7 @@ kind's handler, after it read the row and before it writes.
 
 from __future__ import annotations
 
+import re
 import struct
 from collections.abc import Callable
 from typing import Any
@@ -38,6 +39,8 @@ MAX_U32 = 2**32 - 1  # completion ids and signal indexes are protobuf uint32
 MAX_EPOCH_STEP = 1_000
 MAX_SWEEP_LIMIT = 100_000  # invocations one RetentionSweep may forget (the leader asks 5,000)
 MAX_AWAITED = 65_536  # ids one suspension may wait on
+# a subscription's id: Restate's form (sub_1 and 22 base62 digits) or an older Reprise's (20 hex digits)
+is_subscription_id = re.compile(r"sub_[0-9A-Za-z]{20,23}").fullmatch
 HANDLER_KINDS = frozenset((None, "EXCLUSIVE", "SHARED", "WORKFLOW"))
 ATTACH_MODES = frozenset(("attach", "output"))
 _FRAME_HEADER = struct.Struct(">HHI")
@@ -143,6 +146,9 @@ def invoke(ctx: ApplyContext, rec: Record) -> None:
                                                     f"{iid.partition(ctx.partitions)}, found on {ctx.partition}")
     name(rec["idempotency_key"], "Invoke idempotency key", required=False, limit=MAX_KEY_CHARS)
     caller(rec["caller"])
+    sender = rec.get("sender_id")  # v2: an invocation's one-way send, or a subscription's record
+    if sender is not None and not is_subscription_id(sender):
+        any_invocation(sender, "Invoke sender")
     if rec["execute_at_ms"] is not None:
         in_range(rec["execute_at_ms"], 0, MAX_TIME_MS, "Invoke execute_at_ms")
     source(ctx, rec["source"])

@@ -29,6 +29,7 @@ from reprise.partitions.core.apply.validation import (
     MAX_U32,
     Record,
     Validator,
+    is_subscription_id,
 )
 from reprise.partitions.core.context import ApplyContext
 
@@ -109,7 +110,8 @@ def invoke(ctx: ApplyContext, rec: Record) -> None:
             and (idempotency_key is None or len(idempotency_key) <= MAX_KEY_CHARS)
             and (caller is None or (0 <= caller["completion_id"] <= MAX_U32 and _well_formed(caller["invocation_id"])))
             and (at is None or 0 <= at <= MAX_TIME_MS)
-            and (src is None or (0 <= src["partition"] < ctx.partitions and 0 <= src["seq"] <= MAX_I64))):
+            and (src is None or (0 <= src["partition"] < ctx.partitions and 0 <= src["seq"] <= MAX_I64))
+            and ((sender := rec.get("sender_id")) is None or _well_formed(sender) or is_subscription_id(sender))):
         return
     full.invoke(ctx, rec)
 
