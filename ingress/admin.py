@@ -29,6 +29,7 @@ from reprise.ingress.errors import IngressError, error_response
 from reprise.ingress.health import add_health_routes
 from reprise.ingress.log_client import LogClient
 from reprise.ingress.metrics import count_admin_requests
+from reprise.ingress.request_io import in_thread
 
 
 class Admin:
@@ -102,7 +103,7 @@ class Admin:
         status = request.query.get("status")
         if status is not None and status.upper() not in STATUSES:
             return error_response(400, f"unknown status {status!r}: expected one of {', '.join(STATUSES)}")
-        rows = await _in_thread(self._need_introspector().invocations, status, limit)
+        rows = await in_thread(self._need_introspector().invocations, status, limit)
         return web.json_response({"invocations": rows})
 
     async def describe_invocation(self, request: web.Request) -> web.Response:
@@ -111,7 +112,7 @@ class Admin:
             InvocationId.parse(inv)
         except ValueError as e:
             return error_response(400, str(e))
-        found = await _in_thread(self._need_introspector().describe, inv)
+        found = await in_thread(self._need_introspector().describe, inv)
         if found is None:
             return error_response(404, f"invocation {inv} not found")
         return web.json_response(redact_headers(found))
@@ -121,11 +122,11 @@ class Admin:
         svc = self.registry.service(name)
         if svc is None or not svc.keyed:
             return error_response(404, f"no virtual object or workflow named '{name}'")
-        state = await _in_thread(self._need_introspector().state, name, key)
+        state = await in_thread(self._need_introspector().state, name, key)
         return web.json_response({"service": name, "key": key, "state": state})
 
     async def list_timers(self, request: web.Request) -> web.Response:
-        timers = await _in_thread(self._need_introspector().timers, int(request.query.get("limit", "100")))
+        timers = await in_thread(self._need_introspector().timers, int(request.query.get("limit", "100")))
         return web.json_response({"timers": timers})
 
     def _need_subscriptions(self) -> SubscriptionRegistry:
@@ -173,7 +174,7 @@ class Admin:
         if wanted is not None and not wanted.isdigit():
             return error_response(400, "partition must be a number")
         targets = [int(wanted)] if wanted is not None else [row["partition"] for row in control.owned()]
-        taken = [await _in_thread(control.snapshot, p) for p in targets]
+        taken = [await in_thread(control.snapshot, p) for p in targets]
         if wanted is not None and taken[0] is None:
             return error_response(404, f"partition {wanted} is not owned by this processor")
         return web.json_response({"snapshots": [t for t in taken if t is not None]})
@@ -183,8 +184,3 @@ class Admin:
 
 
 STATUSES = ("SCHEDULED", "INBOXED", "INVOKED", "SUSPENDED", "BACKING_OFF", "PAUSED", "COMPLETED")
-
-
-async def _in_thread(fn: Any, *args: Any) -> Any:
-    import asyncio
-    return await asyncio.get_running_loop().run_in_executor(None, fn, *args)

@@ -9,7 +9,6 @@ service's newest revision, so whatever honours a manifest option honours the PAT
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
 import logging
@@ -34,6 +33,7 @@ from reprise.ingress.admin_schema import (
 )
 from reprise.ingress.admin_version import ingress_endpoint
 from reprise.ingress.errors import IngressError
+from reprise.ingress.request_io import in_thread, json_object
 from reprise.ingress.service_openapi import service_openapi
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ class RegistryRoutes:
     # -- deployments
 
     async def register(self, request: web.Request) -> web.Response:
-        body = await _json_object(request)
+        body = await json_object(request)
         if "arn" in body and "uri" not in body:
             raise IngressError(400, "Lambda deployments are not supported by Reprise: register an http(s) uri")
         if not isinstance(body.get("uri"), str):
@@ -93,7 +93,7 @@ class RegistryRoutes:
             manifest["_metadata"] = {str(k): str(v) for k, v in body["metadata"].items()}
         dep = self._with_revisions(Deployment.new(uri, use_http_11, headers, manifest, dep_id))
         if not dry_run:
-            await _in_thread(self.registry.publish, dep)
+            await in_thread(self.registry.publish, dep)
         return web.json_response(registered(dep, self.cfg), status=200 if existing is not None else 201,
                                  headers=location)
 
@@ -136,7 +136,7 @@ class RegistryRoutes:
     async def get_deployment(self, request: web.Request) -> web.Response:
         dep = self._deployment(request)
         out = deployment_detail(dep, self.cfg)
-        counts = await _in_thread(self.pinned)
+        counts = await in_thread(self.pinned)
         if counts is not None:  # Reprise's addition: how many invocations still run on this deployment
             out["active_invocations"] = counts.get(dep.id, 0)
         return web.json_response(out)
@@ -145,7 +145,7 @@ class RegistryRoutes:
         """Restate's update: a new address, protocol or headers for the same deployment id; with
         ``overwrite`` the services are discovered again (their schemas may change)."""
         dep = self._deployment(request)
-        body = await _json_object(request)
+        body = await json_object(request)
         uri = (body.get("uri") or dep.uri).rstrip("/")
         problem = uri_problem(uri)
         if problem is not None:
@@ -164,7 +164,7 @@ class RegistryRoutes:
         updated = Deployment.from_record({**_record(dep, manifest), "uri": uri, "use_http_11": use_http_11,
                                           "additional_headers": headers})
         if body.get("dry_run") is not True:
-            await _in_thread(self.registry.publish, updated)
+            await in_thread(self.registry.publish, updated)
         return web.json_response(deployment_detail(updated, self.cfg))
 
     async def delete_deployment(self, request: web.Request) -> web.Response:
@@ -173,7 +173,7 @@ class RegistryRoutes:
         dep = self._deployment(request)
         force = request.query.get("force", "false").lower() == "true"
         if not force:
-            counts = await _in_thread(self.pinned)
+            counts = await in_thread(self.pinned)
             if counts is None:
                 raise IngressError(409, f"deployment {dep.id}: this process holds no partitions and cannot tell "
                                         "whether invocations still run on it; pass force=true to remove it anyway")
@@ -181,7 +181,7 @@ class RegistryRoutes:
                 raise IngressError(409, f"deployment {dep.id} still has {counts[dep.id]} invocation(s) running "
                                         "on it: wait until they finish, or pass force=true (they would then "
                                         "continue on the newest deployment of their service)")
-        await _in_thread(self.registry.remove, dep.id)
+        await in_thread(self.registry.remove, dep.id)
         return web.Response(status=202)
 
     # -- services
@@ -217,7 +217,7 @@ class RegistryRoutes:
 
     async def modify_service(self, request: web.Request) -> web.Response:
         svc = self._service(request)
-        body = await _json_object(request)
+        body = await json_object(request)
         changes: dict[str, Any] = {}
         if body.get("public") is not None:
             if not isinstance(body["public"], bool):
@@ -243,7 +243,7 @@ class RegistryRoutes:
             if "ingressPrivate" in changes:  # the service's choice wins over its handlers' own
                 for h in entry.get("handlers", []):
                     h.pop("ingressPrivate", None)
-            await _in_thread(self.registry.publish, Deployment.from_record(_record(dep, manifest)))
+            await in_thread(self.registry.publish, Deployment.from_record(_record(dep, manifest)))
         return web.json_response(service_metadata(self.registry.service(svc.name) or svc, self.cfg))
 
 
@@ -266,17 +266,3 @@ def _headers(value: Any) -> dict[str, str]:
     if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
         raise IngressError(400, "additional_headers must map names to strings")
     return dict(value)
-
-
-async def _json_object(request: web.Request) -> dict[str, Any]:
-    try:
-        body = json.loads(await request.read() or b"null")
-    except ValueError:
-        raise IngressError(400, "Failed to parse the request body as JSON") from None
-    if not isinstance(body, dict):
-        raise IngressError(400, "expected a JSON object")
-    return body
-
-
-async def _in_thread(fn: Any, *args: Any) -> Any:
-    return await asyncio.get_running_loop().run_in_executor(None, fn, *args)

@@ -9,7 +9,6 @@ what needs a clock: the next fire times, and the outcome of the last fire's invo
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 import uuid
@@ -24,6 +23,7 @@ from reprise.engine.introspection import Introspector
 from reprise.engine.registry import Registry
 from reprise.ingress.errors import IngressError, error_response
 from reprise.ingress.log_client import LogClient
+from reprise.ingress.request_io import in_thread
 
 NEXT_TICKS_SHOWN = 5
 
@@ -117,20 +117,20 @@ class ScheduleRoutes:
         return web.json_response({"id": sid, "message": answer["schedule"]}, status=answer["code"])
 
     async def list(self, _r: web.Request) -> web.Response:
-        rows = await _in_thread(self.introspector().schedules)
+        rows = await in_thread(self.introspector().schedules)
         return web.json_response({"schedules": [_with_next_ticks(r, 1) for r in rows]})
 
     async def describe(self, request: web.Request) -> web.Response:
         sid = request.match_info["id"]
         introspector = self.introspector()
-        rows = await _in_thread(introspector.schedules)
+        rows = await in_thread(introspector.schedules)
         found = next((r for r in rows if r["id"] == sid), None)
         if found is None:
             return error_response(404, f"schedule {sid} not found")
         out = _with_next_ticks(found)
         out["last_outcome"] = None
         if found["last_invocation_id"]:
-            inv = await _in_thread(introspector.describe, found["last_invocation_id"])
+            inv = await in_thread(introspector.describe, found["last_invocation_id"])
             if inv is not None:
                 out["last_outcome"] = {"invocation_id": inv["id"], "status": inv["status"],
                                        "failure": inv["last_failure"], "output": inv["output"]}
@@ -143,7 +143,3 @@ def _with_next_ticks(row: dict[str, Any], n: int = NEXT_TICKS_SHOWN) -> dict[str
     if not row["paused"] and row["next_tick_ms"] is not None and (not ticks or row["next_tick_ms"] < ticks[0]):
         ticks = [row["next_tick_ms"], *ticks][:n]  # due and not fired yet (the engine is catching up)
     return {**row, "next_fire_times": [spec.iso(t) for t in ticks]}
-
-
-async def _in_thread(fn: Any, *args: Any) -> Any:
-    return await asyncio.get_running_loop().run_in_executor(None, fn, *args)

@@ -7,7 +7,6 @@ refused, as Restate refuses it. Credentials in a cluster's properties are never 
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +19,7 @@ from reprise.engine.kafka_clusters import KafkaCluster, name_problem, own_cluste
 from reprise.engine.registry import Registry
 from reprise.engine.subscriptions import Subscription, SubscriptionRegistry, options_problem
 from reprise.ingress.errors import IngressError
+from reprise.ingress.request_io import in_thread, json_object
 
 
 class SubscriptionRoutes:
@@ -47,7 +47,7 @@ class SubscriptionRoutes:
         "options": {...}}; the options are the consumer's librdkafka properties (``auto.offset.reset``, ...),
         checked in Restate's order (the source's scheme, the sink, then the source's cluster)."""
         subs = self._subscriptions()
-        body = await _json_object(request)
+        body = await json_object(request)
         source, sink, options = body.get("source"), body.get("sink"), body.get("options") or {}
         if not isinstance(source, str):
             raise _undeserializable("source", "a string URI")
@@ -65,7 +65,7 @@ class SubscriptionRoutes:
         if not cluster or not topic or "/" in topic:
             raise IngressError(400, f"bad source {source!r} (expected kafka://<cluster>/<topic>)")
         registered = self._cluster_of_subscription(subs, cluster)
-        sub, created = await _in_thread(subs.create, topic, service, handler, registered, options)
+        sub, created = await in_thread(subs.create, topic, service, handler, registered, options)
         return web.json_response(self._describe(sub), status=201 if created else 200,
                                  headers={"location": f"subscriptions/{sub.id}"})
 
@@ -105,7 +105,7 @@ class SubscriptionRoutes:
         return web.json_response(self._describe(sub))
 
     async def delete_subscription(self, request: web.Request) -> web.Response:
-        if not await _in_thread(self._subscriptions().delete, request.match_info["id"]):
+        if not await in_thread(self._subscriptions().delete, request.match_info["id"]):
             raise IngressError(404, f"subscription {request.match_info['id']} not found")
         return web.Response(status=202)
 
@@ -144,7 +144,7 @@ class SubscriptionRoutes:
                                     "REPRISE_KAFKA_CONFIG)")
 
     async def create_cluster(self, request: web.Request) -> web.Response:
-        body = await _json_object(request)
+        body = await json_object(request)
         properties = body.get("properties")
         problem = name_problem(body.get("name")) or properties_problem(str(body.get("name")), properties)
         if problem is not None:
@@ -156,7 +156,7 @@ class SubscriptionRoutes:
         subs = self._subscriptions()
         if subs.cluster(name) is not None:
             raise IngressError(409, f"kafka cluster '{name}' already exists")
-        cluster = await _in_thread(subs.put_cluster, name, properties, now_ms())
+        cluster = await in_thread(subs.put_cluster, name, properties, now_ms())
         return web.json_response(cluster.describe(), status=201, headers={"location": f"kafka-clusters/{name}"})
 
     async def update_cluster(self, request: web.Request) -> web.Response:
@@ -164,11 +164,11 @@ class SubscriptionRoutes:
         reconnect with them."""
         cluster = self._cluster(request)
         self._refuse_own(cluster)
-        properties = (await _json_object(request)).get("properties")
+        properties = (await json_object(request)).get("properties")
         problem = properties_problem(cluster.name, properties)
         if problem is not None:
             raise IngressError(400, problem)
-        updated = await _in_thread(self._subscriptions().put_cluster, cluster.name, properties, cluster.created_ms)
+        updated = await in_thread(self._subscriptions().put_cluster, cluster.name, properties, cluster.created_ms)
         return web.json_response(updated.describe())
 
     async def delete_cluster(self, request: web.Request) -> web.Response:
@@ -181,7 +181,7 @@ class SubscriptionRoutes:
             raise IngressError(409, f"Removing the kafka cluster '{cluster.name}' leads to subscription "
                                     f"'{users[0].id}' being orphan. Remove the subscription first, or use the "
                                     "'force' flag.")
-        await _in_thread(self._subscriptions().delete_cluster, cluster.name)
+        await in_thread(self._subscriptions().delete_cluster, cluster.name)
         return web.Response(status=202)
 
 
@@ -193,17 +193,3 @@ def _undeserializable(field: str, expected: str) -> IngressError:
 def _invalid_uri(which: str, uri: str, reason: str) -> IngressError:
     """Restate's refusal of a subscription's source or sink (``META0009``)."""
     return IngressError(400, f"[META0009] invalid {which} URI '{uri}': {reason}", restate_code="META0009")
-
-
-async def _json_object(request: web.Request) -> dict[str, Any]:
-    try:
-        body = json.loads(await request.read() or b"null")
-    except ValueError:
-        raise IngressError(400, "Failed to parse the request body as JSON") from None
-    if not isinstance(body, dict):
-        raise IngressError(400, "expected a JSON object")
-    return body
-
-
-async def _in_thread(fn: Any, *args: Any) -> Any:
-    return await asyncio.get_running_loop().run_in_executor(None, fn, *args)

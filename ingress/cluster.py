@@ -33,6 +33,7 @@ from reprise.engine.introspection import Introspector, ScanRefused, Selection, T
 from reprise.engine.partitioning import partition_for_key
 from reprise.engine.registry import Registry
 from reprise.ingress.errors import IngressError
+from reprise.ingress.request_io import in_thread
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -211,7 +212,7 @@ class ClusterReads:
             return sql_query.error(400, f"no table {table!r}")
         try:
             async with self._scans:
-                got = await _in_thread(self._scan_bytes, table, parts, int(body["max_rows"]),
+                got = await in_thread(self._scan_bytes, table, parts, int(body["max_rows"]),
                                        time.monotonic() + float(body["timeout_s"]), selection)
         except ScanRefused as e:
             return sql_query.error(e.status, str(e))
@@ -231,9 +232,5 @@ class ClusterReads:
         if self._local is None or op not in ("invocations", "describe", "state", "timers", "schedules"):
             return web.json_response({"message": f"cannot answer {op!r} here"},
                                      status=409 if self._local is None else 400)
-        got = await _in_thread(getattr(self._local, op), *body.get("args", []))
+        got = await in_thread(getattr(self._local, op), *body.get("args", []))
         return web.Response(body=orjson.dumps(redact_headers(got)), content_type="application/json")
-
-
-async def _in_thread(fn: Any, *args: Any) -> Any:
-    return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
