@@ -41,6 +41,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def free_port_pair(low: int = 20_000, high: int = 32_000) -> int:
+    """A port whose next is free too, below the kernel's ephemeral range (32768 up): a broker binds
+    both (listener, controller) and binds them again when restarted, and a port from the ephemeral
+    range can be taken meanwhile by any outgoing connection's local end."""
+    import random
+
+    for _ in range(200):
+        port = random.randrange(low, high)
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("127.0.0.1", port))
+                b.bind(("127.0.0.1", port + 1))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError(f"no two free consecutive ports in {low}-{high}")
+
+
 def wait_port(port: int, timeout: float = 30.0) -> None:
     """Until something listens on the local port."""
     deadline = time.monotonic() + timeout

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.chaos.run import parse_args, run_chaos
-from tests.harness import free_port
+from tests.harness import free_port_pair
 
 pytestmark = pytest.mark.kafka
 
@@ -25,7 +25,7 @@ def _args(namespace: str, work: Path, *extra: str) -> list[str]:
 @pytest.mark.timeout(600)
 def test_chaos_small_every_acknowledgement_verified_by_id(namespace: str, tmp_path: Path) -> None:
     failures, figures = run_chaos(parse_args(_args(
-        namespace, tmp_path / "chaos", "--broker-port", str(free_port()), "--invocations", "1000",
+        namespace, tmp_path / "chaos", "--broker-port", str(free_port_pair()), "--invocations", "1000",
         "--pace", "0.25", "--chaos-every", "3", "--broker-every", "25")))
     print(figures)
     assert failures == []

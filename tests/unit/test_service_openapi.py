@@ -4,6 +4,7 @@ manifests for the branches the SDK does not produce)."""
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -17,12 +18,13 @@ FIXTURE = json.loads((Path(__file__).parent / "fixtures" / "service_openapi.json
 
 
 def _expected(case: dict[str, Any]) -> dict[str, Any]:
+    """A fresh copy each time: callers adjust it (the integration test sets its own server)."""
     common = FIXTURE["common"]
-    return {"components": {"parameters": common["parameters"], "responses": common["responses"],
+    return copy.deepcopy({"components": {"parameters": common["parameters"], "responses": common["responses"],
                            "schemas": {"RestateError": common["RestateError"], **case["schemas"]}},
             "info": case["info"], "openapi": "3.1.0", "paths": case["paths"],
             "servers": [{"description": "Restate Ingress URL", "url": FIXTURE["ingress_url"]}],
-            "tags": common["tags"]}
+            "tags": common["tags"]})
 
 
 @pytest.mark.parametrize("case", FIXTURE["services"], ids=[c["manifest"]["name"] for c in FIXTURE["services"]])
